@@ -1,0 +1,259 @@
+"""LeanpayClient: the one place that speaks HTTP to Leanpay.
+
+One `requests.Session` (shared by the sending threads, pooled to the in-flight count),
+a timeout on every call, and one retry policy driven by `backoff`:
+
+* retried: 429, 5xx, and connection failures that happened *before* the request was
+  sent (nothing can have been stored); `Retry-After` (seconds or HTTP-date) is honoured,
+  capped at `max_retry_wait`; otherwise exponential backoff with full jitter;
+* not retried here: a POST whose connection dropped *after* it was sent, or that timed
+  out waiting for the answer. Leanpay may have stored it, so the caller decides (it
+  checks which items exist before sending them again) -> `Ambiguous`;
+* never retried: 401/403 (`AuthError`), other 4xx (`ItemsRefused` for 400/409/422,
+  whose items are worth isolating; `ApiError` otherwise).
+
+The API key only ever travels in the `Authorization` header; nothing here logs headers.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Generator, Sequence
+from typing import Any
+
+import backoff
+import msgspec
+import requests
+from requests.adapters import HTTPAdapter
+
+from target_leanpay import __version__
+from target_leanpay.errors import (
+    Ambiguous,
+    ApiError,
+    AuthError,
+    ItemsRefused,
+    RetriesExhausted,
+    quote,
+)
+from target_leanpay.resources import Resource
+
+logger = logging.getLogger("target-leanpay.client")
+
+ITEM_STATUSES = frozenset({400, 409, 422})
+"""Refusals that blame the content of the batch rather than the request."""
+
+_json_encode = msgspec.json.Encoder().encode
+
+
+class _Retryable(Exception):
+    """A failure worth another attempt; carries the server's requested wait, if any."""
+
+    def __init__(self, error: ApiError, retry_after: float | None) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.retry_after = retry_after
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a `Retry-After` header (delta-seconds or HTTP-date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def _wait_times(base: float, cap: float) -> Generator[float, _Retryable | None, None]:
+    """Retry-After when the server gives one, else exponential backoff with full jitter."""
+    failure = yield 0.0
+    attempt = 0
+    while True:
+        if failure is not None and failure.retry_after is not None:
+            wait = min(failure.retry_after, cap)
+        else:
+            wait = random.uniform(0, min(cap, base * 2**attempt))
+        attempt += 1
+        failure = yield wait
+
+
+class LeanpayClient:
+    """Sends batch imports and lists invoices, with the retry policy above."""
+
+    def __init__(
+        self,
+        *,
+        api_url: str,
+        api_key: str,
+        timeout: float,
+        max_retries: int,
+        max_retry_wait: float,
+        pool_size: int,
+        stopping: threading.Event,
+        backoff_base: float = 0.5,
+    ) -> None:
+        self.api_url = api_url.rstrip("/")
+        self.timeout = (min(10.0, timeout), timeout)
+        self.max_retries = max_retries
+        self.max_retry_wait = max_retry_wait
+        self.backoff_base = backoff_base
+        self.stopping = stopping
+        self.session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self.session.headers.update(
+            {
+                "Authorization": api_key,
+                "Content-Type": "application/json",
+                "Accept": "application/json",
+                "User-Agent": f"target-leanpay/{__version__}",
+            }
+        )
+
+    def close(self) -> None:
+        """Release pooled connections."""
+        self.session.close()
+
+    def post_batch(
+        self,
+        resource: Resource,
+        items: Sequence[dict[str, Any]],
+        *,
+        on_retry: Callable[[str], None] | None = None,
+    ) -> list[dict[str, Any]]:
+        """POST one batch; return the created objects Leanpay acknowledged."""
+        body = _json_encode({resource.body_key: list(items)})
+        response = self._with_retries(
+            lambda: self._send("POST", resource.path, body=body), on_retry=on_retry
+        )
+        data = _json_or_none(response)
+        if isinstance(data, dict) and isinstance(data.get("data"), list):
+            return list(data["data"])
+        return []
+
+    def get_page(self, path: str, page: int) -> dict[str, Any]:
+        """GET one page of a list endpoint (`{data, count, total, page, pageCount}`)."""
+        response = self._with_retries(
+            lambda: self._send("GET", path, params={"page": page}), on_retry=None
+        )
+        data = _json_or_none(response)
+        if not isinstance(data, dict) or not isinstance(data.get("data"), list):
+            raise ApiError(
+                f"GET {path}?page={page} answered an unexpected body",
+                status=response.status_code,
+                body=response.text,
+            )
+        return data
+
+    def _with_retries(
+        self,
+        call: Callable[[], requests.Response],
+        *,
+        on_retry: Callable[[str], None] | None,
+    ) -> requests.Response:
+        def log_retry(details: Any) -> None:
+            failure = details["exception"]
+            message = (
+                f"{failure.error} (attempt {details['tries']} of {self.max_retries + 1}); "
+                f"retrying in {details['wait']:.1f} s"
+            )
+            logger.warning(message)
+            if on_retry is not None:
+                on_retry(message)
+
+        retrying = backoff.on_exception(
+            _wait_times,
+            _Retryable,
+            max_tries=self.max_retries + 1,
+            giveup=lambda _exc: self.stopping.is_set(),
+            on_backoff=log_retry,
+            raise_on_giveup=True,
+            jitter=None,
+            logger=None,
+            base=self.backoff_base,
+            cap=self.max_retry_wait,
+        )(call)
+        try:
+            return retrying()
+        except _Retryable as exhausted:
+            error = exhausted.error
+            attempts = (
+                "stopping"
+                if self.stopping.is_set()
+                else (f"gave up after {self.max_retries + 1} attempts")
+            )
+            raise RetriesExhausted(
+                f"{error} ({attempts})", status=error.status, body=error.body
+            ) from None
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: bytes | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> requests.Response:
+        where = f"{method} {path}"
+        try:
+            response = self.session.request(
+                method, self.api_url + path, data=body, params=params, timeout=self.timeout
+            )
+        except requests.ConnectTimeout as exc:
+            failure = ApiError(f"{where}: could not connect ({_reason(exc)})")
+            raise _Retryable(failure, None) from None
+        except (requests.Timeout, requests.ConnectionError) as exc:
+            if method == "GET" or _never_sent(exc):
+                raise _Retryable(ApiError(f"{where}: {_reason(exc)}"), None) from None
+            raise Ambiguous(
+                f"{where}: the request was sent but no answer came back ({_reason(exc)}); "
+                "Leanpay may have stored it"
+            ) from None
+        return self._classify(where, response)
+
+    def _classify(self, where: str, response: requests.Response) -> requests.Response:
+        status = response.status_code
+        if status < 300:
+            return response
+        text = response.text
+        said = f"{where}: HTTP {status}: {quote(text) or '(empty body)'}"
+        if status in (401, 403):
+            raise AuthError(
+                f"{said} — Leanpay refused the credentials; check the api_key setting",
+                status=status,
+                body=text,
+            )
+        if status == 429 or status >= 500:
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            raise _Retryable(ApiError(said, status=status, body=text), retry_after)
+        if status in ITEM_STATUSES:
+            raise ItemsRefused(said, status=status, body=text)
+        raise ApiError(said, status=status, body=text)
+
+
+def _never_sent(exc: BaseException) -> bool:
+    """True when the connection failed before any byte of the request left."""
+    text = repr(exc)
+    return "NewConnectionError" in text or "Failed to establish" in text
+
+
+def _reason(exc: BaseException) -> str:
+    return quote(str(exc) or type(exc).__name__, 200)
+
+
+def _json_or_none(response: requests.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None

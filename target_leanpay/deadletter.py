@@ -1,0 +1,104 @@
+"""Rejected records: into the dead-letter file, or the end of the run.
+
+With `dead_letter_path` set, each rejected record becomes one JSON line holding the
+stream, the original record, the payload built from it (if any), the reasons, and what
+the API said; the record then counts as settled, so STATE may move past it (it is safe in
+the file). Without it, the first rejection stops the run with a message that names the
+stream, the record and the field.
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import json
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from target_leanpay.errors import RejectedRecord, TooManyRejections, quote
+from target_leanpay.mapping import Problem
+
+
+@dataclass(frozen=True)
+class RejectedItem:
+    """Everything a human needs to fix and replay one record."""
+
+    stream: str
+    ident: str
+    record: dict[str, Any]
+    payload: dict[str, Any] | None
+    problems: tuple[Problem, ...]
+    http_status: int | None = None
+    api_message: str | None = None
+
+    def describe(self) -> str:
+        """One paragraph: stream, record, fields, reasons, and what the API said."""
+        reasons = "; ".join(f"{p.field}: {p.reason}" for p in self.problems)
+        text = f"stream '{self.stream}', record {self.ident}: {reasons}"
+        if self.http_status is not None:
+            text += f" (Leanpay answered HTTP {self.http_status}: {quote(self.api_message or '')})"
+        return text
+
+
+def _json_default(value: Any) -> Any:
+    """Keep the source's exact values: Decimal and dates as their text."""
+    if isinstance(value, decimal.Decimal | datetime.date | datetime.datetime):
+        return str(value) if isinstance(value, decimal.Decimal) else value.isoformat()
+    return repr(value)
+
+
+class DeadLetters:
+    """Writes rejected records, or raises when there is nowhere to write them."""
+
+    def __init__(self, path: str | None, max_rejections: int | None) -> None:
+        self.path = path
+        self.max_rejections = max_rejections
+        self.count = 0
+        self._lock = threading.Lock()
+        self._file: IO[str] | None = None
+
+    def reject(self, item: RejectedItem) -> None:
+        """Record `item` as rejected; raise if the run must stop because of it."""
+        if self.path is None:
+            raise RejectedRecord(
+                f"Rejected {item.describe()}. Nothing was sent for this record and STATE "
+                "stops before it. Fix the record, or set dead_letter_path to set such "
+                "records aside and load the rest."
+            )
+        line = json.dumps(
+            {
+                "stream": item.stream,
+                "record_id": item.ident,
+                "record": item.record,
+                "payload": item.payload,
+                "reasons": [{"field": p.field, "reason": p.reason} for p in item.problems],
+                "http_status": item.http_status,
+                "api_message": item.api_message,
+                "rejected_at": datetime.datetime.now(datetime.UTC).isoformat(),
+            },
+            default=_json_default,
+            ensure_ascii=False,
+        )
+        with self._lock:
+            if self._file is None:
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+                self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
+            self._file.write(line + "\n")
+            self._file.flush()
+            self.count += 1
+            count = self.count
+        if self.max_rejections is not None and count > self.max_rejections:
+            raise TooManyRejections(
+                f"{count} records were rejected, more than max_rejections "
+                f"({self.max_rejections}); the last: {item.describe()}. "
+                f"All of them are in {self.path}."
+            )
+
+    def close(self) -> None:
+        """Flush and close the file."""
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+                self._file = None

@@ -1,0 +1,307 @@
+"""Dispatcher: sends chunks of <= 100 items concurrently and settles every record once.
+
+Reading goes on while up to `max_in_flight` requests are on the wire; `submit` blocks
+when all slots are taken, so memory stays flat whatever the input size. Each record of a
+chunk ends in exactly one of three ways, and only then is it settled for checkpoints:
+
+* acknowledged by Leanpay (2xx);
+* already present (replay safety found its externalId in Leanpay);
+* rejected (dead-lettered, or the run stops).
+
+A 400/409/422 refusal is narrowed down to the guilty items: by the item paths the API
+names (`invoices.3.amount ...`), else by bisection. One bad item among n costs at most
+2*ceil(log2 n) extra requests (14 for a batch of 100); k bad items at most 14*k, and a
+batch never costs more than 2n-1 requests in all. The good items are sent once.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from target_leanpay.checkpoint import Checkpoints
+from target_leanpay.deadletter import DeadLetters, RejectedItem
+from target_leanpay.errors import Ambiguous, ApiError, ItemsRefused, TargetLeanpayError
+from target_leanpay.mapping import Problem
+from target_leanpay.progress import Progress, StreamStats
+from target_leanpay.replay import ReplayGuard
+from target_leanpay.resources import Resource
+
+logger = logging.getLogger("target-leanpay")
+
+Sender = Callable[..., list[dict[str, Any]]]
+"""`sender(resource, items, on_retry=...)`: the client's post_batch, or the dry run's."""
+
+
+@dataclass(slots=True)
+class Pending:
+    """A mapped record waiting for Leanpay's answer."""
+
+    seq: int
+    record: dict[str, Any]
+    payload: dict[str, Any]
+    external_id: str | None
+    ident: str
+
+
+@dataclass(slots=True)
+class Chunk:
+    """Up to 100 items of one stream, bound for one resource."""
+
+    stream: str
+    resource: Resource
+    items: list[Pending]
+    stats: StreamStats
+    guard: ReplayGuard[Pending] | None
+
+    def describe(self, items: Sequence[Pending] | None = None) -> str:
+        """Name the stream and the batch's first and last record."""
+        items = self.items if items is None else items
+        first, last = items[0].ident, items[-1].ident
+        span = first if len(items) == 1 else f"{first} … {last}"
+        return f"stream '{self.stream}', batch of {len(items)} {self.resource.name} ({span})"
+
+
+def _messages(body: str) -> list[str]:
+    """The error strings of a refusal, whatever shape the body has."""
+    try:
+        data = msgspec.json.decode(body)
+    except msgspec.DecodeError:
+        return [body] if body else []
+    found = data.get("message") if isinstance(data, dict) else data
+    if isinstance(found, str):
+        return [found]
+    if isinstance(found, list):
+        return [m if isinstance(m, str) else msgspec.json.encode(m).decode() for m in found]
+    return [body]
+
+
+def blamed_items(body: str, body_key: str, size: int) -> dict[int, list[Problem]]:
+    """Item index -> problems, for messages like `invoices.3.amount must not be ...`."""
+    pattern = re.compile(rf"^\s*{re.escape(body_key)}(?:\.|\[)(\d+)\]?(?:\.(\w+))?\s*(.*)$")
+    blamed: dict[int, list[Problem]] = {}
+    for message in _messages(body):
+        match = pattern.match(message)
+        if match is None:
+            continue
+        index = int(match.group(1))
+        if index >= size:
+            return {}  # the API counts differently than we think: do not trust any index
+        field = match.group(2) or "(item)"
+        blamed.setdefault(index, []).append(Problem(field, message.strip()))
+    return blamed
+
+
+class Dispatcher:
+    """Sends chunks on a small thread pool; the first fatal error stops the run."""
+
+    def __init__(
+        self,
+        *,
+        send: Sender,
+        max_in_flight: int,
+        checkpoints: Checkpoints,
+        dead_letters: DeadLetters,
+        progress: Progress,
+        stopping: threading.Event,
+        max_ambiguous_retries: int,
+    ) -> None:
+        self._send = send
+        self._checkpoints = checkpoints
+        self._dead_letters = dead_letters
+        self._progress = progress
+        self._stopping = stopping
+        self._max_ambiguous_retries = max_ambiguous_retries
+        self._pool = ThreadPoolExecutor(max_in_flight, thread_name_prefix="leanpay-send")
+        self._slots = threading.BoundedSemaphore(max_in_flight)
+        self._futures: set[Future[None]] = set()
+        self._lock = threading.Lock()
+        self._failure: BaseException | None = None
+
+    def submit(self, chunk: Chunk) -> None:
+        """Queue `chunk`; blocks while every slot is in flight."""
+        self.raise_failure()
+        self._slots.acquire()
+        try:
+            self.raise_failure()
+            future = self._pool.submit(self._run, chunk)
+        except BaseException:
+            self._slots.release()
+            raise
+        with self._lock:
+            self._futures.add(future)
+        future.add_done_callback(self._forget)
+
+    def wait_all(self, timeout: float | None = None) -> bool:
+        """Wait for every chunk in flight; True if none is left."""
+        with self._lock:
+            pending = set(self._futures)
+        _, not_done = wait(pending, timeout=timeout)
+        return not not_done
+
+    def raise_failure(self) -> None:
+        """Re-raise, in the reading thread, the first fatal error of a sending thread."""
+        if self._failure is not None:
+            raise self._failure
+
+    def shutdown(self) -> None:
+        """Stop the threads (after wait_all)."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _forget(self, future: Future[None]) -> None:
+        with self._lock:
+            self._futures.discard(future)
+
+    def _run(self, chunk: Chunk) -> None:
+        try:
+            self._deliver(chunk, chunk.items, ambiguous_tries=0)
+        except TargetLeanpayError as error:
+            self._fail(error)
+        except BaseException as error:  # a bug: keep the traceback for the log
+            logger.exception("Unexpected failure while sending %s", chunk.describe())
+            self._fail(error)
+        finally:
+            self._slots.release()
+            self._progress.maybe_log()
+
+    def _fail(self, error: BaseException) -> None:
+        with self._lock:
+            if self._failure is None:
+                self._failure = error
+        self._stopping.set()
+
+    def _deliver(self, chunk: Chunk, items: list[Pending], *, ambiguous_tries: int) -> None:
+        def count_retry(_message: str) -> None:
+            chunk.stats.add(retries=1)
+
+        if self._stopping.is_set() and self._failure is not None:
+            return  # the run already failed: sending more would only delay the exit
+        chunk.stats.add(requests=1)
+        try:
+            self._send(chunk.resource, [p.payload for p in items], on_retry=count_retry)
+        except ItemsRefused as refusal:
+            self._isolate(chunk, items, refusal, ambiguous_tries=ambiguous_tries)
+        except Ambiguous as unknown:
+            self._after_ambiguous(chunk, items, unknown, ambiguous_tries=ambiguous_tries)
+        except ApiError as error:
+            raise type(error)(
+                f"{chunk.describe(items)} failed: {error}", status=error.status, body=error.body
+            ) from None
+        else:
+            self._acknowledge(chunk, items)
+
+    def _acknowledge(self, chunk: Chunk, items: list[Pending]) -> None:
+        twins: list[Pending] = []
+        if chunk.guard is not None:
+            for item in items:
+                if item.external_id is not None:
+                    twins += chunk.guard.acknowledged(item.external_id)
+        chunk.stats.add(acknowledged=len(items), already_present=len(twins))
+        self._checkpoints.settle([p.seq for p in items] + [p.seq for p in twins])
+
+    def _isolate(
+        self, chunk: Chunk, items: list[Pending], refusal: ItemsRefused, *, ambiguous_tries: int
+    ) -> None:
+        blamed = blamed_items(refusal.body, chunk.resource.body_key, len(items))
+        if len(items) == 1 and not blamed:
+            blamed = {0: [Problem("(item)", f"refused by Leanpay: {refusal.api_said}")]}
+        if not blamed:
+            middle = len(items) // 2
+            logger.info("%s refused without naming an item; bisecting", chunk.describe(items))
+            for half in (items[:middle], items[middle:]):
+                self._deliver(chunk, half, ambiguous_tries=ambiguous_tries)
+            return
+        for index, problems in sorted(blamed.items()):
+            item = items[index]
+            if refusal.status == 409 and ambiguous_tries and item.external_id is not None:
+                # Our own earlier, unanswered attempt stored it: it is present, not refused.
+                self._present(chunk, [item])
+                continue
+            self._reject(chunk, item, tuple(problems), refusal)
+        rest = [item for index, item in enumerate(items) if index not in blamed]
+        if rest:
+            self._deliver(chunk, rest, ambiguous_tries=ambiguous_tries)
+
+    def _reject(
+        self, chunk: Chunk, item: Pending, problems: tuple[Problem, ...], refusal: ApiError
+    ) -> None:
+        twins = chunk.guard.refused(item.external_id) if chunk.guard and item.external_id else []
+        for rejected, reasons in [(item, problems)] + [
+            (
+                twin,
+                (
+                    Problem(
+                        "externalId",
+                        f"shares externalId with {item.ident}, which Leanpay refused",
+                    ),
+                ),
+            )
+            for twin in twins
+        ]:
+            self._dead_letters.reject(
+                RejectedItem(
+                    stream=chunk.stream,
+                    ident=rejected.ident,
+                    record=rejected.record,
+                    payload=rejected.payload,
+                    problems=reasons,
+                    http_status=refusal.status,
+                    api_message=refusal.body,
+                )
+            )
+            chunk.stats.add(rejected=1)
+            self._checkpoints.settle([rejected.seq])
+
+    def _present(self, chunk: Chunk, items: list[Pending]) -> None:
+        twins: list[Pending] = []
+        if chunk.guard is not None:
+            for item in items:
+                if item.external_id is not None:
+                    twins += chunk.guard.acknowledged(item.external_id)
+        chunk.stats.add(already_present=len(items) + len(twins))
+        self._checkpoints.settle([p.seq for p in items] + [p.seq for p in twins])
+
+    def _after_ambiguous(
+        self, chunk: Chunk, items: list[Pending], unknown: Ambiguous, *, ambiguous_tries: int
+    ) -> None:
+        if ambiguous_tries >= self._max_ambiguous_retries or self._stopping.is_set():
+            raise Ambiguous(f"{chunk.describe(items)} failed: {unknown}") from None
+        chunk.stats.add(retries=1)
+        if chunk.guard is None:
+            logger.warning(
+                "%s: %s. %s has no list endpoint to check, so the batch is sent again "
+                "and may be stored twice",
+                chunk.describe(items),
+                unknown,
+                chunk.resource.name,
+            )
+            self._deliver(chunk, items, ambiguous_tries=ambiguous_tries + 1)
+            return
+        logger.warning(
+            "%s: %s. Checking which items Leanpay holds before sending again",
+            chunk.describe(items),
+            unknown,
+        )
+        chunk.guard.load()
+        stored = [p for p in items if p.external_id and chunk.guard.holds(p.external_id)]
+        stored_seqs = {p.seq for p in stored}
+        missing = [p for p in items if p.seq not in stored_seqs]
+        if stored:
+            self._present(chunk, stored)
+        unverifiable = [p.ident for p in missing if p.external_id is None]
+        if unverifiable:
+            logger.warning(
+                "%s: %d records without externalId are sent again and may be stored twice: %s",
+                chunk.describe(items),
+                len(unverifiable),
+                ", ".join(unverifiable[:5]),
+            )
+        if missing:
+            self._deliver(chunk, missing, ambiguous_tries=ambiguous_tries + 1)

@@ -1,0 +1,66 @@
+"""The failures target-leanpay distinguishes, each carrying what a human needs to act."""
+
+from __future__ import annotations
+
+MAX_QUOTE = 300
+"""Longest excerpt of an API body or input line quoted in a message."""
+
+
+def quote(text: str, limit: int = MAX_QUOTE) -> str:
+    """Shorten `text` for a one-paragraph message, saying how much was cut."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text)} characters)"
+
+
+class TargetLeanpayError(Exception):
+    """An expected failure: reported as one paragraph, without a traceback."""
+
+
+class ConfigError(TargetLeanpayError):
+    """The settings cannot work (missing key, unreadable client_ids_file, ...)."""
+
+
+class InputError(TargetLeanpayError):
+    """The tap sent something that is not valid Singer input."""
+
+
+class RejectedRecord(TargetLeanpayError):
+    """A record was refused (locally or by Leanpay) and no dead-letter file is set."""
+
+
+class TooManyRejections(TargetLeanpayError):
+    """More records were dead-lettered than `max_rejections` allows."""
+
+
+class ApiError(TargetLeanpayError):
+    """Leanpay answered with an error, or could not be reached."""
+
+    def __init__(self, message: str, *, status: int | None = None, body: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = body
+
+    @property
+    def api_said(self) -> str:
+        """What the API answered, quoted for a message."""
+        if self.status is None:
+            return "no answer"
+        return f"HTTP {self.status}: {quote(self.body) or '(empty body)'}"
+
+
+class AuthError(ApiError):
+    """401/403: retrying cannot help; the key is wrong or lacks rights."""
+
+
+class ItemsRefused(ApiError):
+    """A 4xx naming (or blaming) the items of a batch: worth isolating the bad items."""
+
+
+class RetriesExhausted(ApiError):
+    """A retryable failure (429, 5xx, connection) outlasted the retry budget."""
+
+
+class Ambiguous(ApiError):
+    """The request may or may not have been stored (dropped connection, timeout)."""

@@ -1,0 +1,125 @@
+"""Replay safety: never send an externalId that Leanpay already holds.
+
+Singer delivery is at-least-once: a resumed run re-sends records after the last STATE,
+and some of them may already be in Leanpay. Leanpay documents no idempotency key and no
+behaviour for a repeated externalId, so the target does not rely on one:
+
+* before the first record of a listable resource (invoices: `GET /invoices?page=N`) is
+  sent, every page is read once and the externalIds kept in a set;
+* each record's externalId is *claimed* before it is sent; a later record with the same
+  externalId waits for the first one's outcome (acknowledged -> "already present";
+  refused -> refused too, pointing at the first);
+* after an ambiguous request (sent, but no answer), the pages are read again and only the
+  items still missing are re-sent.
+
+Records without an externalId, and resources with no list endpoint, cannot be checked:
+they are sent at least once (README, "Exactly once").
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, Literal, TypeVar
+
+from target_leanpay.resources import Resource
+
+logger = logging.getLogger("target-leanpay.replay")
+
+T = TypeVar("T")
+Verdict = Literal["send", "present", "parked"]
+PageReader = Callable[[str, int], dict[str, Any]]
+
+
+@dataclass
+class _Claim(Generic[T]):
+    waiting: list[T] = field(default_factory=list)
+
+
+class ReplayGuard(Generic[T]):
+    """The externalIds Leanpay holds or that this run is sending, for one resource."""
+
+    def __init__(self, resource: Resource, read_page: PageReader) -> None:
+        if resource.list_path is None:
+            raise ValueError(f"{resource.name} has no list endpoint")
+        self.resource = resource
+        self._read_page = read_page
+        self._lock = threading.Lock()
+        self._present: set[str] = set()
+        self._claims: dict[str, _Claim[T]] = {}
+        self._loaded_generation = 0
+        self._refresh_lock = threading.Lock()
+        self.list_requests = 0
+
+    def load(self) -> None:
+        """Read every page of the list endpoint (again) and remember its externalIds."""
+        generation = self._loaded_generation
+        with self._refresh_lock:
+            if self._loaded_generation != generation:
+                return  # another thread refreshed while this one waited: that list is newer
+            found = self._list_all()
+            with self._lock:
+                self._present |= found
+            self._loaded_generation += 1
+
+    @property
+    def present_count(self) -> int:
+        """How many externalIds are known to be in Leanpay."""
+        with self._lock:
+            return len(self._present)
+
+    def holds(self, external_id: str) -> bool:
+        """Whether Leanpay is known to hold `external_id`."""
+        with self._lock:
+            return external_id in self._present
+
+    def claim(self, external_id: str, item: T) -> Verdict:
+        """Decide whether `item` should be sent; park it behind an earlier twin."""
+        with self._lock:
+            if external_id in self._present:
+                return "present"
+            twin = self._claims.get(external_id)
+            if twin is not None:
+                twin.waiting.append(item)
+                return "parked"
+            self._claims[external_id] = _Claim()
+            return "send"
+
+    def acknowledged(self, external_id: str) -> list[T]:
+        """Leanpay holds it now; return the twins that were waiting (they are present)."""
+        with self._lock:
+            self._present.add(external_id)
+            claim = self._claims.pop(external_id, None)
+            return claim.waiting if claim else []
+
+    def refused(self, external_id: str) -> list[T]:
+        """The claimant was refused; return the twins, which cannot be trusted either."""
+        with self._lock:
+            claim = self._claims.pop(external_id, None)
+            return claim.waiting if claim else []
+
+    def _list_all(self) -> set[str]:
+        assert self.resource.list_path is not None
+        found: set[str] = set()
+        page, page_count = 1, 1
+        while page <= page_count:
+            body = self._read_page(self.resource.list_path, page)
+            self.list_requests += 1
+            rows = body.get("data") or []
+            for row in rows:
+                external_id = row.get("externalId") if isinstance(row, dict) else None
+                if external_id:
+                    found.add(str(external_id))
+            page_count = int(body.get("pageCount") or 0)
+            if not rows:
+                break
+            page += 1
+        logger.info(
+            "Replay safety: Leanpay holds %d %s with an externalId (%d list requests so far)",
+            len(found),
+            self.resource.name,
+            self.list_requests,
+        )
+        return found

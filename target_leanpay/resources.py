@@ -1,0 +1,162 @@
+"""The Leanpay batch-import surface, as data.
+
+Each resource names its batch path, the body key of its item list, and the fields an
+item may carry. Mapping, validation, the stand-in server and the documentation all read
+this table, so adding a resource means adding an entry here and nothing else.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+MAX_ITEMS_PER_REQUEST = 100
+"""Leanpay refuses batch imports of more than 100 items."""
+
+MAX_STRING_LENGTH = 80
+
+
+class Kind(enum.Enum):
+    """How a field's value is checked and converted."""
+
+    UUID = "uuid"
+    STRING = "string"
+    MONEY = "money"  # integer minor units, >= 0
+    DATE = "date"  # YYYY-MM-DD
+    BOOLEAN = "boolean"
+    CURRENCY = "currency"  # ISO 4217 code, <= 3 characters
+
+
+@dataclass(frozen=True)
+class Field:
+    """One property of a batch item."""
+
+    name: str
+    kind: Kind
+    required: bool = False
+    max_length: int | None = None
+    nullable: bool = True
+
+    @property
+    def snake_name(self) -> str:
+        """The snake_case alias accepted in records (`netAmount` -> `net_amount`)."""
+        return "".join(f"_{c.lower()}" if c.isupper() else c for c in self.name)
+
+
+def _string(name: str, *, required: bool = False, nullable: bool = True) -> Field:
+    return Field(name, Kind.STRING, required, MAX_STRING_LENGTH, nullable)
+
+
+@dataclass(frozen=True)
+class Resource:
+    """One batch-import endpoint of the Leanpay public API."""
+
+    name: str
+    path: str
+    body_key: str
+    fields: tuple[Field, ...]
+    list_path: str | None = None
+    """Where existing objects (with their externalId) can be listed, if anywhere."""
+    field_names: frozenset[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "field_names", frozenset(f.name for f in self.fields))
+
+
+INVOICES = Resource(
+    name="invoices",
+    path="/invoices/batch",
+    body_key="invoices",
+    list_path="/invoices",
+    fields=(
+        Field("clientId", Kind.UUID, required=True),
+        _string("reference", required=True),
+        Field("amount", Kind.MONEY, required=True),
+        Field("netAmount", Kind.MONEY),
+        Field("issueDate", Kind.DATE, required=True),
+        Field("dueDate", Kind.DATE, required=True),
+        _string("externalId"),
+        Field("sentDate", Kind.DATE),
+    ),
+)
+
+CREDIT_NOTES = Resource(
+    name="credit_notes",
+    path="/credit-notes/batch",
+    body_key="creditNotes",
+    fields=(
+        Field("clientId", Kind.UUID, required=True),
+        _string("reference", required=True),
+        Field("amount", Kind.MONEY, required=True),
+        Field("netAmount", Kind.MONEY),
+        Field("issueDate", Kind.DATE, required=True),
+        Field("dueDate", Kind.DATE),
+        _string("externalId"),
+    ),
+)
+
+PAYBACKS = Resource(
+    name="paybacks",
+    path="/paybacks/batch",
+    body_key="paybacks",
+    fields=(
+        Field("creditNoteId", Kind.UUID, required=True),
+        Field("amount", Kind.MONEY, required=True),
+        Field("date", Kind.DATE, required=True),
+        _string("externalId"),
+    ),
+)
+
+LINKS = Resource(
+    name="links",
+    path="/links/batch",
+    body_key="links",
+    fields=(
+        Field("invoiceId", Kind.UUID, required=True),
+        Field("creditNoteId", Kind.UUID, required=True),
+        Field("amount", Kind.MONEY, required=True),
+        Field("date", Kind.DATE, required=True),
+        _string("externalId"),
+    ),
+)
+
+MISC_OPERATIONS = Resource(
+    name="misc_operations",
+    path="/misc-operations/batch",
+    body_key="miscOperations",
+    fields=(
+        Field("clientId", Kind.UUID, required=True),
+        _string("externalId", required=True, nullable=False),
+        Field("amount", Kind.MONEY, required=True),
+        Field("defaultCurrencyAmount", Kind.MONEY, required=True),
+        Field("date", Kind.DATE, required=True),
+        Field("currency", Kind.CURRENCY, required=True, max_length=3),
+        Field("description", Kind.STRING),
+    ),
+)
+
+ADDRESSES = Resource(
+    name="addresses",
+    path="/addresses/batch",
+    body_key="addresses",
+    fields=(
+        Field("clientId", Kind.UUID, required=True),
+        _string("company", required=True),
+        _string("line1", required=True),
+        _string("city", required=True),
+        _string("postalCode", required=True),
+        _string("country", required=True),
+        _string("name"),
+        _string("line2"),
+        _string("line3"),
+        _string("externalId"),
+        Field("main", Kind.BOOLEAN),
+    ),
+)
+
+RESOURCES: dict[str, Resource] = {
+    r.name: r for r in (INVOICES, CREDIT_NOTES, PAYBACKS, LINKS, MISC_OPERATIONS, ADDRESSES)
+}
+"""Resources by the name used in the `stream_resources` setting."""
+
+RESOURCES_BY_PATH: dict[str, Resource] = {r.path: r for r in RESOURCES.values()}

@@ -1,0 +1,153 @@
+"""Run: the objects one target run shares between its sinks and sending threads."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from pathlib import Path
+from typing import IO, Any
+
+from target_leanpay.checkpoint import Checkpoints, State, write_to_stdout
+from target_leanpay.client import LeanpayClient
+from target_leanpay.deadletter import DeadLetters
+from target_leanpay.dispatcher import Dispatcher, Pending, Sender
+from target_leanpay.progress import Progress
+from target_leanpay.replay import ReplayGuard
+from target_leanpay.resources import RESOURCES, Resource
+from target_leanpay.settings import DEFAULT_RESOURCE, Settings
+
+logger = logging.getLogger("target-leanpay")
+
+STATS_EVERY = 1000
+"""Records between two looks at the clock (progress line, the SDK's periodic drain)."""
+
+
+class DryRunWriter:
+    """Stands in for the client: writes each request it would send, sends nothing."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.requests = 0
+        self._lock = threading.Lock()
+        self._file: IO[str] | None = None
+
+    def post_batch(
+        self, resource: Resource, items: list[dict[str, Any]], **_: Any
+    ) -> list[dict[str, Any]]:
+        """Write `{method, path, body}` as one JSON line; acknowledge nothing remotely."""
+        body = {resource.body_key: items}
+        line = json.dumps({"method": "POST", "path": resource.path, "body": body})
+        with self._lock:
+            if self._file is None:
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+                self._file = open(self.path, "w", encoding="utf-8")  # noqa: SIM115
+            self._file.write(line + "\n")
+            self._file.flush()
+            self.requests += 1
+        return []
+
+    def close(self) -> None:
+        """Close the output file."""
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+
+
+def _discard(_state: State) -> None:
+    """A dry run writes no STATE: the next real run must not skip what was not sent."""
+
+
+class Run:
+    """Settings plus the live machinery: client, dispatcher, checkpoints, dead letters."""
+
+    def __init__(self, settings: Settings, line_number: Any) -> None:
+        self.settings = settings
+        self._line_number = line_number
+        self.stopping = threading.Event()
+        self.progress = Progress()
+        self.checkpoints = Checkpoints(_discard if settings.dry_run else write_to_stdout)
+        self.dead_letters = DeadLetters(settings.dead_letter_path, settings.max_rejections)
+        self.client: LeanpayClient | None = None
+        self.dry_run: DryRunWriter | None = None
+        send: Sender
+        if settings.dry_run:
+            self.dry_run = DryRunWriter(settings.dry_run_path)
+            send = self.dry_run.post_batch
+        else:
+            self.client = LeanpayClient(
+                api_url=settings.api_url,
+                api_key=settings.api_key,
+                timeout=settings.request_timeout,
+                max_retries=settings.max_retries,
+                max_retry_wait=settings.max_retry_wait,
+                pool_size=settings.max_in_flight + 1,
+                stopping=self.stopping,
+            )
+            send = self.client.post_batch
+        self.dispatcher = Dispatcher(
+            send=send,
+            max_in_flight=1 if settings.dry_run else settings.max_in_flight,
+            checkpoints=self.checkpoints,
+            dead_letters=self.dead_letters,
+            progress=self.progress,
+            stopping=self.stopping,
+            max_ambiguous_retries=max(1, settings.max_retries),
+        )
+        self._guards: dict[str, ReplayGuard[Pending]] = {}
+        self._noted_present: set[str] = set()
+        self._records_until_check = STATS_EVERY
+
+    def stats_due(self) -> bool:
+        """True once every STATS_EVERY records: time to look at the clock."""
+        self._records_until_check -= 1
+        if self._records_until_check:
+            return False
+        self._records_until_check = STATS_EVERY
+        return True
+
+    @property
+    def line_number(self) -> int:
+        """The input line being processed."""
+        return int(self._line_number())
+
+    def resource_for(self, stream: str) -> Resource:
+        """The resource a stream loads (stream_resources, else invoices)."""
+        return RESOURCES[self.settings.stream_resources.get(stream, DEFAULT_RESOURCE)]
+
+    def guard_for(self, resource: Resource) -> ReplayGuard[Pending] | None:
+        """The replay guard of `resource`, loaded on first use; None if it cannot have one."""
+        if self.client is None or not self.settings.replay_safety or not resource.list_path:
+            return None
+        guard = self._guards.get(resource.name)
+        if guard is None:
+            guard = self._guards[resource.name] = ReplayGuard(resource, self.client.get_page)
+            guard.load()
+        return guard
+
+    def note_present(self, stream: str, ident: str) -> None:
+        """Say once per stream that records Leanpay already holds are skipped."""
+        if stream in self._noted_present:
+            return
+        self._noted_present.add(stream)
+        logger.info(
+            "stream '%s': records whose externalId Leanpay already holds are not sent again "
+            "(first: %s); the summary counts them as already present",
+            stream,
+            ident,
+        )
+
+    @property
+    def list_requests(self) -> int:
+        """GET requests spent on replay safety."""
+        return sum(g.list_requests for g in self._guards.values())
+
+    def close(self) -> None:
+        """Release files and connections."""
+        self.dispatcher.shutdown()
+        self.dead_letters.close()
+        if self.dry_run is not None:
+            self.dry_run.close()
+        if self.client is not None:
+            self.client.close()

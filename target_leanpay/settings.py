@@ -1,0 +1,274 @@
+"""Every setting of target-leanpay, declared once, with its description and default."""
+
+from __future__ import annotations
+
+import csv
+import ipaddress
+import urllib.parse
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from singer_sdk import typing as th
+
+from target_leanpay.errors import ConfigError
+from target_leanpay.mapping import MappingSettings
+from target_leanpay.resources import MAX_ITEMS_PER_REQUEST, RESOURCES
+
+DEFAULT_API_URL = "https://api.leanpay.fr/v1/public"
+DEFAULT_RESOURCE = "invoices"
+
+SCHEMA = th.PropertiesList(
+    th.Property(
+        "api_key",
+        th.StringType,
+        secret=True,
+        title="API key",
+        description="Leanpay API key, sent as-is in the Authorization header. "
+        "Not needed for a dry run.",
+    ),
+    th.Property(
+        "api_url",
+        th.StringType,
+        default=DEFAULT_API_URL,
+        title="API URL",
+        description="Base URL of the Leanpay public API. Plain http:// is accepted only "
+        "for localhost / 127.0.0.1 (a local stand-in).",
+    ),
+    th.Property(
+        "request_timeout",
+        th.NumberType,
+        default=60,
+        title="Request timeout",
+        description="Seconds to wait for Leanpay to answer one request.",
+    ),
+    th.Property(
+        "max_retries",
+        th.IntegerType,
+        default=5,
+        title="Retry budget",
+        description="Retries per request after 429, 5xx or a connection failure "
+        "(0 = never retry). Other 4xx are never retried.",
+    ),
+    th.Property(
+        "max_retry_wait",
+        th.NumberType,
+        default=60,
+        title="Longest wait between retries",
+        description="Cap, in seconds, on Retry-After and on exponential backoff.",
+    ),
+    th.Property(
+        "batch_size_rows",
+        th.IntegerType,
+        default=MAX_ITEMS_PER_REQUEST,
+        title="Items per request",
+        description="Items per batch request, 1-100. Leanpay refuses more than 100; "
+        "a larger value is lowered to 100.",
+    ),
+    th.Property(
+        "max_in_flight",
+        th.IntegerType,
+        default=4,
+        title="Requests in flight",
+        description="Batch requests sent concurrently while reading continues. STATE is "
+        "still written strictly in input order.",
+    ),
+    th.Property(
+        "stream_resources",
+        th.ObjectType(additional_properties=th.StringType),
+        default={},
+        title="Stream to resource routing",
+        description="Maps a stream name to the Leanpay resource it loads: "
+        + ", ".join(RESOURCES)
+        + ". Streams not listed load invoices.",
+    ),
+    th.Property(
+        "amount_unit",
+        th.StringType,
+        default="minor",
+        allowed_values=["minor", "major"],
+        title="Unit of amounts in the source",
+        description="`minor`: amounts are integer cents (Leanpay's unit). `major`: amounts "
+        "are in euros etc. (123.45) and are converted exactly to cents; an amount with "
+        "more than 2 decimals is rejected.",
+    ),
+    th.Property(
+        "client_ids",
+        th.ObjectType(additional_properties=th.StringType),
+        default={},
+        title="Client id mapping",
+        description="Maps your client id (record field `clientExternalId`) to the Leanpay "
+        "client UUID. Leanpay has no API to look clients up.",
+    ),
+    th.Property(
+        "client_ids_file",
+        th.StringType,
+        title="Client id mapping file",
+        description="CSV file with a header `externalId,id` mapping your client ids to "
+        "Leanpay client UUIDs; merged with client_ids (client_ids wins).",
+    ),
+    th.Property(
+        "dead_letter_path",
+        th.StringType,
+        title="Dead-letter file",
+        description="JSON-lines file receiving every rejected record with its reasons; the "
+        "run then goes on. Unset: the first rejected record stops the run.",
+    ),
+    th.Property(
+        "max_rejections",
+        th.IntegerType,
+        title="Rejections tolerated",
+        description="With dead_letter_path: fail the run once more records than this are "
+        "rejected. Unset: no limit.",
+    ),
+    th.Property(
+        "dry_run",
+        th.BooleanType,
+        default=False,
+        title="Dry run",
+        description="Send nothing: write each request that would be sent to dry_run_path. "
+        "No API key needed, no STATE written.",
+    ),
+    th.Property(
+        "dry_run_path",
+        th.StringType,
+        default="leanpay-dry-run.jsonl",
+        title="Dry-run output file",
+        description="Where a dry run writes one JSON line per request: {method, path, body}.",
+    ),
+    th.Property(
+        "replay_safety",
+        th.BooleanType,
+        default=True,
+        title="Replay safety",
+        description="Read the externalIds Leanpay already holds (GET /invoices, every page) "
+        "and never send one again. Costs one request per page of existing invoices per "
+        "run; turn off only for loads into an empty tenant.",
+    ),
+    th.Property(
+        "require_external_id",
+        th.BooleanType,
+        default=False,
+        title="Require externalId",
+        description="Reject records without externalId, which replay safety cannot "
+        "protect against duplicates.",
+    ),
+    th.Property(
+        "validate_records",
+        th.BooleanType,
+        default=False,
+        title="Validate against the tap's schema",
+        description="Also validate each record against the tap's own JSON schema (slow). "
+        "Records are always validated against what Leanpay accepts.",
+    ),
+).to_dict()
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The validated settings, typed."""
+
+    api_key: str
+    api_url: str
+    request_timeout: float
+    max_retries: int
+    max_retry_wait: float
+    request_size: int
+    max_in_flight: int
+    stream_resources: Mapping[str, str]
+    mapping: MappingSettings
+    dead_letter_path: str | None
+    max_rejections: int | None
+    dry_run: bool
+    dry_run_path: str
+    replay_safety: bool
+    validate_records: bool
+
+
+def _is_local(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_url(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return url
+    if parts.scheme == "http" and parts.hostname and _is_local(parts.hostname):
+        return url
+    raise ConfigError(
+        f"api_url {url!r} must be https:// (plain http:// only for localhost / 127.0.0.1)"
+    )
+
+
+def read_client_ids(path: str) -> dict[str, str]:
+    """Read a CSV `externalId,id` into a mapping."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            if not reader.fieldnames or not {"externalId", "id"} <= set(reader.fieldnames):
+                raise ConfigError(
+                    f"client_ids_file {path!r} needs a header row 'externalId,id' "
+                    f"(found {reader.fieldnames})"
+                )
+            return {row["externalId"].strip(): row["id"].strip() for row in reader}
+    except OSError as exc:
+        raise ConfigError(f"client_ids_file {path!r} cannot be read: {exc.strerror}") from None
+
+
+def _positive(config: Mapping[str, Any], name: str, default: float) -> float:
+    value = config.get(name)
+    value = default if value is None else value
+    if value <= 0:
+        raise ConfigError(f"{name} must be greater than 0 (got {value})")
+    return float(value)
+
+
+def parse(config: Mapping[str, Any]) -> Settings:
+    """Check what the JSON schema cannot, and build typed settings."""
+    dry_run = bool(config.get("dry_run", False))
+    api_key = config.get("api_key") or ""
+    if not dry_run and not api_key:
+        raise ConfigError("api_key is required (or set dry_run: true to send nothing)")
+    routing = dict(config.get("stream_resources") or {})
+    unknown = {s: r for s, r in routing.items() if r not in RESOURCES}
+    if unknown:
+        raise ConfigError(
+            f"stream_resources names unknown resources {unknown}; known: {', '.join(RESOURCES)}"
+        )
+    client_ids: dict[str, str] = {}
+    if config.get("client_ids_file"):
+        client_ids.update(read_client_ids(config["client_ids_file"]))
+    client_ids.update(config.get("client_ids") or {})
+    batch_size = config.get("batch_size_rows") or MAX_ITEMS_PER_REQUEST
+    if batch_size < 1:
+        raise ConfigError(f"batch_size_rows must be at least 1 (got {batch_size})")
+    max_rejections = config.get("max_rejections")
+    if max_rejections is not None and max_rejections < 0:
+        raise ConfigError(f"max_rejections must be 0 or more (got {max_rejections})")
+    retries = config.get("max_retries")
+    return Settings(
+        api_key=api_key,
+        api_url=_check_url(config.get("api_url") or DEFAULT_API_URL),
+        request_timeout=_positive(config, "request_timeout", 60),
+        max_retries=max(0, 5 if retries is None else int(retries)),
+        max_retry_wait=_positive(config, "max_retry_wait", 60),
+        request_size=min(int(batch_size), MAX_ITEMS_PER_REQUEST),
+        max_in_flight=int(_positive(config, "max_in_flight", 4)),
+        stream_resources=routing,
+        mapping=MappingSettings(
+            amount_unit=config.get("amount_unit") or "minor",
+            client_ids=client_ids,
+            require_external_id=bool(config.get("require_external_id", False)),
+        ),
+        dead_letter_path=config.get("dead_letter_path") or None,
+        max_rejections=max_rejections,
+        dry_run=dry_run,
+        dry_run_path=config.get("dry_run_path") or "leanpay-dry-run.jsonl",
+        replay_safety=bool(config.get("replay_safety", True)),
+        validate_records=bool(config.get("validate_records", False)),
+    )

@@ -1,0 +1,115 @@
+"""LeanpaySink: one per stream; maps records as they arrive and hands full chunks on.
+
+A record is mapped and validated the moment it is read, so a bad one is reported with
+its line number and never enters a request. Good ones are buffered until the request
+size (<= 100) is reached, then given to the dispatcher, which sends them while reading
+goes on. The SDK's `process_batch` (end of input, schema change, the SDK's periodic
+drain) only flushes the partial chunk: acknowledgement and STATE are the dispatcher's
+and the checkpoints' business, never the SDK's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from singer_sdk.exceptions import InvalidRecord
+from singer_sdk.sinks import BatchSink
+
+from target_leanpay.deadletter import RejectedItem
+from target_leanpay.dispatcher import Chunk, Pending
+from target_leanpay.errors import InputError, quote
+from target_leanpay.mapping import RecordMapper, Rejection
+
+if TYPE_CHECKING:
+    from target_leanpay.target import TargetLeanpay
+
+
+def identify(record: Mapping[str, Any], key_properties: Sequence[str], line: int) -> str:
+    """How a human finds this record again: externalId, else its key, else its line."""
+    external_id = record.get("externalId", record.get("external_id"))
+    if external_id not in (None, ""):
+        return f"externalId {quote(str(external_id), 80)!r} (input line {line})"
+    keys = ", ".join(f"{k}={quote(str(record.get(k)), 40)}" for k in key_properties)
+    return f"{keys} (input line {line})" if keys else f"at input line {line}"
+
+
+class LeanpaySink(BatchSink):
+    """Maps one stream's records to one Leanpay resource and feeds the dispatcher."""
+
+    def __init__(
+        self,
+        target: TargetLeanpay,
+        stream_name: str,
+        schema: dict[str, Any],
+        key_properties: Sequence[str] | None,
+    ) -> None:
+        self.run = target.run
+        super().__init__(target, stream_name, schema, key_properties)
+        self.resource = self.run.resource_for(stream_name)
+        self.mapper = RecordMapper(self.resource, self.run.settings.mapping)
+        self.stats = self.run.progress.stats_for(stream_name, self.resource.name)
+        self.guard = self.run.guard_for(self.resource)
+        self._buffer: list[Pending] = []
+
+    @property
+    def validate_schema(self) -> bool:
+        """Only when the user asks: Leanpay's own rules are always checked by the mapper."""
+        return self.run.settings.validate_records
+
+    @property
+    def max_size(self) -> int:
+        """The request size: batch_size_rows, never more than Leanpay's 100."""
+        return self.run.settings.request_size
+
+    @property
+    def current_size(self) -> int:
+        """Items buffered for the next request."""
+        return len(self._buffer)
+
+    def process_record(self, record: dict[str, Any], context: dict[str, Any]) -> None:
+        """Map, check and buffer one record (`context` is unused: chunks are ours)."""
+        line = self.run.line_number
+        self.stats.read += 1
+        if self._validator is not None:
+            try:
+                self._validator.validate(record)
+            except InvalidRecord as invalid:
+                raise InputError(
+                    f"Input line {line}: stream '{self.stream_name}': the record does not "
+                    f"match the tap's own schema: {quote(str(invalid.error_message))}"
+                ) from None
+        result = self.mapper.map(record)
+        ident = identify(record, self.key_properties, line)
+        if isinstance(result, Rejection):
+            self.run.dead_letters.reject(
+                RejectedItem(self.stream_name, ident, record, None, result.problems)
+            )
+            self.stats.add(rejected=1)
+            return
+        external_id = result.get("externalId")
+        pending = Pending(self.run.checkpoints.open(), record, result, external_id, ident)
+        if self.guard is not None and external_id is not None:
+            verdict = self.guard.claim(external_id, pending)
+            if verdict == "present":
+                self.stats.add(already_present=1)
+                self.run.checkpoints.settle([pending.seq])
+                self.run.note_present(self.stream_name, ident)
+                return
+            if verdict == "parked":
+                return  # settled with its twin sent earlier in this run
+        self._buffer.append(pending)
+        if len(self._buffer) >= self.max_size:
+            self.flush()
+
+    def flush(self) -> None:
+        """Hand the buffered items to the dispatcher as one request."""
+        if not self._buffer:
+            return
+        chunk = Chunk(self.stream_name, self.resource, self._buffer, self.stats, self.guard)
+        self._buffer = []
+        self.run.dispatcher.submit(chunk)
+
+    def process_batch(self, context: dict[str, Any]) -> None:
+        """SDK drain (end of input, schema change, periodic): send the partial chunk."""
+        self.flush()

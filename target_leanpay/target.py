@@ -1,0 +1,216 @@
+"""TargetLeanpay: settings, stream routing and the run's lifecycle.
+
+Where singer-sdk 0.54 would let STATE run ahead of the data, this class takes over:
+
+* STATE messages go to `Checkpoints`, never to the SDK's `_latest_state`, so the SDK's
+  own drains (end of input, the 5-minute drain, a signal) never write STATE;
+* SIGTERM / SIGINT do not drain from inside the interrupted code (the SDK's hole, which
+  printed the latest STATE over an unfinished batch and exited 0): the handler stops
+  reading, waits a bounded time for the requests in flight, lets their checkpoints out,
+  and exits 128 + signal number;
+* expected failures (bad input, rejected record, API refusal, wrong key) end the run with
+  one paragraph on stderr and exit code 1; tracebacks are kept for bugs.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import sys
+from types import FrameType
+from typing import IO, Any, ClassVar
+
+from singer_sdk import Target
+from singer_sdk.exceptions import ConfigValidationError
+from singer_sdk.helpers.capabilities import CapabilitiesEnum, PluginCapabilities
+from singer_sdk.plugin_base import JSONSchemaValidator, _ConfigInput
+
+from target_leanpay import redaction
+from target_leanpay.errors import InputError, TargetLeanpayError, quote
+from target_leanpay.reader import NumberedReader
+from target_leanpay.run import Run
+from target_leanpay.settings import SCHEMA, parse
+from target_leanpay.sinks import LeanpaySink
+
+SECRET_SETTINGS = frozenset({"api_key"})
+SHUTDOWN_GRACE_SECONDS = 30.0
+"""How long a signal waits for requests in flight before exiting anyway."""
+
+
+class Terminated(BaseException):
+    """Raised in the reading thread by SIGTERM / SIGINT."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"signal {signum}")
+        self.signum = signum
+
+
+class TargetLeanpay(Target):
+    """Loads receivables (invoices by default) into Leanpay, 100 per request."""
+
+    name = "target-leanpay"
+    package_name = "target-leanpay"
+    config_jsonschema: ClassVar[dict[str, Any]] = SCHEMA
+    default_sink_class = LeanpaySink
+    message_reader_class = NumberedReader
+    capabilities: ClassVar[list[CapabilitiesEnum]] = [
+        PluginCapabilities.ABOUT,
+        PluginCapabilities.STREAM_MAPS,
+        PluginCapabilities.FLATTENING,
+        PluginCapabilities.STRUCTURED_LOGGING,
+    ]
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.settings = parse(self.config)
+        redaction.install([self.settings.api_key])
+        self.max_parallelism = 1  # process_batch only queues a chunk: nothing to overlap
+        reader = self.message_reader
+        self.run = Run(self.settings, lambda: getattr(reader, "line_number", 0))
+        self._terminating: int | None = None
+
+    @classmethod
+    def append_builtin_config(cls, config_jsonschema: dict[str, Any]) -> None:
+        """Only stream maps and flattening: record metadata and load methods do not apply."""
+        super(Target, cls).append_builtin_config(config_jsonschema)
+
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        """Validate settings like the SDK, without ever echoing a secret's value."""
+        schema = self.config_jsonschema
+        self.append_builtin_config(schema)
+        errors = []
+        for error in JSONSchemaValidator(schema).iter_errors(self._config):
+            where = "config" + "".join(f"[{p!r}]" for p in error.path)
+            if error.path and error.path[0] in SECRET_SETTINGS:
+                errors.append(f"{where} is invalid ({error.validator}: {error.validator_value})")
+            else:
+                errors.append(f"{where}: {quote(error.message, 200)}")
+        if errors and raise_errors:
+            raise ConfigValidationError("Config validation failed", errors=errors)
+        return errors
+
+    # Messages
+
+    def _process_record_message(self, message_dict: dict[str, Any]) -> None:
+        """The SDK's record path minus per-record work Leanpay does not need.
+
+        Dropped: jsonschema validation (opt-in, see validate_records), timestamp parsing
+        (the mapper reads dates itself), _sdc metadata (never sent). Kept: stream maps.
+        """
+        self._assert_line_requires(message_dict, requires={"stream", "record"})
+        stream_name = message_dict["stream"]
+        stream_maps = self.mapper.stream_maps.get(stream_name)
+        if stream_maps is None:
+            raise InputError(
+                f"Input line {self.run.line_number}: a RECORD for stream '{stream_name}' "
+                "arrived before that stream's SCHEMA"
+            )
+        record = message_dict["record"]
+        if not isinstance(record, dict):
+            raise InputError(f"Input line {self.run.line_number}: 'record' is not an object")
+        for stream_map in stream_maps:
+            raw = copy.copy(record) if len(stream_maps) > 1 else record
+            transformed = stream_map.transform(raw)
+            if transformed is None:
+                continue  # filtered out by a stream map
+            sink = self._sinks_active[stream_map.stream_alias]
+            sink.process_record(transformed, {})
+            if sink.is_full:
+                self.drain_one(sink)
+        if self.run.stats_due():
+            self.run.progress.maybe_log()
+            self._handle_max_record_age()
+
+    def _process_state_message(self, message_dict: dict[str, Any]) -> None:
+        """Hold the STATE until every record before it is safe (never the SDK's way)."""
+        self._assert_line_requires(message_dict, requires={"value"})
+        self.run.checkpoints.state_received(message_dict["value"])
+
+    def process_endofpipe(self) -> None:
+        """Send what is buffered, wait for every answer, then summarise."""
+        super().process_endofpipe()
+        self.run.dispatcher.wait_all()
+        self.run.dispatcher.raise_failure()
+        self.run.progress.log_summary()
+        if self.run.dry_run is not None:
+            self.logger.info(
+                "Dry run: %d requests written to %s; nothing sent, no STATE written",
+                self.run.dry_run.requests,
+                self.run.dry_run.path,
+            )
+
+    # Ending the run
+
+    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
+        """Stop reading; a second signal exits at once."""
+        if self._terminating is not None:
+            self.logger.error("Second signal %d: exiting now", signum)
+            self._exit(128 + signum)
+        self._terminating = signum
+        raise Terminated(signum)
+
+    def finish_after_signal(self, signum: int) -> None:
+        """Let the requests in flight finish (bounded), keep their checkpoints, exit."""
+        self.run.stopping.set()
+        self.logger.warning(
+            "Received signal %d: no more records are read; waiting up to %.0f s for the "
+            "requests in flight. STATE covers only what Leanpay acknowledged.",
+            signum,
+            SHUTDOWN_GRACE_SECONDS,
+        )
+        self.run.dispatcher.wait_all(timeout=SHUTDOWN_GRACE_SECONDS)
+        self.run.progress.log_summary()
+        self._exit(128 + signum)
+
+    def fail(self, error: BaseException) -> None:
+        """Report an error, keep what was acknowledged, exit 1."""
+        self.run.stopping.set()
+        if isinstance(error, TargetLeanpayError):
+            self.logger.error("%s", error)
+        else:
+            self.logger.error("target-leanpay failed unexpectedly", exc_info=error)
+        self.run.dispatcher.wait_all(timeout=SHUTDOWN_GRACE_SECONDS)
+        self.run.progress.log_summary()
+        self._exit(1)
+
+    def _exit(self, code: int) -> None:
+        """Exit without waiting for sending threads; no STATE can follow."""
+        self.run.checkpoints.close()
+        self.run.close()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        logging.shutdown()
+        os._exit(code)
+
+    @classmethod
+    def invoke(  # type: ignore[override]
+        cls,
+        *,
+        about: bool = False,
+        about_format: str | None = None,
+        config: _ConfigInput | None = None,
+        file_input: IO[str] | None = None,
+    ) -> None:
+        """CLI entry: run, and turn every expected failure into one paragraph + exit 1."""
+        if about:
+            cls.print_about(about_format)
+            sys.exit(0)
+        cls.print_version(print_fn=cls.logger.info)
+        config = config or _ConfigInput()
+        try:
+            target = cls(config=config.config, parse_env_config=config.parse_env)
+        except ConfigValidationError as invalid:
+            for error in invalid.errors:
+                cls.logger.error("Invalid setting: %s", error)
+            sys.exit(1)
+        except TargetLeanpayError as error:
+            cls.logger.error("%s", error)
+            sys.exit(1)
+        try:
+            target.listen(file_input)
+        except Terminated as signal_received:
+            target.finish_after_signal(signal_received.signum)
+        except BaseException as error:
+            target.fail(error)
+        target.run.close()
