@@ -11,6 +11,8 @@ import logging
 from collections.abc import Iterable
 
 MASK = "********"
+MIN_SECRET_LENGTH = 4
+"""Shorter values (test keys like "k") would mask ordinary words; real keys are long."""
 
 
 class RedactSecrets(logging.Filter):
@@ -18,7 +20,9 @@ class RedactSecrets(logging.Filter):
 
     def __init__(self, secrets: Iterable[str]) -> None:
         super().__init__()
-        self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        self.secrets = sorted(
+            {s for s in secrets if len(s) >= MIN_SECRET_LENGTH}, key=len, reverse=True
+        )
 
     def scrub(self, text: str) -> str:
         """`text` with every secret masked."""

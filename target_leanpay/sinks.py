@@ -51,6 +51,7 @@ class LeanpaySink(BatchSink):
         self.stats = self.run.progress.stats_for(stream_name, self.resource.name)
         self.guard = self.run.guard_for(self.resource)
         self._buffer: list[Pending] = []
+        self._metered = 0  # records already reported to the SDK's record_count metric
 
     @property
     def validate_schema(self) -> bool:
@@ -104,6 +105,7 @@ class LeanpaySink(BatchSink):
 
     def flush(self) -> None:
         """Hand the buffered items to the dispatcher as one request."""
+        self._meter()
         if not self._buffer:
             return
         chunk = Chunk(self.stream_name, self.resource, self._buffer, self.stats, self.guard)
@@ -113,3 +115,13 @@ class LeanpaySink(BatchSink):
     def process_batch(self, context: dict[str, Any]) -> None:
         """SDK drain (end of input, schema change, periodic): send the partial chunk."""
         self.flush()
+
+    def clean_up(self) -> None:
+        """Report the last records to the SDK's metric before it logs the count."""
+        self._meter()
+        super().clean_up()
+
+    def _meter(self) -> None:
+        """Feed the SDK's record_count metric per chunk rather than per record."""
+        self.record_counter_metric.increment(self.stats.read - self._metered)
+        self._metered = self.stats.read

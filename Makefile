@@ -1,0 +1,41 @@
+# Two commands on a fresh machine (Python 3.11, pip, make):
+#   make demo   sets up and loads the sample invoices into a local Leanpay stand-in
+#   make test   sets up and runs ruff, mypy and pytest
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+MELTANO_VENV := .venv-meltano
+MELTANO := $(MELTANO_VENV)/bin/meltano
+
+.PHONY: demo test lint bench clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+$(MELTANO_VENV)/.installed:
+	$(PYTHON) -m venv $(MELTANO_VENV)
+	$(MELTANO_VENV)/bin/pip install --quiet --disable-pip-version-check 'meltano==4.4.1'
+	touch $@
+
+.meltano/.installed: $(MELTANO_VENV)/.installed meltano.yml pyproject.toml
+	$(MELTANO) install
+	touch $@
+
+demo: $(BIN)/.installed .meltano/.installed
+	PATH="$(CURDIR)/$(BIN):$$PATH" MELTANO="$(CURDIR)/$(MELTANO)" scripts/demo.sh
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: lint .meltano/.installed
+	MELTANO="$(CURDIR)/$(MELTANO)" $(BIN)/pytest
+
+bench: $(BIN)/.installed
+	$(BIN)/python benchmarks/throughput.py
+
+clean:
+	rm -rf $(VENV) $(MELTANO_VENV) .meltano output

@@ -1,0 +1,178 @@
+"""Shared fixtures: the stand-in on 127.0.0.1, Singer message builders, the real CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from leanpay_standin import StandIn
+
+API_KEY = "lp_test_9f3c2a7e51b84d06"
+CLIENT_ID = "6513270e-269e-4d37-b2a7-4de452e6b438"
+STREAM = "public-invoices"
+
+
+@pytest.fixture
+def leanpay() -> Iterator[StandIn]:
+    """A fresh stand-in per test, duplicates accepted (the dangerous live behaviour)."""
+    with StandIn(api_key=API_KEY) as server:
+        yield server
+
+
+def schema(stream: str = STREAM, key_properties: Sequence[str] = ("externalId",)) -> dict[str, Any]:
+    """A SCHEMA message for invoice-shaped records."""
+    return {
+        "type": "SCHEMA",
+        "stream": stream,
+        "schema": {
+            "type": "object",
+            "properties": {
+                "externalId": {"type": ["string", "null"]},
+                "clientId": {"type": ["string", "null"]},
+                "reference": {"type": ["string", "null"]},
+                "amount": {"type": ["integer", "null"]},
+                "issueDate": {"type": ["string", "null"], "format": "date"},
+                "dueDate": {"type": ["string", "null"], "format": "date"},
+            },
+        },
+        "key_properties": list(key_properties),
+    }
+
+
+def invoice(i: int, stream: str = STREAM, **overrides: Any) -> dict[str, Any]:
+    """A RECORD message for invoice number `i` (valid unless overridden)."""
+    record = {
+        "externalId": f"INV-{i:05d}",
+        "clientId": CLIENT_ID,
+        "reference": f"F-{i:05d}",
+        "amount": 1000 + i,
+        "issueDate": "2024-03-01",
+        "dueDate": "2024-03-31",
+        "_sdc_extracted_at": "2024-04-01T00:00:00Z",
+    }
+    record.update(overrides)
+    return {"type": "RECORD", "stream": stream, "record": record}
+
+
+def payload(i: int, **overrides: Any) -> dict[str, Any]:
+    """What the target must send for `invoice(i)`."""
+    item = {
+        "clientId": CLIENT_ID,
+        "reference": f"F-{i:05d}",
+        "amount": 1000 + i,
+        "issueDate": "2024-03-01",
+        "dueDate": "2024-03-31",
+        "externalId": f"INV-{i:05d}",
+    }
+    item.update(overrides)
+    return item
+
+
+def state(n: int, stream: str = STREAM) -> dict[str, Any]:
+    """A STATE message saying the tap has emitted `n` records."""
+    return {"type": "STATE", "value": {"bookmarks": {stream: {"emitted": n}}}}
+
+
+def invoices_with_state(count: int, every: int = 50, start: int = 0) -> list[dict[str, Any]]:
+    """SCHEMA, `count` invoices from `start`, and a STATE after every `every` records."""
+    messages: list[dict[str, Any]] = [schema()]
+    for i in range(start, start + count):
+        messages.append(invoice(i))
+        if (i + 1) % every == 0 or i == start + count - 1:
+            messages.append(state(i + 1))
+    return messages
+
+
+def emitted(states: Sequence[dict[str, Any]]) -> list[int]:
+    """The `emitted` counts of the STATE lines a run printed."""
+    return [s["bookmarks"][STREAM]["emitted"] for s in states]
+
+
+@dataclass
+class Result:
+    """What one CLI run produced."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float
+
+    @property
+    def states(self) -> list[dict[str, Any]]:
+        """Every stdout line parsed: stdout must hold STATE lines and nothing else."""
+        return [json.loads(line) for line in self.stdout.splitlines()]
+
+
+def singer_input(messages: Sequence[dict[str, Any] | str]) -> str:
+    """Messages as Singer lines (strings are passed through as raw lines)."""
+    return "".join((m if isinstance(m, str) else json.dumps(m)) + "\n" for m in messages)
+
+
+def target_config(leanpay: StandIn | None, tmp_path: Path, **settings: Any) -> Path:
+    """Write a config file pointing at the stand-in; return its path."""
+    config: dict[str, Any] = {"max_retry_wait": 2}
+    if leanpay is not None:
+        config.update(api_key=API_KEY, api_url=leanpay.url)
+    config.update(settings)
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    return path
+
+
+def target_command(config_path: Path) -> list[str]:
+    """The real CLI, as a user runs it."""
+    return [sys.executable, "-m", "target_leanpay", "--config", str(config_path)]
+
+
+def run_target(
+    config_path: Path,
+    messages: Sequence[dict[str, Any] | str],
+    *,
+    timeout: float = 90,
+) -> Result:
+    """Pipe `messages` into the target CLI and wait for it."""
+    started = time.monotonic()
+    done = subprocess.run(
+        target_command(config_path),
+        input=singer_input(messages),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONWARNINGS": "error"},
+        check=False,
+    )
+    return Result(done.returncode, done.stdout, done.stderr, time.monotonic() - started)
+
+
+def start_target(config_path: Path) -> subprocess.Popen[str]:
+    """Start the target CLI with a pipe on stdin, for tests that signal or kill it."""
+    return subprocess.Popen(
+        target_command(config_path),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for(condition: Any, timeout: float = 20, interval: float = 0.02) -> None:
+    """Poll `condition()` until it is truthy."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {condition}")
+        time.sleep(interval)
+
+
+def batch_posts(leanpay: StandIn, path: str = "/invoices/batch") -> list[dict[str, Any]]:
+    """Every batch POST that reached the stand-in, in arrival order."""
+    return [r for r in leanpay.requests() if r["method"] == "POST" and r["path"] == path]
