@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from singer_sdk.exceptions import MissingKeyPropertiesError, RecordsWithoutSchemaException
+
 MAX_QUOTE = 300
 """Longest excerpt of an API body or input line quoted in a message."""
 
@@ -24,6 +26,14 @@ class ConfigError(TargetLeanpayError):
 
 class InputError(TargetLeanpayError):
     """The tap sent something that is not valid Singer input."""
+
+
+class RecordBeforeSchema(InputError, RecordsWithoutSchemaException):
+    """A RECORD arrived before its stream's SCHEMA (also the SDK's exception type)."""
+
+
+class MissingKeyProperties(InputError, MissingKeyPropertiesError):
+    """A record lacks a key property its SCHEMA declared (also the SDK's exception type)."""
 
 
 class RejectedRecord(TargetLeanpayError):

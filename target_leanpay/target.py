@@ -27,7 +27,13 @@ from singer_sdk.helpers.capabilities import CapabilitiesEnum, PluginCapabilities
 from singer_sdk.plugin_base import JSONSchemaValidator, _ConfigInput
 
 from target_leanpay import redaction
-from target_leanpay.errors import InputError, TargetLeanpayError, quote
+from target_leanpay.errors import (
+    InputError,
+    MissingKeyProperties,
+    RecordBeforeSchema,
+    TargetLeanpayError,
+    quote,
+)
 from target_leanpay.reader import NumberedReader
 from target_leanpay.run import Run
 from target_leanpay.settings import SCHEMA, parse
@@ -102,7 +108,7 @@ class TargetLeanpay(Target):
         stream_name = message_dict["stream"]
         stream_maps = self.mapper.stream_maps.get(stream_name)
         if stream_maps is None:
-            raise InputError(
+            raise RecordBeforeSchema(
                 f"Input line {self.run.line_number}: a RECORD for stream '{stream_name}' "
                 "arrived before that stream's SCHEMA"
             )
@@ -115,6 +121,12 @@ class TargetLeanpay(Target):
             if transformed is None:
                 continue  # filtered out by a stream map
             sink = self._sinks_active[stream_map.stream_alias]
+            missing = [k for k in sink.key_properties if k not in transformed]
+            if missing:
+                raise MissingKeyProperties(
+                    f"Input line {self.run.line_number}: stream '{stream_map.stream_alias}': "
+                    f"the record lacks its key properties {missing}"
+                )
             sink.process_record(transformed, {})
             if sink.is_full:
                 self.drain_one(sink)
@@ -132,6 +144,7 @@ class TargetLeanpay(Target):
         super().process_endofpipe()
         self.run.dispatcher.wait_all()
         self.run.dispatcher.raise_failure()
+        self.run.close()
         self.run.progress.log_summary()
         if self.run.dry_run is not None:
             self.logger.info(
