@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
+from target_leanpay.idset import CompactIdSet
 from target_leanpay.resources import Resource
 
 logger = logging.getLogger("target-leanpay.replay")
@@ -47,7 +48,7 @@ class ReplayGuard(Generic[T]):
         self.resource = resource
         self._read_page = read_page
         self._lock = threading.Lock()
-        self._present: set[str] = set()
+        self._present = CompactIdSet()
         self._claims: dict[str, _Claim[T]] = {}
         self._loaded_generation = 0
         self._refresh_lock = threading.Lock()
@@ -59,9 +60,7 @@ class ReplayGuard(Generic[T]):
         with self._refresh_lock:
             if self._loaded_generation != generation:
                 return  # another thread refreshed while this one waited: that list is newer
-            found = self._list_all()
-            with self._lock:
-                self._present |= found
+            self._list_all()
             self._loaded_generation += 1
 
     @property
@@ -100,26 +99,30 @@ class ReplayGuard(Generic[T]):
             claim = self._claims.pop(external_id, None)
             return claim.waiting if claim else []
 
-    def _list_all(self) -> set[str]:
+    def _list_all(self) -> None:
+        """Page through the list endpoint, adding each externalId as it comes."""
         assert self.resource.list_path is not None
-        found: set[str] = set()
-        page, page_count = 1, 1
+        page, page_count, seen = 1, 1, 0
         while page <= page_count:
             body = self._read_page(self.resource.list_path, page)
             self.list_requests += 1
             rows = body.get("data") or []
-            for row in rows:
-                external_id = row.get("externalId") if isinstance(row, dict) else None
-                if external_id:
-                    found.add(str(external_id))
+            ids = [
+                str(row["externalId"])
+                for row in rows
+                if isinstance(row, dict) and row.get("externalId")
+            ]
+            with self._lock:
+                for external_id in ids:
+                    self._present.add(external_id)
+            seen += len(ids)
             page_count = int(body.get("pageCount") or 0)
             if not rows:
                 break
             page += 1
         logger.info(
             "Replay safety: Leanpay holds %d %s with an externalId (%d list requests so far)",
-            len(found),
+            seen,
             self.resource.name,
             self.list_requests,
         )
-        return found
