@@ -39,4 +39,4 @@ for invoice in requests.get(f"{base}/_control/store", timeout=5).json()["invoice
     )
 PY
 echo "== STATE stored by Meltano for $STATE_ID"
-"$MELTANO" state get "$STATE_ID"
+"$MELTANO" --log-level=warning state get "$STATE_ID"
