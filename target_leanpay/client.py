@@ -20,6 +20,7 @@ from __future__ import annotations
 import email.utils
 import logging
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Generator, Sequence
@@ -191,7 +192,9 @@ class LeanpayClient:
             attempts = (
                 "stopping"
                 if self.stopping.is_set()
-                else (f"gave up after {self.max_retries + 1} attempts")
+                else (
+                    f"gave up after {self.max_retries + 1} attempt{'s' if self.max_retries else ''}"
+                )
             )
             raise RetriesExhausted(
                 f"{error} ({attempts})", status=error.status, body=error.body
@@ -214,7 +217,10 @@ class LeanpayClient:
             failure = ApiError(f"{where}: could not connect ({_reason(exc)})")
             raise _Retryable(failure, None) from None
         except (requests.Timeout, requests.ConnectionError) as exc:
-            if method == "GET" or _never_sent(exc):
+            if _never_sent(exc):
+                failure = ApiError(f"{where}: could not connect ({_reason(exc)})")
+                raise _Retryable(failure, None) from None
+            if method == "GET":
                 raise _Retryable(ApiError(f"{where}: {_reason(exc)}"), None) from None
             raise Ambiguous(
                 f"{where}: the request was sent but no answer came back ({_reason(exc)}); "
@@ -249,7 +255,17 @@ def _never_sent(exc: BaseException) -> bool:
 
 
 def _reason(exc: BaseException) -> str:
-    return quote(str(exc) or type(exc).__name__, 200)
+    """The useful end of a requests/urllib3 error chain (`[Errno 111] Connection refused`)."""
+    text = str(exc)
+    errno = re.search(r"\[Errno -?\d+\] [^'\")]+", text)
+    if errno:
+        return errno.group(0).strip()
+    if isinstance(exc, requests.Timeout):
+        return "timed out"
+    for cause in ("RemoteDisconnected", "Connection aborted", "Connection reset", "IncompleteRead"):
+        if cause in text:
+            return f"connection closed without an answer ({cause})"
+    return quote(text or type(exc).__name__, 200)
 
 
 def _json_or_none(response: requests.Response) -> Any:

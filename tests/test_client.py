@@ -1,0 +1,159 @@
+"""LeanpayClient against the stand-in: classification, retries, Retry-After, ambiguity."""
+
+from __future__ import annotations
+
+import email.utils
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from conftest import API_KEY, payload
+
+from leanpay_standin import StandIn
+from target_leanpay.client import LeanpayClient, parse_retry_after
+from target_leanpay.errors import Ambiguous, ApiError, AuthError, ItemsRefused, RetriesExhausted
+from target_leanpay.resources import INVOICES
+
+BATCH = "/invoices/batch"
+
+
+@pytest.fixture
+def leanpay() -> Iterator[StandIn]:
+    with StandIn(api_key=API_KEY) as server:
+        yield server
+
+
+def client_for(leanpay: StandIn, *, key: str = API_KEY, **overrides: float) -> LeanpayClient:
+    settings: dict[str, float] = {"timeout": 5, "max_retries": 3, "max_retry_wait": 2}
+    settings.update(overrides)
+    return LeanpayClient(
+        api_url=leanpay.url,
+        api_key=key,
+        timeout=settings["timeout"],
+        max_retries=int(settings["max_retries"]),
+        max_retry_wait=settings["max_retry_wait"],
+        pool_size=2,
+        stopping=threading.Event(),
+        backoff_base=0.01,
+    )
+
+
+def test_post_sends_the_raw_key_and_returns_created_objects(leanpay: StandIn) -> None:
+    created = client_for(leanpay).post_batch(INVOICES, [payload(1)])
+    assert [c["externalId"] for c in created] == ["INV-00001"]
+    (request,) = leanpay.requests()
+    assert request["headers"]["Authorization"] == API_KEY
+    assert request["headers"]["Content-Type"] == "application/json"
+    assert request["body"] == {"invoices": [payload(1)]}
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("3", 3.0), ("0", 0.0), (" 7 ", 7.0), ("soon", None), ("", None), (None, None), ("-1", None)],
+)
+def test_retry_after_seconds(value: str | None, expected: float | None) -> None:
+    assert parse_retry_after(value) == expected
+
+
+def test_retry_after_http_date() -> None:
+    now = time.time()
+    header = email.utils.formatdate(now + 30, usegmt=True)
+    assert parse_retry_after(header, now=now) == pytest.approx(30, abs=1)
+    past = email.utils.formatdate(now - 30, usegmt=True)
+    assert parse_retry_after(past, now=now) == 0.0
+
+
+def test_429_waits_retry_after_capped_by_max_retry_wait(leanpay: StandIn) -> None:
+    leanpay.add_faults(
+        {"path": BATCH, "action": "status", "status": 429, "headers": {"Retry-After": "3600"}}
+    )
+    started = time.monotonic()
+    client_for(leanpay, max_retry_wait=0.5).post_batch(INVOICES, [payload(1)])
+    elapsed = time.monotonic() - started
+    assert 0.5 <= elapsed < 3
+    assert [r["status"] for r in leanpay.requests()] == [429, 201]
+
+
+def test_retries_are_bounded_by_the_budget(leanpay: StandIn) -> None:
+    leanpay.add_faults({"path": BATCH, "action": "status", "status": 503, "times": 100})
+    with pytest.raises(RetriesExhausted) as failure:
+        client_for(leanpay, max_retries=2).post_batch(INVOICES, [payload(1)])
+    assert failure.value.status == 503
+    assert "gave up after 3 attempts" in str(failure.value)
+    assert len(leanpay.requests()) == 3
+
+
+def test_zero_retries_means_one_attempt(leanpay: StandIn) -> None:
+    leanpay.add_faults({"path": BATCH, "action": "status", "status": 500, "times": 100})
+    with pytest.raises(RetriesExhausted):
+        client_for(leanpay, max_retries=0).post_batch(INVOICES, [payload(1)])
+    assert len(leanpay.requests()) == 1
+
+
+def test_401_is_not_retried_and_names_the_setting(leanpay: StandIn) -> None:
+    with pytest.raises(AuthError) as failure:
+        client_for(leanpay, key="not-the-key").post_batch(INVOICES, [payload(1)])
+    assert failure.value.status == 401
+    assert "api_key" in str(failure.value)
+    assert "not-the-key" not in str(failure.value)
+    assert len(leanpay.requests()) == 1
+
+
+@pytest.mark.parametrize("status", [400, 409, 422])
+def test_item_refusals_are_not_retried(leanpay: StandIn, status: int) -> None:
+    leanpay.add_faults(
+        {"path": BATCH, "action": "status", "status": status, "body": {"message": ["x"]}}
+    )
+    with pytest.raises(ItemsRefused) as failure:
+        client_for(leanpay).post_batch(INVOICES, [payload(1)])
+    assert failure.value.status == status
+    assert len(leanpay.requests()) == 1
+
+
+def test_other_4xx_fail_without_retry(leanpay: StandIn) -> None:
+    leanpay.add_faults({"path": BATCH, "action": "status", "status": 404, "raw_body": "nope"})
+    with pytest.raises(ApiError) as failure:
+        client_for(leanpay).post_batch(INVOICES, [payload(1)])
+    assert not isinstance(failure.value, ItemsRefused | RetriesExhausted)
+    assert "HTTP 404: nope" in str(failure.value)
+
+
+def test_dropped_connection_after_sending_is_ambiguous_not_retried(leanpay: StandIn) -> None:
+    leanpay.add_faults({"path": BATCH, "action": "drop_after_store"})
+    with pytest.raises(Ambiguous):
+        client_for(leanpay).post_batch(INVOICES, [payload(1)])
+    assert len(leanpay.store("invoices")) == 1
+    assert len(leanpay.requests()) == 1
+
+
+def test_read_timeout_is_ambiguous(leanpay: StandIn) -> None:
+    leanpay.add_faults({"path": BATCH, "action": "delay_after_store", "seconds": 2})
+    with pytest.raises(Ambiguous):
+        client_for(leanpay, timeout=0.5).post_batch(INVOICES, [payload(1)])
+
+
+def test_connection_refused_is_retried_then_reported() -> None:
+    client = LeanpayClient(
+        api_url="http://127.0.0.1:9/v1/public",
+        api_key=API_KEY,
+        timeout=2,
+        max_retries=1,
+        max_retry_wait=0.1,
+        pool_size=1,
+        stopping=threading.Event(),
+        backoff_base=0.01,
+    )
+    with pytest.raises(RetriesExhausted) as failure:
+        client.post_batch(INVOICES, [payload(1)])
+    assert "could not connect" in str(failure.value) or "Connection refused" in str(failure.value)
+
+
+def test_stopping_gives_up_instead_of_retrying(leanpay: StandIn) -> None:
+    leanpay.add_faults({"path": BATCH, "action": "status", "status": 503, "times": 100})
+    client = client_for(leanpay, max_retries=50)
+    client.stopping.set()
+    with pytest.raises(RetriesExhausted) as failure:
+        client.post_batch(INVOICES, [payload(1)])
+    assert "stopping" in str(failure.value)
+    assert len(leanpay.requests()) == 1
