@@ -134,6 +134,13 @@ class TargetLeanpay(Target):
             self.run.progress.maybe_log()
             self._handle_max_record_age()
 
+    def _process_schema_message(self, message_dict: dict[str, Any]) -> None:
+        """A changed schema retires a sink: send its partial chunk now, not at the next drain."""
+        super()._process_schema_message(message_dict)
+        for sink in self._sinks_to_clear:
+            if isinstance(sink, LeanpaySink):
+                sink.flush()
+
     def _process_state_message(self, message_dict: dict[str, Any]) -> None:
         """Hold the STATE until every record before it is safe (never the SDK's way)."""
         self._assert_line_requires(message_dict, requires={"value"})

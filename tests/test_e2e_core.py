@@ -15,6 +15,7 @@ from conftest import (
     invoices_with_state,
     payload,
     run_target,
+    schema,
     singer_input,
     start_target,
     target_config,
@@ -238,3 +239,23 @@ def test_stream_name_does_not_matter_every_stream_loads_invoices(
     assert result.returncode == 0, result.stderr
     assert len(leanpay.store("invoices")) == 3
     assert STREAM not in result.stderr
+
+
+def test_a_schema_change_sends_the_retired_sinks_partial_batch_first(
+    leanpay: StandIn, tmp_path: Path
+) -> None:
+    config = target_config(leanpay, tmp_path, max_in_flight=1)
+    changed = schema()
+    changed["schema"]["properties"]["netAmount"] = {"type": ["integer", "null"]}
+    messages = [
+        *invoices_with_state(30, every=30),
+        changed,
+        *invoices_with_state(130, every=30, start=30)[1:],
+    ]
+
+    result = run_target(config, messages)
+
+    assert result.returncode == 0, result.stderr
+    # without the flush on schema change, the old 30 would wait for the end: [100, 30, 30]
+    assert [p["items"] for p in batch_posts(leanpay)] == [30, 100, 30]
+    assert emitted(result.states) == [30, 120, 160]
