@@ -1,0 +1,90 @@
+"""CLI: run the stand-in as its own process (demo, benchmark).
+
+Prints the API base URL on one stdout line once it accepts connections (and writes it to
+--url-file), so a parent process knows where to point the target; stops on SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import tempfile
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+from leanpay_standin.server import StandIn
+from leanpay_standin.store import DUPLICATE_MODES
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="leanpay-standin",
+        description="Local stand-in for the Leanpay public API (binds 127.0.0.1 only).",
+    )
+    parser.add_argument("--port", type=int, default=0, help="0 = any free port (default)")
+    parser.add_argument("--api-key", required=True, help="the raw key clients must send")
+    parser.add_argument("--duplicates", choices=DUPLICATE_MODES, default="accept")
+    parser.add_argument("--latency-ms", type=float, default=0.0)
+    parser.add_argument("--page-size", type=int, default=100)
+    parser.add_argument("--url-file", type=Path, help="also write the base URL to this file")
+    parser.add_argument(
+        "--no-log-bodies",
+        action="store_true",
+        help="do not keep request bodies in the journal (long benchmarks)",
+    )
+    loudness = parser.add_mutually_exclusive_group()
+    loudness.add_argument("--verbose", action="store_true", help="log API requests to stderr")
+    loudness.add_argument("--quiet", action="store_true", help="no request log (default)")
+    return parser
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Readers polling the file never see it half-written."""
+    fd, temporary = tempfile.mkstemp(dir=path.parent or Path("."), prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    Path(temporary).replace(path)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Serve until SIGTERM or SIGINT."""
+    args = _parser().parse_args(argv)
+    try:
+        standin = StandIn(
+            api_key=args.api_key,
+            duplicates=args.duplicates,
+            latency_ms=args.latency_ms,
+            page_size=args.page_size,
+            port=args.port,
+            verbose=args.verbose,
+            log_bodies=not args.no_log_bodies,
+        )
+    except ValueError as error:
+        sys.stderr.write(f"leanpay-standin: {error}\n")
+        return 2
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    standin.start()
+    try:
+        if args.url_file is not None:
+            _write_atomically(args.url_file, standin.url + "\n")
+        sys.stdout.write(standin.url + "\n")
+        sys.stdout.flush()
+        while not stop.wait(timeout=0.5):
+            pass
+    finally:
+        standin.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

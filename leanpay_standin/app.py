@@ -1,0 +1,329 @@
+"""The WSGI application: Leanpay's public API under /v1/public, test controls under /_control.
+
+Request order for the API mirrors a NestJS service: route, auth guard, body parsing and
+validation, then the handler. Fault rules are consulted after auth, so the target's
+credentials are always checked, and before validation, so an injected 429 or drop does
+not depend on the batch's content (except reject_items, which exists to refuse content).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from werkzeug.exceptions import HTTPException
+from werkzeug.http import HTTP_STATUS_CODES
+from werkzeug.routing import Map, Rule
+from werkzeug.wrappers import Request, Response
+
+from leanpay_standin.faults import FaultRule
+from leanpay_standin.state import State
+from leanpay_standin.store import Conflict
+from leanpay_standin.validation import ItemSchema, check_body, schema_for
+from target_leanpay.resources import RESOURCES
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
+
+API_PREFIX = "/v1/public"
+CONTROL_PREFIX = "/_control"
+DROP_CONNECTION = "leanpay_standin.drop_connection"
+"""Environ key the app sets to ask the server to close the connection without answering."""
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"Unexpected token {name[0]} in JSON")
+
+
+class Dropped(Response):
+    """Not an answer: the server closes the connection instead of sending anything."""
+
+    def __init__(self) -> None:
+        super().__init__(b"", status=500)
+
+
+def _stdlib_dumps(payload: Any) -> bytes:
+    return json.dumps(payload, separators=(",", ":")).encode()
+
+
+_dumps: Callable[[Any], bytes]
+try:  # msgspec comes with singer-sdk[msgspec]; it encodes a 100-invoice answer 10x faster
+    from msgspec.json import encode as _msgspec_dumps
+
+    _dumps = _msgspec_dumps
+except ImportError:  # pragma: no cover - the stand-in also runs without it
+    _dumps = _stdlib_dumps
+
+
+def json_response(
+    payload: Any, status: int = 200, headers: Mapping[str, str] | None = None
+) -> Response:
+    """A compact JSON response."""
+    return Response(
+        _dumps(payload),
+        status=status,
+        headers=dict(headers or {}),
+        mimetype="application/json",
+    )
+
+
+def nest_error(status: int, message: str | list[str]) -> Response:
+    """An error body the way NestJS writes one."""
+    return json_response(
+        {"statusCode": status, "message": message, "error": HTTP_STATUS_CODES[status]}, status
+    )
+
+
+def _api_map() -> Map:
+    rules = []
+    for resource in RESOURCES.values():
+        rules.append(Rule(resource.path, endpoint=("batch", resource.name), methods=["POST"]))
+        if resource.list_path:
+            endpoint = ("list", resource.name)
+            rules.append(Rule(resource.list_path, endpoint=endpoint, methods=["GET"]))
+    return Map(rules, strict_slashes=False, merge_slashes=False)
+
+
+_CONTROL_MAP = Map(
+    [
+        Rule("/requests", endpoint="requests", methods=["GET"]),
+        Rule("/store", endpoint="store", methods=["GET"]),
+        Rule("/reset", endpoint="reset", methods=["POST"]),
+        Rule("/config", endpoint="config", methods=["GET", "POST"]),
+        Rule("/faults", endpoint="faults", methods=["GET", "POST"]),
+        Rule("/seed", endpoint="seed", methods=["POST"]),
+        Rule("/health", endpoint="health", methods=["GET"]),
+    ],
+    strict_slashes=False,
+)
+
+
+class StandInApp:
+    """Leanpay stand-in as a WSGI callable; all data lives in `state`."""
+
+    def __init__(self, state: State, *, verbose: bool = False) -> None:
+        self.state = state
+        self.verbose = verbose
+        self._api_urls = _api_map().bind("127.0.0.1")
+        self._control_urls = _CONTROL_MAP.bind("127.0.0.1")
+        self._schemas: dict[str, ItemSchema] = {
+            name: schema_for(resource) for name, resource in RESOURCES.items()
+        }
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        request = Request(environ)
+        path = request.path
+        if path.startswith(API_PREFIX + "/"):
+            response = self._api(request, path[len(API_PREFIX) :])
+            if isinstance(response, Dropped):
+                environ[DROP_CONNECTION] = True
+        elif path.startswith(CONTROL_PREFIX + "/"):
+            response = self._control(request, path[len(CONTROL_PREFIX) :])
+        else:
+            response = nest_error(404, f"Cannot {request.method} {path}")
+        return response(environ, start_response)
+
+    # -- the Leanpay API -------------------------------------------------------------
+
+    def _api(self, request: Request, path: str) -> Response:
+        """Answer one API request and journal it."""
+        arrived = time.monotonic()
+        entry = self.state.journal.open(
+            request.method, path, request.args.to_dict(), dict(request.headers), arrived
+        )
+        latency = self.state.settings.latency_ms
+        if latency:
+            time.sleep(latency / 1000)
+        response = self._api_response(request, path, entry)
+        entry["status"] = None if isinstance(response, Dropped) else response.status_code
+        if self.verbose:
+            status = entry["status"] or "dropped"
+            took = (time.monotonic() - arrived) * 1000
+            sys.stderr.write(
+                f"{request.method} {API_PREFIX}{path} -> {status}"
+                f" items={entry['items']} {took:.1f}ms\n"
+            )
+        return response
+
+    def _api_response(self, request: Request, path: str, entry: dict[str, Any]) -> Response:
+        try:
+            (kind, resource_name), _ = self._api_urls.match(path, request.method)
+        except HTTPException:
+            return nest_error(404, f"Cannot {request.method} {API_PREFIX}{path}")
+        if request.headers.get("Authorization") != self.state.api_key:
+            return json_response({"statusCode": 401, "message": "Unauthorized"}, 401)
+
+        body: Any = None
+        items: list[Any] | None = None
+        if kind == "batch":
+            parsed = self._parse_batch(request, resource_name, entry)
+            if isinstance(parsed, Response):
+                return parsed
+            body, items = parsed
+
+        rule = self.state.faults.take(request.method, path, items)
+        if rule is not None:
+            early = _before_store(rule)
+            if early is not None:
+                return early
+        if kind == "list":
+            response = self._list(request, resource_name)
+        else:
+            response = self._batch(resource_name, body, rule)
+        return response if rule is None else _after_store(rule, response)
+
+    def _parse_batch(
+        self, request: Request, resource_name: str, entry: dict[str, Any]
+    ) -> tuple[Any, list[Any] | None] | Response:
+        """(body, its item list if it has one), journaled; or the 400 for unparsable JSON."""
+        raw = request.get_data()
+        try:
+            body = json.loads(raw, parse_constant=_refuse_constant) if raw.strip() else {}
+        except (ValueError, RecursionError) as error:
+            position = getattr(error, "pos", 0)
+            return nest_error(400, f"Unexpected token in JSON at position {position}")
+        if self.state.settings.log_bodies:
+            entry["body"] = body
+        items = body.get(RESOURCES[resource_name].body_key) if type(body) is dict else None
+        if type(items) is not list:
+            return body, None
+        entry["items"] = len(items)
+        return body, items
+
+    def _batch(self, resource_name: str, body: Any, rule: FaultRule | None) -> Response:
+        schema = self._schemas[resource_name]
+        items, problems = check_body(schema, body)
+        if problems:
+            return nest_error(400, problems)
+        if rule is not None and rule.action == "reject_items":
+            if rule.name_items:
+                return nest_error(
+                    400,
+                    [
+                        f"{schema.body_key}.{index}.{name} refused by test rule"
+                        for index, name in rule.offending(items)
+                    ],
+                )
+            return nest_error(400, ["Validation failed"])
+        result = self.state.store[resource_name].commit(items, self.state.settings.duplicates)
+        if isinstance(result, Conflict):
+            return nest_error(409, result.messages)
+        return json_response({"data": result}, 201)
+
+    def _list(self, request: Request, resource_name: str) -> Response:
+        raw_page = request.args.get("page", "1")
+        if not (raw_page.isascii() and raw_page.isdigit()) or int(raw_page) < 1:
+            return nest_error(400, ["page must be a positive integer"])
+        page = int(raw_page)
+        size = self.state.settings.page_size
+        objects, total = self.state.store[resource_name].objects((page - 1) * size, page * size)
+        return json_response(
+            {
+                "data": objects,
+                "count": len(objects),
+                "total": total,
+                "page": page,
+                "pageCount": math.ceil(total / size),
+            }
+        )
+
+    # -- test controls ---------------------------------------------------------------
+
+    def _control(self, request: Request, path: str) -> Response:
+        try:
+            endpoint, _ = self._control_urls.match(path, request.method)
+        except HTTPException as error:
+            return json_response({"error": error.name}, error.code or 404)
+        payload: Any = None
+        if request.method == "POST" and request.get_data().strip():
+            try:
+                payload = request.get_json(force=True, silent=False)
+            except HTTPException:
+                return json_response({"error": "body must be JSON"}, 400)
+        try:
+            return json_response(getattr(self, f"_control_{endpoint}")(request, payload))
+        except (ValueError, TypeError) as error:
+            return json_response({"error": str(error)}, 400)
+
+    def _control_requests(self, request: Request, payload: Any) -> Any:
+        return self.state.journal.entries()
+
+    def _control_store(self, request: Request, payload: Any) -> Any:
+        wanted = request.args.get("resource")
+        if wanted is not None and wanted not in RESOURCES:
+            raise ValueError(f"unknown resource {wanted!r}")
+        names = [wanted] if wanted else list(RESOURCES)
+        return {name: self.state.store[name].objects()[0] for name in names}
+
+    def _control_reset(self, request: Request, payload: Any) -> Any:
+        self.state.reset()
+        return {"reset": True}
+
+    def _control_config(self, request: Request, payload: Any) -> Any:
+        if payload is not None:
+            self.state.settings.update(_object(payload))
+        return self.state.settings.as_json()
+
+    def _control_faults(self, request: Request, payload: Any) -> Any:
+        if payload is not None:
+            specs = payload.get("faults") if isinstance(payload, dict) else payload
+            if not isinstance(specs, list):
+                raise ValueError('expected {"faults": [rule, ...]}')
+            self.state.faults.add(specs)
+        return self.state.faults.describe()
+
+    def _control_seed(self, request: Request, payload: Any) -> Any:
+        spec = _object(payload)
+        count = spec.get("count", spec.get("n"))
+        if type(count) is not int or count < 0:
+            raise ValueError("count must be an integer >= 0")
+        client_id = spec.get("client_id")
+        if client_id is not None and not isinstance(client_id, str):
+            raise ValueError("client_id must be a string")
+        return {"seeded": len(self.state.store.seed_invoices(count, client_id))}
+
+    def _control_health(self, request: Request, payload: Any) -> Any:
+        return {"ok": True}
+
+
+def _object(payload: Any) -> dict[str, Any]:
+    if not isinstance(payload, dict):
+        raise ValueError("body must be a JSON object")
+    return payload
+
+
+def _before_store(rule: FaultRule) -> Response | None:
+    """Apply the part of a rule that acts before storing; a response ends the request."""
+    if rule.action == "status":
+        return _fault_response(rule)
+    if rule.action == "drop_before_store":
+        return Dropped()
+    if rule.action == "delay_before_store":
+        time.sleep(rule.seconds)
+    return None
+
+
+def _after_store(rule: FaultRule, response: Response) -> Response:
+    """Apply the part of a rule that acts once the request was processed."""
+    if rule.action == "drop_after_store":
+        return Dropped()
+    if rule.action == "delay_after_store":
+        time.sleep(rule.seconds)
+    return response
+
+
+def _fault_response(rule: FaultRule) -> Response:
+    if rule.raw_body is not None:
+        response = Response(rule.raw_body, status=rule.status, mimetype="text/plain")
+        response.headers.update(rule.headers)
+        return response
+    body = (
+        rule.body
+        if rule.has_body
+        else {"statusCode": rule.status, "message": HTTP_STATUS_CODES.get(rule.status, "Error")}
+    )
+    return json_response(body, rule.status, rule.headers)

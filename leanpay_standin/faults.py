@@ -1,0 +1,211 @@
+"""Fault-injection rules: how tests make the stand-in misbehave on purpose.
+
+The live Leanpay API documents no errors, rate limits or duplicate semantics, so the
+target is tested against every plausible misbehaviour: error statuses, dropped
+connections before and after storing (the ambiguous case), slowness, and items refused
+for reasons the target cannot check locally. Unknown rule keys are errors, so a typo in
+a test cannot silently disable the fault it meant to inject.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, cast, get_args
+
+Action = Literal[
+    "status",
+    "drop_before_store",
+    "drop_after_store",
+    "delay_before_store",
+    "delay_after_store",
+    "reject_items",
+]
+ACTIONS: tuple[str, ...] = get_args(Action)
+_UNSET: Any = object()
+
+_COMMON_KEYS = frozenset({"action", "path", "method", "times"})
+_ACTION_KEYS: dict[str, frozenset[str]] = {
+    "status": frozenset({"status", "headers", "body", "raw_body"}),
+    "drop_before_store": frozenset(),
+    "drop_after_store": frozenset(),
+    "delay_before_store": frozenset({"seconds"}),
+    "delay_after_store": frozenset({"seconds"}),
+    "reject_items": frozenset({"match", "name_items"}),
+}
+
+
+@dataclass
+class FaultRule:
+    """One rule; `times=None` means it never wears out."""
+
+    action: Action
+    path: str | None = None
+    method: str | None = None
+    times: int | None = 1
+    status: int = 500
+    headers: dict[str, str] = field(default_factory=dict)
+    body: Any = _UNSET
+    raw_body: str | None = None
+    seconds: float = 0.0
+    match: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    name_items: bool = True
+    used: int = 0
+
+    @property
+    def active(self) -> bool:
+        """Whether the rule may still apply."""
+        return self.times is None or self.used < self.times
+
+    @property
+    def has_body(self) -> bool:
+        """Whether a JSON body was given (null is a body too)."""
+        return self.body is not _UNSET
+
+    def offending(self, items: Sequence[object]) -> list[tuple[int, str]]:
+        """(index, field) of every item a reject_items rule refuses."""
+        found = []
+        for index, item in enumerate(items):
+            if type(item) is not dict:
+                continue
+            for name, values in self.match.items():
+                if item.get(name, _UNSET) in values:
+                    found.append((index, name))
+                    break
+        return found
+
+    def describe(self) -> dict[str, Any]:
+        """The rule as JSON, for `GET /_control/faults`."""
+        described: dict[str, Any] = {
+            "action": self.action,
+            "path": self.path,
+            "method": self.method,
+            "times": self.times,
+            "used": self.used,
+        }
+        if self.action == "status":
+            described.update(status=self.status, headers=self.headers)
+        elif self.action.startswith("delay"):
+            described["seconds"] = self.seconds
+        elif self.action == "reject_items":
+            described.update(
+                match={k: list(v) for k, v in self.match.items()}, name_items=self.name_items
+            )
+        return described
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ValueError(message)
+
+
+def parse_rule(spec: Mapping[str, Any]) -> FaultRule:
+    """Build a rule from its JSON form; ValueError explains what is wrong."""
+    _require(isinstance(spec, Mapping), "a fault rule must be an object")
+    action: Any = spec.get("action")
+    _require(action in ACTIONS, f"fault action must be one of {', '.join(ACTIONS)}")
+    unknown = set(spec) - _COMMON_KEYS - _ACTION_KEYS[action]
+    _require(not unknown, f"unknown keys for a {action!r} rule: {', '.join(sorted(unknown))}")
+    rule = FaultRule(action=action)
+    rule.path = _optional_str(spec, "path")
+    method = _optional_str(spec, "method")
+    rule.method = method.upper() if method else None
+    times: Any = spec.get("times", None if action == "reject_items" else 1)
+    _require(
+        times is None or (type(times) is int and times >= 1),
+        "times must be a positive integer or null (unlimited)",
+    )
+    rule.times = times
+    if action == "status":
+        _parse_status(rule, spec)
+    elif action in ("delay_before_store", "delay_after_store"):
+        seconds: Any = spec.get("seconds")
+        _require(type(seconds) in (int, float) and seconds >= 0, "a delay needs seconds >= 0")
+        rule.seconds = float(seconds)
+    elif action == "reject_items":
+        _parse_reject(rule, spec)
+    return rule
+
+
+def _parse_reject(rule: FaultRule, spec: Mapping[str, Any]) -> None:
+    match: Any = spec.get("match")
+    _require(
+        isinstance(match, Mapping)
+        and bool(match)
+        and all(isinstance(v, list) for v in match.values()),
+        'reject_items needs match: {"<field>": [values, ...]}',
+    )
+    rule.match = {str(k): tuple(v) for k, v in match.items()}
+    name_items: Any = spec.get("name_items", True)
+    _require(type(name_items) is bool, "name_items must be a boolean")
+    rule.name_items = name_items
+
+
+def _optional_str(spec: Mapping[str, Any], key: str) -> str | None:
+    value = spec.get(key)
+    _require(value is None or isinstance(value, str), f"{key} must be a string")
+    return cast(str | None, value)
+
+
+def _parse_status(rule: FaultRule, spec: Mapping[str, Any]) -> None:
+    status: Any = spec.get("status")
+    _require(type(status) is int and 100 <= status <= 599, "status must be an HTTP status code")
+    rule.status = status
+    headers: Any = spec.get("headers", {})
+    _require(
+        isinstance(headers, Mapping) and all(isinstance(v, str) for v in headers.values()),
+        "headers must map names to strings",
+    )
+    rule.headers = {str(k): v for k, v in headers.items()}
+    raw_body: Any = spec.get("raw_body")
+    _require(raw_body is None or isinstance(raw_body, str), "raw_body must be a string")
+    _require(raw_body is None or "body" not in spec, "give body or raw_body, not both")
+    rule.raw_body = raw_body
+    if "body" in spec:
+        rule.body = spec["body"]
+
+
+class FaultBook:
+    """The rules in order of addition; the first active matching rule applies."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._rules: list[FaultRule] = []
+
+    def add(self, specs: Sequence[Mapping[str, Any]]) -> None:
+        """Append rules (all or none: one bad spec adds nothing)."""
+        rules = [parse_rule(spec) for spec in specs]
+        with self._lock:
+            self._rules.extend(rules)
+
+    def clear(self) -> None:
+        """Remove every rule."""
+        with self._lock:
+            self._rules = []
+
+    def describe(self) -> list[dict[str, Any]]:
+        """Every rule with its use count."""
+        with self._lock:
+            return [rule.describe() for rule in self._rules]
+
+    def take(self, method: str, path: str, items: Sequence[object] | None) -> FaultRule | None:
+        """Consume one use of the first rule applying to this request, if any.
+
+        A reject_items rule only applies to a batch holding an item it matches.
+        """
+        if not self._rules:
+            return None
+        with self._lock:
+            for rule in self._rules:
+                if not rule.active:
+                    continue
+                if rule.path is not None and rule.path != path:
+                    continue
+                if rule.method is not None and rule.method != method:
+                    continue
+                if rule.action == "reject_items" and not (items and rule.offending(items)):
+                    continue
+                rule.used += 1
+                return rule
+        return None

@@ -1,0 +1,52 @@
+"""The log of every API request, so tests can assert what the target actually sent.
+
+Entries are created on arrival (so dropped requests appear, with status null) and
+completed when answered. Authorization is kept on purpose: tests check that the raw key,
+without "Bearer", was sent.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+
+class Journal:
+    """API requests in arrival order."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: list[dict[str, Any]] = []
+
+    def open(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, str],
+        headers: dict[str, str],
+        arrived: float,
+    ) -> dict[str, Any]:
+        """Record an arriving request; the caller fills body, items and status in place."""
+        entry: dict[str, Any] = {
+            "method": method,
+            "path": path,
+            "query": query,
+            "headers": headers,
+            "body": None,
+            "status": None,
+            "items": None,
+            "time": arrived,
+        }
+        with self._lock:
+            self._entries.append(entry)
+        return entry
+
+    def clear(self) -> None:
+        """Forget every request."""
+        with self._lock:
+            self._entries = []
+
+    def entries(self) -> list[dict[str, Any]]:
+        """A snapshot (shallow copies, so later completion does not change it)."""
+        with self._lock:
+            return [dict(entry) for entry in self._entries]

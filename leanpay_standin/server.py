@@ -1,0 +1,167 @@
+"""`StandIn`: the stand-in served from a daemon thread, with a Python API for tests.
+
+Tests run the real target CLI as a subprocess against `.url`, then inspect what arrived
+through this object (same process, no HTTP round trip needed for inspection).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any, Self
+
+from leanpay_standin.app import API_PREFIX, StandInApp
+from leanpay_standin.http_server import LOOPBACK, StandInServer
+from leanpay_standin.state import Settings, State
+from leanpay_standin.store import DuplicateMode
+from target_leanpay.resources import RESOURCES
+
+
+class StandIn:
+    """A local Leanpay on 127.0.0.1; `with StandIn() as leanpay: ... leanpay.url ...`."""
+
+    def __init__(
+        self,
+        api_key: str = "test-key",
+        duplicates: DuplicateMode = "accept",
+        latency_ms: float = 0,
+        page_size: int = 100,
+        *,
+        port: int = 0,
+        verbose: bool = False,
+        log_bodies: bool = True,
+    ) -> None:
+        settings = Settings()
+        settings.update(
+            {
+                "duplicates": duplicates,
+                "latency_ms": latency_ms,
+                "page_size": page_size,
+                "log_bodies": log_bodies,
+            }
+        )
+        self.state = State(api_key=api_key, settings=settings)
+        self._app = StandInApp(self.state, verbose=verbose)
+        self._port = port
+        self._server: StandInServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def start(self) -> Self:
+        """Bind 127.0.0.1 (port 0 = any free port) and serve in a daemon thread."""
+        if self._server is not None:
+            raise RuntimeError("the stand-in is already running")
+        try:
+            server = StandInServer(self._port, self._app)
+        except SystemExit as error:  # werkzeug exits when the port is taken
+            raise OSError(f"cannot listen on {LOOPBACK}:{self._port}") from error
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name=f"leanpay-standin:{server.port}",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close client connections; idempotent."""
+        server, thread = self._server, self._thread
+        if server is None or thread is None:
+            return
+        server.shutdown()
+        thread.join(timeout=5)
+        server.close_connections()
+        server.server_close()
+        self._server = self._thread = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- addresses -------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        """The bound port (the real one when started with port 0)."""
+        if self._server is None:
+            raise RuntimeError("the stand-in is not running")
+        return self._server.port
+
+    @property
+    def root_url(self) -> str:
+        """`http://127.0.0.1:<port>`; the control API is under `/_control`."""
+        return f"http://{LOOPBACK}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        """The API base URL to give the target (`http://127.0.0.1:<port>/v1/public`)."""
+        return self.root_url + API_PREFIX
+
+    @property
+    def connections_opened(self) -> int:
+        """Client connections accepted so far: shows whether clients reuse connections."""
+        if self._server is None:
+            raise RuntimeError("the stand-in is not running")
+        return self._server.connections_opened
+
+    # -- control ---------------------------------------------------------------------
+
+    def add_faults(self, *rules: Mapping[str, Any]) -> None:
+        """Append fault rules (see `leanpay_standin.faults`); ValueError if one is malformed."""
+        self.state.faults.add(rules)
+
+    def faults(self) -> list[dict[str, Any]]:
+        """The rules with their use counts."""
+        return self.state.faults.describe()
+
+    def configure(self, **settings: Any) -> None:
+        """Change duplicates / latency_ms / page_size / log_bodies while running."""
+        self.state.settings.update(settings)
+
+    def reset(self) -> None:
+        """Clear stored objects, the request journal and fault rules."""
+        self.state.reset()
+
+    def seed_invoices(self, n: int, client_id: str | None = None) -> list[str]:
+        """Store `n` invoices `seed-000001`, ... as previously imported; return externalIds."""
+        return self.state.store.seed_invoices(n, client_id)
+
+    # -- observation -----------------------------------------------------------------
+
+    def requests(self) -> list[dict[str, Any]]:
+        """Every API request received, in arrival order (see `journal`)."""
+        return self.state.journal.entries()
+
+    def store(self, resource_name: str = "invoices") -> list[dict[str, Any]]:
+        """The objects of a resource, as Leanpay would show them, in creation order."""
+        return self.state.store[resource_name].objects()[0]
+
+    def posted_items(self, resource_name: str = "invoices") -> list[dict[str, Any]]:
+        """Items of the batch POSTs of a resource that were answered 2xx, in order received.
+
+        Needs `log_bodies=True` (the default).
+        """
+        resource = RESOURCES[resource_name]
+        items: list[dict[str, Any]] = []
+        for entry in self.requests():
+            status = entry["status"]
+            if (
+                entry["method"] == "POST"
+                and entry["path"] == resource.path
+                and status is not None
+                and 200 <= status < 300
+                and isinstance(entry["body"], dict)
+            ):
+                items.extend(entry["body"][resource.body_key])
+        return items

@@ -1,0 +1,730 @@
+"""The Leanpay stand-in behaves as the end-to-end tests, demo and benchmark rely on."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from leanpay_standin import StandIn
+from target_leanpay.resources import RESOURCES, Kind, Resource
+
+KEY = "test-key"
+CLIENT = str(uuid.uuid4())
+UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
+
+
+@pytest.fixture
+def standin() -> Iterator[StandIn]:
+    with StandIn(api_key=KEY) as running:
+        yield running
+
+
+@pytest.fixture
+def session() -> Iterator[requests.Session]:
+    with requests.Session() as http:
+        http.headers["Authorization"] = KEY
+        yield http
+
+
+def invoice(number: int = 1, **changes: Any) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "clientId": CLIENT,
+        "reference": f"INV-{number:04d}",
+        "amount": 12_000 + number,
+        "netAmount": 10_000,
+        "issueDate": "2024-03-01",
+        "dueDate": "2024-04-01",
+        "externalId": f"ext-{number}",
+    }
+    item.update(changes)
+    return {k: v for k, v in item.items() if v is not _ABSENT}
+
+
+_ABSENT: Any = object()
+
+
+def post(
+    http: requests.Session, standin: StandIn, items: list[Any], resource: str = "invoices"
+) -> requests.Response:
+    target = RESOURCES[resource]
+    return http.post(standin.url + target.path, json={target.body_key: items}, timeout=10)
+
+
+def messages(response: requests.Response) -> list[str]:
+    body = response.json()
+    assert body["statusCode"] == response.status_code
+    assert isinstance(body["message"], list)
+    return list(body["message"])
+
+
+def valid_item(resource: Resource) -> dict[str, Any]:
+    """An item filling every field of the table with a valid value of its kind."""
+    values = {
+        Kind.UUID: CLIENT,
+        Kind.STRING: "x",
+        Kind.MONEY: 1,
+        Kind.DATE: "2024-03-01",
+        Kind.BOOLEAN: True,
+        Kind.CURRENCY: "EUR",
+    }
+    return {f.name: values[f.kind] for f in resource.fields}
+
+
+# -- server, auth, shape -------------------------------------------------------------
+
+
+def test_binds_loopback_with_a_discoverable_port(standin: StandIn) -> None:
+    assert standin.port > 0
+    assert standin.url == f"http://127.0.0.1:{standin.port}/v1/public"
+    assert standin._server is not None
+    assert standin._server.socket.getsockname()[0] == "127.0.0.1"
+
+
+@pytest.mark.parametrize("header", [None, "wrong", f"Bearer {KEY}", f"{KEY} "])
+def test_refuses_anything_but_the_raw_key(standin: StandIn, header: str | None) -> None:
+    headers = {} if header is None else {"Authorization": header}
+    response = requests.post(
+        standin.url + "/invoices/batch", json={"invoices": [invoice()]}, headers=headers, timeout=5
+    )
+    assert response.status_code == 401
+    assert response.json() == {"statusCode": 401, "message": "Unauthorized"}
+    assert standin.store("invoices") == []
+
+
+def test_created_invoice_looks_like_leanpay(standin: StandIn, session: requests.Session) -> None:
+    response = post(session, standin, [invoice(1), invoice(2, netAmount=_ABSENT)])
+    assert response.status_code == 201
+    first, second = response.json()["data"]
+    assert UUID_RE.fullmatch(first["id"]) and UUID_RE.fullmatch(first["tenantId"])
+    assert first["id"] != second["id"] and first["tenantId"] == second["tenantId"]
+    assert first["externalId"] == "ext-1" and first["reference"] == "INV-0001"
+    assert first["amount"] == first["remainingAmount"] == 12_001
+    assert (first["paidAmount"], first["offsetAmount"], first["status"]) == (0, 0, "due")
+    assert first["dueDates"] == first["payments"] == first["creditNoteLinks"] == []
+    assert first["issueDate"] == "2024-03-01T00:00:00.000Z"
+    assert first["dueDate"] == "2024-04-01T00:00:00.000Z"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", first["createdAt"])
+    assert first["updatedAt"] == first["createdAt"]
+    assert second["netAmount"] is None
+    assert standin.store("invoices") == [first, second]
+    journal = standin.requests()
+    assert journal[0]["headers"]["Authorization"] == KEY
+    assert (journal[0]["method"], journal[0]["path"], journal[0]["status"]) == (
+        "POST",
+        "/invoices/batch",
+        201,
+    )
+    assert journal[0]["items"] == 2
+    assert journal[0]["body"] == {"invoices": [invoice(1), invoice(2, netAmount=_ABSENT)]}
+
+
+@pytest.mark.parametrize("resource", list(RESOURCES.values()), ids=list(RESOURCES))
+def test_every_resource_of_the_table_is_served(
+    standin: StandIn, session: requests.Session, resource: Resource
+) -> None:
+    item = valid_item(resource)
+    response = post(session, standin, [item], resource.name)
+    assert response.status_code == 201, response.text
+    (created,) = response.json()["data"]
+    assert created["externalId"] == item["externalId"]
+    assert len(standin.store(resource.name)) == 1
+    assert standin.posted_items(resource.name) == [item]
+
+
+# -- validation ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"foo": 1}, "invoices.0.foo should not exist"),
+        ({"clientId": _ABSENT}, "invoices.0.clientId should not be null or undefined"),
+        ({"reference": None}, "invoices.0.reference should not be null or undefined"),
+        ({"clientId": "not-a-uuid"}, "invoices.0.clientId must be a UUID"),
+        ({"clientId": CLIENT.replace("-", "")}, "invoices.0.clientId must be a UUID"),
+        ({"clientId": 42}, "invoices.0.clientId must be a UUID"),
+        ({"reference": 42}, "invoices.0.reference must be a string"),
+        (
+            {"reference": "x" * 81},
+            "invoices.0.reference must be shorter than or equal to 80 characters",
+        ),
+        (
+            {"externalId": "x" * 81},
+            "invoices.0.externalId must be shorter than or equal to 80 characters",
+        ),
+        ({"amount": -1}, "invoices.0.amount must not be less than 0"),
+        ({"amount": 1.5}, "invoices.0.amount must be an integer number"),
+        ({"amount": 100.0}, "invoices.0.amount must be an integer number"),
+        ({"amount": "100"}, "invoices.0.amount must be an integer number"),
+        ({"amount": True}, "invoices.0.amount must be an integer number"),
+        ({"netAmount": -5}, "invoices.0.netAmount must not be less than 0"),
+        ({"issueDate": "2024-02-30"}, "invoices.0.issueDate must be a valid ISO 8601 date string"),
+        ({"dueDate": "2023-02-29"}, "invoices.0.dueDate must be a valid ISO 8601 date string"),
+        ({"dueDate": "2024/04/01"}, "invoices.0.dueDate must be a valid ISO 8601 date string"),
+        ({"dueDate": "20240401"}, "invoices.0.dueDate must be a valid ISO 8601 date string"),
+        (
+            {"dueDate": "2024-04-01T00:00:00Z"},
+            "invoices.0.dueDate must be a valid ISO 8601 date string",
+        ),
+        ({"sentDate": 20240401}, "invoices.0.sentDate must be a valid ISO 8601 date string"),
+    ],
+)
+def test_invalid_invoice_fields(
+    standin: StandIn, session: requests.Session, changes: dict[str, Any], expected: str
+) -> None:
+    response = post(session, standin, [invoice(1, **changes)])
+    assert response.status_code == 400
+    assert response.json()["error"] == "Bad Request"
+    assert messages(response) == [expected]
+
+
+def test_valid_edge_values_pass(standin: StandIn, session: requests.Session) -> None:
+    edge = invoice(
+        1,
+        amount=0,
+        netAmount=None,
+        externalId=None,
+        sentDate="2024-02-29",
+        clientId=CLIENT.upper(),
+        reference="x" * 80,
+    )
+    assert post(session, standin, [edge]).status_code == 201
+
+
+@pytest.mark.parametrize(
+    ("resource", "changes", "expected"),
+    [
+        ("misc_operations", {"externalId": None}, "externalId should not be null or undefined"),
+        ("misc_operations", {"externalId": _ABSENT}, "externalId should not be null or undefined"),
+        (
+            "misc_operations",
+            {"currency": "EURO"},
+            "currency must be shorter than or equal to 3 characters",
+        ),
+        ("misc_operations", {"currency": 978}, "currency must be a string"),
+        ("addresses", {"main": "yes"}, "main must be a boolean value"),
+        ("addresses", {"main": 1}, "main must be a boolean value"),
+        ("links", {"invoiceId": None}, "invoiceId should not be null or undefined"),
+        ("paybacks", {"date": "2024-13-01"}, "date must be a valid ISO 8601 date string"),
+    ],
+)
+def test_invalid_fields_of_other_resources(
+    standin: StandIn,
+    session: requests.Session,
+    resource: str,
+    changes: dict[str, Any],
+    expected: str,
+) -> None:
+    target = RESOURCES[resource]
+    item = {**valid_item(target), **changes}
+    item = {k: v for k, v in item.items() if v is not _ABSENT}
+    response = post(session, standin, [item], resource)
+    assert response.status_code == 400
+    assert messages(response) == [f"{target.body_key}.0.{expected}"]
+
+
+def test_one_bad_item_refuses_the_whole_batch(standin: StandIn, session: requests.Session) -> None:
+    items = [invoice(1), invoice(2), invoice(3, amount=-1, foo="bar"), invoice(4, clientId="x")]
+    response = post(session, standin, items)
+    assert response.status_code == 400
+    assert messages(response) == [
+        "invoices.2.foo should not exist",
+        "invoices.2.amount must not be less than 0",
+        "invoices.3.clientId must be a UUID",
+    ]
+    assert standin.store("invoices") == []
+    assert standin.posted_items() == []
+    assert standin.requests()[0]["status"] == 400
+
+
+def test_batch_size_is_1_to_100(standin: StandIn, session: requests.Session) -> None:
+    too_many = post(session, standin, [invoice(n) for n in range(101)])
+    assert too_many.status_code == 400
+    assert messages(too_many) == ["invoices must contain no more than 100 elements"]
+    empty = post(session, standin, [])
+    assert empty.status_code == 400
+    assert messages(empty) == ["invoices must contain at least 1 elements"]
+    assert standin.store("invoices") == []
+    assert post(session, standin, [invoice(n) for n in range(100)]).status_code == 201
+    assert len(standin.store("invoices")) == 100
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ([invoice()], ["invoices must be an array"]),
+        ({}, ["invoices must be an array"]),
+        ({"invoices": {"0": invoice()}}, ["invoices must be an array"]),
+        (
+            {"invoices": [invoice()], "creditNotes": []},
+            ["property creditNotes should not exist"],
+        ),
+        ({"invoices": [invoice(), "text"]}, ["invoices.1 must be an object"]),
+    ],
+)
+def test_body_shape(
+    standin: StandIn, session: requests.Session, body: Any, expected: list[str]
+) -> None:
+    response = session.post(standin.url + "/invoices/batch", json=body, timeout=5)
+    assert response.status_code == 400
+    assert messages(response) == expected
+
+
+def test_unparsable_json_gets_a_string_message(standin: StandIn, session: requests.Session) -> None:
+    response = session.post(
+        standin.url + "/invoices/batch",
+        data=b'{"invoices": [',
+        headers={"Content-Type": "application/json"},
+        timeout=5,
+    )
+    assert response.status_code == 400
+    assert isinstance(response.json()["message"], str)
+    nan = session.post(
+        standin.url + "/invoices/batch",
+        data=b'{"invoices": [{"amount": NaN}]}',
+        headers={"Content-Type": "application/json"},
+        timeout=5,
+    )
+    assert nan.status_code == 400
+
+
+def test_chunked_request_body(standin: StandIn, session: requests.Session) -> None:
+    body = json.dumps({"invoices": [invoice(1), invoice(2)]}).encode()
+    chunks = iter([body[:50], body[50:]])  # a generator body makes requests send it chunked
+    response = session.post(standin.url + "/invoices/batch", data=chunks, timeout=5)
+    assert response.status_code == 201
+    assert standin.requests()[0]["headers"]["Transfer-Encoding"] == "chunked"
+    assert len(standin.store("invoices")) == 2
+
+
+def test_unknown_route_is_404(standin: StandIn, session: requests.Session) -> None:
+    response = session.post(standin.url + "/clients/batch", json={}, timeout=5)
+    assert response.status_code == 404
+    assert response.json()["message"] == "Cannot POST /v1/public/clients/batch"
+    assert session.get(standin.url + "/invoices/batch", timeout=5).status_code == 404
+
+
+# -- duplicates ----------------------------------------------------------------------
+
+
+def test_accept_mode_stores_a_second_object(standin: StandIn, session: requests.Session) -> None:
+    assert post(session, standin, [invoice(1)]).status_code == 201
+    assert post(session, standin, [invoice(1)]).status_code == 201
+    stored = standin.store("invoices")
+    assert [s["externalId"] for s in stored] == ["ext-1", "ext-1"]
+    assert stored[0]["id"] != stored[1]["id"]
+
+
+def test_refuse_mode_refuses_the_whole_batch(standin: StandIn, session: requests.Session) -> None:
+    standin.configure(duplicates="refuse")
+    assert post(session, standin, [invoice(1), invoice(2)]).status_code == 201
+    response = post(session, standin, [invoice(3), invoice(4), invoice(2)])
+    assert response.status_code == 409
+    assert response.json() == {
+        "statusCode": 409,
+        "message": ["invoices.2.externalId already exists"],
+        "error": "Conflict",
+    }
+    within = post(session, standin, [invoice(5), invoice(6), invoice(5)])
+    assert within.status_code == 409
+    assert messages(within) == ["invoices.2.externalId already exists"]
+    assert [s["externalId"] for s in standin.store("invoices")] == ["ext-1", "ext-2"]
+    no_ids = [invoice(7, externalId=None), invoice(8, externalId=_ABSENT)]
+    assert post(session, standin, no_ids + no_ids).status_code == 201
+    assert len(standin.store("invoices")) == 6
+
+
+def test_ignore_mode_answers_with_the_existing_object(
+    standin: StandIn, session: requests.Session
+) -> None:
+    standin.configure(duplicates="ignore")
+    (original,) = post(session, standin, [invoice(1)]).json()["data"]
+    response = post(session, standin, [invoice(2), invoice(1, amount=999), invoice(2)])
+    assert response.status_code == 201
+    new, existing, repeated = response.json()["data"]
+    assert existing == original
+    assert repeated == new
+    assert [s["externalId"] for s in standin.store("invoices")] == ["ext-1", "ext-2"]
+
+
+def test_duplicate_mode_is_per_resource(standin: StandIn, session: requests.Session) -> None:
+    standin.configure(duplicates="refuse")
+    note = {**valid_item(RESOURCES["credit_notes"]), "externalId": "ext-1"}
+    assert post(session, standin, [invoice(1)]).status_code == 201
+    assert post(session, standin, [note], "credit_notes").status_code == 201
+
+
+def test_duplicate_mode_can_be_switched_over_http(
+    standin: StandIn, session: requests.Session
+) -> None:
+    answer = requests.post(
+        standin.root_url + "/_control/config", json={"duplicates": "refuse"}, timeout=5
+    )
+    assert answer.json()["duplicates"] == "refuse"
+    assert post(session, standin, [invoice(1)]).status_code == 201
+    assert post(session, standin, [invoice(1)]).status_code == 409
+    bad = requests.post(standin.root_url + "/_control/config", json={"duplicates": "x"}, timeout=5)
+    assert bad.status_code == 400
+
+
+def test_unknown_duplicate_mode_is_refused() -> None:
+    with pytest.raises(ValueError, match="duplicates"):
+        StandIn(duplicates="maybe")  # type: ignore[arg-type]
+
+
+# -- listing -------------------------------------------------------------------------
+
+
+def test_invoices_are_listed_by_page_in_creation_order(session: requests.Session) -> None:
+    with StandIn(api_key=KEY, page_size=3) as standin:
+        for first in (1, 5):
+            batch = [invoice(n) for n in range(first, first + 4)]
+            assert post(session, standin, batch[: 7 - first + 1]).status_code == 201
+        pages = [
+            session.get(standin.url + "/invoices", params={"page": n}, timeout=5).json()
+            for n in (1, 2, 3, 4)
+        ]
+        assert [p["count"] for p in pages] == [3, 3, 1, 0]
+        assert {(p["total"], p["pageCount"]) for p in pages} == {(7, 3)}
+        assert [p["page"] for p in pages] == [1, 2, 3, 4]
+        listed = [obj["externalId"] for p in pages for obj in p["data"]]
+        assert listed == [f"ext-{n}" for n in range(1, 8)]
+        default = session.get(standin.url + "/invoices", timeout=5).json()
+        assert default["page"] == 1 and default["data"] == pages[0]["data"]
+        assert session.get(standin.url + "/invoices?page=0", timeout=5).status_code == 400
+        assert session.get(standin.url + "/invoices?page=x", timeout=5).status_code == 400
+        assert requests.get(standin.url + "/invoices", timeout=5).status_code == 401
+
+
+def test_seeded_tenant(standin: StandIn, session: requests.Session) -> None:
+    ids = standin.seed_invoices(10_000, client_id=CLIENT)
+    assert ids[0] == "seed-000001" and ids[-1] == "seed-010000"
+    page = session.get(standin.url + "/invoices?page=100", timeout=5).json()
+    assert (page["total"], page["pageCount"], page["count"]) == (10_000, 100, 100)
+    assert page["data"][-1]["externalId"] == "seed-010000"
+    assert page["data"][-1]["clientId"] == CLIENT
+    standin.configure(duplicates="refuse")
+    assert post(session, standin, [invoice(1, externalId="seed-000042")]).status_code == 409
+    assert standin.seed_invoices(1) == ["seed-010001"]
+
+
+# -- faults --------------------------------------------------------------------------
+
+
+def test_status_fault_with_retry_after(standin: StandIn, session: requests.Session) -> None:
+    standin.add_faults(
+        {
+            "action": "status",
+            "status": 429,
+            "headers": {"Retry-After": "1"},
+            "path": "/invoices/batch",
+        }
+    )
+    limited = post(session, standin, [invoice(1)])
+    assert limited.status_code == 429
+    assert limited.headers["Retry-After"] == "1"
+    assert limited.json() == {"statusCode": 429, "message": "Too Many Requests"}
+    assert standin.store("invoices") == []
+    assert post(session, standin, [invoice(1)]).status_code == 201
+    assert [r["status"] for r in standin.requests()] == [429, 201]
+    assert standin.posted_items() == [invoice(1)]
+
+
+def test_status_fault_bodies(standin: StandIn, session: requests.Session) -> None:
+    standin.add_faults(
+        {"action": "status", "status": 502, "raw_body": "<html>Bad Gateway</html>"},
+        {"action": "status", "status": 500, "body": {"anything": ["goes"]}, "times": 2},
+    )
+    gateway = post(session, standin, [invoice(1)])
+    assert (gateway.status_code, gateway.text) == (502, "<html>Bad Gateway</html>")
+    for _ in range(2):
+        failing = session.get(standin.url + "/invoices", timeout=5)
+        assert (failing.status_code, failing.json()) == (500, {"anything": ["goes"]})
+    assert session.get(standin.url + "/invoices", timeout=5).status_code == 200
+
+
+def test_drop_before_store(standin: StandIn, session: requests.Session) -> None:
+    standin.add_faults({"action": "drop_before_store"})
+    with pytest.raises(requests.ConnectionError):
+        post(session, standin, [invoice(1)])
+    assert standin.store("invoices") == []
+    assert standin.requests()[0]["status"] is None
+    assert post(session, standin, [invoice(1)]).status_code == 201
+
+
+def test_drop_after_store_is_the_ambiguous_case(
+    standin: StandIn, session: requests.Session
+) -> None:
+    standin.add_faults({"action": "drop_after_store", "method": "POST"})
+    with pytest.raises(requests.ConnectionError):
+        post(session, standin, [invoice(1), invoice(2)])
+    assert [s["externalId"] for s in standin.store("invoices")] == ["ext-1", "ext-2"]
+    assert standin.requests()[0]["status"] is None
+    assert standin.posted_items() == []  # never answered, so not "accepted" as far as 2xx go
+
+
+def test_delays(standin: StandIn, session: requests.Session) -> None:
+    standin.add_faults(
+        {"action": "delay_before_store", "seconds": 0.3},
+        {"action": "delay_after_store", "seconds": 0.3},
+    )
+    for _ in range(2):
+        started = time.monotonic()
+        assert post(session, standin, [invoice(_)]).status_code == 201
+        assert time.monotonic() - started >= 0.3
+    started = time.monotonic()
+    assert post(session, standin, [invoice(9)]).status_code == 201
+    assert time.monotonic() - started < 0.3
+
+
+def test_reject_items_naming_them(standin: StandIn, session: requests.Session) -> None:
+    standin.add_faults(
+        {"action": "reject_items", "match": {"externalId": ["ext-2", "ext-4"]}, "name_items": True}
+    )
+    for _ in range(2):  # persistent: a bisection hits it repeatedly
+        response = post(session, standin, [invoice(n) for n in range(1, 6)])
+        assert response.status_code == 400
+        assert messages(response) == [
+            "invoices.1.externalId refused by test rule",
+            "invoices.3.externalId refused by test rule",
+        ]
+    assert post(session, standin, [invoice(1), invoice(3)]).status_code == 201
+    assert [s["externalId"] for s in standin.store("invoices")] == ["ext-1", "ext-3"]
+
+
+def test_reject_items_without_names(standin: StandIn, session: requests.Session) -> None:
+    standin.add_faults(
+        {"action": "reject_items", "match": {"reference": ["INV-0003"]}, "name_items": False}
+    )
+    for _ in range(3):
+        response = post(session, standin, [invoice(n) for n in range(1, 5)])
+        assert response.status_code == 400
+        assert messages(response) == ["Validation failed"]
+    assert post(session, standin, [invoice(1)]).status_code == 201
+    assert standin.faults()[0]["used"] == 3
+
+
+def test_rules_filter_by_path_and_method_and_apply_in_order(
+    standin: StandIn, session: requests.Session
+) -> None:
+    standin.add_faults(
+        {"action": "status", "status": 503, "path": "/credit-notes/batch"},
+        {"action": "status", "status": 500, "method": "GET"},
+        {"action": "status", "status": 429, "path": "/invoices/batch"},
+        {"action": "status", "status": 418, "path": "/invoices/batch"},
+    )
+    assert post(session, standin, [invoice(1)]).status_code == 429
+    assert post(session, standin, [invoice(1)]).status_code == 418
+    assert post(session, standin, [invoice(1)]).status_code == 201
+    assert session.get(standin.url + "/invoices", timeout=5).status_code == 500
+    note = valid_item(RESOURCES["credit_notes"])
+    assert post(session, standin, [note], "credit_notes").status_code == 503
+
+
+def test_faults_do_not_bypass_auth(standin: StandIn) -> None:
+    standin.add_faults({"action": "drop_before_store"})
+    response = requests.get(standin.url + "/invoices", timeout=5)
+    assert response.status_code == 401
+    assert standin.faults()[0]["used"] == 0
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        {"action": "explode"},
+        {"action": "status"},
+        {"action": "status", "status": 429, "seconds": 1},
+        {"action": "delay_before_store"},
+        {"action": "reject_items", "match": {}},
+        {"action": "drop_before_store", "times": 0},
+    ],
+)
+def test_malformed_rules_are_refused(standin: StandIn, rule: dict[str, Any]) -> None:
+    with pytest.raises(ValueError):
+        standin.add_faults(rule)
+    over_http = requests.post(
+        standin.root_url + "/_control/faults", json={"faults": [rule]}, timeout=5
+    )
+    assert over_http.status_code == 400
+    assert standin.faults() == []
+
+
+# -- control API, journal, concurrency, connections ------------------------------------
+
+
+def test_control_api_over_http(standin: StandIn, session: requests.Session) -> None:
+    control = standin.root_url + "/_control"
+    added = requests.post(
+        control + "/faults",
+        json={"faults": [{"action": "status", "status": 503, "times": 1}]},
+        timeout=5,
+    )
+    assert added.status_code == 200 and added.json()[0]["status"] == 503
+    assert post(session, standin, [invoice(1)]).status_code == 503
+    assert post(session, standin, [invoice(1)]).status_code == 201
+    journal = requests.get(control + "/requests", timeout=5).json()
+    assert [(r["path"], r["status"], r["items"]) for r in journal] == [
+        ("/invoices/batch", 503, 1),
+        ("/invoices/batch", 201, 1),
+    ]
+    assert journal[0]["time"] <= journal[1]["time"]
+    assert journal[1]["headers"]["Authorization"] == KEY
+    store = requests.get(control + "/store", timeout=5).json()
+    assert set(store) == set(RESOURCES) and len(store["invoices"]) == 1
+    seeded = requests.post(control + "/seed", json={"count": 5}, timeout=5).json()
+    assert seeded == {"seeded": 5} and len(standin.store()) == 6
+    assert requests.post(control + "/config", json={"page_size": 2}, timeout=5).status_code == 200
+    assert session.get(standin.url + "/invoices", timeout=5).json()["pageCount"] == 3
+    assert requests.post(control + "/reset", timeout=5).status_code == 200
+    assert standin.requests() == [] and standin.store() == [] and standin.faults() == []
+
+
+def test_reset_from_python(standin: StandIn, session: requests.Session) -> None:
+    post(session, standin, [invoice(1)])
+    standin.add_faults({"action": "drop_before_store"})
+    standin.reset()
+    assert standin.requests() == [] and standin.store() == [] and standin.faults() == []
+    assert post(session, standin, [invoice(1)]).status_code == 201
+
+
+def test_latency_does_not_serialize_requests(standin: StandIn) -> None:
+    standin.configure(latency_ms=300)
+
+    def call(number: int) -> int:
+        with requests.Session() as http:
+            http.headers["Authorization"] = KEY
+            return post(http, standin, [invoice(number)]).status_code
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(4) as pool:
+        statuses = list(pool.map(call, range(4)))
+    elapsed = time.monotonic() - started
+    assert statuses == [201] * 4
+    assert 0.3 <= elapsed < 1.0
+
+
+def test_connections_are_kept_alive(standin: StandIn, session: requests.Session) -> None:
+    for number in range(20):
+        response = post(session, standin, [invoice(number)])
+        assert response.status_code == 201
+        assert response.headers.get("Connection", "").lower() != "close"
+    session.get(standin.url + "/invoices", timeout=5)
+    assert standin.connections_opened == 1
+
+
+def test_stop_is_prompt_with_idle_keep_alive_connections(session: requests.Session) -> None:
+    standin = StandIn(api_key=KEY).start()
+    url = standin.url
+    post(session, standin, [invoice(1)])  # leaves an idle keep-alive connection open
+    started = time.monotonic()
+    standin.stop()
+    assert time.monotonic() - started < 2
+    standin.stop()  # idempotent
+    with pytest.raises(requests.ConnectionError):
+        session.get(url + "/invoices", timeout=2)
+
+
+# -- CLI -----------------------------------------------------------------------------
+
+
+def test_cli_serves_until_sigterm(tmp_path: Path) -> None:
+    url_file = tmp_path / "url"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "leanpay_standin",
+            "--port",
+            "0",
+            "--api-key",
+            "cli-key",
+            "--duplicates",
+            "refuse",
+            "--page-size",
+            "7",
+            "--url-file",
+            str(url_file),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().strip()
+        assert re.fullmatch(r"http://127\.0\.0\.1:\d+/v1/public", url)
+        assert url_file.read_text().strip() == url
+        headers = {"Authorization": "cli-key"}
+        first = requests.post(
+            url + "/invoices/batch", json={"invoices": [invoice(1)]}, headers=headers, timeout=5
+        )
+        assert first.status_code == 201
+        again = requests.post(
+            url + "/invoices/batch", json={"invoices": [invoice(1)]}, headers=headers, timeout=5
+        )
+        assert again.status_code == 409
+        listed = requests.get(url + "/invoices", headers=headers, timeout=5).json()
+        assert listed["total"] == 1
+        control = url.replace("/v1/public", "/_control")
+        config = requests.get(control + "/config", timeout=5).json()
+        assert config["page_size"] == 7
+        drops = [{"action": "drop_before_store"}, {"action": "drop_after_store"}]
+        requests.post(control + "/faults", json={"faults": drops}, timeout=5)
+        for number in (2, 3):
+            with pytest.raises(requests.ConnectionError):
+                requests.post(
+                    url + "/invoices/batch",
+                    json={"invoices": [invoice(number)]},
+                    headers=headers,
+                    timeout=5,
+                )
+        stored = requests.get(control + "/store?resource=invoices", timeout=5).json()
+        assert [s["externalId"] for s in stored["invoices"]] == ["ext-1", "ext-3"]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=10)
+    assert process.returncode == 0
+    assert stderr == ""  # --quiet is the default, and drops leave no traceback
+
+
+def test_cli_verbose_logs_requests_to_stderr() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "leanpay_standin", "--api-key", "k", "--verbose"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().strip()
+        requests.get(url + "/invoices", headers={"Authorization": "k"}, timeout=5)
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=10)
+    assert process.returncode == 0
+    assert "GET /v1/public/invoices -> 200" in stderr
+
+
+def test_cli_refuses_bad_settings() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "leanpay_standin", "--api-key", "k", "--page-size", "0"],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "page_size" in result.stderr
+    assert json.dumps(result.stdout) == '""'
