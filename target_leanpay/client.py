@@ -3,12 +3,14 @@
 One `requests.Session` (shared by the sending threads, pooled to the in-flight count),
 a timeout on every call, and one retry policy driven by `backoff`:
 
-* retried: 429, 5xx, and connection failures that happened *before* the request was
-  sent (nothing can have been stored); `Retry-After` (seconds or HTTP-date) is honoured,
-  capped at `max_retry_wait`; otherwise exponential backoff with full jitter;
-* not retried here: a POST whose connection dropped *after* it was sent, or that timed
-  out waiting for the answer. Leanpay may have stored it, so the caller decides (it
-  checks which items exist before sending them again) -> `Ambiguous`;
+* retried: 429 and 503 (by definition not processed), any 5xx of a GET, and connection
+  failures that happened *before* the request was sent (nothing can have been stored);
+  `Retry-After` (seconds or HTTP-date) is honoured, capped at `max_retry_wait`; otherwise
+  exponential backoff with full jitter;
+* not retried here: a POST whose connection dropped *after* it was sent, that timed out
+  or whose answer was cut off, or that got another 5xx (a gateway's 502/504 can follow a
+  stored batch). Leanpay may have stored it, so the caller decides (it checks which
+  items exist before sending them again) -> `Ambiguous`;
 * never retried: 401/403 (`AuthError`), other 4xx (`ItemsRefused` for 400/409/422,
   whose items are worth isolating; `ApiError` otherwise).
 
@@ -40,6 +42,7 @@ from target_leanpay.errors import (
     RetriesExhausted,
     quote,
 )
+from target_leanpay.redaction import RedactSecrets
 from target_leanpay.resources import Resource
 
 logger = logging.getLogger("target-leanpay.client")
@@ -109,6 +112,7 @@ class LeanpayClient:
         self.max_retry_wait = max_retry_wait
         self.backoff_base = backoff_base
         self.stopping = stopping
+        self._scrub = RedactSecrets([api_key]).scrub  # bodies may echo the key: mask first
         self.session = requests.Session()
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
         self.session.mount("http://", adapter)
@@ -216,7 +220,12 @@ class LeanpayClient:
         except requests.ConnectTimeout as exc:
             failure = ApiError(f"{where}: could not connect ({_reason(exc)})")
             raise _Retryable(failure, None) from None
-        except (requests.Timeout, requests.ConnectionError) as exc:
+        except (
+            requests.Timeout,
+            requests.ConnectionError,
+            requests.exceptions.ChunkedEncodingError,
+            requests.exceptions.ContentDecodingError,
+        ) as exc:
             if _never_sent(exc):
                 failure = ApiError(f"{where}: could not connect ({_reason(exc)})")
                 raise _Retryable(failure, None) from None
@@ -226,13 +235,15 @@ class LeanpayClient:
                 f"{where}: the request was sent but no answer came back ({_reason(exc)}); "
                 "Leanpay may have stored it"
             ) from None
-        return self._classify(where, response)
+        except requests.RequestException as exc:  # e.g. an invalid header: nothing was sent
+            raise ApiError(f"{where}: {self._scrub(_reason(exc))}") from None
+        return self._classify(method, where, response)
 
-    def _classify(self, where: str, response: requests.Response) -> requests.Response:
+    def _classify(self, method: str, where: str, response: requests.Response) -> requests.Response:
         status = response.status_code
         if status < 300:
             return response
-        text = response.text
+        text = self._scrub(response.text)
         said = f"{where}: HTTP {status}: {quote(text) or '(empty body)'}"
         if status in (401, 403):
             raise AuthError(
@@ -240,9 +251,16 @@ class LeanpayClient:
                 status=status,
                 body=text,
             )
-        if status == 429 or status >= 500:
-            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        if status in (429, 503) or (status >= 500 and method == "GET"):
             raise _Retryable(ApiError(said, status=status, body=text), retry_after)
+        if status >= 500:
+            raise Ambiguous(
+                f"{said} — Leanpay may have stored the batch before failing",
+                status=status,
+                body=text,
+                retry_after=retry_after,
+            )
         if status in ITEM_STATUSES:
             raise ItemsRefused(said, status=status, body=text)
         raise ApiError(said, status=status, body=text)

@@ -62,10 +62,11 @@ class DeadLetters:
     def reject(self, item: RejectedItem) -> None:
         """Record `item` as rejected; raise if the run must stop because of it."""
         if self.path is None:
+            fate = "Leanpay refused it" if item.http_status is not None else "it was not sent"
             raise RejectedRecord(
-                f"Rejected {item.describe()}. Nothing was sent for this record and STATE "
-                "stops before it. Fix the record, or set dead_letter_path to set such "
-                "records aside and load the rest."
+                f"Rejected {item.describe()}. {fate.capitalize()}, and STATE stops before "
+                "it. Fix the record, or set dead_letter_path to set such records aside and "
+                "load the rest."
             )
         line = json.dumps(
             {

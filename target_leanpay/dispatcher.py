@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -112,6 +113,8 @@ class Dispatcher:
         progress: Progress,
         stopping: threading.Event,
         max_ambiguous_retries: int,
+        no_answer_wait: float,
+        max_wait: float,
     ) -> None:
         self._send = send
         self._checkpoints = checkpoints
@@ -119,6 +122,8 @@ class Dispatcher:
         self._progress = progress
         self._stopping = stopping
         self._max_ambiguous_retries = max_ambiguous_retries
+        self._no_answer_wait = no_answer_wait
+        self._max_wait = max_wait
         self._pool = ThreadPoolExecutor(max_in_flight, thread_name_prefix="leanpay-send")
         self._slots = threading.BoundedSemaphore(max_in_flight)
         self._futures: set[Future[None]] = set()
@@ -185,7 +190,7 @@ class Dispatcher:
             return  # the run already failed: sending more would only delay the exit
         chunk.stats.add(requests=1)
         try:
-            self._send(chunk.resource, [p.payload for p in items], on_retry=count_retry)
+            created = self._send(chunk.resource, [p.payload for p in items], on_retry=count_retry)
         except ItemsRefused as refusal:
             self._isolate(chunk, items, refusal, ambiguous_tries=ambiguous_tries)
         except Ambiguous as unknown:
@@ -195,6 +200,13 @@ class Dispatcher:
                 f"{chunk.describe(items)} failed: {error}", status=error.status, body=error.body
             ) from None
         else:
+            if 0 < len(created) < len(items):
+                logger.warning(
+                    "%s: Leanpay acknowledged the batch but its answer lists %d objects; "
+                    "check these records in Leanpay",
+                    chunk.describe(items),
+                    len(created),
+                )
             self._acknowledge(chunk, items)
 
     def _acknowledge(self, chunk: Chunk, items: list[Pending]) -> None:
@@ -268,28 +280,39 @@ class Dispatcher:
         chunk.stats.add(already_present=len(items) + len(twins))
         self._checkpoints.settle([p.seq for p in items] + [p.seq for p in twins])
 
+    def _wait_before_checking(self, unknown: Ambiguous, ambiguous_tries: int) -> float:
+        """Give Leanpay time to finish what it may still be storing before looking."""
+        if unknown.status is None:  # no answer: it may still be working on the request
+            return self._no_answer_wait
+        if unknown.retry_after is not None:
+            return min(unknown.retry_after, self._max_wait)
+        return min(0.5 * 2.0**ambiguous_tries, self._max_wait)
+
     def _after_ambiguous(
         self, chunk: Chunk, items: list[Pending], unknown: Ambiguous, *, ambiguous_tries: int
     ) -> None:
         if ambiguous_tries >= self._max_ambiguous_retries or self._stopping.is_set():
-            raise Ambiguous(f"{chunk.describe(items)} failed: {unknown}") from None
+            raise Ambiguous(
+                f"{chunk.describe(items)} failed: {unknown}", status=unknown.status
+            ) from None
         chunk.stats.add(retries=1)
-        if chunk.guard is None:
-            logger.warning(
-                "%s: %s. %s has no list endpoint to check, so the batch is sent again "
-                "and may be stored twice",
-                chunk.describe(items),
-                unknown,
-                chunk.resource.name,
-            )
-            self._deliver(chunk, items, ambiguous_tries=ambiguous_tries + 1)
-            return
+        wait = self._wait_before_checking(unknown, ambiguous_tries)
         logger.warning(
-            "%s: %s. Checking which items Leanpay holds before sending again",
+            "%s: %s. Waiting %.1f s, then %s",
             chunk.describe(items),
             unknown,
+            wait,
+            "checking which items Leanpay holds before sending again"
+            if chunk.guard
+            else f"sending again ({chunk.resource.name} has no list endpoint to check: "
+            "the batch may be stored twice)",
         )
-        chunk.guard.load()
+        if self._stopping.wait(wait):
+            raise Ambiguous(f"{chunk.describe(items)} failed: {unknown}") from None
+        if chunk.guard is None:
+            self._deliver(chunk, items, ambiguous_tries=ambiguous_tries + 1)
+            return
+        chunk.guard.load(since=time.monotonic())
         stored = [p for p in items if p.external_id and chunk.guard.holds(p.external_id)]
         stored_seqs = {p.seq for p in stored}
         missing = [p for p in items if p.seq not in stored_seqs]

@@ -73,4 +73,15 @@ class RetriesExhausted(ApiError):
 
 
 class Ambiguous(ApiError):
-    """The request may or may not have been stored (dropped connection, timeout)."""
+    """The request may or may not have been stored (no answer, a cut answer, a POST's 5xx)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        body: str = "",
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, status=status, body=body)
+        self.retry_after = retry_after

@@ -66,7 +66,8 @@ class NumberedReader(GenericSingerReader[str]):
         kind = message.get("type")
         if kind not in KNOWN_TYPES:
             raise InputError(
-                f"Input line {self.line_number} has an unknown message type {kind!r}; "
+                f"Input line {self.line_number} has an unknown message type "
+                f"{quote(repr(kind), 80)}; "
                 f"a Singer tap sends only {', '.join(sorted(KNOWN_TYPES))}"
             )
         return message

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Iterable
 
 MASK = "********"
+LOGGER_PREFIX = "target-leanpay"
 MIN_SECRET_LENGTH = 4
 """Shorter values (test keys like "k") would mask ordinary words; real keys are long."""
 
@@ -43,8 +44,16 @@ class RedactSecrets(logging.Filter):
 
 
 def install(secrets: Iterable[str]) -> RedactSecrets:
-    """Attach a redacting filter to every handler of the root logger."""
+    """Attach a redacting filter to every root handler; make sure our loggers speak.
+
+    `meltano run` hands the SDK a logging config with `disable_existing_loggers: true`,
+    applied after this package's modules created their loggers: without re-enabling
+    them, every message of the target (errors included) would vanish.
+    """
     redactor = RedactSecrets(secrets)
     for handler in logging.getLogger().handlers:
         handler.addFilter(redactor)
+    for name, known in logging.root.manager.loggerDict.items():
+        if name.startswith(LOGGER_PREFIX) and isinstance(known, logging.Logger):
+            known.disabled = False
     return redactor

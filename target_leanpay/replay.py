@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
@@ -50,18 +51,25 @@ class ReplayGuard(Generic[T]):
         self._lock = threading.Lock()
         self._present = CompactIdSet()
         self._claims: dict[str, _Claim[T]] = {}
-        self._loaded_generation = 0
+        self._listing_started: float | None = None
         self._refresh_lock = threading.Lock()
         self.list_requests = 0
 
-    def load(self) -> None:
-        """Read every page of the list endpoint (again) and remember its externalIds."""
-        generation = self._loaded_generation
+    def load(self, since: float | None = None) -> None:
+        """Read every page of the list endpoint and remember its externalIds.
+
+        With `since` (a `time.monotonic()` reading), a listing that another thread
+        *started* at or after that moment is reused instead of listing again: it saw
+        everything stored before `since`. A listing started earlier may have read the
+        pages holding newer rows before they were written, so it is never reused.
+        """
         with self._refresh_lock:
-            if self._loaded_generation != generation:
-                return  # another thread refreshed while this one waited: that list is newer
+            fresh = self._listing_started
+            if since is not None and fresh is not None and fresh >= since:
+                return
+            started = time.monotonic()
             self._list_all()
-            self._loaded_generation += 1
+            self._listing_started = started
 
     @property
     def present_count(self) -> int:
@@ -102,7 +110,7 @@ class ReplayGuard(Generic[T]):
     def _list_all(self) -> None:
         """Page through the list endpoint, adding each externalId as it comes."""
         assert self.resource.list_path is not None
-        page, page_count, seen = 1, 1, 0
+        page, page_count, rows_seen, ids_seen = 1, 1, 0, 0
         while page <= page_count:
             body = self._read_page(self.resource.list_path, page)
             self.list_requests += 1
@@ -115,14 +123,23 @@ class ReplayGuard(Generic[T]):
             with self._lock:
                 for external_id in ids:
                     self._present.add(external_id)
-            seen += len(ids)
+            rows_seen += len(rows)
+            ids_seen += len(ids)
             page_count = int(body.get("pageCount") or 0)
             if not rows:
                 break
             page += 1
+        if rows_seen and not ids_seen:
+            logger.warning(
+                "Replay safety: Leanpay listed %d %s but none carries an externalId; "
+                "records already loaded cannot be recognised",
+                rows_seen,
+                self.resource.name,
+            )
         logger.info(
-            "Replay safety: Leanpay holds %d %s with an externalId (%d list requests so far)",
-            seen,
+            "Replay safety: %d %s listed, %d externalIds known (%d list requests so far)",
+            rows_seen,
             self.resource.name,
+            self.present_count,
             self.list_requests,
         )

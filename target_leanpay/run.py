@@ -30,7 +30,8 @@ class DryRunWriter:
         self.path = path
         self.requests = 0
         self._lock = threading.Lock()
-        self._file: IO[str] | None = None
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._file: IO[str] | None = open(path, "w", encoding="utf-8")  # noqa: SIM115
 
     def post_batch(
         self, resource: Resource, items: list[dict[str, Any]], **_: Any
@@ -40,8 +41,7 @@ class DryRunWriter:
         line = json.dumps({"method": "POST", "path": resource.path, "body": body})
         with self._lock:
             if self._file is None:
-                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-                self._file = open(self.path, "w", encoding="utf-8")  # noqa: SIM115
+                raise RuntimeError("the dry run is over")
             self._file.write(line + "\n")
             self._file.flush()
             self.requests += 1
@@ -53,6 +53,11 @@ class DryRunWriter:
             if self._file is not None:
                 self._file.close()
                 self._file = None
+
+
+def _empty_tenant(_path: str, _page: int) -> dict[str, Any]:
+    """A dry run reads no pages: it shows what a load into an empty tenant sends."""
+    return {"data": [], "pageCount": 0}
 
 
 def _discard(_state: State) -> None:
@@ -94,6 +99,8 @@ class Run:
             progress=self.progress,
             stopping=self.stopping,
             max_ambiguous_retries=max(1, settings.max_retries),
+            no_answer_wait=min(settings.max_retry_wait, 2 * settings.request_timeout),
+            max_wait=settings.max_retry_wait,
         )
         self._guards: dict[str, ReplayGuard[Pending]] = {}
         self._noted_present: set[str] = set()
@@ -117,12 +124,17 @@ class Run:
         return RESOURCES[self.settings.stream_resources.get(stream, DEFAULT_RESOURCE)]
 
     def guard_for(self, resource: Resource) -> ReplayGuard[Pending] | None:
-        """The replay guard of `resource`, loaded on first use; None if it cannot have one."""
-        if self.client is None or not self.settings.replay_safety or not resource.list_path:
+        """The replay guard of `resource`, loaded on first use; None if it cannot have one.
+
+        A dry run has one too, over an empty tenant: twins within the input are held back
+        exactly as in a real run, so the dry-run file matches what would be sent.
+        """
+        if not self.settings.replay_safety or not resource.list_path:
             return None
         guard = self._guards.get(resource.name)
         if guard is None:
-            guard = self._guards[resource.name] = ReplayGuard(resource, self.client.get_page)
+            read_page = self.client.get_page if self.client is not None else _empty_tenant
+            guard = self._guards[resource.name] = ReplayGuard(resource, read_page)
             guard.load()
         return guard
 

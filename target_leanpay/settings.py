@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import ipaddress
 import urllib.parse
@@ -231,9 +232,14 @@ def _positive(config: Mapping[str, Any], name: str, default: float) -> float:
 def parse(config: Mapping[str, Any]) -> Settings:
     """Check what the JSON schema cannot, and build typed settings."""
     dry_run = bool(config.get("dry_run", False))
-    api_key = config.get("api_key") or ""
+    api_key = str(config.get("api_key") or "").strip()  # a key file's trailing newline
     if not dry_run and not api_key:
         raise ConfigError("api_key is required (or set dry_run: true to send nothing)")
+    if any(not c.isprintable() or c.isspace() for c in api_key):
+        raise ConfigError(
+            "api_key contains spaces or control characters, which an HTTP header cannot "
+            "carry; copy the key again"
+        )
     routing = dict(config.get("stream_resources") or {})
     unknown = {s: r for s, r in routing.items() if r not in RESOURCES}
     if unknown:
@@ -272,3 +278,18 @@ def parse(config: Mapping[str, Any]) -> Settings:
         replay_safety=bool(config.get("replay_safety", True)),
         validate_records=bool(config.get("validate_records", False)),
     )
+
+
+NUMBER_SETTINGS = frozenset(
+    name for name, spec in SCHEMA["properties"].items() if "number" in str(spec.get("type"))
+)
+
+
+def coerce_numbers(config: dict[str, Any]) -> dict[str, Any]:
+    """Turn numeric strings of `number` settings (from the environment) into numbers."""
+    for name in NUMBER_SETTINGS & config.keys():
+        value = config[name]
+        if isinstance(value, str):
+            with contextlib.suppress(ValueError):  # else left as is: validation names it
+                config[name] = float(value)
+    return config

@@ -23,8 +23,9 @@ from typing import IO, Any, ClassVar
 
 from singer_sdk import Target
 from singer_sdk.exceptions import ConfigValidationError
+from singer_sdk.helpers._classproperty import classproperty
 from singer_sdk.helpers.capabilities import CapabilitiesEnum, PluginCapabilities
-from singer_sdk.plugin_base import JSONSchemaValidator, _ConfigInput
+from singer_sdk.plugin_base import JSONSchemaValidator, PluginBase, _ConfigInput
 
 from target_leanpay import redaction
 from target_leanpay.errors import (
@@ -36,7 +37,7 @@ from target_leanpay.errors import (
 )
 from target_leanpay.reader import NumberedReader
 from target_leanpay.run import Run
-from target_leanpay.settings import SCHEMA, parse
+from target_leanpay.settings import SCHEMA, coerce_numbers, parse
 from target_leanpay.sinks import LeanpaySink
 
 SECRET_SETTINGS = frozenset({"api_key"})
@@ -76,6 +77,17 @@ class TargetLeanpay(Target):
         self.run = Run(self.settings, lambda: getattr(reader, "line_number", 0))
         self._terminating: int | None = None
 
+    @classproperty
+    def _env_var_config(cls) -> dict[str, Any]:  # noqa: N805 - a class property
+        """Settings from TARGET_LEANPAY_* variables, numbers included.
+
+        singer-sdk converts integer, boolean, array and object settings from their
+        environment strings, but leaves `number` ones (request_timeout, max_retry_wait)
+        as strings that then fail validation.
+        """
+        config: dict[str, Any] = PluginBase.__dict__["_env_var_config"].fget(cls)
+        return coerce_numbers(config)
+
     @classmethod
     def append_builtin_config(cls, config_jsonschema: dict[str, Any]) -> None:
         """Only stream maps and flattening: record metadata and load methods do not apply."""
@@ -109,8 +121,8 @@ class TargetLeanpay(Target):
         stream_maps = self.mapper.stream_maps.get(stream_name)
         if stream_maps is None:
             raise RecordBeforeSchema(
-                f"Input line {self.run.line_number}: a RECORD for stream '{stream_name}' "
-                "arrived before that stream's SCHEMA"
+                f"Input line {self.run.line_number}: a RECORD for stream "
+                f"{quote(str(stream_name), 80)!r} arrived before that stream's SCHEMA"
             )
         record = message_dict["record"]
         if not isinstance(record, dict):
@@ -133,6 +145,14 @@ class TargetLeanpay(Target):
         if self.run.stats_due():
             self.run.progress.maybe_log()
             self._handle_max_record_age()
+
+    def _process_batch_message(self, message_dict: dict[str, Any]) -> None:
+        """BATCH files are not supported: refuse them rather than drop their records."""
+        raise InputError(
+            f"Input line {self.run.line_number}: a BATCH message for stream "
+            f"{quote(str(message_dict.get('stream')), 80)!r}; target-leanpay reads records "
+            "only from RECORD messages (run the tap without batch mode)"
+        )
 
     def _process_schema_message(self, message_dict: dict[str, Any]) -> None:
         """A changed schema retires a sink: send its partial chunk now, not at the next drain."""
