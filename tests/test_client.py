@@ -85,7 +85,7 @@ def test_retries_are_bounded_by_the_budget(leanpay: StandIn) -> None:
 
 
 def test_zero_retries_means_one_attempt(leanpay: StandIn) -> None:
-    leanpay.add_faults({"path": BATCH, "action": "status", "status": 500, "times": 100})
+    leanpay.add_faults({"path": BATCH, "action": "status", "status": 503, "times": 100})
     with pytest.raises(RetriesExhausted):
         client_for(leanpay, max_retries=0).post_batch(INVOICES, [payload(1)])
     assert len(leanpay.requests()) == 1
@@ -157,3 +157,23 @@ def test_stopping_gives_up_instead_of_retrying(leanpay: StandIn) -> None:
         client.post_batch(INVOICES, [payload(1)])
     assert "stopping" in str(failure.value)
     assert len(leanpay.requests()) == 1
+
+
+@pytest.mark.parametrize("status", [500, 502, 504])
+def test_a_posts_other_5xx_is_ambiguous_not_retried_blindly(leanpay: StandIn, status: int) -> None:
+    # a gateway may answer 502/504 after Leanpay stored the batch: the caller must check
+    leanpay.add_faults(
+        {"path": BATCH, "action": "status", "status": status, "headers": {"Retry-After": "2"}}
+    )
+    with pytest.raises(Ambiguous) as failure:
+        client_for(leanpay).post_batch(INVOICES, [payload(1)])
+    assert failure.value.status == status
+    assert failure.value.retry_after == 2
+    assert len(leanpay.requests()) == 1
+
+
+def test_a_gets_5xx_is_retried(leanpay: StandIn) -> None:
+    leanpay.add_faults({"path": "/invoices", "method": "GET", "action": "status", "status": 500})
+    page = client_for(leanpay).get_page("/invoices", 1)
+    assert page["data"] == []
+    assert [r["status"] for r in leanpay.requests()] == [500, 200]

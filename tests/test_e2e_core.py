@@ -30,7 +30,7 @@ def test_250_invoices_make_three_requests_with_a_checkpoint_after_each(
 ) -> None:
     config = target_config(leanpay, tmp_path, max_in_flight=1)
 
-    result = run_target(config, invoices_with_state(250, every=50))
+    result = run_target(config, invoices_with_state(250, every=100))
 
     assert result.returncode == 0, result.stderr
     posts = batch_posts(leanpay)
