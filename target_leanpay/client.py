@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import email.utils
 import logging
+import os
 import random
 import re
 import threading
@@ -51,6 +52,15 @@ ITEM_STATUSES = frozenset({400, 409, 422})
 """Refusals that blame the content of the batch rather than the request."""
 
 _json_encode = msgspec.json.Encoder().encode
+
+
+class _Created(msgspec.Struct):
+    """The part of a batch answer the target reads: `{"data": [...]}`."""
+
+    data: list[msgspec.Raw]
+
+
+_decode_created = msgspec.json.Decoder(_Created).decode
 
 
 class _Retryable(Exception):
@@ -114,6 +124,13 @@ class LeanpayClient:
         self.stopping = stopping
         self._scrub = RedactSecrets([api_key]).scrub  # bodies may echo the key: mask first
         self.session = requests.Session()
+        # Proxies and CA bundle from the environment, read once: with trust_env on,
+        # requests re-reads os.environ and ~/.netrc on every call (~100 µs a request).
+        self.session.proxies.update(requests.utils.get_environ_proxies(self.api_url))
+        ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+        if ca_bundle:
+            self.session.verify = ca_bundle
+        self.session.trust_env = False
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
@@ -136,16 +153,16 @@ class LeanpayClient:
         items: Sequence[dict[str, Any]],
         *,
         on_retry: Callable[[str], None] | None = None,
-    ) -> list[dict[str, Any]]:
-        """POST one batch; return the created objects Leanpay acknowledged."""
+    ) -> int | None:
+        """POST one batch; return how many objects the answer lists (None: not said)."""
         body = _json_encode({resource.body_key: list(items)})
         response = self._with_retries(
             lambda: self._send("POST", resource.path, body=body), on_retry=on_retry
         )
-        data = _json_or_none(response)
-        if isinstance(data, dict) and isinstance(data.get("data"), list):
-            return list(data["data"])
-        return []
+        try:  # counted without building a dict per created object
+            return len(_decode_created(response.content).data)
+        except msgspec.DecodeError:
+            return None
 
     def get_page(self, path: str, page: int) -> dict[str, Any]:
         """GET one page of a list endpoint (`{data, count, total, page, pageCount}`)."""

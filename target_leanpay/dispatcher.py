@@ -20,7 +20,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
@@ -29,7 +29,7 @@ import msgspec
 
 from target_leanpay.checkpoint import Checkpoints
 from target_leanpay.deadletter import DeadLetters, RejectedItem
-from target_leanpay.errors import Ambiguous, ApiError, ItemsRefused, TargetLeanpayError
+from target_leanpay.errors import Ambiguous, ApiError, ItemsRefused, TargetLeanpayError, quote
 from target_leanpay.mapping import Problem
 from target_leanpay.progress import Progress, StreamStats
 from target_leanpay.replay import ReplayGuard
@@ -37,8 +37,18 @@ from target_leanpay.resources import Resource
 
 logger = logging.getLogger("target-leanpay")
 
-Sender = Callable[..., list[dict[str, Any]]]
-"""`sender(resource, items, on_retry=...)`: the client's post_batch, or the dry run's."""
+Sender = Callable[..., int | None]
+"""`sender(resource, items, on_retry=...)` -> how many objects Leanpay's answer lists
+(None: unknown): the client's post_batch, or the dry run's."""
+
+
+def identify(record: Mapping[str, Any], key_properties: Sequence[str], line: int) -> str:
+    """How a human finds a record again: externalId, else its key, else its line."""
+    external_id = record.get("externalId", record.get("external_id"))
+    if external_id not in (None, ""):
+        return f"externalId {quote(str(external_id), 80)!r} (input line {line})"
+    keys = ", ".join(f"{k}={quote(str(record.get(k)), 40)}" for k in key_properties)
+    return f"{keys} (input line {line})" if keys else f"at input line {line}"
 
 
 @dataclass(slots=True)
@@ -49,7 +59,13 @@ class Pending:
     record: dict[str, Any]
     payload: dict[str, Any]
     external_id: str | None
-    ident: str
+    line: int
+    key_properties: Sequence[str]
+
+    @property
+    def ident(self) -> str:
+        """Built only when a message needs it: most records never do."""
+        return identify(self.record, self.key_properties, self.line)
 
 
 @dataclass(slots=True)
@@ -129,6 +145,7 @@ class Dispatcher:
         self._futures: set[Future[None]] = set()
         self._lock = threading.Lock()
         self._failure: BaseException | None = None
+        self._streams_noted_present: set[str] = set()
 
     def submit(self, chunk: Chunk) -> None:
         """Queue `chunk`; blocks while every slot is in flight."""
@@ -166,7 +183,9 @@ class Dispatcher:
 
     def _run(self, chunk: Chunk) -> None:
         try:
-            self._deliver(chunk, chunk.items, ambiguous_tries=0)
+            missing = self._sift(chunk, chunk.items)
+            if missing:
+                self._deliver(chunk, missing, ambiguous_tries=0)
         except TargetLeanpayError as error:
             self._fail(error)
         except BaseException as error:  # a bug: keep the traceback for the log
@@ -200,23 +219,50 @@ class Dispatcher:
                 f"{chunk.describe(items)} failed: {error}", status=error.status, body=error.body
             ) from None
         else:
-            if 0 < len(created) < len(items):
+            if created is not None and 0 < created < len(items):
                 logger.warning(
                     "%s: Leanpay acknowledged the batch but its answer lists %d objects; "
                     "check these records in Leanpay",
                     chunk.describe(items),
-                    len(created),
+                    created,
                 )
-            self._acknowledge(chunk, items)
+            self._settle(chunk, items, present=False)
 
-    def _acknowledge(self, chunk: Chunk, items: list[Pending]) -> None:
+    def _sift(self, chunk: Chunk, items: list[Pending]) -> list[Pending]:
+        """Settle the items Leanpay already holds; return the ones still to send."""
+        if chunk.guard is None:
+            return items
+        held = chunk.guard.held([p.external_id for p in items if p.external_id is not None])
+        if not held:
+            return items
+        present = [p for p in items if p.external_id in held]
+        self._settle(chunk, present, present=True)
+        self._note_present(chunk, present[0])
+        return [p for p in items if p.external_id not in held]
+
+    def _settle(self, chunk: Chunk, items: list[Pending], *, present: bool) -> None:
+        """Leanpay holds these items (sent now, or before): settle them and their twins."""
         twins: list[Pending] = []
         if chunk.guard is not None:
-            for item in items:
-                if item.external_id is not None:
-                    twins += chunk.guard.acknowledged(item.external_id)
-        chunk.stats.add(acknowledged=len(items), already_present=len(twins))
+            twins = chunk.guard.acknowledged(p.external_id for p in items if p.external_id)
+        if present:
+            chunk.stats.add(already_present=len(items) + len(twins))
+        else:
+            chunk.stats.add(acknowledged=len(items), already_present=len(twins))
         self._checkpoints.settle([p.seq for p in items] + [p.seq for p in twins])
+
+    def _note_present(self, chunk: Chunk, first: Pending) -> None:
+        """Say once per stream that records Leanpay already holds are not sent again."""
+        with self._lock:
+            if chunk.stream in self._streams_noted_present:
+                return
+            self._streams_noted_present.add(chunk.stream)
+        logger.info(
+            "stream '%s': records whose externalId Leanpay already holds are not sent again "
+            "(first: %s); the summary counts them as already present",
+            chunk.stream,
+            first.ident,
+        )
 
     def _isolate(
         self, chunk: Chunk, items: list[Pending], refusal: ItemsRefused, *, ambiguous_tries: int
@@ -234,7 +280,7 @@ class Dispatcher:
             item = items[index]
             if refusal.status == 409 and ambiguous_tries and item.external_id is not None:
                 # Our own earlier, unanswered attempt stored it: it is present, not refused.
-                self._present(chunk, [item])
+                self._settle(chunk, [item], present=True)
                 continue
             self._reject(chunk, item, tuple(problems), refusal)
         rest = [item for index, item in enumerate(items) if index not in blamed]
@@ -271,15 +317,6 @@ class Dispatcher:
             chunk.stats.add(rejected=1)
             self._checkpoints.settle([rejected.seq])
 
-    def _present(self, chunk: Chunk, items: list[Pending]) -> None:
-        twins: list[Pending] = []
-        if chunk.guard is not None:
-            for item in items:
-                if item.external_id is not None:
-                    twins += chunk.guard.acknowledged(item.external_id)
-        chunk.stats.add(already_present=len(items) + len(twins))
-        self._checkpoints.settle([p.seq for p in items] + [p.seq for p in twins])
-
     def _wait_before_checking(self, unknown: Ambiguous, ambiguous_tries: int) -> float:
         """Give Leanpay time to finish what it may still be storing before looking."""
         if unknown.status is None:  # no answer: it may still be working on the request
@@ -313,11 +350,7 @@ class Dispatcher:
             self._deliver(chunk, items, ambiguous_tries=ambiguous_tries + 1)
             return
         chunk.guard.load(since=time.monotonic())
-        stored = [p for p in items if p.external_id and chunk.guard.holds(p.external_id)]
-        stored_seqs = {p.seq for p in stored}
-        missing = [p for p in items if p.seq not in stored_seqs]
-        if stored:
-            self._present(chunk, stored)
+        missing = self._sift(chunk, items)
         unverifiable = [p.ident for p in missing if p.external_id is None]
         if unverifiable:
             logger.warning(

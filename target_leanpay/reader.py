@@ -10,7 +10,7 @@ from __future__ import annotations
 import decimal
 import sys
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import IO, Any
 
 import msgspec
@@ -34,7 +34,7 @@ class NumberedReader(GenericSingerReader[str]):
 
     @property
     def default_input(self) -> IO[str]:
-        """Standard input, read at call time so tests can replace it."""
+        """Standard input (read as bytes by `process_lines`: no text decoding needed)."""
         return sys.stdin
 
     def process_lines(
@@ -42,26 +42,33 @@ class NumberedReader(GenericSingerReader[str]):
         file_input: IO[str] | None,
         callbacks: dict[str, Callable[[dict[str, Any]], None]],
     ) -> Counter[str]:
-        """Process every line; turn malformed input into an `InputError` naming the line."""
+        """Dispatch every line; turn malformed input into an `InputError` naming the line."""
+        lines: Iterable[str | bytes] = file_input if file_input is not None else sys.stdin.buffer
+        counts: Counter[str] = Counter()
         try:
-            return super().process_lines(file_input, callbacks)
+            for line in lines:
+                message = self.deserialize_json(line)
+                kind = message["type"]
+                callbacks[kind](message)
+                counts[kind] += 1
         except TargetLeanpayError:
             raise
         except (InvalidInputLine, RecordsWithoutSchemaException, KeyError, TypeError) as exc:
             raise InputError(f"Input line {self.line_number}: {quote(str(exc))}") from exc
+        return counts
 
-    def deserialize_json(self, line: str) -> dict[str, Any]:
+    def deserialize_json(self, line: str | bytes) -> dict[str, Any]:
         """Decode one line; refuse anything that is not a JSON object with a known type."""
         self.line_number += 1
         try:
             message = _decode(line)
         except msgspec.DecodeError as exc:
             raise InputError(
-                f"Input line {self.line_number} is not valid JSON ({exc}): {quote(line, 120)}"
+                f"Input line {self.line_number} is not valid JSON ({exc}): {_excerpt(line)}"
             ) from None
         if not isinstance(message, dict):
             raise InputError(
-                f"Input line {self.line_number} is not a JSON object: {quote(line, 120)}"
+                f"Input line {self.line_number} is not a JSON object: {_excerpt(line)}"
             )
         kind = message.get("type")
         if kind not in KNOWN_TYPES:
@@ -71,3 +78,8 @@ class NumberedReader(GenericSingerReader[str]):
                 f"a Singer tap sends only {', '.join(sorted(KNOWN_TYPES))}"
             )
         return message
+
+
+def _excerpt(line: str | bytes) -> str:
+    text = line.decode("utf-8", "replace") if isinstance(line, bytes) else line
+    return quote(text, 120)

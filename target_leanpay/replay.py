@@ -5,10 +5,11 @@ and some of them may already be in Leanpay. Leanpay documents no idempotency key
 behaviour for a repeated externalId, so the target does not rely on one:
 
 * before the first record of a listable resource (invoices: `GET /invoices?page=N`) is
-  sent, every page is read once and the externalIds kept in a set;
-* each record's externalId is *claimed* before it is sent; a later record with the same
+  sent, every page is read once and the externalIds kept (`KnownIds`, on disk);
+* each record's externalId is *claimed* when it is read; a later record with the same
   externalId waits for the first one's outcome (acknowledged -> "already present";
   refused -> refused too, pointing at the first);
+* just before a chunk is sent, the ids Leanpay holds are sifted out ("already present");
 * after an ambiguous request (sent, but no answer), the pages are read again and only the
   items still missing are re-sent.
 
@@ -21,38 +22,32 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Generic, Literal, TypeVar
 
-from target_leanpay.idset import CompactIdSet
+from target_leanpay.knownids import KnownIds
 from target_leanpay.resources import Resource
 
 logger = logging.getLogger("target-leanpay.replay")
 
 T = TypeVar("T")
-Verdict = Literal["send", "present", "parked"]
+Verdict = Literal["send", "parked"]
 PageReader = Callable[[str, int], dict[str, Any]]
 
 
-@dataclass
-class _Claim(Generic[T]):
-    waiting: list[T] = field(default_factory=list)
-
-
 class ReplayGuard(Generic[T]):
-    """The externalIds Leanpay holds or that this run is sending, for one resource."""
+    """The externalIds Leanpay holds, and those this run is sending, for one resource."""
 
     def __init__(self, resource: Resource, read_page: PageReader) -> None:
         if resource.list_path is None:
             raise ValueError(f"{resource.name} has no list endpoint")
         self.resource = resource
         self._read_page = read_page
+        self._known = KnownIds()
         self._lock = threading.Lock()
-        self._present = CompactIdSet()
-        self._claims: dict[str, _Claim[T]] = {}
-        self._listing_started: float | None = None
+        self._claims: dict[str, list[T]] = {}  # claimant's externalId -> waiting twins
         self._refresh_lock = threading.Lock()
+        self._listing_started: float | None = None
         self.list_requests = 0
 
     def load(self, since: float | None = None) -> None:
@@ -71,44 +66,43 @@ class ReplayGuard(Generic[T]):
             self._list_all()
             self._listing_started = started
 
-    @property
-    def present_count(self) -> int:
-        """How many externalIds are known to be in Leanpay."""
-        with self._lock:
-            return len(self._present)
-
-    def holds(self, external_id: str) -> bool:
-        """Whether Leanpay is known to hold `external_id`."""
-        with self._lock:
-            return external_id in self._present
-
     def claim(self, external_id: str, item: T) -> Verdict:
-        """Decide whether `item` should be sent; park it behind an earlier twin."""
+        """`item` may be sent, unless an earlier twin is on its way: then it waits."""
         with self._lock:
-            if external_id in self._present:
-                return "present"
-            twin = self._claims.get(external_id)
-            if twin is not None:
-                twin.waiting.append(item)
+            twins = self._claims.get(external_id)
+            if twins is not None:
+                twins.append(item)
                 return "parked"
-            self._claims[external_id] = _Claim()
+            self._claims[external_id] = []
             return "send"
 
-    def acknowledged(self, external_id: str) -> list[T]:
-        """Leanpay holds it now; return the twins that were waiting (they are present)."""
-        with self._lock:
-            self._present.add(external_id)
-            claim = self._claims.pop(external_id, None)
-            return claim.waiting if claim else []
+    def held(self, external_ids: Sequence[str]) -> set[str]:
+        """Which of these externalIds Leanpay is known to hold."""
+        return self._known.among(external_ids)
+
+    def acknowledged(self, external_ids: Iterable[str]) -> list[T]:
+        """Leanpay holds these now; return the twins that were waiting (present too)."""
+        external_ids = list(external_ids)
+        self._known.add(external_ids)
+        return self._release(external_ids)
 
     def refused(self, external_id: str) -> list[T]:
-        """The claimant was refused; return the twins, which cannot be trusted either."""
+        """The claimant was refused; return its twins, which cannot be trusted either."""
+        return self._release([external_id])
+
+    def close(self) -> None:
+        """Delete the on-disk id store."""
+        self._known.close()
+
+    def _release(self, external_ids: Iterable[str]) -> list[T]:
+        waiting: list[T] = []
         with self._lock:
-            claim = self._claims.pop(external_id, None)
-            return claim.waiting if claim else []
+            for external_id in external_ids:
+                waiting.extend(self._claims.pop(external_id, []))
+        return waiting
 
     def _list_all(self) -> None:
-        """Page through the list endpoint, adding each externalId as it comes."""
+        """Page through the list endpoint, remembering each page's externalIds."""
         assert self.resource.list_path is not None
         page, page_count, rows_seen, ids_seen = 1, 1, 0, 0
         while page <= page_count:
@@ -120,9 +114,7 @@ class ReplayGuard(Generic[T]):
                 for row in rows
                 if isinstance(row, dict) and row.get("externalId")
             ]
-            with self._lock:
-                for external_id in ids:
-                    self._present.add(external_id)
+            self._known.add(ids)
             rows_seen += len(rows)
             ids_seen += len(ids)
             page_count = int(body.get("pageCount") or 0)
@@ -137,9 +129,9 @@ class ReplayGuard(Generic[T]):
                 self.resource.name,
             )
         logger.info(
-            "Replay safety: %d %s listed, %d externalIds known (%d list requests so far)",
+            "Replay safety: %d %s listed, %d with an externalId (%d list requests so far)",
             rows_seen,
             self.resource.name,
-            self.present_count,
+            ids_seen,
             self.list_requests,
         )

@@ -13,6 +13,7 @@ from target_leanpay.client import LeanpayClient
 from target_leanpay.deadletter import DeadLetters
 from target_leanpay.dispatcher import Dispatcher, Pending, Sender
 from target_leanpay.progress import Progress
+from target_leanpay.reader import NumberedReader
 from target_leanpay.replay import ReplayGuard
 from target_leanpay.resources import RESOURCES, Resource
 from target_leanpay.settings import DEFAULT_RESOURCE, Settings
@@ -33,9 +34,7 @@ class DryRunWriter:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         self._file: IO[str] | None = open(path, "w", encoding="utf-8")  # noqa: SIM115
 
-    def post_batch(
-        self, resource: Resource, items: list[dict[str, Any]], **_: Any
-    ) -> list[dict[str, Any]]:
+    def post_batch(self, resource: Resource, items: list[dict[str, Any]], **_: Any) -> None:
         """Write `{method, path, body}` as one JSON line; acknowledge nothing remotely."""
         body = {resource.body_key: items}
         line = json.dumps({"method": "POST", "path": resource.path, "body": body})
@@ -45,7 +44,6 @@ class DryRunWriter:
             self._file.write(line + "\n")
             self._file.flush()
             self.requests += 1
-        return []
 
     def close(self) -> None:
         """Close the output file."""
@@ -67,9 +65,9 @@ def _discard(_state: State) -> None:
 class Run:
     """Settings plus the live machinery: client, dispatcher, checkpoints, dead letters."""
 
-    def __init__(self, settings: Settings, line_number: Any) -> None:
+    def __init__(self, settings: Settings, reader: NumberedReader) -> None:
         self.settings = settings
-        self._line_number = line_number
+        self._reader = reader
         self.stopping = threading.Event()
         self.progress = Progress()
         self.checkpoints = Checkpoints(_discard if settings.dry_run else write_to_stdout)
@@ -103,7 +101,6 @@ class Run:
             max_wait=settings.max_retry_wait,
         )
         self._guards: dict[str, ReplayGuard[Pending]] = {}
-        self._noted_present: set[str] = set()
         self._records_until_check = STATS_EVERY
 
     def stats_due(self) -> bool:
@@ -117,7 +114,7 @@ class Run:
     @property
     def line_number(self) -> int:
         """The input line being processed."""
-        return int(self._line_number())
+        return self._reader.line_number
 
     def resource_for(self, stream: str) -> Resource:
         """The resource a stream loads (stream_resources, else invoices)."""
@@ -138,18 +135,6 @@ class Run:
             guard.load()
         return guard
 
-    def note_present(self, stream: str, ident: str) -> None:
-        """Say once per stream that records Leanpay already holds are skipped."""
-        if stream in self._noted_present:
-            return
-        self._noted_present.add(stream)
-        logger.info(
-            "stream '%s': records whose externalId Leanpay already holds are not sent again "
-            "(first: %s); the summary counts them as already present",
-            stream,
-            ident,
-        )
-
     @property
     def list_requests(self) -> int:
         """GET requests spent on replay safety."""
@@ -163,3 +148,5 @@ class Run:
             self.dry_run.close()
         if self.client is not None:
             self.client.close()
+        for guard in self._guards.values():
+            guard.close()

@@ -10,28 +10,19 @@ and the checkpoints' business, never the SDK's.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from singer_sdk.exceptions import InvalidRecord
 from singer_sdk.sinks import BatchSink
 
 from target_leanpay.deadletter import RejectedItem
-from target_leanpay.dispatcher import Chunk, Pending
+from target_leanpay.dispatcher import Chunk, Pending, identify
 from target_leanpay.errors import InputError, quote
 from target_leanpay.mapping import RecordMapper, Rejection
 
 if TYPE_CHECKING:
     from target_leanpay.target import TargetLeanpay
-
-
-def identify(record: Mapping[str, Any], key_properties: Sequence[str], line: int) -> str:
-    """How a human finds this record again: externalId, else its key, else its line."""
-    external_id = record.get("externalId", record.get("external_id"))
-    if external_id not in (None, ""):
-        return f"externalId {quote(str(external_id), 80)!r} (input line {line})"
-    keys = ", ".join(f"{k}={quote(str(record.get(k)), 40)}" for k in key_properties)
-    return f"{keys} (input line {line})" if keys else f"at input line {line}"
 
 
 class LeanpaySink(BatchSink):
@@ -51,6 +42,7 @@ class LeanpaySink(BatchSink):
         self.stats = self.run.progress.stats_for(stream_name, self.resource.name)
         self.guard = self.run.guard_for(self.resource)
         self._buffer: list[Pending] = []
+        self.key_properties_tuple = tuple(self.key_properties)
         self._metered = 0  # records already reported to the SDK's record_count metric
 
     @property
@@ -81,24 +73,28 @@ class LeanpaySink(BatchSink):
                     f"match the tap's own schema: {quote(str(invalid.error_message))}"
                 ) from None
         result = self.mapper.map(record)
-        ident = identify(record, self.key_properties, line)
         if isinstance(result, Rejection):
+            ident = identify(record, self.key_properties_tuple, line)
             self.run.dead_letters.reject(
                 RejectedItem(self.stream_name, ident, record, None, result.problems)
             )
             self.stats.add(rejected=1)
             return
         external_id = result.get("externalId")
-        pending = Pending(self.run.checkpoints.open(), record, result, external_id, ident)
-        if self.guard is not None and external_id is not None:
-            verdict = self.guard.claim(external_id, pending)
-            if verdict == "present":
-                self.stats.add(already_present=1)
-                self.run.checkpoints.settle([pending.seq])
-                self.run.note_present(self.stream_name, ident)
-                return
-            if verdict == "parked":
-                return  # settled with its twin sent earlier in this run
+        pending = Pending(
+            self.run.checkpoints.open(),
+            record,
+            result,
+            external_id,
+            line,
+            self.key_properties_tuple,
+        )
+        if (
+            self.guard is not None
+            and external_id is not None
+            and self.guard.claim(external_id, pending) == "parked"
+        ):
+            return  # settled with its twin, sent earlier in this run
         self._buffer.append(pending)
         if len(self._buffer) >= self.max_size:
             self.flush()

@@ -25,6 +25,7 @@ from singer_sdk import Target
 from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.helpers._classproperty import classproperty
 from singer_sdk.helpers.capabilities import CapabilitiesEnum, PluginCapabilities
+from singer_sdk.mapper import SameRecordTransform, StreamMap
 from singer_sdk.plugin_base import JSONSchemaValidator, PluginBase, _ConfigInput
 
 from target_leanpay import redaction
@@ -73,9 +74,10 @@ class TargetLeanpay(Target):
         self.settings = parse(self.config)
         redaction.install([self.settings.api_key])
         self.max_parallelism = 1  # process_batch only queues a chunk: nothing to overlap
-        reader = self.message_reader
-        self.run = Run(self.settings, lambda: getattr(reader, "line_number", 0))
+        assert isinstance(self.message_reader, NumberedReader)
+        self.run = Run(self.settings, self.message_reader)
         self._terminating: int | None = None
+        self._routes: dict[str, list[tuple[StreamMap | None, LeanpaySink]]] = {}
 
     @classproperty
     def _env_var_config(cls) -> dict[str, Any]:  # noqa: N805 - a class property
@@ -114,37 +116,59 @@ class TargetLeanpay(Target):
         """The SDK's record path minus per-record work Leanpay does not need.
 
         Dropped: jsonschema validation (opt-in, see validate_records), timestamp parsing
-        (the mapper reads dates itself), _sdc metadata (never sent). Kept: stream maps.
+        (the mapper reads dates itself), _sdc metadata (never sent), the stream-map call
+        when the map is the SDK's do-nothing default. Kept: stream maps, key properties.
         """
-        self._assert_line_requires(message_dict, requires={"stream", "record"})
-        stream_name = message_dict["stream"]
+        try:
+            stream_name, record = message_dict["stream"], message_dict["record"]
+        except KeyError:
+            missing = " and ".join(k for k in ("stream", "record") if k not in message_dict)
+            raise InputError(
+                f"Input line {self.run.line_number}: the RECORD message is missing required "
+                f"{missing} key"
+            ) from None
+        routes = self._routes.get(stream_name)
+        if routes is None:
+            routes = self._route(stream_name)
+        if not isinstance(record, dict):
+            raise InputError(f"Input line {self.run.line_number}: 'record' is not an object")
+        for stream_map, sink in routes:
+            if stream_map is not None:
+                record_copy = copy.copy(record) if len(routes) > 1 else record
+                transformed = stream_map.transform(record_copy)
+                if transformed is None:
+                    continue  # filtered out by a stream map
+            else:
+                transformed = record
+            if sink.key_properties_tuple and not all(
+                k in transformed for k in sink.key_properties_tuple
+            ):
+                raise MissingKeyProperties(
+                    f"Input line {self.run.line_number}: stream '{sink.stream_name}': "
+                    f"the record lacks its key properties {list(sink.key_properties_tuple)}"
+                )
+            sink.process_record(transformed, {})
+        if self.run.stats_due():
+            self.run.progress.maybe_log()
+            self._handle_max_record_age()
+
+    def _route(self, stream_name: str) -> list[tuple[StreamMap | None, LeanpaySink]]:
+        """Where a stream's records go: (stream map, or None when it does nothing; sink)."""
         stream_maps = self.mapper.stream_maps.get(stream_name)
         if stream_maps is None:
             raise RecordBeforeSchema(
                 f"Input line {self.run.line_number}: a RECORD for stream "
                 f"{quote(str(stream_name), 80)!r} arrived before that stream's SCHEMA"
             )
-        record = message_dict["record"]
-        if not isinstance(record, dict):
-            raise InputError(f"Input line {self.run.line_number}: 'record' is not an object")
+        routes: list[tuple[StreamMap | None, LeanpaySink]] = []
         for stream_map in stream_maps:
-            raw = copy.copy(record) if len(stream_maps) > 1 else record
-            transformed = stream_map.transform(raw)
-            if transformed is None:
-                continue  # filtered out by a stream map
-            sink = self._sinks_active[stream_map.stream_alias]
-            missing = [k for k in sink.key_properties if k not in transformed]
-            if missing:
-                raise MissingKeyProperties(
-                    f"Input line {self.run.line_number}: stream '{stream_map.stream_alias}': "
-                    f"the record lacks its key properties {missing}"
-                )
-            sink.process_record(transformed, {})
-            if sink.is_full:
-                self.drain_one(sink)
-        if self.run.stats_due():
-            self.run.progress.maybe_log()
-            self._handle_max_record_age()
+            sink = self._sinks_active.get(stream_map.stream_alias)
+            if not isinstance(sink, LeanpaySink):
+                continue  # mapped away (e.g. `__else__: __NULL__`): no sink, no records
+            identity = type(stream_map) is SameRecordTransform and not stream_map.flattening_enabled
+            routes.append((None if identity else stream_map, sink))
+        self._routes[stream_name] = routes
+        return routes
 
     def _process_batch_message(self, message_dict: dict[str, Any]) -> None:
         """BATCH files are not supported: refuse them rather than drop their records."""
@@ -157,6 +181,7 @@ class TargetLeanpay(Target):
     def _process_schema_message(self, message_dict: dict[str, Any]) -> None:
         """A changed schema retires a sink: send its partial chunk now, not at the next drain."""
         super()._process_schema_message(message_dict)
+        self._routes.clear()
         for sink in self._sinks_to_clear:
             if isinstance(sink, LeanpaySink):
                 sink.flush()

@@ -39,13 +39,13 @@ def client_for(leanpay: StandIn, *, key: str = API_KEY, **overrides: float) -> L
     )
 
 
-def test_post_sends_the_raw_key_and_returns_created_objects(leanpay: StandIn) -> None:
-    created = client_for(leanpay).post_batch(INVOICES, [payload(1)])
-    assert [c["externalId"] for c in created] == ["INV-00001"]
+def test_post_sends_the_raw_key_and_counts_created_objects(leanpay: StandIn) -> None:
+    created = client_for(leanpay).post_batch(INVOICES, [payload(1), payload(2)])
+    assert created == 2
     (request,) = leanpay.requests()
     assert request["headers"]["Authorization"] == API_KEY
     assert request["headers"]["Content-Type"] == "application/json"
-    assert request["body"] == {"invoices": [payload(1)]}
+    assert request["body"] == {"invoices": [payload(1), payload(2)]}
 
 
 @pytest.mark.parametrize(
@@ -177,3 +177,26 @@ def test_a_gets_5xx_is_retried(leanpay: StandIn) -> None:
     page = client_for(leanpay).get_page("/invoices", 1)
     assert page["data"] == []
     assert [r["status"] for r in leanpay.requests()] == [500, 200]
+
+
+def test_a_2xx_without_a_data_list_counts_as_unknown(leanpay: StandIn) -> None:
+    leanpay.add_faults({"path": BATCH, "action": "status", "status": 201, "raw_body": "ok"})
+    assert client_for(leanpay).post_batch(INVOICES, [payload(1)]) is None
+
+
+def test_proxies_come_from_the_environment_once(
+    leanpay: StandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:3128")
+    monkeypatch.setenv("NO_PROXY", "")
+    client = LeanpayClient(
+        api_url="https://api.leanpay.fr/v1/public",
+        api_key=API_KEY,
+        timeout=1,
+        max_retries=0,
+        max_retry_wait=0.1,
+        pool_size=1,
+        stopping=threading.Event(),
+    )
+    assert client.session.proxies.get("https") == "http://127.0.0.1:3128"
+    assert client.session.trust_env is False
