@@ -15,18 +15,23 @@ numbers and the STATE messages waiting behind them are kept.
 from __future__ import annotations
 
 import collections
-import json
 import sys
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import msgspec
+
 State = dict[str, Any]
+
+
+_encode = msgspec.json.Encoder(decimal_format="number").encode
+"""The reader turns JSON numbers with a fraction into Decimal: write them back as numbers."""
 
 
 def write_to_stdout(state: State) -> None:
     """Write one STATE line; stdout is the STATE channel and nothing else goes there."""
-    sys.stdout.write(json.dumps(state, separators=(",", ":")) + "\n")
+    sys.stdout.write(_encode(state).decode() + "\n")
     sys.stdout.flush()
 
 

@@ -54,10 +54,16 @@ ITEM_STATUSES = frozenset({400, 409, 422})
 _json_encode = msgspec.json.Encoder().encode
 
 
+class _CreatedObject(msgspec.Struct):
+    """The part of a created object the target reads (other fields are skipped)."""
+
+    externalId: str | None = None  # noqa: N815 - Leanpay's name
+
+
 class _Created(msgspec.Struct):
     """The part of a batch answer the target reads: `{"data": [...]}`."""
 
-    data: list[msgspec.Raw]
+    data: list[_CreatedObject]
 
 
 _decode_created = msgspec.json.Decoder(_Created).decode
@@ -153,14 +159,18 @@ class LeanpayClient:
         items: Sequence[dict[str, Any]],
         *,
         on_retry: Callable[[str], None] | None = None,
-    ) -> int | None:
-        """POST one batch; return how many objects the answer lists (None: not said)."""
+    ) -> list[str | None] | None:
+        """POST one batch; return the externalIds of the objects the answer lists.
+
+        None when the answer is not the documented `{"data": [...]}`. Redirects are not
+        followed: requests would turn the POST into a GET whose 200 proves nothing.
+        """
         body = _json_encode({resource.body_key: list(items)})
         response = self._with_retries(
             lambda: self._send("POST", resource.path, body=body), on_retry=on_retry
         )
-        try:  # counted without building a dict per created object
-            return len(_decode_created(response.content).data)
+        try:  # decoded without building a dict per created object
+            return [created.externalId for created in _decode_created(response.content).data]
         except msgspec.DecodeError:
             return None
 
@@ -232,7 +242,12 @@ class LeanpayClient:
         where = f"{method} {path}"
         try:
             response = self.session.request(
-                method, self.api_url + path, data=body, params=params, timeout=self.timeout
+                method,
+                self.api_url + path,
+                data=body,
+                params=params,
+                timeout=self.timeout,
+                allow_redirects=False,
             )
         except requests.ConnectTimeout as exc:
             failure = ApiError(f"{where}: could not connect ({_reason(exc)})")
@@ -260,6 +275,12 @@ class LeanpayClient:
         status = response.status_code
         if status < 300:
             return response
+        if status < 400:
+            raise ApiError(
+                f"{where}: HTTP {status} redirect to {response.headers.get('Location')!r}; "
+                "check the api_url setting",
+                status=status,
+            )
         text = self._scrub(response.text)
         said = f"{where}: HTTP {status}: {quote(text) or '(empty body)'}"
         if status in (401, 403):

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from target_leanpay.errors import RejectedRecord, TooManyRejections, quote
+from target_leanpay.errors import DeadLetterError, RejectedRecord, TooManyRejections, quote
 from target_leanpay.mapping import Problem
 
 
@@ -83,11 +83,17 @@ class DeadLetters:
             ensure_ascii=False,
         )
         with self._lock:
-            if self._file is None:
-                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-                self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
-            self._file.write(line + "\n")
-            self._file.flush()
+            try:
+                if self._file is None:
+                    Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+                    self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
+                self._file.write(line + "\n")
+                self._file.flush()
+            except OSError as exc:
+                raise DeadLetterError(
+                    f"Cannot write the dead-letter file {self.path} ({exc.strerror}); the "
+                    f"record stays unsettled: {item.describe()}"
+                ) from None
             self.count += 1
             count = self.count
         if self.max_rejections is not None and count > self.max_rejections:

@@ -4,14 +4,17 @@ Reading goes on while up to `max_in_flight` requests are on the wire; `submit` b
 when all slots are taken, so memory stays flat whatever the input size. Each record of a
 chunk ends in exactly one of three ways, and only then is it settled for checkpoints:
 
-* acknowledged by Leanpay (2xx);
-* already present (replay safety found its externalId in Leanpay);
-* rejected (dead-lettered, or the run stops).
+* acknowledged: Leanpay answered 2xx *and* its answer lists the item;
+* already present: replay safety found its externalId in Leanpay;
+* rejected: dead-lettered, or the run stops.
 
 A 400/409/422 refusal is narrowed down to the guilty items: by the item paths the API
 names (`invoices.3.amount ...`), else by bisection. One bad item among n costs at most
 2*ceil(log2 n) extra requests (14 for a batch of 100); k bad items at most 14*k, and a
-batch never costs more than 2n-1 requests in all. The good items are sent once.
+batch never costs more than 2n-1 requests in all. The good items are sent once. When
+bisection ends with every item of a batch refused, unnamed, with the same answer, the
+refusal is about the request, not the records: the run stops instead of dead-lettering
+everything.
 """
 
 from __future__ import annotations
@@ -20,16 +23,18 @@ import logging
 import re
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import msgspec
 
 from target_leanpay.checkpoint import Checkpoints
 from target_leanpay.deadletter import DeadLetters, RejectedItem
-from target_leanpay.errors import Ambiguous, ApiError, ItemsRefused, TargetLeanpayError, quote
+from target_leanpay.errors import Ambiguous, ApiError, ItemsRefused, quote
+from target_leanpay.interrupt import Interrupt
 from target_leanpay.mapping import Problem
 from target_leanpay.progress import Progress, StreamStats
 from target_leanpay.replay import ReplayGuard
@@ -37,9 +42,18 @@ from target_leanpay.resources import Resource
 
 logger = logging.getLogger("target-leanpay")
 
-Sender = Callable[..., int | None]
-"""`sender(resource, items, on_retry=...)` -> how many objects Leanpay's answer lists
-(None: unknown): the client's post_batch, or the dry run's."""
+
+class Sender(Protocol):
+    """The client's `post_batch`, or the dry run's."""
+
+    def __call__(
+        self,
+        resource: Resource,
+        items: Sequence[dict[str, Any]],
+        *,
+        on_retry: Callable[[str], None] | None = None,
+    ) -> list[str | None] | None:
+        """Send one batch; return the externalIds of the objects the answer lists."""
 
 
 def identify(record: Mapping[str, Any], key_properties: Sequence[str], line: int) -> str:
@@ -61,6 +75,8 @@ class Pending:
     external_id: str | None
     line: int
     key_properties: Sequence[str]
+    stream: str
+    stats: StreamStats
 
     @property
     def ident(self) -> str:
@@ -84,6 +100,21 @@ class Chunk:
         first, last = items[0].ident, items[-1].ident
         span = first if len(items) == 1 else f"{first} … {last}"
         return f"stream '{self.stream}', batch of {len(items)} {self.resource.name} ({span})"
+
+
+@dataclass(slots=True)
+class _Refusal:
+    item: Pending
+    problems: tuple[Problem, ...]
+    error: ApiError
+    named: bool  # the API named this item (else bisection isolated it)
+
+
+@dataclass(slots=True)
+class _Outcome:
+    """Items bisection isolated in one chunk, dead-lettered once the chunk is done."""
+
+    refusals: list[_Refusal] = field(default_factory=list)
 
 
 def _messages(body: str) -> list[str]:
@@ -111,8 +142,8 @@ def blamed_items(body: str, body_key: str, size: int) -> dict[int, list[Problem]
         index = int(match.group(1))
         if index >= size:
             return {}  # the API counts differently than we think: do not trust any index
-        field = match.group(2) or "(item)"
-        blamed.setdefault(index, []).append(Problem(field, message.strip()))
+        field_name = match.group(2) or "(item)"
+        blamed.setdefault(index, []).append(Problem(field_name, message.strip()))
     return blamed
 
 
@@ -128,6 +159,7 @@ class Dispatcher:
         dead_letters: DeadLetters,
         progress: Progress,
         stopping: threading.Event,
+        interrupt: Interrupt,
         max_ambiguous_retries: int,
         no_answer_wait: float,
         max_wait: float,
@@ -137,6 +169,7 @@ class Dispatcher:
         self._dead_letters = dead_letters
         self._progress = progress
         self._stopping = stopping
+        self._interrupt = interrupt
         self._max_ambiguous_retries = max_ambiguous_retries
         self._no_answer_wait = no_answer_wait
         self._max_wait = max_wait
@@ -144,19 +177,15 @@ class Dispatcher:
         self._slots = threading.BoundedSemaphore(max_in_flight)
         self._futures: set[Future[None]] = set()
         self._lock = threading.Lock()
-        self._failure: BaseException | None = None
+        self.failure: BaseException | None = None
         self._streams_noted_present: set[str] = set()
 
     def submit(self, chunk: Chunk) -> None:
-        """Queue `chunk`; blocks while every slot is in flight."""
+        """Queue `chunk`; blocks (interruptibly) while every slot is in flight."""
         self.raise_failure()
-        self._slots.acquire()
-        try:
-            self.raise_failure()
-            future = self._pool.submit(self._run, chunk)
-        except BaseException:
-            self._slots.release()
-            raise
+        with self._interrupt.blocking():
+            self._slots.acquire()
+        future = self._pool.submit(self._run, chunk)
         with self._lock:
             self._futures.add(future)
         future.add_done_callback(self._forget)
@@ -170,8 +199,8 @@ class Dispatcher:
 
     def raise_failure(self) -> None:
         """Re-raise, in the reading thread, the first fatal error of a sending thread."""
-        if self._failure is not None:
-            raise self._failure
+        if self.failure is not None:
+            raise self.failure
 
     def shutdown(self) -> None:
         """Stop the threads (after wait_all)."""
@@ -182,51 +211,20 @@ class Dispatcher:
             self._futures.discard(future)
 
     def _run(self, chunk: Chunk) -> None:
+        outcome = _Outcome()
         try:
             missing = self._sift(chunk, chunk.items)
             if missing:
-                self._deliver(chunk, missing, ambiguous_tries=0)
-        except TargetLeanpayError as error:
-            self._fail(error)
-        except BaseException as error:  # a bug: keep the traceback for the log
-            logger.exception("Unexpected failure while sending %s", chunk.describe())
-            self._fail(error)
+                self._deliver(chunk, missing, outcome, ambiguous_tries=0)
+            self._dead_letter_refusals(chunk, outcome.refusals)
+        except BaseException as error:  # reported by the reading thread, with a traceback if a bug
+            with self._lock:
+                if self.failure is None:
+                    self.failure = error
+            self._stopping.set()
         finally:
             self._slots.release()
             self._progress.maybe_log()
-
-    def _fail(self, error: BaseException) -> None:
-        with self._lock:
-            if self._failure is None:
-                self._failure = error
-        self._stopping.set()
-
-    def _deliver(self, chunk: Chunk, items: list[Pending], *, ambiguous_tries: int) -> None:
-        def count_retry(_message: str) -> None:
-            chunk.stats.add(retries=1)
-
-        if self._stopping.is_set() and self._failure is not None:
-            return  # the run already failed: sending more would only delay the exit
-        chunk.stats.add(requests=1)
-        try:
-            created = self._send(chunk.resource, [p.payload for p in items], on_retry=count_retry)
-        except ItemsRefused as refusal:
-            self._isolate(chunk, items, refusal, ambiguous_tries=ambiguous_tries)
-        except Ambiguous as unknown:
-            self._after_ambiguous(chunk, items, unknown, ambiguous_tries=ambiguous_tries)
-        except ApiError as error:
-            raise type(error)(
-                f"{chunk.describe(items)} failed: {error}", status=error.status, body=error.body
-            ) from None
-        else:
-            if created is not None and 0 < created < len(items):
-                logger.warning(
-                    "%s: Leanpay acknowledged the batch but its answer lists %d objects; "
-                    "check these records in Leanpay",
-                    chunk.describe(items),
-                    created,
-                )
-            self._settle(chunk, items, present=False)
 
     def _sift(self, chunk: Chunk, items: list[Pending]) -> list[Pending]:
         """Settle the items Leanpay already holds; return the ones still to send."""
@@ -240,15 +238,65 @@ class Dispatcher:
         self._note_present(chunk, present[0])
         return [p for p in items if p.external_id not in held]
 
+    def _deliver(
+        self, chunk: Chunk, items: list[Pending], outcome: _Outcome, *, ambiguous_tries: int
+    ) -> None:
+        def count_retry(_message: str) -> None:
+            chunk.stats.add(retries=1)
+
+        if self.failure is not None:
+            return  # the run already failed: sending more would only delay the exit
+        chunk.stats.add(requests=1)
+        try:
+            listed = self._send(chunk.resource, [p.payload for p in items], on_retry=count_retry)
+        except ItemsRefused as refusal:
+            self._isolate(chunk, items, refusal, outcome, ambiguous_tries=ambiguous_tries)
+        except Ambiguous as unknown:
+            self._after_ambiguous(chunk, items, unknown, outcome, ambiguous_tries=ambiguous_tries)
+        except ApiError as error:
+            raise type(error)(
+                f"{chunk.describe(items)} failed: {error}", status=error.status, body=error.body
+            ) from None
+        else:
+            self._confirm(chunk, items, listed, outcome, ambiguous_tries=ambiguous_tries)
+
+    def _confirm(
+        self,
+        chunk: Chunk,
+        items: list[Pending],
+        listed: list[str | None] | None,
+        outcome: _Outcome,
+        *,
+        ambiguous_tries: int,
+    ) -> None:
+        """Settle what Leanpay's 2xx answer lists; the rest is not known to be stored."""
+        if listed is not None and len(listed) >= len(items):
+            self._settle(chunk, items, present=False)
+            return
+        named = {external_id for external_id in listed or () if external_id}
+        confirmed = [p for p in items if p.external_id in named]
+        unconfirmed = [p for p in items if p.external_id not in named]
+        if confirmed:
+            self._settle(chunk, confirmed, present=False)
+        said = "no readable list" if listed is None else f"{len(listed)} objects"
+        unknown = Ambiguous(
+            f"Leanpay answered 2xx, but its answer ({said}) does not confirm "
+            f"{len(unconfirmed)} of the {len(items)} items sent"
+        )
+        if chunk.guard is None:
+            raise ApiError(
+                f"{chunk.describe(unconfirmed)}: {unknown}; with no list endpoint to check, "
+                "they may or may not be stored. Check them in Leanpay; STATE stops before them."
+            )
+        self._after_ambiguous(chunk, unconfirmed, unknown, outcome, ambiguous_tries=ambiguous_tries)
+
     def _settle(self, chunk: Chunk, items: list[Pending], *, present: bool) -> None:
         """Leanpay holds these items (sent now, or before): settle them and their twins."""
         twins: list[Pending] = []
         if chunk.guard is not None:
             twins = chunk.guard.acknowledged(p.external_id for p in items if p.external_id)
-        if present:
-            chunk.stats.add(already_present=len(items) + len(twins))
-        else:
-            chunk.stats.add(acknowledged=len(items), already_present=len(twins))
+        _count(items, "already_present" if present else "acknowledged")
+        _count(twins, "already_present")
         self._checkpoints.settle([p.seq for p in items] + [p.seq for p in twins])
 
     def _note_present(self, chunk: Chunk, first: Pending) -> None:
@@ -265,99 +313,126 @@ class Dispatcher:
         )
 
     def _isolate(
-        self, chunk: Chunk, items: list[Pending], refusal: ItemsRefused, *, ambiguous_tries: int
+        self,
+        chunk: Chunk,
+        items: list[Pending],
+        refusal: ItemsRefused,
+        outcome: _Outcome,
+        *,
+        ambiguous_tries: int,
     ) -> None:
         blamed = blamed_items(refusal.body, chunk.resource.body_key, len(items))
-        if len(items) == 1 and not blamed:
-            blamed = {0: [Problem("(item)", f"refused by Leanpay: {refusal.api_said}")]}
         if not blamed:
+            if len(items) == 1:
+                problem = Problem("(item)", f"refused by Leanpay: {refusal.api_said}")
+                outcome.refusals.append(_Refusal(items[0], (problem,), refusal, named=False))
+                return
             middle = len(items) // 2
             logger.info("%s refused without naming an item; bisecting", chunk.describe(items))
             for half in (items[:middle], items[middle:]):
-                self._deliver(chunk, half, ambiguous_tries=ambiguous_tries)
+                self._deliver(chunk, half, outcome, ambiguous_tries=ambiguous_tries)
             return
         for index, problems in sorted(blamed.items()):
-            item = items[index]
-            if refusal.status == 409 and ambiguous_tries and item.external_id is not None:
-                # Our own earlier, unanswered attempt stored it: it is present, not refused.
-                self._settle(chunk, [item], present=True)
-                continue
-            self._reject(chunk, item, tuple(problems), refusal)
+            self._reject_with_twins(chunk, _Refusal(items[index], tuple(problems), refusal, True))
         rest = [item for index, item in enumerate(items) if index not in blamed]
         if rest:
-            self._deliver(chunk, rest, ambiguous_tries=ambiguous_tries)
+            self._deliver(chunk, rest, outcome, ambiguous_tries=ambiguous_tries)
 
-    def _reject(
-        self, chunk: Chunk, item: Pending, problems: tuple[Problem, ...], refusal: ApiError
-    ) -> None:
-        twins = chunk.guard.refused(item.external_id) if chunk.guard and item.external_id else []
-        for rejected, reasons in [(item, problems)] + [
-            (
-                twin,
-                (
-                    Problem(
-                        "externalId",
-                        f"shares externalId with {item.ident}, which Leanpay refused",
-                    ),
-                ),
-            )
-            for twin in twins
-        ]:
-            self._dead_letters.reject(
-                RejectedItem(
-                    stream=chunk.stream,
-                    ident=rejected.ident,
-                    record=rejected.record,
-                    payload=rejected.payload,
-                    problems=reasons,
-                    http_status=refusal.status,
-                    api_message=refusal.body,
-                )
-            )
-            chunk.stats.add(rejected=1)
-            self._checkpoints.settle([rejected.seq])
+    def _dead_letter_refusals(self, chunk: Chunk, refusals: list[_Refusal]) -> None:
+        """Reject the items bisection isolated, unless Leanpay refused the request itself.
 
-    def _wait_before_checking(self, unknown: Ambiguous, ambiguous_tries: int) -> float:
+        Items the API named are rejected at once; these wait for the end of the chunk,
+        because only then is it known whether *every* item was refused the same way.
+        """
+        if len(refusals) == len(chunk.items) > 1 and len({r.error.body for r in refusals}) == 1:
+            error = refusals[0].error
+            raise ApiError(
+                f"{chunk.describe()}: Leanpay refused every item of the batch, one by one, "
+                f"with the same answer ({error.api_said}); that is a refusal of the request, "
+                "not of the records",
+                status=error.status,
+                body=error.body,
+            )
+        for refusal in refusals:
+            self._reject_with_twins(chunk, refusal)
+
+    def _reject_with_twins(self, chunk: Chunk, refusal: _Refusal) -> None:
+        """Reject a refused item, and the records that waited on its externalId."""
+        twins = []
+        if chunk.guard is not None and refusal.item.external_id is not None:
+            twins = chunk.guard.refused(refusal.item.external_id)
+        self._reject(refusal.item, refusal.problems, refusal.error)
+        for twin in twins:
+            reason = f"shares externalId with {refusal.item.ident}, which Leanpay refused"
+            self._reject(twin, (Problem("externalId", reason),), refusal.error)
+
+    def _reject(self, item: Pending, problems: tuple[Problem, ...], error: ApiError) -> None:
+        self._dead_letters.reject(
+            RejectedItem(
+                stream=item.stream,
+                ident=item.ident,
+                record=item.record,
+                payload=item.payload,
+                problems=problems,
+                http_status=error.status,
+                api_message=error.body,
+            )
+        )
+        item.stats.add(rejected=1)
+        self._checkpoints.settle([item.seq])
+
+    def _wait_before_checking(self, unknown: Ambiguous) -> float:
         """Give Leanpay time to finish what it may still be storing before looking."""
-        if unknown.status is None:  # no answer: it may still be working on the request
-            return self._no_answer_wait
         if unknown.retry_after is not None:
             return min(unknown.retry_after, self._max_wait)
-        return min(0.5 * 2.0**ambiguous_tries, self._max_wait)
+        return self._no_answer_wait  # a gateway's 504 or a timeout: it may still be working
 
     def _after_ambiguous(
-        self, chunk: Chunk, items: list[Pending], unknown: Ambiguous, *, ambiguous_tries: int
+        self,
+        chunk: Chunk,
+        items: list[Pending],
+        unknown: Ambiguous,
+        outcome: _Outcome,
+        *,
+        ambiguous_tries: int,
     ) -> None:
         if ambiguous_tries >= self._max_ambiguous_retries or self._stopping.is_set():
             raise Ambiguous(
-                f"{chunk.describe(items)} failed: {unknown}", status=unknown.status
+                f"{chunk.describe(items)} failed: {unknown}",
+                status=unknown.status,
+                body=unknown.body,
             ) from None
         chunk.stats.add(retries=1)
-        wait = self._wait_before_checking(unknown, ambiguous_tries)
+        wait_seconds = self._wait_before_checking(unknown)
         logger.warning(
             "%s: %s. Waiting %.1f s, then %s",
             chunk.describe(items),
             unknown,
-            wait,
+            wait_seconds,
             "checking which items Leanpay holds before sending again"
             if chunk.guard
             else f"sending again ({chunk.resource.name} has no list endpoint to check: "
             "the batch may be stored twice)",
         )
-        if self._stopping.wait(wait):
+        if self._stopping.wait(wait_seconds):
             raise Ambiguous(f"{chunk.describe(items)} failed: {unknown}") from None
-        if chunk.guard is None:
-            self._deliver(chunk, items, ambiguous_tries=ambiguous_tries + 1)
-            return
-        chunk.guard.load(since=time.monotonic())
-        missing = self._sift(chunk, items)
-        unverifiable = [p.ident for p in missing if p.external_id is None]
-        if unverifiable:
-            logger.warning(
-                "%s: %d records without externalId are sent again and may be stored twice: %s",
-                chunk.describe(items),
-                len(unverifiable),
-                ", ".join(unverifiable[:5]),
-            )
+        missing = items
+        if chunk.guard is not None:
+            chunk.guard.load(since=time.monotonic())
+            missing = self._sift(chunk, items)
+            unverifiable = [p.ident for p in missing if p.external_id is None]
+            if unverifiable:
+                logger.warning(
+                    "%s: %d records without externalId are sent again and may be stored twice: %s",
+                    chunk.describe(items),
+                    len(unverifiable),
+                    ", ".join(unverifiable[:5]),
+                )
         if missing:
-            self._deliver(chunk, missing, ambiguous_tries=ambiguous_tries + 1)
+            self._deliver(chunk, missing, outcome, ambiguous_tries=ambiguous_tries + 1)
+
+
+def _count(items: Sequence[Pending], counter: str) -> None:
+    """Add to each item's own stream counters (twins may belong to another stream)."""
+    for stats, number in Counter(p.stats for p in items).items():
+        stats.add(**{counter: number})

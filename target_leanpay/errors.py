@@ -40,6 +40,10 @@ class RejectedRecord(TargetLeanpayError):
     """A record was refused (locally or by Leanpay) and no dead-letter file is set."""
 
 
+class DeadLetterError(TargetLeanpayError):
+    """The dead-letter file cannot be written: the rejected record is not safe."""
+
+
 class TooManyRejections(TargetLeanpayError):
     """More records were dead-lettered than `max_rejections` allows."""
 

@@ -12,7 +12,7 @@ logger = logging.getLogger("target-leanpay")
 PROGRESS_INTERVAL_SECONDS = 5.0
 
 
-@dataclass
+@dataclass(eq=False)  # compared and hashed by identity: one object per stream
 class StreamStats:
     """What happened to one stream's records."""
 

@@ -19,6 +19,7 @@ from singer_sdk.singerlib.encoding.base import GenericSingerReader
 from singer_sdk.singerlib.exceptions import InvalidInputLine
 
 from target_leanpay.errors import InputError, TargetLeanpayError, quote
+from target_leanpay.interrupt import Interrupt
 
 _decode = msgspec.json.Decoder(float_hook=decimal.Decimal).decode
 
@@ -31,6 +32,7 @@ class NumberedReader(GenericSingerReader[str]):
     def __init__(self) -> None:
         super().__init__()
         self.line_number = 0
+        self.interrupt = Interrupt()
 
     @property
     def default_input(self) -> IO[str]:
@@ -44,16 +46,23 @@ class NumberedReader(GenericSingerReader[str]):
     ) -> Counter[str]:
         """Dispatch every line; turn malformed input into an `InputError` naming the line."""
         lines: Iterable[str | bytes] = file_input if file_input is not None else sys.stdin.buffer
+        next_line = iter(lines).__next__
+        blocking = self.interrupt.blocking
         counts: Counter[str] = Counter()
         try:
-            for line in lines:
+            while True:
+                with blocking():
+                    try:
+                        line = next_line()
+                    except StopIteration:
+                        break
                 message = self.deserialize_json(line)
                 kind = message["type"]
                 callbacks[kind](message)
                 counts[kind] += 1
-        except TargetLeanpayError:
-            raise
-        except (InvalidInputLine, RecordsWithoutSchemaException, KeyError, TypeError) as exc:
+        except (InvalidInputLine, RecordsWithoutSchemaException) as exc:
+            if isinstance(exc, TargetLeanpayError):
+                raise
             raise InputError(f"Input line {self.line_number}: {quote(str(exc))}") from exc
         return counts
 

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Generic, Literal, TypeVar
 
+from target_leanpay.errors import AuthError
 from target_leanpay.knownids import KnownIds
 from target_leanpay.resources import Resource
 
@@ -63,7 +64,16 @@ class ReplayGuard(Generic[T]):
             if since is not None and fresh is not None and fresh >= since:
                 return
             started = time.monotonic()
-            self._list_all()
+            try:
+                self._list_all()
+            except AuthError as refused:
+                raise AuthError(
+                    f"{refused} (while listing {self.resource.name} for replay safety: the "
+                    "key may lack read access; replay_safety: false skips the listing, at "
+                    "the cost described in the README)",
+                    status=refused.status,
+                    body=refused.body,
+                ) from None
             self._listing_started = started
 
     def claim(self, external_id: str, item: T) -> Verdict:
@@ -117,9 +127,11 @@ class ReplayGuard(Generic[T]):
             self._known.add(ids)
             rows_seen += len(rows)
             ids_seen += len(ids)
-            page_count = int(body.get("pageCount") or 0)
             if not rows:
                 break
+            declared = body.get("pageCount")
+            # without a usable pageCount, read on until an empty page
+            page_count = declared if isinstance(declared, int) else page + 1
             page += 1
         if rows_seen and not ids_seen:
             logger.warning(

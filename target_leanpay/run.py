@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -34,9 +35,15 @@ class DryRunWriter:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         self._file: IO[str] | None = open(path, "w", encoding="utf-8")  # noqa: SIM115
 
-    def post_batch(self, resource: Resource, items: list[dict[str, Any]], **_: Any) -> None:
+    def post_batch(
+        self,
+        resource: Resource,
+        items: Sequence[dict[str, Any]],
+        *,
+        on_retry: Callable[[str], None] | None = None,
+    ) -> list[str | None] | None:
         """Write `{method, path, body}` as one JSON line; acknowledge nothing remotely."""
-        body = {resource.body_key: items}
+        body = {resource.body_key: list(items)}
         line = json.dumps({"method": "POST", "path": resource.path, "body": body})
         with self._lock:
             if self._file is None:
@@ -44,6 +51,7 @@ class DryRunWriter:
             self._file.write(line + "\n")
             self._file.flush()
             self.requests += 1
+        return [item.get("externalId") for item in items]  # as if all were acknowledged
 
     def close(self) -> None:
         """Close the output file."""
@@ -68,6 +76,7 @@ class Run:
     def __init__(self, settings: Settings, reader: NumberedReader) -> None:
         self.settings = settings
         self._reader = reader
+        self.interrupt = reader.interrupt
         self.stopping = threading.Event()
         self.progress = Progress()
         self.checkpoints = Checkpoints(_discard if settings.dry_run else write_to_stdout)
@@ -96,7 +105,8 @@ class Run:
             dead_letters=self.dead_letters,
             progress=self.progress,
             stopping=self.stopping,
-            max_ambiguous_retries=max(1, settings.max_retries),
+            interrupt=self.interrupt,
+            max_ambiguous_retries=settings.max_retries,
             no_answer_wait=min(settings.max_retry_wait, 2 * settings.request_timeout),
             max_wait=settings.max_retry_wait,
         )
@@ -135,13 +145,8 @@ class Run:
             guard.load()
         return guard
 
-    @property
-    def list_requests(self) -> int:
-        """GET requests spent on replay safety."""
-        return sum(g.list_requests for g in self._guards.values())
-
     def close(self) -> None:
-        """Release files and connections."""
+        """Release files and connections (again harmless)."""
         self.dispatcher.shutdown()
         self.dead_letters.close()
         if self.dry_run is not None:

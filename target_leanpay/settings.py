@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import csv
 import ipaddress
+import os
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from singer_sdk import typing as th
@@ -221,6 +223,19 @@ def read_client_ids(path: str) -> dict[str, str]:
         raise ConfigError(f"client_ids_file {path!r} cannot be read: {exc.strerror}") from None
 
 
+def check_writable(path: str, setting: str) -> None:
+    """Fail at start, not at the first rejection, when a file cannot be written."""
+    target = Path(path)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"{setting} {path!r}: cannot create its folder ({exc.strerror})"
+        ) from None
+    if target.is_dir() or not os.access(target if target.exists() else target.parent, os.W_OK):
+        raise ConfigError(f"{setting} {path!r} is not a writable file")
+
+
 def _positive(config: Mapping[str, Any], name: str, default: float) -> float:
     value = config.get(name)
     value = default if value is None else value
@@ -250,9 +265,13 @@ def parse(config: Mapping[str, Any]) -> Settings:
     if config.get("client_ids_file"):
         client_ids.update(read_client_ids(config["client_ids_file"]))
     client_ids.update(config.get("client_ids") or {})
-    batch_size = config.get("batch_size_rows") or MAX_ITEMS_PER_REQUEST
+    batch_size = config.get("batch_size_rows")
+    batch_size = MAX_ITEMS_PER_REQUEST if batch_size is None else batch_size
     if batch_size < 1:
         raise ConfigError(f"batch_size_rows must be at least 1 (got {batch_size})")
+    dead_letter_path = config.get("dead_letter_path") or None
+    if dead_letter_path is not None:
+        check_writable(dead_letter_path, "dead_letter_path")
     max_rejections = config.get("max_rejections")
     if max_rejections is not None and max_rejections < 0:
         raise ConfigError(f"max_rejections must be 0 or more (got {max_rejections})")
@@ -271,7 +290,7 @@ def parse(config: Mapping[str, Any]) -> Settings:
             client_ids=client_ids,
             require_external_id=bool(config.get("require_external_id", False)),
         ),
-        dead_letter_path=config.get("dead_letter_path") or None,
+        dead_letter_path=dead_letter_path,
         max_rejections=max_rejections,
         dry_run=dry_run,
         dry_run_path=config.get("dry_run_path") or "leanpay-dry-run.jsonl",

@@ -43,6 +43,7 @@ class LeanpaySink(BatchSink):
         self.guard = self.run.guard_for(self.resource)
         self._buffer: list[Pending] = []
         self.key_properties_tuple = tuple(self.key_properties)
+        self._records_since_state = 0
         self._metered = 0  # records already reported to the SDK's record_count metric
 
     @property
@@ -64,6 +65,7 @@ class LeanpaySink(BatchSink):
         """Map, check and buffer one record (`context` is unused: chunks are ours)."""
         line = self.run.line_number
         self.stats.read += 1
+        self._records_since_state += 1
         if self._validator is not None:
             try:
                 self._validator.validate(record)
@@ -88,6 +90,8 @@ class LeanpaySink(BatchSink):
             external_id,
             line,
             self.key_properties_tuple,
+            self.stream_name,
+            self.stats,
         )
         if (
             self.guard is not None
@@ -98,6 +102,16 @@ class LeanpaySink(BatchSink):
         self._buffer.append(pending)
         if len(self._buffer) >= self.max_size:
             self.flush()
+
+    def state_received(self) -> None:
+        """A STATE arrived: a stream that has gone quiet sends its partial chunk now.
+
+        Otherwise its last records would hold every later checkpoint back until the end
+        of input (or the SDK's 5-minute drain) while other streams keep loading.
+        """
+        if self._records_since_state == 0:
+            self.flush()
+        self._records_since_state = 0
 
     def flush(self) -> None:
         """Hand the buffered items to the dispatcher as one request."""

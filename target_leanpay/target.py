@@ -22,7 +22,7 @@ from types import FrameType
 from typing import IO, Any, ClassVar
 
 from singer_sdk import Target
-from singer_sdk.exceptions import ConfigValidationError
+from singer_sdk.exceptions import ConfigValidationError, InvalidJSONSchema, StreamMapConfigError
 from singer_sdk.helpers._classproperty import classproperty
 from singer_sdk.helpers.capabilities import CapabilitiesEnum, PluginCapabilities
 from singer_sdk.mapper import SameRecordTransform, StreamMap
@@ -36,6 +36,7 @@ from target_leanpay.errors import (
     TargetLeanpayError,
     quote,
 )
+from target_leanpay.interrupt import Terminated
 from target_leanpay.reader import NumberedReader
 from target_leanpay.run import Run
 from target_leanpay.settings import SCHEMA, coerce_numbers, parse
@@ -44,14 +45,6 @@ from target_leanpay.sinks import LeanpaySink
 SECRET_SETTINGS = frozenset({"api_key"})
 SHUTDOWN_GRACE_SECONDS = 30.0
 """How long a signal waits for requests in flight before exiting anyway."""
-
-
-class Terminated(BaseException):
-    """Raised in the reading thread by SIGTERM / SIGINT."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(f"signal {signum}")
-        self.signum = signum
 
 
 class TargetLeanpay(Target):
@@ -76,7 +69,6 @@ class TargetLeanpay(Target):
         self.max_parallelism = 1  # process_batch only queues a chunk: nothing to overlap
         assert isinstance(self.message_reader, NumberedReader)
         self.run = Run(self.settings, self.message_reader)
-        self._terminating: int | None = None
         self._routes: dict[str, list[tuple[StreamMap | None, LeanpaySink]]] = {}
 
     @classproperty
@@ -180,7 +172,16 @@ class TargetLeanpay(Target):
 
     def _process_schema_message(self, message_dict: dict[str, Any]) -> None:
         """A changed schema retires a sink: send its partial chunk now, not at the next drain."""
-        super()._process_schema_message(message_dict)
+        try:
+            super()._process_schema_message(message_dict)
+        except TargetLeanpayError:
+            raise
+        except (InvalidJSONSchema, StreamMapConfigError, TypeError, ValueError) as exc:
+            self.logger.debug("Unusable SCHEMA", exc_info=exc)
+            raise InputError(
+                f"Input line {self.run.line_number}: the SCHEMA for stream "
+                f"{quote(str(message_dict.get('stream')), 80)!r} cannot be used: {quote(str(exc))}"
+            ) from None
         self._routes.clear()
         for sink in self._sinks_to_clear:
             if isinstance(sink, LeanpaySink):
@@ -189,12 +190,16 @@ class TargetLeanpay(Target):
     def _process_state_message(self, message_dict: dict[str, Any]) -> None:
         """Hold the STATE until every record before it is safe (never the SDK's way)."""
         self._assert_line_requires(message_dict, requires={"value"})
+        for sink in [*self._sinks_active.values(), *self._sinks_to_clear]:
+            if isinstance(sink, LeanpaySink):
+                sink.state_received()
         self.run.checkpoints.state_received(message_dict["value"])
 
     def process_endofpipe(self) -> None:
         """Send what is buffered, wait for every answer, then summarise."""
         super().process_endofpipe()
-        self.run.dispatcher.wait_all()
+        with self.run.interrupt.blocking():
+            self.run.dispatcher.wait_all()
         self.run.dispatcher.raise_failure()
         self.run.close()
         self.run.progress.log_summary()
@@ -208,12 +213,15 @@ class TargetLeanpay(Target):
     # Ending the run
 
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
-        """Stop reading; a second signal exits at once."""
-        if self._terminating is not None:
-            self.logger.error("Second signal %d: exiting now", signum)
-            self._exit(128 + signum)
-        self._terminating = signum
-        raise Terminated(signum)
+        """Note the signal; it stops the reading thread at its next safe point.
+
+        During start-up, or at a second signal, exit at once: no STATE can follow, and
+        nothing that could be held by the interrupted frame (a lock) is touched.
+        """
+        run: Run | None = getattr(self, "run", None)
+        if run is None or run.interrupt.signum is not None:
+            os._exit(128 + signum)
+        run.interrupt.request(signum)
 
     def finish_after_signal(self, signum: int) -> None:
         """Let the requests in flight finish (bounded), keep their checkpoints, exit."""
@@ -225,19 +233,30 @@ class TargetLeanpay(Target):
             SHUTDOWN_GRACE_SECONDS,
         )
         self.run.dispatcher.wait_all(timeout=SHUTDOWN_GRACE_SECONDS)
+        self._report_sending_failure(None)
         self.run.progress.log_summary()
         self._exit(128 + signum)
 
     def fail(self, error: BaseException) -> None:
         """Report an error, keep what was acknowledged, exit 1."""
         self.run.stopping.set()
+        self._report(error)
+        self.run.dispatcher.wait_all(timeout=SHUTDOWN_GRACE_SECONDS)
+        self._report_sending_failure(error)
+        self.run.progress.log_summary()
+        self._exit(1)
+
+    def _report(self, error: BaseException) -> None:
         if isinstance(error, TargetLeanpayError):
             self.logger.error("%s", error)
         else:
             self.logger.error("target-leanpay failed unexpectedly", exc_info=error)
-        self.run.dispatcher.wait_all(timeout=SHUTDOWN_GRACE_SECONDS)
-        self.run.progress.log_summary()
-        self._exit(1)
+
+    def _report_sending_failure(self, already_reported: BaseException | None) -> None:
+        """A sending thread's failure that the reading thread did not raise: say it too."""
+        failure = self.run.dispatcher.failure
+        if failure is not None and failure is not already_reported:
+            self._report(failure)
 
     def _exit(self, code: int) -> None:
         """Exit without waiting for sending threads; no STATE can follow."""
@@ -278,4 +297,3 @@ class TargetLeanpay(Target):
             target.finish_after_signal(signal_received.signum)
         except BaseException as error:
             target.fail(error)
-        target.run.close()

@@ -39,9 +39,9 @@ def client_for(leanpay: StandIn, *, key: str = API_KEY, **overrides: float) -> L
     )
 
 
-def test_post_sends_the_raw_key_and_counts_created_objects(leanpay: StandIn) -> None:
+def test_post_sends_the_raw_key_and_lists_what_was_created(leanpay: StandIn) -> None:
     created = client_for(leanpay).post_batch(INVOICES, [payload(1), payload(2)])
-    assert created == 2
+    assert created == ["INV-00001", "INV-00002"]
     (request,) = leanpay.requests()
     assert request["headers"]["Authorization"] == API_KEY
     assert request["headers"]["Content-Type"] == "application/json"
@@ -200,3 +200,15 @@ def test_proxies_come_from_the_environment_once(
     )
     assert client.session.proxies.get("https") == "http://127.0.0.1:3128"
     assert client.session.trust_env is False
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307])
+def test_redirects_are_not_followed(leanpay: StandIn, status: int) -> None:
+    # requests would turn a redirected POST into a GET whose 200 proves nothing
+    leanpay.add_faults(
+        {"path": BATCH, "action": "status", "status": status, "headers": {"Location": "/x"}}
+    )
+    with pytest.raises(ApiError) as failure:
+        client_for(leanpay).post_batch(INVOICES, [payload(1)])
+    assert "redirect" in str(failure.value) and "api_url" in str(failure.value)
+    assert len(leanpay.requests()) == 1
