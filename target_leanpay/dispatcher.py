@@ -1,7 +1,8 @@
 """Dispatcher: sends chunks of <= 100 items concurrently and settles every record once.
 
-Reading goes on while up to `max_in_flight` requests are on the wire; `submit` blocks
-when all slots are taken, so memory stays flat whatever the input size. Each record of a
+Reading goes on while up to `max_in_flight` requests are on the wire and as many chunks
+again wait, ready; `submit` blocks beyond that, so memory stays flat whatever the input
+size. Each record of a
 chunk ends in exactly one of three ways, and only then is it settled for checkpoints:
 
 * acknowledged: Leanpay answered 2xx *and* its answer lists the item;
@@ -174,7 +175,9 @@ class Dispatcher:
         self._no_answer_wait = no_answer_wait
         self._max_wait = max_wait
         self._pool = ThreadPoolExecutor(max_in_flight, thread_name_prefix="leanpay-send")
-        self._slots = threading.BoundedSemaphore(max_in_flight)
+        # as many chunks again may wait, mapped and ready, so a freed thread never idles
+        # while the reader prepares the next one (memory: 2 x max_in_flight chunks)
+        self._slots = threading.BoundedSemaphore(2 * max_in_flight)
         self._futures: set[Future[None]] = set()
         self._lock = threading.Lock()
         self.failure: BaseException | None = None

@@ -26,21 +26,26 @@ class Interrupt:
 
     def __init__(self) -> None:
         self.signum: int | None = None
-        self._waiting = False
+        self.waiting = False
+        """True while parked in a wait; set it *before* the last `check()` of the wait."""
 
     def request(self, signum: int) -> None:
         """Called by the signal handler: raise now if parked in a wait, else note it."""
         self.signum = signum
-        if self._waiting:
+        if self.waiting:
             raise Terminated(signum)
+
+    def check(self) -> None:
+        """Raise if a signal was noted (call after setting `waiting`, before waiting)."""
+        if self.signum is not None:
+            raise Terminated(self.signum)
 
     @contextmanager
     def blocking(self) -> Iterator[None]:
         """Around a wait that a signal may cut short."""
-        self._waiting = True
+        self.waiting = True
         try:
-            if self.signum is not None:  # arrived just before the wait began
-                raise Terminated(self.signum)
+            self.check()  # arrived just before the wait began
             yield
         finally:
-            self._waiting = False
+            self.waiting = False

@@ -47,15 +47,17 @@ class NumberedReader(GenericSingerReader[str]):
         """Dispatch every line; turn malformed input into an `InputError` naming the line."""
         lines: Iterable[str | bytes] = file_input if file_input is not None else sys.stdin.buffer
         next_line = iter(lines).__next__
-        blocking = self.interrupt.blocking
+        interrupt = self.interrupt
         counts: Counter[str] = Counter()
         try:
             while True:
-                with blocking():
-                    try:
-                        line = next_line()
-                    except StopIteration:
-                        break
+                interrupt.waiting = True  # the blocking read: a signal may cut it short
+                interrupt.check()
+                try:
+                    line = next_line()
+                except StopIteration:
+                    break
+                interrupt.waiting = False
                 message = self.deserialize_json(line)
                 kind = message["type"]
                 callbacks[kind](message)
@@ -64,6 +66,8 @@ class NumberedReader(GenericSingerReader[str]):
             if isinstance(exc, TargetLeanpayError):
                 raise
             raise InputError(f"Input line {self.line_number}: {quote(str(exc))}") from exc
+        finally:
+            interrupt.waiting = False
         return counts
 
     def deserialize_json(self, line: str | bytes) -> dict[str, Any]:

@@ -50,15 +50,17 @@ SCHEMA = th.PropertiesList(
         th.IntegerType,
         default=5,
         title="Retry budget",
-        description="Retries per request after 429, 5xx or a connection failure "
-        "(0 = never retry). Other 4xx are never retried.",
+        description="Retries per request after 429, 5xx or a connection failure, and "
+        "checked re-sends after an unanswered one (0 = never). Other 4xx are never retried.",
     ),
     th.Property(
         "max_retry_wait",
         th.NumberType,
         default=60,
         title="Longest wait between retries",
-        description="Cap, in seconds, on Retry-After and on exponential backoff.",
+        description="Cap, in seconds, on every wait between attempts: Retry-After, "
+        "exponential backoff, and the wait (2 x request_timeout) before checking what "
+        "Leanpay stored of an unanswered request. Lowering it narrows that safety window.",
     ),
     th.Property(
         "batch_size_rows",
