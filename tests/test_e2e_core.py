@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from conftest import (
     schema,
     singer_input,
     start_target,
+    target_command,
     target_config,
     wait_for,
 )
@@ -259,3 +261,21 @@ def test_a_schema_change_sends_the_retired_sinks_partial_batch_first(
     # without the flush on schema change, the old 30 would wait for the end: [100, 30, 30]
     assert [p["items"] for p in batch_posts(leanpay)] == [30, 100, 30]
     assert emitted(result.states) == [30, 120, 160]
+
+
+def test_input_can_come_from_a_file(leanpay: StandIn, tmp_path: Path) -> None:
+    config = target_config(leanpay, tmp_path)
+    source = tmp_path / "tap-output.singer"
+    source.write_text(singer_input(invoices_with_state(3)))
+
+    done = subprocess.run(
+        [*target_command(config), "--input", str(source)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert emitted([json.loads(line) for line in done.stdout.splitlines()]) == [3]
+    assert len(leanpay.store("invoices")) == 3
