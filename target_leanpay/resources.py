@@ -158,5 +158,3 @@ RESOURCES: dict[str, Resource] = {
     r.name: r for r in (INVOICES, CREDIT_NOTES, PAYBACKS, LINKS, MISC_OPERATIONS, ADDRESSES)
 }
 """Resources by the name used in the `stream_resources` setting."""
-
-RESOURCES_BY_PATH: dict[str, Resource] = {r.path: r for r in RESOURCES.values()}

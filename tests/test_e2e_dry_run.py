@@ -12,9 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from conftest import (
-    Result,
+    assert_checkpoints,
     batch_posts,
-    emitted,
     invoice,
     invoices_with_state,
     run_target,
@@ -81,21 +80,6 @@ def without_timestamps(path: Path) -> list[dict[str, Any]]:
 
 def error_lines(stderr: str) -> list[str]:
     return [LOG_PREFIX.sub("", line) for line in stderr.splitlines() if "| ERROR    |" in line]
-
-
-def assert_checkpoints(result: Result, last: int, every: int) -> None:
-    """STATE lines rise through the tap's STATEs and end exactly at `last`.
-
-    Whether an intermediate STATE appears depends on a race the target may legitimately
-    lose: an acknowledgement arriving before the reader reaches the next STATE message
-    (then the older STATE is written first). The newest STATE covered when the run
-    ends does not depend on it.
-    """
-    got = emitted(result.states)
-    assert got, "no STATE written"
-    assert got[-1] == last, got
-    assert got == sorted(set(got)), got
-    assert all(n % every == 0 or n == last for n in got), got
 
 
 def test_dry_run_writes_the_requests_a_real_run_sends_and_nothing_else(

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from conftest import (
     STREAM,
-    Result,
+    assert_checkpoints,
     batch_posts,
     emitted,
     invoice,
@@ -86,21 +86,6 @@ def assert_one_paragraph_error(stderr: str) -> str:
     errors = [line for line in lines if "| ERROR    |" in line]
     assert len(errors) == 1, stderr
     return errors[0]
-
-
-def assert_checkpoints(result: Result, last: int, every: int) -> None:
-    """STATE lines rise through the tap's STATEs and end exactly at `last`.
-
-    Whether an intermediate STATE appears depends on a race the target may legitimately
-    lose: an acknowledgement arriving before the reader reaches the next STATE message
-    (then the older STATE is written first). The newest STATE covered when the run
-    ends does not depend on it.
-    """
-    got = emitted(result.states)
-    assert got, "no STATE written"
-    assert got[-1] == last, got
-    assert got == sorted(set(got)), got
-    assert all(n % every == 0 or n == last for n in got), got
 
 
 def nest_body(messages: list[str]) -> dict[str, Any]:
