@@ -28,7 +28,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=0, help="0 = any free port (default)")
     parser.add_argument("--api-key", required=True, help="the raw key clients must send")
     parser.add_argument("--duplicates", choices=DUPLICATE_MODES, default="accept")
-    parser.add_argument("--latency-ms", type=float, default=0.0)
+    parser.add_argument(
+        "--latency-ms",
+        type=float,
+        default=0.0,
+        help="each API answer leaves this long after its request arrived (processing included)",
+    )
     parser.add_argument("--page-size", type=int, default=100)
     parser.add_argument("--url-file", type=Path, help="also write the base URL to this file")
     parser.add_argument(

@@ -135,10 +135,11 @@ class StandInApp:
         entry = self.state.journal.open(
             request.method, path, request.args.to_dict(), dict(request.headers), arrived
         )
-        latency = self.state.settings.latency_ms
-        if latency:
-            time.sleep(latency / 1000)
         response = self._api_response(request, path, entry)
+        # latency_ms is the whole round trip as the client sees it, processing included
+        remaining = self.state.settings.latency_ms / 1000 - (time.monotonic() - arrived)
+        if remaining > 0:
+            time.sleep(remaining)
         entry["status"] = None if isinstance(response, Dropped) else response.status_code
         if self.verbose:
             status = entry["status"] or "dropped"

@@ -129,6 +129,7 @@ class LeanpayClient:
         self.backoff_base = backoff_base
         self.stopping = stopping
         self._scrub = RedactSecrets([api_key]).scrub  # bodies may echo the key: mask first
+        self._templates: dict[tuple[str, str], requests.PreparedRequest] = {}
         self.session = requests.Session()
         # Proxies and CA bundle from the environment, read once: with trust_env on,
         # requests re-reads os.environ and ~/.netrc on every call (~100 µs a request).
@@ -152,6 +153,28 @@ class LeanpayClient:
     def close(self) -> None:
         """Release pooled connections."""
         self.session.close()
+
+    def _prepare(
+        self, method: str, path: str, body: bytes | None, params: dict[str, Any] | None
+    ) -> requests.PreparedRequest:
+        """A request from a per-path template: the session's merging is done once per path.
+
+        `Session.request` re-merges headers, cookies, auth and hooks for every call; for
+        ~1,000 POSTs a second that is a large share of the client's CPU.
+        """
+        if params is not None:
+            return self.session.prepare_request(
+                requests.Request(method, self.api_url + path, params=params)
+            )
+        template = self._templates.get((method, path))
+        if template is None:
+            template = self.session.prepare_request(
+                requests.Request(method, self.api_url + path, data=b"{}")
+            )
+            self._templates[(method, path)] = template
+        prepared = template.copy()
+        prepared.prepare_body(body, None)
+        return prepared
 
     def post_batch(
         self,
@@ -241,11 +264,8 @@ class LeanpayClient:
     ) -> requests.Response:
         where = f"{method} {path}"
         try:
-            response = self.session.request(
-                method,
-                self.api_url + path,
-                data=body,
-                params=params,
+            response = self.session.send(
+                self._prepare(method, path, body, params),
                 timeout=self.timeout,
                 allow_redirects=False,
             )
