@@ -5,9 +5,9 @@ Where singer-sdk 0.54 would let STATE run ahead of the data, this class takes ov
 * STATE messages go to `Checkpoints`, never to the SDK's `_latest_state`, so the SDK's
   own drains (end of input, the 5-minute drain, a signal) never write STATE;
 * SIGTERM / SIGINT do not drain from inside the interrupted code (the SDK's hole, which
-  printed the latest STATE over an unfinished batch and exited 0): the handler stops
-  reading, waits a bounded time for the requests in flight, lets their checkpoints out,
-  and exits 128 + signal number;
+  printed the latest STATE over an unfinished batch and exited 0): the handler notes the
+  signal, reading stops at the next safe point (`interrupt.py`), the requests in flight
+  get a bounded time, their checkpoints go out, and the exit code is 128 + signal;
 * expected failures (bad input, rejected record, API refusal, wrong key) end the run with
   one paragraph on stderr and exit code 1; tracebacks are kept for bugs.
 """
