@@ -27,7 +27,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import msgspec
@@ -105,17 +105,11 @@ class Chunk:
 
 @dataclass(slots=True)
 class _Refusal:
+    """An item Leanpay refused, with why."""
+
     item: Pending
     problems: tuple[Problem, ...]
     error: ApiError
-    named: bool  # the API named this item (else bisection isolated it)
-
-
-@dataclass(slots=True)
-class _Outcome:
-    """Items bisection isolated in one chunk, dead-lettered once the chunk is done."""
-
-    refusals: list[_Refusal] = field(default_factory=list)
 
 
 def _messages(body: str) -> list[str]:
@@ -214,12 +208,12 @@ class Dispatcher:
             self._futures.discard(future)
 
     def _run(self, chunk: Chunk) -> None:
-        outcome = _Outcome()
+        isolated: list[_Refusal] = []  # bisection's finds, dead-lettered once the chunk is done
         try:
             missing = self._sift(chunk, chunk.items)
             if missing:
-                self._deliver(chunk, missing, outcome, ambiguous_tries=0)
-            self._dead_letter_refusals(chunk, outcome.refusals)
+                self._deliver(chunk, missing, isolated, ambiguous_tries=0)
+            self._dead_letter_refusals(chunk, isolated)
         except BaseException as error:  # reported by the reading thread, with a traceback if a bug
             with self._lock:
                 if self.failure is None:
@@ -242,7 +236,7 @@ class Dispatcher:
         return [p for p in items if p.external_id not in held]
 
     def _deliver(
-        self, chunk: Chunk, items: list[Pending], outcome: _Outcome, *, ambiguous_tries: int
+        self, chunk: Chunk, items: list[Pending], isolated: list[_Refusal], *, ambiguous_tries: int
     ) -> None:
         def count_retry(_message: str) -> None:
             chunk.stats.add(retries=1)
@@ -253,22 +247,22 @@ class Dispatcher:
         try:
             listed = self._send(chunk.resource, [p.payload for p in items], on_retry=count_retry)
         except ItemsRefused as refusal:
-            self._isolate(chunk, items, refusal, outcome, ambiguous_tries=ambiguous_tries)
+            self._isolate(chunk, items, refusal, isolated, ambiguous_tries=ambiguous_tries)
         except Ambiguous as unknown:
-            self._after_ambiguous(chunk, items, unknown, outcome, ambiguous_tries=ambiguous_tries)
+            self._after_ambiguous(chunk, items, unknown, isolated, ambiguous_tries=ambiguous_tries)
         except ApiError as error:
             raise type(error)(
                 f"{chunk.describe(items)} failed: {error}", status=error.status, body=error.body
             ) from None
         else:
-            self._confirm(chunk, items, listed, outcome, ambiguous_tries=ambiguous_tries)
+            self._confirm(chunk, items, listed, isolated, ambiguous_tries=ambiguous_tries)
 
     def _confirm(
         self,
         chunk: Chunk,
         items: list[Pending],
         listed: list[str | None] | None,
-        outcome: _Outcome,
+        isolated: list[_Refusal],
         *,
         ambiguous_tries: int,
     ) -> None:
@@ -291,7 +285,9 @@ class Dispatcher:
                 f"{chunk.describe(unconfirmed)}: {unknown}; with no list endpoint to check, "
                 "they may or may not be stored. Check them in Leanpay; STATE stops before them."
             )
-        self._after_ambiguous(chunk, unconfirmed, unknown, outcome, ambiguous_tries=ambiguous_tries)
+        self._after_ambiguous(
+            chunk, unconfirmed, unknown, isolated, ambiguous_tries=ambiguous_tries
+        )
 
     def _settle(self, chunk: Chunk, items: list[Pending], *, present: bool) -> None:
         """Leanpay holds these items (sent now, or before): settle them and their twins."""
@@ -320,7 +316,7 @@ class Dispatcher:
         chunk: Chunk,
         items: list[Pending],
         refusal: ItemsRefused,
-        outcome: _Outcome,
+        isolated: list[_Refusal],
         *,
         ambiguous_tries: int,
     ) -> None:
@@ -328,18 +324,18 @@ class Dispatcher:
         if not blamed:
             if len(items) == 1:
                 problem = Problem("(item)", f"refused by Leanpay: {refusal.api_said}")
-                outcome.refusals.append(_Refusal(items[0], (problem,), refusal, named=False))
+                isolated.append(_Refusal(items[0], (problem,), refusal))
                 return
             middle = len(items) // 2
             logger.info("%s refused without naming an item; bisecting", chunk.describe(items))
             for half in (items[:middle], items[middle:]):
-                self._deliver(chunk, half, outcome, ambiguous_tries=ambiguous_tries)
+                self._deliver(chunk, half, isolated, ambiguous_tries=ambiguous_tries)
             return
         for index, problems in sorted(blamed.items()):
-            self._reject_with_twins(chunk, _Refusal(items[index], tuple(problems), refusal, True))
+            self._reject_with_twins(chunk, _Refusal(items[index], tuple(problems), refusal))
         rest = [item for index, item in enumerate(items) if index not in blamed]
         if rest:
-            self._deliver(chunk, rest, outcome, ambiguous_tries=ambiguous_tries)
+            self._deliver(chunk, rest, isolated, ambiguous_tries=ambiguous_tries)
 
     def _dead_letter_refusals(self, chunk: Chunk, refusals: list[_Refusal]) -> None:
         """Reject the items bisection isolated, unless Leanpay refused the request itself.
@@ -395,7 +391,7 @@ class Dispatcher:
         chunk: Chunk,
         items: list[Pending],
         unknown: Ambiguous,
-        outcome: _Outcome,
+        isolated: list[_Refusal],
         *,
         ambiguous_tries: int,
     ) -> None:
@@ -432,7 +428,7 @@ class Dispatcher:
                     ", ".join(unverifiable[:5]),
                 )
         if missing:
-            self._deliver(chunk, missing, outcome, ambiguous_tries=ambiguous_tries + 1)
+            self._deliver(chunk, missing, isolated, ambiguous_tries=ambiguous_tries + 1)
 
 
 def _count(items: Sequence[Pending], counter: str) -> None:
