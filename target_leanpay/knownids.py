@@ -4,7 +4,8 @@ Replay safety must remember every externalId of the tenant plus every one this r
 sent: a Python set of a million strings costs ~100 MB and grows with the input. A SQLite
 table keeps them on disk (deleted when the run ends) behind a small page cache, so memory
 stays flat whatever the tenant or input size, and a chunk of 100 is checked in one query
-(~70 µs) and recorded in one more (~80 µs). The ids are stored whole: no hash, no
+(~15 µs) and recorded in one more (~20 µs: one multi-row INSERT; `executemany` took
+~125 µs, as much as mapping the 100 records). The ids are stored whole: no hash, no
 collision can ever hide an invoice.
 """
 
@@ -15,7 +16,7 @@ import threading
 from collections.abc import Iterable, Sequence
 
 MAX_QUERY_IDS = 500
-"""Ids per `IN (...)` query, far below SQLite's variable limit."""
+"""Ids per statement, far below SQLite's variable limit (999 before SQLite 3.32)."""
 
 
 class KnownIds:
@@ -31,10 +32,12 @@ class KnownIds:
 
     def add(self, ids: Iterable[str]) -> None:
         """Remember these ids."""
-        rows = [(external_id,) for external_id in ids]
-        if rows:
-            with self._lock:
-                self._db.executemany("INSERT OR IGNORE INTO known VALUES (?)", rows)
+        ids = list(ids)
+        with self._lock:
+            for start in range(0, len(ids), MAX_QUERY_IDS):
+                part = ids[start : start + MAX_QUERY_IDS]
+                rows = ",".join(["(?)"] * len(part))
+                self._db.execute(f"INSERT OR IGNORE INTO known VALUES {rows}", part)  # noqa: S608 - placeholders only
 
     def among(self, ids: Sequence[str]) -> set[str]:
         """The ids of `ids` that are remembered."""
