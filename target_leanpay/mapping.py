@@ -75,6 +75,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
+from target_leanpay.fastmap import OMIT as _OMIT
+from target_leanpay.fastmap import MapFunction, compile_fast_map
 from target_leanpay.resources import Field, Kind, Resource
 from target_leanpay.values import (
     InvalidValue,
@@ -95,8 +97,6 @@ CLIENT_FIELD: Final = "clientId"
 CLIENT_EXTERNAL_KEYS: Final = ("clientExternalId", "client_external_id")
 """Record keys holding the source's own client id, resolved through `client_ids`."""
 
-_OMIT: Final[Any] = object()
-"""Returned by a converter for a value that is left out of the payload (blank optional text)."""
 
 _FAILED: Final[Any] = object()
 """A conversion that raised, while comparing the two spellings of a field."""
@@ -167,9 +167,14 @@ def _client_uuid(value: Any) -> str:
 class RecordMapper:
     """Maps records of one stream to items of one resource.
 
-    Everything that depends only on the resource and the settings is decided once here, so
-    that `map` is a loop of dict lookups and converter calls.
+    Everything that depends only on the resource and the settings is decided once here:
+    `map_generic` is a loop of dict lookups and converter calls that handles every case;
+    `map` is the same mapping compiled into straight-line code for clean records, handing
+    every other record to `map_generic` (see `fastmap`).
     """
+
+    map: MapFunction
+    """Record -> payload dict, or `Rejection`: the sink's per-record call."""
 
     def __init__(self, resource: Resource, settings: MappingSettings) -> None:
         if settings.amount_unit not in ("minor", "major"):
@@ -182,6 +187,14 @@ class RecordMapper:
         self._client_ids = {k: v for k, v in client_ids.items() if is_uuid(v)}
         self._bad_client_ids = {k: v for k, v in client_ids.items() if not is_uuid(v)}
         self._plan: tuple[_Step, ...] = tuple(self._step(f) for f in resource.fields)
+        self.map = compile_fast_map(
+            resource.fields,
+            converters=tuple(step[2] for step in self._plan),
+            required=tuple(step[3] is not None for step in self._plan),
+            fallbacks=tuple(step[5] for step in self._plan),
+            amount_unit=settings.amount_unit,
+            generic=self.map_generic,
+        )
 
     def _step(self, fld: Field) -> _Step:
         """Decide once how one field is read, converted and reported."""
@@ -212,11 +225,8 @@ class RecordMapper:
             return to_currency
         raise ValueError(f"no converter for {kind}")  # pragma: no cover - a new Kind
 
-    def map(self, record: Mapping[str, Any]) -> dict[str, Any] | Rejection:  # noqa: PLR0912
-        """Return the batch item for `record`, or why it cannot be sent.
-
-        One flat loop on purpose: it runs for every field of every record.
-        """
+    def map_generic(self, record: Mapping[str, Any]) -> dict[str, Any] | Rejection:  # noqa: PLR0912
+        """Return the batch item for `record`, or why it cannot be sent: every case."""
         payload: dict[str, Any] = {}
         problems: list[Problem] | None = None
         get = record.get

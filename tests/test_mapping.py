@@ -171,8 +171,30 @@ def valid_record(resource: str) -> dict[str, Any]:
     return copy.deepcopy(VALID[resource][0])
 
 
-def mapper(resource: str, **settings: Any) -> RecordMapper:
-    return RecordMapper(RESOURCES[resource], MappingSettings(**settings))
+class BothPaths:
+    """A RecordMapper whose `map` also runs the generic loop and insists they agree.
+
+    Every test below goes through it, so each case checks the compiled fast path
+    (`fastmap`) against the generic one, and that neither touches the record.
+    """
+
+    def __init__(self, resource: str, **settings: Any) -> None:
+        self.inner = RecordMapper(RESOURCES[resource], MappingSettings(**settings))
+        self.resource = self.inner.resource
+
+    def map(self, record: Mapping[str, Any]) -> dict[str, Any] | Rejection:
+        before = copy.deepcopy(dict(record))
+        fast = self.inner.map(record)
+        generic = self.inner.map_generic(record)
+        assert fast == generic
+        if not isinstance(fast, Rejection):
+            assert list(fast) == list(generic)  # the same key order in the JSON body
+        assert dict(record) == before
+        return fast
+
+
+def mapper(resource: str, **settings: Any) -> BothPaths:
+    return BothPaths(resource, **settings)
 
 
 def mapped(resource: str, record: Mapping[str, Any], **settings: Any) -> dict[str, Any]:
@@ -1327,3 +1349,68 @@ def test_invalid_value_carries_its_reason() -> None:
 def test_resource_table_kinds_all_have_converters() -> None:
     for resource in RESOURCES.values():
         assert RecordMapper(resource, MappingSettings(amount_unit="major")).resource is resource
+
+
+# -- the compiled fast path (fastmap) -------------------------------------------------
+
+TRICKY_VALUES: list[Any] = [
+    None, "", " ", "\t", "x", "x" * 80, "x" * 81, "a\x00b", 0, 1, -1, 12345, 2**53 - 1, 2**53,
+    True, False, 1.5, Decimal("12.34"), Decimal("12.345"), Decimal("-0"), Decimal("NaN"),
+    "12.50", " 7 ", "1e3", "abc", U1, U3, U1.upper(), "{" + U1 + "}", "2024-02-29",
+    "2023-02-29", "2024-03-01T23:30:00-05:00", "2024-03-01z", date(2024, 3, 1),
+    datetime(2024, 3, 1, 9), "EUR", "eur", "EURO", "true", "FALSE", "yes", uuid.UUID(U2),
+]  # fmt: skip
+
+
+class CountingMapper(RecordMapper):
+    """Counts the records the fast path handed to the generic loop."""
+
+    generic_calls = 0
+
+    def map_generic(self, record: Mapping[str, Any]) -> dict[str, Any] | Rejection:
+        self.generic_calls += 1
+        return super().map_generic(record)
+
+
+@pytest.mark.parametrize("resource", sorted(RESOURCES))
+@pytest.mark.parametrize("unit", ["minor", "major"])
+def test_fast_path_agrees_with_the_generic_loop_on_random_records(resource: str, unit: str) -> None:
+    """Thousands of records built from tricky values, both spellings, extra keys."""
+    rng = random.Random(f"{resource}-{unit}")
+    fields = RESOURCES[resource].fields
+    checked = BothPaths(resource, amount_unit=unit, client_ids={"C-1": U2, "7": U1})
+    for _ in range(3000):
+        record: dict[str, Any] = {}
+        for fld in fields:
+            for key in {fld.name, fld.snake_name}:
+                if rng.random() < 0.6:
+                    valid = VALID[resource][0].get(fld.name)
+                    record[key] = valid if rng.random() < 0.5 else rng.choice(TRICKY_VALUES)
+        if rng.random() < 0.3:
+            record[rng.choice(["clientExternalId", "client_external_id"])] = rng.choice(
+                ["C-1", 7, "C-2", "", None]
+            )
+        if rng.random() < 0.3:
+            record["_sdc_sequence"] = rng.randrange(10**6)
+        checked.map(record)
+
+
+@pytest.mark.parametrize("resource", sorted(RESOURCES))
+def test_clean_records_take_the_fast_path_in_either_spelling(resource: str) -> None:
+    fields = RESOURCES[resource].fields
+    leanpay = valid_record(resource)
+    snake = {f.snake_name: leanpay[f.name] for f in fields if f.name in leanpay}
+    counting = CountingMapper(RESOURCES[resource], MappingSettings())
+    assert counting.map(leanpay) == counting.map(snake) == VALID[resource][1]
+    assert counting.generic_calls == 0
+    mixed = {**leanpay, **{f.snake_name: leanpay.get(f.name) for f in fields[:1]}}
+    if fields[0].snake_name != fields[0].name:
+        assert counting.map(mixed) == VALID[resource][1]
+        assert counting.generic_calls == 1  # both spellings of a field: the generic loop
+
+
+def test_a_problem_on_the_fast_path_is_reported_by_the_generic_loop() -> None:
+    counting = CountingMapper(RESOURCES["invoices"], MappingSettings())
+    result = counting.map({**valid_record("invoices"), "amount": -1})
+    assert result == Rejection((Problem("amount", "must be >= 0, got -1"),))
+    assert counting.generic_calls == 1
