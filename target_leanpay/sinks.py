@@ -43,6 +43,8 @@ class LeanpaySink(BatchSink):
         self.guard = self.run.guard_for(self.resource)
         self._buffer: list[Pending] = []
         self.key_properties_tuple = tuple(self.key_properties)
+        self.key_property_set = frozenset(self.key_properties_tuple)
+        self._request_size = self.run.settings.request_size  # read per record: cached
         self._records_since_state = 0
         self._metered = 0  # records already reported to the SDK's record_count metric
 
@@ -54,7 +56,7 @@ class LeanpaySink(BatchSink):
     @property
     def max_size(self) -> int:
         """The request size: batch_size_rows, never more than Leanpay's 100."""
-        return self.run.settings.request_size
+        return self._request_size
 
     @property
     def current_size(self) -> int:
@@ -100,7 +102,7 @@ class LeanpaySink(BatchSink):
         ):
             return  # settled with its twin, sent earlier in this run
         self._buffer.append(pending)
-        if len(self._buffer) >= self.max_size:
+        if len(self._buffer) >= self._request_size:
             self.flush()
 
     def state_received(self) -> None:

@@ -132,9 +132,7 @@ class TargetLeanpay(Target):
                     continue  # filtered out by a stream map
             else:
                 transformed = record
-            if sink.key_properties_tuple and not all(
-                k in transformed for k in sink.key_properties_tuple
-            ):
+            if not transformed.keys() >= sink.key_property_set:
                 raise MissingKeyProperties(
                     f"Input line {self.run.line_number}: stream '{sink.stream_name}': "
                     f"the record lacks its key properties {list(sink.key_properties_tuple)}"
