@@ -13,8 +13,15 @@ Two choices matter for reading the numbers right:
   clock, which charges time spent *waiting for the GIL* to whatever function was running
   when the thread was preempted (it made the SDK's `process_lines` look like 35 %).
 
-cProfile's per-call overhead inflates small, often-called functions; use the figures to
-rank hot spots, and confirm a gain with `throughput.py`.
+cProfile's per-call overhead inflates small, often-called functions (it makes mapping
+look ~5x dearer than it is); use the figures to rank hot spots, and confirm a gain with
+`throughput.py`. Two options measure without that distortion:
+
+* `--no-profile`: no profiler, only each thread's CPU seconds (`time.thread_time` at
+  its end) and the process's wall clock: the honest split between reading and sending;
+* `--http-free`: `LeanpayClient.post_batch` encodes the body and acknowledges every item
+  without any HTTP (replay safety still lists through the stand-in): how fast the rest
+  of the process could go if sending cost this process nothing.
 """
 
 from __future__ import annotations
@@ -37,50 +44,80 @@ from throughput import API_KEY, PYTHON, ROOT, standin, write_input
 SENDER_PREFIX = "leanpay-send"
 
 
-def profile_child(out_dir: Path, cli_args: list[str]) -> int:
-    """In the child: run the CLI with one CPU-clock profiler per thread, save them."""
+def _acknowledge_without_http() -> None:
+    """--http-free: POSTs cost only their JSON encoding; every item is acknowledged."""
+    from target_leanpay import client  # noqa: PLC0415 - only in the child
+
+    def post_batch(
+        _self: client.LeanpayClient, resource: Any, items: Any, *, on_retry: Any = None
+    ) -> list[str | None]:
+        client._json_encode({resource.body_key: list(items)})  # the client's own encoder
+        return [item.get("externalId") for item in items]
+
+    client.LeanpayClient.post_batch = post_batch  # type: ignore[method-assign,assignment]
+
+
+def profile_child(out_dir: Path, cli_args: list[str], *, profile: bool, http_free: bool) -> int:
+    """In the child: run the CLI, one CPU-clock profiler per thread unless told not to."""
+    began = time.perf_counter()
     profilers: list[tuple[str, cProfile.Profile]] = []
+    thread_cpu: list[tuple[str, float]] = []
     lock = threading.Lock()
     original_run = threading.Thread.run
 
-    def profiled_run(thread: threading.Thread) -> None:
+    def measured_run(thread: threading.Thread) -> None:
         profiler = cProfile.Profile(time.thread_time)
-        with lock:
-            profilers.append((thread.name, profiler))
-        profiler.enable()
+        if profile:
+            with lock:
+                profilers.append((thread.name, profiler))
+            profiler.enable()
         try:
             original_run(thread)
         finally:
             profiler.disable()
+            with lock:
+                thread_cpu.append((thread.name, time.thread_time()))
 
-    threading.Thread.run = profiled_run  # type: ignore[method-assign,assignment]
+    threading.Thread.run = measured_run  # type: ignore[method-assign,assignment]
     imported = time.perf_counter()
     from target_leanpay.target import TargetLeanpay  # noqa: PLC0415 - timed on purpose
 
     import_seconds = time.perf_counter() - imported
+    if http_free:
+        _acknowledge_without_http()
     sys.argv = ["target-leanpay", *cli_args]
     main = cProfile.Profile(time.thread_time)
     code: Any = 0
-    main.enable()
+    if profile:
+        main.enable()
     try:
         TargetLeanpay.cli()
     except SystemExit as leaving:
         code = leaving.code
     finally:
         main.disable()
+    main_cpu, wall = time.thread_time(), time.perf_counter() - began
     for thread in threading.enumerate():  # senders exit once the pool is shut down
         if thread is not threading.main_thread():
             thread.join(timeout=10)
-    main.dump_stats(out_dir / "main.prof")
-    senders = [p for name, p in profilers if name.startswith(SENDER_PREFIX)]
-    if senders:
-        merged = pstats.Stats(senders[0])
-        for profiler in senders[1:]:
-            merged.add(profiler)
-        merged.dump_stats(str(out_dir / "senders.prof"))
-    (out_dir / "meta.json").write_text(
-        json.dumps({"import_seconds": import_seconds, "sender_threads": len(senders)})
-    )
+    if profile:
+        main.dump_stats(out_dir / "main.prof")
+        senders = [p for name, p in profilers if name.startswith(SENDER_PREFIX)]
+        if senders:
+            merged = pstats.Stats(senders[0])
+            for profiler in senders[1:]:
+                merged.add(profiler)
+            merged.dump_stats(str(out_dir / "senders.prof"))
+    sending = [cpu for name, cpu in thread_cpu if name.startswith(SENDER_PREFIX)]
+    meta = {
+        "import_seconds": import_seconds,
+        "sender_threads": len(sending),
+        "main_cpu": main_cpu,
+        "sending_cpu": sum(sending),
+        "process_cpu": time.process_time(),
+        "wall": wall,
+    }
+    (out_dir / "meta.json").write_text(json.dumps(meta))
     return int(code or 0)
 
 
@@ -100,10 +137,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--top", type=int, default=25, help="functions per table")
     parser.add_argument("--out", type=Path, help="keep the .prof files here")
+    parser.add_argument(
+        "--no-profile", action="store_true", help="only CPU seconds per thread (no cProfile)"
+    )
+    parser.add_argument(
+        "--http-free", action="store_true", help="acknowledge every POST without HTTP"
+    )
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args, rest = parser.parse_known_args(argv)
     if args.child is not None:
-        return profile_child(args.child, rest)
+        return profile_child(
+            args.child, rest, profile=not args.no_profile, http_free=args.http_free
+        )
+    modes = [
+        *(["--no-profile"] if args.no_profile else []),
+        *(["--http-free"] if args.http_free else []),
+    ]
 
     with tempfile.TemporaryDirectory(prefix="leanpay-profile-") as scratch:
         workdir = Path(scratch)
@@ -118,7 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             started = time.perf_counter()
             with input_path.open("rb") as stdin:
                 child = subprocess.run(
-                    [PYTHON, __file__, "--child", str(out_dir), "--config", str(config)],
+                    [PYTHON, __file__, *modes, "--child", str(out_dir), "--config", str(config)],
                     stdin=stdin,
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.PIPE,
@@ -128,18 +177,26 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
             wall = time.perf_counter() - started
             stored = server.invoice_count()
+            standin_cpu = server.cpu_seconds()
         if child.returncode != 0:
             print(child.stderr.decode(errors="replace")[-2000:])
             return 1
         meta = json.loads((out_dir / "meta.json").read_text())
+        how = "without HTTP" if args.http_free else f"{stored:,} stored"
+        under = "without a profiler" if args.no_profile else "under the profiler"
         print(
-            f"{args.records:,} records in {wall:.1f} s under the profiler "
-            f"({stored:,} stored); importing target_leanpay took "
-            f"{meta['import_seconds']:.2f} s; {meta['sender_threads']} sending threads"
+            f"{args.records:,} records in {wall:.2f} s {under} ({how}); "
+            f"{args.records / meta['wall']:,.0f} records/s in the child, imports included\n"
+            f"CPU seconds: importing target_leanpay {meta['import_seconds']:.2f} (wall), "
+            f"reading thread {meta['main_cpu']:.2f} (import included), "
+            f"{meta['sender_threads']} sending threads {meta['sending_cpu']:.2f} in all, "
+            f"whole process {meta['process_cpu']:.2f}; "
+            f"the stand-in {standin_cpu:.2f} (since it started)"
         )
-        report(out_dir / "main.prof", "reading thread (read, map, buffer)", args.top)
-        if (out_dir / "senders.prof").exists():
-            report(out_dir / "senders.prof", "sending threads, merged", args.top)
+        if not args.no_profile:
+            report(out_dir / "main.prof", "reading thread (read, map, buffer)", args.top)
+            if (out_dir / "senders.prof").exists():
+                report(out_dir / "senders.prof", "sending threads, merged", args.top)
     return 0
 
 
