@@ -5,7 +5,8 @@ time on the loop itself (unpacking a plan step, looking up both spellings of eac
 the try/except) rather than on the checks. Most records are clean and spell every field
 one way, so for each resource and settings this module writes a plain function, one
 block per field, for the two spellings (Leanpay names, snake_case aliases) and compiles
-it with `exec`, as `dataclasses` does for `__init__`.
+it with `exec`, as `dataclasses` does for `__init__`. Records are plain dicts (the reader
+and stream maps make them); any other mapping goes to the generic loop.
 
 The contract that keeps it exact: the fast function returns a payload only when every
 value passed a check that implies the generic converter would return it unchanged (or
@@ -19,20 +20,21 @@ both, plus a randomised comparison.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, Final
+from typing import Any
 
 from target_leanpay.resources import Field, Kind
-from target_leanpay.values import MAX_AMOUNT, UUID_RE, InvalidValue
+from target_leanpay.values import MAX_AMOUNT, OMIT, UUID_RE, InvalidValue
 
 MapFunction = Callable[[Mapping[str, Any]], Any]
 Converter = Callable[[Any], Any]
 
-OMIT: Final[Any] = object()
-"""What a converter returns for a value left out of the payload (blank optional text)."""
-
 
 def _inline_check(fld: Field, amount_unit: str) -> str | None:
-    """A Python expression on `v`, true only when the converter would return `v` as is."""
+    """A Python expression on `v`, true only when the converter would return `v` as is.
+
+    These mirror the first lines of `to_text`, `to_uuid` and `to_minor_units` (which say
+    so); the randomised test in tests/test_mapping.py fails if the two drift apart.
+    """
     if fld.kind is Kind.STRING:
         length = "" if fld.max_length is None else f" and len(v) <= {fld.max_length}"
         return f'type(v) is str{length} and v and not v.isspace() and "\\x00" not in v'
@@ -117,6 +119,8 @@ def compile_fast_map(
         source += ["    return payload", ""]
     source += [
         "def map_record(record):",
+        "    if type(record) is not dict:",  # only a dict's get() agrees with its keys
+        "        return generic(record)",
         "    if _SNAKE_NAMES.isdisjoint(record):",
         "        return map_leanpay(record)",
         "    if _LEANPAY_NAMES.isdisjoint(record):",

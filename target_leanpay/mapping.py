@@ -75,10 +75,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
-from target_leanpay.fastmap import OMIT as _OMIT
 from target_leanpay.fastmap import MapFunction, compile_fast_map
 from target_leanpay.resources import Field, Kind, Resource
 from target_leanpay.values import (
+    OMIT,
     InvalidValue,
     is_uuid,
     major_to_minor_units,
@@ -140,7 +140,7 @@ def _text_converter(max_length: int | None, optional: bool) -> _Convert:
         text = to_text(value, max_length)
         if not text or text.isspace():
             if optional:
-                return _OMIT
+                return OMIT
             raise InvalidValue("is blank")
         return text
 
@@ -261,7 +261,7 @@ class RecordMapper:
                     problems = []
                 problems.append(Problem(name, exc.reason))
                 continue
-            if result is not _OMIT:
+            if result is not OMIT:
                 payload[name] = result
         if problems:
             return Rejection(tuple(problems))

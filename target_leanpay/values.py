@@ -16,7 +16,7 @@ import re
 import uuid
 from datetime import date, datetime
 from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal, InvalidOperation
-from typing import Final
+from typing import Any, Final
 
 MAX_AMOUNT: Final = 2**53 - 1
 """Largest amount sent (in minor units): the largest integer a JSON API is sure to keep exactly."""
@@ -35,6 +35,10 @@ UUID_RE: Final = re.compile(f"{_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_
 _NUMBER_RE: Final = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _DATE_PREFIX_RE: Final = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
 _NOT_FINITE: Final = frozenset({"nan", "snan", "inf", "infinity"})
+
+
+OMIT: Final[Any] = object()
+"""What a converter returns for a value left out of the payload (blank optional text)."""
 
 
 class InvalidValue(ValueError):
@@ -67,7 +71,10 @@ def is_uuid(value: object) -> bool:
 
 
 def to_uuid(value: object) -> str:
-    """A UUID string, returned as given (a `uuid.UUID` object becomes its canonical string)."""
+    """A UUID string, returned as given (a `uuid.UUID` object becomes its canonical string).
+
+    `fastmap` inlines the first test below: keep the two alike.
+    """
     if type(value) is str:
         if len(value) == 36 and UUID_RE.fullmatch(value) is not None:
             return value
@@ -78,7 +85,10 @@ def to_uuid(value: object) -> str:
 
 
 def to_text(value: object, max_length: int | None) -> str:
-    """A string sent as is; an integer (ERP ids often are) becomes its decimal digits."""
+    """A string sent as is; an integer (ERP ids often are) becomes its decimal digits.
+
+    `fastmap` inlines the plain-str case (with the blank check of the mapper): keep them alike.
+    """
     if type(value) is str:
         text = value
     elif isinstance(value, str):
@@ -168,7 +178,10 @@ def _too_large(value: object, places: int) -> str:
 
 
 def to_minor_units(value: object) -> int:
-    """An amount already in minor units (cents): it must be a whole number."""
+    """An amount already in minor units (cents): it must be a whole number.
+
+    `fastmap` inlines the first test below: keep the two alike.
+    """
     if type(value) is int:
         if 0 <= value <= MAX_AMOUNT:
             return value

@@ -1414,3 +1414,10 @@ def test_a_problem_on_the_fast_path_is_reported_by_the_generic_loop() -> None:
     result = counting.map({**valid_record("invoices"), "amount": -1})
     assert result == Rejection((Problem("amount", "must be >= 0, got -1"),))
     assert counting.generic_calls == 1
+
+
+def test_a_mapping_that_is_not_a_dict_goes_to_the_generic_loop() -> None:
+    counting = CountingMapper(RESOURCES["invoices"], MappingSettings())
+    record = valid_record("invoices")
+    assert counting.map(MappingProxyType(record)) == counting.map(record)
+    assert counting.generic_calls == 1
