@@ -289,18 +289,23 @@ def test_kill_while_a_request_is_in_flight_before_leanpay_stored_it(
 ) -> None:
     # four requests in flight; whichever arrives second is held before storing, the
     # others are stored and acknowledged, but STATE cannot pass the held one.
+    # Six chunks: the sixth can only be sent once two requests have finished, so the
+    # held (second) one is never the last and a later chunk is stored behind it: the
+    # resumed run must find those already present. (With five, the fifth chunk could be
+    # the second to arrive under load, leaving nothing stored behind the held one.)
+    n = 600
     server.add_faults(
         {"path": BATCH, "action": "delay_before_store", "seconds": 0, "times": 1},
         {"path": BATCH, "action": "delay_before_store", "seconds": 30, "times": 1},
     )
     config = target_config(server, tmp_path, max_in_flight=4)
     target = Running(config)
-    target.feed(singer_input(invoices_with_state(N, every=50)))
+    target.feed(singer_input(invoices_with_state(n, every=50)))
     target.close_input()
 
-    wait_for(lambda: len(batch_posts(server)) == 5 and len(server.store("invoices")) == 400)
+    wait_for(lambda: len(batch_posts(server)) == 6 and len(server.store("invoices")) == 500)
     wait_for(lambda: in_progress(server) == 1)  # only the held request is left
-    done = kill(target, N)
+    done = kill(target, n)
     held = [p for p in batch_posts(server) if p["status"] is None]
     assert len(held) == 1
     held_ids = [item["externalId"] for item in held[0]["body"]["invoices"]]
@@ -309,7 +314,7 @@ def test_kill_while_a_request_is_in_flight_before_leanpay_stored_it(
 
     # the held batch is stored 30 s later, long after this test (a killed client's
     # request finished late: see test_a_timed_out_batch_that_leanpay_stores_later)
-    check_resumed(server, tmp_path, done, N)
+    check_resumed(server, tmp_path, done, n)
 
 
 @every_mode
