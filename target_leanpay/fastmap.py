@@ -11,8 +11,8 @@ and stream maps make them); any other mapping goes to the generic loop.
 The contract that keeps it exact: the fast function returns a payload only when every
 value passed a check that implies the generic converter would return it unchanged (or
 it called that very converter); anything else (a missing required field, a blank
-string, both spellings present, any conversion problem) is handed to the generic
-`map`, which builds the payload or the rejection with its reasons. So the fast path can
+string, both spellings present, any conversion problem) is handed to
+`map_generic`, which builds the payload or the rejection with its reasons. So the fast path can
 only ever return what the generic path returns; the mapping tests run every case through
 both, plus a randomised comparison.
 """
