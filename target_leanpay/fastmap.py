@@ -11,9 +11,9 @@ and stream maps make them); any other mapping goes to the generic loop.
 The contract that keeps it exact: the fast function returns a payload only when every
 value passed a check that implies the generic converter would return it unchanged (or
 it called that very converter); anything else (a missing required field, a blank
-string, both spellings present, any conversion problem) is handed to
-`map_generic`, which builds the payload or the rejection with its reasons. So the fast path can
-only ever return what the generic path returns; the mapping tests run every case through
+string, both spellings present, any conversion problem) is handed to `map_generic`,
+which builds the payload or the rejection with its reasons. So the fast path can only
+ever return what the generic path returns; the mapping tests run every case through
 both, plus a randomised comparison.
 """
 
@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from target_leanpay.resources import Field, Kind
-from target_leanpay.values import MAX_AMOUNT, OMIT, UUID_RE, InvalidValue
+from target_leanpay.values import MAX_AMOUNT, OMIT, InvalidValue, is_uuid
 
 MapFunction = Callable[[Mapping[str, Any]], Any]
 Converter = Callable[[Any], Any]
@@ -32,14 +32,14 @@ Converter = Callable[[Any], Any]
 def _inline_check(fld: Field, amount_unit: str) -> str | None:
     """A Python expression on `v`, true only when the converter would return `v` as is.
 
-    These mirror the first lines of `to_text`, `to_uuid` and `to_minor_units` (which say
-    so); the randomised test in tests/test_mapping.py fails if the two drift apart.
+    The text and money checks mirror the first lines of `to_text` and `to_minor_units`
+    (which say so); the randomised test in tests/test_mapping.py fails if they drift apart.
     """
     if fld.kind is Kind.STRING:
         length = "" if fld.max_length is None else f" and len(v) <= {fld.max_length}"
         return f'type(v) is str{length} and v and not v.isspace() and "\\x00" not in v'
     if fld.kind is Kind.UUID:
-        return "type(v) is str and len(v) == 36 and _uuid_match(v) is not None"
+        return "_is_uuid(v)"  # what to_uuid accepts as given
     if fld.kind is Kind.MONEY and amount_unit == "minor":
         return f"type(v) is int and 0 <= v <= {MAX_AMOUNT}"
     return None  # dates, booleans, currencies, major units: the converter itself
@@ -94,27 +94,26 @@ def compile_fast_map(
         "generic": generic,
         "InvalidValue": InvalidValue,
         "_OMIT": OMIT,
-        "_uuid_match": UUID_RE.fullmatch,
+        "_is_uuid": is_uuid,
     }
     aliased = [f for f in fields if f.snake_name != f.name]
     namespace["_LEANPAY_NAMES"] = frozenset(f.name for f in aliased)
     namespace["_SNAKE_NAMES"] = frozenset(f.snake_name for f in aliased)
+    checks = [_inline_check(fld, amount_unit) for fld in fields]
+    for index in range(len(fields)):
+        namespace[f"_convert_{index}"] = converters[index]
+        namespace[f"_fallback_{index}"] = fallbacks[index]
     source: list[str] = []
     for spelling in ("leanpay", "snake"):
-        source.append(f"def map_{spelling}(record):")
-        source += ["    get = record.get", "    payload = {}"]
+        source += [f"def map_{spelling}(record):", "    get = record.get", "    payload = {}"]
         for index, fld in enumerate(fields):
-            namespace[f"_convert_{index}"] = converters[index]
-            namespace[f"_fallback_{index}"] = fallbacks[index]
-            key = fld.name if spelling == "leanpay" else fld.snake_name
-            check = _inline_check(fld, amount_unit)
             source += _field_block(
                 index,
                 fld,
-                key,
+                fld.name if spelling == "leanpay" else fld.snake_name,
                 required=required[index],
                 fallback=fallbacks[index] is not None,
-                check=check,
+                check=checks[index],
             )
         source += ["    return payload", ""]
     source += [

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 MAX_QUERY_IDS = 500
 """Ids per statement, far below SQLite's variable limit (999 before SQLite 3.32)."""
@@ -32,10 +32,9 @@ class KnownIds:
 
     def add(self, ids: Iterable[str]) -> None:
         """Remember these ids."""
-        ids = list(ids)
+        parts = _in_parts(list(ids))
         with self._lock:
-            for start in range(0, len(ids), MAX_QUERY_IDS):
-                part = ids[start : start + MAX_QUERY_IDS]
+            for part in parts:
                 rows = ",".join(["(?)"] * len(part))
                 self._db.execute(f"INSERT OR IGNORE INTO known VALUES {rows}", part)  # noqa: S608 - placeholders only
 
@@ -43,8 +42,7 @@ class KnownIds:
         """The ids of `ids` that are remembered."""
         found: set[str] = set()
         with self._lock:
-            for start in range(0, len(ids), MAX_QUERY_IDS):
-                part = ids[start : start + MAX_QUERY_IDS]
+            for part in _in_parts(ids):
                 query = f"SELECT id FROM known WHERE id IN ({','.join('?' * len(part))})"  # noqa: S608 - placeholders only
                 found.update(row[0] for row in self._db.execute(query, part))
         return found
@@ -58,3 +56,9 @@ class KnownIds:
         """Delete the temporary file."""
         with self._lock:
             self._db.close()
+
+
+def _in_parts(ids: Sequence[str]) -> Iterator[Sequence[str]]:
+    """`ids` in slices of at most MAX_QUERY_IDS: one statement each."""
+    for start in range(0, len(ids), MAX_QUERY_IDS):
+        yield ids[start : start + MAX_QUERY_IDS]

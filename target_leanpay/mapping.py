@@ -73,7 +73,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, NamedTuple
 
 from target_leanpay.fastmap import MapFunction, compile_fast_map
 from target_leanpay.resources import Field, Kind, Resource
@@ -103,9 +103,17 @@ _FAILED: Final[Any] = object()
 
 _Convert = Callable[[Any], Any]
 _Fallback = Callable[[Mapping[str, Any]], Any]
-_Step = tuple[str, str | None, _Convert, str | None, str | None, _Fallback | None]
-"""(Leanpay name, snake_case alias if different, converter, reason when missing, reason when
-blank, fallback for a missing value)."""
+
+
+class _Step(NamedTuple):
+    """How one field is read: a tuple, so the generic loop unpacks it in one go."""
+
+    name: str
+    alias: str | None  # the snake_case spelling, if different
+    convert: _Convert
+    missing: str | None  # why a missing value rejects the record; None: it is omitted
+    blank: str | None  # why a blank value rejects it
+    fallback: _Fallback | None  # where a missing value is read from instead
 
 
 @dataclass(frozen=True)
@@ -189,9 +197,9 @@ class RecordMapper:
         self._plan: tuple[_Step, ...] = tuple(self._step(f) for f in resource.fields)
         self.map = compile_fast_map(
             resource.fields,
-            converters=tuple(step[2] for step in self._plan),
-            required=tuple(step[3] is not None for step in self._plan),
-            fallbacks=tuple(step[5] for step in self._plan),
+            converters=tuple(step.convert for step in self._plan),
+            required=tuple(step.missing is not None for step in self._plan),
+            fallbacks=tuple(step.fallback for step in self._plan),
             amount_unit=settings.amount_unit,
             generic=self.map_generic,
         )
@@ -205,8 +213,8 @@ class RecordMapper:
         elif fld.name == "externalId" and self.settings.require_external_id:
             missing = blank = "is required (require_external_id is on)"
         if fld.name == CLIENT_FIELD:
-            return fld.name, alias, _client_uuid, missing, blank, self._resolve_client
-        return fld.name, alias, self._converter(fld, missing is None), missing, blank, None
+            return _Step(fld.name, alias, _client_uuid, missing, blank, self._resolve_client)
+        return _Step(fld.name, alias, self._converter(fld, missing is None), missing, blank, None)
 
     def _converter(self, fld: Field, optional: bool) -> _Convert:
         """The converter for one field's kind."""

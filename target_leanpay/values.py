@@ -31,7 +31,7 @@ _EXACT: Final = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN, traps=[])
 """A decimal context that never rounds: scaling by a power of ten stays exact."""
 
 _HEX = "[0-9a-fA-F]"
-UUID_RE: Final = re.compile(f"{_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}}")
+_UUID_RE: Final = re.compile(f"{_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}}")
 _NUMBER_RE: Final = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _DATE_PREFIX_RE: Final = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
 _NOT_FINITE: Final = frozenset({"nan", "snan", "inf", "infinity"})
@@ -67,16 +67,13 @@ def _got(value: object) -> str:
 
 def is_uuid(value: object) -> bool:
     """True for a canonical 8-4-4-4-12 hexadecimal UUID string, in any letter case."""
-    return type(value) is str and len(value) == 36 and UUID_RE.fullmatch(value) is not None
+    return type(value) is str and len(value) == 36 and _UUID_RE.fullmatch(value) is not None
 
 
 def to_uuid(value: object) -> str:
-    """A UUID string, returned as given (a `uuid.UUID` object becomes its canonical string).
-
-    `fastmap` inlines the first test below: keep the two alike.
-    """
+    """A UUID string, returned as given (a `uuid.UUID` object becomes its canonical string)."""
     if type(value) is str:
-        if len(value) == 36 and UUID_RE.fullmatch(value) is not None:
+        if is_uuid(value):
             return value
         raise InvalidValue(f"{show(value)} is not a UUID (8-4-4-4-12 hexadecimal digits)")
     if isinstance(value, uuid.UUID):
