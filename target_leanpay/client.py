@@ -24,7 +24,6 @@ import logging
 import os
 import random
 import re
-import threading
 import time
 from collections.abc import Callable, Generator, Sequence
 from typing import Any
@@ -43,6 +42,7 @@ from target_leanpay.errors import (
     RetriesExhausted,
     quote,
 )
+from target_leanpay.interrupt import StopFlag
 from target_leanpay.redaction import RedactSecrets
 from target_leanpay.resources import Resource
 
@@ -52,6 +52,11 @@ ITEM_STATUSES = frozenset({400, 409, 422})
 """Refusals that blame the content of the batch rather than the request."""
 
 _json_encode = msgspec.json.Encoder().encode
+
+
+def encode_batch(resource: Resource, items: Sequence[dict[str, Any]]) -> bytes:
+    """The JSON body of a batch import: `{"invoices": [...]}`."""
+    return _json_encode({resource.body_key: list(items)})
 
 
 class _CreatedObject(msgspec.Struct):
@@ -119,7 +124,7 @@ class LeanpayClient:
         max_retries: int,
         max_retry_wait: float,
         pool_size: int,
-        stopping: threading.Event,
+        stopping: StopFlag,
         backoff_base: float = 0.5,
     ) -> None:
         self.api_url = api_url.rstrip("/")
@@ -188,7 +193,16 @@ class LeanpayClient:
         None when the answer is not the documented `{"data": [...]}`. Redirects are not
         followed: requests would turn the POST into a GET whose 200 proves nothing.
         """
-        body = _json_encode({resource.body_key: list(items)})
+        return self.post_encoded(resource, encode_batch(resource, items), on_retry=on_retry)
+
+    def post_encoded(
+        self,
+        resource: Resource,
+        body: bytes,
+        *,
+        on_retry: Callable[[str], None] | None = None,
+    ) -> list[str | None] | None:
+        """`post_batch` for a body `encode_batch` already made (in another process)."""
         response = self._with_retries(
             lambda: self._send("POST", resource.path, body=body), on_retry=on_retry
         )

@@ -35,7 +35,7 @@ import msgspec
 from target_leanpay.checkpoint import Checkpoints
 from target_leanpay.deadletter import DeadLetters, RejectedItem
 from target_leanpay.errors import Ambiguous, ApiError, ItemsRefused, quote
-from target_leanpay.interrupt import Interrupt
+from target_leanpay.interrupt import Interrupt, StopFlag
 from target_leanpay.mapping import Problem
 from target_leanpay.progress import Progress, StreamStats
 from target_leanpay.replay import ReplayGuard
@@ -153,7 +153,7 @@ class Dispatcher:
         checkpoints: Checkpoints,
         dead_letters: DeadLetters,
         progress: Progress,
-        stopping: threading.Event,
+        stopping: StopFlag,
         interrupt: Interrupt,
         max_ambiguous_retries: int,
         no_answer_wait: float,

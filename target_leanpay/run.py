@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import IO, Any
 
 from target_leanpay.checkpoint import Checkpoints, State, write_to_stdout
-from target_leanpay.client import LeanpayClient
 from target_leanpay.deadletter import DeadLetters
 from target_leanpay.dispatcher import Dispatcher, Pending, Sender
+from target_leanpay.http_process import HttpProcess
+from target_leanpay.interrupt import StopFlag
 from target_leanpay.progress import Progress
 from target_leanpay.reader import NumberedReader
 from target_leanpay.replay import ReplayGuard
@@ -77,27 +78,29 @@ class Run:
         self.settings = settings
         self._reader = reader
         self.interrupt = reader.interrupt
-        self.stopping = threading.Event()
         self.progress = Progress()
         self.checkpoints = Checkpoints(_discard if settings.dry_run else write_to_stdout)
         self.dead_letters = DeadLetters(settings.dead_letter_path, settings.max_rejections)
-        self.client: LeanpayClient | None = None
+        self.http: HttpProcess | None = None
         self.dry_run: DryRunWriter | None = None
         send: Sender
         if settings.dry_run:
+            self.stopping: StopFlag = threading.Event()
             self.dry_run = DryRunWriter(settings.dry_run_path)
             send = self.dry_run.post_batch
         else:
-            self.client = LeanpayClient(
-                api_url=settings.api_url,
-                api_key=settings.api_key,
-                timeout=settings.request_timeout,
-                max_retries=settings.max_retries,
-                max_retry_wait=settings.max_retry_wait,
-                pool_size=settings.max_in_flight + 1,
-                stopping=self.stopping,
-            )
-            send = self.client.post_batch
+            client_settings = {
+                "api_url": settings.api_url,
+                "api_key": settings.api_key,
+                "timeout": settings.request_timeout,
+                "max_retries": settings.max_retries,
+                "max_retry_wait": settings.max_retry_wait,
+                "pool_size": settings.max_in_flight + 1,
+            }
+            # every sending thread, and the reading thread listing for replay safety
+            self.http = HttpProcess(client_settings, channels=settings.max_in_flight + 1)
+            self.stopping = self.http.stopping
+            send = self.http.post_batch
         self.dispatcher = Dispatcher(
             send=send,
             max_in_flight=1 if settings.dry_run else settings.max_in_flight,
@@ -140,7 +143,7 @@ class Run:
             return None
         guard = self._guards.get(resource.name)
         if guard is None:
-            read_page = self.client.get_page if self.client is not None else _empty_tenant
+            read_page = self.http.get_page if self.http is not None else _empty_tenant
             guard = self._guards[resource.name] = ReplayGuard(resource, read_page)
             guard.load()
         return guard
@@ -151,7 +154,7 @@ class Run:
         self.dead_letters.close()
         if self.dry_run is not None:
             self.dry_run.close()
-        if self.client is not None:
-            self.client.close()
+        if self.http is not None:
+            self.http.close()
         for guard in self._guards.values():
             guard.close()

@@ -1,0 +1,224 @@
+"""The HTTP process: answers and exceptions cross it unchanged; it never outlives the run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+from conftest import (
+    API_KEY,
+    batch_posts,
+    emitted,
+    invoices_with_state,
+    payload,
+    singer_input,
+    target_command,
+    target_config,
+    wait_for,
+)
+
+from leanpay_standin import StandIn
+from target_leanpay.errors import ApiError, AuthError, ItemsRefused, RetriesExhausted
+from target_leanpay.http_process import HttpProcess
+from target_leanpay.resources import INVOICES
+
+BATCH = INVOICES.path
+
+
+def http_process(leanpay: StandIn, *, key: str = API_KEY) -> HttpProcess:
+    settings = {
+        "api_url": leanpay.url,
+        "api_key": key,
+        "timeout": 5.0,
+        "max_retries": 2,
+        "max_retry_wait": 1.0,
+        "pool_size": 2,
+        "backoff_base": 0.01,
+    }
+    return HttpProcess(settings, channels=2)
+
+
+@pytest.fixture
+def http(leanpay: StandIn) -> Iterator[HttpProcess]:
+    process = http_process(leanpay)
+    yield process
+    process.close()
+
+
+def in_flight(leanpay: StandIn) -> int:
+    return sum(1 for e in leanpay.requests() if e["status"] is None)
+
+
+def test_a_batch_is_posted_by_the_child_and_its_answer_returned(
+    leanpay: StandIn, http: HttpProcess
+) -> None:
+    listed = http.post_batch(INVOICES, [payload(1), payload(2)])
+
+    assert listed == ["INV-00001", "INV-00002"]
+    (post,) = batch_posts(leanpay)
+    assert post["body"] == {"invoices": [payload(1), payload(2)]}
+    assert post["headers"]["Authorization"] == API_KEY
+    assert http.get_page(INVOICES.list_path or "", 1)["total"] == 2
+
+
+def test_refusals_arrive_as_the_exception_the_client_raised(
+    leanpay: StandIn, http: HttpProcess
+) -> None:
+    with pytest.raises(ItemsRefused) as refused:
+        http.post_batch(INVOICES, [payload(1, amount=-5)])
+    assert refused.value.status == 400
+    assert "invoices.0.amount must not be less than 0" in refused.value.body
+
+    wrong_key = http_process(leanpay, key="not-the-key")
+    try:
+        with pytest.raises(AuthError, match="HTTP 401"):
+            wrong_key.post_batch(INVOICES, [payload(1)])
+    finally:
+        wrong_key.close()
+    assert leanpay.store("invoices") == []
+
+
+def test_retries_are_made_by_the_child_and_reported_to_the_caller(
+    leanpay: StandIn, http: HttpProcess
+) -> None:
+    leanpay.add_faults(
+        {"path": BATCH, "action": "status", "status": 429, "headers": {"Retry-After": "0"}}
+    )
+    retries: list[str] = []
+
+    assert http.post_batch(INVOICES, [payload(1)], on_retry=retries.append) == ["INV-00001"]
+    assert [p["status"] for p in batch_posts(leanpay)] == [429, 201]
+    assert len(retries) == 1
+    assert "HTTP 429" in retries[0]
+
+
+def test_the_child_stops_retrying_once_the_run_is_stopping(
+    leanpay: StandIn, http: HttpProcess
+) -> None:
+    leanpay.add_faults({"path": BATCH, "action": "status", "status": 503, "times": None})
+    http.stopping.set()  # set in the target's process, seen by the child
+
+    with pytest.raises(RetriesExhausted, match="stopping"):
+        http.post_batch(INVOICES, [payload(1)])
+    assert len(batch_posts(leanpay)) == 1  # max_retries 2 would have made 3
+
+
+def post_in_background(http: HttpProcess) -> tuple[threading.Thread, list[ApiError]]:
+    """A sending thread posting one invoice; what it raised lands in the list."""
+    failures: list[ApiError] = []
+
+    def post() -> None:
+        try:
+            http.post_batch(INVOICES, [payload(1)])
+        except ApiError as error:
+            failures.append(error)
+
+    caller = threading.Thread(target=post)
+    caller.start()
+    return caller, failures
+
+
+def test_a_dead_http_process_fails_the_call_instead_of_hanging(
+    leanpay: StandIn, http: HttpProcess
+) -> None:
+    leanpay.add_faults({"path": BATCH, "action": "delay_before_store", "seconds": 30})
+    caller, failures = post_in_background(http)
+    wait_for(lambda: in_flight(leanpay) == 1)
+    os.kill(http._process.pid, signal.SIGKILL)
+    caller.join(timeout=10)
+
+    assert not caller.is_alive()
+    (failure,) = failures
+    assert "HTTP process ended (exit code -9) before Leanpay's answer arrived" in str(failure)
+    assert "may have stored" in str(failure)
+    with pytest.raises(ApiError, match="HTTP process ended"):  # the next call too, at once
+        http.post_batch(INVOICES, [payload(2)])
+
+
+def test_closing_ends_the_child_even_while_it_waits_for_leanpay(
+    leanpay: StandIn, http: HttpProcess
+) -> None:
+    leanpay.add_faults({"path": BATCH, "action": "delay_before_store", "seconds": 30})
+    caller, failures = post_in_background(http)
+    wait_for(lambda: in_flight(leanpay) == 1)
+
+    http.close()
+    http.close()  # again: harmless
+
+    assert not http._process.is_alive()
+    assert http._process.exitcode == 0  # it left on its own when its lifeline closed
+    caller.join(timeout=10)
+    assert not caller.is_alive()
+    (failure,) = failures  # the request was abandoned with the child
+    assert "HTTP process ended" in str(failure)
+
+
+def start_in_own_group(config: Path) -> subprocess.Popen[str]:
+    """The target CLI as a terminal's foreground job: Ctrl-C reaches its whole group."""
+    return subprocess.Popen(
+        target_command(config),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def http_child(target: subprocess.Popen[str]) -> psutil.Process:
+    (child,) = psutil.Process(target.pid).children()
+    return child
+
+
+def gone(process: psutil.Process) -> bool:
+    try:
+        return process.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def test_the_http_process_does_not_outlive_a_killed_target(
+    leanpay: StandIn, tmp_path: Path
+) -> None:
+    leanpay.add_faults({"path": BATCH, "action": "delay_before_store", "seconds": 30})
+    target = start_in_own_group(target_config(leanpay, tmp_path))
+    assert target.stdin is not None
+    target.stdin.write(singer_input(invoices_with_state(100, every=100)))
+    target.stdin.flush()
+    wait_for(lambda: in_flight(leanpay) == 1)
+    child = http_child(target)
+
+    target.kill()
+    target.communicate(timeout=10)
+
+    wait_for(lambda: gone(child), timeout=5)
+
+
+def test_ctrl_c_to_the_whole_group_still_lets_the_request_in_flight_finish(
+    leanpay: StandIn, tmp_path: Path
+) -> None:
+    # the first request takes 2 s; Ctrl-C reaches the target and its HTTP process alike
+    leanpay.add_faults({"path": BATCH, "action": "delay_before_store", "seconds": 2})
+    target = start_in_own_group(target_config(leanpay, tmp_path))
+    assert target.stdin is not None
+    target.stdin.write(singer_input(invoices_with_state(150, every=50)))
+    target.stdin.flush()  # stdin stays open: the tap is still running
+    wait_for(lambda: in_flight(leanpay) == 1)
+    child = http_child(target)
+
+    os.killpg(target.pid, signal.SIGINT)
+    stdout, stderr = target.communicate(timeout=30)
+
+    assert target.returncode == 128 + signal.SIGINT
+    assert emitted([json.loads(line) for line in stdout.splitlines()]) == [100]
+    assert len(leanpay.store("invoices")) == 100
+    assert [p["status"] for p in batch_posts(leanpay)] == [201]
+    assert "Received signal 2" in stderr
+    wait_for(lambda: gone(child), timeout=5)
