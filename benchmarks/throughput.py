@@ -18,13 +18,15 @@ The three ratios:
    Goal <= 1.2. The pair is also run with replay_safety off, to show what replay
    safety's memory of externalIds (a temporary SQLite file) adds.
 
-target-leanpay runs with its default settings (max_in_flight 4, replay_safety on).
-Rates are wall clock from spawn to exit, startup included (what a user waits for); the
+target-leanpay runs with its default settings (max_in_flight 4, replay_safety on). Rates
+are wall clock from spawn to exit, startup included (what a user waits for); the
 "excl.start" column subtracts the time from spawn to the process's first log line
 (interpreter and imports). Peak RSS and CPU are exact: `os.wait4` returns the kernel's
-ru_maxrss and rusage of that one child. The 100k and the latency runs are repeated
-(`--repeat`, median shown) because a 2-core machine is noisy; the "others" column shows
-how much CPU unrelated processes took during each run, so a noisy run is visible.
+ru_maxrss and rusage of that one child, its HTTP process included (target-leanpay reaps
+it before exiting, so the kernel counts it in). The 100k and the latency runs are
+repeated (`--repeat`, median shown) because a 2-core machine is noisy; the "others"
+column shows how much CPU unrelated processes took during each run, so a noisy run is
+visible.
 
 A run counts only if it exited 0, wrote only STATE lines to stdout, the last one being
 the input's last STATE, and, for target-leanpay, the stand-in holds exactly the input's

@@ -1,6 +1,7 @@
 """LeanpayClient: the one place that speaks HTTP to Leanpay.
 
-One `requests.Session` (shared by the sending threads, pooled to the in-flight count),
+One `requests.Session` (in the HTTP process, `http_process.py`, shared by its threads and
+pooled to the in-flight count),
 a timeout on every call, and one retry policy driven by `backoff`:
 
 * retried: 429 and 503 (by definition not processed), any 5xx of a GET, and connection
