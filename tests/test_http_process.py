@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import signal
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -26,7 +29,7 @@ from conftest import (
 
 from leanpay_standin import StandIn
 from target_leanpay.errors import ApiError, AuthError, ItemsRefused, RetriesExhausted
-from target_leanpay.http_process import HttpProcess
+from target_leanpay.http_process import HttpProcess, _answer
 from target_leanpay.resources import INVOICES
 
 BATCH = INVOICES.path
@@ -110,6 +113,67 @@ def test_the_child_stops_retrying_once_the_run_is_stopping(
     assert len(batch_posts(leanpay)) == 1  # max_retries 2 would have made 3
 
 
+def test_an_answer_is_never_handed_to_the_next_call(leanpay: StandIn, http: HttpProcess) -> None:
+    # the caller gives up while the child is between attempts; its late answer must
+    # not become the answer of the next call on the same channel
+    leanpay.add_faults(
+        {"path": BATCH, "action": "status", "status": 429, "headers": {"Retry-After": "1"}}
+    )
+
+    def give_up(_message: str) -> None:
+        raise RuntimeError("the caller gave up")
+
+    with pytest.raises(RuntimeError, match="gave up"):
+        http.post_batch(INVOICES, [payload(1)], on_retry=give_up)
+    # two channels, one call each: both calls that follow use a channel, one of them
+    # the one whose answer for INV-00001 arrives late
+    assert http.post_batch(INVOICES, [payload(2)]) == ["INV-00002"]
+    assert http.post_batch(INVOICES, [payload(3)]) == ["INV-00003"]
+
+
+def test_an_answer_the_child_cannot_send_is_reported_not_waited_for() -> None:
+    class Unpicklable:
+        def __reduce__(self) -> Any:
+            raise TypeError("cannot pickle this answer")
+
+    class OddClient:
+        def get_page(self, path: str, page: int) -> Any:
+            return Unpicklable()
+
+    ours, theirs = multiprocessing.Pipe()
+    answering = threading.Thread(target=_answer, args=(OddClient(), theirs), daemon=True)
+    answering.start()
+    ours.send((7, "get", "/invoices", 1))
+
+    assert ours.poll(5)
+    call_id, kind, error = ours.recv()
+    assert (call_id, kind) == (7, "error")
+    assert "could not send its answer" in str(error)
+    assert "cannot pickle this answer" in str(error)
+    ours.close()
+    answering.join(timeout=5)
+    assert not answering.is_alive()
+
+
+def test_a_target_that_never_closes_its_run_still_exits(leanpay: StandIn) -> None:
+    # the child ignores SIGTERM, which multiprocessing's own exit hook relies on
+    script = (
+        "import sys\n"
+        "from target_leanpay.http_process import HttpProcess, _answer\n"
+        f"http = HttpProcess({{'api_url': {leanpay.url!r}, 'api_key': {API_KEY!r},"
+        " 'timeout': 5.0, 'max_retries': 0, 'max_retry_wait': 1.0, 'pool_size': 1}, channels=1)\n"
+        "http.get_page('/invoices', 1)  # the child is up, SIGTERM ignored\n"
+        "print(http._process.pid)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=30, check=False
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    assert not psutil.pid_exists(int(done.stdout))
+
+
 def post_in_background(http: HttpProcess) -> tuple[threading.Thread, list[ApiError]]:
     """A sending thread posting one invoice; what it raised lands in the list."""
     failures: list[ApiError] = []
@@ -173,7 +237,12 @@ def start_in_own_group(config: Path) -> subprocess.Popen[str]:
 
 
 def http_child(target: subprocess.Popen[str]) -> psutil.Process:
-    (child,) = psutil.Process(target.pid).children()
+    """The target's HTTP process (spawn, off Linux, may add multiprocessing's tracker)."""
+    (child,) = [
+        c
+        for c in psutil.Process(target.pid).children()
+        if "resource_tracker" not in " ".join(c.cmdline())
+    ]
     return child
 
 
@@ -201,10 +270,12 @@ def test_the_http_process_does_not_outlive_a_killed_target(
     wait_for(lambda: gone(child), timeout=5)
 
 
-def test_ctrl_c_to_the_whole_group_still_lets_the_request_in_flight_finish(
-    leanpay: StandIn, tmp_path: Path
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_signal_to_the_whole_group_still_lets_the_request_in_flight_finish(
+    leanpay: StandIn, tmp_path: Path, signum: int
 ) -> None:
-    # the first request takes 2 s; Ctrl-C reaches the target and its HTTP process alike
+    # the first request takes 2 s; Ctrl-C (or systemd stopping a unit) reaches the
+    # target and its HTTP process alike
     leanpay.add_faults({"path": BATCH, "action": "delay_before_store", "seconds": 2})
     target = start_in_own_group(target_config(leanpay, tmp_path))
     assert target.stdin is not None
@@ -213,12 +284,12 @@ def test_ctrl_c_to_the_whole_group_still_lets_the_request_in_flight_finish(
     wait_for(lambda: in_flight(leanpay) == 1)
     child = http_child(target)
 
-    os.killpg(target.pid, signal.SIGINT)
+    os.killpg(target.pid, signum)
     stdout, stderr = target.communicate(timeout=30)
 
-    assert target.returncode == 128 + signal.SIGINT
+    assert target.returncode == 128 + signum
     assert emitted([json.loads(line) for line in stdout.splitlines()]) == [100]
     assert len(leanpay.store("invoices")) == 100
     assert [p["status"] for p in batch_posts(leanpay)] == [201]
-    assert "Received signal 2" in stderr
+    assert f"Received signal {signum}" in stderr
     wait_for(lambda: gone(child), timeout=5)
