@@ -1,8 +1,8 @@
 """LeanpayClient: the one place that speaks HTTP to Leanpay.
 
-One `requests.Session` (in the HTTP process, `http_process.py`, shared by its threads and
-pooled to the in-flight count),
-a timeout on every call, and one retry policy driven by `backoff`:
+One `requests.Session` (in the HTTP process, `http_process.py`, shared by its threads,
+pooled to the in-flight count), a timeout on every call, and one retry policy driven by
+`backoff`:
 
 * retried: 429 and 503 (by definition not processed), any 5xx of a GET, and connection
   failures that happened *before* the request was sent (nothing can have been stored);

@@ -95,6 +95,9 @@ class HttpProcess:
         shared_stop = context.RawValue("b", 0)
         self.stopping = SharedStopFlag(shared_stop)
         self._call_ids = itertools.count()
+        self._reaping = threading.Lock()
+        """One thread at a time waits for the child: of two racing `waitpid` calls, the
+        loser is told nothing, and multiprocessing then thinks the child still runs."""
         self._idle: queue.SimpleQueue[Connection] = queue.SimpleQueue()
         ours, theirs = zip(*(context.Pipe() for _ in range(channels + 1)), strict=True)
         self._lifeline, *channel_ends = ours
@@ -138,10 +141,11 @@ class HttpProcess:
         if self._lifeline.closed:
             return
         self._lifeline.close()
-        self._process.join(CLOSE_TIMEOUT)
-        if self._process.is_alive():
-            self._process.kill()
-            self._process.join()
+        with self._reaping:
+            self._process.join(CLOSE_TIMEOUT)
+            if self._process.is_alive():
+                self._process.kill()
+                self._process.join()
         for end in self._ends:
             end.close()
 
@@ -165,7 +169,8 @@ class HttpProcess:
                 if on_retry is not None:
                     on_retry(value)
         except (EOFError, OSError):  # the child's end closed: it is exiting
-            self._process.join(CLOSE_TIMEOUT)
+            with self._reaping:
+                self._process.join(CLOSE_TIMEOUT)
             what = f"POST {RESOURCES[request[1]].path}" if request[0] == "post" else "GET"
             raise ApiError(
                 f"{what}: target-leanpay's HTTP process ended (exit code "

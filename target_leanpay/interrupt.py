@@ -53,8 +53,8 @@ class Interrupt:
 
 
 class StopFlag(Protocol):
-    """The run's "stop sending" flag: a `threading.Event`, or the `multiprocessing` one
-    that the HTTP process shares (`http_process.py`)."""
+    """The run's "stop sending" flag: a `threading.Event` (dry run, tests), or the
+    `SharedStopFlag` the HTTP process reads too (`http_process.py`)."""
 
     def is_set(self) -> bool:
         """True once the run is stopping: no retry, no new request."""

@@ -168,14 +168,19 @@ def run_target(
     return Result(done.returncode, done.stdout, done.stderr, time.monotonic() - started)
 
 
-def start_target(config_path: Path) -> subprocess.Popen[str]:
-    """Start the target CLI with a pipe on stdin, for tests that signal or kill it."""
+def start_target(config_path: Path, *, own_group: bool = False) -> subprocess.Popen[str]:
+    """Start the target CLI with a pipe on stdin, for tests that signal or kill it.
+
+    `own_group`: as a terminal's foreground job, whose process group a signal (Ctrl-C,
+    systemd stopping a unit) reaches as a whole.
+    """
     return subprocess.Popen(
         target_command(config_path),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=own_group,
     )
 
 

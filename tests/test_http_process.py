@@ -22,7 +22,7 @@ from conftest import (
     invoices_with_state,
     payload,
     singer_input,
-    target_command,
+    start_target,
     target_config,
     wait_for,
 )
@@ -174,8 +174,12 @@ def test_a_target_that_never_closes_its_run_still_exits(leanpay: StandIn) -> Non
     assert not psutil.pid_exists(int(done.stdout))
 
 
-def post_in_background(http: HttpProcess) -> tuple[threading.Thread, list[ApiError]]:
-    """A sending thread posting one invoice; what it raised lands in the list."""
+def post_a_held_request(
+    leanpay: StandIn, http: HttpProcess
+) -> tuple[threading.Thread, list[ApiError]]:
+    """A sending thread posting one invoice that Leanpay holds for 30 s; returns once the
+    request is in flight. What the call raised lands in the list."""
+    leanpay.add_faults({"path": BATCH, "action": "delay_before_store", "seconds": 30})
     failures: list[ApiError] = []
 
     def post() -> None:
@@ -186,15 +190,14 @@ def post_in_background(http: HttpProcess) -> tuple[threading.Thread, list[ApiErr
 
     caller = threading.Thread(target=post)
     caller.start()
+    wait_for(lambda: in_flight(leanpay) == 1)
     return caller, failures
 
 
 def test_a_dead_http_process_fails_the_call_instead_of_hanging(
     leanpay: StandIn, http: HttpProcess
 ) -> None:
-    leanpay.add_faults({"path": BATCH, "action": "delay_before_store", "seconds": 30})
-    caller, failures = post_in_background(http)
-    wait_for(lambda: in_flight(leanpay) == 1)
+    caller, failures = post_a_held_request(leanpay, http)
     os.kill(http._process.pid, signal.SIGKILL)
     caller.join(timeout=10)
 
@@ -209,9 +212,7 @@ def test_a_dead_http_process_fails_the_call_instead_of_hanging(
 def test_closing_ends_the_child_even_while_it_waits_for_leanpay(
     leanpay: StandIn, http: HttpProcess
 ) -> None:
-    leanpay.add_faults({"path": BATCH, "action": "delay_before_store", "seconds": 30})
-    caller, failures = post_in_background(http)
-    wait_for(lambda: in_flight(leanpay) == 1)
+    caller, failures = post_a_held_request(leanpay, http)
 
     http.close()
     http.close()  # again: harmless
@@ -222,18 +223,6 @@ def test_closing_ends_the_child_even_while_it_waits_for_leanpay(
     assert not caller.is_alive()
     (failure,) = failures  # the request was abandoned with the child
     assert "HTTP process ended" in str(failure)
-
-
-def start_in_own_group(config: Path) -> subprocess.Popen[str]:
-    """The target CLI as a terminal's foreground job: Ctrl-C reaches its whole group."""
-    return subprocess.Popen(
-        target_command(config),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
 
 
 def http_child(target: subprocess.Popen[str]) -> psutil.Process:
@@ -257,7 +246,7 @@ def test_the_http_process_does_not_outlive_a_killed_target(
     leanpay: StandIn, tmp_path: Path
 ) -> None:
     leanpay.add_faults({"path": BATCH, "action": "delay_before_store", "seconds": 30})
-    target = start_in_own_group(target_config(leanpay, tmp_path))
+    target = start_target(target_config(leanpay, tmp_path), own_group=True)
     assert target.stdin is not None
     target.stdin.write(singer_input(invoices_with_state(100, every=100)))
     target.stdin.flush()
@@ -277,7 +266,7 @@ def test_a_signal_to_the_whole_group_still_lets_the_request_in_flight_finish(
     # the first request takes 2 s; Ctrl-C (or systemd stopping a unit) reaches the
     # target and its HTTP process alike
     leanpay.add_faults({"path": BATCH, "action": "delay_before_store", "seconds": 2})
-    target = start_in_own_group(target_config(leanpay, tmp_path))
+    target = start_target(target_config(leanpay, tmp_path), own_group=True)
     assert target.stdin is not None
     target.stdin.write(singer_input(invoices_with_state(150, every=50)))
     target.stdin.flush()  # stdin stays open: the tap is still running
