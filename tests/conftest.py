@@ -193,6 +193,11 @@ def wait_for(condition: Any, timeout: float = 20, interval: float = 0.02) -> Non
         time.sleep(interval)
 
 
+def in_progress(leanpay: StandIn) -> int:
+    """API requests the stand-in has not finished processing (or dropped on purpose)."""
+    return sum(1 for e in leanpay.requests() if e["status"] is None)
+
+
 def batch_posts(leanpay: StandIn, path: str = "/invoices/batch") -> list[dict[str, Any]]:
     """Every batch POST that reached the stand-in, in arrival order."""
     return [r for r in leanpay.requests() if r["method"] == "POST" and r["path"] == path]

@@ -38,6 +38,7 @@ from conftest import (
     Result,
     batch_posts,
     emitted,
+    in_progress,
     invoice,
     invoices_with_state,
     run_target,
@@ -128,11 +129,6 @@ def summary(stderr: str, stream: str = STREAM) -> dict[str, int]:
     found = [m for m in SUMMARY.finditer(stderr) if m.group("stream") == stream]
     assert found, f"no summary line for stream {stream!r} in stderr:\n{stderr[-3000:]}"
     return {k: int(v) for k, v in found[-1].groupdict().items() if k != "stream"}
-
-
-def in_progress(leanpay: StandIn) -> int:
-    """API requests the stand-in has not finished processing (or dropped on purpose)."""
-    return sum(1 for e in leanpay.requests() if e["status"] is None)
 
 
 class Running:

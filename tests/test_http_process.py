@@ -19,6 +19,7 @@ from conftest import (
     API_KEY,
     batch_posts,
     emitted,
+    in_progress,
     invoices_with_state,
     payload,
     singer_input,
@@ -53,10 +54,6 @@ def http(leanpay: StandIn) -> Iterator[HttpProcess]:
     process = http_process(leanpay)
     yield process
     process.close()
-
-
-def in_flight(leanpay: StandIn) -> int:
-    return sum(1 for e in leanpay.requests() if e["status"] is None)
 
 
 def test_a_batch_is_posted_by_the_child_and_its_answer_returned(
@@ -190,7 +187,7 @@ def post_a_held_request(
 
     caller = threading.Thread(target=post)
     caller.start()
-    wait_for(lambda: in_flight(leanpay) == 1)
+    wait_for(lambda: in_progress(leanpay) == 1)
     return caller, failures
 
 
@@ -250,7 +247,7 @@ def test_the_http_process_does_not_outlive_a_killed_target(
     assert target.stdin is not None
     target.stdin.write(singer_input(invoices_with_state(100, every=100)))
     target.stdin.flush()
-    wait_for(lambda: in_flight(leanpay) == 1)
+    wait_for(lambda: in_progress(leanpay) == 1)
     child = http_child(target)
 
     target.kill()
@@ -270,7 +267,7 @@ def test_a_signal_to_the_whole_group_still_lets_the_request_in_flight_finish(
     assert target.stdin is not None
     target.stdin.write(singer_input(invoices_with_state(150, every=50)))
     target.stdin.flush()  # stdin stays open: the tap is still running
-    wait_for(lambda: in_flight(leanpay) == 1)
+    wait_for(lambda: in_progress(leanpay) == 1)
     child = http_child(target)
 
     os.killpg(target.pid, signum)
