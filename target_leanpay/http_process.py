@@ -32,7 +32,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import itertools
-import logging
 import multiprocessing
 import os
 import queue
@@ -46,15 +45,13 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from target_leanpay.client import LeanpayClient, encode_batch
+from target_leanpay.client import logger as client_logger
 from target_leanpay.errors import ApiError
 from target_leanpay.resources import RESOURCES, Resource
 
 START_METHOD = "fork" if sys.platform == "linux" else "spawn"
 CLOSE_TIMEOUT = 5.0
 """Seconds the child gets to exit after its lifeline closes before it is killed."""
-
-retry_logger = logging.getLogger("target-leanpay.client")
-"""The client's own logger: the child's retries are logged by the target, as before."""
 
 _ends_in_target: weakref.WeakSet[Connection] = weakref.WeakSet()
 """Every pipe end an HttpProcess of this process holds: a forked child closes them all."""
@@ -129,12 +126,12 @@ class HttpProcess:
         on_retry: Callable[[str], None] | None = None,
     ) -> list[str | None] | None:
         """`LeanpayClient.post_batch`, made by the child (the body is encoded here)."""
-        result = self._call(("post", resource.name, encode_batch(resource, items)), on_retry)
-        return result  # type: ignore[no-any-return]
+        request = ("post", resource.name, encode_batch(resource, items))
+        return self._call(request, f"POST {resource.path}", on_retry)  # type: ignore[no-any-return]
 
     def get_page(self, path: str, page: int) -> dict[str, Any]:
         """`LeanpayClient.get_page`, made by the child."""
-        return self._call(("get", path, page), None)  # type: ignore[no-any-return]
+        return self._call(("get", path, page), f"GET {path}?page={page}", None)  # type: ignore[no-any-return]
 
     def close(self) -> None:
         """End the child (abandoning whatever it is doing) and wait for it; idempotent."""
@@ -149,7 +146,9 @@ class HttpProcess:
         for end in self._ends:
             end.close()
 
-    def _call(self, request: tuple[Any, ...], on_retry: Callable[[str], None] | None) -> Any:
+    def _call(
+        self, request: tuple[Any, ...], where: str, on_retry: Callable[[str], None] | None
+    ) -> Any:
         """One exchange on an idle channel. Each carries a fresh id, and an answer with
         another id is skipped: a call abandoned mid-exchange (its caller raised) can
         never hand its late answer to the next call on the channel."""
@@ -165,15 +164,14 @@ class HttpProcess:
                     return value
                 if kind == "error":
                     raise value
-                retry_logger.warning("%s", value)  # "retry": the child waits to try again
+                client_logger.warning("%s", value)  # "retry": the child waits to try again
                 if on_retry is not None:
                     on_retry(value)
         except (EOFError, OSError):  # the child's end closed: it is exiting
             with self._reaping:
                 self._process.join(CLOSE_TIMEOUT)
-            what = f"POST {RESOURCES[request[1]].path}" if request[0] == "post" else "GET"
             raise ApiError(
-                f"{what}: target-leanpay's HTTP process ended (exit code "
+                f"{where}: target-leanpay's HTTP process ended (exit code "
                 f"{self._process.exitcode}) before Leanpay's answer arrived; Leanpay may "
                 "have stored what was sent"
             ) from None
@@ -196,7 +194,7 @@ def _serve(client_settings: dict[str, Any], shared_stop: Any, channels: list[Con
         signal.signal(signum, signal.SIG_IGN)
     for end in list(_ends_in_target):  # forked copies of the target's ends hide its exit
         end.close()
-    retry_logger.disabled = True  # retries are forwarded, and logged by the target
+    client_logger.disabled = True  # retries are forwarded, and logged by the target
     lifeline, *requests = channels
     client = LeanpayClient(**client_settings, stopping=SharedStopFlag(shared_stop))
     for channel in requests:
