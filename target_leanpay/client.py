@@ -182,20 +182,6 @@ class LeanpayClient:
         prepared.prepare_body(body, None)
         return prepared
 
-    def post_batch(
-        self,
-        resource: Resource,
-        items: Sequence[dict[str, Any]],
-        *,
-        on_retry: Callable[[str], None] | None = None,
-    ) -> list[str | None] | None:
-        """POST one batch; return the externalIds of the objects the answer lists.
-
-        None when the answer is not the documented `{"data": [...]}`. Redirects are not
-        followed: requests would turn the POST into a GET whose 200 proves nothing.
-        """
-        return self.post_encoded(resource, encode_batch(resource, items), on_retry=on_retry)
-
     def post_encoded(
         self,
         resource: Resource,
@@ -203,7 +189,12 @@ class LeanpayClient:
         *,
         on_retry: Callable[[str], None] | None = None,
     ) -> list[str | None] | None:
-        """`post_batch` for a body `encode_batch` already made (in another process)."""
+        """POST one batch (`encode_batch`'s body, made by the target's process); return
+        the externalIds of the objects the answer lists.
+
+        None when the answer is not the documented `{"data": [...]}`. Redirects are not
+        followed: requests would turn the POST into a GET whose 200 proves nothing.
+        """
         response = self._with_retries(
             lambda: self._send("POST", resource.path, body=body), on_retry=on_retry
         )

@@ -45,7 +45,7 @@ logger = logging.getLogger("target-leanpay")
 
 
 class Sender(Protocol):
-    """The client's `post_batch`, or the dry run's."""
+    """The HTTP process's `post_batch`, or the dry run's."""
 
     def __call__(
         self,

@@ -85,7 +85,7 @@ class SharedStopFlag:
 
 
 class HttpProcess:
-    """`post_batch` and `get_page` of a `LeanpayClient` living in a child process."""
+    """The dispatcher's `post_batch` and replay safety's `get_page`, made by a child process."""
 
     def __init__(self, client_settings: dict[str, Any], *, channels: int) -> None:
         context = multiprocessing.get_context(START_METHOD)
@@ -125,7 +125,7 @@ class HttpProcess:
         *,
         on_retry: Callable[[str], None] | None = None,
     ) -> list[str | None] | None:
-        """`LeanpayClient.post_batch`, made by the child (the body is encoded here)."""
+        """POST one batch, encoded here, sent by the child (`LeanpayClient.post_encoded`)."""
         request = ("post", resource.name, encode_batch(resource, items))
         return self._call(request, f"POST {resource.path}", on_retry)  # type: ignore[no-any-return]
 

@@ -6,12 +6,13 @@ import email.utils
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from conftest import API_KEY, payload
 
 from leanpay_standin import StandIn
-from target_leanpay.client import LeanpayClient, parse_retry_after
+from target_leanpay.client import LeanpayClient, encode_batch, parse_retry_after
 from target_leanpay.errors import Ambiguous, ApiError, AuthError, ItemsRefused, RetriesExhausted
 from target_leanpay.resources import INVOICES
 
@@ -22,6 +23,11 @@ BATCH = "/invoices/batch"
 def leanpay() -> Iterator[StandIn]:
     with StandIn(api_key=API_KEY) as server:
         yield server
+
+
+def post(client: LeanpayClient, items: list[dict[str, Any]]) -> list[str | None] | None:
+    """POST a batch of invoices as the target does: encoded, then sent."""
+    return client.post_encoded(INVOICES, encode_batch(INVOICES, items))
 
 
 def client_for(leanpay: StandIn, *, key: str = API_KEY, **overrides: float) -> LeanpayClient:
@@ -40,7 +46,7 @@ def client_for(leanpay: StandIn, *, key: str = API_KEY, **overrides: float) -> L
 
 
 def test_post_sends_the_raw_key_and_lists_what_was_created(leanpay: StandIn) -> None:
-    created = client_for(leanpay).post_batch(INVOICES, [payload(1), payload(2)])
+    created = post(client_for(leanpay), [payload(1), payload(2)])
     assert created == ["INV-00001", "INV-00002"]
     (request,) = leanpay.requests()
     assert request["headers"]["Authorization"] == API_KEY
@@ -69,7 +75,7 @@ def test_429_waits_retry_after_capped_by_max_retry_wait(leanpay: StandIn) -> Non
         {"path": BATCH, "action": "status", "status": 429, "headers": {"Retry-After": "3600"}}
     )
     started = time.monotonic()
-    client_for(leanpay, max_retry_wait=0.5).post_batch(INVOICES, [payload(1)])
+    post(client_for(leanpay, max_retry_wait=0.5), [payload(1)])
     elapsed = time.monotonic() - started
     assert 0.5 <= elapsed < 3
     assert [r["status"] for r in leanpay.requests()] == [429, 201]
@@ -78,7 +84,7 @@ def test_429_waits_retry_after_capped_by_max_retry_wait(leanpay: StandIn) -> Non
 def test_retries_are_bounded_by_the_budget(leanpay: StandIn) -> None:
     leanpay.add_faults({"path": BATCH, "action": "status", "status": 503, "times": 100})
     with pytest.raises(RetriesExhausted) as failure:
-        client_for(leanpay, max_retries=2).post_batch(INVOICES, [payload(1)])
+        post(client_for(leanpay, max_retries=2), [payload(1)])
     assert failure.value.status == 503
     assert "gave up after 3 attempts" in str(failure.value)
     assert len(leanpay.requests()) == 3
@@ -87,13 +93,13 @@ def test_retries_are_bounded_by_the_budget(leanpay: StandIn) -> None:
 def test_zero_retries_means_one_attempt(leanpay: StandIn) -> None:
     leanpay.add_faults({"path": BATCH, "action": "status", "status": 503, "times": 100})
     with pytest.raises(RetriesExhausted):
-        client_for(leanpay, max_retries=0).post_batch(INVOICES, [payload(1)])
+        post(client_for(leanpay, max_retries=0), [payload(1)])
     assert len(leanpay.requests()) == 1
 
 
 def test_401_is_not_retried_and_names_the_setting(leanpay: StandIn) -> None:
     with pytest.raises(AuthError) as failure:
-        client_for(leanpay, key="not-the-key").post_batch(INVOICES, [payload(1)])
+        post(client_for(leanpay, key="not-the-key"), [payload(1)])
     assert failure.value.status == 401
     assert "api_key" in str(failure.value)
     assert "not-the-key" not in str(failure.value)
@@ -106,7 +112,7 @@ def test_item_refusals_are_not_retried(leanpay: StandIn, status: int) -> None:
         {"path": BATCH, "action": "status", "status": status, "body": {"message": ["x"]}}
     )
     with pytest.raises(ItemsRefused) as failure:
-        client_for(leanpay).post_batch(INVOICES, [payload(1)])
+        post(client_for(leanpay), [payload(1)])
     assert failure.value.status == status
     assert len(leanpay.requests()) == 1
 
@@ -114,7 +120,7 @@ def test_item_refusals_are_not_retried(leanpay: StandIn, status: int) -> None:
 def test_other_4xx_fail_without_retry(leanpay: StandIn) -> None:
     leanpay.add_faults({"path": BATCH, "action": "status", "status": 404, "raw_body": "nope"})
     with pytest.raises(ApiError) as failure:
-        client_for(leanpay).post_batch(INVOICES, [payload(1)])
+        post(client_for(leanpay), [payload(1)])
     assert not isinstance(failure.value, ItemsRefused | RetriesExhausted)
     assert "HTTP 404: nope" in str(failure.value)
 
@@ -122,7 +128,7 @@ def test_other_4xx_fail_without_retry(leanpay: StandIn) -> None:
 def test_dropped_connection_after_sending_is_ambiguous_not_retried(leanpay: StandIn) -> None:
     leanpay.add_faults({"path": BATCH, "action": "drop_after_store"})
     with pytest.raises(Ambiguous):
-        client_for(leanpay).post_batch(INVOICES, [payload(1)])
+        post(client_for(leanpay), [payload(1)])
     assert len(leanpay.store("invoices")) == 1
     assert len(leanpay.requests()) == 1
 
@@ -130,7 +136,7 @@ def test_dropped_connection_after_sending_is_ambiguous_not_retried(leanpay: Stan
 def test_read_timeout_is_ambiguous(leanpay: StandIn) -> None:
     leanpay.add_faults({"path": BATCH, "action": "delay_after_store", "seconds": 2})
     with pytest.raises(Ambiguous):
-        client_for(leanpay, timeout=0.5).post_batch(INVOICES, [payload(1)])
+        post(client_for(leanpay, timeout=0.5), [payload(1)])
 
 
 def test_connection_refused_is_retried_then_reported() -> None:
@@ -145,7 +151,7 @@ def test_connection_refused_is_retried_then_reported() -> None:
         backoff_base=0.01,
     )
     with pytest.raises(RetriesExhausted) as failure:
-        client.post_batch(INVOICES, [payload(1)])
+        post(client, [payload(1)])
     assert "could not connect" in str(failure.value) or "Connection refused" in str(failure.value)
 
 
@@ -154,7 +160,7 @@ def test_stopping_gives_up_instead_of_retrying(leanpay: StandIn) -> None:
     client = client_for(leanpay, max_retries=50)
     client.stopping.set()
     with pytest.raises(RetriesExhausted) as failure:
-        client.post_batch(INVOICES, [payload(1)])
+        post(client, [payload(1)])
     assert "stopping" in str(failure.value)
     assert len(leanpay.requests()) == 1
 
@@ -166,7 +172,7 @@ def test_a_posts_other_5xx_is_ambiguous_not_retried_blindly(leanpay: StandIn, st
         {"path": BATCH, "action": "status", "status": status, "headers": {"Retry-After": "2"}}
     )
     with pytest.raises(Ambiguous) as failure:
-        client_for(leanpay).post_batch(INVOICES, [payload(1)])
+        post(client_for(leanpay), [payload(1)])
     assert failure.value.status == status
     assert failure.value.retry_after == 2
     assert len(leanpay.requests()) == 1
@@ -181,7 +187,7 @@ def test_a_gets_5xx_is_retried(leanpay: StandIn) -> None:
 
 def test_a_2xx_without_a_data_list_counts_as_unknown(leanpay: StandIn) -> None:
     leanpay.add_faults({"path": BATCH, "action": "status", "status": 201, "raw_body": "ok"})
-    assert client_for(leanpay).post_batch(INVOICES, [payload(1)]) is None
+    assert post(client_for(leanpay), [payload(1)]) is None
 
 
 def test_proxies_come_from_the_environment_once(
@@ -209,6 +215,6 @@ def test_redirects_are_not_followed(leanpay: StandIn, status: int) -> None:
         {"path": BATCH, "action": "status", "status": status, "headers": {"Location": "/x"}}
     )
     with pytest.raises(ApiError) as failure:
-        client_for(leanpay).post_batch(INVOICES, [payload(1)])
+        post(client_for(leanpay), [payload(1)])
     assert "redirect" in str(failure.value) and "api_url" in str(failure.value)
     assert len(leanpay.requests()) == 1
