@@ -1,8 +1,7 @@
-"""LeanpayClient: the one place that speaks HTTP to Leanpay.
+"""LeanpayClient: the one place that speaks HTTP to Leanpay; DryRunClient stands in for it.
 
-One `requests.Session` (in the HTTP process, `http_process.py`, shared by its threads,
-pooled to the in-flight count), a timeout on every call, and one retry policy driven by
-`backoff`:
+One `requests.Session`, shared by the sending threads and pooled to the in-flight count,
+a timeout on every call, and one retry policy driven by `backoff`:
 
 * retried: 429 and 503 (by definition not processed), any 5xx of a GET, and connection
   failures that happened *before* the request was sent (nothing can have been stored);
@@ -16,6 +15,9 @@ pooled to the in-flight count), a timeout on every call, and one retry policy dr
   whose items are worth isolating; `ApiError` otherwise).
 
 The API key only ever travels in the `Authorization` header; nothing here logs headers.
+
+`DryRunClient` has the same two calls: it writes each batch it would POST to a file and
+reads an empty tenant, so a dry run goes through exactly the code of a real one.
 """
 
 from __future__ import annotations
@@ -25,9 +27,11 @@ import logging
 import os
 import random
 import re
+import threading
 import time
 from collections.abc import Callable, Generator, Sequence
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 import backoff
 import msgspec
@@ -43,7 +47,6 @@ from target_leanpay.errors import (
     RetriesExhausted,
     quote,
 )
-from target_leanpay.interrupt import StopFlag
 from target_leanpay.redaction import RedactSecrets
 from target_leanpay.resources import Resource
 
@@ -54,25 +57,29 @@ ITEM_STATUSES = frozenset({400, 409, 422})
 
 _json_encode = msgspec.json.Encoder().encode
 
+OnRetry = Callable[[str], None]
+"""Told about each retry (the message logged), so the caller can count it."""
+
 
 def encode_batch(resource: Resource, items: Sequence[dict[str, Any]]) -> bytes:
     """The JSON body of a batch import: `{"invoices": [...]}`."""
-    return _json_encode({resource.body_key: list(items)})
+    return _json_encode({resource.body_key: items})
 
 
-class _CreatedObject(msgspec.Struct):
-    """The part of a created object the target reads (other fields are skipped)."""
+class Created(msgspec.Struct, frozen=True):
+    """What the target reads of an object Leanpay created (other fields are skipped)."""
 
+    id: str | None = None
     externalId: str | None = None  # noqa: N815 - Leanpay's name
 
 
-class _Created(msgspec.Struct):
+class _Answer(msgspec.Struct):
     """The part of a batch answer the target reads: `{"data": [...]}`."""
 
-    data: list[_CreatedObject]
+    data: list[Created]
 
 
-_decode_created = msgspec.json.Decoder(_Created).decode
+_decode_answer = msgspec.json.Decoder(_Answer).decode
 
 
 class _Retryable(Exception):
@@ -125,7 +132,7 @@ class LeanpayClient:
         max_retries: int,
         max_retry_wait: float,
         pool_size: int,
-        stopping: StopFlag,
+        stopping: threading.Event,
         backoff_base: float = 0.5,
     ) -> None:
         self.api_url = api_url.rstrip("/")
@@ -182,24 +189,24 @@ class LeanpayClient:
         prepared.prepare_body(body, None)
         return prepared
 
-    def post_encoded(
+    def post_batch(
         self,
         resource: Resource,
-        body: bytes,
+        items: Sequence[dict[str, Any]],
         *,
-        on_retry: Callable[[str], None] | None = None,
-    ) -> list[str | None] | None:
-        """POST one batch (`encode_batch`'s body, made by the target's process); return
-        the externalIds of the objects the answer lists.
+        on_retry: OnRetry | None = None,
+    ) -> list[Created] | None:
+        """POST one batch; return the objects Leanpay's answer says it created.
 
         None when the answer is not the documented `{"data": [...]}`. Redirects are not
         followed: requests would turn the POST into a GET whose 200 proves nothing.
         """
+        body = encode_batch(resource, items)
         response = self._with_retries(
             lambda: self._send("POST", resource.path, body=body), on_retry=on_retry
         )
         try:  # decoded without building a dict per created object
-            return [created.externalId for created in _decode_created(response.content).data]
+            return _decode_answer(response.content).data
         except msgspec.DecodeError:
             return None
 
@@ -221,7 +228,7 @@ class LeanpayClient:
         self,
         call: Callable[[], requests.Response],
         *,
-        on_retry: Callable[[str], None] | None,
+        on_retry: OnRetry | None,
     ) -> requests.Response:
         def log_retry(details: Any) -> None:
             failure = details["exception"]
@@ -355,3 +362,47 @@ def _json_or_none(response: requests.Response) -> Any:
         return response.json()
     except ValueError:
         return None
+
+
+class DryRunClient:
+    """Stands in for `LeanpayClient` in a dry run: writes each POST it would make to a
+    file, sends nothing, and reads an empty tenant (a dry run needs no key)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.requests = 0
+        self._lock = threading.Lock()
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._file: IO[bytes] | None = open(path, "wb")  # noqa: SIM115 - closed by close()
+
+    def post_batch(
+        self,
+        resource: Resource,
+        items: Sequence[dict[str, Any]],
+        *,
+        on_retry: OnRetry | None = None,
+    ) -> list[Created]:
+        """Write `{"method", "path", "body"}` as one JSON line, the body byte for byte as a
+        real run would send it; answer as if Leanpay created every item."""
+        line = b'{"method":"POST","path":%s,"body":%s}\n' % (
+            _json_encode(resource.path),
+            encode_batch(resource, items),
+        )
+        with self._lock:
+            if self._file is None:
+                raise RuntimeError("the dry run is over")
+            self._file.write(line)
+            self._file.flush()
+            self.requests += 1
+        return [Created(externalId=item.get("externalId")) for item in items]
+
+    def get_page(self, path: str, page: int) -> dict[str, Any]:
+        """An empty tenant: a dry run shows what a first load would send."""
+        return {"data": [], "pageCount": 0}
+
+    def close(self) -> None:
+        """Close the output file."""
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+                self._file = None

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Protocol
 
 
 class Terminated(BaseException):
@@ -50,17 +49,3 @@ class Interrupt:
             yield
         finally:
             self.waiting = False
-
-
-class StopFlag(Protocol):
-    """The run's "stop sending" flag: a `threading.Event` (dry run, tests), or the
-    `SharedStopFlag` the HTTP process reads too (`http_process.py`)."""
-
-    def is_set(self) -> bool:
-        """True once the run is stopping: no retry, no new request."""
-
-    def set(self) -> None:
-        """Stop the run's sending."""
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Sleep until set or `timeout`; True if set."""

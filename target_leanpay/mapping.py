@@ -72,10 +72,9 @@ Mapping rules (user-facing; the README's mapping guide copies them):
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final, Literal, NamedTuple
 
-from target_leanpay.fastmap import MapFunction, compile_fast_map
 from target_leanpay.resources import Field, Kind, Resource
 from target_leanpay.values import (
     OMIT,
@@ -118,11 +117,11 @@ class _Step(NamedTuple):
 
 @dataclass(frozen=True)
 class MappingSettings:
-    """What the user told us about their source data."""
+    """What the user told us about their source data (defaults: the settings schema)."""
 
-    amount_unit: AmountUnit = "minor"
-    client_ids: Mapping[str, str] = field(default_factory=dict)
-    require_external_id: bool = False
+    amount_unit: AmountUnit
+    client_ids: Mapping[str, str]
+    require_external_id: bool
 
 
 @dataclass(frozen=True)
@@ -140,11 +139,23 @@ class Rejection:
     problems: tuple[Problem, ...]
 
 
+REMEMBERED_VALUES: Final = 4096
+"""Distinct accepted strings a UUID or date converter remembers per stream."""
+
+
 def _text_converter(max_length: int | None, optional: bool) -> _Convert:
     """Text checked by `to_text`. Blank text is absent: omitted here when the field is optional
     (the common case, kept off the exception path), reported by `RecordMapper.map` otherwise."""
+    limit = max_length if max_length is not None else float("inf")
 
     def convert(value: Any) -> Any:
+        if (
+            type(value) is str
+            and 0 < len(value) <= limit
+            and "\x00" not in value
+            and not value.isspace()
+        ):
+            return value  # what to_text would return, checked without the call
         text = to_text(value, max_length)
         if not text or text.isspace():
             if optional:
@@ -153,6 +164,24 @@ def _text_converter(max_length: int | None, optional: bool) -> _Convert:
         return text
 
     return convert
+
+
+def _remembering(convert: _Convert) -> _Convert:
+    """`convert` with a memo of the strings it accepted: client ids and dates repeat
+    across a load, and their checks (a regex, a calendar) cost more than a lookup."""
+    accepted: dict[str, Any] = {}
+
+    def remembered(value: Any) -> Any:
+        if type(value) is not str:
+            return convert(value)
+        result = accepted.get(value)
+        if result is None:
+            result = convert(value)  # raises for a value it refuses: never remembered
+            if len(accepted) < REMEMBERED_VALUES:
+                accepted[value] = result
+        return result
+
+    return remembered
 
 
 def _is_blank(value: Any) -> bool:
@@ -175,14 +204,10 @@ def _client_uuid(value: Any) -> str:
 class RecordMapper:
     """Maps records of one stream to items of one resource.
 
-    Everything that depends only on the resource and the settings is decided once here:
-    `map_generic` is a loop of dict lookups and converter calls that handles every case;
-    `map` is the same mapping compiled into straight-line code for clean records, handing
-    every other record to `map_generic` (see `fastmap`).
+    Everything that depends only on the resource and the settings is decided once here,
+    as a plan of steps (names, converter, what a missing value means); `map` is then a
+    loop of dict lookups and converter calls.
     """
-
-    map: MapFunction
-    """Record -> payload dict, or `Rejection`: the sink's per-record call."""
 
     def __init__(self, resource: Resource, settings: MappingSettings) -> None:
         if settings.amount_unit not in ("minor", "major"):
@@ -195,14 +220,6 @@ class RecordMapper:
         self._client_ids = {k: v for k, v in client_ids.items() if is_uuid(v)}
         self._bad_client_ids = {k: v for k, v in client_ids.items() if not is_uuid(v)}
         self._plan: tuple[_Step, ...] = tuple(self._step(f) for f in resource.fields)
-        self.map = compile_fast_map(
-            resource.fields,
-            converters=tuple(step.convert for step in self._plan),
-            required=tuple(step.missing is not None for step in self._plan),
-            fallbacks=tuple(step.fallback for step in self._plan),
-            amount_unit=settings.amount_unit,
-            generic=self.map_generic,
-        )
 
     def _step(self, fld: Field) -> _Step:
         """Decide once how one field is read, converted and reported."""
@@ -213,7 +230,8 @@ class RecordMapper:
         elif fld.name == "externalId" and self.settings.require_external_id:
             missing = blank = "is required (require_external_id is on)"
         if fld.name == CLIENT_FIELD:
-            return _Step(fld.name, alias, _client_uuid, missing, blank, self._resolve_client)
+            convert = _remembering(_client_uuid)
+            return _Step(fld.name, alias, convert, missing, blank, self._resolve_client)
         return _Step(fld.name, alias, self._converter(fld, missing is None), missing, blank, None)
 
     def _converter(self, fld: Field, optional: bool) -> _Convert:
@@ -224,17 +242,17 @@ class RecordMapper:
         if kind is Kind.MONEY:
             return major_to_minor_units if self.settings.amount_unit == "major" else to_minor_units
         if kind is Kind.DATE:
-            return to_date
+            return _remembering(to_date)
         if kind is Kind.UUID:
-            return to_uuid
+            return _remembering(to_uuid)
         if kind is Kind.BOOLEAN:
             return to_boolean
         if kind is Kind.CURRENCY:
             return to_currency
         raise ValueError(f"no converter for {kind}")  # pragma: no cover - a new Kind
 
-    def map_generic(self, record: Mapping[str, Any]) -> dict[str, Any] | Rejection:  # noqa: PLR0912
-        """Return the batch item for `record`, or why it cannot be sent: every case."""
+    def map(self, record: Mapping[str, Any]) -> dict[str, Any] | Rejection:  # noqa: PLR0912
+        """Return the batch item for `record`, or why it cannot be sent."""
         payload: dict[str, Any] = {}
         problems: list[Problem] | None = None
         get = record.get

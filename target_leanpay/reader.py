@@ -1,43 +1,43 @@
-"""Reading Singer messages: msgspec decoding, line numbers, one-paragraph input errors.
+"""Reading Singer messages: the SDK's msgspec reader, plus line numbers and safe stops.
 
-msgspec decodes JSON several times faster than the standard library and reads JSON
-numbers with a fraction as `Decimal` (money never becomes a float). NaN and Infinity are
-not JSON and are refused here, with the line number.
+`NumberedReader` is singer-sdk's `MsgSpecReader` (the SDK's own msgspec decoder: JSON
+numbers with a fraction become `Decimal`, so money never becomes a float) with two
+methods replaced, each for a reason the SDK's cannot serve:
+
+* `deserialize_json`: the SDK's logs the whole line with a traceback and raises a bare
+  "Unable to parse"; ours counts lines and raises one paragraph naming the line, and
+  refuses what is not a Singer message (not an object, an unknown type) the same way;
+* `process_lines`: the SDK's loop has no place where a signal may stop it safely; ours
+  marks the blocking read as the place (`interrupt.py`) and reads stdin as bytes (no
+  text decoding before msgspec).
 """
 
 from __future__ import annotations
 
-import decimal
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import IO, Any
 
 import msgspec
+from singer_sdk.contrib.msgspec import MsgSpecReader
+from singer_sdk.contrib.msgspec import decoder as sdk_decoder
 from singer_sdk.exceptions import RecordsWithoutSchemaException
-from singer_sdk.singerlib.encoding.base import GenericSingerReader
 from singer_sdk.singerlib.exceptions import InvalidInputLine
 
 from target_leanpay.errors import InputError, TargetLeanpayError, quote
 from target_leanpay.interrupt import Interrupt
 
-_decode = msgspec.json.Decoder(float_hook=decimal.Decimal).decode
-
 KNOWN_TYPES = frozenset({"RECORD", "SCHEMA", "STATE", "ACTIVATE_VERSION", "BATCH"})
 
 
-class NumberedReader(GenericSingerReader[str]):
+class NumberedReader(MsgSpecReader):
     """A Singer reader that knows which input line it is on."""
 
     def __init__(self) -> None:
         super().__init__()
         self.line_number = 0
         self.interrupt = Interrupt()
-
-    @property
-    def default_input(self) -> IO[str]:
-        """Standard input (read as bytes by `process_lines`: no text decoding needed)."""
-        return sys.stdin
 
     def process_lines(
         self,
@@ -74,7 +74,7 @@ class NumberedReader(GenericSingerReader[str]):
         """Decode one line; refuse anything that is not a JSON object with a known type."""
         self.line_number += 1
         try:
-            message = _decode(line)
+            message = sdk_decoder.decode(line)
         except msgspec.DecodeError as exc:
             raise InputError(
                 f"Input line {self.line_number} is not valid JSON ({exc}): {_excerpt(line)}"

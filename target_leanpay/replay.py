@@ -20,13 +20,13 @@ they are sent at least once (README, "Exactly once").
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Generic, Literal, TypeVar
 
 from target_leanpay.errors import AuthError
-from target_leanpay.knownids import KnownIds
 from target_leanpay.resources import Resource
 
 logger = logging.getLogger("target-leanpay.replay")
@@ -34,6 +34,57 @@ logger = logging.getLogger("target-leanpay.replay")
 T = TypeVar("T")
 Verdict = Literal["send", "parked"]
 PageReader = Callable[[str, int], dict[str, Any]]
+
+MAX_QUERY_IDS = 500
+"""Ids per statement, far below SQLite's variable limit (999 before SQLite 3.32)."""
+
+
+class KnownIds:
+    """The externalIds Leanpay holds, in a private temporary SQLite file.
+
+    Replay safety must remember every externalId of the tenant plus every one this run
+    sent: a Python set of a million strings costs ~100 MB and grows with the input. A
+    SQLite table keeps them on disk (deleted when the run ends) behind a small page cache,
+    so memory stays flat whatever the tenant or input size, and a chunk of 100 is checked
+    in one query and recorded in one multi-row INSERT. The ids are stored whole: no hash,
+    no collision can ever hide an invoice. Safe to share between threads.
+    """
+
+    def __init__(self) -> None:
+        # "" = a private on-disk temporary database, deleted on close
+        self._db = sqlite3.connect("", check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode = OFF")
+        self._db.execute("PRAGMA synchronous = OFF")
+        self._db.execute("CREATE TABLE known (id TEXT PRIMARY KEY) WITHOUT ROWID")
+        self._lock = threading.Lock()
+
+    def add(self, ids: Iterable[str]) -> None:
+        """Remember these ids."""
+        parts = _in_parts(list(ids))
+        with self._lock:
+            for part in parts:
+                rows = ",".join(["(?)"] * len(part))
+                self._db.execute(f"INSERT OR IGNORE INTO known VALUES {rows}", part)  # noqa: S608 - placeholders only
+
+    def among(self, ids: Sequence[str]) -> set[str]:
+        """The ids of `ids` that are remembered."""
+        found: set[str] = set()
+        with self._lock:
+            for part in _in_parts(ids):
+                query = f"SELECT id FROM known WHERE id IN ({','.join('?' * len(part))})"  # noqa: S608 - placeholders only
+                found.update(row[0] for row in self._db.execute(query, part))
+        return found
+
+    def close(self) -> None:
+        """Delete the temporary file."""
+        with self._lock:
+            self._db.close()
+
+
+def _in_parts(ids: Sequence[str]) -> Iterator[Sequence[str]]:
+    """`ids` in slices of at most MAX_QUERY_IDS: one statement each."""
+    for start in range(0, len(ids), MAX_QUERY_IDS):
+        yield ids[start : start + MAX_QUERY_IDS]
 
 
 class ReplayGuard(Generic[T]):
@@ -147,3 +198,27 @@ class ReplayGuard(Generic[T]):
             ids_seen,
             self.list_requests,
         )
+
+
+class ReplayGuards:
+    """One guard per listable resource, listed the first time a stream loads it."""
+
+    def __init__(self, read_page: PageReader, *, enabled: bool) -> None:
+        self._read_page = read_page
+        self._enabled = enabled
+        self._guards: dict[str, ReplayGuard[Any]] = {}
+
+    def for_resource(self, resource: Resource) -> ReplayGuard[Any] | None:
+        """The guard of `resource`; None when replay safety is off or it has no list."""
+        if not self._enabled or resource.list_path is None:
+            return None
+        guard = self._guards.get(resource.name)
+        if guard is None:
+            guard = self._guards[resource.name] = ReplayGuard(resource, self._read_page)
+            guard.load()
+        return guard
+
+    def close(self) -> None:
+        """Delete every guard's id store."""
+        for guard in self._guards.values():
+            guard.close()

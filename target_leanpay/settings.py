@@ -16,9 +16,8 @@ from singer_sdk import typing as th
 
 from target_leanpay.errors import ConfigError
 from target_leanpay.mapping import MappingSettings
-from target_leanpay.resources import MAX_ITEMS_PER_REQUEST, RESOURCES
+from target_leanpay.resources import MAX_ITEMS_PER_REQUEST, RESOURCES, Resource
 
-DEFAULT_API_URL = "https://api.leanpay.fr/v1/public"
 DEFAULT_RESOURCE = "invoices"
 
 SCHEMA = th.PropertiesList(
@@ -33,7 +32,7 @@ SCHEMA = th.PropertiesList(
     th.Property(
         "api_url",
         th.StringType,
-        default=DEFAULT_API_URL,
+        default="https://api.leanpay.fr/v1/public",
         title="API URL",
         description="Base URL of the Leanpay public API. Plain http:// is accepted only "
         "for localhost / 127.0.0.1 (a local stand-in).",
@@ -189,6 +188,10 @@ class Settings:
     replay_safety: bool
     validate_records: bool
 
+    def resource_for(self, stream: str) -> Resource:
+        """The resource a stream loads: stream_resources, else invoices."""
+        return RESOURCES[self.stream_resources.get(stream, DEFAULT_RESOURCE)]
+
 
 def _is_local(host: str) -> bool:
     if host == "localhost":
@@ -238,9 +241,13 @@ def check_writable(path: str, setting: str) -> None:
         raise ConfigError(f"{setting} {path!r} is not a writable file")
 
 
-def _positive(config: Mapping[str, Any], name: str, default: float) -> float:
-    value = config.get(name)
-    value = default if value is None else value
+DEFAULTS: dict[str, Any] = {
+    name: spec["default"] for name, spec in SCHEMA["properties"].items() if "default" in spec
+}
+"""Each setting's default, as the schema declares it (and `--about` shows it)."""
+
+
+def _positive(value: Any, name: str) -> float:
     if value <= 0:
         raise ConfigError(f"{name} must be greater than 0 (got {value})")
     return float(value)
@@ -248,8 +255,10 @@ def _positive(config: Mapping[str, Any], name: str, default: float) -> float:
 
 def parse(config: Mapping[str, Any]) -> Settings:
     """Check what the JSON schema cannot, and build typed settings."""
-    dry_run = bool(config.get("dry_run", False))
-    api_key = str(config.get("api_key") or "").strip()  # a key file's trailing newline
+    given = {name: value for name, value in config.items() if value is not None}
+    values = {**DEFAULTS, **given}
+    dry_run = bool(values["dry_run"])
+    api_key = str(values.get("api_key") or "").strip()  # a key file's trailing newline
     if not dry_run and not api_key:
         raise ConfigError("api_key is required (or set dry_run: true to send nothing)")
     if any(not c.isprintable() or c.isspace() for c in api_key):
@@ -257,47 +266,45 @@ def parse(config: Mapping[str, Any]) -> Settings:
             "api_key contains spaces or control characters, which an HTTP header cannot "
             "carry; copy the key again"
         )
-    routing = dict(config.get("stream_resources") or {})
+    routing = dict(values["stream_resources"])
     unknown = {s: r for s, r in routing.items() if r not in RESOURCES}
     if unknown:
         raise ConfigError(
             f"stream_resources names unknown resources {unknown}; known: {', '.join(RESOURCES)}"
         )
     client_ids: dict[str, str] = {}
-    if config.get("client_ids_file"):
-        client_ids.update(read_client_ids(config["client_ids_file"]))
-    client_ids.update(config.get("client_ids") or {})
-    batch_size = config.get("batch_size_rows")
-    batch_size = MAX_ITEMS_PER_REQUEST if batch_size is None else batch_size
+    if values.get("client_ids_file"):
+        client_ids.update(read_client_ids(values["client_ids_file"]))
+    client_ids.update(values["client_ids"])
+    batch_size = values["batch_size_rows"]
     if batch_size < 1:
         raise ConfigError(f"batch_size_rows must be at least 1 (got {batch_size})")
-    dead_letter_path = config.get("dead_letter_path") or None
+    dead_letter_path = values.get("dead_letter_path") or None
     if dead_letter_path is not None:
         check_writable(dead_letter_path, "dead_letter_path")
-    max_rejections = config.get("max_rejections")
+    max_rejections = values.get("max_rejections")
     if max_rejections is not None and max_rejections < 0:
         raise ConfigError(f"max_rejections must be 0 or more (got {max_rejections})")
-    retries = config.get("max_retries")
     return Settings(
         api_key=api_key,
-        api_url=_check_url(config.get("api_url") or DEFAULT_API_URL),
-        request_timeout=_positive(config, "request_timeout", 60),
-        max_retries=max(0, 5 if retries is None else int(retries)),
-        max_retry_wait=_positive(config, "max_retry_wait", 60),
+        api_url=_check_url(values["api_url"]),
+        request_timeout=_positive(values["request_timeout"], "request_timeout"),
+        max_retries=max(0, int(values["max_retries"])),
+        max_retry_wait=_positive(values["max_retry_wait"], "max_retry_wait"),
         request_size=min(int(batch_size), MAX_ITEMS_PER_REQUEST),
-        max_in_flight=int(_positive(config, "max_in_flight", 4)),
+        max_in_flight=int(_positive(values["max_in_flight"], "max_in_flight")),
         stream_resources=routing,
         mapping=MappingSettings(
-            amount_unit=config.get("amount_unit") or "minor",
+            amount_unit=values["amount_unit"],
             client_ids=client_ids,
-            require_external_id=bool(config.get("require_external_id", False)),
+            require_external_id=bool(values["require_external_id"]),
         ),
         dead_letter_path=dead_letter_path,
         max_rejections=max_rejections,
         dry_run=dry_run,
-        dry_run_path=config.get("dry_run_path") or "leanpay-dry-run.jsonl",
-        replay_safety=bool(config.get("replay_safety", True)),
-        validate_records=bool(config.get("validate_records", False)),
+        dry_run_path=values["dry_run_path"],
+        replay_safety=bool(values["replay_safety"]),
+        validate_records=bool(values["validate_records"]),
     )
 
 

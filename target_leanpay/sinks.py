@@ -2,22 +2,23 @@
 
 A record is mapped and validated the moment it is read, so a bad one is reported with
 its line number and never enters a request. Good ones are buffered until the request
-size (<= 100) is reached, then given to the dispatcher, which sends them while reading
-goes on. The SDK's `process_batch` (end of input, schema change, the SDK's periodic
-drain) only flushes the partial chunk: acknowledgement and STATE are the dispatcher's
-and the checkpoints' business, never the SDK's.
+size (<= 100) is reached, then handed to a sending thread, which delivers them while
+reading goes on. The SDK's `process_batch` (end of input, schema change, the SDK's
+periodic drain) only flushes the partial chunk: acknowledgement and STATE are the
+delivery's and the checkpoints' business, never the SDK's.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from singer_sdk.exceptions import InvalidRecord
 from singer_sdk.sinks import BatchSink
 
 from target_leanpay.deadletter import RejectedItem
-from target_leanpay.dispatcher import Chunk, Pending, identify
+from target_leanpay.delivery import Chunk, Pending, identify
 from target_leanpay.errors import InputError, quote
 from target_leanpay.mapping import RecordMapper, Rejection
 
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 
 
 class LeanpaySink(BatchSink):
-    """Maps one stream's records to one Leanpay resource and feeds the dispatcher."""
+    """Maps one stream's records to one Leanpay resource and feeds the sending threads."""
 
     def __init__(
         self,
@@ -37,10 +38,10 @@ class LeanpaySink(BatchSink):
     ) -> None:
         self.run = target.run
         super().__init__(target, stream_name, schema, key_properties)
-        self.resource = self.run.resource_for(stream_name)
+        self.resource = self.run.settings.resource_for(stream_name)
         self.mapper = RecordMapper(self.resource, self.run.settings.mapping)
         self.stats = self.run.progress.stats_for(stream_name, self.resource.name)
-        self.guard = self.run.guard_for(self.resource)
+        self.guard = self.run.guards.for_resource(self.resource)
         self._buffer: list[Pending] = []
         self.key_properties_tuple = tuple(self.key_properties)
         self.key_property_set = frozenset(self.key_properties_tuple)
@@ -65,7 +66,7 @@ class LeanpaySink(BatchSink):
 
     def process_record(self, record: dict[str, Any], context: dict[str, Any]) -> None:
         """Map, check and buffer one record (`context` is unused: chunks are ours)."""
-        line = self.run.line_number
+        line = self.run.reader.line_number
         self.stats.read += 1
         self._records_since_state += 1
         if self._validator is not None:
@@ -116,13 +117,13 @@ class LeanpaySink(BatchSink):
         self._records_since_state = 0
 
     def flush(self) -> None:
-        """Hand the buffered items to the dispatcher as one request."""
+        """Hand the buffered items to a sending thread as one request."""
         self._meter()
         if not self._buffer:
             return
         chunk = Chunk(self.stream_name, self.resource, self._buffer, self.stats, self.guard)
         self._buffer = []
-        self.run.dispatcher.submit(chunk)
+        self.run.pool.submit(partial(self.run.delivery.deliver, chunk))
 
     def process_batch(self, context: dict[str, Any]) -> None:
         """SDK drain (end of input, schema change, periodic): send the partial chunk."""

@@ -29,6 +29,7 @@ from singer_sdk.mapper import SameRecordTransform, StreamMap
 from singer_sdk.plugin_base import JSONSchemaValidator, PluginBase, _ConfigInput
 
 from target_leanpay import redaction
+from target_leanpay.client import DryRunClient
 from target_leanpay.errors import (
     InputError,
     MissingKeyProperties,
@@ -45,6 +46,8 @@ from target_leanpay.sinks import LeanpaySink
 SECRET_SETTINGS = frozenset({"api_key"})
 SHUTDOWN_GRACE_SECONDS = 30.0
 """How long a signal waits for requests in flight before exiting anyway."""
+STATS_EVERY = 1000
+"""Records between two looks at the clock (progress line, the SDK's periodic drain)."""
 
 
 class TargetLeanpay(Target):
@@ -70,6 +73,7 @@ class TargetLeanpay(Target):
         assert isinstance(self.message_reader, NumberedReader)
         self.run = Run(self.settings, self.message_reader)
         self._routes: dict[str, list[tuple[StreamMap | None, LeanpaySink]]] = {}
+        self._records_until_clock = STATS_EVERY
 
     @classproperty
     def _env_var_config(cls) -> dict[str, Any]:  # noqa: N805 - a class property
@@ -116,14 +120,14 @@ class TargetLeanpay(Target):
         except KeyError:
             missing = " and ".join(k for k in ("stream", "record") if k not in message_dict)
             raise InputError(
-                f"Input line {self.run.line_number}: the RECORD message is missing required "
+                f"Input line {self.run.reader.line_number}: the RECORD message is missing required "
                 f"{missing} key"
             ) from None
         routes = self._routes.get(stream_name)
         if routes is None:
             routes = self._route(stream_name)
         if not isinstance(record, dict):
-            raise InputError(f"Input line {self.run.line_number}: 'record' is not an object")
+            raise InputError(f"Input line {self.run.reader.line_number}: 'record' is not an object")
         for stream_map, sink in routes:
             if stream_map is not None:
                 record_copy = copy.copy(record) if len(routes) > 1 else record
@@ -134,11 +138,13 @@ class TargetLeanpay(Target):
                 transformed = record
             if not transformed.keys() >= sink.key_property_set:
                 raise MissingKeyProperties(
-                    f"Input line {self.run.line_number}: stream '{sink.stream_name}': "
+                    f"Input line {self.run.reader.line_number}: stream '{sink.stream_name}': "
                     f"the record lacks its key properties {list(sink.key_properties_tuple)}"
                 )
             sink.process_record(transformed, {})
-        if self.run.stats_due():
+        self._records_until_clock -= 1
+        if not self._records_until_clock:
+            self._records_until_clock = STATS_EVERY
             self.run.progress.maybe_log()
             self._handle_max_record_age()
 
@@ -147,7 +153,7 @@ class TargetLeanpay(Target):
         stream_maps = self.mapper.stream_maps.get(stream_name)
         if stream_maps is None:
             raise RecordBeforeSchema(
-                f"Input line {self.run.line_number}: a RECORD for stream "
+                f"Input line {self.run.reader.line_number}: a RECORD for stream "
                 f"{quote(str(stream_name), 80)!r} arrived before that stream's SCHEMA"
             )
         routes: list[tuple[StreamMap | None, LeanpaySink]] = []
@@ -163,7 +169,7 @@ class TargetLeanpay(Target):
     def _process_batch_message(self, message_dict: dict[str, Any]) -> None:
         """BATCH files are not supported: refuse them rather than drop their records."""
         raise InputError(
-            f"Input line {self.run.line_number}: a BATCH message for stream "
+            f"Input line {self.run.reader.line_number}: a BATCH message for stream "
             f"{quote(str(message_dict.get('stream')), 80)!r}; target-leanpay reads records "
             "only from RECORD messages (run the tap without batch mode)"
         )
@@ -177,7 +183,7 @@ class TargetLeanpay(Target):
         except (InvalidJSONSchema, StreamMapConfigError, TypeError, ValueError) as exc:
             self.logger.debug("Unusable SCHEMA", exc_info=exc)
             raise InputError(
-                f"Input line {self.run.line_number}: the SCHEMA for stream "
+                f"Input line {self.run.reader.line_number}: the SCHEMA for stream "
                 f"{quote(str(message_dict.get('stream')), 80)!r} cannot be used: {quote(str(exc))}"
             ) from None
         self._routes.clear()
@@ -197,15 +203,16 @@ class TargetLeanpay(Target):
         """Send what is buffered, wait for every answer, then summarise."""
         super().process_endofpipe()
         with self.run.interrupt.blocking():
-            self.run.dispatcher.wait_all()
-        self.run.dispatcher.raise_failure()
+            self.run.pool.wait_all()
+        self.run.pool.raise_failure()
         self.run.close()
         self.run.progress.log_summary()
-        if self.run.dry_run is not None:
+        client = self.run.client
+        if isinstance(client, DryRunClient):
             self.logger.info(
                 "Dry run: %d requests written to %s; nothing sent, no STATE written",
-                self.run.dry_run.requests,
-                self.run.dry_run.path,
+                client.requests,
+                client.path,
             )
 
     # Ending the run
@@ -230,7 +237,7 @@ class TargetLeanpay(Target):
             signum,
             SHUTDOWN_GRACE_SECONDS,
         )
-        self.run.dispatcher.wait_all(timeout=SHUTDOWN_GRACE_SECONDS)
+        self.run.pool.wait_all(timeout=SHUTDOWN_GRACE_SECONDS)
         self._report_sending_failure(None)
         self.run.progress.log_summary()
         self._exit(128 + signum)
@@ -239,7 +246,7 @@ class TargetLeanpay(Target):
         """Report an error, keep what was acknowledged, exit 1."""
         self.run.stopping.set()
         self._report(error)
-        self.run.dispatcher.wait_all(timeout=SHUTDOWN_GRACE_SECONDS)
+        self.run.pool.wait_all(timeout=SHUTDOWN_GRACE_SECONDS)
         self._report_sending_failure(error)
         self.run.progress.log_summary()
         self._exit(1)
@@ -252,7 +259,7 @@ class TargetLeanpay(Target):
 
     def _report_sending_failure(self, already_reported: BaseException | None) -> None:
         """A sending thread's failure that the reading thread did not raise: say it too."""
-        failure = self.run.dispatcher.failure
+        failure = self.run.pool.failure
         if failure is not None and failure is not already_reported:
             self._report(failure)
 

@@ -12,7 +12,7 @@ import pytest
 from conftest import API_KEY, payload
 
 from leanpay_standin import StandIn
-from target_leanpay.client import LeanpayClient, encode_batch, parse_retry_after
+from target_leanpay.client import LeanpayClient, parse_retry_after
 from target_leanpay.errors import Ambiguous, ApiError, AuthError, ItemsRefused, RetriesExhausted
 from target_leanpay.resources import INVOICES
 
@@ -26,8 +26,9 @@ def leanpay() -> Iterator[StandIn]:
 
 
 def post(client: LeanpayClient, items: list[dict[str, Any]]) -> list[str | None] | None:
-    """POST a batch of invoices as the target does: encoded, then sent."""
-    return client.post_encoded(INVOICES, encode_batch(INVOICES, items))
+    """POST a batch of invoices; the externalIds of what the answer lists."""
+    created = client.post_batch(INVOICES, items)
+    return None if created is None else [c.externalId for c in created]
 
 
 def client_for(leanpay: StandIn, *, key: str = API_KEY, **overrides: float) -> LeanpayClient:
@@ -46,8 +47,10 @@ def client_for(leanpay: StandIn, *, key: str = API_KEY, **overrides: float) -> L
 
 
 def test_post_sends_the_raw_key_and_lists_what_was_created(leanpay: StandIn) -> None:
-    created = post(client_for(leanpay), [payload(1), payload(2)])
-    assert created == ["INV-00001", "INV-00002"]
+    created = client_for(leanpay).post_batch(INVOICES, [payload(1), payload(2)])
+    assert created is not None
+    assert [c.externalId for c in created] == ["INV-00001", "INV-00002"]
+    assert [c.id for c in created] == [i["id"] for i in leanpay.store("invoices")]
     (request,) = leanpay.requests()
     assert request["headers"]["Authorization"] == API_KEY
     assert request["headers"]["Content-Type"] == "application/json"

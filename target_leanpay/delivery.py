@@ -1,21 +1,31 @@
-"""Dispatcher: sends chunks of <= 100 items concurrently and settles every record once.
+"""Delivery: how one chunk of <= 100 items is sent until every item is settled, once.
 
-Reading goes on while up to `max_in_flight` requests are on the wire and as many chunks
-again wait, ready; `submit` blocks beyond that, so memory stays flat whatever the input
-size. Each record of a
-chunk ends in exactly one of three ways, and only then is it settled for checkpoints:
+Each item of a chunk ends in exactly one of three ways, and only then is it settled for
+checkpoints:
 
 * acknowledged: Leanpay answered 2xx *and* its answer lists the item;
 * already present: replay safety found its externalId in Leanpay;
 * rejected: dead-lettered, or the run stops.
 
-A 400/409/422 refusal is narrowed down to the guilty items: by the item paths the API
-names (`invoices.3.amount ...`), else by bisection. One bad item among n costs at most
-2*ceil(log2 n) extra requests (14 for a batch of 100); k bad items at most 14*k, and a
-batch never costs more than 2n-1 requests in all. The good items are sent once. When
-bisection ends with every item of a batch refused, unnamed, with the same answer, the
-refusal is about the request, not the records: the run stops instead of dead-lettering
-everything.
+The policy, one outcome of a POST at a time:
+
+* 2xx listing every item: acknowledged;
+* 2xx listing some: those are acknowledged; the rest are unconfirmed, handled like an
+  unanswered request (below), or the run stops when the resource cannot be listed;
+* 400/409/422 naming item paths (`invoices.3.amount ...`): those items are rejected, the
+  rest sent again;
+* 400/409/422 naming no item: bisection. One bad item among n costs at most
+  2*ceil(log2 n) extra requests (14 for 100); k bad items at most 14*k, and a chunk never
+  costs more than 2n-1 requests. When bisection ends with every item refused, unnamed,
+  with the same answer, the refusal is about the request, not the records: the run stops
+  instead of dead-lettering everything;
+* no answer, a cut answer, or a 5xx other than 503 (ambiguous): Leanpay may have stored
+  it. Wait, list again, settle what is there and send only the rest (at most
+  `max_ambiguous_retries` times); without a list endpoint, send again with a warning;
+* anything else (retries exhausted, another 4xx): the run stops, STATE behind the chunk.
+
+Delivery makes no HTTP call itself: `send` is the client's `post_batch` (or the dry
+run's), which is what lets the unit tests drive every outcome with a fake.
 """
 
 from __future__ import annotations
@@ -26,16 +36,15 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import msgspec
 
 from target_leanpay.checkpoint import Checkpoints
+from target_leanpay.client import Created, OnRetry
 from target_leanpay.deadletter import DeadLetters, RejectedItem
 from target_leanpay.errors import Ambiguous, ApiError, ItemsRefused, quote
-from target_leanpay.interrupt import Interrupt, StopFlag
 from target_leanpay.mapping import Problem
 from target_leanpay.progress import Progress, StreamStats
 from target_leanpay.replay import ReplayGuard
@@ -45,16 +54,16 @@ logger = logging.getLogger("target-leanpay")
 
 
 class Sender(Protocol):
-    """The HTTP process's `post_batch`, or the dry run's."""
+    """`LeanpayClient.post_batch`, or the dry run's."""
 
     def __call__(
         self,
         resource: Resource,
         items: Sequence[dict[str, Any]],
         *,
-        on_retry: Callable[[str], None] | None = None,
-    ) -> list[str | None] | None:
-        """Send one batch; return the externalIds of the objects the answer lists."""
+        on_retry: OnRetry | None = None,
+    ) -> list[Created] | None:
+        """Send one batch; return the objects the answer lists (None: unreadable)."""
 
 
 def identify(record: Mapping[str, Any], key_properties: Sequence[str], line: int) -> str:
@@ -142,86 +151,179 @@ def blamed_items(body: str, body_key: str, size: int) -> dict[int, list[Problem]
     return blamed
 
 
-class Dispatcher:
-    """Sends chunks on a small thread pool; the first fatal error stops the run."""
+class Delivery:
+    """The policy above; `deliver` runs in a sending thread, one chunk at a time."""
 
     def __init__(
         self,
         *,
         send: Sender,
-        max_in_flight: int,
         checkpoints: Checkpoints,
         dead_letters: DeadLetters,
         progress: Progress,
-        stopping: StopFlag,
-        interrupt: Interrupt,
+        failed: threading.Event,
+        stopping: threading.Event,
         max_ambiguous_retries: int,
         no_answer_wait: float,
         max_wait: float,
+        wait: Callable[[float], bool] | None = None,
     ) -> None:
         self._send = send
         self._checkpoints = checkpoints
         self._dead_letters = dead_letters
         self._progress = progress
+        self._failed = failed
         self._stopping = stopping
-        self._interrupt = interrupt
         self._max_ambiguous_retries = max_ambiguous_retries
         self._no_answer_wait = no_answer_wait
         self._max_wait = max_wait
-        self._pool = ThreadPoolExecutor(max_in_flight, thread_name_prefix="leanpay-send")
-        # as many chunks again may wait, mapped and ready, so a freed thread never idles
-        # while the reader prepares the next one (memory: 2 x max_in_flight chunks)
-        self._slots = threading.BoundedSemaphore(2 * max_in_flight)
-        self._futures: set[Future[None]] = set()
+        self._wait = stopping.wait if wait is None else wait
+        """Sleeps up to its argument; True when the run is stopping (a fake in tests)."""
         self._lock = threading.Lock()
-        self.failure: BaseException | None = None
         self._streams_noted_present: set[str] = set()
 
-    def submit(self, chunk: Chunk) -> None:
-        """Queue `chunk`; blocks (interruptibly) while every slot is in flight."""
-        self.raise_failure()
-        with self._interrupt.blocking():
-            self._slots.acquire()
-        future = self._pool.submit(self._run, chunk)
-        with self._lock:
-            self._futures.add(future)
-        future.add_done_callback(self._forget)
+    def deliver(self, chunk: Chunk) -> None:
+        """Send `chunk` until each item is settled; raise when the run must stop."""
+        refused: list[_Refusal] = []  # bisection's finds, rejected once the chunk is done
+        missing = self._sift(chunk, chunk.items)
+        if missing:
+            self._post(chunk, missing, refused, ambiguous_tries=0)
+        self._reject_refusals(chunk, refused)
+        self._progress.maybe_log()
 
-    def wait_all(self, timeout: float | None = None) -> bool:
-        """Wait for every chunk in flight; True if none is left."""
-        with self._lock:
-            pending = set(self._futures)
-        _, not_done = wait(pending, timeout=timeout)
-        return not not_done
+    # -- one request and its outcome -------------------------------------------------
 
-    def raise_failure(self) -> None:
-        """Re-raise, in the reading thread, the first fatal error of a sending thread."""
-        if self.failure is not None:
-            raise self.failure
+    def _post(
+        self, chunk: Chunk, items: list[Pending], refused: list[_Refusal], *, ambiguous_tries: int
+    ) -> None:
+        def count_retry(_message: str) -> None:
+            chunk.stats.add(retries=1)
 
-    def shutdown(self) -> None:
-        """Stop the threads (after wait_all)."""
-        self._pool.shutdown(wait=False, cancel_futures=True)
-
-    def _forget(self, future: Future[None]) -> None:
-        with self._lock:
-            self._futures.discard(future)
-
-    def _run(self, chunk: Chunk) -> None:
-        isolated: list[_Refusal] = []  # bisection's finds, dead-lettered once the chunk is done
+        if self._failed.is_set():
+            return  # another chunk failed: sending more would only delay the exit
+        chunk.stats.add(requests=1)
         try:
-            missing = self._sift(chunk, chunk.items)
-            if missing:
-                self._deliver(chunk, missing, isolated, ambiguous_tries=0)
-            self._dead_letter_refusals(chunk, isolated)
-        except BaseException as error:  # reported by the reading thread, with a traceback if a bug
-            with self._lock:
-                if self.failure is None:
-                    self.failure = error
-            self._stopping.set()
-        finally:
-            self._slots.release()
-            self._progress.maybe_log()
+            created = self._send(chunk.resource, [p.payload for p in items], on_retry=count_retry)
+        except ItemsRefused as refusal:
+            self._isolate(chunk, items, refusal, refused, ambiguous_tries=ambiguous_tries)
+        except Ambiguous as unknown:
+            self._after_ambiguous(chunk, items, unknown, refused, ambiguous_tries=ambiguous_tries)
+        except ApiError as error:
+            raise type(error)(
+                f"{chunk.describe(items)} failed: {error}", status=error.status, body=error.body
+            ) from None
+        else:
+            self._confirm(chunk, items, created, refused, ambiguous_tries=ambiguous_tries)
+
+    def _confirm(
+        self,
+        chunk: Chunk,
+        items: list[Pending],
+        created: list[Created] | None,
+        refused: list[_Refusal],
+        *,
+        ambiguous_tries: int,
+    ) -> None:
+        """Settle what Leanpay's 2xx answer lists; the rest is not known to be stored."""
+        if created is not None and len(created) >= len(items):
+            self._settle(chunk, items, present=False)
+            return
+        named = {c.externalId for c in created or () if c.externalId}
+        confirmed = [p for p in items if p.external_id in named]
+        unconfirmed = [p for p in items if p.external_id not in named]
+        if confirmed:
+            self._settle(chunk, confirmed, present=False)
+        said = "no readable list" if created is None else f"{len(created)} objects"
+        unknown = Ambiguous(
+            f"Leanpay answered 2xx, but its answer ({said}) does not confirm "
+            f"{len(unconfirmed)} of the {len(items)} items sent"
+        )
+        if chunk.guard is None:
+            raise ApiError(
+                f"{chunk.describe(unconfirmed)}: {unknown}; with no list endpoint to check, "
+                "they may or may not be stored. Check them in Leanpay; STATE stops before them."
+            )
+        self._after_ambiguous(chunk, unconfirmed, unknown, refused, ambiguous_tries=ambiguous_tries)
+
+    def _isolate(
+        self,
+        chunk: Chunk,
+        items: list[Pending],
+        refusal: ItemsRefused,
+        refused: list[_Refusal],
+        *,
+        ambiguous_tries: int,
+    ) -> None:
+        """Reject the items the refusal names and send the rest; else bisect."""
+        blamed = blamed_items(refusal.body, chunk.resource.body_key, len(items))
+        if blamed:
+            for index, problems in sorted(blamed.items()):
+                self._reject_with_twins(chunk, _Refusal(items[index], tuple(problems), refusal))
+            rest = [item for index, item in enumerate(items) if index not in blamed]
+            if rest:
+                self._post(chunk, rest, refused, ambiguous_tries=ambiguous_tries)
+            return
+        if len(items) == 1:
+            problem = Problem("(item)", f"refused by Leanpay: {refusal.api_said}")
+            refused.append(_Refusal(items[0], (problem,), refusal))
+            return
+        middle = len(items) // 2
+        logger.info("%s refused without naming an item; bisecting", chunk.describe(items))
+        for half in (items[:middle], items[middle:]):
+            self._post(chunk, half, refused, ambiguous_tries=ambiguous_tries)
+
+    def _after_ambiguous(
+        self,
+        chunk: Chunk,
+        items: list[Pending],
+        unknown: Ambiguous,
+        refused: list[_Refusal],
+        *,
+        ambiguous_tries: int,
+    ) -> None:
+        """Leanpay may hold some of `items`: wait, check, and send only what is missing."""
+        if ambiguous_tries >= self._max_ambiguous_retries or self._stopping.is_set():
+            raise Ambiguous(
+                f"{chunk.describe(items)} failed: {unknown}",
+                status=unknown.status,
+                body=unknown.body,
+            ) from None
+        chunk.stats.add(retries=1)
+        wait_seconds = self._wait_before_checking(unknown)
+        logger.warning(
+            "%s: %s. Waiting %.1f s, then %s",
+            chunk.describe(items),
+            unknown,
+            wait_seconds,
+            "checking which items Leanpay holds before sending again"
+            if chunk.guard
+            else f"sending again ({chunk.resource.name} has no list endpoint to check: "
+            "the batch may be stored twice)",
+        )
+        if self._wait(wait_seconds):
+            raise Ambiguous(f"{chunk.describe(items)} failed: {unknown}") from None
+        missing = items
+        if chunk.guard is not None:
+            chunk.guard.load(since=time.monotonic())
+            missing = self._sift(chunk, items)
+            unverifiable = [p.ident for p in missing if p.external_id is None]
+            if unverifiable:
+                logger.warning(
+                    "%s: %d records without externalId are sent again and may be stored twice: %s",
+                    chunk.describe(items),
+                    len(unverifiable),
+                    ", ".join(unverifiable[:5]),
+                )
+        if missing:
+            self._post(chunk, missing, refused, ambiguous_tries=ambiguous_tries + 1)
+
+    def _wait_before_checking(self, unknown: Ambiguous) -> float:
+        """Give Leanpay time to finish what it may still be storing before looking."""
+        if unknown.retry_after is not None:
+            return min(unknown.retry_after, self._max_wait)
+        return self._no_answer_wait  # a gateway's 504 or a timeout: it may still be working
+
+    # -- settling --------------------------------------------------------------------
 
     def _sift(self, chunk: Chunk, items: list[Pending]) -> list[Pending]:
         """Settle the items Leanpay already holds; return the ones still to send."""
@@ -234,60 +336,6 @@ class Dispatcher:
         self._settle(chunk, present, present=True)
         self._note_present(chunk, present[0])
         return [p for p in items if p.external_id not in held]
-
-    def _deliver(
-        self, chunk: Chunk, items: list[Pending], isolated: list[_Refusal], *, ambiguous_tries: int
-    ) -> None:
-        def count_retry(_message: str) -> None:
-            chunk.stats.add(retries=1)
-
-        if self.failure is not None:
-            return  # the run already failed: sending more would only delay the exit
-        chunk.stats.add(requests=1)
-        try:
-            listed = self._send(chunk.resource, [p.payload for p in items], on_retry=count_retry)
-        except ItemsRefused as refusal:
-            self._isolate(chunk, items, refusal, isolated, ambiguous_tries=ambiguous_tries)
-        except Ambiguous as unknown:
-            self._after_ambiguous(chunk, items, unknown, isolated, ambiguous_tries=ambiguous_tries)
-        except ApiError as error:
-            raise type(error)(
-                f"{chunk.describe(items)} failed: {error}", status=error.status, body=error.body
-            ) from None
-        else:
-            self._confirm(chunk, items, listed, isolated, ambiguous_tries=ambiguous_tries)
-
-    def _confirm(
-        self,
-        chunk: Chunk,
-        items: list[Pending],
-        listed: list[str | None] | None,
-        isolated: list[_Refusal],
-        *,
-        ambiguous_tries: int,
-    ) -> None:
-        """Settle what Leanpay's 2xx answer lists; the rest is not known to be stored."""
-        if listed is not None and len(listed) >= len(items):
-            self._settle(chunk, items, present=False)
-            return
-        named = {external_id for external_id in listed or () if external_id}
-        confirmed = [p for p in items if p.external_id in named]
-        unconfirmed = [p for p in items if p.external_id not in named]
-        if confirmed:
-            self._settle(chunk, confirmed, present=False)
-        said = "no readable list" if listed is None else f"{len(listed)} objects"
-        unknown = Ambiguous(
-            f"Leanpay answered 2xx, but its answer ({said}) does not confirm "
-            f"{len(unconfirmed)} of the {len(items)} items sent"
-        )
-        if chunk.guard is None:
-            raise ApiError(
-                f"{chunk.describe(unconfirmed)}: {unknown}; with no list endpoint to check, "
-                "they may or may not be stored. Check them in Leanpay; STATE stops before them."
-            )
-        self._after_ambiguous(
-            chunk, unconfirmed, unknown, isolated, ambiguous_tries=ambiguous_tries
-        )
 
     def _settle(self, chunk: Chunk, items: list[Pending], *, present: bool) -> None:
         """Leanpay holds these items (sent now, or before): settle them and their twins."""
@@ -311,33 +359,7 @@ class Dispatcher:
             first.ident,
         )
 
-    def _isolate(
-        self,
-        chunk: Chunk,
-        items: list[Pending],
-        refusal: ItemsRefused,
-        isolated: list[_Refusal],
-        *,
-        ambiguous_tries: int,
-    ) -> None:
-        blamed = blamed_items(refusal.body, chunk.resource.body_key, len(items))
-        if not blamed:
-            if len(items) == 1:
-                problem = Problem("(item)", f"refused by Leanpay: {refusal.api_said}")
-                isolated.append(_Refusal(items[0], (problem,), refusal))
-                return
-            middle = len(items) // 2
-            logger.info("%s refused without naming an item; bisecting", chunk.describe(items))
-            for half in (items[:middle], items[middle:]):
-                self._deliver(chunk, half, isolated, ambiguous_tries=ambiguous_tries)
-            return
-        for index, problems in sorted(blamed.items()):
-            self._reject_with_twins(chunk, _Refusal(items[index], tuple(problems), refusal))
-        rest = [item for index, item in enumerate(items) if index not in blamed]
-        if rest:
-            self._deliver(chunk, rest, isolated, ambiguous_tries=ambiguous_tries)
-
-    def _dead_letter_refusals(self, chunk: Chunk, refusals: list[_Refusal]) -> None:
+    def _reject_refusals(self, chunk: Chunk, refusals: list[_Refusal]) -> None:
         """Reject the items bisection isolated, unless Leanpay refused the request itself.
 
         Items the API named are rejected at once; these wait for the end of the chunk,
@@ -379,56 +401,6 @@ class Dispatcher:
         )
         item.stats.add(rejected=1)
         self._checkpoints.settle([item.seq])
-
-    def _wait_before_checking(self, unknown: Ambiguous) -> float:
-        """Give Leanpay time to finish what it may still be storing before looking."""
-        if unknown.retry_after is not None:
-            return min(unknown.retry_after, self._max_wait)
-        return self._no_answer_wait  # a gateway's 504 or a timeout: it may still be working
-
-    def _after_ambiguous(
-        self,
-        chunk: Chunk,
-        items: list[Pending],
-        unknown: Ambiguous,
-        isolated: list[_Refusal],
-        *,
-        ambiguous_tries: int,
-    ) -> None:
-        if ambiguous_tries >= self._max_ambiguous_retries or self._stopping.is_set():
-            raise Ambiguous(
-                f"{chunk.describe(items)} failed: {unknown}",
-                status=unknown.status,
-                body=unknown.body,
-            ) from None
-        chunk.stats.add(retries=1)
-        wait_seconds = self._wait_before_checking(unknown)
-        logger.warning(
-            "%s: %s. Waiting %.1f s, then %s",
-            chunk.describe(items),
-            unknown,
-            wait_seconds,
-            "checking which items Leanpay holds before sending again"
-            if chunk.guard
-            else f"sending again ({chunk.resource.name} has no list endpoint to check: "
-            "the batch may be stored twice)",
-        )
-        if self._stopping.wait(wait_seconds):
-            raise Ambiguous(f"{chunk.describe(items)} failed: {unknown}") from None
-        missing = items
-        if chunk.guard is not None:
-            chunk.guard.load(since=time.monotonic())
-            missing = self._sift(chunk, items)
-            unverifiable = [p.ident for p in missing if p.external_id is None]
-            if unverifiable:
-                logger.warning(
-                    "%s: %d records without externalId are sent again and may be stored twice: %s",
-                    chunk.describe(items),
-                    len(unverifiable),
-                    ", ".join(unverifiable[:5]),
-                )
-        if missing:
-            self._deliver(chunk, missing, isolated, ambiguous_tries=ambiguous_tries + 1)
 
 
 def _count(items: Sequence[Pending], counter: str) -> None:
