@@ -2,9 +2,8 @@
 
 Starts the stand-in (latency 0) as `throughput.py` does, runs the real CLI in a child
 process under cProfile and prints the top functions of the reading thread (read, map,
-buffer) and of the sending threads (encode, wait for the answer, settle), by own and by
-cumulative time. The HTTP calls themselves are made by the target's HTTP process
-(`target_leanpay/http_process.py`); only its CPU seconds are shown.
+buffer) and of the sending threads (encode, make the HTTP call, settle), by own and by
+cumulative time.
 
 Two choices matter for reading the numbers right:
 
@@ -21,9 +20,9 @@ look ~5x dearer than it is); use the figures to rank hot spots, and confirm a ga
 
 * `--no-profile`: no profiler, only each thread's CPU seconds (`time.thread_time` at
   its end) and the process's wall clock: the honest split between reading and sending;
-* `--http-free`: `HttpProcess.post_batch` encodes the body and acknowledges every item
-  without handing it to the HTTP process (replay safety still lists through the
-  stand-in): how fast the target could go if Leanpay and HTTP cost nothing.
+* `--http-free`: `LeanpayClient.post_batch` encodes the body and acknowledges every item
+  without sending it (replay safety still lists through the stand-in): what the target
+  would cost if Leanpay and HTTP cost nothing.
 """
 
 from __future__ import annotations
@@ -32,7 +31,6 @@ import argparse
 import cProfile
 import json
 import pstats
-import resource
 import subprocess
 import sys
 import tempfile
@@ -49,21 +47,15 @@ SENDER_PREFIX = "leanpay-send"
 
 def _acknowledge_without_http() -> None:
     """--http-free: POSTs cost only their JSON encoding; every item is acknowledged."""
-    from target_leanpay import client, http_process  # noqa: PLC0415 - only in the child
+    from target_leanpay import client  # noqa: PLC0415 - only in the child
 
     def post_batch(
-        _self: http_process.HttpProcess, resource: Any, items: Any, *, on_retry: Any = None
-    ) -> list[str | None]:
-        client.encode_batch(resource, items)  # what the target's process does for a POST
-        return [item.get("externalId") for item in items]
+        _self: client.LeanpayClient, resource: Any, items: Any, *, on_retry: Any = None
+    ) -> list[client.Created]:
+        client.encode_batch(resource, items)  # what the client does before sending
+        return [client.Created(externalId=item.get("externalId")) for item in items]
 
-    http_process.HttpProcess.post_batch = post_batch  # type: ignore[method-assign,assignment]
-
-
-def _http_process_cpu() -> float:
-    """CPU seconds of the target's HTTP process (a child, reaped when the run closes)."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
+    client.LeanpayClient.post_batch = post_batch  # type: ignore[method-assign,assignment]
 
 
 def profile_child(out_dir: Path, cli_args: list[str], *, profile: bool, http_free: bool) -> int:
@@ -119,7 +111,6 @@ def profile_child(out_dir: Path, cli_args: list[str], *, profile: bool, http_fre
             merged.dump_stats(str(out_dir / "senders.prof"))
     sending = [cpu for name, cpu in thread_cpu if name.startswith(SENDER_PREFIX)]
     meta = {
-        "http_cpu": _http_process_cpu(),
         "import_seconds": import_seconds,
         "sender_threads": len(sending),
         "main_cpu": main_cpu,
@@ -201,7 +192,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"reading thread {meta['main_cpu']:.2f} (import included), "
             f"{meta['sender_threads']} sending threads {meta['sending_cpu']:.2f} in all, "
             f"whole process {meta['process_cpu']:.2f}; "
-            f"its HTTP process {meta['http_cpu']:.2f}; "
             f"the stand-in {standin_cpu:.2f} (since it started)"
         )
         if not args.no_profile:
