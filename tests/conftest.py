@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, ClassVar
 
 import pytest
 
@@ -201,3 +203,72 @@ def in_progress(leanpay: StandIn) -> int:
 def batch_posts(leanpay: StandIn, path: str = "/invoices/batch") -> list[dict[str, Any]]:
     """Every batch POST that reached the stand-in, in arrival order."""
     return [r for r in leanpay.requests() if r["method"] == "POST" and r["path"] == path]
+
+
+@pytest.fixture(autouse=True)
+def no_target_left_running() -> Iterator[None]:
+    """A failed test must not leave its target process behind."""
+    yield
+    while Running.started:
+        Running.started[-1].kill()
+
+
+class Running:
+    """The target CLI in a subprocess, STATE lines collected from stdout as they come."""
+
+    started: ClassVar[list[Running]] = []
+
+    def __init__(self, config: Path, *, own_group: bool = False) -> None:
+        self.process = start_target(config, own_group=own_group)
+        Running.started.append(self)
+        self.stdout: list[str] = []
+        self.stderr: list[str] = []
+        self._readers = [
+            threading.Thread(target=self._drain, args=(stream, lines), daemon=True)
+            for stream, lines in (
+                (self.process.stdout, self.stdout),
+                (self.process.stderr, self.stderr),
+            )
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    @staticmethod
+    def _drain(stream: IO[str] | None, lines: list[str]) -> None:
+        assert stream is not None
+        for line in stream:
+            lines.append(line)
+
+    def feed(self, text: str) -> None:
+        """Write to the target's stdin, as the tap does."""
+        assert self.process.stdin is not None
+        self.process.stdin.write(text)
+        self.process.stdin.flush()
+
+    def close_input(self) -> None:
+        """The tap finished."""
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+
+    @property
+    def states(self) -> list[dict[str, Any]]:
+        """Every complete stdout line, parsed: stdout carries STATE and nothing else."""
+        return [json.loads(line) for line in list(self.stdout) if line.endswith("\n")]
+
+    def wait_for_stderr(self, text: str, timeout: float = 20) -> None:
+        """Wait until the target has logged `text` (an event it exposes, not a guess)."""
+        wait_for(lambda: text in "".join(self.stderr), timeout=timeout)
+
+    def kill(self) -> int:
+        """SIGKILL: no handler, no flush, no goodbye. Returns the exit status."""
+        if self in Running.started:
+            Running.started.remove(self)
+        self.process.kill()
+        code = self.process.wait(timeout=10)
+        for reader in self._readers:
+            reader.join(timeout=10)
+        for stream in (self.process.stdin, self.process.stdout, self.process.stderr):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+        return code

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
+import psutil
+import pytest
 from conftest import (
     API_KEY,
     STREAM,
+    Running,
     batch_posts,
     emitted,
+    in_progress,
     invoices_with_state,
     payload,
     run_target,
@@ -212,19 +216,17 @@ def test_sigterm_twice_exits_at_once_without_more_state(leanpay: StandIn, tmp_pa
         {"path": "/invoices/batch", "action": "delay_before_store", "seconds": 10, "times": 1}
     )
     config = target_config(leanpay, tmp_path, max_in_flight=1)
-    process = start_target(config)
-    assert process.stdin is not None
-    process.stdin.write(singer_input(invoices_with_state(100, every=100)))
-    process.stdin.flush()
+    target = Running(config)
+    target.feed(singer_input(invoices_with_state(100, every=100)))
 
     wait_for(lambda: len(batch_posts(leanpay)) == 1)
-    process.send_signal(signal.SIGTERM)
-    time.sleep(0.5)
-    process.send_signal(signal.SIGINT)
-    stdout, _ = process.communicate(timeout=30)
+    target.process.send_signal(signal.SIGTERM)
+    target.wait_for_stderr("Received signal 15")  # the first one is being handled
+    target.process.send_signal(signal.SIGINT)
 
-    assert process.returncode in (128 + signal.SIGINT, 128 + signal.SIGTERM)
-    assert stdout == ""
+    assert target.process.wait(timeout=5) == 128 + signal.SIGINT  # at once, not after 10 s
+    target.kill()  # already gone: collects its output
+    assert target.stdout == []
 
 
 def test_stream_name_does_not_matter_every_stream_loads_invoices(
@@ -279,3 +281,44 @@ def test_input_can_come_from_a_file(leanpay: StandIn, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert emitted([json.loads(line) for line in done.stdout.splitlines()]) == [3]
     assert len(leanpay.store("invoices")) == 3
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_signal_to_the_whole_group_keeps_the_checkpoint_of_the_request_in_flight(
+    leanpay: StandIn, tmp_path: Path, signum: int
+) -> None:
+    # Ctrl-C at a terminal, or systemd stopping a unit, signals the whole process group.
+    # Credit notes cannot be listed: had the request in flight been abandoned after
+    # Leanpay stored it, the resumed run would store those 100 credit notes twice.
+    leanpay.add_faults({"path": "/credit-notes/batch", "action": "delay_after_store", "seconds": 2})
+    config = target_config(leanpay, tmp_path, stream_resources={STREAM: "credit_notes"})
+    target = Running(config, own_group=True)
+    target.feed(singer_input(invoices_with_state(150, every=50)))  # the tap is still running
+    wait_for(lambda: in_progress(leanpay) == 1)
+
+    os.killpg(target.process.pid, signum)
+
+    assert target.process.wait(timeout=30) == 128 + signum
+    target.kill()  # already gone: collects its output
+    assert emitted(target.states) == [100]
+    assert len(leanpay.store("credit_notes")) == 100
+    assert f"Received signal {signum}" in "".join(target.stderr)
+
+    resumed = run_target(config, invoices_with_state(50, every=50, start=100))
+    assert resumed.returncode == 0, resumed.stderr
+    stored = [c["externalId"] for c in leanpay.store("credit_notes")]
+    assert sorted(stored) == [f"INV-{i:05d}" for i in range(150)]  # each exactly once
+
+
+def test_a_run_starts_no_child_process_and_a_kill_leaves_nothing_running(
+    leanpay: StandIn, tmp_path: Path
+) -> None:
+    leanpay.add_faults({"path": "/invoices/batch", "action": "delay_before_store", "seconds": 30})
+    target = Running(target_config(leanpay, tmp_path), own_group=True)
+    target.feed(singer_input(invoices_with_state(100, every=100)))
+    wait_for(lambda: in_progress(leanpay) == 1)  # reading, listing and sending have begun
+
+    assert psutil.Process(target.process.pid).children(recursive=True) == []
+    target.kill()
+    with pytest.raises(ProcessLookupError):
+        os.killpg(target.process.pid, 0)  # the process group is empty

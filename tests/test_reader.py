@@ -1,0 +1,93 @@
+"""NumberedReader: line numbers, exact numbers, one-paragraph input errors, safe stops."""
+
+from __future__ import annotations
+
+import io
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from target_leanpay.errors import InputError
+from target_leanpay.interrupt import Terminated
+from target_leanpay.reader import NumberedReader
+
+SCHEMA = b'{"type": "SCHEMA", "stream": "s", "schema": {}, "key_properties": []}\n'
+
+
+def read(data: bytes) -> tuple[NumberedReader, list[dict[str, Any]]]:
+    reader = NumberedReader()
+    seen: list[dict[str, Any]] = []
+    callbacks = dict.fromkeys(("RECORD", "SCHEMA", "STATE", "ACTIVATE_VERSION", "BATCH"))
+    reader.process_lines(
+        io.BytesIO(data),  # type: ignore[arg-type] # bytes, as stdin.buffer gives them
+        {kind: seen.append for kind in callbacks},
+    )
+    return reader, seen
+
+
+def test_messages_are_dispatched_and_lines_counted() -> None:
+    reader, seen = read(SCHEMA + b'{"type": "RECORD", "stream": "s", "record": {}}\n')
+    assert [m["type"] for m in seen] == ["SCHEMA", "RECORD"]
+    assert reader.line_number == 2
+
+
+def test_numbers_with_a_fraction_are_exact_decimals_never_floats() -> None:
+    _, seen = read(b'{"type": "RECORD", "stream": "s", "record": {"a": 0.1, "b": 7}}\n')
+    assert seen[0]["record"] == {"a": Decimal("0.1"), "b": 7}
+    assert type(seen[0]["record"]["a"]) is Decimal
+
+
+def test_text_lines_are_read_too() -> None:
+    reader = NumberedReader()
+    seen: list[dict[str, Any]] = []
+    reader.process_lines(io.StringIO(SCHEMA.decode()), {"SCHEMA": seen.append})
+    assert seen[0]["stream"] == "s"
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        (b"{not json\n", "Input line 2 is not valid JSON"),
+        (b'{"type": "RECORD", "record": {"a": NaN}}\n', "Input line 2 is not valid JSON"),
+        (b"[1, 2]\n", "Input line 2 is not a JSON object: [1, 2]"),
+        (b'{"type": "HELLO"}\n', "Input line 2 has an unknown message type 'HELLO'"),
+        (b'{"stream": "s"}\n', "Input line 2 has an unknown message type None"),
+    ],
+)
+def test_malformed_input_names_its_line(line: bytes, message: str) -> None:
+    with pytest.raises(InputError) as error:
+        read(SCHEMA + line)
+    assert str(error.value).startswith(message)
+
+
+def test_a_huge_malformed_line_is_quoted_short() -> None:
+    with pytest.raises(InputError) as error:
+        read(b"{" + b"x" * 100_000 + b"\n")
+    assert len(str(error.value)) < 400
+
+
+def test_a_signal_noted_before_a_read_stops_the_reader_there() -> None:
+    reader = NumberedReader()
+    reader.interrupt.request(15)  # not parked: only noted
+    with pytest.raises(Terminated) as stopped:
+        reader.process_lines(io.BytesIO(SCHEMA), {})  # type: ignore[arg-type]
+    assert stopped.value.signum == 15
+    assert reader.line_number == 0  # nothing was read
+    assert reader.interrupt.waiting is False
+
+
+def test_a_signal_while_parked_on_a_read_raises_at_once() -> None:
+    reader = NumberedReader()
+
+    class Lines:
+        def __iter__(self) -> Lines:
+            return self
+
+        def __next__(self) -> bytes:
+            assert reader.interrupt.waiting  # parked in the blocking read
+            reader.interrupt.request(2)  # what the signal handler does
+            raise AssertionError("not reached")
+
+    with pytest.raises(Terminated):
+        reader.process_lines(Lines(), {})  # type: ignore[arg-type]

@@ -1,0 +1,133 @@
+"""Settings parsing: defaults from the schema alone, and every check the schema cannot make."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from target_leanpay.errors import ConfigError
+from target_leanpay.resources import CREDIT_NOTES, INVOICES
+from target_leanpay.settings import DEFAULTS, SCHEMA, coerce_numbers, parse
+
+KEY = "lp_live_0123456789"
+
+
+def settings(**config: Any) -> Any:
+    return parse({"api_key": KEY, **config})
+
+
+def test_every_default_comes_from_the_schema() -> None:
+    parsed = settings()
+    assert parsed.api_url == SCHEMA["properties"]["api_url"]["default"]
+    assert parsed.request_timeout == DEFAULTS["request_timeout"] == 60
+    assert parsed.max_retries == DEFAULTS["max_retries"]
+    assert parsed.max_retry_wait == DEFAULTS["max_retry_wait"]
+    assert parsed.request_size == DEFAULTS["batch_size_rows"] == 100
+    assert parsed.max_in_flight == DEFAULTS["max_in_flight"]
+    assert parsed.mapping.amount_unit == DEFAULTS["amount_unit"]
+    assert parsed.mapping.client_ids == {}
+    assert parsed.dry_run_path == DEFAULTS["dry_run_path"]
+    assert (parsed.dry_run, parsed.replay_safety, parsed.validate_records) == (False, True, False)
+    assert parsed.dead_letter_path is None and parsed.max_rejections is None
+
+
+def test_a_null_setting_means_its_default() -> None:
+    assert settings(max_retries=None, amount_unit=None).max_retries == DEFAULTS["max_retries"]
+
+
+def test_streams_load_invoices_unless_routed() -> None:
+    parsed = settings(stream_resources={"erp-credits": "credit_notes"})
+    assert parsed.resource_for("erp-credits") is CREDIT_NOTES
+    assert parsed.resource_for("anything-else") is INVOICES
+
+
+def test_an_unknown_resource_is_named() -> None:
+    with pytest.raises(ConfigError, match=re.escape("unknown resources {'s': 'payments'}")):
+        settings(stream_resources={"s": "payments"})
+
+
+def test_the_key_is_required_unless_dry_run() -> None:
+    with pytest.raises(ConfigError, match="api_key is required"):
+        parse({})
+    assert parse({"dry_run": True}).api_key == ""
+
+
+def test_a_key_file_newline_is_trimmed_and_inner_control_characters_refused() -> None:
+    assert settings(api_key=f"{KEY}\n").api_key == KEY
+    with pytest.raises(ConfigError, match="spaces or control characters") as refused:
+        settings(api_key="lp_live\x07abcdef")
+    assert "lp_live" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "ok"),
+    [
+        ("https://api.leanpay.fr/v1/public", True),
+        ("http://127.0.0.1:8000/v1/public", True),
+        ("http://localhost/v1/public", True),
+        ("http://[::1]:8000/v1/public", True),
+        ("http://api.leanpay.fr/v1/public", False),
+        ("ftp://api.leanpay.fr", False),
+        ("https://", False),
+    ],
+)
+def test_api_url_is_https_except_on_this_machine(url: str, ok: bool) -> None:
+    if ok:
+        assert settings(api_url=url).api_url == url
+    else:
+        with pytest.raises(ConfigError, match="must be https://"):
+            settings(api_url=url)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("request_timeout", 0, "request_timeout must be greater than 0"),
+        ("max_retry_wait", -1, "max_retry_wait must be greater than 0"),
+        ("max_in_flight", 0, "max_in_flight must be greater than 0"),
+        ("batch_size_rows", 0, "batch_size_rows must be at least 1"),
+        ("max_rejections", -1, "max_rejections must be 0 or more"),
+    ],
+)
+def test_numbers_out_of_range_are_refused(name: str, value: int, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        settings(**{name: value})
+
+
+def test_batch_size_above_leanpays_limit_is_lowered_and_negative_retries_mean_none() -> None:
+    assert settings(batch_size_rows=500).request_size == 100
+    assert settings(max_retries=-3).max_retries == 0
+
+
+def test_client_ids_merge_the_file_and_the_setting_which_wins(tmp_path: Path) -> None:
+    csv = tmp_path / "clients.csv"
+    csv.write_text("\ufeffexternalId,id\nC-1, aaaa \nC-2,bbbb\n", encoding="utf-8")
+    parsed = settings(client_ids_file=str(csv), client_ids={"C-2": "cccc"})
+    assert parsed.mapping.client_ids == {"C-1": "aaaa", "C-2": "cccc"}
+
+
+def test_a_client_ids_file_without_its_header_or_missing_is_named(tmp_path: Path) -> None:
+    csv = tmp_path / "clients.csv"
+    csv.write_text("code,uuid\nC-1,aaaa\n")
+    with pytest.raises(ConfigError, match="needs a header row 'externalId,id'"):
+        settings(client_ids_file=str(csv))
+    with pytest.raises(ConfigError, match="cannot be read: No such file or directory"):
+        settings(client_ids_file=str(tmp_path / "absent.csv"))
+
+
+def test_a_dead_letter_path_that_cannot_be_written_fails_at_start(tmp_path: Path) -> None:
+    assert settings(dead_letter_path=str(tmp_path / "new" / "dead.jsonl")).dead_letter_path
+    with pytest.raises(ConfigError, match="is not a writable file"):
+        settings(dead_letter_path=str(tmp_path))
+
+
+def test_number_settings_from_the_environment_become_numbers() -> None:
+    config = {"request_timeout": "2.5", "max_retry_wait": "soon", "max_retries": "3"}
+    assert coerce_numbers(config) == {
+        "request_timeout": 2.5,
+        "max_retry_wait": "soon",  # left for validation to name
+        "max_retries": "3",  # an integer setting: the SDK converts those itself
+    }
