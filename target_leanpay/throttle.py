@@ -1,0 +1,102 @@
+"""Throttle: how many requests the client has on the wire, and when it must hold off.
+
+Leanpay documents no rate limit. When it answers 429 it has said that the door is shut,
+and knocking again before it opens is what gets a key banned for longer or throttled
+for the whole tenant. So:
+
+* a 429 pauses *every* request of the run, not only the one that got it, until its
+  `Retry-After` has passed (or the retry's backoff, when it gives none);
+* the number of requests in flight follows additive increase, multiplicative
+  decrease (AIMD, as TCP's congestion window does): a 429 halves it, at most once per
+  round of requests (the 429s of requests sent before the last cut do not cut again);
+  `CLEAN_ANSWERS_PER_STEP` clean answers per request allowed in flight raise it by one,
+  up to `max_in_flight`. A rate-limited tenant is neither hammered nor left idle.
+
+Each change is logged once, at INFO.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+logger = logging.getLogger("target-leanpay.client")
+
+CLEAN_ANSWERS_PER_STEP = 8
+"""Clean answers, per request allowed in flight, before one more request is allowed."""
+
+
+class Stopped(Exception):
+    """The run is stopping: no request may start."""
+
+
+class Throttle:
+    """Admits requests one by one; shared by every thread of the client."""
+
+    def __init__(self, max_in_flight: int, stopping: threading.Event) -> None:
+        self.max_in_flight = max_in_flight
+        self.limit = max_in_flight
+        self._stopping = stopping
+        self._changed = threading.Condition()
+        self._in_flight = 0
+        self._paused_until = 0.0
+        self._last_cut = 0.0
+        self._clean = 0
+
+    @contextmanager
+    def admitted(self) -> Iterator[float]:
+        """Wait for a free slot outside any pause; yield the moment the request started."""
+        with self._changed:
+            while True:
+                if self._stopping.is_set():
+                    raise Stopped
+                wait = self._paused_until - time.monotonic()
+                if wait <= 0 and self._in_flight < self.limit:
+                    break
+                self._changed.wait(timeout=wait if wait > 0 else None)
+            self._in_flight += 1
+        try:
+            yield time.monotonic()
+        finally:
+            with self._changed:
+                self._in_flight -= 1
+                self._changed.notify_all()
+
+    def clean(self) -> None:
+        """A request was answered without a 429: after enough of them, allow one more."""
+        with self._changed:
+            if self.limit >= self.max_in_flight:
+                return
+            self._clean += 1
+            if self._clean < CLEAN_ANSWERS_PER_STEP * self.limit:
+                return
+            self._clean = 0
+            self.limit += 1
+            self._changed.notify_all()
+            limit = self.limit
+        logger.info("Leanpay answers cleanly again: up to %d requests in flight", limit)
+
+    def too_many(self, started: float, pause: float) -> None:
+        """A request started at `started` was answered 429: pause everything, cut the limit."""
+        with self._changed:
+            now = time.monotonic()
+            resume = now + pause
+            paused = resume > self._paused_until + 0.001
+            self._paused_until = max(self._paused_until, resume)
+            cut = started >= self._last_cut and self.limit > 1
+            if cut:
+                self.limit = max(1, self.limit // 2)
+                self._last_cut = now
+            self._clean = 0
+            limit = self.limit
+        if paused or cut:
+            logger.info(
+                "Leanpay answered 429 (too many requests): every request waits %.1f s; "
+                "up to %d requests in flight%s",
+                pause,
+                limit,
+                " (halved)" if cut else "",
+            )
