@@ -1,9 +1,10 @@
 """The WSGI application: Leanpay's public API under /v1/public, test controls under /_control.
 
-Request order for the API mirrors a NestJS service: route, auth guard, body parsing and
-validation, then the handler. Fault rules are consulted after auth, so the target's
-credentials are always checked, and before validation, so an injected 429 or drop does
-not depend on the batch's content (except reject_items, which exists to refuse content).
+The API is the one the project's Leanpay API notes describe, as tabled in `api`. Request
+order mirrors a NestJS service: route, auth guard, body parsing and validation, then the
+handler. Fault rules are consulted after auth, so the target's credentials are always
+checked, and before validation, so an injected 429 or drop does not depend on the
+batch's content (except reject_items, which exists to refuse content).
 """
 
 from __future__ import annotations
@@ -21,11 +22,11 @@ from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
+from leanpay_standin.api import BATCHES, LISTS
 from leanpay_standin.faults import FaultRule
 from leanpay_standin.state import State
 from leanpay_standin.store import Conflict
 from leanpay_standin.validation import ItemSchema, check_body, schema_for
-from target_leanpay.resources import RESOURCES
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -79,12 +80,8 @@ def nest_error(status: int, message: str | list[str]) -> Response:
 
 
 def _api_map() -> Map:
-    rules = []
-    for resource in RESOURCES.values():
-        rules.append(Rule(resource.path, endpoint=("batch", resource.name), methods=["POST"]))
-        if resource.list_path:
-            endpoint = ("list", resource.name)
-            rules.append(Rule(resource.list_path, endpoint=endpoint, methods=["GET"]))
+    rules = [Rule(b.path, endpoint=("batch", b.name), methods=["POST"]) for b in BATCHES.values()]
+    rules += [Rule(path, endpoint=("list", name), methods=["GET"]) for path, name in LISTS.items()]
     return Map(rules, strict_slashes=False, merge_slashes=False)
 
 
@@ -111,7 +108,7 @@ class StandInApp:
         self._api_urls = _api_map().bind("127.0.0.1")
         self._control_urls = _CONTROL_MAP.bind("127.0.0.1")
         self._schemas: dict[str, ItemSchema] = {
-            name: schema_for(resource) for name, resource in RESOURCES.items()
+            name: schema_for(batch) for name, batch in BATCHES.items()
         }
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
@@ -189,7 +186,7 @@ class StandInApp:
             return nest_error(400, f"Unexpected token in JSON at position {position}")
         if self.state.settings.log_bodies:
             entry["body"] = body
-        items = body.get(RESOURCES[resource_name].body_key) if type(body) is dict else None
+        items = body.get(BATCHES[resource_name].body_key) if type(body) is dict else None
         if type(items) is not list:
             return body, None
         entry["items"] = len(items)
@@ -255,9 +252,9 @@ class StandInApp:
 
     def _control_store(self, request: Request, payload: Any) -> Any:
         wanted = request.args.get("resource")
-        if wanted is not None and wanted not in RESOURCES:
+        if wanted is not None and wanted not in BATCHES:
             raise ValueError(f"unknown resource {wanted!r}")
-        names = [wanted] if wanted else list(RESOURCES)
+        names = [wanted] if wanted else list(BATCHES)
         return {name: self.state.store[name].objects()[0] for name in names}
 
     def _control_reset(self, request: Request, payload: Any) -> Any:

@@ -11,11 +11,11 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, Self
 
+from leanpay_standin.api import BATCHES
 from leanpay_standin.app import API_PREFIX, StandInApp
 from leanpay_standin.http_server import LOOPBACK, StandInServer
 from leanpay_standin.state import Settings, State
 from leanpay_standin.store import DuplicateMode
-from target_leanpay.resources import RESOURCES
 
 
 class StandIn:
@@ -152,16 +152,16 @@ class StandIn:
 
         Needs `log_bodies=True` (the default).
         """
-        resource = RESOURCES[resource_name]
+        batch = BATCHES[resource_name]
         items: list[dict[str, Any]] = []
         for entry in self.requests():
             status = entry["status"]
             if (
                 entry["method"] == "POST"
-                and entry["path"] == resource.path
+                and entry["path"] == batch.path
                 and status is not None
                 and 200 <= status < 300
                 and isinstance(entry["body"], dict)
             ):
-                items.extend(entry["body"][resource.body_key])
+                items.extend(entry["body"][batch.body_key])
         return items

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import signal
@@ -17,8 +18,9 @@ from typing import Any
 import pytest
 import requests
 
+import leanpay_standin
 from leanpay_standin import StandIn
-from target_leanpay.resources import RESOURCES, Kind, Resource
+from leanpay_standin.api import BATCHES, LISTS, MAX_BATCH_ITEMS, Batch, ValueType
 
 KEY = "test-key"
 CLIENT = str(uuid.uuid4())
@@ -58,7 +60,7 @@ _ABSENT: Any = object()
 def post(
     http: requests.Session, standin: StandIn, items: list[Any], resource: str = "invoices"
 ) -> requests.Response:
-    target = RESOURCES[resource]
+    target = BATCHES[resource]
     return http.post(standin.url + target.path, json={target.body_key: items}, timeout=10)
 
 
@@ -69,17 +71,18 @@ def messages(response: requests.Response) -> list[str]:
     return list(body["message"])
 
 
-def valid_item(resource: Resource) -> dict[str, Any]:
-    """An item filling every field of the table with a valid value of its kind."""
-    values = {
-        Kind.UUID: CLIENT,
-        Kind.STRING: "x",
-        Kind.MONEY: 1,
-        Kind.DATE: "2024-03-01",
-        Kind.BOOLEAN: True,
-        Kind.CURRENCY: "EUR",
-    }
-    return {f.name: values[f.kind] for f in resource.fields}
+VALID: dict[ValueType, Any] = {
+    "uuid": CLIENT,
+    "string": "EUR",
+    "integer": 1,
+    "date": "2024-03-01",
+    "boolean": True,
+}
+
+
+def valid_item(batch: Batch) -> dict[str, Any]:
+    """An item filling every property of the table with a valid value of its type."""
+    return {name: VALID[prop.type] for name, prop in batch.items.items()}
 
 
 # -- server, auth, shape -------------------------------------------------------------
@@ -130,9 +133,9 @@ def test_created_invoice_looks_like_leanpay(standin: StandIn, session: requests.
     assert journal[0]["body"] == {"invoices": [invoice(1), invoice(2, netAmount=_ABSENT)]}
 
 
-@pytest.mark.parametrize("resource", list(RESOURCES.values()), ids=list(RESOURCES))
+@pytest.mark.parametrize("resource", list(BATCHES.values()), ids=list(BATCHES))
 def test_every_resource_of_the_table_is_served(
-    standin: StandIn, session: requests.Session, resource: Resource
+    standin: StandIn, session: requests.Session, resource: Batch
 ) -> None:
     item = valid_item(resource)
     response = post(session, standin, [item], resource.name)
@@ -141,6 +144,200 @@ def test_every_resource_of_the_table_is_served(
     assert created["externalId"] == item["externalId"]
     assert len(standin.store(resource.name)) == 1
     assert standin.posted_items(resource.name) == [item]
+
+
+# -- the API table: from the notes, independent of the target ------------------------
+
+REQ, OPT = True, False
+Notes = tuple[str, str, dict[str, tuple[ValueType, bool, int | None, bool]]]
+NOTES: dict[str, Notes] = {
+    # resource: (path, body key, {property: (type, required, max length, null accepted)}),
+    # restated from the API notes by hand, so the table in leanpay_standin.api is checked
+    # against a second reading and not against itself
+    "invoices": (
+        "/invoices/batch",
+        "invoices",
+        {
+            "clientId": ("uuid", REQ, None, False),
+            "reference": ("string", REQ, 80, False),
+            "amount": ("integer", REQ, None, False),
+            "netAmount": ("integer", OPT, None, True),
+            "issueDate": ("date", REQ, None, False),
+            "dueDate": ("date", REQ, None, False),
+            "externalId": ("string", OPT, 80, True),
+            "sentDate": ("date", OPT, None, True),
+        },
+    ),
+    "credit_notes": (
+        "/credit-notes/batch",
+        "creditNotes",
+        {
+            "clientId": ("uuid", REQ, None, False),
+            "reference": ("string", REQ, 80, False),
+            "amount": ("integer", REQ, None, False),
+            "netAmount": ("integer", OPT, None, True),
+            "issueDate": ("date", REQ, None, False),
+            "dueDate": ("date", OPT, None, True),
+            "externalId": ("string", OPT, 80, True),
+        },
+    ),
+    "paybacks": (
+        "/paybacks/batch",
+        "paybacks",
+        {
+            "creditNoteId": ("uuid", REQ, None, False),
+            "amount": ("integer", REQ, None, False),
+            "date": ("date", REQ, None, False),
+            "externalId": ("string", OPT, 80, True),
+        },
+    ),
+    "links": (
+        "/links/batch",
+        "links",
+        {
+            "invoiceId": ("uuid", REQ, None, False),
+            "creditNoteId": ("uuid", REQ, None, False),
+            "amount": ("integer", REQ, None, False),
+            "date": ("date", REQ, None, False),
+            "externalId": ("string", OPT, 80, True),
+        },
+    ),
+    "misc_operations": (
+        "/misc-operations/batch",
+        "miscOperations",
+        {
+            "clientId": ("uuid", REQ, None, False),
+            "externalId": ("string", REQ, 80, False),
+            "amount": ("integer", REQ, None, False),
+            "defaultCurrencyAmount": ("integer", REQ, None, False),
+            "date": ("date", REQ, None, False),
+            "currency": ("string", REQ, 3, False),
+            "description": ("string", OPT, None, True),
+        },
+    ),
+    "addresses": (
+        "/addresses/batch",
+        "addresses",
+        {
+            "clientId": ("uuid", REQ, None, False),
+            "company": ("string", REQ, 80, False),
+            "line1": ("string", REQ, 80, False),
+            "city": ("string", REQ, 80, False),
+            "postalCode": ("string", REQ, 80, False),
+            "country": ("string", REQ, 80, False),
+            "name": ("string", OPT, 80, True),
+            "line2": ("string", OPT, 80, True),
+            "line3": ("string", OPT, 80, True),
+            "externalId": ("string", OPT, 80, True),
+            "main": ("boolean", OPT, None, True),
+        },
+    ),
+}
+WRONG: dict[ValueType, tuple[Any, str]] = {
+    "uuid": ("not-a-uuid", "must be a UUID"),
+    "string": (42, "must be a string"),
+    "integer": (-1, "must not be less than 0"),
+    "date": ("2024-02-30", "must be a valid ISO 8601 date string"),
+    "boolean": ("yes", "must be a boolean value"),
+}
+
+
+def test_the_api_table_says_what_the_notes_say() -> None:
+    assert set(BATCHES) == set(NOTES)
+    for name, (path, body_key, props) in NOTES.items():
+        batch = BATCHES[name]
+        assert (batch.name, batch.path, batch.body_key) == (name, path, body_key)
+        assert {
+            prop_name: (p.type, p.required, p.max_length, p.nullable and not p.required)
+            for prop_name, p in batch.items.items()
+        } == props, name
+    assert dict(LISTS) == {"/invoices": "invoices"}
+    assert MAX_BATCH_ITEMS == 100
+
+
+@pytest.mark.parametrize("resource", list(NOTES))
+def test_each_property_is_checked_as_the_notes_say(
+    standin: StandIn, session: requests.Session, resource: str
+) -> None:
+    path, key, props = NOTES[resource]
+
+    def answer(item: dict[str, Any]) -> tuple[int, list[str] | None]:
+        response = session.post(standin.url + path, json={key: [item]}, timeout=10)
+        return response.status_code, None if response.status_code == 201 else messages(response)
+
+    def refused(name: str, tail: str) -> tuple[int, list[str]]:
+        return 400, [f"{key}.0.{name} {tail}"]
+
+    accepted = (201, None)
+    full = {name: VALID[type_] for name, (type_, *_) in props.items()}
+    assert answer(full) == accepted
+    for name, (type_, required, max_length, null_ok) in props.items():
+        without = {k: v for k, v in full.items() if k != name}
+        missing = refused(name, "should not be null or undefined")
+        assert answer(without) == (missing if required else accepted), name
+        assert answer({**full, name: None}) == (accepted if null_ok else missing), name
+        wrong, tail = WRONG[type_]
+        assert answer({**full, name: wrong}) == refused(name, tail), name
+        if max_length is not None:
+            assert answer({**full, name: "x" * max_length}) == accepted, name
+            too_long = f"must be shorter than or equal to {max_length} characters"
+            assert answer({**full, name: "x" * (max_length + 1)}) == refused(name, too_long)
+        elif type_ == "string":  # no documented maximum
+            assert answer({**full, name: "x" * 10_000}) == accepted, name
+    assert answer({**full, "currencyCode": "EUR"}) == refused("currencyCode", "should not exist")
+
+
+@pytest.mark.parametrize("resource", list(NOTES))
+def test_every_batch_takes_1_to_100_items(
+    standin: StandIn, session: requests.Session, resource: str
+) -> None:
+    key = NOTES[resource][1]
+    item = valid_item(BATCHES[resource])
+    too_many = post(session, standin, [item] * 101, resource)
+    assert messages(too_many) == [f"{key} must contain no more than 100 elements"]
+    assert post(session, standin, [item] * 100, resource).status_code == 201
+    assert len(standin.store(resource)) == 100
+
+
+@pytest.mark.parametrize("path", ["/credit-notes", "/paybacks", "/links", "/misc-operations"])
+def test_only_invoices_can_be_listed(
+    standin: StandIn, session: requests.Session, path: str
+) -> None:
+    response = session.get(standin.url + path, timeout=5)
+    assert response.status_code == 404
+    assert response.json()["message"] == f"Cannot GET /v1/public{path}"
+
+
+def test_no_module_of_the_stand_in_imports_the_target() -> None:
+    package = Path(leanpay_standin.__file__).parent
+    sources = sorted(package.glob("*.py"))
+    assert len(sources) >= 10
+    for source in sources:
+        for node in ast.walk(ast.parse(source.read_text(), str(source))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            else:
+                continue
+            assert not any(n.split(".")[0] == "target_leanpay" for n in names), source
+    every_module = (
+        "import importlib, pkgutil, sys, leanpay_standin\n"
+        "for found in pkgutil.iter_modules(leanpay_standin.__path__):\n"
+        "    importlib.import_module('leanpay_standin.' + found.name)\n"
+        "loaded = sorted(n for n in sys.modules if n.startswith('leanpay_standin.'))\n"
+        "print(len(loaded), sorted(n for n in sys.modules if n.startswith('target_leanpay')))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", every_module],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    count, target_modules = result.stdout.split(" ", 1)
+    assert int(count) == len(sources) - 1  # every module but __init__
+    assert target_modules.strip() == "[]"
 
 
 # -- validation ----------------------------------------------------------------------
@@ -227,7 +424,7 @@ def test_invalid_fields_of_other_resources(
     changes: dict[str, Any],
     expected: str,
 ) -> None:
-    target = RESOURCES[resource]
+    target = BATCHES[resource]
     item = {**valid_item(target), **changes}
     item = {k: v for k, v in item.items() if v is not _ABSENT}
     response = post(session, standin, [item], resource)
@@ -361,7 +558,7 @@ def test_ignore_mode_answers_with_the_existing_object(
 
 def test_duplicate_mode_is_per_resource(standin: StandIn, session: requests.Session) -> None:
     standin.configure(duplicates="refuse")
-    note = {**valid_item(RESOURCES["credit_notes"]), "externalId": "ext-1"}
+    note = {**valid_item(BATCHES["credit_notes"]), "externalId": "ext-1"}
     assert post(session, standin, [invoice(1)]).status_code == 201
     assert post(session, standin, [note], "credit_notes").status_code == 201
 
@@ -529,7 +726,7 @@ def test_rules_filter_by_path_and_method_and_apply_in_order(
     assert post(session, standin, [invoice(1)]).status_code == 418
     assert post(session, standin, [invoice(1)]).status_code == 201
     assert session.get(standin.url + "/invoices", timeout=5).status_code == 500
-    note = valid_item(RESOURCES["credit_notes"])
+    note = valid_item(BATCHES["credit_notes"])
     assert post(session, standin, [note], "credit_notes").status_code == 503
 
 
@@ -582,7 +779,7 @@ def test_control_api_over_http(standin: StandIn, session: requests.Session) -> N
     assert journal[0]["time"] <= journal[1]["time"]
     assert journal[1]["headers"]["Authorization"] == KEY
     store = requests.get(control + "/store", timeout=5).json()
-    assert set(store) == set(RESOURCES) and len(store["invoices"]) == 1
+    assert set(store) == set(BATCHES) and len(store["invoices"]) == 1
     seeded = requests.post(control + "/seed", json={"count": 5}, timeout=5).json()
     assert seeded == {"seeded": 5} and len(standin.store()) == 6
     assert requests.post(control + "/config", json={"page_size": 2}, timeout=5).status_code == 200
