@@ -34,7 +34,12 @@ def _parser() -> argparse.ArgumentParser:
         default=0.0,
         help="each API answer leaves this long after its request arrived (processing included)",
     )
-    parser.add_argument("--page-size", type=int, default=100)
+    parser.add_argument(
+        "--page-size",
+        type=int,
+        default=25,
+        help="invoices per page of GET /invoices (default 25; Leanpay documents none)",
+    )
     parser.add_argument("--url-file", type=Path, help="also write the base URL to this file")
     parser.add_argument(
         "--no-log-bodies",

@@ -19,14 +19,18 @@ from leanpay_standin.store import DuplicateMode
 
 
 class StandIn:
-    """A local Leanpay on 127.0.0.1; `with StandIn() as leanpay: ... leanpay.url ...`."""
+    """A local Leanpay on 127.0.0.1; `with StandIn() as leanpay: ... leanpay.url ...`.
+
+    The settings (see `state.Settings`) can be changed while running with `configure`:
+    duplicates, latency_ms, page_size (default 25) and log_bodies.
+    """
 
     def __init__(
         self,
         api_key: str = "test-key",
         duplicates: DuplicateMode = "accept",
         latency_ms: float = 0,
-        page_size: int = 100,
+        page_size: int = 25,
         *,
         port: int = 0,
         verbose: bool = False,
@@ -126,7 +130,7 @@ class StandIn:
         return self.state.faults.describe()
 
     def configure(self, **settings: Any) -> None:
-        """Change duplicates / latency_ms / page_size / log_bodies while running."""
+        """Change settings while running (names as in `__init__`); ValueError if one is bad."""
         self.state.settings.update(settings)
 
     def reset(self) -> None:

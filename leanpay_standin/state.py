@@ -16,8 +16,11 @@ class Settings:
     """Server-wide behaviour, changeable while running."""
 
     duplicates: DuplicateMode = "accept"
+    """What a batch repeating a stored externalId gets (see `store`)."""
     latency_ms: float = 0
-    page_size: int = 100
+    """Every API answer leaves this long after its request arrived (processing included)."""
+    page_size: int = 25
+    """Objects per page of `GET /invoices`; Leanpay's is undocumented, so not 100."""
     log_bodies: bool = True
     """Keep request bodies in the journal; turn off for multi-million-item benchmarks."""
 

@@ -605,11 +605,28 @@ def test_invoices_are_listed_by_page_in_creation_order(session: requests.Session
         assert requests.get(standin.url + "/invoices", timeout=5).status_code == 401
 
 
+def test_page_size_is_25_by_default(standin: StandIn, session: requests.Session) -> None:
+    assert standin.state.settings.page_size == 25
+    assert requests.get(standin.root_url + "/_control/config", timeout=5).json()["page_size"] == 25
+    standin.seed_invoices(60)
+    pages = [
+        session.get(standin.url + "/invoices", params={"page": n}, timeout=5).json()
+        for n in (1, 2, 3)
+    ]
+    assert [(p["count"], p["total"], p["pageCount"]) for p in pages] == [
+        (25, 60, 3),
+        (25, 60, 3),
+        (10, 60, 3),
+    ]
+    listed = [obj["externalId"] for p in pages for obj in p["data"]]
+    assert listed == [f"seed-{n:06d}" for n in range(1, 61)]
+
+
 def test_seeded_tenant(standin: StandIn, session: requests.Session) -> None:
     ids = standin.seed_invoices(10_000, client_id=CLIENT)
     assert ids[0] == "seed-000001" and ids[-1] == "seed-010000"
-    page = session.get(standin.url + "/invoices?page=100", timeout=5).json()
-    assert (page["total"], page["pageCount"], page["count"]) == (10_000, 100, 100)
+    page = session.get(standin.url + "/invoices?page=400", timeout=5).json()
+    assert (page["total"], page["pageCount"], page["count"]) == (10_000, 400, 25)
     assert page["data"][-1]["externalId"] == "seed-010000"
     assert page["data"][-1]["clientId"] == CLIENT
     standin.configure(duplicates="refuse")
