@@ -20,6 +20,14 @@ from leanpay_standin.server import StandIn
 from leanpay_standin.store import DUPLICATE_MODES
 
 
+def count(text: str) -> int:
+    """An argparse type: an integer >= 0 (its name is in argparse's error message)."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="leanpay-standin",
@@ -39,6 +47,14 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=25,
         help="invoices per page of GET /invoices (default 25; Leanpay documents none)",
+    )
+    parser.add_argument(
+        "--seed-invoices",
+        type=count,
+        default=0,
+        metavar="N",
+        help="start with N invoices stored as if imported earlier: externalIds "
+        "seed-000001 ... (as POST /_control/seed)",
     )
     parser.add_argument("--url-file", type=Path, help="also write the base URL to this file")
     parser.add_argument(
@@ -76,6 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as error:
         sys.stderr.write(f"leanpay-standin: {error}\n")
         return 2
+    standin.seed_invoices(args.seed_invoices)
     stop = threading.Event()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:

@@ -942,3 +942,64 @@ def test_cli_refuses_bad_settings() -> None:
     assert result.returncode == 2
     assert "page_size" in result.stderr
     assert json.dumps(result.stdout) == '""'
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        (["--seed-invoices", "-1"], "--seed-invoices: must be >= 0, got -1"),
+        (["--seed-invoices", "many"], "--seed-invoices: invalid count value: 'many'"),
+    ],
+)
+def test_cli_refuses_bad_seed_counts(flags: list[str], expected: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "leanpay_standin", "--api-key", "k", *flags],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert expected in result.stderr
+    assert result.stdout == ""
+
+
+def start_cli(*flags: str) -> tuple[subprocess.Popen[str], str]:
+    """The CLI with `flags`, and the API base URL it printed."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "leanpay_standin", "--api-key", KEY, *flags],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    return process, process.stdout.readline().strip()
+
+
+def stop_cli(process: subprocess.Popen[str]) -> str:
+    """SIGTERM; the CLI's stderr once it exited 0."""
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=10)
+    assert process.returncode == 0, stderr
+    return stderr
+
+
+def test_cli_defaults_to_pages_of_25_and_seeds_a_tenant(session: requests.Session) -> None:
+    process, url = start_cli("--seed-invoices", "60")
+    try:
+        control = url.replace("/v1/public", "/_control")
+        config = requests.get(control + "/config", timeout=5).json()
+        assert config == {
+            "duplicates": "accept",
+            "latency_ms": 0.0,
+            "page_size": 25,
+            "log_bodies": True,
+        }
+        last = session.get(url + "/invoices", params={"page": 3}, timeout=5).json()
+        assert (last["total"], last["pageCount"], last["count"]) == (60, 3, 10)
+        assert last["data"][-1]["externalId"] == "seed-000060"
+        assert last["data"][-1]["reference"] == "SEED-000060"
+        assert requests.get(control + "/requests", timeout=5).json()[0]["status"] == 200
+    finally:
+        stderr = stop_cli(process)
+    assert stderr == ""
