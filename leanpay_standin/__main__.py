@@ -40,7 +40,8 @@ def _parser() -> argparse.ArgumentParser:
         "--latency-ms",
         type=float,
         default=0.0,
-        help="each API answer leaves this long after its request arrived (processing included)",
+        help="each API answer leaves this long after its request arrived (processing "
+        "included; GETs, POSTs and refusals alike)",
     )
     parser.add_argument(
         "--page-size",

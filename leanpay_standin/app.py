@@ -137,14 +137,15 @@ class StandInApp:
         remaining = self.state.settings.latency_ms / 1000 - (time.monotonic() - arrived)
         if remaining > 0:
             time.sleep(remaining)
-        entry["status"] = None if isinstance(response, Dropped) else response.status_code
+        status = None if isinstance(response, Dropped) else response.status_code
         if self.verbose:
-            status = entry["status"] or "dropped"
             took = (time.monotonic() - arrived) * 1000
             sys.stderr.write(
-                f"{request.method} {API_PREFIX}{path} -> {status}"
+                f"{request.method} {API_PREFIX}{path} -> {status or 'dropped'}"
                 f" items={entry['items']} {took:.1f}ms\n"
             )
+        entry["status"] = status
+        entry["answered"] = time.monotonic()  # the server sends (or drops) right after
         return response
 
     def _api_response(self, request: Request, path: str, entry: dict[str, Any]) -> Response:

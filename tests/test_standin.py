@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import itertools
 import json
 import re
 import signal
@@ -17,6 +18,7 @@ from typing import Any
 
 import pytest
 import requests
+from conftest import wait_for
 
 import leanpay_standin
 from leanpay_standin import StandIn
@@ -805,6 +807,36 @@ def test_control_api_over_http(standin: StandIn, session: requests.Session) -> N
     assert standin.requests() == [] and standin.store() == [] and standin.faults() == []
 
 
+def test_journal_times_show_which_requests_overlapped(
+    standin: StandIn, session: requests.Session
+) -> None:
+    post(session, standin, [invoice(1)])
+    session.get(standin.url + "/invoices", timeout=5)
+    requests.get(standin.url + "/invoices", timeout=5)  # 401
+    standin.add_faults({"action": "drop_after_store"})
+    with pytest.raises(requests.ConnectionError):
+        post(session, standin, [invoice(2)])
+    one_after_another = standin.requests()
+    assert [e["status"] for e in one_after_another] == [201, 200, 401, None]
+    for entry in one_after_another:
+        assert entry["time"] <= entry["answered"]  # a dropped request is "answered" too
+    for earlier, later in itertools.pairwise(one_after_another):
+        assert earlier["answered"] < later["time"]
+
+    standin.reset()
+    standin.add_faults({"action": "delay_before_store", "seconds": 2})
+    with ThreadPoolExecutor(1) as pool:
+        held = pool.submit(post, session, standin, [invoice(3)])
+        wait_for(lambda: len(standin.requests()) == 1)
+        assert standin.requests()[0]["answered"] is None  # in progress
+        with requests.Session() as other:
+            other.headers["Authorization"] = KEY
+            assert post(other, standin, [invoice(4)]).status_code == 201
+        assert held.result().status_code == 201
+    slow, quick = standin.requests()
+    assert slow["time"] < quick["time"] <= quick["answered"] < slow["answered"]
+
+
 def test_reset_from_python(standin: StandIn, session: requests.Session) -> None:
     post(session, standin, [invoice(1)])
     standin.add_faults({"action": "drop_before_store"})
@@ -827,6 +859,23 @@ def test_latency_does_not_serialize_requests(standin: StandIn) -> None:
     elapsed = time.monotonic() - started
     assert statuses == [201] * 4
     assert 0.3 <= elapsed < 1.0
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_latency_applies_to_lists_and_batches(
+    standin: StandIn, session: requests.Session, method: str
+) -> None:
+    standin.configure(latency_ms=250)
+    started = time.monotonic()
+    if method == "GET":
+        response = session.get(standin.url + "/invoices", params={"page": 1}, timeout=5)
+        assert response.status_code == 200
+    else:
+        assert post(session, standin, [invoice(1)]).status_code == 201
+    assert time.monotonic() - started >= 0.25
+    (entry,) = standin.requests()
+    assert entry["method"] == method
+    assert entry["answered"] - entry["time"] >= 0.25
 
 
 def test_connections_are_kept_alive(standin: StandIn, session: requests.Session) -> None:
