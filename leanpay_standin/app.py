@@ -308,6 +308,8 @@ def _before_store(rule: FaultRule) -> Response | None:
 
 def _after_store(rule: FaultRule, response: Response) -> Response:
     """Apply the part of a rule that acts once the request was processed."""
+    if rule.action == "status_after_store":
+        return _fault_response(rule)
     if rule.action == "drop_after_store":
         return Dropped()
     if rule.action == "delay_after_store":

@@ -691,6 +691,58 @@ def test_drop_after_store_is_the_ambiguous_case(
     assert standin.posted_items() == []  # never answered, so not "accepted" as far as 2xx go
 
 
+def test_status_after_store_answers_an_error_for_a_stored_batch(
+    standin: StandIn, session: requests.Session
+) -> None:
+    standin.configure(duplicates="refuse")
+    standin.add_faults({"action": "status_after_store", "status": 500, "path": "/invoices/batch"})
+    failed = post(session, standin, [invoice(1), invoice(2)])
+    assert failed.status_code == 500
+    assert failed.json() == {"statusCode": 500, "message": "Internal Server Error"}
+    assert [s["externalId"] for s in standin.store("invoices")] == ["ext-1", "ext-2"]
+    assert [(e["status"], e["items"]) for e in standin.requests()] == [(500, 2)]
+    assert standin.posted_items() == []  # not a 2xx, though stored
+    again = post(session, standin, [invoice(1)])  # the rule is used up; the store remembers
+    assert again.status_code == 409
+    assert messages(again) == ["invoices.0.externalId already exists"]
+    assert standin.faults() == [
+        {
+            "action": "status_after_store",
+            "path": "/invoices/batch",
+            "method": None,
+            "times": 1,
+            "used": 1,
+            "status": 500,
+            "headers": {},
+        }
+    ]
+
+
+def test_status_after_store_bodies_and_outcomes(
+    standin: StandIn, session: requests.Session
+) -> None:
+    standin.add_faults(
+        {
+            "action": "status_after_store",
+            "status": 503,
+            "headers": {"Retry-After": "2"},
+            "raw_body": "upstream timeout",
+        },
+        {"action": "status_after_store", "status": 502, "body": {"oops": True}, "times": 2},
+    )
+    gateway = post(session, standin, [invoice(1)])
+    assert (gateway.status_code, gateway.text) == (503, "upstream timeout")
+    assert gateway.headers["Retry-After"] == "2"
+    listed = session.get(standin.url + "/invoices", timeout=5)
+    assert (listed.status_code, listed.json()) == (502, {"oops": True})
+    # the request is processed as usual first: an invalid batch stores nothing
+    invalid = post(session, standin, [invoice(2, amount=-1)])
+    assert (invalid.status_code, invalid.json()) == (502, {"oops": True})
+    assert [s["externalId"] for s in standin.store("invoices")] == ["ext-1"]
+    assert [e["status"] for e in standin.requests()] == [503, 502, 502]
+    assert post(session, standin, [invoice(3)]).status_code == 201
+
+
 def test_delays(standin: StandIn, session: requests.Session) -> None:
     standin.add_faults(
         {"action": "delay_before_store", "seconds": 0.3},
@@ -765,6 +817,9 @@ def test_faults_do_not_bypass_auth(standin: StandIn) -> None:
         {"action": "delay_before_store"},
         {"action": "reject_items", "match": {}},
         {"action": "drop_before_store", "times": 0},
+        {"action": "status_after_store"},
+        {"action": "status_after_store", "status": 500, "seconds": 1},
+        {"action": "status_after_store", "status": 500, "body": {}, "raw_body": ""},
     ],
 )
 def test_malformed_rules_are_refused(standin: StandIn, rule: dict[str, Any]) -> None:
