@@ -31,11 +31,18 @@ def count(text: str) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="leanpay-standin",
-        description="Local stand-in for the Leanpay public API (binds 127.0.0.1 only).",
+        description="Local stand-in for the Leanpay public API (binds 127.0.0.1 only). "
+        "Settings can also be changed while running: POST /_control/config.",
     )
     parser.add_argument("--port", type=int, default=0, help="0 = any free port (default)")
     parser.add_argument("--api-key", required=True, help="the raw key clients must send")
-    parser.add_argument("--duplicates", choices=DUPLICATE_MODES, default="accept")
+    parser.add_argument(
+        "--duplicates",
+        choices=DUPLICATE_MODES,
+        default="accept",
+        help="a batch repeating a stored externalId: accept (store again, the default), "
+        "refuse (409 for the whole batch) or ignore (answer with the stored object)",
+    )
     parser.add_argument(
         "--latency-ms",
         type=float,
@@ -56,6 +63,21 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="start with N invoices stored as if imported earlier: externalIds "
         "seed-000001 ... (as POST /_control/seed)",
+    )
+    parser.add_argument(
+        "--rate-limit",
+        type=float,
+        default=None,
+        metavar="PER_SECOND",
+        help="token bucket over authenticated API requests: refused ones get 429 with "
+        "Retry-After (whole seconds until a token); 0 or absent = no limit",
+    )
+    parser.add_argument(
+        "--rate-burst",
+        type=float,
+        default=None,
+        metavar="REQUESTS",
+        help="the bucket's capacity (>= 1); default one second's worth, max(1, rate limit)",
     )
     parser.add_argument("--url-file", type=Path, help="also write the base URL to this file")
     parser.add_argument(
@@ -89,6 +111,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             port=args.port,
             verbose=args.verbose,
             log_bodies=not args.no_log_bodies,
+            rate_limit=args.rate_limit,
+            rate_burst=args.rate_burst,
         )
     except ValueError as error:
         sys.stderr.write(f"leanpay-standin: {error}\n")

@@ -1,10 +1,13 @@
 """The WSGI application: Leanpay's public API under /v1/public, test controls under /_control.
 
 The API is the one the project's Leanpay API notes describe, as tabled in `api`. Request
-order mirrors a NestJS service: route, auth guard, body parsing and validation, then the
-handler. Fault rules are consulted after auth, so the target's credentials are always
-checked, and before validation, so an injected 429 or drop does not depend on the
-batch's content (except reject_items, which exists to refuse content).
+order mirrors a NestJS service: route (404), auth guard (401), throttler guard (429, when
+a rate limit is set), body validation (400; 409 for refused duplicates), then the
+handler. Fault rules are consulted after the throttler, so credentials and the rate limit
+always apply, and before validation, so an injected 429 or drop does not depend on the
+batch's content (except reject_items, which exists to refuse content). A batch body is
+parsed before the throttler only so that the journal shows it: a throttled request gets
+its 429 even when its body is not JSON.
 """
 
 from __future__ import annotations
@@ -76,6 +79,15 @@ def nest_error(status: int, message: str | list[str]) -> Response:
     """An error body the way NestJS writes one."""
     return json_response(
         {"statusCode": status, "message": message, "error": HTTP_STATUS_CODES[status]}, status
+    )
+
+
+def throttled(retry_after: int) -> Response:
+    """What NestJS's ThrottlerGuard answers (its exception's message, no "error" key)."""
+    return json_response(
+        {"statusCode": 429, "message": "ThrottlerException: Too Many Requests"},
+        429,
+        {"Retry-After": str(retry_after)},
     )
 
 
@@ -156,13 +168,15 @@ class StandInApp:
         if request.headers.get("Authorization") != self.state.api_key:
             return json_response({"statusCode": 401, "message": "Unauthorized"}, 401)
 
-        body: Any = None
-        items: list[Any] | None = None
+        parsed: tuple[Any, list[Any] | None] | Response = (None, None)
         if kind == "batch":
             parsed = self._parse_batch(request, resource_name, entry)
-            if isinstance(parsed, Response):
-                return parsed
-            body, items = parsed
+        refusal = self._throttle()
+        if refusal is not None:
+            return refusal
+        if isinstance(parsed, Response):
+            return parsed
+        body, items = parsed
 
         rule = self.state.faults.take(request.method, path, items)
         if rule is not None:
@@ -174,6 +188,14 @@ class StandInApp:
         else:
             response = self._batch(resource_name, body, rule)
         return response if rule is None else _after_store(rule, response)
+
+    def _throttle(self) -> Response | None:
+        """The 429 of a request the rate limit refuses; None if it may proceed."""
+        rate = self.state.settings.rate()
+        if rate is None:
+            return None
+        retry_after = self.state.bucket.take(*rate)
+        return None if retry_after is None else throttled(retry_after)
 
     def _parse_batch(
         self, request: Request, resource_name: str, entry: dict[str, Any]

@@ -22,7 +22,8 @@ class StandIn:
     """A local Leanpay on 127.0.0.1; `with StandIn() as leanpay: ... leanpay.url ...`.
 
     The settings (see `state.Settings`) can be changed while running with `configure`:
-    duplicates, latency_ms, page_size (default 25) and log_bodies.
+    duplicates, latency_ms, page_size (default 25), log_bodies, rate_limit (requests per
+    second, None or 0 = unlimited) and rate_burst (None = max(1, rate_limit)).
     """
 
     def __init__(
@@ -35,6 +36,8 @@ class StandIn:
         port: int = 0,
         verbose: bool = False,
         log_bodies: bool = True,
+        rate_limit: float | None = None,
+        rate_burst: float | None = None,
     ) -> None:
         settings = Settings()
         settings.update(
@@ -43,6 +46,8 @@ class StandIn:
                 "latency_ms": latency_ms,
                 "page_size": page_size,
                 "log_bodies": log_bodies,
+                "rate_limit": rate_limit,
+                "rate_burst": rate_burst,
             }
         )
         self.state = State(api_key=api_key, settings=settings)
@@ -134,7 +139,7 @@ class StandIn:
         self.state.settings.update(settings)
 
     def reset(self) -> None:
-        """Clear stored objects, the request journal and fault rules."""
+        """Clear stored objects, the request journal and fault rules; refill the bucket."""
         self.state.reset()
 
     def seed_invoices(self, n: int, client_id: str | None = None) -> list[str]:

@@ -23,6 +23,7 @@ from conftest import wait_for
 import leanpay_standin
 from leanpay_standin import StandIn
 from leanpay_standin.api import BATCHES, LISTS, MAX_BATCH_ITEMS, Batch, ValueType
+from leanpay_standin.ratelimit import TokenBucket
 
 KEY = "test-key"
 CLIENT = str(uuid.uuid4())
@@ -832,6 +833,187 @@ def test_malformed_rules_are_refused(standin: StandIn, rule: dict[str, Any]) -> 
     assert standin.faults() == []
 
 
+# -- rate limit ----------------------------------------------------------------------
+
+THROTTLED = {"statusCode": 429, "message": "ThrottlerException: Too Many Requests"}
+
+
+class Clock:
+    """A monotonic clock the test moves by hand: bucket arithmetic checked exactly."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(standin: StandIn) -> Clock:
+    """`standin`'s rate-limit bucket reads this clock instead of time.monotonic."""
+    fake = Clock()
+    standin.state.bucket = TokenBucket(clock=fake)
+    return fake
+
+
+def test_rate_limit_refuses_with_retry_after_and_stores_nothing(
+    session: requests.Session,
+) -> None:
+    with StandIn(api_key=KEY, rate_limit=5, rate_burst=2) as standin:
+        answers = [post(session, standin, [invoice(n)]) for n in (1, 2, 3)]
+        assert [a.status_code for a in answers] == [201, 201, 429]
+        assert answers[2].json() == THROTTLED
+        assert answers[2].headers["Retry-After"] == "1"
+        assert [s["externalId"] for s in standin.store()] == ["ext-1", "ext-2"]
+        journal = standin.requests()
+        assert [(e["status"], e["items"]) for e in journal] == [(201, 1), (201, 1), (429, 1)]
+        # the second request took its token before it was answered; 1/5 s later the
+        # bucket holds a whole one again (the refused third request took nothing)
+        refilled = journal[1]["answered"] + 1 / 5
+        time.sleep(max(0.0, refilled - time.monotonic()))
+        assert post(session, standin, [invoice(4)]).status_code == 201
+        assert [s["externalId"] for s in standin.store()] == ["ext-1", "ext-2", "ext-4"]
+
+
+def test_rate_limit_arithmetic_on_the_clock(
+    standin: StandIn, session: requests.Session, clock: Clock
+) -> None:
+    standin.configure(rate_limit=4, rate_burst=2)  # times below are exact in binary
+
+    def status() -> tuple[int, str | None]:
+        response = session.get(standin.url + "/invoices", timeout=5)
+        return response.status_code, response.headers.get("Retry-After")
+
+    assert [status() for _ in range(3)] == [(200, None), (200, None), (429, "1")]
+    clock.now += 0.125  # half a token
+    assert status() == (429, "1")
+    clock.now += 0.125  # exactly one token
+    assert [status() for _ in range(2)] == [(200, None), (429, "1")]
+    clock.now += 10  # capped at the burst
+    assert [status() for _ in range(3)] == [(200, None), (200, None), (429, "1")]
+    standin.configure(rate_limit=0.25, rate_burst=1)  # a new shape starts full
+    assert [status() for _ in range(2)] == [(200, None), (429, "4")]
+    clock.now += 0.5  # 0.125 token: 3.5 s to go, rounded up
+    assert status() == (429, "4")
+    clock.now += 2.5  # 0.75 token: exactly 1 s to go
+    assert status() == (429, "1")
+    clock.now += 1
+    assert status() == (200, None)
+    standin.configure(rate_limit=100, rate_burst=1)
+    assert [status() for _ in range(2)] == [(200, None), (429, "1")]  # 10 ms: at least 1
+    statuses = [e["status"] for e in standin.requests()]
+    assert statuses.count(429) == statuses.count(200) == 8
+
+
+def test_rate_burst_defaults_to_one_seconds_worth(
+    standin: StandIn, session: requests.Session, clock: Clock
+) -> None:
+    def burst() -> int:
+        for count in range(20):
+            if session.get(standin.url + "/invoices", timeout=5).status_code == 429:
+                return count
+        raise AssertionError("never throttled")
+
+    standin.configure(rate_limit=3)
+    assert standin.state.settings.rate_burst is None
+    assert burst() == 3
+    standin.configure(rate_limit=0.5)
+    assert burst() == 1
+    standin.configure(rate_limit=0)  # off
+    unlimited = [session.get(standin.url + "/invoices", timeout=5) for _ in range(10)]
+    assert [r.status_code for r in unlimited] == [200] * 10
+    standin.configure(rate_limit=None)
+    assert session.get(standin.url + "/invoices", timeout=5).status_code == 200
+
+
+def test_rate_limit_counts_authenticated_api_requests_before_faults_and_validation(
+    standin: StandIn, session: requests.Session, clock: Clock
+) -> None:
+    standin.configure(rate_limit=1, rate_burst=1)
+    for _ in range(3):  # neither refused credentials nor unknown routes take a token
+        assert requests.get(standin.url + "/invoices", timeout=5).status_code == 401
+        assert session.get(standin.url + "/clients", timeout=5).status_code == 404
+    standin.add_faults({"action": "status", "status": 503})
+    assert post(session, standin, [invoice(1)]).status_code == 503  # took the token
+    throttled = [
+        post(session, standin, [invoice(2, amount=-1)]),
+        session.post(standin.url + "/invoices/batch", data=b"{not json", timeout=5),
+        session.get(standin.url + "/invoices", timeout=5),
+    ]
+    assert [(r.status_code, r.json()) for r in throttled] == [(429, THROTTLED)] * 3
+    assert standin.faults()[0]["used"] == 1
+    for path in ("config", "requests", "store", "faults", "health"):  # not the control API
+        assert requests.get(f"{standin.root_url}/_control/{path}", timeout=5).status_code == 200
+    clock.now += 1
+    standin.add_faults({"action": "drop_before_store"})
+    with pytest.raises(requests.ConnectionError):
+        post(session, standin, [invoice(3)])
+    assert post(session, standin, [invoice(4)]).status_code == 429
+    assert standin.faults()[1]["used"] == 1
+    assert standin.store() == []
+    journal = [(e["method"], e["path"], e["status"]) for e in standin.requests()]
+    assert journal[6:] == [
+        ("POST", "/invoices/batch", 503),
+        ("POST", "/invoices/batch", 429),
+        ("POST", "/invoices/batch", 429),
+        ("GET", "/invoices", 429),
+        ("POST", "/invoices/batch", None),
+        ("POST", "/invoices/batch", 429),
+    ]
+
+
+def test_rate_limit_is_exact_under_concurrency(standin: StandIn, clock: Clock) -> None:
+    standin.configure(rate_limit=1, rate_burst=10)
+
+    def call(number: int) -> int:
+        with requests.Session() as http:
+            http.headers["Authorization"] = KEY
+            return post(http, standin, [invoice(number)]).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(call, range(40)))
+    assert sorted(statuses) == [201] * 10 + [429] * 30
+    assert len(standin.store()) == 10
+
+
+def test_reset_refills_the_bucket(
+    standin: StandIn, session: requests.Session, clock: Clock
+) -> None:
+    standin.configure(rate_limit=1)
+    assert [post(session, standin, [invoice(1)]).status_code for _ in range(2)] == [201, 429]
+    standin.reset()
+    assert post(session, standin, [invoice(1)]).status_code == 201
+    assert standin.state.settings.rate_limit == 1  # settings are kept
+
+
+def test_rate_settings_over_http(standin: StandIn, session: requests.Session) -> None:
+    config = standin.root_url + "/_control/config"
+    initial = requests.get(config, timeout=5).json()
+    assert (initial["rate_limit"], initial["rate_burst"]) == (None, None)
+    changed = requests.post(config, json={"rate_limit": 2.5, "rate_burst": 1}, timeout=5)
+    assert changed.status_code == 200
+    assert (changed.json()["rate_limit"], changed.json()["rate_burst"]) == (2.5, 1)
+    assert session.get(standin.url + "/invoices", timeout=5).status_code == 200
+    assert session.get(standin.url + "/invoices", timeout=5).status_code == 429
+    for bad in (
+        {"rate_limit": -1},
+        {"rate_limit": "5"},
+        {"rate_limit": True},
+        {"rate_burst": 0.5},
+        {"rate_burst": 0},
+    ):
+        refused = requests.post(config, json=bad, timeout=5)
+        assert refused.status_code == 400, bad
+        assert next(iter(bad)) in refused.json()["error"]
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            standin.configure(**bad)
+    assert (standin.state.settings.rate_limit, standin.state.settings.rate_burst) == (2.5, 1)
+    with pytest.raises(ValueError, match="rate_limit"):
+        StandIn(rate_limit=float("nan"))
+    with pytest.raises(ValueError, match="rate_burst"):
+        StandIn(rate_limit=1, rate_burst=float("inf"))
+
+
 # -- control API, journal, concurrency, connections ------------------------------------
 
 
@@ -1051,11 +1233,13 @@ def test_cli_refuses_bad_settings() -> None:
 @pytest.mark.parametrize(
     ("flags", "expected"),
     [
+        (["--rate-burst", "0.5"], "rate_burst must be a number >= 1"),
+        (["--rate-limit", "-2"], "rate_limit must be a number >= 0"),
         (["--seed-invoices", "-1"], "--seed-invoices: must be >= 0, got -1"),
         (["--seed-invoices", "many"], "--seed-invoices: invalid count value: 'many'"),
     ],
 )
-def test_cli_refuses_bad_seed_counts(flags: list[str], expected: str) -> None:
+def test_cli_refuses_bad_rate_and_seed_flags(flags: list[str], expected: str) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "leanpay_standin", "--api-key", "k", *flags],
         capture_output=True,
@@ -1098,6 +1282,8 @@ def test_cli_defaults_to_pages_of_25_and_seeds_a_tenant(session: requests.Sessio
             "latency_ms": 0.0,
             "page_size": 25,
             "log_bodies": True,
+            "rate_limit": None,
+            "rate_burst": None,
         }
         last = session.get(url + "/invoices", params={"page": 3}, timeout=5).json()
         assert (last["total"], last["pageCount"], last["count"]) == (60, 3, 10)
@@ -1107,3 +1293,35 @@ def test_cli_defaults_to_pages_of_25_and_seeds_a_tenant(session: requests.Sessio
     finally:
         stderr = stop_cli(process)
     assert stderr == ""
+
+
+def test_cli_rate_limit(session: requests.Session) -> None:
+    process, url = start_cli("--rate-limit", "5", "--rate-burst", "2")
+    try:
+        control = url.replace("/v1/public", "/_control")
+        config = requests.get(control + "/config", timeout=5).json()
+        assert (config["rate_limit"], config["rate_burst"]) == (5.0, 2.0)
+        answers = [session.get(url + "/invoices", timeout=5) for _ in range(3)]
+        assert [a.status_code for a in answers] == [200, 200, 429]
+        assert answers[2].json() == {
+            "statusCode": 429,
+            "message": "ThrottlerException: Too Many Requests",
+        }
+        assert answers[2].headers["Retry-After"] == "1"
+    finally:
+        stop_cli(process)
+
+
+def test_cli_help_names_every_setting() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "leanpay_standin", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=True,
+    )
+    help_text = " ".join(result.stdout.split())
+    for flag in ("--seed-invoices N", "--rate-limit PER_SECOND", "--rate-burst REQUESTS"):
+        assert flag in help_text
+    assert "(default 25; Leanpay documents none)" in help_text
+    assert "max(1, rate limit)" in help_text
