@@ -48,7 +48,7 @@ class Settings:
         if checked["duplicates"] not in DUPLICATE_MODES:
             raise ValueError(f"duplicates must be one of {', '.join(DUPLICATE_MODES)}")
         latency = checked["latency_ms"]
-        if type(latency) not in (int, float) or latency < 0:
+        if type(latency) not in (int, float) or not 0 <= latency < math.inf:
             raise ValueError("latency_ms must be a number >= 0")
         page_size = checked["page_size"]
         if type(page_size) is not int or page_size < 1:

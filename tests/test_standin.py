@@ -584,6 +584,12 @@ def test_unknown_duplicate_mode_is_refused() -> None:
         StandIn(duplicates="maybe")  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("latency_ms", [-1, float("nan"), float("inf"), "10"])
+def test_latency_must_be_a_finite_number(latency_ms: Any) -> None:
+    with pytest.raises(ValueError, match="latency_ms must be a number >= 0"):
+        StandIn(latency_ms=latency_ms)
+
+
 # -- listing -------------------------------------------------------------------------
 
 
