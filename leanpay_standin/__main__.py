@@ -2,6 +2,10 @@
 
 Prints the API base URL on one stdout line once it accepts connections (and writes it to
 --url-file), so a parent process knows where to point the target; stops on SIGTERM/SIGINT.
+
+The server needs werkzeug, which only the 'standin' extra installs; the command itself
+is installed without it, so it imports the server inside `main` and, when werkzeug is
+missing, says which extra to install (one line, exit 2) instead of a traceback.
 """
 
 from __future__ import annotations
@@ -15,9 +19,17 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
-from leanpay_standin.server import StandIn
 from leanpay_standin.store import DUPLICATE_MODES
+
+if TYPE_CHECKING:
+    from leanpay_standin.server import StandIn
+
+PROG = "leanpay-standin"
+MISSING_WERKZEUG = (
+    f"{PROG}: the stand-in needs the 'standin' extra: pip install 'target-leanpay[standin]'"
+)
 
 
 def count(text: str) -> int:
@@ -30,7 +42,7 @@ def count(text: str) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="leanpay-standin",
+        prog=PROG,
         description="Local stand-in for the Leanpay public API (binds 127.0.0.1 only). "
         "Settings can also be changed while running: POST /_control/config.",
     )
@@ -99,11 +111,26 @@ def _write_atomically(path: Path, text: str) -> None:
     Path(temporary).replace(path)
 
 
+def _server_class() -> type[StandIn] | None:
+    """`StandIn`, or None when werkzeug cannot be imported (any other failure is a bug)."""
+    try:
+        from leanpay_standin.server import StandIn  # noqa: PLC0415 - needs werkzeug
+    except ModuleNotFoundError as error:
+        if error.name is None or error.name.partition(".")[0] != "werkzeug":
+            raise
+        return None
+    return StandIn
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Serve until SIGTERM or SIGINT."""
     args = _parser().parse_args(argv)
+    server_class = _server_class()
+    if server_class is None:
+        sys.stderr.write(MISSING_WERKZEUG + "\n")
+        return 2
     try:
-        standin = StandIn(
+        standin = server_class(
             api_key=args.api_key,
             duplicates=args.duplicates,
             latency_ms=args.latency_ms,
@@ -115,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             rate_burst=args.rate_burst,
         )
     except ValueError as error:
-        sys.stderr.write(f"leanpay-standin: {error}\n")
+        sys.stderr.write(f"{PROG}: {error}\n")
         return 2
     standin.seed_invoices(args.seed_invoices)
     stop = threading.Event()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import itertools
 import json
+import os
 import re
 import signal
 import subprocess
@@ -1331,3 +1332,83 @@ def test_cli_help_names_every_setting() -> None:
         assert flag in help_text
     assert "(default 25; Leanpay documents none)" in help_text
     assert "max(1, rate limit)" in help_text
+
+
+# -- without werkzeug (the 'standin' extra) ---------------------------------------------
+
+MISSING_EXTRA = (
+    "leanpay-standin: the stand-in needs the 'standin' extra: "
+    "pip install 'target-leanpay[standin]'\n"
+)
+
+
+def shadowing(tmp_path: Path, module: str) -> dict[str, str]:
+    """An environment in which importing `module` fails as if it were not installed."""
+    package = tmp_path / "shadow" / module
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text(
+        f'raise ModuleNotFoundError("No module named {module!r}", name={module!r})\n'
+    )
+    return {**os.environ, "PYTHONPATH": str(tmp_path / "shadow")}
+
+
+def cli_command(how: str) -> list[str]:
+    """`python -m leanpay_standin`, or the console script pip installed next to python."""
+    if how == "module":
+        return [sys.executable, "-m", "leanpay_standin"]
+    script = Path(sys.executable).with_name("leanpay-standin")
+    assert script.exists(), f"{script} missing: install the project (make lint does)"
+    return [str(script)]
+
+
+@pytest.mark.parametrize("how", ["module", "script"])
+def test_cli_without_werkzeug_names_the_extra(tmp_path: Path, how: str) -> None:
+    command = cli_command(how)
+    env = shadowing(tmp_path, "werkzeug")
+    result = subprocess.run(
+        [*command, "--api-key", "k"],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        env=env,
+        check=False,
+    )
+    assert (result.returncode, result.stdout, result.stderr) == (2, "", MISSING_EXTRA)
+    helped = subprocess.run(
+        [*command, "--help"], capture_output=True, text=True, timeout=10, env=env, check=False
+    )
+    assert helped.returncode == 0 and "--rate-limit" in helped.stdout
+
+
+def test_package_imports_without_werkzeug_until_the_server_is_needed(tmp_path: Path) -> None:
+    probe = (
+        "import leanpay_standin, sys\n"
+        "print(leanpay_standin.DUPLICATE_MODES, 'werkzeug' in sys.modules)\n"
+        "try:\n"
+        "    leanpay_standin.StandIn\n"
+        "except ModuleNotFoundError as error:\n"
+        "    print(error.name)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        env=shadowing(tmp_path, "werkzeug"),
+        check=True,
+    )
+    assert result.stdout == "('accept', 'refuse', 'ignore') False\nwerkzeug\n"
+
+
+def test_cli_does_not_hide_other_missing_modules(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "leanpay_standin", "--api-key", "k"],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        env=shadowing(tmp_path, "msgspec"),
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "Traceback" in result.stderr
+    assert result.stderr.rstrip().endswith("ModuleNotFoundError: No module named 'msgspec'")
