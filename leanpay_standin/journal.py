@@ -7,8 +7,9 @@ without "Bearer", was sent.
 Each entry: method, path, query, headers, body (the parsed JSON of a batch POST, unless
 log_bodies is off), items (the batch's length), status (null until answered, and for a
 dropped connection), time (`time.monotonic()` on arrival) and answered (the same clock
-when the answer was handed to the socket or the connection dropped; null until then).
-Two requests overlapped when each arrived before the other was answered.
+once the answer, latency included, is ready: the server writes it, or drops the
+connection, right after; null until then). Two requests overlapped when each arrived
+before the other was answered.
 """
 
 from __future__ import annotations
