@@ -1,9 +1,13 @@
 """The WSGI application: Leanpay's public API under /v1/public, test controls under /_control.
 
-Request order for the API mirrors a NestJS service: route, auth guard, body parsing and
-validation, then the handler. Fault rules are consulted after auth, so the target's
-credentials are always checked, and before validation, so an injected 429 or drop does
-not depend on the batch's content (except reject_items, which exists to refuse content).
+The API is the one the project's Leanpay API notes describe, as tabled in `api`. Request
+order mirrors a NestJS service: route (404), auth guard (401), throttler guard (429, when
+a rate limit is set), body validation (400; 409 for refused duplicates), then the
+handler. Fault rules are consulted after the throttler, so credentials and the rate limit
+always apply, and before validation, so an injected 429 or drop does not depend on the
+batch's content (except reject_items, which exists to refuse content). A batch body is
+parsed before the throttler only so that the journal shows it: a throttled request gets
+its 429 even when its body is not JSON.
 """
 
 from __future__ import annotations
@@ -21,11 +25,11 @@ from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
+from leanpay_standin.api import BATCHES, LISTS
 from leanpay_standin.faults import FaultRule
 from leanpay_standin.state import State
 from leanpay_standin.store import Conflict
 from leanpay_standin.validation import ItemSchema, check_body, schema_for
-from target_leanpay.resources import RESOURCES
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -78,13 +82,18 @@ def nest_error(status: int, message: str | list[str]) -> Response:
     )
 
 
+def throttled(retry_after: int) -> Response:
+    """What NestJS's ThrottlerGuard answers (its exception's message, no "error" key)."""
+    return json_response(
+        {"statusCode": 429, "message": "ThrottlerException: Too Many Requests"},
+        429,
+        {"Retry-After": str(retry_after)},
+    )
+
+
 def _api_map() -> Map:
-    rules = []
-    for resource in RESOURCES.values():
-        rules.append(Rule(resource.path, endpoint=("batch", resource.name), methods=["POST"]))
-        if resource.list_path:
-            endpoint = ("list", resource.name)
-            rules.append(Rule(resource.list_path, endpoint=endpoint, methods=["GET"]))
+    rules = [Rule(b.path, endpoint=("batch", b.name), methods=["POST"]) for b in BATCHES.values()]
+    rules += [Rule(path, endpoint=("list", name), methods=["GET"]) for path, name in LISTS.items()]
     return Map(rules, strict_slashes=False, merge_slashes=False)
 
 
@@ -111,7 +120,7 @@ class StandInApp:
         self._api_urls = _api_map().bind("127.0.0.1")
         self._control_urls = _CONTROL_MAP.bind("127.0.0.1")
         self._schemas: dict[str, ItemSchema] = {
-            name: schema_for(resource) for name, resource in RESOURCES.items()
+            name: schema_for(batch) for name, batch in BATCHES.items()
         }
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
@@ -140,14 +149,15 @@ class StandInApp:
         remaining = self.state.settings.latency_ms / 1000 - (time.monotonic() - arrived)
         if remaining > 0:
             time.sleep(remaining)
-        entry["status"] = None if isinstance(response, Dropped) else response.status_code
+        status = None if isinstance(response, Dropped) else response.status_code
         if self.verbose:
-            status = entry["status"] or "dropped"
             took = (time.monotonic() - arrived) * 1000
             sys.stderr.write(
-                f"{request.method} {API_PREFIX}{path} -> {status}"
+                f"{request.method} {API_PREFIX}{path} -> {status or 'dropped'}"
                 f" items={entry['items']} {took:.1f}ms\n"
             )
+        entry["status"] = status
+        entry["answered"] = time.monotonic()  # the server sends (or drops) right after
         return response
 
     def _api_response(self, request: Request, path: str, entry: dict[str, Any]) -> Response:
@@ -158,13 +168,15 @@ class StandInApp:
         if request.headers.get("Authorization") != self.state.api_key:
             return json_response({"statusCode": 401, "message": "Unauthorized"}, 401)
 
-        body: Any = None
-        items: list[Any] | None = None
+        parsed: tuple[Any, list[Any] | None] | Response = (None, None)
         if kind == "batch":
             parsed = self._parse_batch(request, resource_name, entry)
-            if isinstance(parsed, Response):
-                return parsed
-            body, items = parsed
+        refusal = self._throttle()
+        if refusal is not None:
+            return refusal
+        if isinstance(parsed, Response):
+            return parsed
+        body, items = parsed
 
         rule = self.state.faults.take(request.method, path, items)
         if rule is not None:
@@ -176,6 +188,14 @@ class StandInApp:
         else:
             response = self._batch(resource_name, body, rule)
         return response if rule is None else _after_store(rule, response)
+
+    def _throttle(self) -> Response | None:
+        """The 429 of a request the rate limit refuses; None if it may proceed."""
+        rate = self.state.settings.rate()
+        if rate is None:
+            return None
+        retry_after = self.state.bucket.take(*rate)
+        return None if retry_after is None else throttled(retry_after)
 
     def _parse_batch(
         self, request: Request, resource_name: str, entry: dict[str, Any]
@@ -189,7 +209,7 @@ class StandInApp:
             return nest_error(400, f"Unexpected token in JSON at position {position}")
         if self.state.settings.log_bodies:
             entry["body"] = body
-        items = body.get(RESOURCES[resource_name].body_key) if type(body) is dict else None
+        items = body.get(BATCHES[resource_name].body_key) if type(body) is dict else None
         if type(items) is not list:
             return body, None
         entry["items"] = len(items)
@@ -255,9 +275,9 @@ class StandInApp:
 
     def _control_store(self, request: Request, payload: Any) -> Any:
         wanted = request.args.get("resource")
-        if wanted is not None and wanted not in RESOURCES:
+        if wanted is not None and wanted not in BATCHES:
             raise ValueError(f"unknown resource {wanted!r}")
-        names = [wanted] if wanted else list(RESOURCES)
+        names = [wanted] if wanted else list(BATCHES)
         return {name: self.state.store[name].objects()[0] for name in names}
 
     def _control_reset(self, request: Request, payload: Any) -> Any:
@@ -310,6 +330,8 @@ def _before_store(rule: FaultRule) -> Response | None:
 
 def _after_store(rule: FaultRule, response: Response) -> Response:
     """Apply the part of a rule that acts once the request was processed."""
+    if rule.action == "status_after_store":
+        return _fault_response(rule)
     if rule.action == "drop_after_store":
         return Dropped()
     if rule.action == "delay_after_store":

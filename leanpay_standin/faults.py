@@ -5,6 +5,21 @@ target is tested against every plausible misbehaviour: error statuses, dropped
 connections before and after storing (the ambiguous case), slowness, and items refused
 for reasons the target cannot check locally. Unknown rule keys are errors, so a typo in
 a test cannot silently disable the fault it meant to inject.
+
+A rule is a JSON object: `action`, optionally `path` (e.g. "/invoices/batch"), `method`
+and `times` (uses before it wears out; default 1, null = forever; reject_items defaults
+to forever), plus the action's own keys:
+
+- `status` (`status`, `headers`, `body` or `raw_body`): answer that instead, storing
+  nothing. Without a body: `{"statusCode": <status>, "message": <reason phrase>}`.
+- `status_after_store` (same keys): process the request as usual (a valid batch is
+  stored, per the duplicate mode), then answer that instead of the real answer: the
+  client sees an error for a batch that was in fact stored.
+- `drop_before_store` / `drop_after_store`: close the connection without answering,
+  before or after processing the request.
+- `delay_before_store` / `delay_after_store` (`seconds`): sleep before or after it.
+- `reject_items` (`match: {field: [values]}`, `name_items`): answer 400 for a batch
+  holding an item whose field has one of the values, naming the items or not.
 """
 
 from __future__ import annotations
@@ -16,6 +31,7 @@ from typing import Any, Literal, cast, get_args
 
 Action = Literal[
     "status",
+    "status_after_store",
     "drop_before_store",
     "drop_after_store",
     "delay_before_store",
@@ -28,6 +44,7 @@ _UNSET: Any = object()
 _COMMON_KEYS = frozenset({"action", "path", "method", "times"})
 _ACTION_KEYS: dict[str, frozenset[str]] = {
     "status": frozenset({"status", "headers", "body", "raw_body"}),
+    "status_after_store": frozenset({"status", "headers", "body", "raw_body"}),
     "drop_before_store": frozenset(),
     "drop_after_store": frozenset(),
     "delay_before_store": frozenset({"seconds"}),
@@ -84,7 +101,7 @@ class FaultRule:
             "times": self.times,
             "used": self.used,
         }
-        if self.action == "status":
+        if self.action in ("status", "status_after_store"):
             described.update(status=self.status, headers=self.headers)
         elif self.action.startswith("delay"):
             described["seconds"] = self.seconds
@@ -117,7 +134,7 @@ def parse_rule(spec: Mapping[str, Any]) -> FaultRule:
         "times must be a positive integer or null (unlimited)",
     )
     rule.times = times
-    if action == "status":
+    if action in ("status", "status_after_store"):
         _parse_status(rule, spec)
     elif action in ("delay_before_store", "delay_after_store"):
         seconds: Any = spec.get("seconds")

@@ -3,6 +3,13 @@
 Entries are created on arrival (so dropped requests appear, with status null) and
 completed when answered. Authorization is kept on purpose: tests check that the raw key,
 without "Bearer", was sent.
+
+Each entry: method, path, query, headers, body (the parsed JSON of a batch POST, unless
+log_bodies is off), items (the batch's length), status (null until answered, and for a
+dropped connection), time (`time.monotonic()` on arrival) and answered (the same clock
+once the answer, latency included, is ready: the server writes it, or drops the
+connection, right after; null until then). Two requests overlapped when each arrived
+before the other was answered.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ class Journal:
         headers: dict[str, str],
         arrived: float,
     ) -> dict[str, Any]:
-        """Record an arriving request; the caller fills body, items and status in place."""
+        """Record an arriving request; the caller fills in the rest in place."""
         entry: dict[str, Any] = {
             "method": method,
             "path": path,
@@ -36,6 +43,7 @@ class Journal:
             "status": None,
             "items": None,
             "time": arrived,
+            "answered": None,
         }
         with self._lock:
             self._entries.append(entry)

@@ -11,26 +11,33 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, Self
 
+from leanpay_standin.api import BATCHES
 from leanpay_standin.app import API_PREFIX, StandInApp
 from leanpay_standin.http_server import LOOPBACK, StandInServer
 from leanpay_standin.state import Settings, State
 from leanpay_standin.store import DuplicateMode
-from target_leanpay.resources import RESOURCES
 
 
 class StandIn:
-    """A local Leanpay on 127.0.0.1; `with StandIn() as leanpay: ... leanpay.url ...`."""
+    """A local Leanpay on 127.0.0.1; `with StandIn() as leanpay: ... leanpay.url ...`.
+
+    The settings (see `state.Settings`) can be changed while running with `configure`:
+    duplicates, latency_ms, page_size (default 25), log_bodies, rate_limit (requests per
+    second, None or 0 = unlimited) and rate_burst (None = max(1, rate_limit)).
+    """
 
     def __init__(
         self,
         api_key: str = "test-key",
         duplicates: DuplicateMode = "accept",
         latency_ms: float = 0,
-        page_size: int = 100,
+        page_size: int = 25,
         *,
         port: int = 0,
         verbose: bool = False,
         log_bodies: bool = True,
+        rate_limit: float | None = None,
+        rate_burst: float | None = None,
     ) -> None:
         settings = Settings()
         settings.update(
@@ -39,6 +46,8 @@ class StandIn:
                 "latency_ms": latency_ms,
                 "page_size": page_size,
                 "log_bodies": log_bodies,
+                "rate_limit": rate_limit,
+                "rate_burst": rate_burst,
             }
         )
         self.state = State(api_key=api_key, settings=settings)
@@ -126,11 +135,11 @@ class StandIn:
         return self.state.faults.describe()
 
     def configure(self, **settings: Any) -> None:
-        """Change duplicates / latency_ms / page_size / log_bodies while running."""
+        """Change settings while running (names as in `__init__`); ValueError if one is bad."""
         self.state.settings.update(settings)
 
     def reset(self) -> None:
-        """Clear stored objects, the request journal and fault rules."""
+        """Clear stored objects, the request journal and fault rules; refill the bucket."""
         self.state.reset()
 
     def seed_invoices(self, n: int, client_id: str | None = None) -> list[str]:
@@ -152,16 +161,16 @@ class StandIn:
 
         Needs `log_bodies=True` (the default).
         """
-        resource = RESOURCES[resource_name]
+        batch = BATCHES[resource_name]
         items: list[dict[str, Any]] = []
         for entry in self.requests():
             status = entry["status"]
             if (
                 entry["method"] == "POST"
-                and entry["path"] == resource.path
+                and entry["path"] == batch.path
                 and status is not None
                 and 200 <= status < 300
                 and isinstance(entry["body"], dict)
             ):
-                items.extend(entry["body"][resource.body_key])
+                items.extend(entry["body"][batch.body_key])
         return items

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
+import threading
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, cast
 
 from leanpay_standin.faults import FaultBook
 from leanpay_standin.journal import Journal
+from leanpay_standin.ratelimit import TokenBucket, effective_burst
 from leanpay_standin.store import DUPLICATE_MODES, DuplicateMode, Store
 
 
@@ -16,13 +19,27 @@ class Settings:
     """Server-wide behaviour, changeable while running."""
 
     duplicates: DuplicateMode = "accept"
+    """What a batch repeating a stored externalId gets (see `store`)."""
     latency_ms: float = 0
-    page_size: int = 100
+    """Every API answer leaves this long after its request arrived (processing included)."""
+    page_size: int = 25
+    """Objects per page of `GET /invoices`; Leanpay's is undocumented, so not 100."""
     log_bodies: bool = True
     """Keep request bodies in the journal; turn off for multi-million-item benchmarks."""
+    rate_limit: float | None = None
+    """Authenticated API requests per second (a token bucket); 0 or None: no limit."""
+    rate_burst: float | None = None
+    """Bucket capacity in requests (>= 1); None: one second's worth, max(1, rate_limit)."""
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()  # not a field: as_json stays the settings only
 
     def update(self, changes: Mapping[str, Any]) -> None:
         """Apply changes after checking all of them; ValueError names the bad one."""
+        with self._lock:
+            self._update(changes)
+
+    def _update(self, changes: Mapping[str, Any]) -> None:
         unknown = set(changes) - set(asdict(self))
         if unknown:
             raise ValueError(f"unknown settings: {', '.join(sorted(unknown))}")
@@ -31,21 +48,35 @@ class Settings:
         if checked["duplicates"] not in DUPLICATE_MODES:
             raise ValueError(f"duplicates must be one of {', '.join(DUPLICATE_MODES)}")
         latency = checked["latency_ms"]
-        if type(latency) not in (int, float) or latency < 0:
+        if type(latency) not in (int, float) or not 0 <= latency < math.inf:
             raise ValueError("latency_ms must be a number >= 0")
         page_size = checked["page_size"]
         if type(page_size) is not int or page_size < 1:
             raise ValueError("page_size must be a positive integer")
         if type(checked["log_bodies"]) is not bool:
             raise ValueError("log_bodies must be a boolean")
+        rate, burst = checked["rate_limit"], checked["rate_burst"]
+        if rate is not None and (type(rate) not in (int, float) or not 0 <= rate < math.inf):
+            raise ValueError("rate_limit must be a number >= 0 (requests per second) or null")
+        if burst is not None and (type(burst) not in (int, float) or not 1 <= burst < math.inf):
+            raise ValueError("rate_burst must be a number >= 1 (requests) or null")
         self.duplicates = cast(DuplicateMode, checked["duplicates"])
         self.latency_ms = latency
         self.page_size = page_size
         self.log_bodies = checked["log_bodies"]
+        self.rate_limit = rate
+        self.rate_burst = burst
+
+    def rate(self) -> tuple[float, float] | None:
+        """(requests per second, bucket capacity) when rate limiting is on, else None."""
+        with self._lock:  # never a new rate with the old burst
+            rate, burst = self.rate_limit, self.rate_burst
+        return None if not rate else (rate, effective_burst(rate, burst))
 
     def as_json(self) -> dict[str, Any]:
         """The settings as a JSON object."""
-        return asdict(self)
+        with self._lock:
+            return asdict(self)
 
 
 @dataclass
@@ -57,9 +88,14 @@ class State:
     store: Store = field(default_factory=Store)
     faults: FaultBook = field(default_factory=FaultBook)
     journal: Journal = field(default_factory=Journal)
+    bucket: TokenBucket = field(default_factory=TokenBucket)
 
     def reset(self) -> None:
-        """Back to empty: no objects, no requests, no faults (settings are kept)."""
+        """Back to empty: no objects, no requests, no faults, a full rate-limit bucket.
+
+        Settings are kept.
+        """
         self.store.clear()
         self.journal.clear()
         self.faults.clear()
+        self.bucket.refill()

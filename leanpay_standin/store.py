@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from target_leanpay.resources import RESOURCES, Kind, Resource
+from leanpay_standin.api import BATCHES, Batch
 
 DuplicateMode = Literal["accept", "refuse", "ignore"]
 DUPLICATE_MODES: tuple[DuplicateMode, ...] = ("accept", "refuse", "ignore")
@@ -94,19 +94,19 @@ class Conflict:
 class ResourceStore:
     """The objects of one resource, in creation order."""
 
-    def __init__(self, resource: Resource, tenant_id: str, new_id: IdFactory) -> None:
-        self.resource = resource
+    def __init__(self, batch: Batch, tenant_id: str, new_id: IdFactory) -> None:
+        self.batch = batch
         self._tenant_id = tenant_id
         self._new_id = new_id
-        self._names = tuple(f.name for f in resource.fields)
+        self._names = tuple(batch.items)
         self._ext_pos = (
             self._names.index("externalId") + _FIRST_FIELD if "externalId" in self._names else None
         )
-        datetime_fields = resource.name in _DATETIME_RESOURCES
+        datetime_fields = batch.name in _DATETIME_RESOURCES
         self._date_names = tuple(
-            f.name for f in resource.fields if datetime_fields and f.kind is Kind.DATE
+            name for name, prop in batch.items.items() if datetime_fields and prop.type == "date"
         )
-        presentation = _PRESENTATIONS.get(resource.name, _Presentation())
+        presentation = _PRESENTATIONS.get(batch.name, _Presentation())
         self._keys = ("id", "createdAt", *self._names)
         self._constants = dict(presentation.constants, tenantId=tenant_id)
         self._copies = presentation.copies
@@ -160,7 +160,7 @@ class ResourceStore:
         return shown
 
     def _conflicts(self, items: Iterable[dict[str, Any]]) -> list[str]:
-        key = self.resource.body_key
+        key = self.batch.body_key
         index = self._by_external_id
         in_batch: set[str] = set()
         messages = []
@@ -197,14 +197,14 @@ class ResourceStore:
 
 
 class Store:
-    """The stores of every resource of the table, sharing one tenant."""
+    """The stores of every batch resource of the API table, sharing one tenant."""
 
     def __init__(self) -> None:
         self.new_id = IdFactory()
         self.tenant_id = str(uuid.uuid4())
         self.resources: dict[str, ResourceStore] = {
-            name: ResourceStore(resource, self.tenant_id, self.new_id)
-            for name, resource in RESOURCES.items()
+            name: ResourceStore(batch, self.tenant_id, self.new_id)
+            for name, batch in BATCHES.items()
         }
         self._seeded = 0
 

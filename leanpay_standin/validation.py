@@ -1,4 +1,4 @@
-"""Batch-body checks, built once per resource from the resource table.
+"""Batch-body checks, built once per resource from the stand-in's API table (`api`).
 
 The messages copy what a NestJS `ValidationPipe` (whitelist + forbidNonWhitelisted,
 class-validator decorators) would answer, so the target's error handling is exercised
@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from target_leanpay.resources import MAX_ITEMS_PER_REQUEST, Field, Kind, Resource
+from leanpay_standin.api import MAX_BATCH_ITEMS, Batch, Prop
 
 Check = Callable[[object], str | None]
 """Returns None when the value is acceptable, else the message tail ("must be a UUID")."""
@@ -86,19 +86,17 @@ def _boolean_check(value: object) -> str | None:
     return None if type(value) is bool else "must be a boolean value"
 
 
-def check_for(field: Field) -> Check:
-    """The value check of one field, by kind."""
-    if field.kind is Kind.UUID:
+def check_for(prop: Prop) -> Check:
+    """The value check of one property, by type."""
+    if prop.type == "uuid":
         return _remembering(_is_uuid, "must be a UUID")
-    if field.kind is Kind.DATE:
+    if prop.type == "date":
         return _remembering(_is_calendar_date, "must be a valid ISO 8601 date string")
-    if field.kind is Kind.MONEY:
+    if prop.type == "integer":
         return _money_check
-    if field.kind is Kind.BOOLEAN:
+    if prop.type == "boolean":
         return _boolean_check
-    if field.kind is Kind.CURRENCY:
-        return _string_check(field.max_length or 3)
-    return _string_check(field.max_length)
+    return _string_check(prop.max_length)
 
 
 @dataclass(frozen=True)
@@ -108,15 +106,18 @@ class ItemSchema:
     body_key: str
     allowed: frozenset[str]
     fields: tuple[tuple[str, bool, bool, Check], ...]
-    """(name, required, nullable, check) per field, in table order."""
+    """(name, required, nullable, check) per property, in table order."""
 
 
-def schema_for(resource: Resource) -> ItemSchema:
-    """Precompute the checks of `resource`."""
+def schema_for(batch: Batch) -> ItemSchema:
+    """Precompute the checks of `batch`'s items."""
     return ItemSchema(
-        body_key=resource.body_key,
-        allowed=resource.field_names,
-        fields=tuple((f.name, f.required, f.nullable, check_for(f)) for f in resource.fields),
+        body_key=batch.body_key,
+        allowed=frozenset(batch.items),
+        fields=tuple(
+            (name, prop.required, prop.nullable, check_for(prop))
+            for name, prop in batch.items.items()
+        ),
     )
 
 
@@ -149,8 +150,8 @@ def check_body(schema: ItemSchema, body: object) -> tuple[list[dict[str, Any]], 
     items = body.get(key)
     if type(items) is not list:
         return [], [*problems, f"{key} must be an array"]
-    if len(items) > MAX_ITEMS_PER_REQUEST:
-        return [], [*problems, f"{key} must contain no more than {MAX_ITEMS_PER_REQUEST} elements"]
+    if len(items) > MAX_BATCH_ITEMS:
+        return [], [*problems, f"{key} must contain no more than {MAX_BATCH_ITEMS} elements"]
     if not items:
         return [], [*problems, f"{key} must contain at least 1 elements"]
     for index, item in enumerate(items):

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ast
+import itertools
 import json
+import os
 import re
 import signal
 import subprocess
@@ -16,9 +19,12 @@ from typing import Any
 
 import pytest
 import requests
+from conftest import wait_for
 
+import leanpay_standin
 from leanpay_standin import StandIn
-from target_leanpay.resources import RESOURCES, Kind, Resource
+from leanpay_standin.api import BATCHES, LISTS, MAX_BATCH_ITEMS, Batch, ValueType
+from leanpay_standin.ratelimit import TokenBucket
 
 KEY = "test-key"
 CLIENT = str(uuid.uuid4())
@@ -58,7 +64,7 @@ _ABSENT: Any = object()
 def post(
     http: requests.Session, standin: StandIn, items: list[Any], resource: str = "invoices"
 ) -> requests.Response:
-    target = RESOURCES[resource]
+    target = BATCHES[resource]
     return http.post(standin.url + target.path, json={target.body_key: items}, timeout=10)
 
 
@@ -69,17 +75,18 @@ def messages(response: requests.Response) -> list[str]:
     return list(body["message"])
 
 
-def valid_item(resource: Resource) -> dict[str, Any]:
-    """An item filling every field of the table with a valid value of its kind."""
-    values = {
-        Kind.UUID: CLIENT,
-        Kind.STRING: "x",
-        Kind.MONEY: 1,
-        Kind.DATE: "2024-03-01",
-        Kind.BOOLEAN: True,
-        Kind.CURRENCY: "EUR",
-    }
-    return {f.name: values[f.kind] for f in resource.fields}
+VALID: dict[ValueType, Any] = {
+    "uuid": CLIENT,
+    "string": "EUR",
+    "integer": 1,
+    "date": "2024-03-01",
+    "boolean": True,
+}
+
+
+def valid_item(batch: Batch) -> dict[str, Any]:
+    """An item filling every property of the table with a valid value of its type."""
+    return {name: VALID[prop.type] for name, prop in batch.items.items()}
 
 
 # -- server, auth, shape -------------------------------------------------------------
@@ -130,9 +137,9 @@ def test_created_invoice_looks_like_leanpay(standin: StandIn, session: requests.
     assert journal[0]["body"] == {"invoices": [invoice(1), invoice(2, netAmount=_ABSENT)]}
 
 
-@pytest.mark.parametrize("resource", list(RESOURCES.values()), ids=list(RESOURCES))
+@pytest.mark.parametrize("resource", list(BATCHES.values()), ids=list(BATCHES))
 def test_every_resource_of_the_table_is_served(
-    standin: StandIn, session: requests.Session, resource: Resource
+    standin: StandIn, session: requests.Session, resource: Batch
 ) -> None:
     item = valid_item(resource)
     response = post(session, standin, [item], resource.name)
@@ -141,6 +148,200 @@ def test_every_resource_of_the_table_is_served(
     assert created["externalId"] == item["externalId"]
     assert len(standin.store(resource.name)) == 1
     assert standin.posted_items(resource.name) == [item]
+
+
+# -- the API table: from the notes, independent of the target ------------------------
+
+REQ, OPT = True, False
+Notes = tuple[str, str, dict[str, tuple[ValueType, bool, int | None, bool]]]
+NOTES: dict[str, Notes] = {
+    # resource: (path, body key, {property: (type, required, max length, null accepted)}),
+    # restated from the API notes by hand, so the table in leanpay_standin.api is checked
+    # against a second reading and not against itself
+    "invoices": (
+        "/invoices/batch",
+        "invoices",
+        {
+            "clientId": ("uuid", REQ, None, False),
+            "reference": ("string", REQ, 80, False),
+            "amount": ("integer", REQ, None, False),
+            "netAmount": ("integer", OPT, None, True),
+            "issueDate": ("date", REQ, None, False),
+            "dueDate": ("date", REQ, None, False),
+            "externalId": ("string", OPT, 80, True),
+            "sentDate": ("date", OPT, None, True),
+        },
+    ),
+    "credit_notes": (
+        "/credit-notes/batch",
+        "creditNotes",
+        {
+            "clientId": ("uuid", REQ, None, False),
+            "reference": ("string", REQ, 80, False),
+            "amount": ("integer", REQ, None, False),
+            "netAmount": ("integer", OPT, None, True),
+            "issueDate": ("date", REQ, None, False),
+            "dueDate": ("date", OPT, None, True),
+            "externalId": ("string", OPT, 80, True),
+        },
+    ),
+    "paybacks": (
+        "/paybacks/batch",
+        "paybacks",
+        {
+            "creditNoteId": ("uuid", REQ, None, False),
+            "amount": ("integer", REQ, None, False),
+            "date": ("date", REQ, None, False),
+            "externalId": ("string", OPT, 80, True),
+        },
+    ),
+    "links": (
+        "/links/batch",
+        "links",
+        {
+            "invoiceId": ("uuid", REQ, None, False),
+            "creditNoteId": ("uuid", REQ, None, False),
+            "amount": ("integer", REQ, None, False),
+            "date": ("date", REQ, None, False),
+            "externalId": ("string", OPT, 80, True),
+        },
+    ),
+    "misc_operations": (
+        "/misc-operations/batch",
+        "miscOperations",
+        {
+            "clientId": ("uuid", REQ, None, False),
+            "externalId": ("string", REQ, 80, False),
+            "amount": ("integer", REQ, None, False),
+            "defaultCurrencyAmount": ("integer", REQ, None, False),
+            "date": ("date", REQ, None, False),
+            "currency": ("string", REQ, 3, False),
+            "description": ("string", OPT, None, True),
+        },
+    ),
+    "addresses": (
+        "/addresses/batch",
+        "addresses",
+        {
+            "clientId": ("uuid", REQ, None, False),
+            "company": ("string", REQ, 80, False),
+            "line1": ("string", REQ, 80, False),
+            "city": ("string", REQ, 80, False),
+            "postalCode": ("string", REQ, 80, False),
+            "country": ("string", REQ, 80, False),
+            "name": ("string", OPT, 80, True),
+            "line2": ("string", OPT, 80, True),
+            "line3": ("string", OPT, 80, True),
+            "externalId": ("string", OPT, 80, True),
+            "main": ("boolean", OPT, None, True),
+        },
+    ),
+}
+WRONG: dict[ValueType, tuple[Any, str]] = {
+    "uuid": ("not-a-uuid", "must be a UUID"),
+    "string": (42, "must be a string"),
+    "integer": (-1, "must not be less than 0"),
+    "date": ("2024-02-30", "must be a valid ISO 8601 date string"),
+    "boolean": ("yes", "must be a boolean value"),
+}
+
+
+def test_the_api_table_says_what_the_notes_say() -> None:
+    assert set(BATCHES) == set(NOTES)
+    for name, (path, body_key, props) in NOTES.items():
+        batch = BATCHES[name]
+        assert (batch.name, batch.path, batch.body_key) == (name, path, body_key)
+        assert {
+            prop_name: (p.type, p.required, p.max_length, p.nullable and not p.required)
+            for prop_name, p in batch.items.items()
+        } == props, name
+    assert dict(LISTS) == {"/invoices": "invoices"}
+    assert MAX_BATCH_ITEMS == 100
+
+
+@pytest.mark.parametrize("resource", list(NOTES))
+def test_each_property_is_checked_as_the_notes_say(
+    standin: StandIn, session: requests.Session, resource: str
+) -> None:
+    path, key, props = NOTES[resource]
+
+    def answer(item: dict[str, Any]) -> tuple[int, list[str] | None]:
+        response = session.post(standin.url + path, json={key: [item]}, timeout=10)
+        return response.status_code, None if response.status_code == 201 else messages(response)
+
+    def refused(name: str, tail: str) -> tuple[int, list[str]]:
+        return 400, [f"{key}.0.{name} {tail}"]
+
+    accepted = (201, None)
+    full = {name: VALID[type_] for name, (type_, *_) in props.items()}
+    assert answer(full) == accepted
+    for name, (type_, required, max_length, null_ok) in props.items():
+        without = {k: v for k, v in full.items() if k != name}
+        missing = refused(name, "should not be null or undefined")
+        assert answer(without) == (missing if required else accepted), name
+        assert answer({**full, name: None}) == (accepted if null_ok else missing), name
+        wrong, tail = WRONG[type_]
+        assert answer({**full, name: wrong}) == refused(name, tail), name
+        if max_length is not None:
+            assert answer({**full, name: "x" * max_length}) == accepted, name
+            too_long = f"must be shorter than or equal to {max_length} characters"
+            assert answer({**full, name: "x" * (max_length + 1)}) == refused(name, too_long)
+        elif type_ == "string":  # no documented maximum
+            assert answer({**full, name: "x" * 10_000}) == accepted, name
+    assert answer({**full, "currencyCode": "EUR"}) == refused("currencyCode", "should not exist")
+
+
+@pytest.mark.parametrize("resource", list(NOTES))
+def test_every_batch_takes_1_to_100_items(
+    standin: StandIn, session: requests.Session, resource: str
+) -> None:
+    key = NOTES[resource][1]
+    item = valid_item(BATCHES[resource])
+    too_many = post(session, standin, [item] * 101, resource)
+    assert messages(too_many) == [f"{key} must contain no more than 100 elements"]
+    assert post(session, standin, [item] * 100, resource).status_code == 201
+    assert len(standin.store(resource)) == 100
+
+
+@pytest.mark.parametrize("path", ["/credit-notes", "/paybacks", "/links", "/misc-operations"])
+def test_only_invoices_can_be_listed(
+    standin: StandIn, session: requests.Session, path: str
+) -> None:
+    response = session.get(standin.url + path, timeout=5)
+    assert response.status_code == 404
+    assert response.json()["message"] == f"Cannot GET /v1/public{path}"
+
+
+def test_no_module_of_the_stand_in_imports_the_target() -> None:
+    package = Path(leanpay_standin.__file__).parent
+    sources = sorted(package.glob("*.py"))
+    assert len(sources) >= 10
+    for source in sources:
+        for node in ast.walk(ast.parse(source.read_text(), str(source))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            else:
+                continue
+            assert not any(n.split(".")[0] == "target_leanpay" for n in names), source
+    every_module = (
+        "import importlib, pkgutil, sys, leanpay_standin\n"
+        "for found in pkgutil.iter_modules(leanpay_standin.__path__):\n"
+        "    importlib.import_module('leanpay_standin.' + found.name)\n"
+        "loaded = sorted(n for n in sys.modules if n.startswith('leanpay_standin.'))\n"
+        "print(len(loaded), sorted(n for n in sys.modules if n.startswith('target_leanpay')))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", every_module],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    count, target_modules = result.stdout.split(" ", 1)
+    assert int(count) == len(sources) - 1  # every module but __init__
+    assert target_modules.strip() == "[]"
 
 
 # -- validation ----------------------------------------------------------------------
@@ -227,7 +428,7 @@ def test_invalid_fields_of_other_resources(
     changes: dict[str, Any],
     expected: str,
 ) -> None:
-    target = RESOURCES[resource]
+    target = BATCHES[resource]
     item = {**valid_item(target), **changes}
     item = {k: v for k, v in item.items() if v is not _ABSENT}
     response = post(session, standin, [item], resource)
@@ -361,7 +562,7 @@ def test_ignore_mode_answers_with_the_existing_object(
 
 def test_duplicate_mode_is_per_resource(standin: StandIn, session: requests.Session) -> None:
     standin.configure(duplicates="refuse")
-    note = {**valid_item(RESOURCES["credit_notes"]), "externalId": "ext-1"}
+    note = {**valid_item(BATCHES["credit_notes"]), "externalId": "ext-1"}
     assert post(session, standin, [invoice(1)]).status_code == 201
     assert post(session, standin, [note], "credit_notes").status_code == 201
 
@@ -382,6 +583,12 @@ def test_duplicate_mode_can_be_switched_over_http(
 def test_unknown_duplicate_mode_is_refused() -> None:
     with pytest.raises(ValueError, match="duplicates"):
         StandIn(duplicates="maybe")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("latency_ms", [-1, float("nan"), float("inf"), "10"])
+def test_latency_must_be_a_finite_number(latency_ms: Any) -> None:
+    with pytest.raises(ValueError, match="latency_ms must be a number >= 0"):
+        StandIn(latency_ms=latency_ms)
 
 
 # -- listing -------------------------------------------------------------------------
@@ -408,11 +615,28 @@ def test_invoices_are_listed_by_page_in_creation_order(session: requests.Session
         assert requests.get(standin.url + "/invoices", timeout=5).status_code == 401
 
 
+def test_page_size_is_25_by_default(standin: StandIn, session: requests.Session) -> None:
+    assert standin.state.settings.page_size == 25
+    assert requests.get(standin.root_url + "/_control/config", timeout=5).json()["page_size"] == 25
+    standin.seed_invoices(60)
+    pages = [
+        session.get(standin.url + "/invoices", params={"page": n}, timeout=5).json()
+        for n in (1, 2, 3)
+    ]
+    assert [(p["count"], p["total"], p["pageCount"]) for p in pages] == [
+        (25, 60, 3),
+        (25, 60, 3),
+        (10, 60, 3),
+    ]
+    listed = [obj["externalId"] for p in pages for obj in p["data"]]
+    assert listed == [f"seed-{n:06d}" for n in range(1, 61)]
+
+
 def test_seeded_tenant(standin: StandIn, session: requests.Session) -> None:
     ids = standin.seed_invoices(10_000, client_id=CLIENT)
     assert ids[0] == "seed-000001" and ids[-1] == "seed-010000"
-    page = session.get(standin.url + "/invoices?page=100", timeout=5).json()
-    assert (page["total"], page["pageCount"], page["count"]) == (10_000, 100, 100)
+    page = session.get(standin.url + "/invoices?page=400", timeout=5).json()
+    assert (page["total"], page["pageCount"], page["count"]) == (10_000, 400, 25)
     assert page["data"][-1]["externalId"] == "seed-010000"
     assert page["data"][-1]["clientId"] == CLIENT
     standin.configure(duplicates="refuse")
@@ -475,6 +699,58 @@ def test_drop_after_store_is_the_ambiguous_case(
     assert standin.posted_items() == []  # never answered, so not "accepted" as far as 2xx go
 
 
+def test_status_after_store_answers_an_error_for_a_stored_batch(
+    standin: StandIn, session: requests.Session
+) -> None:
+    standin.configure(duplicates="refuse")
+    standin.add_faults({"action": "status_after_store", "status": 500, "path": "/invoices/batch"})
+    failed = post(session, standin, [invoice(1), invoice(2)])
+    assert failed.status_code == 500
+    assert failed.json() == {"statusCode": 500, "message": "Internal Server Error"}
+    assert [s["externalId"] for s in standin.store("invoices")] == ["ext-1", "ext-2"]
+    assert [(e["status"], e["items"]) for e in standin.requests()] == [(500, 2)]
+    assert standin.posted_items() == []  # not a 2xx, though stored
+    again = post(session, standin, [invoice(1)])  # the rule is used up; the store remembers
+    assert again.status_code == 409
+    assert messages(again) == ["invoices.0.externalId already exists"]
+    assert standin.faults() == [
+        {
+            "action": "status_after_store",
+            "path": "/invoices/batch",
+            "method": None,
+            "times": 1,
+            "used": 1,
+            "status": 500,
+            "headers": {},
+        }
+    ]
+
+
+def test_status_after_store_bodies_and_outcomes(
+    standin: StandIn, session: requests.Session
+) -> None:
+    standin.add_faults(
+        {
+            "action": "status_after_store",
+            "status": 503,
+            "headers": {"Retry-After": "2"},
+            "raw_body": "upstream timeout",
+        },
+        {"action": "status_after_store", "status": 502, "body": {"oops": True}, "times": 2},
+    )
+    gateway = post(session, standin, [invoice(1)])
+    assert (gateway.status_code, gateway.text) == (503, "upstream timeout")
+    assert gateway.headers["Retry-After"] == "2"
+    listed = session.get(standin.url + "/invoices", timeout=5)
+    assert (listed.status_code, listed.json()) == (502, {"oops": True})
+    # the request is processed as usual first: an invalid batch stores nothing
+    invalid = post(session, standin, [invoice(2, amount=-1)])
+    assert (invalid.status_code, invalid.json()) == (502, {"oops": True})
+    assert [s["externalId"] for s in standin.store("invoices")] == ["ext-1"]
+    assert [e["status"] for e in standin.requests()] == [503, 502, 502]
+    assert post(session, standin, [invoice(3)]).status_code == 201
+
+
 def test_delays(standin: StandIn, session: requests.Session) -> None:
     standin.add_faults(
         {"action": "delay_before_store", "seconds": 0.3},
@@ -529,7 +805,7 @@ def test_rules_filter_by_path_and_method_and_apply_in_order(
     assert post(session, standin, [invoice(1)]).status_code == 418
     assert post(session, standin, [invoice(1)]).status_code == 201
     assert session.get(standin.url + "/invoices", timeout=5).status_code == 500
-    note = valid_item(RESOURCES["credit_notes"])
+    note = valid_item(BATCHES["credit_notes"])
     assert post(session, standin, [note], "credit_notes").status_code == 503
 
 
@@ -549,6 +825,9 @@ def test_faults_do_not_bypass_auth(standin: StandIn) -> None:
         {"action": "delay_before_store"},
         {"action": "reject_items", "match": {}},
         {"action": "drop_before_store", "times": 0},
+        {"action": "status_after_store"},
+        {"action": "status_after_store", "status": 500, "seconds": 1},
+        {"action": "status_after_store", "status": 500, "body": {}, "raw_body": ""},
     ],
 )
 def test_malformed_rules_are_refused(standin: StandIn, rule: dict[str, Any]) -> None:
@@ -559,6 +838,187 @@ def test_malformed_rules_are_refused(standin: StandIn, rule: dict[str, Any]) -> 
     )
     assert over_http.status_code == 400
     assert standin.faults() == []
+
+
+# -- rate limit ----------------------------------------------------------------------
+
+THROTTLED = {"statusCode": 429, "message": "ThrottlerException: Too Many Requests"}
+
+
+class Clock:
+    """A monotonic clock the test moves by hand: bucket arithmetic checked exactly."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(standin: StandIn) -> Clock:
+    """`standin`'s rate-limit bucket reads this clock instead of time.monotonic."""
+    fake = Clock()
+    standin.state.bucket = TokenBucket(clock=fake)
+    return fake
+
+
+def test_rate_limit_refuses_with_retry_after_and_stores_nothing(
+    session: requests.Session,
+) -> None:
+    with StandIn(api_key=KEY, rate_limit=5, rate_burst=2) as standin:
+        answers = [post(session, standin, [invoice(n)]) for n in (1, 2, 3)]
+        assert [a.status_code for a in answers] == [201, 201, 429]
+        assert answers[2].json() == THROTTLED
+        assert answers[2].headers["Retry-After"] == "1"
+        assert [s["externalId"] for s in standin.store()] == ["ext-1", "ext-2"]
+        journal = standin.requests()
+        assert [(e["status"], e["items"]) for e in journal] == [(201, 1), (201, 1), (429, 1)]
+        # the second request took its token before it was answered; 1/5 s later the
+        # bucket holds a whole one again (the refused third request took nothing)
+        refilled = journal[1]["answered"] + 1 / 5
+        time.sleep(max(0.0, refilled - time.monotonic()))
+        assert post(session, standin, [invoice(4)]).status_code == 201
+        assert [s["externalId"] for s in standin.store()] == ["ext-1", "ext-2", "ext-4"]
+
+
+def test_rate_limit_arithmetic_on_the_clock(
+    standin: StandIn, session: requests.Session, clock: Clock
+) -> None:
+    standin.configure(rate_limit=4, rate_burst=2)  # times below are exact in binary
+
+    def status() -> tuple[int, str | None]:
+        response = session.get(standin.url + "/invoices", timeout=5)
+        return response.status_code, response.headers.get("Retry-After")
+
+    assert [status() for _ in range(3)] == [(200, None), (200, None), (429, "1")]
+    clock.now += 0.125  # half a token
+    assert status() == (429, "1")
+    clock.now += 0.125  # exactly one token
+    assert [status() for _ in range(2)] == [(200, None), (429, "1")]
+    clock.now += 10  # capped at the burst
+    assert [status() for _ in range(3)] == [(200, None), (200, None), (429, "1")]
+    standin.configure(rate_limit=0.25, rate_burst=1)  # a new shape starts full
+    assert [status() for _ in range(2)] == [(200, None), (429, "4")]
+    clock.now += 0.5  # 0.125 token: 3.5 s to go, rounded up
+    assert status() == (429, "4")
+    clock.now += 2.5  # 0.75 token: exactly 1 s to go
+    assert status() == (429, "1")
+    clock.now += 1
+    assert status() == (200, None)
+    standin.configure(rate_limit=100, rate_burst=1)
+    assert [status() for _ in range(2)] == [(200, None), (429, "1")]  # 10 ms: at least 1
+    statuses = [e["status"] for e in standin.requests()]
+    assert statuses.count(429) == statuses.count(200) == 8
+
+
+def test_rate_burst_defaults_to_one_seconds_worth(
+    standin: StandIn, session: requests.Session, clock: Clock
+) -> None:
+    def burst() -> int:
+        for count in range(20):
+            if session.get(standin.url + "/invoices", timeout=5).status_code == 429:
+                return count
+        raise AssertionError("never throttled")
+
+    standin.configure(rate_limit=3)
+    assert standin.state.settings.rate_burst is None
+    assert burst() == 3
+    standin.configure(rate_limit=0.5)
+    assert burst() == 1
+    standin.configure(rate_limit=0)  # off
+    unlimited = [session.get(standin.url + "/invoices", timeout=5) for _ in range(10)]
+    assert [r.status_code for r in unlimited] == [200] * 10
+    standin.configure(rate_limit=None)
+    assert session.get(standin.url + "/invoices", timeout=5).status_code == 200
+
+
+def test_rate_limit_counts_authenticated_api_requests_before_faults_and_validation(
+    standin: StandIn, session: requests.Session, clock: Clock
+) -> None:
+    standin.configure(rate_limit=1, rate_burst=1)
+    for _ in range(3):  # neither refused credentials nor unknown routes take a token
+        assert requests.get(standin.url + "/invoices", timeout=5).status_code == 401
+        assert session.get(standin.url + "/clients", timeout=5).status_code == 404
+    standin.add_faults({"action": "status", "status": 503})
+    assert post(session, standin, [invoice(1)]).status_code == 503  # took the token
+    throttled = [
+        post(session, standin, [invoice(2, amount=-1)]),
+        session.post(standin.url + "/invoices/batch", data=b"{not json", timeout=5),
+        session.get(standin.url + "/invoices", timeout=5),
+    ]
+    assert [(r.status_code, r.json()) for r in throttled] == [(429, THROTTLED)] * 3
+    assert standin.faults()[0]["used"] == 1
+    for path in ("config", "requests", "store", "faults", "health"):  # not the control API
+        assert requests.get(f"{standin.root_url}/_control/{path}", timeout=5).status_code == 200
+    clock.now += 1
+    standin.add_faults({"action": "drop_before_store"})
+    with pytest.raises(requests.ConnectionError):
+        post(session, standin, [invoice(3)])
+    assert post(session, standin, [invoice(4)]).status_code == 429
+    assert standin.faults()[1]["used"] == 1
+    assert standin.store() == []
+    journal = [(e["method"], e["path"], e["status"]) for e in standin.requests()]
+    assert journal[6:] == [
+        ("POST", "/invoices/batch", 503),
+        ("POST", "/invoices/batch", 429),
+        ("POST", "/invoices/batch", 429),
+        ("GET", "/invoices", 429),
+        ("POST", "/invoices/batch", None),
+        ("POST", "/invoices/batch", 429),
+    ]
+
+
+def test_rate_limit_is_exact_under_concurrency(standin: StandIn, clock: Clock) -> None:
+    standin.configure(rate_limit=1, rate_burst=10)
+
+    def call(number: int) -> int:
+        with requests.Session() as http:
+            http.headers["Authorization"] = KEY
+            return post(http, standin, [invoice(number)]).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(call, range(40)))
+    assert sorted(statuses) == [201] * 10 + [429] * 30
+    assert len(standin.store()) == 10
+
+
+def test_reset_refills_the_bucket(
+    standin: StandIn, session: requests.Session, clock: Clock
+) -> None:
+    standin.configure(rate_limit=1)
+    assert [post(session, standin, [invoice(1)]).status_code for _ in range(2)] == [201, 429]
+    standin.reset()
+    assert post(session, standin, [invoice(1)]).status_code == 201
+    assert standin.state.settings.rate_limit == 1  # settings are kept
+
+
+def test_rate_settings_over_http(standin: StandIn, session: requests.Session) -> None:
+    config = standin.root_url + "/_control/config"
+    initial = requests.get(config, timeout=5).json()
+    assert (initial["rate_limit"], initial["rate_burst"]) == (None, None)
+    changed = requests.post(config, json={"rate_limit": 2.5, "rate_burst": 1}, timeout=5)
+    assert changed.status_code == 200
+    assert (changed.json()["rate_limit"], changed.json()["rate_burst"]) == (2.5, 1)
+    assert session.get(standin.url + "/invoices", timeout=5).status_code == 200
+    assert session.get(standin.url + "/invoices", timeout=5).status_code == 429
+    for bad in (
+        {"rate_limit": -1},
+        {"rate_limit": "5"},
+        {"rate_limit": True},
+        {"rate_burst": 0.5},
+        {"rate_burst": 0},
+    ):
+        refused = requests.post(config, json=bad, timeout=5)
+        assert refused.status_code == 400, bad
+        assert next(iter(bad)) in refused.json()["error"]
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            standin.configure(**bad)
+    assert (standin.state.settings.rate_limit, standin.state.settings.rate_burst) == (2.5, 1)
+    with pytest.raises(ValueError, match="rate_limit"):
+        StandIn(rate_limit=float("nan"))
+    with pytest.raises(ValueError, match="rate_burst"):
+        StandIn(rate_limit=1, rate_burst=float("inf"))
 
 
 # -- control API, journal, concurrency, connections ------------------------------------
@@ -582,13 +1042,43 @@ def test_control_api_over_http(standin: StandIn, session: requests.Session) -> N
     assert journal[0]["time"] <= journal[1]["time"]
     assert journal[1]["headers"]["Authorization"] == KEY
     store = requests.get(control + "/store", timeout=5).json()
-    assert set(store) == set(RESOURCES) and len(store["invoices"]) == 1
+    assert set(store) == set(BATCHES) and len(store["invoices"]) == 1
     seeded = requests.post(control + "/seed", json={"count": 5}, timeout=5).json()
     assert seeded == {"seeded": 5} and len(standin.store()) == 6
     assert requests.post(control + "/config", json={"page_size": 2}, timeout=5).status_code == 200
     assert session.get(standin.url + "/invoices", timeout=5).json()["pageCount"] == 3
     assert requests.post(control + "/reset", timeout=5).status_code == 200
     assert standin.requests() == [] and standin.store() == [] and standin.faults() == []
+
+
+def test_journal_times_show_which_requests_overlapped(
+    standin: StandIn, session: requests.Session
+) -> None:
+    post(session, standin, [invoice(1)])
+    session.get(standin.url + "/invoices", timeout=5)
+    requests.get(standin.url + "/invoices", timeout=5)  # 401
+    standin.add_faults({"action": "drop_after_store"})
+    with pytest.raises(requests.ConnectionError):
+        post(session, standin, [invoice(2)])
+    one_after_another = standin.requests()
+    assert [e["status"] for e in one_after_another] == [201, 200, 401, None]
+    for entry in one_after_another:
+        assert entry["time"] <= entry["answered"]  # a dropped request is "answered" too
+    for earlier, later in itertools.pairwise(one_after_another):
+        assert earlier["answered"] < later["time"]
+
+    standin.reset()
+    standin.add_faults({"action": "delay_before_store", "seconds": 2})
+    with ThreadPoolExecutor(1) as pool:
+        held = pool.submit(post, session, standin, [invoice(3)])
+        wait_for(lambda: len(standin.requests()) == 1)
+        assert standin.requests()[0]["answered"] is None  # in progress
+        with requests.Session() as other:
+            other.headers["Authorization"] = KEY
+            assert post(other, standin, [invoice(4)]).status_code == 201
+        assert held.result().status_code == 201
+    slow, quick = standin.requests()
+    assert slow["time"] < quick["time"] <= quick["answered"] < slow["answered"]
 
 
 def test_reset_from_python(standin: StandIn, session: requests.Session) -> None:
@@ -613,6 +1103,23 @@ def test_latency_does_not_serialize_requests(standin: StandIn) -> None:
     elapsed = time.monotonic() - started
     assert statuses == [201] * 4
     assert 0.3 <= elapsed < 1.0
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_latency_applies_to_lists_and_batches(
+    standin: StandIn, session: requests.Session, method: str
+) -> None:
+    standin.configure(latency_ms=250)
+    started = time.monotonic()
+    if method == "GET":
+        response = session.get(standin.url + "/invoices", params={"page": 1}, timeout=5)
+        assert response.status_code == 200
+    else:
+        assert post(session, standin, [invoice(1)]).status_code == 201
+    assert time.monotonic() - started >= 0.25
+    (entry,) = standin.requests()
+    assert entry["method"] == method
+    assert entry["answered"] - entry["time"] >= 0.25
 
 
 def test_connections_are_kept_alive(standin: StandIn, session: requests.Session) -> None:
@@ -728,3 +1235,180 @@ def test_cli_refuses_bad_settings() -> None:
     assert result.returncode == 2
     assert "page_size" in result.stderr
     assert json.dumps(result.stdout) == '""'
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        (["--rate-burst", "0.5"], "rate_burst must be a number >= 1"),
+        (["--rate-limit", "-2"], "rate_limit must be a number >= 0"),
+        (["--seed-invoices", "-1"], "--seed-invoices: must be >= 0, got -1"),
+        (["--seed-invoices", "many"], "--seed-invoices: invalid count value: 'many'"),
+    ],
+)
+def test_cli_refuses_bad_rate_and_seed_flags(flags: list[str], expected: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "leanpay_standin", "--api-key", "k", *flags],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert expected in result.stderr
+    assert result.stdout == ""
+
+
+def start_cli(*flags: str) -> tuple[subprocess.Popen[str], str]:
+    """The CLI with `flags`, and the API base URL it printed."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "leanpay_standin", "--api-key", KEY, *flags],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    return process, process.stdout.readline().strip()
+
+
+def stop_cli(process: subprocess.Popen[str]) -> str:
+    """SIGTERM; the CLI's stderr once it exited 0."""
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=10)
+    assert process.returncode == 0, stderr
+    return stderr
+
+
+def test_cli_defaults_to_pages_of_25_and_seeds_a_tenant(session: requests.Session) -> None:
+    process, url = start_cli("--seed-invoices", "60")
+    try:
+        control = url.replace("/v1/public", "/_control")
+        config = requests.get(control + "/config", timeout=5).json()
+        assert config == {
+            "duplicates": "accept",
+            "latency_ms": 0.0,
+            "page_size": 25,
+            "log_bodies": True,
+            "rate_limit": None,
+            "rate_burst": None,
+        }
+        last = session.get(url + "/invoices", params={"page": 3}, timeout=5).json()
+        assert (last["total"], last["pageCount"], last["count"]) == (60, 3, 10)
+        assert last["data"][-1]["externalId"] == "seed-000060"
+        assert last["data"][-1]["reference"] == "SEED-000060"
+        assert requests.get(control + "/requests", timeout=5).json()[0]["status"] == 200
+    finally:
+        stderr = stop_cli(process)
+    assert stderr == ""
+
+
+def test_cli_rate_limit(session: requests.Session) -> None:
+    process, url = start_cli("--rate-limit", "5", "--rate-burst", "2")
+    try:
+        control = url.replace("/v1/public", "/_control")
+        config = requests.get(control + "/config", timeout=5).json()
+        assert (config["rate_limit"], config["rate_burst"]) == (5.0, 2.0)
+        answers = [session.get(url + "/invoices", timeout=5) for _ in range(3)]
+        assert [a.status_code for a in answers] == [200, 200, 429]
+        assert answers[2].json() == {
+            "statusCode": 429,
+            "message": "ThrottlerException: Too Many Requests",
+        }
+        assert answers[2].headers["Retry-After"] == "1"
+    finally:
+        stop_cli(process)
+
+
+def test_cli_help_names_every_setting() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "leanpay_standin", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=True,
+    )
+    help_text = " ".join(result.stdout.split())
+    for flag in ("--seed-invoices N", "--rate-limit PER_SECOND", "--rate-burst REQUESTS"):
+        assert flag in help_text
+    assert "(default 25; Leanpay documents none)" in help_text
+    assert "max(1, rate limit)" in help_text
+
+
+# -- without werkzeug (the 'standin' extra) ---------------------------------------------
+
+MISSING_EXTRA = (
+    "leanpay-standin: the stand-in needs the 'standin' extra: "
+    "pip install 'target-leanpay[standin]'\n"
+)
+
+
+def shadowing(tmp_path: Path, module: str) -> dict[str, str]:
+    """An environment in which importing `module` fails as if it were not installed."""
+    package = tmp_path / "shadow" / module
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text(
+        f'raise ModuleNotFoundError("No module named {module!r}", name={module!r})\n'
+    )
+    return {**os.environ, "PYTHONPATH": str(tmp_path / "shadow")}
+
+
+def cli_command(how: str) -> list[str]:
+    """`python -m leanpay_standin`, or the console script pip installed next to python."""
+    if how == "module":
+        return [sys.executable, "-m", "leanpay_standin"]
+    script = Path(sys.executable).with_name("leanpay-standin")
+    assert script.exists(), f"{script} missing: install the project (make lint does)"
+    return [str(script)]
+
+
+@pytest.mark.parametrize("how", ["module", "script"])
+def test_cli_without_werkzeug_names_the_extra(tmp_path: Path, how: str) -> None:
+    command = cli_command(how)
+    env = shadowing(tmp_path, "werkzeug")
+    result = subprocess.run(
+        [*command, "--api-key", "k"],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        env=env,
+        check=False,
+    )
+    assert (result.returncode, result.stdout, result.stderr) == (2, "", MISSING_EXTRA)
+    helped = subprocess.run(
+        [*command, "--help"], capture_output=True, text=True, timeout=10, env=env, check=False
+    )
+    assert helped.returncode == 0 and "--rate-limit" in helped.stdout
+
+
+def test_package_imports_without_werkzeug_until_the_server_is_needed(tmp_path: Path) -> None:
+    probe = (
+        "import leanpay_standin, sys\n"
+        "print(leanpay_standin.DUPLICATE_MODES, 'werkzeug' in sys.modules)\n"
+        "try:\n"
+        "    leanpay_standin.StandIn\n"
+        "except ModuleNotFoundError as error:\n"
+        "    print(error.name)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        env=shadowing(tmp_path, "werkzeug"),
+        check=True,
+    )
+    assert result.stdout == "('accept', 'refuse', 'ignore') False\nwerkzeug\n"
+
+
+def test_cli_does_not_hide_other_missing_modules(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "leanpay_standin", "--api-key", "k"],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        env=shadowing(tmp_path, "msgspec"),
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "Traceback" in result.stderr
+    assert result.stderr.rstrip().endswith("ModuleNotFoundError: No module named 'msgspec'")
