@@ -339,8 +339,12 @@ def test_a_stored_but_unanswered_batch_is_checked_not_sent_again(
     assert_exactly_once(server, 250)
     journal = server.requests()
     assert set(posted_ids(journal).values()) == {1}  # no item was sent twice
-    # the listing before sending (empty tenant: one page) and one after the ambiguous POST
-    assert [g["query"] for g in gets(journal)] == [{"page": "1"}, {"page": "1"}]
+    # the listing before sending (empty tenant: one page), and one after the ambiguous
+    # POST, which reads every page of the 100 invoices then stored once
+    pages = math.ceil(100 / server.state.settings.page_size)
+    listed = [int(g["query"]["page"]) for g in gets(journal)]
+    assert listed[0] == 1
+    assert sorted(listed[1:]) == list(range(1, pages + 1))
     counts = summary(result.stderr)
     assert (counts["acknowledged"], counts["present"], counts["rejected"]) == (150, 100, 0)
     assert counts["retries"] >= 1
@@ -506,7 +510,7 @@ class NewestFirst(Proxy):
     0.1 s, so the target's re-listing is still going when the second batch is stored.
     """
 
-    PAGE = 100
+    PAGE = 25
 
     def __init__(self, upstream: StandIn) -> None:
         super().__init__(upstream)
@@ -614,7 +618,7 @@ def test_the_same_1000_invoices_loaded_twice_are_stored_once(
     assert_exactly_once(server, 1000)
     second_requests = server.requests()[after_first:]
     assert [r for r in second_requests if r["method"] == "POST"] == []
-    assert len(gets(second_requests)) == math.ceil(1000 / 100)
+    assert len(gets(second_requests)) == math.ceil(1000 / server.state.settings.page_size)
     counts = summary(second.stderr)
     assert (counts["read"], counts["acknowledged"], counts["present"]) == (1000, 0, 1000)
     assert counts["requests"] == 0
