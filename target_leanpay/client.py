@@ -16,8 +16,8 @@ a timeout on every call, and one retry policy driven by `backoff`:
 
 The API key only ever travels in the `Authorization` header; nothing here logs headers.
 
-`DryRunClient` has the same two calls: it writes each batch it would POST to a file and
-reads an empty tenant, so a dry run goes through exactly the code of a real one.
+`DryRunClient` stands in for it in a dry run: it writes each batch it would POST to a
+file, so a dry run goes through the same delivery code as a real one.
 """
 
 from __future__ import annotations
@@ -366,7 +366,7 @@ def _json_or_none(response: requests.Response) -> Any:
 
 class DryRunClient:
     """Stands in for `LeanpayClient` in a dry run: writes each POST it would make to a
-    file, sends nothing, and reads an empty tenant (a dry run needs no key)."""
+    file and sends nothing (a dry run needs no key, and reads nothing)."""
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -395,10 +395,6 @@ class DryRunClient:
             self._file.flush()
             self.requests += 1
         return [Created(externalId=item.get("externalId")) for item in items]
-
-    def get_page(self, path: str, page: int) -> dict[str, Any]:
-        """An empty tenant: a dry run shows what a first load would send."""
-        return {"data": [], "pageCount": 0}
 
     def close(self) -> None:
         """Close the output file."""

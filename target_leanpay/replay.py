@@ -90,7 +90,8 @@ def _in_parts(ids: Sequence[str]) -> Iterator[Sequence[str]]:
 class ReplayGuard(Generic[T]):
     """The externalIds Leanpay holds, and those this run is sending, for one resource."""
 
-    def __init__(self, resource: Resource, read_page: PageReader) -> None:
+    def __init__(self, resource: Resource, read_page: PageReader | None) -> None:
+        """`read_page` None: a dry run, which reads nothing and assumes an empty tenant."""
         if resource.list_path is None:
             raise ValueError(f"{resource.name} has no list endpoint")
         self.resource = resource
@@ -115,8 +116,16 @@ class ReplayGuard(Generic[T]):
             if since is not None and fresh is not None and fresh >= since:
                 return
             started = time.monotonic()
+            if self._read_page is None:
+                logger.info(
+                    "Dry run: replay safety assumes an empty tenant for %s (nothing is read "
+                    "from Leanpay)",
+                    self.resource.name,
+                )
+                self._listing_started = started
+                return
             try:
-                self._list_all()
+                self._list_all(self._read_page)
             except AuthError as refused:
                 raise AuthError(
                     f"{refused} (while listing {self.resource.name} for replay safety: the "
@@ -162,12 +171,12 @@ class ReplayGuard(Generic[T]):
                 waiting.extend(self._claims.pop(external_id, []))
         return waiting
 
-    def _list_all(self) -> None:
+    def _list_all(self, read_page: PageReader) -> None:
         """Page through the list endpoint, remembering each page's externalIds."""
         assert self.resource.list_path is not None
         page, page_count, rows_seen, ids_seen = 1, 1, 0, 0
         while page <= page_count:
-            body = self._read_page(self.resource.list_path, page)
+            body = read_page(self.resource.list_path, page)
             self.list_requests += 1
             rows = body.get("data") or []
             ids = [
@@ -203,7 +212,7 @@ class ReplayGuard(Generic[T]):
 class ReplayGuards:
     """One guard per listable resource, listed the first time a stream loads it."""
 
-    def __init__(self, read_page: PageReader, *, enabled: bool) -> None:
+    def __init__(self, read_page: PageReader | None, *, enabled: bool) -> None:
         self._read_page = read_page
         self._enabled = enabled
         self._guards: dict[str, ReplayGuard[Any]] = {}

@@ -52,7 +52,8 @@ class Run:
                 pool_size=settings.max_in_flight + 1,  # + the reading thread's listing
                 stopping=self.stopping,
             )
-        self.guards = ReplayGuards(self.client.get_page, enabled=settings.replay_safety)
+        read_page = None if isinstance(self.client, DryRunClient) else self.client.get_page
+        self.guards = ReplayGuards(read_page, enabled=settings.replay_safety)
         self.pool = SendPool(
             1 if settings.dry_run else settings.max_in_flight,
             interrupt=self.interrupt,
