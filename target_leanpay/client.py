@@ -10,9 +10,13 @@ a timeout on every call, and one retry policy driven by `backoff`:
 * not retried here: a POST whose connection dropped *after* it was sent, that timed out
   or whose answer was cut off, or that got another 5xx (a gateway's 502/504 can follow a
   stored batch). Leanpay may have stored it, so the caller decides (it checks which
-  items exist before sending them again) -> `Ambiguous`;
+  items exist before sending them again) -> `Ambiguous`, `answered` when Leanpay itself
+  said 5xx (not a timeout, a drop, or a gateway's 502/504);
 * never retried: 401/403 (`AuthError`), other 4xx (`ItemsRefused` for 400/409/422,
   whose items are worth isolating; `ApiError` otherwise).
+
+Every request first passes the `Throttle` (throttle.py): a 429 pauses them all and
+lowers the number allowed in flight, which clean answers raise again.
 
 The API key only ever travels in the `Authorization` header; nothing here logs headers.
 
@@ -49,6 +53,7 @@ from target_leanpay.errors import (
 )
 from target_leanpay.redaction import RedactSecrets
 from target_leanpay.resources import Resource
+from target_leanpay.throttle import Throttle
 
 logger = logging.getLogger("target-leanpay.client")
 
@@ -82,13 +87,21 @@ class _Answer(msgspec.Struct):
 _decode_answer = msgspec.json.Decoder(_Answer).decode
 
 
+GATEWAY_STATUSES = frozenset({502, 504})
+"""5xx a proxy answers while Leanpay may still be working on the request."""
+
+
 class _Retryable(Exception):
     """A failure worth another attempt; carries the server's requested wait, if any."""
 
-    def __init__(self, error: ApiError, retry_after: float | None) -> None:
+    def __init__(
+        self, error: ApiError, retry_after: float | None, *, started: float | None = None
+    ) -> None:
         super().__init__(str(error))
         self.error = error
         self.retry_after = retry_after
+        self.started = started
+        """When a request answered 429 was admitted (`Throttle.too_many` needs it)."""
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -131,16 +144,19 @@ class LeanpayClient:
         timeout: float,
         max_retries: int,
         max_retry_wait: float,
-        pool_size: int,
+        max_in_flight: int,
         stopping: threading.Event,
         backoff_base: float = 0.5,
     ) -> None:
+        """`max_in_flight`: the most requests on the wire at once, POSTs and list pages
+        together; the throttle may allow fewer after a 429."""
         self.api_url = api_url.rstrip("/")
         self.timeout = (min(10.0, timeout), timeout)
         self.max_retries = max_retries
         self.max_retry_wait = max_retry_wait
         self.backoff_base = backoff_base
         self.stopping = stopping
+        self.throttle = Throttle(max_in_flight, stopping)
         self._scrub = RedactSecrets([api_key]).scrub  # bodies may echo the key: mask first
         self._templates: dict[tuple[str, str], requests.PreparedRequest] = {}
         self.session = requests.Session()
@@ -151,7 +167,7 @@ class LeanpayClient:
         if ca_bundle:
             self.session.verify = ca_bundle
         self.session.trust_env = False
-        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max_in_flight, max_retries=0)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.session.headers.update(
@@ -232,6 +248,8 @@ class LeanpayClient:
     ) -> requests.Response:
         def log_retry(details: Any) -> None:
             failure = details["exception"]
+            if failure.started is not None:
+                self.throttle.too_many(failure.started, details["wait"])
             message = (
                 f"{failure.error} (attempt {details['tries']} of {self.max_retries + 1}); "
                 f"retrying in {details['wait']:.1f} s"
@@ -277,11 +295,12 @@ class LeanpayClient:
     ) -> requests.Response:
         where = f"{method} {path}"
         try:
-            response = self.session.send(
-                self._prepare(method, path, body, params),
-                timeout=self.timeout,
-                allow_redirects=False,
-            )
+            with self.throttle.admitted() as started:
+                response = self.session.send(
+                    self._prepare(method, path, body, params),
+                    timeout=self.timeout,
+                    allow_redirects=False,
+                )
         except requests.ConnectTimeout as exc:
             failure = ApiError(f"{where}: could not connect ({_reason(exc)})")
             raise _Retryable(failure, None) from None
@@ -302,7 +321,17 @@ class LeanpayClient:
             ) from None
         except requests.RequestException as exc:  # e.g. an invalid header: nothing was sent
             raise ApiError(f"{where}: {self._scrub(_reason(exc))}") from None
+        if response.status_code == 429:
+            self._too_many(where, response, started)
+        if response.status_code < 500:
+            self.throttle.clean()
         return self._classify(method, where, response)
+
+    def _too_many(self, where: str, response: requests.Response, started: float) -> None:
+        text = self._scrub(response.text)
+        said = f"{where}: HTTP 429: {quote(text) or '(empty body)'}"
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        raise _Retryable(ApiError(said, status=429, body=text), retry_after, started=started)
 
     def _classify(self, method: str, where: str, response: requests.Response) -> requests.Response:
         status = response.status_code
@@ -323,7 +352,7 @@ class LeanpayClient:
                 body=text,
             )
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
-        if status in (429, 503) or (status >= 500 and method == "GET"):
+        if status == 503 or (status >= 500 and method == "GET"):
             raise _Retryable(ApiError(said, status=status, body=text), retry_after)
         if status >= 500:
             raise Ambiguous(
@@ -331,6 +360,7 @@ class LeanpayClient:
                 status=status,
                 body=text,
                 retry_after=retry_after,
+                answered=status not in GATEWAY_STATUSES,
             )
         if status in ITEM_STATUSES:
             raise ItemsRefused(said, status=status, body=text)

@@ -13,7 +13,14 @@ from conftest import API_KEY, payload
 
 from leanpay_standin import StandIn
 from target_leanpay.client import LeanpayClient, parse_retry_after
-from target_leanpay.errors import Ambiguous, ApiError, AuthError, ItemsRefused, RetriesExhausted
+from target_leanpay.errors import (
+    Ambiguous,
+    ApiError,
+    AuthError,
+    ItemsRefused,
+    RetriesExhausted,
+    Stopped,
+)
 from target_leanpay.resources import INVOICES
 
 BATCH = "/invoices/batch"
@@ -40,7 +47,7 @@ def client_for(leanpay: StandIn, *, key: str = API_KEY, **overrides: float) -> L
         timeout=settings["timeout"],
         max_retries=int(settings["max_retries"]),
         max_retry_wait=settings["max_retry_wait"],
-        pool_size=2,
+        max_in_flight=2,
         stopping=threading.Event(),
         backoff_base=0.01,
     )
@@ -149,7 +156,7 @@ def test_connection_refused_is_retried_then_reported() -> None:
         timeout=2,
         max_retries=1,
         max_retry_wait=0.1,
-        pool_size=1,
+        max_in_flight=1,
         stopping=threading.Event(),
         backoff_base=0.01,
     )
@@ -158,13 +165,19 @@ def test_connection_refused_is_retried_then_reported() -> None:
     assert "could not connect" in str(failure.value) or "Connection refused" in str(failure.value)
 
 
+def test_a_stopping_run_makes_no_request(leanpay: StandIn) -> None:
+    client = client_for(leanpay)
+    client.stopping.set()
+    with pytest.raises(Stopped):
+        post(client, [payload(1)])
+    assert leanpay.requests() == []
+
+
 def test_stopping_gives_up_instead_of_retrying(leanpay: StandIn) -> None:
     leanpay.add_faults({"path": BATCH, "action": "status", "status": 503, "times": 100})
     client = client_for(leanpay, max_retries=50)
-    client.stopping.set()
-    with pytest.raises(RetriesExhausted) as failure:
-        post(client, [payload(1)])
-    assert "stopping" in str(failure.value)
+    with pytest.raises(Stopped):
+        client.post_batch(INVOICES, [payload(1)], on_retry=lambda _: client.stopping.set())
     assert len(leanpay.requests()) == 1
 
 
@@ -204,7 +217,7 @@ def test_proxies_come_from_the_environment_once(
         timeout=1,
         max_retries=0,
         max_retry_wait=0.1,
-        pool_size=1,
+        max_in_flight=1,
         stopping=threading.Event(),
     )
     assert client.session.proxies.get("https") == "http://127.0.0.1:3128"

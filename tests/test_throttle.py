@@ -1,0 +1,84 @@
+"""Throttle: a 429 halves the in-flight limit once per round; clean answers raise it again."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from target_leanpay.errors import Stopped
+from target_leanpay.throttle import CLEAN_ANSWERS_PER_STEP, Throttle
+
+
+def test_a_429_halves_the_limit_once_for_the_requests_of_one_round() -> None:
+    throttle = Throttle(4, threading.Event())
+    with throttle.admitted() as first, throttle.admitted() as second:
+        pass
+    throttle.too_many(first, pause=0)
+    throttle.too_many(second, pause=0)  # sent before the cut: no second cut
+    assert throttle.limit == 2
+    with throttle.admitted() as later:
+        pass
+    throttle.too_many(later, pause=0)  # sent after the cut, still refused: cut again
+    assert throttle.limit == 1
+    with throttle.admitted() as last:
+        pass
+    throttle.too_many(last, pause=0)
+    assert throttle.limit == 1  # never below one
+
+
+def test_clean_answers_raise_the_limit_step_by_step_up_to_the_maximum() -> None:
+    throttle = Throttle(3, threading.Event())
+    with throttle.admitted() as started:
+        pass
+    throttle.too_many(started, pause=0)
+    assert throttle.limit == 1
+    for _ in range(CLEAN_ANSWERS_PER_STEP * 1 - 1):
+        throttle.clean()
+    assert throttle.limit == 1
+    throttle.clean()
+    assert throttle.limit == 2
+    for _ in range(CLEAN_ANSWERS_PER_STEP * 2):
+        throttle.clean()
+    assert throttle.limit == 3
+    for _ in range(CLEAN_ANSWERS_PER_STEP * 10):
+        throttle.clean()
+    assert throttle.limit == 3
+
+
+def test_a_429_starts_the_count_of_clean_answers_afresh() -> None:
+    throttle = Throttle(2, threading.Event())
+    with throttle.admitted() as started:
+        pass
+    throttle.too_many(started, pause=0)
+    for _ in range(CLEAN_ANSWERS_PER_STEP - 1):
+        throttle.clean()
+    with throttle.admitted() as again:
+        pass
+    throttle.too_many(again, pause=0)
+    throttle.clean()
+    assert throttle.limit == 1
+
+
+def test_each_change_is_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO")
+    throttle = Throttle(2, threading.Event())
+    with throttle.admitted() as first, throttle.admitted() as second:
+        pass
+    throttle.too_many(first, pause=0.5)
+    throttle.too_many(second, pause=0.5)  # neither a longer pause nor a new cut: silent
+    for _ in range(CLEAN_ANSWERS_PER_STEP):
+        throttle.clean()
+    assert [r.getMessage() for r in caplog.records] == [
+        "Leanpay answered 429 (too many requests): every request waits 0.5 s; "
+        "up to 1 request in flight (halved)",
+        "Leanpay answers cleanly again: up to 2 requests in flight",
+    ]
+
+
+def test_no_request_is_admitted_once_the_run_stops() -> None:
+    stopping = threading.Event()
+    throttle = Throttle(2, stopping)
+    stopping.set()
+    with pytest.raises(Stopped), throttle.admitted():
+        pass
