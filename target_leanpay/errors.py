@@ -48,6 +48,10 @@ class TooManyRejections(TargetLeanpayError):
     """More records were dead-lettered than `max_rejections` allows."""
 
 
+class Stopped(TargetLeanpayError):
+    """The run is stopping (a signal, a failure elsewhere): no new request was made."""
+
+
 class ApiError(TargetLeanpayError):
     """Leanpay answered with an error, or could not be reached."""
 
@@ -77,7 +81,12 @@ class RetriesExhausted(ApiError):
 
 
 class Ambiguous(ApiError):
-    """The request may or may not have been stored (no answer, a cut answer, a POST's 5xx)."""
+    """The request may or may not have been stored (no answer, a cut answer, a POST's 5xx).
+
+    `answered`: Leanpay itself answered (a 500, a 2xx not listing every item), so it is
+    done with the request; otherwise (no answer, a gateway's 502/504) it may still be
+    working on it.
+    """
 
     def __init__(
         self,
@@ -86,6 +95,8 @@ class Ambiguous(ApiError):
         status: int | None = None,
         body: str = "",
         retry_after: float | None = None,
+        answered: bool = False,
     ) -> None:
         super().__init__(message, status=status, body=body)
         self.retry_after = retry_after
+        self.answered = answered

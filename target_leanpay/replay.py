@@ -4,29 +4,38 @@ Singer delivery is at-least-once: a resumed run re-sends records after the last 
 and some of them may already be in Leanpay. Leanpay documents no idempotency key and no
 behaviour for a repeated externalId, so the target does not rely on one:
 
-* before the first record of a listable resource (invoices: `GET /invoices?page=N`) is
-  sent, every page is read once and the externalIds kept (`KnownIds`, on disk);
+* when a stream of a listable resource (invoices: `GET /invoices?page=N`) starts, every
+  page is read, in the background and several at a time (`listing.py`), and the
+  externalIds kept (`KnownIds`, on disk); reading and mapping go on meanwhile, but no
+  chunk is sent before the listing is complete;
 * each record's externalId is *claimed* when it is read; a later record with the same
   externalId waits for the first one's outcome (acknowledged -> "already present";
-  refused -> refused too, pointing at the first);
+  refused -> refused too, pointing at the first). This holds for every resource, with
+  replay safety on or off: twins within one input are never both sent;
 * just before a chunk is sent, the ids Leanpay holds are sifted out ("already present");
-* after an ambiguous request (sent, but no answer), the pages are read again and only the
-  items still missing are re-sent.
+* after an ambiguous request (sent, but its outcome unknown), only a listing that
+  started after the request ended (and after the wait Leanpay may still need) can say
+  what was stored: `confirm_since` waits for one. Requests that become ambiguous
+  together share it: a re-listing waits for the requests still on the wire, and for
+  the waits of other ambiguous requests ending within `COALESCE_SECONDS`.
 
-Records without an externalId, and resources with no list endpoint, cannot be checked:
-they are sent at least once (README, "Exactly once").
+Records without an externalId, and resources with no list endpoint, cannot be checked
+against Leanpay: they are sent at least once (README, "Exactly once").
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, Generic, Literal, TypeVar
 
-from target_leanpay.errors import AuthError
+from target_leanpay.errors import AuthError, Stopped
+from target_leanpay.listing import Listed, Listing
 from target_leanpay.resources import Resource
 
 logger = logging.getLogger("target-leanpay.replay")
@@ -34,6 +43,14 @@ logger = logging.getLogger("target-leanpay.replay")
 T = TypeVar("T")
 Verdict = Literal["send", "parked"]
 PageReader = Callable[[str, int], dict[str, Any]]
+Clock = Callable[[], float]
+Pause = Callable[[threading.Condition, float], object]
+"""Waits on a held condition for up to some seconds (`Condition.wait`; a fake in tests)."""
+
+COALESCE_SECONDS = 1.0
+"""Ambiguous requests whose waits end within this long of each other share one listing."""
+POLL_SECONDS = 0.2
+"""How often a thread waiting on a listing looks at the run's stop flag."""
 
 MAX_QUERY_IDS = 500
 """Ids per statement, far below SQLite's variable limit (999 before SQLite 3.32)."""
@@ -88,53 +105,173 @@ def _in_parts(ids: Sequence[str]) -> Iterator[Sequence[str]]:
 
 
 class ReplayGuard(Generic[T]):
-    """The externalIds Leanpay holds, and those this run is sending, for one resource."""
+    """The externalIds of one resource: those Leanpay holds, and those this run is sending.
 
-    def __init__(self, resource: Resource, read_page: PageReader | None) -> None:
-        """`read_page` None: a dry run, which reads nothing and assumes an empty tenant."""
-        if resource.list_path is None:
-            raise ValueError(f"{resource.name} has no list endpoint")
+    `listing` None: nothing is read from Leanpay (replay safety off, a dry run, or a
+    resource without a list endpoint); twins are still held back, and ids acknowledged
+    in this run still count as held.
+    """
+
+    def __init__(
+        self,
+        resource: Resource,
+        listing: Listing | None,
+        *,
+        stopping: threading.Event,
+        clock: Clock = time.monotonic,
+        pause: Pause = threading.Condition.wait,
+    ) -> None:
         self.resource = resource
-        self._read_page = read_page
+        self.listing = listing
+        self._stopping = stopping
+        self._clock = clock
+        self._pause = pause
         self._known = KnownIds()
         self._lock = threading.Lock()
         self._claims: dict[str, list[T]] = {}  # claimant's externalId -> waiting twins
-        self._refresh_lock = threading.Lock()
-        self._listing_started: float | None = None
-        self.list_requests = 0
+        self._changed = threading.Condition()
+        self._listed_from: float | None = None if listing else clock()
+        """When the newest complete listing started (all that Leanpay held then is known)."""
+        self._first_failure: BaseException | None = None
+        self._leading = False
+        self._wanted: list[float] = []  # `since` of each thread waiting for a listing
+        self._on_wire: set[int] = set()
+        self._post_ids = itertools.count()
+        self.listings = 0
 
-    def load(self, since: float | None = None) -> None:
-        """Read every page of the list endpoint and remember its externalIds.
+    @property
+    def checks_leanpay(self) -> bool:
+        """Whether what Leanpay holds can be listed (else: at least once)."""
+        return self.listing is not None
 
-        With `since` (a `time.monotonic()` reading), a listing that another thread
-        *started* at or after that moment is reused instead of listing again: it saw
-        everything stored before `since`. A listing started earlier may have read the
-        pages holding newer rows before they were written, so it is never reused.
-        """
-        with self._refresh_lock:
-            fresh = self._listing_started
-            if since is not None and fresh is not None and fresh >= since:
-                return
-            started = time.monotonic()
-            if self._read_page is None:
-                logger.info(
-                    "Dry run: replay safety assumes an empty tenant for %s (nothing is read "
-                    "from Leanpay)",
-                    self.resource.name,
-                )
-                self._listing_started = started
-                return
+    def now(self) -> float:
+        """The guard's clock (`time.monotonic`, or a test's)."""
+        return self._clock()
+
+    # -- the listing ------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Begin the first listing in the background; `held` waits for it."""
+        if self.listing is None:
+            return
+
+        def first_listing() -> None:
             try:
-                self._list_all(self._read_page)
-            except AuthError as refused:
-                raise AuthError(
-                    f"{refused} (while listing {self.resource.name} for replay safety: the "
-                    "key may lack read access; replay_safety: false skips the listing, at "
-                    "the cost described in the README)",
-                    status=refused.status,
-                    body=refused.body,
-                ) from None
-            self._listing_started = started
+                self.confirm_since(float("-inf"))
+            except BaseException as failure:  # raised to the sending threads by `held`
+                with self._changed:
+                    self._first_failure = failure
+                    self._changed.notify_all()
+
+        name = f"leanpay-list-{self.resource.name}"
+        threading.Thread(target=first_listing, name=name, daemon=True).start()
+
+    def held(self, external_ids: Sequence[str]) -> set[str]:
+        """Which of these externalIds Leanpay is known to hold (after the first listing)."""
+        with self._changed:
+            while self._listed_from is None:
+                if self._first_failure is not None:
+                    raise self._first_failure
+                self._wait_a_little()
+        return self._known.among(external_ids)
+
+    @contextmanager
+    def posting(self) -> Iterator[None]:
+        """Around a POST: a re-listing waits for the POSTs on the wire when it is due."""
+        post = next(self._post_ids)
+        with self._changed:
+            self._on_wire.add(post)
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._on_wire.discard(post)
+                self._changed.notify_all()
+
+    def confirm_since(self, since: float) -> None:
+        """Return once a listing that started after `since` has been read whole.
+
+        `since` is when the uncertain request ended, plus the time Leanpay may still need
+        to finish it. One thread at a time leads a listing; the others wait for it, and
+        those it does not cover (their `since` came later) lead the next one.
+        """
+        assert self.listing is not None, "nothing to list"
+        with self._changed:
+            self._wanted.append(since)
+            try:
+                while self._listed_from is None or self._listed_from <= since:
+                    if self._leading:
+                        self._wait_a_little()
+                        continue
+                    self._leading = True
+                    try:
+                        self._lead(self.listing)
+                    finally:
+                        self._leading = False
+                        self._changed.notify_all()
+            finally:
+                self._wanted.remove(since)
+
+    def wait_until(self, moment: float) -> None:
+        """Sleep until `moment` (a `clock` reading); Stopped if the run stops meanwhile."""
+        with self._changed:
+            while (remaining := moment - self._clock()) > 0:
+                self._wait_a_little(remaining)
+
+    def _lead(self, listing: Listing) -> None:
+        """List for every waiter whose `since` is due within COALESCE_SECONDS of the first.
+
+        Called holding `_changed`; released while sleeping and while listing.
+        """
+        earliest = min(self._wanted)
+        while True:  # until strictly after the latest `since` due with the earliest
+            due = max(s for s in self._wanted if s <= earliest + COALESCE_SECONDS)
+            remaining = due - self._clock()
+            if remaining < 0:
+                break
+            self._wait_a_little(max(remaining, 0.001))
+        on_wire = set(self._on_wire)  # their outcome may add waiters: let them end first
+        if on_wire:
+            one = len(on_wire) == 1
+            logger.debug(
+                "listing %s again once the %d request%s on the wire %s answered",
+                self.resource.name,
+                len(on_wire),
+                "" if one else "s",
+                "is" if one else "are",
+            )
+        while on_wire & self._on_wire:
+            self._wait_a_little()
+        started = self._clock()
+        waiting = len(self._wanted)
+        self._changed.release()
+        try:
+            listed = self._read(listing)
+        finally:
+            self._changed.acquire()
+        self.listings += 1
+        self._listed_from = max(started, self._listed_from or started)
+        _log_listing(self.resource.name, listed, self._clock() - started, self.listings, waiting)
+
+    def _read(self, listing: Listing) -> Listed:
+        try:
+            return listing.read_all(self._known.add)
+        except AuthError as refused:
+            raise AuthError(
+                f"{refused} (while listing {self.resource.name} for replay safety: the "
+                "key may lack read access; replay_safety: false skips the listing, at "
+                "the cost described in the README)",
+                status=refused.status,
+                body=refused.body,
+            ) from None
+
+    def _wait_a_little(self, seconds: float = POLL_SECONDS) -> None:
+        """Wait on `_changed` (held) at most `seconds`; give up if the run is stopping."""
+        if self._stopping.is_set():
+            raise Stopped(f"the run is stopping: {self.resource.name} not checked")
+        self._pause(self._changed, min(seconds, POLL_SECONDS))
+
+    # -- claims and acknowledgements ------------------------------------------------
 
     def claim(self, external_id: str, item: T) -> Verdict:
         """`item` may be sent, unless an earlier twin is on its way: then it waits."""
@@ -145,10 +282,6 @@ class ReplayGuard(Generic[T]):
                 return "parked"
             self._claims[external_id] = []
             return "send"
-
-    def held(self, external_ids: Sequence[str]) -> set[str]:
-        """Which of these externalIds Leanpay is known to hold."""
-        return self._known.among(external_ids)
 
     def acknowledged(self, external_ids: Iterable[str]) -> list[T]:
         """Leanpay holds these now; return the twins that were waiting (present too)."""
@@ -171,61 +304,72 @@ class ReplayGuard(Generic[T]):
                 waiting.extend(self._claims.pop(external_id, []))
         return waiting
 
-    def _list_all(self, read_page: PageReader) -> None:
-        """Page through the list endpoint, remembering each page's externalIds."""
-        assert self.resource.list_path is not None
-        page, page_count, rows_seen, ids_seen = 1, 1, 0, 0
-        while page <= page_count:
-            body = read_page(self.resource.list_path, page)
-            self.list_requests += 1
-            rows = body.get("data") or []
-            ids = [
-                str(row["externalId"])
-                for row in rows
-                if isinstance(row, dict) and row.get("externalId")
-            ]
-            self._known.add(ids)
-            rows_seen += len(rows)
-            ids_seen += len(ids)
-            if not rows:
-                break
-            declared = body.get("pageCount")
-            # without a usable pageCount, read on until an empty page
-            page_count = declared if isinstance(declared, int) else page + 1
-            page += 1
-        if rows_seen and not ids_seen:
-            logger.warning(
-                "Replay safety: Leanpay listed %d %s but none carries an externalId; "
-                "records already loaded cannot be recognised",
-                rows_seen,
-                self.resource.name,
-            )
-        logger.info(
-            "Replay safety: %d %s listed, %d with an externalId (%d list requests so far)",
-            rows_seen,
-            self.resource.name,
-            ids_seen,
-            self.list_requests,
+
+def _log_listing(name: str, listed: Listed, seconds: float, number: int, waiting: int) -> None:
+    if listed.rows and not listed.external_ids:
+        logger.warning(
+            "Replay safety: Leanpay listed %d %s but none carries an externalId; "
+            "records already loaded cannot be recognised",
+            listed.rows,
+            name,
         )
+    which = "listed" if number == 1 else f"listed again (for {waiting} uncertain requests)"
+    logger.info(
+        "Replay safety: %d %s %s, %d with an externalId: %d pages in %.1f s",
+        listed.rows,
+        name,
+        which,
+        listed.external_ids,
+        listed.pages,
+        seconds,
+    )
 
 
 class ReplayGuards:
-    """One guard per listable resource, listed the first time a stream loads it."""
+    """One guard per resource, made when a stream first loads it."""
 
-    def __init__(self, read_page: PageReader | None, *, enabled: bool) -> None:
+    def __init__(
+        self,
+        read_page: PageReader | None,
+        *,
+        enabled: bool,
+        concurrency: int,
+        stopping: threading.Event,
+    ) -> None:
+        """`read_page` None: a dry run, which reads nothing and assumes an empty tenant."""
         self._read_page = read_page
         self._enabled = enabled
+        self._concurrency = concurrency
+        self._stopping = stopping
         self._guards: dict[str, ReplayGuard[Any]] = {}
 
-    def for_resource(self, resource: Resource) -> ReplayGuard[Any] | None:
-        """The guard of `resource`; None when replay safety is off or it has no list."""
-        if not self._enabled or resource.list_path is None:
-            return None
+    def for_resource(self, resource: Resource) -> ReplayGuard[Any]:
+        """The guard of `resource`; its first listing starts now, in the background."""
         guard = self._guards.get(resource.name)
         if guard is None:
-            guard = self._guards[resource.name] = ReplayGuard(resource, self._read_page)
-            guard.load()
+            guard = self._guards[resource.name] = ReplayGuard(
+                resource, self._listing(resource), stopping=self._stopping
+            )
+            guard.start()
         return guard
+
+    def _listing(self, resource: Resource) -> Listing | None:
+        if not self._enabled or resource.list_path is None:
+            return None
+        if self._read_page is None:
+            logger.info(
+                "Dry run: replay safety assumes an empty tenant for %s (nothing is read "
+                "from Leanpay)",
+                resource.name,
+            )
+            return None
+        return Listing(
+            resource.name,
+            resource.list_path,
+            self._read_page,
+            concurrency=self._concurrency,
+            stopping=self._stopping,
+        )
 
     def close(self) -> None:
         """Delete every guard's id store."""

@@ -96,11 +96,7 @@ class LeanpaySink(BatchSink):
             self.stream_name,
             self.stats,
         )
-        if (
-            self.guard is not None
-            and external_id is not None
-            and self.guard.claim(external_id, pending) == "parked"
-        ):
+        if external_id is not None and self.guard.claim(external_id, pending) == "parked":
             return  # settled with its twin, sent earlier in this run
         self._buffer.append(pending)
         if len(self._buffer) >= self._request_size:

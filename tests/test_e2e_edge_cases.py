@@ -23,8 +23,6 @@ from conftest import (
 )
 
 from leanpay_standin import StandIn
-from target_leanpay.replay import ReplayGuard
-from target_leanpay.resources import INVOICES
 
 BATCH = "/invoices/batch"
 
@@ -240,17 +238,6 @@ def test_a_sending_failure_during_the_signal_grace_period_is_reported(
 
     assert process.returncode == 128 + signal.SIGTERM
     assert "INV-00005" in stderr and "refused by test rule" in stderr
-
-
-def test_listing_without_page_count_reads_until_an_empty_page() -> None:
-    pages = {1: ["A1", "A2"], 2: ["B1"], 3: []}
-    guard: ReplayGuard[object] = ReplayGuard(
-        INVOICES, lambda _path, page: {"data": [{"externalId": i} for i in pages[page]]}
-    )
-    guard.load()
-    assert guard.held(["A1", "B1", "C1"]) == {"A1", "B1"}
-    assert guard.list_requests == 3
-    guard.close()
 
 
 def test_the_key_is_sent_raw(leanpay: StandIn, tmp_path: Path) -> None:

@@ -806,6 +806,32 @@ def test_without_replay_safety_no_list_request_and_a_repeated_run_is_unprotected
         assert_exactly_once(server, 150)
 
 
+@pytest.mark.parametrize("resource", ["invoices", "credit_notes"])
+def test_without_replay_safety_twins_within_one_input_are_still_sent_once(
+    server: StandIn, tmp_path: Path, resource: str
+) -> None:
+    # replay safety off skips reading the tenant; it never made repeats within one input
+    # safe to send twice (152 stored for 149 distinct before), for any resource
+    config = target_config(
+        server, tmp_path, replay_safety=False, stream_resources={STREAM: resource}
+    )
+    messages: list[dict[str, Any]] = [schema()]
+    for i in range(149):
+        messages.append(invoice(i))
+        if i in (10, 60, 140):
+            messages.append(invoice(i - 5, amount=1))
+    messages.append(state(152))
+
+    result = run_target(config, messages)
+
+    assert result.returncode == 0, result.stderr
+    held = Counter(item["externalId"] for item in server.store(resource))
+    assert held == Counter(dict.fromkeys(ids(149), 1))
+    counts = summary(result.stderr)
+    assert (counts["read"], counts["acknowledged"], counts["present"]) == (152, 149, 3)
+    assert gets(server.requests()) == []
+
+
 def test_without_replay_safety_an_ambiguous_batch_is_sent_again_with_a_warning(
     server: StandIn, tmp_path: Path
 ) -> None:

@@ -1,0 +1,166 @@
+"""ReplayGuard: twins, the first listing in the background, shared re-listings, stops."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from conftest import wait_for
+
+from target_leanpay.errors import AuthError, Stopped
+from target_leanpay.listing import Listing
+from target_leanpay.replay import MAX_QUERY_IDS, KnownIds, ReplayGuard
+from target_leanpay.resources import CREDIT_NOTES, INVOICES
+
+
+class Tenant:
+    """A list endpoint over a list of externalIds; counts the listings it served."""
+
+    def __init__(self, *ids: str) -> None:
+        self.ids = list(ids)
+        self.listings = 0
+        self.failure: Exception | None = None
+        self.on_list: list[Any] = []
+
+    def read_page(self, path: str, page: int) -> dict[str, Any]:
+        if self.failure is not None:
+            raise self.failure
+        self.listings += 1
+        for probe in self.on_list:
+            probe()
+        return {"data": [{"externalId": x} for x in self.ids], "pageCount": 1}
+
+
+@pytest.fixture
+def stopping() -> threading.Event:
+    return threading.Event()
+
+
+@pytest.fixture
+def tenant() -> Tenant:
+    return Tenant("A", "B")
+
+
+@pytest.fixture
+def guard(tenant: Tenant, stopping: threading.Event) -> Iterator[ReplayGuard[str]]:
+    listing = Listing("invoices", "/invoices", tenant.read_page, concurrency=2, stopping=stopping)
+    made: ReplayGuard[str] = ReplayGuard(INVOICES, listing, stopping=stopping)
+    yield made
+    made.close()
+
+
+def test_ids_added_in_one_call_beyond_one_statement_are_all_remembered() -> None:
+    known = KnownIds()
+    ids = [f"id-{n}" for n in range(MAX_QUERY_IDS * 2 + 7)]
+    known.add(ids + ids[:10])  # duplicates are harmless
+    known.add([])
+    assert known.among(ids) == set(ids)
+    assert known.among(["id-x", ids[-1]]) == {ids[-1]}
+    known.close()
+
+
+def test_the_first_listing_runs_in_the_background_and_held_waits_for_it(
+    guard: ReplayGuard[str], tenant: Tenant
+) -> None:
+    release = threading.Event()
+    tenant.on_list.append(lambda: release.wait(10))
+    guard.start()  # returns at once: the listing is held by the tenant
+    assert guard.claim("A", "record 1") == "send"  # reading goes on meanwhile
+    release.set()
+    assert guard.held(["A", "C"]) == {"A"}
+    assert tenant.listings == 1
+
+
+def test_a_failed_first_listing_is_raised_to_every_sender(
+    guard: ReplayGuard[str], tenant: Tenant
+) -> None:
+    tenant.failure = AuthError("GET /invoices?page=1: HTTP 403", status=403)
+    guard.start()
+    for _ in range(2):
+        with pytest.raises(AuthError, match="while listing invoices for replay safety"):
+            guard.held(["A"])
+
+
+def test_a_stop_while_waiting_for_the_first_listing_gives_up(
+    guard: ReplayGuard[str], tenant: Tenant, stopping: threading.Event
+) -> None:
+    release = threading.Event()
+    tenant.on_list.append(lambda: release.wait(10))
+    guard.start()
+    stopping.set()
+    with pytest.raises(Stopped):
+        guard.held(["A"])
+    release.set()
+
+
+def test_twins_wait_for_the_first_and_share_its_fate(guard: ReplayGuard[str]) -> None:
+    assert guard.claim("X", "first") == "send"
+    assert guard.claim("X", "second") == "parked"
+    assert guard.claim("X", "third") == "parked"
+    assert guard.acknowledged(["X"]) == ["second", "third"]
+    assert guard.claim("Y", "first") == "send"
+    assert guard.claim("Y", "second") == "parked"
+    assert guard.refused("Y") == ["second"]
+
+
+def test_without_a_listing_twins_are_held_back_and_acknowledged_ids_count_as_held(
+    stopping: threading.Event,
+) -> None:
+    guard: ReplayGuard[str] = ReplayGuard(CREDIT_NOTES, None, stopping=stopping)
+    guard.start()
+    assert not guard.checks_leanpay
+    assert guard.claim("CN-1", "first") == "send"
+    assert guard.claim("CN-1", "again") == "parked"
+    assert guard.held(["CN-1"]) == set()
+    assert guard.acknowledged(["CN-1"]) == ["again"]
+    assert guard.held(["CN-1", "CN-2"]) == {"CN-1"}
+    guard.close()
+
+
+def test_a_listing_that_started_before_the_request_ended_is_not_trusted(
+    guard: ReplayGuard[str], tenant: Tenant
+) -> None:
+    guard.confirm_since(float("-inf"))
+    ended = time.monotonic()
+    tenant.ids.append("C")  # stored by the uncertain request
+    guard.confirm_since(ended)
+    assert tenant.listings == 2
+    assert guard.held(["C"]) == {"C"}
+    guard.confirm_since(ended)  # that listing started after `ended`: reused
+    assert tenant.listings == 2
+
+
+def test_uncertain_requests_due_together_share_one_listing(
+    guard: ReplayGuard[str], tenant: Tenant
+) -> None:
+    guard.confirm_since(float("-inf"))
+    due = time.monotonic() + 0.3  # e.g. two dropped requests, each waiting for Leanpay
+    first = threading.Thread(target=guard.confirm_since, args=(due,))
+    second = threading.Thread(target=guard.confirm_since, args=(due + 0.05,))
+    first.start()
+    wait_for(lambda: len(guard._wanted) == 1)  # the first leads and waits for its moment
+    second.start()
+    first.join(5)
+    second.join(5)
+    assert tenant.listings == 2  # the first listing, and one re-listing for both
+
+
+def test_a_re_listing_waits_for_the_requests_on_the_wire(
+    guard: ReplayGuard[str], tenant: Tenant, caplog: pytest.LogCaptureFixture
+) -> None:
+    guard.confirm_since(float("-inf"))
+    answered = threading.Event()
+    seen_when_listing: list[bool] = []
+    tenant.on_list.append(lambda: seen_when_listing.append(answered.is_set()))
+    caplog.set_level(logging.DEBUG, logger="target-leanpay.replay")
+    with guard.posting():  # another batch is on the wire
+        checker = threading.Thread(target=guard.confirm_since, args=(time.monotonic(),))
+        checker.start()
+        wait_for(lambda: "once the 1 request on the wire is answered" in caplog.text)
+        answered.set()
+    checker.join(5)
+    assert seen_when_listing == [True]
