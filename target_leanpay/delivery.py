@@ -19,9 +19,13 @@ The policy, one outcome of a POST at a time:
   costs more than 2n-1 requests. When bisection ends with every item refused, unnamed,
   with the same answer, the refusal is about the request, not the records: the run stops
   instead of dead-lettering everything;
-* no answer, a cut answer, or a 5xx other than 503 (ambiguous): Leanpay may have stored
-  it. Wait, list again, settle what is there and send only the rest (at most
-  `max_ambiguous_retries` times); without a list endpoint, send again with a warning;
+* ambiguous: Leanpay may have stored it. A 5xx it answered itself (500) ended the
+  request: check at once. No answer (a timeout, a dropped or cut connection) or a
+  gateway's 502/504: Leanpay may still be working on it, so wait (`no_answer_wait`, or
+  the server's Retry-After) before checking. Checking means waiting for a listing that
+  started after that moment (shared with other uncertain requests), settling what it
+  holds and sending only the rest, at most `max_ambiguous_retries` times. Without a
+  list to read, the batch is sent again after the wait, with a warning;
 * anything else (retries exhausted, another 4xx): the run stops, STATE behind the chunk.
 
 Delivery makes no HTTP call itself: `send` is the client's `post_batch` (or the dry
@@ -33,9 +37,8 @@ from __future__ import annotations
 import logging
 import re
 import threading
-import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -44,7 +47,7 @@ import msgspec
 from target_leanpay.checkpoint import Checkpoints
 from target_leanpay.client import Created, OnRetry
 from target_leanpay.deadletter import DeadLetters, RejectedItem
-from target_leanpay.errors import Ambiguous, ApiError, ItemsRefused, quote
+from target_leanpay.errors import Ambiguous, ApiError, ItemsRefused, Stopped, quote
 from target_leanpay.mapping import Problem
 from target_leanpay.progress import Progress, StreamStats
 from target_leanpay.replay import ReplayGuard
@@ -102,7 +105,7 @@ class Chunk:
     resource: Resource
     items: list[Pending]
     stats: StreamStats
-    guard: ReplayGuard[Pending] | None
+    guard: ReplayGuard[Pending]
 
     def describe(self, items: Sequence[Pending] | None = None) -> str:
         """Name the stream and the batch's first and last record."""
@@ -166,7 +169,6 @@ class Delivery:
         max_ambiguous_retries: int,
         no_answer_wait: float,
         max_wait: float,
-        wait: Callable[[float], bool] | None = None,
     ) -> None:
         self._send = send
         self._checkpoints = checkpoints
@@ -177,8 +179,6 @@ class Delivery:
         self._max_ambiguous_retries = max_ambiguous_retries
         self._no_answer_wait = no_answer_wait
         self._max_wait = max_wait
-        self._wait = stopping.wait if wait is None else wait
-        """Sleeps up to its argument; True when the run is stopping (a fake in tests)."""
         self._lock = threading.Lock()
         self._streams_noted_present: set[str] = set()
 
@@ -203,7 +203,9 @@ class Delivery:
             return  # another chunk failed: sending more would only delay the exit
         chunk.stats.add(requests=1)
         try:
-            created = self._send(chunk.resource, [p.payload for p in items], on_retry=count_retry)
+            with chunk.guard.posting():
+                payloads = [p.payload for p in items]
+                created = self._send(chunk.resource, payloads, on_retry=count_retry)
         except ItemsRefused as refusal:
             self._isolate(chunk, items, refusal, refused, ambiguous_tries=ambiguous_tries)
         except Ambiguous as unknown:
@@ -236,9 +238,10 @@ class Delivery:
         said = "no readable list" if created is None else f"{len(created)} objects"
         unknown = Ambiguous(
             f"Leanpay answered 2xx, but its answer ({said}) does not confirm "
-            f"{len(unconfirmed)} of the {len(items)} items sent"
+            f"{len(unconfirmed)} of the {len(items)} items sent",
+            answered=True,
         )
-        if chunk.guard is None:
+        if not chunk.guard.checks_leanpay:
             raise ApiError(
                 f"{chunk.describe(unconfirmed)}: {unknown}; with no list endpoint to check, "
                 "they may or may not be stored. Check them in Leanpay; STATE stops before them."
@@ -281,7 +284,10 @@ class Delivery:
         *,
         ambiguous_tries: int,
     ) -> None:
-        """Leanpay may hold some of `items`: wait, check, and send only what is missing."""
+        """Leanpay may hold some of `items`: wait if it may still be working, check, and
+        send only what is missing."""
+        guard = chunk.guard
+        ended = guard.now()
         if ambiguous_tries >= self._max_ambiguous_retries or self._stopping.is_set():
             raise Ambiguous(
                 f"{chunk.describe(items)} failed: {unknown}",
@@ -291,44 +297,46 @@ class Delivery:
         chunk.stats.add(retries=1)
         wait_seconds = self._wait_before_checking(unknown)
         logger.warning(
-            "%s: %s. Waiting %.1f s, then %s",
+            "%s: %s. %s, then %s",
             chunk.describe(items),
             unknown,
-            wait_seconds,
+            f"Waiting {wait_seconds:.1f} s" if wait_seconds else "Leanpay answered",
             "checking which items Leanpay holds before sending again"
-            if chunk.guard
-            else f"sending again ({chunk.resource.name} has no list endpoint to check: "
-            "the batch may be stored twice)",
+            if guard.checks_leanpay
+            else f"sending again ({chunk.resource.name} cannot be checked: the batch may "
+            "be stored twice)",
         )
-        if self._wait(wait_seconds):
+        try:
+            if guard.checks_leanpay:
+                guard.confirm_since(ended + wait_seconds)
+            else:
+                guard.wait_until(ended + wait_seconds)
+        except Stopped:
             raise Ambiguous(f"{chunk.describe(items)} failed: {unknown}") from None
-        missing = items
-        if chunk.guard is not None:
-            chunk.guard.load(since=time.monotonic())
-            missing = self._sift(chunk, items)
-            unverifiable = [p.ident for p in missing if p.external_id is None]
-            if unverifiable:
-                logger.warning(
-                    "%s: %d records without externalId are sent again and may be stored twice: %s",
-                    chunk.describe(items),
-                    len(unverifiable),
-                    ", ".join(unverifiable[:5]),
-                )
+        missing = self._sift(chunk, items) if guard.checks_leanpay else items
+        unverifiable = [p.ident for p in missing if p.external_id is None]
+        if guard.checks_leanpay and unverifiable:
+            logger.warning(
+                "%s: %d records without externalId are sent again and may be stored twice: %s",
+                chunk.describe(items),
+                len(unverifiable),
+                ", ".join(unverifiable[:5]),
+            )
+        if missing and self._stopping.is_set():
+            raise Ambiguous(f"{chunk.describe(missing)} failed: {unknown}") from None
         if missing:
             self._post(chunk, missing, refused, ambiguous_tries=ambiguous_tries + 1)
 
     def _wait_before_checking(self, unknown: Ambiguous) -> float:
-        """Give Leanpay time to finish what it may still be storing before looking."""
+        """How long Leanpay may still be working on the request: nothing once it answered."""
         if unknown.retry_after is not None:
             return min(unknown.retry_after, self._max_wait)
-        return self._no_answer_wait  # a gateway's 504 or a timeout: it may still be working
+        return 0.0 if unknown.answered else self._no_answer_wait
 
     # -- settling --------------------------------------------------------------------
 
     def _sift(self, chunk: Chunk, items: list[Pending]) -> list[Pending]:
         """Settle the items Leanpay already holds; return the ones still to send."""
-        if chunk.guard is None:
-            return items
         held = chunk.guard.held([p.external_id for p in items if p.external_id is not None])
         if not held:
             return items
@@ -339,9 +347,7 @@ class Delivery:
 
     def _settle(self, chunk: Chunk, items: list[Pending], *, present: bool) -> None:
         """Leanpay holds these items (sent now, or before): settle them and their twins."""
-        twins: list[Pending] = []
-        if chunk.guard is not None:
-            twins = chunk.guard.acknowledged(p.external_id for p in items if p.external_id)
+        twins = chunk.guard.acknowledged(p.external_id for p in items if p.external_id)
         _count(items, "already_present" if present else "acknowledged")
         _count(twins, "already_present")
         self._checkpoints.settle([p.seq for p in items] + [p.seq for p in twins])
@@ -380,7 +386,7 @@ class Delivery:
     def _reject_with_twins(self, chunk: Chunk, refusal: _Refusal) -> None:
         """Reject a refused item, and the records that waited on its externalId."""
         twins = []
-        if chunk.guard is not None and refusal.item.external_id is not None:
+        if refusal.item.external_id is not None:
             twins = chunk.guard.refused(refusal.item.external_id)
         self._reject(refusal.item, refusal.problems, refusal.error)
         for twin in twins:

@@ -49,11 +49,16 @@ class Run:
                 timeout=settings.request_timeout,
                 max_retries=settings.max_retries,
                 max_retry_wait=settings.max_retry_wait,
-                pool_size=settings.max_in_flight + 1,  # + the reading thread's listing
+                max_in_flight=max(settings.max_in_flight, settings.max_list_in_flight),
                 stopping=self.stopping,
             )
         read_page = None if isinstance(self.client, DryRunClient) else self.client.get_page
-        self.guards = ReplayGuards(read_page, enabled=settings.replay_safety)
+        self.guards = ReplayGuards(
+            read_page,
+            enabled=settings.replay_safety,
+            concurrency=settings.max_list_in_flight,
+            stopping=self.stopping,
+        )
         self.pool = SendPool(
             1 if settings.dry_run else settings.max_in_flight,
             interrupt=self.interrupt,

@@ -78,6 +78,15 @@ SCHEMA = th.PropertiesList(
         "still written strictly in input order.",
     ),
     th.Property(
+        "max_list_in_flight",
+        th.IntegerType,
+        default=4,
+        title="List pages in flight",
+        description="Pages of GET /invoices that replay safety reads at once (the first "
+        "page gives the page count). Records are read and mapped meanwhile; nothing is "
+        "sent before the listing is complete.",
+    ),
+    th.Property(
         "stream_resources",
         th.ObjectType(additional_properties=th.StringType),
         default={},
@@ -147,7 +156,8 @@ SCHEMA = th.PropertiesList(
         title="Replay safety",
         description="Read the externalIds Leanpay already holds (GET /invoices, every page) "
         "and never send one again. Costs one request per page of existing invoices per "
-        "run; turn off only for loads into an empty tenant.",
+        "run, max_list_in_flight at a time; turn off only for loads into an empty tenant "
+        "(records repeating an externalId within one input are held back either way).",
     ),
     th.Property(
         "require_external_id",
@@ -179,6 +189,7 @@ class Settings:
     max_retry_wait: float
     request_size: int
     max_in_flight: int
+    max_list_in_flight: int
     stream_resources: Mapping[str, str]
     mapping: MappingSettings
     dead_letter_path: str | None
@@ -293,6 +304,7 @@ def parse(config: Mapping[str, Any]) -> Settings:
         max_retry_wait=_positive(values["max_retry_wait"], "max_retry_wait"),
         request_size=min(int(batch_size), MAX_ITEMS_PER_REQUEST),
         max_in_flight=int(_positive(values["max_in_flight"], "max_in_flight")),
+        max_list_in_flight=int(_positive(values["max_list_in_flight"], "max_list_in_flight")),
         stream_resources=routing,
         mapping=MappingSettings(
             amount_unit=values["amount_unit"],

@@ -34,6 +34,7 @@ from target_leanpay.errors import (
     InputError,
     MissingKeyProperties,
     RecordBeforeSchema,
+    Stopped,
     TargetLeanpayError,
     quote,
 )
@@ -243,10 +244,15 @@ class TargetLeanpay(Target):
         self._exit(128 + signum)
 
     def fail(self, error: BaseException) -> None:
-        """Report an error, keep what was acknowledged, exit 1."""
-        self.run.stopping.set()
+        """Report an error, let the chunks already handed over finish (bounded: the
+        records before the failure are worth keeping), exit 1.
+
+        Unlike a signal, a failure does not cut their retries or a listing short: the
+        run is over, but what it already prepared is still sent and checkpointed.
+        """
         self._report(error)
         self.run.pool.wait_all(timeout=SHUTDOWN_GRACE_SECONDS)
+        self.run.stopping.set()
         self._report_sending_failure(error)
         self.run.progress.log_summary()
         self._exit(1)
@@ -258,9 +264,10 @@ class TargetLeanpay(Target):
             self.logger.error("target-leanpay failed unexpectedly", exc_info=error)
 
     def _report_sending_failure(self, already_reported: BaseException | None) -> None:
-        """A sending thread's failure that the reading thread did not raise: say it too."""
+        """A sending thread's failure that the reading thread did not raise: say it too
+        (not a chunk that gave up because the run was already stopping)."""
         failure = self.run.pool.failure
-        if failure is not None and failure is not already_reported:
+        if failure not in (None, already_reported) and not isinstance(failure, Stopped):
             self._report(failure)
 
     def _exit(self, code: int) -> None:

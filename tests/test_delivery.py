@@ -20,6 +20,7 @@ from target_leanpay.client import Created
 from target_leanpay.deadletter import DeadLetters
 from target_leanpay.delivery import Chunk, Delivery, Pending
 from target_leanpay.errors import Ambiguous, ApiError, ItemsRefused, RejectedRecord
+from target_leanpay.listing import Listing
 from target_leanpay.progress import Progress, StreamStats
 from target_leanpay.replay import ReplayGuard
 from target_leanpay.resources import CREDIT_NOTES, INVOICES, Resource
@@ -114,8 +115,30 @@ class Settled(Checkpoints):
         super().settle(seqs)
 
 
+class FakeTime:
+    """The guard's clock: every pause is recorded and moves the clock on at once."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.pauses: list[float] = []
+        self.on_pause: Callable[[], None] = lambda: None
+
+    def clock(self) -> float:
+        return self.now
+
+    def pause(self, condition: threading.Condition, seconds: float) -> None:
+        self.pauses.append(seconds)
+        self.now += seconds
+        self.on_pause()
+
+    @property
+    def waited(self) -> float:
+        """Seconds waited in all, to the 1/100 s (a re-listing starts a tick after its due time)."""
+        return round(sum(self.pauses), 2)
+
+
 class Harness:
-    """One Delivery wired to the fake, a dead-letter file, and recorded waits."""
+    """One Delivery wired to the fake, a dead-letter file, and a fake clock."""
 
     def __init__(
         self,
@@ -132,15 +155,24 @@ class Harness:
             str(self.dead_letter_path) if dead_letters else None, max_rejections=None
         )
         self.stats = StreamStats(STREAM, resource.name)
-        self.waits: list[float] = []
-        self.stop_during_wait = False
+        self.time = FakeTime()
         self.failed = threading.Event()
         self.stopping = threading.Event()
         self.resource = resource
-        self.guard: ReplayGuard[Pending] | None = None
+        listing = None
         if resource.list_path is not None:
-            self.guard = ReplayGuard(resource, leanpay.read_page)
-            self.guard.load()
+            listing = Listing(
+                resource.name,
+                resource.list_path,
+                leanpay.read_page,
+                concurrency=2,
+                stopping=self.stopping,
+            )
+        self.guard: ReplayGuard[Pending] = ReplayGuard(
+            resource, listing, stopping=self.stopping, clock=self.time.clock, pause=self.time.pause
+        )
+        if listing is not None:
+            self.guard.confirm_since(float("-inf"))  # the first listing, here and now
         self.delivery = Delivery(
             send=leanpay.post_batch,
             checkpoints=self.checkpoints,
@@ -151,21 +183,13 @@ class Harness:
             max_ambiguous_retries=retries,
             no_answer_wait=NO_ANSWER_WAIT,
             max_wait=60.0,
-            wait=self._wait,
         )
 
         leanpay.harnesses.append(self)
 
     def close(self) -> None:
         self.dead_letters.close()
-        if self.guard is not None:
-            self.guard.close()
-
-    def _wait(self, seconds: float) -> bool:
-        self.waits.append(seconds)
-        if self.stop_during_wait:
-            self.stopping.set()
-        return self.stopping.is_set()
+        self.guard.close()
 
     def chunk(self, n: int) -> Chunk:
         items = []
@@ -173,8 +197,7 @@ class Harness:
             record = {"externalId": f"X{i}", "amount": i}
             seq = self.checkpoints.open()
             item = Pending(seq, record, dict(record), f"X{i}", i + 1, (), STREAM, self.stats)
-            if self.guard is not None:
-                assert self.guard.claim(item.external_id or "", item) == "send"
+            assert self.guard.claim(item.external_id or "", item) == "send"
             items.append(item)
         return Chunk(STREAM, self.resource, items, self.stats, self.guard)
 
@@ -209,7 +232,7 @@ def test_a_2xx_listing_every_item_settles_all_once(tmp_path: Path, leanpay: Fake
     assert sorted(h.checkpoints.settled) == [0, 1, 2, 3, 4]
     assert h.counts() == (5, 0, 0, 1)
     assert h.dead_lettered() == []
-    assert h.waits == []
+    assert h.time.waited == 0
 
 
 def test_a_2xx_listing_some_settles_those_and_sends_only_what_the_listing_lacks(
@@ -309,7 +332,7 @@ def test_a_timeout_after_leanpay_stored_the_batch_settles_it_without_sending_aga
     h = Harness(leanpay, tmp_path)
     h.delivery.deliver(h.chunk(3))
     assert leanpay.posts == [ids(0, 1, 2)]
-    assert h.waits == [NO_ANSWER_WAIT]  # Leanpay may still be working: wait, then look
+    assert h.time.waited == NO_ANSWER_WAIT  # Leanpay may still be working: wait, then look
     assert leanpay.listings == 2
     assert sorted(h.checkpoints.settled) == [0, 1, 2]
     assert h.counts() == (0, 3, 0, 1)
@@ -322,7 +345,7 @@ def test_a_timeout_before_leanpay_stored_the_batch_sends_it_again_once(
     h = Harness(leanpay, tmp_path)
     h.delivery.deliver(h.chunk(3))
     assert leanpay.posts == [ids(0, 1, 2), ids(0, 1, 2)]
-    assert h.waits == [NO_ANSWER_WAIT]
+    assert h.time.waited == NO_ANSWER_WAIT
     assert sorted(h.checkpoints.settled) == [0, 1, 2]
     assert h.counts() == (3, 0, 0, 2)
 
@@ -332,15 +355,35 @@ def test_a_5xx_that_stored_half_the_batch_sends_only_the_other_half(
 ) -> None:
     def half_then_500(leanpay: FakeLeanpay, items: list[dict[str, Any]]) -> list[Created] | None:
         leanpay.store(items[:2])
-        raise Ambiguous("HTTP 500", status=500, body="{}")
+        raise Ambiguous("HTTP 500", status=500, body="{}", answered=True)
 
     leanpay.script = [half_then_500]
     h = Harness(leanpay, tmp_path)
     h.delivery.deliver(h.chunk(4))
+    assert h.time.waited == 0  # Leanpay answered: the request is over, check at once
+    assert leanpay.listings == 2
     assert leanpay.posts == [ids(0, 1, 2, 3), ids(2, 3)]
     assert sorted(h.checkpoints.settled) == [0, 1, 2, 3]
     assert h.counts() == (2, 2, 0, 2)
     assert leanpay.tenant == ids(0, 1, 2, 3)
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "expected_wait"), [(None, NO_ANSWER_WAIT), (3.0, 3.0), (600.0, 60.0)]
+)
+def test_a_gateways_502_waits_for_leanpay_before_checking(
+    tmp_path: Path, leanpay: FakeLeanpay, retry_after: float | None, expected_wait: float
+) -> None:
+    def stored_then_502(leanpay: FakeLeanpay, items: list[dict[str, Any]]) -> list[Created]:
+        leanpay.store(items)
+        raise Ambiguous("HTTP 502", status=502, retry_after=retry_after)
+
+    leanpay.script = [stored_then_502]
+    h = Harness(leanpay, tmp_path)
+    h.delivery.deliver(h.chunk(2))
+    assert h.time.waited == expected_wait  # Retry-After is honoured, capped by max_wait
+    assert leanpay.posts == [ids(0, 1)]
+    assert h.counts() == (0, 2, 0, 1)
 
 
 def test_ambiguity_past_the_retry_budget_stops_the_run_with_nothing_settled(
@@ -361,6 +404,7 @@ def test_an_unlistable_resource_is_sent_again_after_an_ambiguous_answer(
     h = Harness(leanpay, tmp_path, resource=CREDIT_NOTES)
     h.delivery.deliver(h.chunk(2))
     assert leanpay.posts == [ids(0, 1), ids(0, 1)]  # no list to check: at least once
+    assert h.time.waited == NO_ANSWER_WAIT
     assert leanpay.listings == 0
     assert h.counts() == (2, 0, 0, 2)
 
@@ -401,11 +445,12 @@ def test_a_stop_during_the_wait_gives_up_without_sending_again(
 ) -> None:
     leanpay.script = [unanswered(stored=False)]
     h = Harness(leanpay, tmp_path)
-    h.stop_during_wait = True
+    h.time.on_pause = h.stopping.set  # a signal arrives during the wait
     with pytest.raises(Ambiguous):
         h.delivery.deliver(h.chunk(2))
     assert leanpay.posts == [ids(0, 1)]
-    assert h.waits == [NO_ANSWER_WAIT]
+    assert 0 < h.time.waited < NO_ANSWER_WAIT
+    assert leanpay.listings == 1  # no re-listing either
     assert h.checkpoints.settled == []
 
 
@@ -418,7 +463,7 @@ def test_a_stopped_run_gives_up_on_an_ambiguous_batch_without_waiting(
     with pytest.raises(Ambiguous):
         h.delivery.deliver(h.chunk(2))
     assert leanpay.posts == [ids(0, 1)]
-    assert h.waits == []
+    assert h.time.waited == 0
 
 
 def twin_of(h: Harness, item: Pending) -> Pending:
@@ -427,7 +472,6 @@ def twin_of(h: Harness, item: Pending) -> Pending:
         h.checkpoints.open(), dict(item.record), dict(item.payload), item.external_id,
         item.line + 100, (), STREAM, h.stats,
     )  # fmt: skip
-    assert h.guard is not None
     assert h.guard.claim(item.external_id or "", twin) == "parked"
     return twin
 

@@ -1,0 +1,231 @@
+"""A big tenant, a flaky or rate-limited Leanpay: concurrent listing, ambiguity at the right
+price, a polite client. The real CLI against the stand-in; assertions on its journal."""
+
+from __future__ import annotations
+
+import signal
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import (
+    Running,
+    emitted,
+    invoice,
+    invoices_with_state,
+    run_target,
+    schema,
+    singer_input,
+    state,
+    target_config,
+    wait_for,
+)
+
+from leanpay_standin import StandIn
+
+BATCH = "/invoices/batch"
+
+
+def gets(leanpay: StandIn) -> list[dict[str, Any]]:
+    return [r for r in leanpay.requests() if r["method"] == "GET" and r["path"] == "/invoices"]
+
+
+def posts(leanpay: StandIn) -> list[dict[str, Any]]:
+    return [r for r in leanpay.requests() if r["method"] == "POST" and r["path"] == BATCH]
+
+
+def listings(leanpay: StandIn) -> int:
+    """How many times the whole tenant was listed (each listing starts at page 1)."""
+    return sum(1 for g in gets(leanpay) if g["query"] == {"page": "1"})
+
+
+def most_at_once(requests: list[dict[str, Any]]) -> int:
+    """The most of these requests the stand-in was serving at the same moment."""
+    events = sorted(
+        [(r["time"], 1) for r in requests] + [(r["answered"], -1) for r in requests],
+        key=lambda event: (event[0], event[1]),
+    )
+    now = most = 0
+    for _, step in events:
+        now += step
+        most = max(most, now)
+    return most
+
+
+def exactly_once(leanpay: StandIn, n: int, seeded: int = 0) -> None:
+    counts = Counter(i["externalId"] for i in leanpay.store("invoices"))
+    mine = {k: v for k, v in counts.items() if k.startswith("INV-")}
+    assert sorted(mine) == [f"INV-{i:05d}" for i in range(n)]
+    assert set(mine.values()) == {1}
+    assert sum(counts.values()) == seeded + n
+
+
+def test_the_tenant_is_listed_concurrently_every_page_once_before_the_first_post(
+    tmp_path: Path,
+) -> None:
+    with StandIn(api_key="k-listing-0001", latency_ms=20) as leanpay:
+        leanpay.seed_invoices(1000)  # 40 pages of 25
+        config = target_config(leanpay, tmp_path, api_key="k-listing-0001")
+
+        result = run_target(config, invoices_with_state(150, every=50))
+
+        assert result.returncode == 0, result.stderr
+        pages = [int(g["query"]["page"]) for g in gets(leanpay)]
+        assert sorted(pages) == list(range(1, 41))  # every page once
+        assert pages[0] == 1  # the first page tells how many there are
+        assert most_at_once(gets(leanpay)) == 4  # max_list_in_flight, the default
+        assert min(p["time"] for p in posts(leanpay)) > max(g["answered"] for g in gets(leanpay))
+        assert "Replay safety: 1000 invoices listed, 1000 with an externalId: 40 pages" in (
+            result.stderr
+        )
+        exactly_once(leanpay, 150, seeded=1000)
+
+
+def test_records_are_read_while_the_tenant_is_listed(tmp_path: Path) -> None:
+    # record 3 cannot be sent: the run stops at it, long before the listing could end
+    with StandIn(api_key="k-listing-0001", latency_ms=100) as leanpay:
+        leanpay.seed_invoices(2500)  # 100 pages: 10 s one at a time
+        config = target_config(leanpay, tmp_path, api_key="k-listing-0001", max_list_in_flight=1)
+        messages = [schema(), invoice(0), invoice(1), invoice(2, amount=-5), state(3)]
+
+        result = run_target(config, messages)
+
+        assert result.returncode == 1
+        assert "amount: must be >= 0, got -5" in result.stderr
+        assert len(gets(leanpay)) < 100
+        assert posts(leanpay) == []
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_during_the_listing_stops_it_at_once(tmp_path: Path, signum: int) -> None:
+    with StandIn(api_key="k-listing-0001", latency_ms=100) as leanpay:
+        leanpay.seed_invoices(2500)  # 100 pages, 10 s one at a time
+        config = target_config(leanpay, tmp_path, api_key="k-listing-0001", max_list_in_flight=1)
+        target = Running(config)
+        target.feed(singer_input(invoices_with_state(300, every=100)))
+        wait_for(lambda: len(gets(leanpay)) >= 3)
+
+        target.process.send_signal(signum)
+
+        assert target.process.wait(timeout=3) == 128 + signum  # not after 100 pages
+        target.kill()
+        assert len(gets(leanpay)) < 20
+        assert posts(leanpay) == []
+        assert target.states == []
+
+
+def test_a_signal_during_a_re_listing_stops_it_and_sends_nothing_more(tmp_path: Path) -> None:
+    with StandIn(api_key="k-listing-0001", latency_ms=50) as leanpay:
+        leanpay.seed_invoices(1000)  # 40 pages, 2 s one at a time
+        leanpay.add_faults({"path": BATCH, "action": "drop_after_store", "times": 1})
+        config = target_config(
+            leanpay, tmp_path, api_key="k-listing-0001", max_list_in_flight=1, max_in_flight=1
+        )
+        target = Running(config)
+        target.feed(singer_input(invoices_with_state(300, every=100)))
+        wait_for(lambda: listings(leanpay) == 2 and len(gets(leanpay)) >= 43)  # re-listing
+
+        target.process.send_signal(signal.SIGTERM)
+
+        assert target.process.wait(timeout=3) == 128 + signal.SIGTERM
+        target.kill()
+        assert len(posts(leanpay)) == 1  # the dropped one, and nothing after the signal
+        assert len(gets(leanpay)) < 80
+        assert target.states == []
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        pytest.param({"action": "status", "status": 500}, id="500-before-storing"),
+        pytest.param({"action": "status_after_store", "status": 500}, id="500-after-storing"),
+    ],
+)
+def test_an_answered_500_is_checked_at_once_and_every_invoice_stored_once(
+    leanpay: StandIn, tmp_path: Path, fault: dict[str, Any]
+) -> None:
+    leanpay.seed_invoices(200)
+    leanpay.add_faults({"path": BATCH, "times": 1, **fault})
+    # a no-answer wait of 60 s: had the target waited after the 500, the run would show it
+    config = target_config(leanpay, tmp_path, max_retry_wait=60, request_timeout=30)
+
+    result = run_target(config, invoices_with_state(400, every=100))
+
+    assert result.returncode == 0, result.stderr
+    assert result.seconds < 20
+    exactly_once(leanpay, 400, seeded=200)
+    assert listings(leanpay) == 2  # the first listing and one check
+    assert "HTTP 500" in result.stderr and "Leanpay answered, then checking" in result.stderr
+    assert emitted(result.states)[-1] == 400
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        pytest.param({"action": "drop_after_store"}, id="two-drops"),
+        pytest.param({"action": "status_after_store", "status": 500}, id="two-500s"),
+    ],
+)
+def test_two_simultaneous_ambiguous_batches_share_one_re_listing(
+    leanpay: StandIn, tmp_path: Path, fault: dict[str, Any]
+) -> None:
+    leanpay.seed_invoices(100)
+    leanpay.configure(latency_ms=100)  # the first two POSTs are on the wire together
+    leanpay.add_faults({"path": BATCH, "times": 2, **fault})
+    config = target_config(leanpay, tmp_path, max_retry_wait=1, max_in_flight=4)
+
+    result = run_target(config, invoices_with_state(400, every=100))
+
+    assert result.returncode == 0, result.stderr
+    failed = [p for p in posts(leanpay)[:4] if p["status"] != 201]
+    assert len(failed) == 2 and most_at_once(failed) == 2  # they really overlapped
+    assert listings(leanpay) == 2  # one re-listing for both, not two
+    assert "listed again (for 2 uncertain requests)" in result.stderr
+    exactly_once(leanpay, 400, seeded=100)
+
+
+def test_a_429_pauses_every_request_and_the_in_flight_limit_falls_then_recovers(
+    leanpay: StandIn, tmp_path: Path
+) -> None:
+    leanpay.configure(latency_ms=20)
+    leanpay.add_faults(
+        {"path": BATCH, "action": "status", "status": 429, "headers": {"Retry-After": "1"}}
+    )
+    config = target_config(leanpay, tmp_path, max_in_flight=4)
+
+    result = run_target(config, invoices_with_state(25_000, every=1000))
+
+    assert result.returncode == 0, result.stderr
+    exactly_once(leanpay, 25_000)
+    sent = posts(leanpay)
+    (refused,) = [p for p in sent if p["status"] == 429]
+    later = [p for p in sent if p["time"] > refused["answered"]]
+    # every thread waited out the Retry-After, not only the one that got the 429
+    assert min(p["time"] for p in later) >= refused["answered"] + 0.99
+    # the limit fell to 2, then clean answers raised it back to 4
+    log = result.stderr
+    assert "every request waits 1.0 s; up to 2 requests in flight (halved)" in log
+    assert (
+        log.index("(halved)")
+        < log.index("up to 3 requests in flight")
+        < log.index("up to 4 requests in flight")
+    )
+    resumed = [p for p in later if p["time"] < refused["answered"] + 1.2]
+    assert most_at_once(resumed) <= 2
+    assert most_at_once(later[-8:]) >= 3
+
+
+def test_against_a_rate_limited_leanpay_few_requests_are_refused(
+    tmp_path: Path,
+) -> None:
+    # 20 requests/s, one request takes 50 ms: one request in flight is all it allows
+    with StandIn(api_key="k-listing-0001", latency_ms=50, rate_limit=20) as leanpay:
+        config = target_config(leanpay, tmp_path, api_key="k-listing-0001", max_retry_wait=5)
+
+        result = run_target(config, invoices_with_state(20_000, every=1000), timeout=120)
+
+        assert result.returncode == 0, result.stderr
+        exactly_once(leanpay, 20_000)
+        statuses = Counter(r["status"] for r in leanpay.requests())
+        assert statuses[429] / sum(statuses.values()) <= 0.08, statuses
