@@ -75,7 +75,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal, NamedTuple
 
-from target_leanpay.resources import Field, Kind, Resource
+from target_leanpay.resources import MAX_STRING_LENGTH, Field, Kind, Resource
 from target_leanpay.values import (
     OMIT,
     InvalidValue,
@@ -130,6 +130,18 @@ class Problem:
 
     field: str
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reference:
+    """A Leanpay id the record names by the object's externalId (`invoiceExternalId`):
+    resolved by the sending thread, once the object is known; never sent as such."""
+
+    resource: str
+    external_id: str
+
+    def __str__(self) -> str:
+        return f"{self.resource} {self.external_id!r}"
 
 
 @dataclass(frozen=True)
@@ -232,6 +244,9 @@ class RecordMapper:
         if fld.name == CLIENT_FIELD:
             convert = _remembering(_client_uuid)
             return _Step(fld.name, alias, convert, missing, blank, self._resolve_client)
+        if fld.refers_to is not None:
+            convert = self._converter(fld, missing is None)
+            return _Step(fld.name, alias, convert, missing, blank, _reference_to(fld))
         return _Step(fld.name, alias, self._converter(fld, missing is None), missing, blank, None)
 
     def _converter(self, fld: Field, optional: bool) -> _Convert:
@@ -295,27 +310,8 @@ class RecordMapper:
 
     def _resolve_client(self, record: Mapping[str, Any]) -> str:
         """The Leanpay client UUID for the record's clientExternalId, from `client_ids` only."""
-        first, second = CLIENT_EXTERNAL_KEYS
-        external = record.get(first)
-        other = record.get(second)
-        if _is_blank(external):
-            external = None
-        if _is_blank(other):
-            other = None
-        if external is None:
-            external = other
-        elif other is not None and _client_key(other) != _client_key(external):
-            raise InvalidValue(
-                f"both {first} and {second} are set and differ ({show(external)} vs {show(other)})"
-            )
-        if external is None:
-            raise InvalidValue("is required")
-        key = _client_key(external)
-        if key is None:
-            raise InvalidValue(
-                f"{first} must be a string or an integer, "
-                f"got {type(external).__name__} {show(external)}"
-            )
+        first = CLIENT_EXTERNAL_KEYS[0]
+        key = _source_key(record, CLIENT_EXTERNAL_KEYS)
         client_id = self._client_ids.get(key)
         if client_id is not None:
             return client_id
@@ -327,6 +323,49 @@ class RecordMapper:
         raise InvalidValue(
             f"client {show(key)} ({first}) has no Leanpay id in client_ids / client_ids_file"
         )
+
+
+def _reference_to(fld: Field) -> _Fallback:
+    """Read a missing Leanpay id from the record's externalId of the object it refers to."""
+    assert fld.refers_to is not None
+    resource, names = fld.refers_to, fld.external_names
+
+    def reference(record: Mapping[str, Any]) -> Reference:
+        key = _source_key(record, names, f"is required (a Leanpay id, or {names[0]})")
+        if len(key) > MAX_STRING_LENGTH or "\x00" in key:
+            raise InvalidValue(f"{names[0]} {show(key)} cannot be an externalId")
+        return Reference(resource, key)
+
+    return reference
+
+
+def _source_key(
+    record: Mapping[str, Any], keys: tuple[str, str], missing: str = "is required"
+) -> str:
+    """The source's own id held under either spelling of a key (`clientExternalId`):
+    strings as they are, integers as digits; both spellings must agree."""
+    first, second = keys
+    external = record.get(first)
+    other = record.get(second)
+    if _is_blank(external):
+        external = None
+    if _is_blank(other):
+        other = None
+    if external is None:
+        external = other
+    elif other is not None and _client_key(other) != _client_key(external):
+        raise InvalidValue(
+            f"both {first} and {second} are set and differ ({show(external)} vs {show(other)})"
+        )
+    if external is None:
+        raise InvalidValue(missing)
+    key = _client_key(external)
+    if key is None:
+        raise InvalidValue(
+            f"{first} must be a string or an integer, "
+            f"got {type(external).__name__} {show(external)}"
+        )
+    return key
 
 
 def _client_key(value: Any) -> str | None:

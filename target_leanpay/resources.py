@@ -36,11 +36,25 @@ class Field:
     required: bool = False
     max_length: int | None = None
     nullable: bool = True
+    refers_to: str | None = None
+    """For a Leanpay id of another resource (a link's `invoiceId`): that resource's name.
+    Records may then give the object's externalId instead (`invoiceExternalId`)."""
 
     @property
     def snake_name(self) -> str:
         """The snake_case alias accepted in records (`netAmount` -> `net_amount`)."""
-        return "".join(f"_{c.lower()}" if c.isupper() else c for c in self.name)
+        return _snake(self.name)
+
+    @property
+    def external_names(self) -> tuple[str, str]:
+        """Record keys naming the referred object by its externalId, for `refers_to` fields:
+        `invoiceId` -> (`invoiceExternalId`, `invoice_external_id`)."""
+        name = self.name.removesuffix("Id") + "ExternalId"
+        return name, _snake(name)
+
+
+def _snake(name: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name)
 
 
 def _string(name: str, *, required: bool = False, nullable: bool = True) -> Field:
@@ -58,9 +72,13 @@ class Resource:
     list_path: str | None = None
     """Where existing objects (with their externalId) can be listed, if anywhere."""
     field_names: frozenset[str] = field(init=False)
+    reference_fields: tuple[str, ...] = field(init=False)
+    """Fields holding another resource's Leanpay id (see `Field.refers_to`)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "field_names", frozenset(f.name for f in self.fields))
+        references = tuple(f.name for f in self.fields if f.refers_to)
+        object.__setattr__(self, "reference_fields", references)
 
 
 INVOICES = Resource(
@@ -100,7 +118,7 @@ PAYBACKS = Resource(
     path="/paybacks/batch",
     body_key="paybacks",
     fields=(
-        Field("creditNoteId", Kind.UUID, required=True),
+        Field("creditNoteId", Kind.UUID, required=True, refers_to="credit_notes"),
         Field("amount", Kind.MONEY, required=True),
         Field("date", Kind.DATE, required=True),
         _string("externalId"),
@@ -112,8 +130,8 @@ LINKS = Resource(
     path="/links/batch",
     body_key="links",
     fields=(
-        Field("invoiceId", Kind.UUID, required=True),
-        Field("creditNoteId", Kind.UUID, required=True),
+        Field("invoiceId", Kind.UUID, required=True, refers_to="invoices"),
+        Field("creditNoteId", Kind.UUID, required=True, refers_to="credit_notes"),
         Field("amount", Kind.MONEY, required=True),
         Field("date", Kind.DATE, required=True),
         _string("externalId"),

@@ -25,6 +25,7 @@ from target_leanpay.mapping import (
     MappingSettings,
     Problem,
     RecordMapper,
+    Reference,
     Rejection,
 )
 from target_leanpay.resources import RESOURCES, Field, Kind
@@ -407,14 +408,23 @@ def test_required_field_missing_or_null(resource: str, fld: Field, how: str) -> 
         del record[fld.name]
     else:
         record[fld.name] = None
-    assert problems(resource, record) == [Problem(fld.name, "is required")]
+    assert problems(resource, record) == [Problem(fld.name, missing_reason(fld))]
+
+
+def missing_reason(fld: Field) -> str:
+    """Why a record without a required field is refused."""
+    if fld.refers_to is not None:
+        return f"is required (a Leanpay id, or {fld.external_names[0]})"
+    return "is required"
 
 
 @pytest.mark.parametrize(("resource", "fld"), fields(lambda f: f.required))
 @pytest.mark.parametrize("blank", ["", "   ", "\t\n"])
 def test_required_field_blank(resource: str, fld: Field, blank: str) -> None:
     record = {**valid_record(resource), fld.name: blank}
-    reason = "is required" if fld.name == "clientId" else "is required (it is empty)"
+    reason = "is required (it is empty)"
+    if fld.name == "clientId" or fld.refers_to is not None:
+        reason = missing_reason(fld)
     assert problems(resource, record) == [Problem(fld.name, reason)]
 
 
@@ -1406,3 +1416,64 @@ def test_dates_beyond_the_memo_size_are_still_checked_and_a_refusal_is_never_rem
     for _ in range(2):
         result = m.map({**valid_record("invoices"), "issueDate": "2023-02-29"})
         assert result == Rejection((Problem("issueDate", "'2023-02-29' is not a calendar date"),))
+
+
+# -- references by externalId ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("resource", "fld"), fields(lambda f: f.refers_to is not None))
+@pytest.mark.parametrize("spelling", [0, 1])
+def test_a_reference_may_name_the_object_by_its_external_id(
+    resource: str, fld: Field, spelling: int
+) -> None:
+    record = valid_record(resource)
+    del record[fld.name]
+    record[fld.external_names[spelling]] = "ERP-77"
+    result = mapped(resource, record)
+    assert result[fld.name] == Reference(fld.refers_to or "", "ERP-77")
+    assert list(result) == list(VALID[resource][1])  # Leanpay's field order is kept
+
+
+def test_a_leanpay_id_given_directly_wins_over_an_external_id() -> None:
+    record = {**valid_record("links"), "invoiceExternalId": "INV-1"}
+    assert mapped("links", record) == VALID["links"][1]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (4242, Reference("invoices", "4242")),
+        ("  ", Problem("invoiceId", "is required (a Leanpay id, or invoiceExternalId)")),
+        (
+            "x" * 81,
+            Problem("invoiceId", f"invoiceExternalId '{'x' * 40}…' cannot be an externalId"),
+        ),
+        (
+            1.5,
+            Problem("invoiceId", "invoiceExternalId must be a string or an integer, got float 1.5"),
+        ),
+    ],
+)
+def test_an_external_id_reference_is_checked_like_an_external_id(value: Any, expected: Any) -> None:
+    record = valid_record("links")
+    del record["invoiceId"]
+    record["invoiceExternalId"] = value
+    result = mapper("links").map(record)
+    if isinstance(expected, Problem):
+        assert result == Rejection((expected,))
+    else:
+        assert not isinstance(result, Rejection)
+        assert result["invoiceId"] == expected
+
+
+def test_both_spellings_of_a_reference_must_agree() -> None:
+    record = valid_record("paybacks")
+    del record["creditNoteId"]
+    record.update(creditNoteExternalId="CN-1", credit_note_external_id="CN-2")
+    assert problems("paybacks", record) == [
+        Problem(
+            "creditNoteId",
+            "both creditNoteExternalId and credit_note_external_id are set and differ "
+            "('CN-1' vs 'CN-2')",
+        )
+    ]
