@@ -13,12 +13,13 @@ import datetime
 import decimal
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from target_leanpay.errors import DeadLetterError, RejectedRecord, TooManyRejections, quote
-from target_leanpay.mapping import Problem
+from target_leanpay.mapping import Problem, Reference
 
 
 @dataclass(frozen=True)
@@ -43,24 +44,39 @@ class RejectedItem:
 
 
 def _json_default(value: Any) -> Any:
-    """Keep the source's exact values: Decimal and dates as their text."""
+    """Keep the source's exact values: Decimal and dates as their text; a reference by
+    externalId that could not be resolved as what it names."""
     if isinstance(value, decimal.Decimal | datetime.date | datetime.datetime):
         return str(value) if isinstance(value, decimal.Decimal) else value.isoformat()
+    if isinstance(value, Reference):
+        return {"resource": value.resource, "externalId": value.external_id}
     return repr(value)
 
 
 class DeadLetters:
     """Writes rejected records, or raises when there is nowhere to write them."""
 
-    def __init__(self, path: str | None, max_rejections: int | None) -> None:
+    def __init__(
+        self,
+        path: str | None,
+        max_rejections: int | None,
+        *,
+        counted_by: Callable[[RejectedItem], None] | None = None,
+    ) -> None:
+        """`counted_by`: a plan's tally, which takes every rejection instead (no file is
+        written, and the run does not stop)."""
         self.path = path
         self.max_rejections = max_rejections
+        self._counted_by = counted_by
         self.count = 0
         self._lock = threading.Lock()
         self._file: IO[str] | None = None
 
     def reject(self, item: RejectedItem) -> None:
         """Record `item` as rejected; raise if the run must stop because of it."""
+        if self._counted_by is not None:
+            self._counted_by(item)
+            return
         if self.path is None:
             fate = "Leanpay refused it" if item.http_status is not None else "it was not sent"
             raise RejectedRecord(

@@ -48,10 +48,13 @@ from target_leanpay.checkpoint import Checkpoints
 from target_leanpay.client import Created, OnRetry
 from target_leanpay.deadletter import DeadLetters, RejectedItem
 from target_leanpay.errors import Ambiguous, ApiError, ItemsRefused, Stopped, quote
-from target_leanpay.mapping import Problem
+from target_leanpay.mapping import Problem, Reference
 from target_leanpay.progress import Progress, StreamStats
+from target_leanpay.receipts import Receipts
+from target_leanpay.references import References
 from target_leanpay.replay import ReplayGuard
 from target_leanpay.resources import Resource
+from target_leanpay.values import InvalidValue
 
 logger = logging.getLogger("target-leanpay")
 
@@ -117,11 +120,11 @@ class Chunk:
 
 @dataclass(slots=True)
 class _Refusal:
-    """An item Leanpay refused, with why."""
+    """An item Leanpay refused (or that cannot be sent: `error` None), with why."""
 
     item: Pending
     problems: tuple[Problem, ...]
-    error: ApiError
+    error: ApiError | None
 
 
 def _messages(body: str) -> list[str]:
@@ -164,6 +167,8 @@ class Delivery:
         checkpoints: Checkpoints,
         dead_letters: DeadLetters,
         progress: Progress,
+        references: References,
+        receipts: Receipts,
         failed: threading.Event,
         stopping: threading.Event,
         max_ambiguous_retries: int,
@@ -174,6 +179,8 @@ class Delivery:
         self._checkpoints = checkpoints
         self._dead_letters = dead_letters
         self._progress = progress
+        self._references = references
+        self._receipts = receipts
         self._failed = failed
         self._stopping = stopping
         self._max_ambiguous_retries = max_ambiguous_retries
@@ -185,7 +192,8 @@ class Delivery:
     def deliver(self, chunk: Chunk) -> None:
         """Send `chunk` until each item is settled; raise when the run must stop."""
         refused: list[_Refusal] = []  # bisection's finds, rejected once the chunk is done
-        missing = self._sift(chunk, chunk.items)
+        items = self._resolve(chunk) if chunk.resource.reference_fields else chunk.items
+        missing = self._sift(chunk, items)
         if missing:
             self._post(chunk, missing, refused, ambiguous_tries=0)
         self._reject_refusals(chunk, refused)
@@ -227,14 +235,14 @@ class Delivery:
         ambiguous_tries: int,
     ) -> None:
         """Settle what Leanpay's 2xx answer lists; the rest is not known to be stored."""
+        ids = {c.externalId: c.id for c in created or () if c.externalId}
         if created is not None and len(created) >= len(items):
-            self._settle(chunk, items, present=False)
+            self._settle(chunk, items, present=False, ids=ids)
             return
-        named = {c.externalId for c in created or () if c.externalId}
-        confirmed = [p for p in items if p.external_id in named]
-        unconfirmed = [p for p in items if p.external_id not in named]
+        confirmed = [p for p in items if p.external_id in ids]
+        unconfirmed = [p for p in items if p.external_id not in ids]
         if confirmed:
-            self._settle(chunk, confirmed, present=False)
+            self._settle(chunk, confirmed, present=False, ids=ids)
         said = "no readable list" if created is None else f"{len(created)} objects"
         unknown = Ambiguous(
             f"Leanpay answered 2xx, but its answer ({said}) does not confirm "
@@ -261,7 +269,7 @@ class Delivery:
         blamed = blamed_items(refusal.body, chunk.resource.body_key, len(items))
         if blamed:
             for index, problems in sorted(blamed.items()):
-                self._reject_with_twins(chunk, _Refusal(items[index], tuple(problems), refusal))
+                self._refused(chunk, _Refusal(items[index], tuple(problems), refusal))
             rest = [item for index, item in enumerate(items) if index not in blamed]
             if rest:
                 self._post(chunk, rest, refused, ambiguous_tries=ambiguous_tries)
@@ -333,6 +341,25 @@ class Delivery:
             return min(unknown.retry_after, self._max_wait)
         return 0.0 if unknown.answered else self._no_answer_wait
 
+    def _resolve(self, chunk: Chunk) -> list[Pending]:
+        """Replace references by externalId with Leanpay ids; reject what cannot be."""
+        ready = []
+        for item in chunk.items:
+            problems = []
+            for name in chunk.resource.reference_fields:
+                value = item.payload.get(name)
+                if isinstance(value, Reference):
+                    try:
+                        item.payload[name] = self._references.resolve(value)
+                    except InvalidValue as unresolved:
+                        problems.append(Problem(name, unresolved.reason))
+            if problems:
+                item.stats.add(unresolved=1)
+                self._reject_with_twins(chunk, _Refusal(item, tuple(problems), None))
+            else:
+                ready.append(item)
+        return ready
+
     # -- settling --------------------------------------------------------------------
 
     def _sift(self, chunk: Chunk, items: list[Pending]) -> list[Pending]:
@@ -345,9 +372,25 @@ class Delivery:
         self._note_present(chunk, present[0])
         return [p for p in items if p.external_id not in held]
 
-    def _settle(self, chunk: Chunk, items: list[Pending], *, present: bool) -> None:
-        """Leanpay holds these items (sent now, or before): settle them and their twins."""
-        twins = chunk.guard.acknowledged(p.external_id for p in items if p.external_id)
+    def _settle(
+        self,
+        chunk: Chunk,
+        items: list[Pending],
+        *,
+        present: bool,
+        ids: Mapping[str, str | None] | None = None,
+    ) -> None:
+        """Leanpay holds these items (sent now, or before): settle them and their twins.
+
+        `ids`: Leanpay's ids of what it just created, by externalId; their receipts are
+        written (and made durable) before the checkpoint can move past them.
+        """
+        ids = ids or {}
+        pairs = [(p.external_id, ids.get(p.external_id)) for p in items if p.external_id]
+        if not present:
+            receipts = [(e, i) for e, i in pairs if i is not None]
+            self._receipts.record(chunk.stream, chunk.resource.name, receipts)
+        twins = chunk.guard.acknowledged(pairs)
         _count(items, "already_present" if present else "acknowledged")
         _count(twins, "already_present")
         self._checkpoints.settle([p.seq for p in items] + [p.seq for p in twins])
@@ -371,8 +414,14 @@ class Delivery:
         Items the API named are rejected at once; these wait for the end of the chunk,
         because only then is it known whether *every* item was refused the same way.
         """
-        if len(refusals) == len(chunk.items) > 1 and len({r.error.body for r in refusals}) == 1:
-            error = refusals[0].error
+        bodies = {r.error.body for r in refusals if r.error is not None}
+        error = refusals[0].error if refusals else None
+        if (
+            len(refusals) == len(chunk.items) > 1
+            and len(bodies) == 1
+            and error is not None
+            and error.status != 409  # a conflict is about each item: it already exists
+        ):
             raise ApiError(
                 f"{chunk.describe()}: Leanpay refused every item of the batch, one by one, "
                 f"with the same answer ({error.api_said}); that is a refusal of the request, "
@@ -381,7 +430,22 @@ class Delivery:
                 body=error.body,
             )
         for refusal in refusals:
+            self._refused(chunk, refusal)
+
+    def _refused(self, chunk: Chunk, refusal: _Refusal) -> None:
+        """Reject what Leanpay refused; but a 409 (it exists) for an item the listing or
+        the receipts show Leanpay holding is only a repeat: already present."""
+        item = refusal.item
+        if refusal.error is None or refusal.error.status != 409:
             self._reject_with_twins(chunk, refusal)
+        elif item.external_id is not None and chunk.guard.held([item.external_id]):
+            self._settle(chunk, [item], present=True)
+        else:
+            exists = tuple(
+                Problem(p.field, f"Leanpay reports it already exists: {p.reason}")
+                for p in refusal.problems
+            )
+            self._reject_with_twins(chunk, _Refusal(item, exists, refusal.error))
 
     def _reject_with_twins(self, chunk: Chunk, refusal: _Refusal) -> None:
         """Reject a refused item, and the records that waited on its externalId."""
@@ -389,11 +453,12 @@ class Delivery:
         if refusal.item.external_id is not None:
             twins = chunk.guard.refused(refusal.item.external_id)
         self._reject(refusal.item, refusal.problems, refusal.error)
+        fate = "was rejected" if refusal.error is None else "Leanpay refused"
         for twin in twins:
-            reason = f"shares externalId with {refusal.item.ident}, which Leanpay refused"
+            reason = f"shares externalId with {refusal.item.ident}, which {fate}"
             self._reject(twin, (Problem("externalId", reason),), refusal.error)
 
-    def _reject(self, item: Pending, problems: tuple[Problem, ...], error: ApiError) -> None:
+    def _reject(self, item: Pending, problems: tuple[Problem, ...], error: ApiError | None) -> None:
         self._dead_letters.reject(
             RejectedItem(
                 stream=item.stream,
@@ -401,8 +466,8 @@ class Delivery:
                 record=item.record,
                 payload=item.payload,
                 problems=problems,
-                http_status=error.status,
-                api_message=error.body,
+                http_status=None if error is None else error.status,
+                api_message=None if error is None else error.body,
             )
         )
         item.stats.add(rejected=1)

@@ -27,8 +27,9 @@ logger = logging.getLogger("target-leanpay.replay")
 
 PageReader = Callable[[str, int], dict[str, Any]]
 """(path, page number from 1) -> the page's JSON object: `{data, pageCount, ...}`."""
-ExternalIds = Callable[[list[str]], None]
-"""Receives the externalIds of each page, from whichever thread read it."""
+ExternalIds = Callable[[list[tuple[str, str | None]]], None]
+"""Receives the (externalId, Leanpay id) of each page's objects, from whichever thread
+read it."""
 
 PROGRESS_INTERVAL_SECONDS = 5.0
 
@@ -139,9 +140,9 @@ def _count(body: dict[str, Any]) -> tuple[int, int]:
     return len(data), sum(1 for row in data if isinstance(row, dict) and row.get("externalId"))
 
 
-def _external_ids(body: dict[str, Any]) -> list[str]:
+def _external_ids(body: dict[str, Any]) -> list[tuple[str, str | None]]:
     return [
-        str(row["externalId"])
+        (str(row["externalId"]), row["id"] if isinstance(row.get("id"), str) else None)
         for row in body.get("data") or []
         if isinstance(row, dict) and row.get("externalId")
     ]

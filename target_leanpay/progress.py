@@ -22,6 +22,8 @@ class StreamStats:
     acknowledged: int = 0
     already_present: int = 0
     rejected: int = 0
+    unresolved: int = 0
+    """Of the rejected: a reference by externalId that could not be resolved."""
     requests: int = 0
     retries: int = 0
     started: float = field(default_factory=time.monotonic)

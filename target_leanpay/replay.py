@@ -36,6 +36,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 from target_leanpay.errors import AuthError, Stopped
 from target_leanpay.listing import Listed, Listing
+from target_leanpay.receipts import Receipts
 from target_leanpay.resources import Resource
 
 logger = logging.getLogger("target-leanpay.replay")
@@ -56,8 +57,15 @@ MAX_QUERY_IDS = 500
 """Ids per statement, far below SQLite's variable limit (999 before SQLite 3.32)."""
 
 
+SEVERAL = "*"
+"""The Leanpay id of an externalId that several Leanpay objects carry: none can be chosen."""
+Pair = tuple[str, str | None]
+"""(externalId, Leanpay id or None when unknown)."""
+
+
 class KnownIds:
-    """The externalIds Leanpay holds, in a private temporary SQLite file.
+    """The externalIds Leanpay holds, with their Leanpay ids, in a private temporary
+    SQLite file.
 
     Replay safety must remember every externalId of the tenant plus every one this run
     sent: a Python set of a million strings costs ~100 MB and grows with the input. A
@@ -72,25 +80,45 @@ class KnownIds:
         self._db = sqlite3.connect("", check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode = OFF")
         self._db.execute("PRAGMA synchronous = OFF")
-        self._db.execute("CREATE TABLE known (id TEXT PRIMARY KEY) WITHOUT ROWID")
+        self._db.execute(
+            "CREATE TABLE known (external_id TEXT PRIMARY KEY, leanpay_id TEXT) WITHOUT ROWID"
+        )
         self._lock = threading.Lock()
 
-    def add(self, ids: Iterable[str]) -> None:
-        """Remember these ids."""
-        parts = _in_parts(list(ids))
+    def add(self, pairs: Iterable[Pair]) -> None:
+        """Remember these externalIds and, where given, their Leanpay ids; an externalId
+        seen with two different Leanpay ids gets SEVERAL."""
+        rows = list(pairs)
         with self._lock:
-            for part in parts:
-                rows = ",".join(["(?)"] * len(part))
-                self._db.execute(f"INSERT OR IGNORE INTO known VALUES {rows}", part)  # noqa: S608 - placeholders only
+            for start in range(0, len(rows), MAX_QUERY_IDS):
+                part = rows[start : start + MAX_QUERY_IDS]
+                values = ",".join(["(?, ?)"] * len(part))
+                self._db.execute(
+                    f"INSERT INTO known VALUES {values} ON CONFLICT (external_id) DO UPDATE "  # noqa: S608 - placeholders only
+                    "SET leanpay_id = CASE WHEN known.leanpay_id IS NULL THEN "
+                    "excluded.leanpay_id WHEN excluded.leanpay_id IS NULL OR "
+                    "excluded.leanpay_id = known.leanpay_id THEN known.leanpay_id "
+                    f"ELSE '{SEVERAL}' END",
+                    [value for pair in part for value in pair],
+                )
 
     def among(self, ids: Sequence[str]) -> set[str]:
-        """The ids of `ids` that are remembered."""
+        """The externalIds of `ids` that are remembered."""
         found: set[str] = set()
         with self._lock:
             for part in _in_parts(ids):
-                query = f"SELECT id FROM known WHERE id IN ({','.join('?' * len(part))})"  # noqa: S608 - placeholders only
+                marks = ",".join("?" * len(part))
+                query = f"SELECT external_id FROM known WHERE external_id IN ({marks})"  # noqa: S608 - placeholders only
                 found.update(row[0] for row in self._db.execute(query, part))
         return found
+
+    def leanpay_id(self, external_id: str) -> str | None:
+        """The Leanpay id known for `external_id` (SEVERAL, or None when unknown)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT leanpay_id FROM known WHERE external_id = ?", (external_id,)
+            ).fetchone()
+        return None if row is None else row[0]
 
     def close(self) -> None:
         """Delete the temporary file."""
@@ -127,8 +155,9 @@ class ReplayGuard(Generic[T]):
         self._clock = clock
         self._pause = pause
         self._known = KnownIds()
-        self._lock = threading.Lock()
+        self._claimed = threading.Condition()
         self._claims: dict[str, list[T]] = {}  # claimant's externalId -> waiting twins
+        self._refused: set[str] = set()  # externalIds Leanpay refused in this run
         self._changed = threading.Condition()
         self._listed_from: float | None = None if listing else clock()
         """When the newest complete listing started (all that Leanpay held then is known)."""
@@ -275,7 +304,7 @@ class ReplayGuard(Generic[T]):
 
     def claim(self, external_id: str, item: T) -> Verdict:
         """`item` may be sent, unless an earlier twin is on its way: then it waits."""
-        with self._lock:
+        with self._claimed:
             twins = self._claims.get(external_id)
             if twins is not None:
                 twins.append(item)
@@ -283,15 +312,40 @@ class ReplayGuard(Generic[T]):
             self._claims[external_id] = []
             return "send"
 
-    def acknowledged(self, external_ids: Iterable[str]) -> list[T]:
-        """Leanpay holds these now; return the twins that were waiting (present too)."""
-        external_ids = list(external_ids)
-        self._known.add(external_ids)
-        return self._release(external_ids)
+    def learn(self, pairs: Iterable[Pair]) -> None:
+        """Objects Leanpay holds, with their ids, known from elsewhere (receipts)."""
+        self._known.add(pairs)
+
+    def acknowledged(self, pairs: Iterable[Pair]) -> list[T]:
+        """Leanpay holds these now (externalId, id); return the twins that were waiting."""
+        pairs = list(pairs)
+        self._known.add(pairs)
+        return self._release([external_id for external_id, _ in pairs])
 
     def refused(self, external_id: str) -> list[T]:
         """The claimant was refused; return its twins, which cannot be trusted either."""
+        with self._claimed:
+            self._refused.add(external_id)
         return self._release([external_id])
+
+    def settled_id(self, external_id: str) -> str | None:
+        """The Leanpay id of the object with `external_id`, once known: waits while this
+        run is still sending it, and for the first listing. None when it is not in
+        Leanpay (as far as the listing, the receipts and this run know); SEVERAL when more
+        than one object carries it. `was_refused` tells a refusal apart."""
+        with self._claimed:
+            while external_id in self._claims:
+                if self._stopping.is_set():
+                    raise Stopped(f"the run is stopping: {self.resource.name} not resolved")
+                self._claimed.wait(POLL_SECONDS)
+        if self.held([external_id]):
+            return self._known.leanpay_id(external_id)
+        return None
+
+    def was_refused(self, external_id: str) -> bool:
+        """Whether Leanpay refused the record with `external_id` in this run."""
+        with self._claimed:
+            return external_id in self._refused
 
     def close(self) -> None:
         """Delete the on-disk id store."""
@@ -299,9 +353,10 @@ class ReplayGuard(Generic[T]):
 
     def _release(self, external_ids: Iterable[str]) -> list[T]:
         waiting: list[T] = []
-        with self._lock:
+        with self._claimed:
             for external_id in external_ids:
                 waiting.extend(self._claims.pop(external_id, []))
+            self._claimed.notify_all()
         return waiting
 
 
@@ -335,22 +390,29 @@ class ReplayGuards:
         enabled: bool,
         concurrency: int,
         stopping: threading.Event,
+        receipts: Receipts,
     ) -> None:
         """`read_page` None: a dry run, which reads nothing and assumes an empty tenant."""
         self._read_page = read_page
         self._enabled = enabled
         self._concurrency = concurrency
         self._stopping = stopping
+        self._receipts = receipts
         self._guards: dict[str, ReplayGuard[Any]] = {}
+        self._lock = threading.Lock()
 
     def for_resource(self, resource: Resource) -> ReplayGuard[Any]:
-        """The guard of `resource`; its first listing starts now, in the background."""
-        guard = self._guards.get(resource.name)
-        if guard is None:
-            guard = self._guards[resource.name] = ReplayGuard(
-                resource, self._listing(resource), stopping=self._stopping
-            )
-            guard.start()
+        """The guard of `resource`: made when a stream first loads it (or a reference first
+        names it), knowing this target's receipts; its first listing starts then, in the
+        background."""
+        with self._lock:  # sinks (reading thread) and references (sending threads) ask
+            guard = self._guards.get(resource.name)
+            if guard is None:
+                guard = self._guards[resource.name] = ReplayGuard(
+                    resource, self._listing(resource), stopping=self._stopping
+                )
+                guard.learn(self._receipts.earlier(resource.name))
+                guard.start()
         return guard
 
     def _listing(self, resource: Resource) -> Listing | None:

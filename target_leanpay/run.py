@@ -1,8 +1,13 @@
 """Run: the objects one target run shares between its sinks and sending threads.
 
-It only builds them and wires them together; each does its own job. A dry run differs
-in two objects only: `DryRunClient` instead of `LeanpayClient`, and checkpoints that
-write nothing.
+It only builds them and wires them together; each does its own job. The three kinds of
+run differ in a few objects:
+
+* a real run: `LeanpayClient` lists and sends; checkpoints write STATE;
+* a dry run: `DryRunClient` writes what would be sent, nothing is read from Leanpay,
+  checkpoints write nothing;
+* a plan: like a dry run, but `LeanpayClient` reads the tenant (GET only), and
+  rejections are tallied by `Plan` instead of stopping the run.
 """
 
 from __future__ import annotations
@@ -13,20 +18,24 @@ from contextlib import ExitStack
 from target_leanpay.checkpoint import Checkpoints, State, write_to_stdout
 from target_leanpay.client import DryRunClient, LeanpayClient
 from target_leanpay.deadletter import DeadLetters
-from target_leanpay.delivery import Delivery
+from target_leanpay.delivery import Delivery, Sender
+from target_leanpay.plan import Plan
 from target_leanpay.pool import SendPool
 from target_leanpay.progress import Progress
 from target_leanpay.reader import NumberedReader
-from target_leanpay.replay import ReplayGuards
+from target_leanpay.receipts import Receipts
+from target_leanpay.references import References
+from target_leanpay.replay import PageReader, ReplayGuards
 from target_leanpay.settings import Settings
 
 
 def _discard(_state: State) -> None:
-    """A dry run writes no STATE: the next real run must not skip what was not sent."""
+    """A dry run or a plan writes no STATE: the next real run must not skip what was not
+    sent."""
 
 
 class Run:
-    """Settings plus the live machinery: client, sending threads, checkpoints, dead letters."""
+    """Settings plus the live machinery: clients, sending threads, checkpoints, files."""
 
     def __init__(self, settings: Settings, reader: NumberedReader) -> None:
         self.settings = settings
@@ -37,12 +46,17 @@ class Run:
         self.sending_failed = threading.Event()
         """Set when a chunk failed: the run is over, no new request is made."""
         self.progress = Progress()
-        self.checkpoints = Checkpoints(_discard if settings.dry_run else write_to_stdout)
-        self.dead_letters = DeadLetters(settings.dead_letter_path, settings.max_rejections)
-        self.client: LeanpayClient | DryRunClient
-        if settings.dry_run:
-            self.client = DryRunClient(settings.dry_run_path)
-        else:
+        writes_nothing = settings.dry_run or settings.plan
+        self.checkpoints = Checkpoints(_discard if writes_nothing else write_to_stdout)
+        self.plan = Plan(settings.dead_letter_path) if settings.plan else None
+        self.dead_letters = DeadLetters(
+            settings.dead_letter_path,
+            settings.max_rejections,
+            counted_by=None if self.plan is None else self.plan.rejected,
+        )
+        self.receipts = Receipts(settings.receipts_path, writable=not writes_nothing)
+        self.client: LeanpayClient | None = None
+        if not settings.dry_run:
             self.client = LeanpayClient(
                 api_url=settings.api_url,
                 api_key=settings.api_key,
@@ -52,24 +66,34 @@ class Run:
                 max_in_flight=max(settings.max_in_flight, settings.max_list_in_flight),
                 stopping=self.stopping,
             )
-        read_page = None if isinstance(self.client, DryRunClient) else self.client.get_page
+        self.dry_run = DryRunClient(settings.dry_run_path) if writes_nothing else None
+        send: Sender
+        read_page: PageReader | None = None
+        if self.client is not None:
+            read_page = self.client.get_page
+            send = self.client.post_batch
+        if self.dry_run is not None:
+            send = self.dry_run.post_batch
         self.guards = ReplayGuards(
             read_page,
             enabled=settings.replay_safety,
             concurrency=settings.max_list_in_flight,
             stopping=self.stopping,
+            receipts=self.receipts,
         )
         self.pool = SendPool(
-            1 if settings.dry_run else settings.max_in_flight,
+            1 if writes_nothing else settings.max_in_flight,
             interrupt=self.interrupt,
             failed=self.sending_failed,
             stopping=self.stopping,
         )
         self.delivery = Delivery(
-            send=self.client.post_batch,
+            send=send,
             checkpoints=self.checkpoints,
             dead_letters=self.dead_letters,
             progress=self.progress,
+            references=References(self.guards.for_resource, dry_run=writes_nothing),
+            receipts=self.receipts,
             failed=self.sending_failed,
             stopping=self.stopping,
             max_ambiguous_retries=settings.max_retries,
@@ -77,8 +101,9 @@ class Run:
             max_wait=settings.max_retry_wait,
         )
         self._closing = ExitStack()
-        for resource in (self.guards, self.client, self.dead_letters):
-            self._closing.callback(resource.close)
+        for resource in (self.guards, self.client, self.dry_run, self.dead_letters, self.receipts):
+            if resource is not None:
+                self._closing.callback(resource.close)
         self._closing.callback(self.pool.shutdown)
 
     def close(self) -> None:

@@ -150,6 +150,25 @@ SCHEMA = th.PropertiesList(
         description="Where a dry run writes one JSON line per request: {method, path, body}.",
     ),
     th.Property(
+        "plan",
+        th.BooleanType,
+        default=False,
+        title="Plan",
+        description="A dry run that reads the real tenant (needs api_key; GET requests "
+        "only): reports per stream what would be sent, what Leanpay already holds and what "
+        "would be rejected, writes the requests it would send to dry_run_path, and ends "
+        "with a verdict. Sends nothing, writes no STATE.",
+    ),
+    th.Property(
+        "receipts_path",
+        th.StringType,
+        title="Receipts file",
+        description="JSON-lines file where every item Leanpay acknowledges is recorded "
+        "(resource, externalId, Leanpay id, stream, run start), durably, before the STATE "
+        "that covers it. Later runs read it: to refer to credit notes by externalId in "
+        "links and paybacks, and to never send again what this target created.",
+    ),
+    th.Property(
         "replay_safety",
         th.BooleanType,
         default=True,
@@ -196,6 +215,8 @@ class Settings:
     max_rejections: int | None
     dry_run: bool
     dry_run_path: str
+    plan: bool
+    receipts_path: str | None
     replay_safety: bool
     validate_records: bool
 
@@ -268,8 +289,11 @@ def parse(config: Mapping[str, Any]) -> Settings:
     """Check what the JSON schema cannot, and build typed settings."""
     given = {name: value for name, value in config.items() if value is not None}
     values = {**DEFAULTS, **given}
-    dry_run = bool(values["dry_run"])
+    plan = bool(values["plan"])  # a plan reads the tenant: it is not a plain dry run
+    dry_run = bool(values["dry_run"]) and not plan
     api_key = str(values.get("api_key") or "").strip()  # a key file's trailing newline
+    if plan and not api_key:
+        raise ConfigError("api_key is required for a plan, which reads the tenant")
     if not dry_run and not api_key:
         raise ConfigError("api_key is required (or set dry_run: true to send nothing)")
     if any(not c.isprintable() or c.isspace() for c in api_key):
@@ -315,6 +339,8 @@ def parse(config: Mapping[str, Any]) -> Settings:
         max_rejections=max_rejections,
         dry_run=dry_run,
         dry_run_path=values["dry_run_path"],
+        plan=plan,
+        receipts_path=values.get("receipts_path") or None,
         replay_safety=bool(values["replay_safety"]),
         validate_records=bool(values["validate_records"]),
     )

@@ -48,6 +48,10 @@ class LeanpaySink(BatchSink):
         self._request_size = self.run.settings.request_size  # read per record: cached
         self._records_since_state = 0
         self._metered = 0  # records already reported to the SDK's record_count metric
+        self._referred = frozenset(
+            f.refers_to for f in self.resource.fields if f.refers_to is not None
+        )
+        self._flush_streams_of = target.flush_streams_of
 
     @property
     def validate_schema(self) -> bool:
@@ -113,10 +117,17 @@ class LeanpaySink(BatchSink):
         self._records_since_state = 0
 
     def flush(self) -> None:
-        """Hand the buffered items to a sending thread as one request."""
+        """Hand the buffered items to a sending thread as one request.
+
+        Links and paybacks may refer to invoices and credit notes read before them, whose
+        Leanpay ids only their acknowledgement brings: those streams' buffers go first,
+        so the objects are on their way before anything waits for them.
+        """
         self._meter()
         if not self._buffer:
             return
+        if self._referred:
+            self._flush_streams_of(self._referred)
         chunk = Chunk(self.stream_name, self.resource, self._buffer, self.stats, self.guard)
         self._buffer = []
         self.run.pool.submit(partial(self.run.delivery.deliver, chunk))

@@ -29,7 +29,6 @@ from singer_sdk.mapper import SameRecordTransform, StreamMap
 from singer_sdk.plugin_base import JSONSchemaValidator, PluginBase, _ConfigInput
 
 from target_leanpay import redaction
-from target_leanpay.client import DryRunClient
 from target_leanpay.errors import (
     InputError,
     MissingKeyProperties,
@@ -192,6 +191,12 @@ class TargetLeanpay(Target):
             if isinstance(sink, LeanpaySink):
                 sink.flush()
 
+    def flush_streams_of(self, resources: frozenset[str]) -> None:
+        """Hand over the buffered records of every stream loading one of `resources`."""
+        for sink in [*self._sinks_to_clear, *self._sinks_active.values()]:
+            if isinstance(sink, LeanpaySink) and sink.resource.name in resources:
+                sink.flush()
+
     def _process_state_message(self, message_dict: dict[str, Any]) -> None:
         """Hold the STATE until every record before it is safe (never the SDK's way)."""
         self._assert_line_requires(message_dict, requires={"value"})
@@ -208,12 +213,14 @@ class TargetLeanpay(Target):
         self.run.pool.raise_failure()
         self.run.close()
         self.run.progress.log_summary()
-        client = self.run.client
-        if isinstance(client, DryRunClient):
+        dry_run = self.run.dry_run
+        if self.run.plan is not None and dry_run is not None:
+            self.run.plan.report(self.run.progress.streams, dry_run.requests, dry_run.path)
+        elif dry_run is not None:
             self.logger.info(
                 "Dry run: %d requests written to %s; nothing sent, no STATE written",
-                client.requests,
-                client.path,
+                dry_run.requests,
+                dry_run.path,
             )
 
     # Ending the run

@@ -21,9 +21,12 @@ from target_leanpay.deadletter import DeadLetters
 from target_leanpay.delivery import Chunk, Delivery, Pending
 from target_leanpay.errors import Ambiguous, ApiError, ItemsRefused, RejectedRecord
 from target_leanpay.listing import Listing
+from target_leanpay.mapping import Reference
 from target_leanpay.progress import Progress, StreamStats
+from target_leanpay.receipts import Receipts
+from target_leanpay.references import References
 from target_leanpay.replay import ReplayGuard
-from target_leanpay.resources import CREDIT_NOTES, INVOICES, Resource
+from target_leanpay.resources import CREDIT_NOTES, INVOICES, LINKS, Resource
 
 STREAM = "erp"
 NO_ANSWER_WAIT = 7.0
@@ -39,6 +42,7 @@ class FakeLeanpay:
         self.script = list(script)
         self.tenant: list[str] = []
         self.posts: list[list[str]] = []
+        self.bodies: list[list[dict[str, Any]]] = []
         self.listings = 0
         self.harnesses: list[Harness] = []
 
@@ -50,12 +54,13 @@ class FakeLeanpay:
         on_retry: Callable[[str], None] | None = None,
     ) -> list[Created] | None:
         self.posts.append([item["externalId"] for item in items])
+        self.bodies.append([dict(item) for item in items])
         answer = self.script.pop(0) if self.script else stores_all
         return answer(self, list(items))
 
     def read_page(self, path: str, page: int) -> dict[str, Any]:
         self.listings += 1
-        return {"data": [{"externalId": x} for x in self.tenant], "pageCount": 1}
+        return {"data": [{"externalId": x, "id": f"id-{x}"} for x in self.tenant], "pageCount": 1}
 
     # -- outcomes -------------------------------------------------------------------
 
@@ -148,7 +153,9 @@ class Harness:
         resource: Resource = INVOICES,
         retries: int = 3,
         dead_letters: bool = True,
+        receipts: bool = False,
     ) -> None:
+        self.leanpay = leanpay
         self.checkpoints = Settled()
         self.dead_letter_path = tmp_path / "dead.jsonl"
         self.dead_letters = DeadLetters(
@@ -159,25 +166,17 @@ class Harness:
         self.failed = threading.Event()
         self.stopping = threading.Event()
         self.resource = resource
-        listing = None
-        if resource.list_path is not None:
-            listing = Listing(
-                resource.name,
-                resource.list_path,
-                leanpay.read_page,
-                concurrency=2,
-                stopping=self.stopping,
-            )
-        self.guard: ReplayGuard[Pending] = ReplayGuard(
-            resource, listing, stopping=self.stopping, clock=self.time.clock, pause=self.time.pause
-        )
-        if listing is not None:
-            self.guard.confirm_since(float("-inf"))  # the first listing, here and now
+        self.receipts_path = tmp_path / "receipts.jsonl"
+        self.receipts = Receipts(str(self.receipts_path) if receipts else None, writable=True)
+        self.guards: dict[str, ReplayGuard[Pending]] = {}
+        self.guard = self.guard_for(resource)
         self.delivery = Delivery(
             send=leanpay.post_batch,
             checkpoints=self.checkpoints,
             dead_letters=self.dead_letters,
             progress=Progress(),
+            references=References(self.guard_for, dry_run=False),
+            receipts=self.receipts,
             failed=self.failed,
             stopping=self.stopping,
             max_ambiguous_retries=retries,
@@ -187,17 +186,49 @@ class Harness:
 
         leanpay.harnesses.append(self)
 
+    def guard_for(self, resource: Resource) -> ReplayGuard[Pending]:
+        """The guard of `resource`: invoices listed from the fake tenant, here and now."""
+        guard = self.guards.get(resource.name)
+        if guard is None:
+            listing = None
+            if resource.list_path is not None:
+                listing = Listing(
+                    resource.name,
+                    resource.list_path,
+                    self.leanpay.read_page,
+                    concurrency=2,
+                    stopping=self.stopping,
+                )
+            guard = self.guards[resource.name] = ReplayGuard(
+                resource,
+                listing,
+                stopping=self.stopping,
+                clock=self.time.clock,
+                pause=self.time.pause,
+            )
+            guard.learn(self.receipts.earlier(resource.name))
+            if listing is not None:
+                guard.confirm_since(float("-inf"))  # the first listing
+        return guard
+
     def close(self) -> None:
         self.dead_letters.close()
-        self.guard.close()
+        self.receipts.close()
+        for guard in self.guards.values():
+            guard.close()
 
     def chunk(self, n: int) -> Chunk:
+        return self.chunk_of([{"externalId": f"X{i}", "amount": i} for i in range(n)])
+
+    def chunk_of(self, payloads: list[dict[str, Any]]) -> Chunk:
+        """A chunk of these payloads (each also the record), claimed as the sink does."""
         items = []
-        for i in range(n):
-            record = {"externalId": f"X{i}", "amount": i}
+        for line, payload in enumerate(payloads, 1):
             seq = self.checkpoints.open()
-            item = Pending(seq, record, dict(record), f"X{i}", i + 1, (), STREAM, self.stats)
-            assert self.guard.claim(item.external_id or "", item) == "send"
+            external_id = payload.get("externalId")
+            item = Pending(seq, payload, dict(payload), external_id, line, (), STREAM, self.stats)
+            if external_id is not None:
+                assert self.guard.claim(external_id, item) == "send"
             items.append(item)
         return Chunk(STREAM, self.resource, items, self.stats, self.guard)
 
@@ -504,3 +535,145 @@ def test_a_parked_twin_is_dead_lettered_when_its_claimant_is_refused(
         "externalId 'X1' (input line 102)",
     ]
     assert "which Leanpay refused" in lines[1]["reasons"][0]["reason"]
+
+
+# -- references, receipts, 409 -------------------------------------------------------------
+
+
+def link(number: int, invoice: str, credit_note: str) -> dict[str, Any]:
+    return {
+        "externalId": f"L{number}",
+        "invoiceId": Reference("invoices", invoice),
+        "creditNoteId": Reference("credit_notes", credit_note),
+        "amount": 100,
+        "date": "2024-05-01",
+    }
+
+
+def test_references_resolve_from_the_listing_and_from_receipts_and_are_sent_as_ids(
+    tmp_path: Path, leanpay: FakeLeanpay
+) -> None:
+    leanpay.tenant = ["INV-1", "INV-2"]
+    (tmp_path / "receipts.jsonl").write_text(
+        '{"resource":"credit_notes","externalId":"CN-9","id":"cn-uuid-9","stream":"cn",'
+        '"run_started":"2026-01-01T00:00:00+00:00"}\n'
+    )
+    h = Harness(leanpay, tmp_path, resource=LINKS, receipts=True)
+    h.delivery.deliver(h.chunk_of([link(1, "INV-2", "CN-9")]))
+    (sent,) = leanpay.bodies
+    assert sent[0]["invoiceId"] == "id-INV-2" and sent[0]["creditNoteId"] == "cn-uuid-9"
+    assert h.counts() == (1, 0, 0, 1)
+
+
+def test_an_unresolvable_reference_is_dead_lettered_with_its_reason_and_nothing_else_waits(
+    tmp_path: Path, leanpay: FakeLeanpay
+) -> None:
+    leanpay.tenant = ["INV-1"]
+    h = Harness(leanpay, tmp_path, resource=LINKS)
+    h.guard_for(CREDIT_NOTES).acknowledged([("CN-1", "cn-uuid-1")])  # created by this run
+    h.delivery.deliver(h.chunk_of([link(1, "INV-404", "CN-1"), link(2, "INV-1", "CN-1")]))
+    assert [[i["externalId"] for i in body] for body in leanpay.bodies] == [["L2"]]
+    (line,) = h.dead_lettered()
+    assert line["record_id"] == "externalId 'L1' (input line 1)"
+    assert line["reasons"] == [
+        {
+            "field": "invoiceId",
+            "reason": "no invoices with externalId 'INV-404' is known to Leanpay (not listed "
+            "by Leanpay, nor created earlier in this input)",
+        }
+    ]
+    assert line["payload"]["invoiceId"] == {"resource": "invoices", "externalId": "INV-404"}
+    assert h.stats.unresolved == 1
+    assert sorted(h.checkpoints.settled) == [0, 1]
+
+
+def test_a_reference_to_a_refused_object_is_rejected_too(
+    tmp_path: Path, leanpay: FakeLeanpay
+) -> None:
+    h = Harness(leanpay, tmp_path, resource=LINKS)
+    credit_notes = h.guard_for(CREDIT_NOTES)
+    assert credit_notes.claim("CN-1", "the credit note record") == "send"
+    credit_notes.refused("CN-1")
+    leanpay.tenant = ["INV-1"]
+    h.delivery.deliver(h.chunk_of([link(1, "INV-1", "CN-1")]))
+    assert leanpay.posts == []
+    (line,) = h.dead_lettered()
+    assert line["reasons"][0]["reason"] == (
+        "credit_notes with externalId 'CN-1' was refused by Leanpay in this run"
+    )
+
+
+def test_a_reference_waits_for_the_object_this_run_is_sending(
+    tmp_path: Path, leanpay: FakeLeanpay
+) -> None:
+    h = Harness(leanpay, tmp_path, resource=LINKS)
+    leanpay.tenant = ["INV-1"]
+    credit_notes = h.guard_for(CREDIT_NOTES)
+    assert credit_notes.claim("CN-7", "the credit note record") == "send"
+    acknowledge = threading.Timer(0.05, credit_notes.acknowledged, [[("CN-7", "cn-uuid-7")]])
+    acknowledge.start()  # the credit note's own chunk, in another sending thread
+    h.delivery.deliver(h.chunk_of([link(1, "INV-1", "CN-7")]))
+    acknowledge.join()
+    assert leanpay.bodies[0][0]["creditNoteId"] == "cn-uuid-7"
+
+
+def test_receipts_of_an_acknowledged_batch_are_on_disk_before_its_checkpoint(
+    tmp_path: Path, leanpay: FakeLeanpay
+) -> None:
+    h = Harness(leanpay, tmp_path, resource=CREDIT_NOTES, receipts=True)
+    on_disk_at_settle: list[int] = []
+    settle = h.checkpoints.settle
+
+    def settle_and_look(seqs: Iterable[int]) -> None:
+        on_disk_at_settle.append(len(h.receipts_path.read_text().splitlines()))
+        settle(seqs)
+
+    h.checkpoints.settle = settle_and_look  # type: ignore[method-assign]
+    h.delivery.deliver(h.chunk(3))
+    assert on_disk_at_settle == [3]
+    lines = [json.loads(x) for x in h.receipts_path.read_text().splitlines()]
+    assert [(r["resource"], r["externalId"], r["id"], r["stream"]) for r in lines] == [
+        ("credit_notes", f"X{i}", f"id-X{i}", STREAM) for i in range(3)
+    ]
+
+
+def test_an_external_id_in_the_receipts_is_never_sent_again(
+    tmp_path: Path, leanpay: FakeLeanpay
+) -> None:
+    (tmp_path / "receipts.jsonl").write_text(
+        '{"resource":"credit_notes","externalId":"X1","id":"cn-1","stream":"s",'
+        '"run_started":"2026-01-01T00:00:00+00:00"}\n'
+    )
+    h = Harness(leanpay, tmp_path, resource=CREDIT_NOTES, receipts=True)
+    h.delivery.deliver(h.chunk(3))
+    assert leanpay.posts == [ids(0, 2)]
+    assert h.counts() == (2, 1, 0, 1)
+
+
+def test_a_409_for_an_item_leanpay_is_known_to_hold_is_already_present(
+    tmp_path: Path, leanpay: FakeLeanpay
+) -> None:
+    body = {"statusCode": 409, "message": ["invoices.1.externalId already exists"]}
+
+    def stored_meanwhile(fake: FakeLeanpay, items: list[dict[str, Any]]) -> list[Created]:
+        h.guard.acknowledged([("X1", "id-X1")])  # e.g. a twin's request that was answered
+        raise ItemsRefused("HTTP 409", status=409, body=json.dumps(body))
+
+    leanpay.script = [stored_meanwhile]
+    h = Harness(leanpay, tmp_path)
+    h.delivery.deliver(h.chunk(3))
+    assert h.counts() == (2, 1, 0, 2)
+    assert h.dead_lettered() == []
+
+
+def test_a_409_for_an_item_not_known_to_be_held_says_leanpay_reports_it_exists(
+    tmp_path: Path, leanpay: FakeLeanpay
+) -> None:
+    leanpay.script = [refuses(409, {"message": "Conflict"})] * 10  # opaque: bisected
+    h = Harness(leanpay, tmp_path, resource=CREDIT_NOTES)
+    h.delivery.deliver(h.chunk(2))  # every item refused alike: still not a request refusal
+    lines = h.dead_lettered()
+    assert [line["record"]["externalId"] for line in lines] == ["X0", "X1"]
+    assert lines[0]["reasons"][0]["reason"].startswith(
+        "Leanpay reports it already exists: refused by Leanpay: HTTP 409"
+    )
