@@ -20,12 +20,14 @@ from target_leanpay.progress import StreamStats
 logger = logging.getLogger("target-leanpay")
 
 TOP_REASONS = 5
-_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"|\b\d+\b")
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+_GOT = re.compile(r"\bgot .*?(?=[;,)]|$)")
 
 
 def reason_kind(field: str, reason: str) -> str:
-    """A rejection reason with its values blanked, so alike rejections are counted together."""
-    return f"{field}: {_QUOTED.sub('…', reason)}"
+    """A rejection reason with the record's own values blanked, so that alike rejections
+    are counted together (`amount: must be >= 0, got …`)."""
+    return f"{field}: {_GOT.sub('got …', _QUOTED.sub('…', reason))}"
 
 
 class Plan:

@@ -35,7 +35,7 @@ class SendPool:
         self._stopping = stopping
         self._threads = ThreadPoolExecutor(size, thread_name_prefix=THREAD_PREFIX)
         self._slots = threading.BoundedSemaphore(2 * size)
-        self._idle = threading.Condition()
+        self._idle = threading.Condition(threading.Lock())
         self._pending = 0
         self.failure: BaseException | None = None
 

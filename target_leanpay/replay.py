@@ -155,10 +155,10 @@ class ReplayGuard(Generic[T]):
         self._clock = clock
         self._pause = pause
         self._known = KnownIds()
-        self._claimed = threading.Condition()
+        self._claimed = threading.Condition(threading.Lock())
         self._claims: dict[str, list[T]] = {}  # claimant's externalId -> waiting twins
         self._refused: set[str] = set()  # externalIds Leanpay refused in this run
-        self._changed = threading.Condition()
+        self._changed = threading.Condition(threading.Lock())
         self._listed_from: float | None = None if listing else clock()
         """When the newest complete listing started (all that Leanpay held then is known)."""
         self._first_failure: BaseException | None = None

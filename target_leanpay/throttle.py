@@ -44,7 +44,7 @@ class Throttle:
         self.max_in_flight = max_in_flight
         self.limit = max_in_flight
         self._stopping = stopping
-        self._changed = threading.Condition()
+        self._changed = threading.Condition(threading.Lock())
         self._in_flight = 0
         self._paused_until = 0.0
         self._last_cut = 0.0

@@ -46,9 +46,9 @@ def read(pages: Pages, concurrency: int, stopping: threading.Event | None = None
     seen: list[str] = []
     lock = threading.Lock()
 
-    def remember(ids: list[str]) -> None:
+    def remember(pairs: list[tuple[str, str | None]]) -> None:
         with lock:
-            seen.extend(ids)
+            seen.extend(external_id for external_id, _ in pairs)
 
     listing = Listing(
         "invoices",
@@ -89,10 +89,10 @@ def test_an_empty_tenant_is_one_page() -> None:
 def test_without_a_page_count_pages_are_read_until_an_empty_one() -> None:
     pages = Pages(rows=5, size=2, page_count=False)
     listing = Listing("invoices", "/invoices", pages, concurrency=4, stopping=threading.Event())
-    seen: list[str] = []
+    seen: list[tuple[str, str | None]] = []
     assert listing.read_all(seen.extend) == Listed(pages=4, rows=5, external_ids=5)
     assert pages.asked == [1, 2, 3, 4]
-    assert seen == pages.ids
+    assert seen == [(x, x) for x in pages.ids]  # each externalId with its Leanpay id
 
 
 def test_a_failing_page_fails_the_listing() -> None:

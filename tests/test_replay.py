@@ -13,7 +13,7 @@ from conftest import wait_for
 
 from target_leanpay.errors import AuthError, Stopped
 from target_leanpay.listing import Listing
-from target_leanpay.replay import MAX_QUERY_IDS, KnownIds, ReplayGuard
+from target_leanpay.replay import MAX_QUERY_IDS, SEVERAL, KnownIds, ReplayGuard
 from target_leanpay.resources import CREDIT_NOTES, INVOICES
 
 
@@ -56,10 +56,21 @@ def guard(tenant: Tenant, stopping: threading.Event) -> Iterator[ReplayGuard[str
 def test_ids_added_in_one_call_beyond_one_statement_are_all_remembered() -> None:
     known = KnownIds()
     ids = [f"id-{n}" for n in range(MAX_QUERY_IDS * 2 + 7)]
-    known.add(ids + ids[:10])  # duplicates are harmless
+    known.add([(x, f"uuid-{x}") for x in ids] + [(x, None) for x in ids[:10]])  # repeats
     known.add([])
     assert known.among(ids) == set(ids)
     assert known.among(["id-x", ids[-1]]) == {ids[-1]}
+    assert known.leanpay_id(ids[3]) == "uuid-id-3"  # an unknown id does not erase it
+    assert known.leanpay_id("id-x") is None
+    known.close()
+
+
+def test_an_external_id_two_leanpay_objects_carry_resolves_to_several() -> None:
+    known = KnownIds()
+    known.add([("INV-1", "uuid-a"), ("INV-2", None)])
+    known.add([("INV-1", "uuid-b"), ("INV-2", "uuid-c"), ("INV-1", "uuid-a")])
+    assert known.leanpay_id("INV-1") == SEVERAL
+    assert known.leanpay_id("INV-2") == "uuid-c"
     known.close()
 
 
@@ -101,7 +112,7 @@ def test_twins_wait_for_the_first_and_share_its_fate(guard: ReplayGuard[str]) ->
     assert guard.claim("X", "first") == "send"
     assert guard.claim("X", "second") == "parked"
     assert guard.claim("X", "third") == "parked"
-    assert guard.acknowledged(["X"]) == ["second", "third"]
+    assert guard.acknowledged([("X", "uuid-x")]) == ["second", "third"]
     assert guard.claim("Y", "first") == "send"
     assert guard.claim("Y", "second") == "parked"
     assert guard.refused("Y") == ["second"]
@@ -116,7 +127,7 @@ def test_without_a_listing_twins_are_held_back_and_acknowledged_ids_count_as_hel
     assert guard.claim("CN-1", "first") == "send"
     assert guard.claim("CN-1", "again") == "parked"
     assert guard.held(["CN-1"]) == set()
-    assert guard.acknowledged(["CN-1"]) == ["again"]
+    assert guard.acknowledged([("CN-1", "uuid-1")]) == ["again"]
     assert guard.held(["CN-1", "CN-2"]) == {"CN-1"}
     guard.close()
 

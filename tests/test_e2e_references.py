@@ -1,0 +1,322 @@
+"""Links and paybacks by the user's own ids, receipts, plan mode: the real CLI against the
+stand-in, asserting the bytes it received."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import (
+    CLIENT_ID,
+    run_target,
+    target_config,
+)
+
+from leanpay_standin import StandIn
+
+INVOICES, CREDIT_NOTES, LINKS, PAYBACKS = "erp-invoices", "erp-credits", "erp-links", "erp-refunds"
+ROUTES = {CREDIT_NOTES: "credit_notes", LINKS: "links", PAYBACKS: "paybacks"}
+
+
+def schema(stream: str, *names: str) -> dict[str, Any]:
+    return {
+        "type": "SCHEMA",
+        "stream": stream,
+        "schema": {"type": "object", "properties": {n: {} for n in names}},
+        "key_properties": ["externalId"],
+    }
+
+
+def record(stream: str, **fields: Any) -> dict[str, Any]:
+    return {"type": "RECORD", "stream": stream, "record": fields}
+
+
+def state(n: int) -> dict[str, Any]:
+    return {"type": "STATE", "value": {"done": n}}
+
+
+def invoice(n: int) -> dict[str, Any]:
+    return record(
+        INVOICES, externalId=f"INV-{n}", clientId=CLIENT_ID, reference=f"F-{n}",
+        amount=10_000 + n, issueDate="2024-03-01", dueDate="2024-03-31",
+    )  # fmt: skip
+
+
+def credit_note(n: int) -> dict[str, Any]:
+    return record(
+        CREDIT_NOTES, externalId=f"CN-{n}", clientId=CLIENT_ID, reference=f"A-{n}",
+        amount=500 + n, issueDate="2024-03-05",
+    )  # fmt: skip
+
+
+def link(n: int, invoice: str, credit_note: str) -> dict[str, Any]:
+    return record(
+        LINKS, externalId=f"LNK-{n}", invoiceExternalId=invoice,
+        creditNoteExternalId=credit_note, amount=100 + n, date="2024-03-10",
+    )  # fmt: skip
+
+
+def payback(n: int, credit_note: str) -> dict[str, Any]:
+    return record(
+        PAYBACKS, externalId=f"PB-{n}", credit_note_external_id=credit_note, amount=50,
+        date="2024-03-12",
+    )  # fmt: skip
+
+
+SCHEMAS = [
+    schema(INVOICES, "externalId", "clientId", "reference", "amount", "issueDate", "dueDate"),
+    schema(CREDIT_NOTES, "externalId", "clientId", "reference", "amount", "issueDate"),
+    schema(LINKS, "externalId", "invoiceExternalId", "creditNoteExternalId", "amount", "date"),
+    schema(PAYBACKS, "externalId", "credit_note_external_id", "amount", "date"),
+]
+
+
+def ids_by_external_id(leanpay: StandIn, resource: str) -> dict[str, str]:
+    stored = leanpay.store(resource)
+    counts = Counter(o["externalId"] for o in stored)
+    assert set(counts.values()) <= {1}, counts  # each once
+    return {o["externalId"]: o["id"] for o in stored}
+
+
+def config(leanpay: StandIn, tmp_path: Path, **settings: Any) -> Path:
+    return target_config(
+        leanpay,
+        tmp_path,
+        stream_resources=ROUTES,
+        dead_letter_path=str(tmp_path / "dead.jsonl"),
+        receipts_path=str(tmp_path / "receipts.jsonl"),
+        **settings,
+    )
+
+
+def dead_letters(tmp_path: Path) -> list[dict[str, Any]]:
+    path = tmp_path / "dead.jsonl"
+    return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_links_by_external_ids_carry_the_uuids_leanpay_gave(
+    leanpay: StandIn, tmp_path: Path
+) -> None:
+    leanpay.seed_invoices(30)  # invoices loaded earlier: seed-000001, ...
+    messages = [
+        *SCHEMAS,
+        *(credit_note(n) for n in range(3)),
+        state(3),
+        link(0, "seed-000007", "CN-0"),
+        link(1, "seed-000030", "CN-2"),
+        payback(0, "CN-1"),
+        state(6),
+    ]
+
+    result = run_target(config(leanpay, tmp_path), messages)
+
+    assert result.returncode == 0, result.stderr
+    invoices = ids_by_external_id(leanpay, "invoices")
+    credit_notes = ids_by_external_id(leanpay, "credit_notes")
+    assert leanpay.posted_items("links") == [
+        {"invoiceId": invoices["seed-000007"], "creditNoteId": credit_notes["CN-0"],
+         "amount": 100, "date": "2024-03-10", "externalId": "LNK-0"},
+        {"invoiceId": invoices["seed-000030"], "creditNoteId": credit_notes["CN-2"],
+         "amount": 101, "date": "2024-03-10", "externalId": "LNK-1"},
+    ]  # fmt: skip
+    assert leanpay.posted_items("paybacks") == [
+        {"creditNoteId": credit_notes["CN-1"], "amount": 50, "date": "2024-03-12",
+         "externalId": "PB-0"},
+    ]  # fmt: skip
+    assert emitted_done(result) == [3, 6] or emitted_done(result) == [6]
+
+
+def emitted_done(result: Any) -> list[int]:
+    return [s["done"] for s in result.states]
+
+
+def test_a_link_waits_for_its_objects_created_earlier_in_the_run_across_interleaved_streams(
+    leanpay: StandIn, tmp_path: Path
+) -> None:
+    # invoices and credit notes are still buffered (partial chunks) when the links come
+    leanpay.configure(latency_ms=30)
+    messages: list[dict[str, Any]] = list(SCHEMAS)
+    for n in range(150):
+        messages += [invoice(n), credit_note(n), link(n, f"INV-{n}", f"CN-{n}")]
+        if n % 50 == 49:
+            messages.append(state(n + 1))
+
+    result = run_target(config(leanpay, tmp_path, max_in_flight=4), messages)
+
+    assert result.returncode == 0, result.stderr
+    invoices = ids_by_external_id(leanpay, "invoices")
+    credit_notes = ids_by_external_id(leanpay, "credit_notes")
+    links = leanpay.posted_items("links")
+    assert [(x["externalId"], x["invoiceId"], x["creditNoteId"]) for x in links] == [
+        (f"LNK-{n}", invoices[f"INV-{n}"], credit_notes[f"CN-{n}"]) for n in range(150)
+    ]
+    # each link was sent after Leanpay had answered for its invoice and credit note
+    answered = {
+        item["externalId"]: entry["answered"]
+        for entry in leanpay.requests()
+        if entry["method"] == "POST" and entry["status"] == 201
+        for items in entry["body"].values()
+        for item in items
+    }
+    for entry in leanpay.requests():
+        if entry["path"] == "/links/batch":
+            for item in entry["body"]["links"]:
+                n = item["externalId"].removeprefix("LNK-")
+                assert entry["time"] > max(answered[f"INV-{n}"], answered[f"CN-{n}"])
+    assert emitted_done(result)[-1] == 150
+    assert emitted_done(result) == sorted(emitted_done(result))
+    assert dead_letters(tmp_path) == []
+
+
+def test_a_credit_note_created_in_one_run_resolves_in_the_next_from_the_receipts_alone(
+    leanpay: StandIn, tmp_path: Path
+) -> None:
+    first = run_target(config(leanpay, tmp_path), [*SCHEMAS, credit_note(1), state(1)])
+    assert first.returncode == 0, first.stderr
+    (receipt,) = [json.loads(x) for x in (tmp_path / "receipts.jsonl").read_text().splitlines()]
+    cn_id = ids_by_external_id(leanpay, "credit_notes")["CN-1"]
+    assert receipt == {
+        "resource": "credit_notes", "externalId": "CN-1", "id": cn_id,
+        "stream": CREDIT_NOTES, "run_started": receipt["run_started"],
+    }  # fmt: skip
+
+    second = run_target(
+        config(leanpay, tmp_path), [*SCHEMAS, credit_note(1), payback(1, "CN-1"), state(2)]
+    )
+
+    assert second.returncode == 0, second.stderr
+    assert len(leanpay.store("credit_notes")) == 1  # the repeat is already present
+    assert leanpay.posted_items("paybacks")[0]["creditNoteId"] == cn_id
+    assert emitted_done(second) == [2]
+
+
+def test_an_unknown_reference_is_dead_lettered_with_its_reason(
+    leanpay: StandIn, tmp_path: Path
+) -> None:
+    messages = [*SCHEMAS, credit_note(1), link(1, "INV-NOPE", "CN-1"), payback(2, "CN-404")]
+    messages.append(state(3))
+
+    result = run_target(config(leanpay, tmp_path), messages)
+
+    assert result.returncode == 0, result.stderr
+    assert leanpay.posted_items("links") == leanpay.posted_items("paybacks") == []
+    reasons = {line["record"]["externalId"]: line["reasons"] for line in dead_letters(tmp_path)}
+    assert reasons == {
+        "LNK-1": [
+            {"field": "invoiceId", "reason": "no invoices with externalId 'INV-NOPE' is known "
+             "to Leanpay (not listed by Leanpay, nor created earlier in this input)"}
+        ],
+        "PB-2": [
+            {"field": "creditNoteId", "reason": "no credit_notes with externalId 'CN-404' is "
+             "known to Leanpay (credit_notes cannot be listed: only those created earlier in "
+             "this input or recorded in receipts_path by an earlier run can be referred to by "
+             "externalId)"}
+        ],
+    }  # fmt: skip
+    assert emitted_done(result) == [3]
+
+
+@pytest.mark.parametrize("duplicates", ["accept", "refuse"])
+def test_a_kill_between_acknowledgement_and_receipt_never_sends_a_wrong_uuid(
+    tmp_path: Path, duplicates: str
+) -> None:
+    # What a kill -9 in that window leaves: Leanpay holds the second batch of credit
+    # notes; their receipts never reached the disk; STATE stops before them (receipts
+    # are written first). Built exactly here, then the tap resumes from that STATE.
+    with StandIn(api_key="k-refs-0001", duplicates=duplicates) as leanpay:
+        settings = config(leanpay, tmp_path, api_key="k-refs-0001", batch_size_rows=100)
+        notes = [credit_note(n) for n in range(200)]
+        run = run_target(settings, [*SCHEMAS, *notes[:100], state(100), *notes[100:], state(200)])
+        assert run.returncode == 0, run.stderr
+        receipts = tmp_path / "receipts.jsonl"
+        lines = receipts.read_text().splitlines()
+        kept = [x for x in lines if int(json.loads(x)["externalId"].removeprefix("CN-")) < 100]
+        assert len(kept) == 100 and len(lines) == 200
+        receipts.write_text("".join(line + "\n" for line in kept))
+
+        resumed = run_target(
+            settings,
+            [*SCHEMAS, *notes[100:], state(200), *(payback(n, f"CN-{n}") for n in range(200)),
+             state(400)],
+        )  # fmt: skip
+
+        assert resumed.returncode == 0, resumed.stderr
+        by_id = {o["id"]: o["externalId"] for o in leanpay.store("credit_notes")}
+        for sent in leanpay.posted_items("paybacks"):  # every UUID sent is the right one
+            assert by_id[sent["creditNoteId"]] == f"CN-{sent['externalId'].removeprefix('PB-')}"
+        refused = {line["record"]["externalId"] for line in dead_letters(tmp_path)}
+        if duplicates == "accept":  # the repeats were stored again: paybacks use those
+            assert len(leanpay.posted_items("paybacks")) == 200 and refused == set()
+        else:  # Leanpay refused the repeats: they and their paybacks are set aside, clearly
+            assert refused == {f"CN-{n}" for n in range(100, 200)} | {
+                f"PB-{n}" for n in range(100, 200)
+            }
+            lines = {x["record"]["externalId"]: x for x in dead_letters(tmp_path)}
+            assert "Leanpay reports it already exists" in lines["CN-150"]["reasons"][0]["reason"]
+            assert lines["PB-150"]["reasons"][0]["reason"] == (
+                "credit_notes with externalId 'CN-150' was refused by Leanpay in this run"
+            )
+
+
+def test_a_plan_sends_nothing_and_counts_what_the_real_run_then_does(
+    leanpay: StandIn, tmp_path: Path
+) -> None:
+    leanpay.seed_invoices(40)
+    messages: list[dict[str, Any]] = list(SCHEMAS)
+    messages += [invoice(n) for n in range(20)]
+    messages += [record(INVOICES, **{**invoice(99)["record"], "amount": -1})]  # rejected
+    messages += [credit_note(n) for n in range(5)]
+    messages += [link(n, f"seed-0000{10 + n}", f"CN-{n}") for n in range(5)]
+    messages += [link(9, "INV-UNKNOWN", "CN-1"), state(32)]
+
+    requests_file = tmp_path / "would-send.jsonl"
+    plan = run_target(
+        config(leanpay, tmp_path, plan=True, dry_run_path=str(requests_file)), messages
+    )
+
+    assert plan.returncode == 0, plan.stderr
+    assert [r["method"] for r in leanpay.requests()] == ["GET"] * 2  # 40 invoices: 2 pages
+    assert plan.states == []
+    assert not (tmp_path / "receipts.jsonl").exists()
+    planned = plan_counts(plan.stderr)
+    written = [json.loads(x) for x in requests_file.read_text().splitlines()]
+    assert sum(len(next(iter(w["body"].values()))) for w in written) == 30
+
+    real = run_target(config(leanpay, tmp_path), messages)
+
+    assert real.returncode == 0, real.stderr
+    assert planned == summary_counts(real.stderr)
+    assert planned[INVOICES] == (21, 20, 0, 1)
+    assert planned[LINKS] == (6, 5, 0, 1)
+    assert "Plan: READY WITH REJECTIONS: a real run would send 30 records" in plan.stderr
+
+
+PLAN_LINE = re.compile(
+    r"Plan: stream '(?P<stream>[^']+)' -> \w+: (?P<read>\d+) records read, (?P<sent>\d+) "
+    r"would be sent, (?P<present>\d+) already in Leanpay, (?P<rejected>\d+) would be rejected"
+)
+SUMMARY_LINE = re.compile(
+    r"Summary: stream '(?P<stream>[^']+)' -> \w+: (?P<read>\d+) records read, "
+    r"(?P<sent>\d+) acknowledged, (?P<present>\d+) already present, (?P<rejected>\d+) rejected"
+)
+
+
+def plan_counts(stderr: str) -> dict[str, tuple[int, ...]]:
+    return _counts(PLAN_LINE, stderr)
+
+
+def summary_counts(stderr: str) -> dict[str, tuple[int, ...]]:
+    return _counts(SUMMARY_LINE, stderr)
+
+
+def _counts(pattern: re.Pattern[str], stderr: str) -> dict[str, tuple[int, ...]]:
+    found = {
+        m["stream"]: (int(m["read"]), int(m["sent"]), int(m["present"]), int(m["rejected"]))
+        for m in pattern.finditer(stderr)
+    }
+    assert found, stderr[-2000:]
+    return found
