@@ -112,6 +112,7 @@ STANDIN_BUSY = 0.8
 """Stand-in CPU (share of one core) above which it, not the target, may limit a run."""
 NOISY = 0.1
 """CPU of unrelated processes (share of one core) above which a run is flagged noisy."""
+SUMMARY = re.compile(r"Summary: .*? (\d+) acknowledged, (\d+) already present, (\d+) rejected")
 READER_DONE = re.compile(r"completed processing \d+ lines of input \(\d+ schemas, (\d+) records")
 SECTIONS = ("cpu", "latency", "memory", "listing", "faults", "rate")
 
@@ -247,9 +248,16 @@ def check_load(run: Run, server: StandIn, *, seeded: int = 0, fault: Fault | Non
     stored = sum(e["items"] or 0 for e in posts if _stored(e, fault))
     if stored != run.records:
         run.problems.append(f"the POSTs that stored carried {stored:,} items, not {run.records:,}")
-    unanswered = [e for e in posts if not _is_2xx(e) and e["status"] != 429]
-    if unanswered and fault is None:
-        run.notes.append(f"{len(unanswered)} POSTs answered neither 2xx nor 429")
+    if fault is None:
+        unanswered = [e for e in posts if not _is_2xx(e) and e["status"] != 429]
+        if unanswered:
+            run.notes.append(f"{len(unanswered)} POSTs answered neither 2xx nor 429")
+        sent = [e for e in posts if e["status"] != 429]
+        ideal = -(-run.records // ITEMS_PER_REQUEST)
+        if len(sent) != ideal:
+            run.notes.append(
+                f"{len(sent)} POSTs (429s aside) for {run.records:,} records, not {ideal}"
+            )
 
 
 def run_target(
@@ -263,9 +271,25 @@ def run_target(
 ) -> Run:
     """target-leanpay against the stand-in as it was just reset; the journal is kept."""
     config: dict[str, Any] = {"api_key": API_KEY, "api_url": server.url, **(settings or {})}
-    run, _log = run_cli(label, TARGET_CMD, config, source, workdir, timeout=timeout, server=server)
+    run, log = run_cli(label, TARGET_CMD, config, source, workdir, timeout=timeout, server=server)
     run.journal = server.journal()
+    check_summary(run, log)
     return run
+
+
+def check_summary(run: Run, log: str) -> None:
+    """The target's own summary must settle every record and reject none. Its wording is
+    the target's to change: a missing line is only a note (the stand-in is the proof)."""
+    summary = SUMMARY.search(log)
+    if summary is None:
+        run.notes.append("no summary line found in the target's log")
+        return
+    acknowledged, present, rejected = (int(n) for n in summary.groups())
+    if acknowledged + present != run.records or rejected:
+        run.problems.append(
+            f"the target's summary: {acknowledged:,} acknowledged, {present:,} already "
+            f"present, {rejected:,} rejected of {run.records:,}"
+        )
 
 
 def run_noop(server: StandIn, source: Input, workdir: Path, timeout: float) -> Run:
