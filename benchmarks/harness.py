@@ -213,6 +213,10 @@ class StandIn:
         if faults:
             self._control("faults", {"faults": list(faults)})
 
+    def configure(self, **settings: Any) -> None:
+        """Change settings while running (`POST /_control/config`)."""
+        self._control("config", settings)
+
     def cpu_seconds(self) -> float:
         """User + system CPU the stand-in has used so far (all its threads)."""
         times = self._ps.cpu_times()
@@ -221,7 +225,8 @@ class StandIn:
     def invoice_count(self) -> int:
         """`total` of the list endpoint's first page: cheap, unlike /_control/store.
 
-        Not journaled in a way that matters: it is read after the run's journal."""
+        An API request like any other: read it after the run's journal, and with the
+        rate limit off."""
         return int(self._call("GET", f"{self.url}{INVOICES_LIST}?page=1")["total"])
 
     def peak_rss_mib(self) -> float | None:
