@@ -139,7 +139,8 @@ class Defaults:
 
     @property
     def no_answer_wait(self) -> float:
-        """What the target documents waiting before checking an unanswered batch."""
+        """What the target documents waiting before checking an unanswered batch, in the
+        fault runs: min(max_retry_wait, 2 x request_timeout)."""
         return min(FAULT_MAX_RETRY_WAIT, 2 * self.request_timeout)
 
 
