@@ -1,6 +1,6 @@
 """Where target-leanpay's CPU goes, per thread: `python benchmarks/profile_target.py`.
 
-Starts the stand-in (latency 0) as `throughput.py` does, runs the real CLI in a child
+Starts the stand-in (latency 0) as `throughput.py` does (`harness.py`), runs the real CLI in a child
 process under cProfile and prints the top functions of the reading thread (read, map,
 buffer) and of the sending threads (encode, make the HTTP call, settle), by own and by
 cumulative time.
@@ -40,7 +40,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from throughput import API_KEY, PYTHON, ROOT, standin, write_input
+from harness import API_KEY, PYTHON, ROOT, standin, write_input
 
 SENDER_PREFIX = "leanpay-send"
 

@@ -1,387 +1,272 @@
-"""Throughput and memory benchmark of target-leanpay: `make bench` (a script, not a test).
+"""What target-leanpay costs a user: `make bench` (a script, not a test).
 
-One run writes Singer input into a temporary directory, starts the Leanpay stand-in as
-its own process on 127.0.0.1, runs the real CLIs against it, checks that every record
-arrived, prints a table and stops everything it started (under 2 minutes on 2 cores).
-The three ratios:
+One run generates Singer input, starts the Leanpay stand-in as its own process on
+127.0.0.1, runs the real CLI against it scenario by scenario, checks that every run
+loaded exactly what it should, and prints each figure beside its ideal or baseline with
+PASS/MISS against its goal (issues 10 and 11). It stops everything it started, also on
+Ctrl-C. Unless a setting is named, target-leanpay runs with its defaults (read from
+`target-leanpay --about`: C = max_in_flight, replay safety on).
 
-1. **Speed-up over the stock SDK** = records/s of target-leanpay / records/s of
-   `noop_target.py` (a stock singer-sdk target whose BatchSink does nothing: default
-   reader, per-record jsonschema validation), over the same 100k invoices, stand-in
-   latency 0. It says how much of the SDK's per-record overhead target-leanpay avoids
-   while still mapping, POSTing and checkpointing every record. Goal >= 4.
-2. **Latency efficiency** = records/s at 50 ms stand-in latency / the ideal
-   100 items x max_in_flight (4) / 50 ms = 8,000 records/s. It says whether requests
-   really overlap and whether reading keeps every slot busy. Goal >= 0.9.
-3. **Memory growth** = peak RSS of target-leanpay for 1M records / for 100k (latency 0).
-   It says whether memory is bounded by the records in flight, not by the input.
-   Goal <= 1.2. The pair is also run with replay_safety off, to show what replay
-   safety's memory of externalIds (a temporary SQLite file) adds.
-
-target-leanpay runs with its default settings (max_in_flight 4, replay_safety on). Rates
-are wall clock from spawn to exit, startup included (what a user waits for); the
-"excl.start" column subtracts the time from spawn to the process's first log line
-(interpreter and imports). Peak RSS and CPU are exact: `os.wait4` returns the kernel's
-ru_maxrss and rusage of that one child, its HTTP process included (target-leanpay reaps
-it before exiting, so the kernel counts it in). The 100k and the latency runs are
-repeated (`--repeat`, median shown) because a 2-core machine is noisy; the "others"
-column shows how much CPU unrelated processes took during each run, so a noisy run is
-visible.
+1. **CPU cost**: user+sys CPU-seconds per 100k invoices of the target's whole process
+   tree (`os.wait4`: the kernel's rusage of the child and whatever it reaped), stand-in
+   latency 0, against the stock no-op SDK target (`noop_target.py`: default reader,
+   per-record jsonschema validation, a sink that drops each batch) on the same input.
+   CPU, not wall clock: a user's load is bounded by Leanpay's latency, what they pay on
+   their own machine is CPU. Runs are interleaved (target, no-op, target, ...) so drift
+   hits both alike; each run is shown, the figure is the median. Goal: no-op / target
+   >= 2.5.
+2. **Latency**: records/s (wall clock from spawn to exit, startup included: what a user
+   waits for) at 50 ms stand-in latency, against the ideal 100 items x C / L (8,000/s
+   for C = 4): whether requests really overlap and reading keeps every slot busy.
+   Goal >= 0.9 of the ideal (median of the repeated runs).
+3. **Memory**: peak RSS (`ru_maxrss`) for 1M records against 100k (latency 0): memory
+   must be bounded by what is in flight, not by the input. Goal 1M <= 1.2 x 100k.
+4. **Listing**: time to the first POST for a tenant preloaded with 20,000 invoices
+   (page size 25: 800 pages; 50 ms per request, GETs included), from the stand-in's
+   journal (first GET arrival -> first POST arrival; both processes read the same
+   system-wide monotonic clock, so it is also shown from the target's spawn), against
+   the ideal pages x L / C_list. C_list is the default of the target's listing
+   concurrency setting `max_list_in_flight`, or max_in_flight's default while that
+   setting does not exist (what issue 11 asks for). Goal: ideal / measured >= 0.8. The
+   run is the fault-free baseline of 5 (loading 20,000 new invoices into that tenant).
+5. **Transient faults** on that load (same tenant, latency and page size), each a run of
+   its own after a reset, with `max_retry_wait` 5 so an unanswered batch costs its
+   documented wait, min(max_retry_wait, 2 x request_timeout): the extra seconds (wall
+   clock minus the fault-free baseline's) caused by (a) one 500 answered after storing,
+   (b) one 500 answered before storing, (c) one dropped connection after storing, (d)
+   four simultaneous drops, with the re-listings each caused (`GET /invoices?page=1`
+   after the first). Bounds: an answered 500 <= one re-listing + 2 s; a drop <= the
+   documented wait + one re-listing + 2 s; one re-listing's ideal is pages x L / C_list
+   for the tenant it re-reads (20,000 + what the journal shows stored before the
+   re-listing began). Goal for (d): one re-listing, not four.
+6. **Rate limit**: records/s (wall clock, as in 2) loading 40,000 invoices into a
+   stand-in that allows R = 20 requests/s (token bucket, default burst, 429 with
+   Retry-After) at 50 ms, against the ideal 100 x R = 2,000/s, and the share of all API
+   requests answered 429 (journal). Goals: >= 0.85 of the ideal, <= 5 % answered 429.
 
 A run counts only if it exited 0, wrote only STATE lines to stdout, the last one being
-the input's last STATE, and, for target-leanpay, the stand-in holds exactly the input's
-records: it refuses duplicate externalIds, so its invoice count proves it, and its
-journal shows every POST answered 2xx, acknowledging as many items. Exit status: 0 when
-every run checked out (goals may still be MISS), 1 otherwise.
+the input's last STATE, and the stand-in ends holding exactly the tenant's invoices plus
+the input's: it refuses duplicate externalIds (409), so its count proves each one is
+there once and any double send shows as a 409 in the journal; POSTs that stored (2xx,
+or the injected after-store faults) must account for every input record. Exit status:
+0 when every run checked out (goals may still be MISS), 1 otherwise.
 
-The CPU profile that explains these numbers: `python benchmarks/profile_target.py`.
+Each run prints one line as it ends: wall clock, CPU, peak RSS, and the CPU the stand-in
+and every *other* process used meanwhile (a share of one core), so a noisy machine shows
+up as noise rather than as a slower target. The whole run lasts as long as what it
+measures, mostly the five loads into the 20k tenant (each lists it, four re-list it): on
+2 cores ~7 minutes for a target near its listing ideal, ~15 for one that lists a page at
+a time and waits a fixed time after any 5xx. `--only SECTION ...` runs some sections
+(cpu latency memory listing faults rate); every size is an option too.
+
+Where the CPU goes: `python benchmarks/profile_target.py`.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
 import platform
 import re
+import signal
+import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-import urllib.request
-import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
-import psutil
+from harness import (
+    API_KEY,
+    INVOICES_BATCH,
+    INVOICES_LIST,
+    ITEMS_PER_REQUEST,
+    NOOP_CMD,
+    PAGE_SIZE,
+    STATE_EVERY,
+    TARGET_CMD,
+    Input,
+    Run,
+    StandIn,
+    pages,
+    run_cli,
+    standin,
+    write_input,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
-PYTHON = sys.executable
-_SCRIPT = Path(PYTHON).parent / "target-leanpay"
-TARGET_CMD = [str(_SCRIPT)] if _SCRIPT.exists() else [PYTHON, "-m", "target_leanpay"]
-"""The installed console script, as users run it."""
-NOOP_CMD = [PYTHON, str(ROOT / "benchmarks" / "noop_target.py")]
-API_KEY = "bench-key-7d1e"
-STREAM = "invoices"
-STATE_EVERY = 1000
-ITEMS_PER_REQUEST = 100
-DEFAULT_IN_FLIGHT = 4
 LATENCY_MS = 50.0
+TENANT = 20_000
+"""Invoices a big tenant already holds (sections 4 and 5)."""
+FAULT_MAX_RETRY_WAIT = 5.0
+"""`max_retry_wait` of the fault runs: bounds the documented wait of an unanswered batch."""
+ANSWERED_SLACK = 2.0
+"""Seconds a fault may cost on top of its re-listing (and wait), per issue 11."""
+RATE_LIMIT = 20.0
 
-GOAL_SPEEDUP = 4.0
+GOAL_CPU = 2.5
 GOAL_LATENCY = 0.9
 GOAL_MEMORY = 1.2
+GOAL_LISTING = 0.8
+GOAL_RATE = 0.85
+GOAL_THROTTLED = 0.05
+
 STANDIN_BUSY = 0.8
 """Stand-in CPU (share of one core) above which it, not the target, may limit a run."""
 NOISY = 0.1
 """CPU of unrelated processes (share of one core) above which a run is flagged noisy."""
-
-LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) \|")
-SUMMARY = re.compile(r"Summary: .*?(\d+) records read, (\d+) acknowledged")
+SUMMARY = re.compile(r"Summary: .*? (\d+) acknowledged, (\d+) already present, (\d+) rejected")
 READER_DONE = re.compile(r"completed processing \d+ lines of input \(\d+ schemas, (\d+) records")
+SECTIONS = ("cpu", "latency", "memory", "listing", "faults", "rate")
 
 
-# -- input ---------------------------------------------------------------------------
-
-SCHEMA: dict[str, Any] = {
-    "type": "SCHEMA",
-    "stream": STREAM,
-    "key_properties": ["externalId"],
-    "schema": {
-        "type": "object",
-        "properties": {
-            "externalId": {"type": ["string", "null"]},
-            "clientId": {"type": ["string", "null"]},
-            "reference": {"type": ["string", "null"]},
-            "amount": {"type": ["integer", "null"]},
-            "issueDate": {"type": ["string", "null"], "format": "date"},
-            "dueDate": {"type": ["string", "null"], "format": "date"},
-            "currency": {"type": ["string", "null"]},
-            "status": {"type": ["string", "null"]},
-            "salesperson": {"type": ["string", "null"]},
-            "_sdc_extracted_at": {"type": ["string", "null"], "format": "date-time"},
-            "_sdc_batched_at": {"type": ["string", "null"], "format": "date-time"},
-            "_sdc_deleted_at": {"type": ["string", "null"], "format": "date-time"},
-            "_sdc_sequence": {"type": ["integer", "null"]},
-        },
-    },
-}
-RECORD_LINE = (
-    '{{"type":"RECORD","stream":"invoices","record":{{"externalId":"INV-{i:07d}",'
-    '"clientId":"{client}","reference":"F2024-{i:07d}","amount":{amount},'
-    '"issueDate":"{issued}","dueDate":"{due}","currency":"EUR","status":"open",'
-    '"salesperson":"{person}","_sdc_extracted_at":"2024-06-01T08:00:00.000000+00:00",'
-    '"_sdc_batched_at":"2024-06-01T08:00:05.000000+00:00","_sdc_deleted_at":null,'
-    '"_sdc_sequence":{seq}}},"time_extracted":"2024-06-01T08:00:00.000000+00:00"}}\n'
-)
-CLIENTS = [str(uuid.uuid5(uuid.NAMESPACE_URL, f"leanpay-bench-client-{n}")) for n in range(97)]
-PEOPLE = ["alice", "bob", "chloé", "dmitri", "eun-ji"]
-_DAY0 = dt.date(2024, 1, 1)
-DATES = [
-    ((_DAY0 + dt.timedelta(d)).isoformat(), (_DAY0 + dt.timedelta(d + 30)).isoformat())
-    for d in range(366)
-]
+# -- what the target says about itself -----------------------------------------------
 
 
 @dataclass(frozen=True)
-class Input:
-    """A generated input file and what a correct run must end with."""
+class Defaults:
+    """The target's defaults that the ideals depend on, from `--about --format=json`."""
 
-    path: Path
-    records: int
-    states: int
-    last_state: dict[str, Any]
+    in_flight: int
+    list_in_flight: int
+    list_source: str
+    request_timeout: float
 
-
-def write_input(path: Path, records: int) -> Input:
-    """SCHEMA, then invoice RECORDs as a tap writes them, a STATE every 1000 and at the end.
-
-    Lines come from a template rather than json.dumps: 1M lines take ~2 s instead of ~8.
-    """
-    last: dict[str, Any] = {}
-    states = 0
-    with path.open("w", encoding="utf-8") as out:
-        out.write(json.dumps(SCHEMA) + "\n")
-        for i in range(1, records + 1):
-            issued, due = DATES[i % len(DATES)]
-            out.write(
-                RECORD_LINE.format(
-                    i=i,
-                    client=CLIENTS[i % len(CLIENTS)],
-                    amount=1000 + (i * 7919) % 500_000,
-                    issued=issued,
-                    due=due,
-                    person=PEOPLE[i % len(PEOPLE)],
-                    seq=1_717_228_800_000_000 + i,
-                )
-            )
-            if i % STATE_EVERY == 0 or i == records:
-                last = {"bookmarks": {STREAM: {"replication_key_value": f"INV-{i:07d}"}}}
-                out.write(json.dumps({"type": "STATE", "value": last}) + "\n")
-                states += 1
-    with path.open(encoding="utf-8") as lines:  # the template must stay valid JSON
-        for _ in range(3):
-            json.loads(next(lines))
-    return Input(path, records, states, last)
+    @property
+    def no_answer_wait(self) -> float:
+        """What the target documents waiting before checking an unanswered batch, in the
+        fault runs: min(max_retry_wait, 2 x request_timeout)."""
+        return min(FAULT_MAX_RETRY_WAIT, 2 * self.request_timeout)
 
 
-# -- the stand-in --------------------------------------------------------------------
+def read_defaults() -> Defaults:
+    """C, C_list and request_timeout as the installed target declares them."""
+    about = subprocess.run(
+        [*TARGET_CMD, "--about", "--format=json"], capture_output=True, check=True, text=True
+    )
+    settings = json.loads(about.stdout)["settings"]["properties"]
+    in_flight = int(settings["max_in_flight"]["default"])
+    listing = settings.get("max_list_in_flight", {}).get("default")
+    if listing is None:
+        source = "max_list_in_flight is not a setting yet: max_in_flight's default"
+        listing = in_flight
+    else:
+        source = "max_list_in_flight's default"
+    return Defaults(
+        in_flight=in_flight,
+        list_in_flight=int(listing),
+        list_source=source,
+        request_timeout=float(settings["request_timeout"]["default"]),
+    )
 
 
-class StandIn:
-    """The stand-in as a separate process (so it does not share the target's GIL).
-
-    Duplicates are refused (409), so "the store holds N invoices" means N distinct
-    externalIds, i.e. exactly the input; bodies stay out of its journal to save memory.
-    """
-
-    def __init__(self, workdir: Path) -> None:
-        url_file = workdir / "standin-url.txt"
-        self._log = (workdir / "standin.log").open("w")
-        self.process = subprocess.Popen(
-            [
-                *(PYTHON, "-m", "leanpay_standin", "--port", "0", "--api-key", API_KEY),
-                *("--url-file", str(url_file), "--no-log-bodies", "--quiet"),
-                *("--duplicates", "refuse"),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=self._log,
-            cwd=ROOT,
-        )
-        deadline = time.monotonic() + 15
-        while not url_file.exists() or not url_file.read_text().strip():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"the stand-in did not start; see {self._log.name}")
-            time.sleep(0.05)
-        self.url = url_file.read_text().strip()
-        self.root = self.url.split("/v1/public")[0]
-        self._ps = psutil.Process(self.process.pid)
-
-    def _call(self, method: str, url: str, body: Any = None) -> Any:
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(url, data=data, method=method)  # noqa: S310
-        request.add_header("Authorization", API_KEY)
-        request.add_header("Content-Type", "application/json")
-        with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
-            return json.loads(response.read())
-
-    def reset(self, latency_ms: float) -> None:
-        """Empty store and journal (memory of the 1M run), then set the latency."""
-        self._call("POST", f"{self.root}/_control/reset", {})
-        self._call("POST", f"{self.root}/_control/config", {"latency_ms": latency_ms})
-
-    def cpu_seconds(self) -> float:
-        """User + system CPU the stand-in has used so far (all its threads)."""
-        times = self._ps.cpu_times()
-        return float(times.user + times.system)
-
-    def invoice_count(self) -> int:
-        """`total` of the list endpoint's first page: cheap, unlike /_control/store."""
-        return int(self._call("GET", f"{self.url}/invoices?page=1")["total"])
-
-    def peak_rss_mib(self) -> float | None:
-        """The stand-in's own high-water RSS (Linux VmHWM), to show what the 1M store costs."""
-        try:
-            status = Path(f"/proc/{self.process.pid}/status").read_text()
-        except OSError:
-            return None
-        match = re.search(r"^VmHWM:\s+(\d+) kB", status, re.MULTILINE)
-        return int(match.group(1)) / 1024 if match else None
-
-    def journal(self) -> list[dict[str, Any]]:
-        """Every API request (bodies are not kept: --no-log-bodies)."""
-        result: list[dict[str, Any]] = self._call("GET", f"{self.root}/_control/requests")
-        return result
-
-    def stop(self) -> None:
-        """SIGTERM, then SIGKILL if it lingers."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._log.close()
-
-
-@contextmanager
-def standin(workdir: Path) -> Iterator[StandIn]:
-    """Start the stand-in; always stop it."""
-    server = StandIn(workdir)
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-# -- running a CLI -------------------------------------------------------------------
+# -- the goal table ------------------------------------------------------------------
 
 
 @dataclass
-class Run:
-    """One CLI run: timings from outside, its STATE lines, and what was checked."""
+class Figure:
+    """One line of the final table: a measure beside its ideal or baseline."""
 
-    label: str
-    input: Input
-    wall: float
-    startup: float | None
-    peak_rss_mib: float
-    cpu: float
-    states: int
-    machine_busy: float
-    standin_cpu: float | None = None
-    problems: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def records(self) -> int:
-        """Records in the input."""
-        return self.input.records
-
-    @property
-    def rate(self) -> float:
-        """Records per second, wall clock, startup included."""
-        return self.records / self.wall
-
-    @property
-    def rate_after_start(self) -> float | None:
-        """Records per second once the first log line is out (imports done)."""
-        if self.startup is None:
-            return None
-        return self.records / max(self.wall - self.startup, 1e-9)
-
-    @property
-    def standin_load(self) -> float | None:
-        """The stand-in's CPU during the run, as a share of one core."""
-        return None if self.standin_cpu is None else self.standin_cpu / self.wall
-
-    @property
-    def other_load(self) -> float:
-        """CPU of every other process on the machine during the run, in cores: noise."""
-        return max(0.0, self.machine_busy - self.cpu - (self.standin_cpu or 0.0)) / self.wall
+    name: str
+    measured: str
+    against: str
+    ratio: str
+    goal: str
+    passed: bool | None
+    """None: shown for information, no goal."""
 
 
-def _busy_seconds() -> float:
-    """CPU seconds the whole machine has spent busy (all cores)."""
-    t = psutil.cpu_times()
-    return float(t.user + t.nice + t.system + t.irq + t.softirq + t.steal)
+RUN_HEADER = (
+    f"  {'run':<40} {'records':>9} {'wall s':>7} {'rec/s':>7} {'CPU s':>6} "
+    f"{'/100k':>6} {'peak RSS':>9} {'stand-in':>8} {'others':>6}  check"
+)
 
 
-def _first_log_time(log: str) -> float | None:
-    for line in log.splitlines():
-        match = LOG_TIME.match(line)
-        if match:
-            stamp = dt.datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S,%f")
-            return stamp.timestamp()  # naive local time, like the logging module's
-    return None
+class Section:
+    """One part of the benchmark: its runs, printed one line each as they end (so a
+    long section shows progress), and the figures it concluded."""
 
+    def __init__(self, title: str) -> None:
+        self.runs: list[Run] = []
+        self.figures: list[Figure] = []
+        print(f"\n== {title}\n{RUN_HEADER}", flush=True)
 
-def run_cli(
-    label: str,
-    command: Sequence[str],
-    config: dict[str, Any],
-    source: Input,
-    workdir: Path,
-    *,
-    timeout: float,
-    server: StandIn,
-) -> tuple[Run, str]:
-    """Run one CLI with stdin from a file; exact peak RSS and CPU from `os.wait4`.
-
-    Returns the run and its stderr; checks exit code and STATE output. The stand-in's
-    and the whole machine's CPU are sampled around it, to tell noise from signal.
-    """
-    config_path = workdir / "config.json"
-    config_path.write_text(json.dumps(config))
-    out_path, err_path = workdir / "stdout.txt", workdir / "stderr.txt"
-    with source.path.open("rb") as stdin, out_path.open("wb") as out, err_path.open("wb") as err:
-        standin_before, busy_before = server.cpu_seconds(), _busy_seconds()
-        spawned = time.time()
-        started = time.perf_counter()
-        process = subprocess.Popen(
-            [*command, "--config", str(config_path)], stdin=stdin, stdout=out, stderr=err
+    def add(self, run: Run) -> Run:
+        """Keep a finished run and print its line: enough to see noise, the stand-in's
+        share of a core, and whether it checked out."""
+        self.runs.append(run)
+        print(
+            f"  {run.label:<40} {run.records:>9,} {run.wall:>7.2f} {run.rate:>7,.0f} "
+            f"{run.cpu:>6.2f} {per_100k(run):>6.2f} {run.peak_rss_mib:>6.1f}MiB "
+            f"{run.standin_load:>8.0%} {run.other_load:>6.0%}  "
+            f"{'WRONG' if run.problems else 'ok'}",
+            flush=True,
         )
-        watchdog = threading.Timer(timeout, process.kill)
-        watchdog.start()
-        _, status, usage = os.wait4(process.pid, 0)
-        wall = time.perf_counter() - started
-        process.returncode = os.waitstatus_to_exitcode(status)
-        watchdog.cancel()
-        busy, standin_cpu = _busy_seconds() - busy_before, server.cpu_seconds() - standin_before
-    log = err_path.read_text(encoding="utf-8", errors="replace")
-    first_log = _first_log_time(log)
-    lines = [line for line in out_path.read_text().splitlines() if line.strip()]
-    run = Run(
-        label=label,
-        input=source,
-        wall=wall,
-        startup=None if first_log is None else max(0.0, first_log - spawned),
-        peak_rss_mib=usage.ru_maxrss / 1024,  # KiB on Linux
-        cpu=usage.ru_utime + usage.ru_stime,
-        states=len(lines),
-        machine_busy=busy,
-        standin_cpu=standin_cpu,
-    )
-    if process.returncode != 0:
-        tail = " | ".join(log.strip().splitlines()[-3:])
-        killed = " (killed by the watchdog)" if wall >= timeout else ""
-        run.problems.append(f"exit code {process.returncode}{killed}: {tail}")
-    try:
-        last = json.loads(lines[-1]) if lines else None
-    except ValueError:
-        last = None
-        run.problems.append("stdout holds something other than STATE")
-    if last != source.last_state:
-        run.problems.append(f"last STATE printed is {last}, not {source.last_state}")
-    return run, log
+        return run
+
+
+def print_figures(figures: Sequence[Figure]) -> None:
+    """Every figure beside its ideal or baseline, with PASS/MISS."""
+    header = f"{'figure':<46} {'measured':>12} {'against':>22} {'ratio':>7} {'goal':>9}  result"
+    print(f"\n{header}\n{'-' * len(header)}")
+    for f in figures:
+        result = "info" if f.passed is None else ("PASS" if f.passed else "MISS")
+        print(f"{f.name:<46} {f.measured:>12} {f.against:>22} {f.ratio:>7} {f.goal:>9}  {result}")
+
+
+# -- runs and their checks -----------------------------------------------------------
+
+
+def journal_entries(
+    run: Run, method: str, path: str, page: str | None = None
+) -> list[dict[str, Any]]:
+    """The run's API requests of one method and path (and page), in arrival order."""
+    return [
+        e
+        for e in run.journal
+        if e["method"] == method
+        and e["path"] == path
+        and (page is None or e["query"].get("page") == page)
+    ]
+
+
+def _is_2xx(entry: dict[str, Any]) -> bool:
+    return entry["status"] is not None and 200 <= entry["status"] < 300
+
+
+def _stored(entry: dict[str, Any], fault: Fault | None) -> bool:
+    """Whether a POST stored its batch: answered 2xx, or hit an after-store fault (the
+    stand-in then answers 500 or drops the connection: status 500 or null)."""
+    return _is_2xx(entry) or (fault is not None and fault.stores and entry["status"] in (None, 500))
+
+
+def check_load(run: Run, server: StandIn, *, seeded: int = 0, fault: Fault | None = None) -> None:
+    """Exactly once: the stand-in holds the tenant plus each input invoice once."""
+    total = server.invoice_count()
+    if total != seeded + run.records:
+        run.problems.append(f"the stand-in holds {total:,} invoices, not {seeded + run.records:,}")
+    posts = journal_entries(run, "POST", INVOICES_BATCH)
+    doubles = [e for e in posts if e["status"] == 409]
+    if doubles:
+        run.problems.append(f"{len(doubles)} POSTs refused as duplicates: a double send")
+    stored = sum(e["items"] or 0 for e in posts if _stored(e, fault))
+    if stored != run.records:
+        run.problems.append(f"the POSTs that stored carried {stored:,} items, not {run.records:,}")
+    if fault is None:
+        unanswered = [e for e in posts if not _is_2xx(e) and e["status"] != 429]
+        if unanswered:
+            run.notes.append(f"{len(unanswered)} POSTs answered neither 2xx nor 429")
+        sent = [e for e in posts if e["status"] != 429]
+        ideal = -(-run.records // ITEMS_PER_REQUEST)
+        if len(sent) != ideal:
+            run.notes.append(
+                f"{len(sent)} POSTs (429s aside) for {run.records:,} records, not {ideal}"
+            )
 
 
 def run_target(
@@ -389,41 +274,31 @@ def run_target(
     source: Input,
     workdir: Path,
     *,
-    latency_ms: float,
+    label: str,
     timeout: float,
-    replay_safety: bool = True,
+    settings: dict[str, Any] | None = None,
 ) -> Run:
-    """target-leanpay with its default settings, then check what the stand-in holds."""
-    server.reset(latency_ms)
-    config: dict[str, Any] = {"api_key": API_KEY, "api_url": server.url}
-    label = f"target-leanpay, latency {latency_ms:g} ms"
-    if not replay_safety:
-        config["replay_safety"] = False
-        label += ", no replay safety"
+    """target-leanpay against the stand-in as it was just reset; the journal is kept."""
+    config: dict[str, Any] = {"api_key": API_KEY, "api_url": server.url, **(settings or {})}
     run, log = run_cli(label, TARGET_CMD, config, source, workdir, timeout=timeout, server=server)
-    check_stored(server, run, log)
+    run.journal = server.journal()
+    check_summary(run, log)
     return run
 
 
-def check_stored(server: StandIn, run: Run, log: str) -> None:
-    """A fast but wrong run must not count: compare the stand-in's store and journal."""
-    records = run.records
-    total = server.invoice_count()
-    if total != records:  # distinct externalIds: the stand-in refuses duplicates
-        run.problems.append(f"the stand-in holds {total} invoices, not {records}")
-    posts = [e for e in server.journal() if e["method"] == "POST"]
-    answered = [e for e in posts if e["status"] and 200 <= e["status"] < 300]
-    acknowledged = sum(e["items"] or 0 for e in answered)
-    if acknowledged != records:
-        run.problems.append(f"the stand-in acknowledged {acknowledged} items, not {records}")
-    if len(answered) != len(posts):
-        run.notes.append(f"{len(posts) - len(answered)} POSTs not answered 2xx")
-    expected_posts = -(-records // ITEMS_PER_REQUEST)
-    if len(posts) != expected_posts:
-        run.notes.append(f"{len(posts)} POSTs for {records} records ({expected_posts} ideal)")
+def check_summary(run: Run, log: str) -> None:
+    """The target's own summary must settle every record and reject none. Its wording is
+    the target's to change: a missing line is only a note (the stand-in is the proof)."""
     summary = SUMMARY.search(log)
-    if summary is None or int(summary.group(2)) != records:
-        run.problems.append(f"the target's summary acknowledges {summary and summary.group(2)}")
+    if summary is None:
+        run.notes.append("no summary line found in the target's log")
+        return
+    acknowledged, present, rejected = (int(n) for n in summary.groups())
+    if acknowledged + present != run.records or rejected:
+        run.problems.append(
+            f"the target's summary: {acknowledged:,} acknowledged, {present:,} already "
+            f"present, {rejected:,} rejected of {run.records:,}"
+        )
 
 
 def run_noop(server: StandIn, source: Input, workdir: Path, timeout: float) -> Run:
@@ -436,169 +311,515 @@ def run_noop(server: StandIn, source: Input, workdir: Path, timeout: float) -> R
     return run
 
 
-def median_run(runs: list[Run]) -> Run:
-    """The run with the median rate (an odd --repeat gives a real run, not a mean)."""
-    ordered = sorted(runs, key=lambda r: r.rate)
-    return ordered[(len(ordered) - 1) // 2]
+def per_100k(run: Run) -> float:
+    """CPU-seconds per 100,000 records."""
+    return run.cpu * 100_000 / run.records
 
 
-# -- report --------------------------------------------------------------------------
+# -- 1. CPU cost, 2. latency, 3. memory ----------------------------------------------
 
 
-def _fmt(value: float | None, spec: str) -> str:
-    return "n/a" if value is None else format(value, spec)
-
-
-def print_runs(rows: list[list[Run]]) -> None:
-    """One line per scenario (the median run when repeated)."""
-    header = (
-        f"{'run':<44} {'records':>9} {'wall s':>6} {'start':>5} {'rec/s':>7} "
-        f"{'excl.start':>10} {'peak RSS':>9} {'CPU s':>6} {'stand-in':>8} {'others':>6} "
-        f"{'STATE':>9}  check"
-    )
-    print(header)
-    print("-" * len(header))
-    for runs in rows:
-        run = median_run(runs)
-        print(
-            f"{run.label:<44} {run.records:>9,} {run.wall:>6.2f} {_fmt(run.startup, '.2f'):>5} "
-            f"{run.rate:>7,.0f} {_fmt(run.rate_after_start, ',.0f'):>10} "
-            f"{run.peak_rss_mib:>6.1f}MiB {run.cpu:>6.2f} {_fmt(run.standin_load, '.0%'):>8} "
-            f"{run.other_load:>6.0%} {f'{run.states}/{run.input.states}':>9}  "
-            f"{'WRONG' if any(r.problems for r in runs) else 'ok'}"
-        )
-        if len(runs) > 1:
-            rates = ", ".join(f"{r.rate:,.0f}" for r in runs)
-            print(f"    median of {len(runs)} runs; rec/s of each: {rates}")
+def cpu_section(server: StandIn, source: Input, workdir: Path, repeat: int) -> Section:
+    """Target and no-op interleaved over the same input, latency 0; medians compared."""
+    section = Section(f"1. CPU cost: {source.records:,} invoices, latency 0")
+    targets: list[Run] = []
+    noops: list[Run] = []
+    for n in range(1, repeat + 1):  # interleaved, so drift hits both alike
+        server.reset(0)
+        label = f"target-leanpay, latency 0 #{n}"
+        run = run_target(server, source, workdir, label=label, timeout=180)
+        check_load(run, server)
+        targets.append(section.add(run))
+        noop = run_noop(server, source, workdir, timeout=300)
+        noop.label += f" #{n}"
+        noops.append(section.add(noop))
+    target_cpu = statistics.median(per_100k(r) for r in targets)
+    noop_cpu = statistics.median(per_100k(r) for r in noops)
+    ratio = noop_cpu / target_cpu
     print(
-        "rec/s: records / wall clock from spawn to exit. excl.start: after the first log line."
-        "\nCPU s: the run's user+sys. stand-in, others: CPU of the stand-in and of all other"
-        "\nprocesses on the machine during the run, as a share of one core (others = noise)."
-        "\nSTATE: lines printed / STATE messages in the input (only the newest safe one is"
-        " printed)."
+        f"  CPU-s per 100k invoices: target {_each(targets, per_100k)}, "
+        f"no-op {_each(noops, per_100k)}; medians {target_cpu:.2f} / {noop_cpu:.2f}"
     )
+    section.figures.append(
+        Figure(
+            f"1 CPU-s per 100k invoices (median of {repeat})",
+            f"{target_cpu:.2f}",
+            f"no-op SDK {noop_cpu:.2f}",
+            f"{ratio:.2f}x",
+            f">= {GOAL_CPU:g}x",
+            ratio >= GOAL_CPU,
+        )
+    )
+    return section
 
 
-def print_goals(target: Run, noop: Run, big: Run, slow: Run, flat: tuple[Run, Run]) -> None:
-    """The three ratios against their goals."""
-    ideal = ITEMS_PER_REQUEST * DEFAULT_IN_FLIGHT / (LATENCY_MS / 1000)
-    speedup = target.rate / noop.rate
-    efficiency = slow.rate / ideal
-    growth = big.peak_rss_mib / target.peak_rss_mib
-    rows = [
-        (
-            f"1 speed-up over stock SDK ({target.rate:,.0f} / {noop.rate:,.0f} rec/s)",
-            f"{speedup:.2f}x",
-            f">= {GOAL_SPEEDUP:g}",
-            speedup >= GOAL_SPEEDUP,
-        ),
-        (
-            f"2 latency efficiency ({slow.rate:,.0f} / ideal {ideal:,.0f} rec/s)",
-            f"{efficiency:.3f}",
+def _each(runs: Sequence[Run], measure: Callable[[Run], float], spec: str = ".2f") -> str:
+    return ", ".join(format(measure(r), spec) for r in runs)
+
+
+def latency_section(
+    server: StandIn, source: Input, workdir: Path, defaults: Defaults, repeat: int
+) -> Section:
+    """Records/s at 50 ms against 100 x C / L."""
+    section = Section(f"2. Latency: {source.records:,} invoices at {LATENCY_MS:g} ms")
+    for n in range(1, repeat + 1):
+        server.reset(LATENCY_MS)
+        label = f"target-leanpay, latency {LATENCY_MS:g} ms #{n}"
+        run = run_target(server, source, workdir, label=label, timeout=180)
+        check_load(run, server)
+        section.add(run)
+    ideal = ITEMS_PER_REQUEST * defaults.in_flight / (LATENCY_MS / 1000)
+    rate = statistics.median(r.rate for r in section.runs)
+    after_start = [r.rate_after_start for r in section.runs if r.rate_after_start]
+    print(
+        f"  ideal 100 x C {defaults.in_flight} / {LATENCY_MS / 1000:g} s = {ideal:,.0f} rec/s;"
+        f" startup excluded: {', '.join(f'{x:,.0f}' for x in after_start)} rec/s"
+    )
+    section.figures.append(
+        Figure(
+            f"2 records/s at {LATENCY_MS:g} ms (median of {repeat})",
+            f"{rate:,.0f}",
+            f"ideal {ideal:,.0f}",
+            f"{rate / ideal:.3f}",
             f">= {GOAL_LATENCY:g}",
-            efficiency >= GOAL_LATENCY,
-        ),
-        (
-            f"3 memory growth ({big.peak_rss_mib:.1f} / {target.peak_rss_mib:.1f} MiB)",
+            rate / ideal >= GOAL_LATENCY,
+        )
+    )
+    return section
+
+
+def memory_section(
+    server: StandIn, small: Input, big: Input, workdir: Path, small_runs: Sequence[Run]
+) -> Section:
+    """Peak RSS of the 1M run against the 100k runs' median (one of its own if none)."""
+    section = Section(f"3. Memory: {small.records:,} and {big.records:,} invoices, latency 0")
+    if not small_runs:
+        server.reset(0)
+        run = run_target(server, small, workdir, label="target-leanpay, latency 0", timeout=180)
+        check_load(run, server)
+        small_runs = [section.add(run)]
+    server.reset(0)
+    label = f"target-leanpay, latency 0, {big.records:,}"
+    run = run_target(server, big, workdir, label=label, timeout=600)
+    check_load(run, server)
+    section.add(run)
+    server.reset(0)  # let go of the 1M invoices
+    small_rss = statistics.median(r.peak_rss_mib for r in small_runs)
+    print(
+        f"  peak RSS at {small.records:,}: {_each(small_runs, lambda r: r.peak_rss_mib, '.1f')}"
+        f" MiB (the CPU runs'); the stand-in's own peak {server.peak_rss_mib() or 0:.0f} MiB"
+    )
+    growth = run.peak_rss_mib / small_rss
+    section.figures.append(
+        Figure(
+            f"3 peak RSS, {big.records:,} vs {small.records:,} records",
+            f"{run.peak_rss_mib:.1f} MiB",
+            f"{small_rss:.1f} MiB",
             f"{growth:.3f}",
             f"<= {GOAL_MEMORY:g}",
             growth <= GOAL_MEMORY,
+        )
+    )
+    return section
+
+
+# -- 4. listing and 5. faults --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One transient fault scenario of section 5."""
+
+    key: str
+    name: str
+    rule: dict[str, Any]
+    answered: bool
+    """Leanpay answered (a 500): no wait is documented; else a drop, which costs one."""
+
+    @property
+    def label(self) -> str:
+        """How its run is named."""
+        return f"({self.key}) {self.name}"
+
+    @property
+    def stores(self) -> bool:
+        """Whether the faulted batch was stored."""
+        return bool(self.rule["action"].endswith("_after_store"))
+
+
+FAULTS = (
+    Fault(
+        "a",
+        "one 500 answered after storing",
+        {"action": "status_after_store", "status": 500, "path": INVOICES_BATCH, "times": 1},
+        answered=True,
+    ),
+    Fault(
+        "b",
+        "one 500 answered before storing",
+        {"action": "status", "status": 500, "path": INVOICES_BATCH, "times": 1},
+        answered=True,
+    ),
+    Fault(
+        "c",
+        "one drop after storing",
+        {"action": "drop_after_store", "path": INVOICES_BATCH, "times": 1},
+        answered=False,
+    ),
+    Fault(
+        "d",
+        "4 simultaneous drops after storing",
+        {"action": "drop_after_store", "path": INVOICES_BATCH, "times": 4},
+        answered=False,
+    ),
+)
+
+
+def tenant_load_run(
+    server: StandIn, source: Input, workdir: Path, label: str, fault: Fault | None = None
+) -> Run:
+    """Load `source` into a tenant of TENANT invoices at 50 ms, with one fault rule."""
+    server.reset(LATENCY_MS, seed_invoices=TENANT, faults=[fault.rule] if fault is not None else [])
+    run = run_target(
+        server,
+        source,
+        workdir,
+        label=label,
+        timeout=1200,
+        settings={"max_retry_wait": FAULT_MAX_RETRY_WAIT},
+    )
+    check_load(run, server, seeded=TENANT, fault=fault)
+    return run
+
+
+def listing_seconds(invoices: int, defaults: Defaults) -> float:
+    """The ideal time to list a tenant: pages x L / C_list."""
+    return pages(invoices) * (LATENCY_MS / 1000) / defaults.list_in_flight
+
+
+def most_in_flight(entries: Sequence[dict[str, Any]]) -> int:
+    """The most of these requests that were at the stand-in at once."""
+    events = sorted(
+        [(e["time"], 1) for e in entries] + [(e["answered"] or e["time"], -1) for e in entries]
+    )
+    most = current = 0
+    for _, step in events:
+        current += step
+        most = max(most, current)
+    return most
+
+
+def listing_figure(baseline: Run, defaults: Defaults) -> Figure:
+    """Time to first POST of the baseline run, against pages x L / C_list."""
+    gets = journal_entries(baseline, "GET", INVOICES_LIST)
+    posts = journal_entries(baseline, "POST", INVOICES_BATCH)
+    ideal = listing_seconds(TENANT, defaults)
+    name = f"4 time to first POST, {TENANT:,}-invoice tenant"
+    if not gets or not posts:
+        baseline.problems.append("the journal shows no listing or no POST")
+        return Figure(name, "n/a", f"ideal {ideal:.2f} s", "", f">= {GOAL_LISTING:g}", False)
+    first_post = posts[0]["time"]
+    measured = first_post - gets[0]["time"]
+    listed = [e for e in gets if e["time"] < first_post]
+    print(
+        f"  4. listing {TENANT:,} invoices ({pages(TENANT)} pages of {PAGE_SIZE}), baseline run:"
+        f" first GET -> first POST {measured:.2f} s (from the target's spawn "
+        f"{first_post - baseline.spawned:.2f} s)\n"
+        f"     {len(listed)} GETs before the first POST, at most {most_in_flight(listed)} at "
+        f"once; ideal {pages(TENANT)} x {LATENCY_MS / 1000:g} s / C_list "
+        f"{defaults.list_in_flight} = {ideal:.2f} s"
+    )
+    return Figure(
+        name,
+        f"{measured:.2f} s",
+        f"ideal {ideal:.2f} s",
+        f"{ideal / measured:.3f}",
+        f">= {GOAL_LISTING:g}",
+        ideal / measured >= GOAL_LISTING,
+    )
+
+
+@dataclass(frozen=True)
+class FaultCost:
+    """What one fault cost, against its bound."""
+
+    extra: float
+    relistings: int
+    tenant: int
+    """Invoices the (first) re-listing had to read."""
+    bound: float
+
+
+def fault_cost(run: Run, baseline: Run, fault: Fault, defaults: Defaults) -> FaultCost:
+    """Extra seconds and re-listings from the journal; the bound for this fault."""
+    starts = journal_entries(run, "GET", INVOICES_LIST, page="1")
+    relistings = max(0, len(starts) - 1)
+    stored = run.records  # without a re-listing: the bound for the whole tenant
+    if relistings:
+        began = starts[1]["time"]
+        posts = journal_entries(run, "POST", INVOICES_BATCH)
+        stored = sum(e["items"] or 0 for e in posts if e["time"] < began and _stored(e, fault))
+    wait = 0.0 if fault.answered else defaults.no_answer_wait
+    bound = wait + listing_seconds(TENANT + stored, defaults) + ANSWERED_SLACK
+    return FaultCost(run.wall - baseline.wall, relistings, TENANT + stored, bound)
+
+
+def faults_section(
+    server: StandIn, source: Input, workdir: Path, defaults: Defaults, *, with_faults: bool
+) -> Section:
+    """The baseline (which gives the listing figure), then each fault."""
+    section = Section(
+        f"4. Listing{' and 5. transient faults' if with_faults else ''}: {source.records:,} "
+        f"invoices into a tenant of {TENANT:,}, {LATENCY_MS:g} ms, page size {PAGE_SIZE}, "
+        f"max_retry_wait {FAULT_MAX_RETRY_WAIT:g}"
+    )
+    baseline = section.add(tenant_load_run(server, source, workdir, "no fault (baseline)"))
+    faulted = [
+        (fault, section.add(tenant_load_run(server, source, workdir, fault.label, fault)))
+        for fault in (FAULTS if with_faults else ())
+    ]
+    section.figures.append(listing_figure(baseline, defaults))
+    if faulted:
+        costs = {f.key: fault_cost(run, baseline, f, defaults) for f, run in faulted}
+        print_fault_table(costs, defaults)
+        section.figures.extend(fault_figures(costs))
+    return section
+
+
+def print_fault_table(costs: dict[str, FaultCost], defaults: Defaults) -> None:
+    """Each fault: extra seconds, re-listings, the tenant re-read, the bound."""
+    print(
+        f"  5. extra s = wall clock - the baseline's. The documented wait before checking an "
+        f"unanswered batch:\n     min(max_retry_wait {FAULT_MAX_RETRY_WAIT:g}, 2 x "
+        f"request_timeout {defaults.request_timeout:g}) = {defaults.no_answer_wait:g} s; "
+        f"one re-listing's ideal: pages of the tenant re-read x {LATENCY_MS / 1000:g} s / "
+        f"C_list {defaults.list_in_flight}"
+    )
+    print(
+        f"  {'fault':<40} {'extra s':>8} {'re-listings':>11} {'tenant re-read':>14} {'bound s':>8}"
+    )
+    for fault in FAULTS:
+        cost = costs[fault.key]
+        bound = ("" if fault.answered else "wait + ") + "re-listing + 2 s"
+        print(
+            f"  ({fault.key}) {fault.name:<36} {cost.extra:>8.2f} {cost.relistings:>11} "
+            f"{cost.tenant:>14,} {cost.bound:>8.2f}  ({bound})"
+        )
+
+
+def fault_figures(costs: dict[str, FaultCost]) -> list[Figure]:
+    """Extra seconds of (a)-(d) against their bounds; (d)'s re-listings against one."""
+    figures = [
+        Figure(
+            f"5{fault.key} extra s, {fault.name}",
+            f"{costs[fault.key].extra:.2f} s",
+            f"bound {costs[fault.key].bound:.2f} s",
+            "",
+            "<= bound",
+            None if fault.key == "d" else costs[fault.key].extra <= costs[fault.key].bound,
+        )
+        for fault in FAULTS
+    ]
+    relistings = costs["d"].relistings
+    figures.append(
+        Figure(
+            "5d re-listings after 4 simultaneous drops",
+            f"{relistings}",
+            "ideal 1",
+            "",
+            "1, not 4",
+            relistings == 1,
+        )
+    )
+    return figures
+
+
+# -- 6. rate limit -------------------------------------------------------------------
+
+
+def rate_section(server: StandIn, source: Input, workdir: Path) -> Section:
+    """Records/s against a token bucket of R requests/s, and the share answered 429."""
+    section = Section(
+        f"6. Rate limit: {source.records:,} invoices, the stand-in allows {RATE_LIMIT:g} "
+        f"requests/s (default burst), {LATENCY_MS:g} ms"
+    )
+    server.reset(LATENCY_MS, rate_limit=RATE_LIMIT)
+    label = f"target-leanpay, {RATE_LIMIT:g} requests/s"
+    run = run_target(server, source, workdir, label=label, timeout=600)
+    server.configure(rate_limit=None)  # counting the invoices must not meet a 429
+    check_load(run, server)
+    section.add(run)
+    throttled = [e for e in run.journal if e["status"] == 429]
+    share = len(throttled) / max(1, len(run.journal))
+    ideal = ITEMS_PER_REQUEST * RATE_LIMIT
+    on_wire = _span(run.journal)
+    print(
+        f"  {len(run.journal):,} API requests, {len(throttled):,} answered 429; "
+        f"first request -> last answer {on_wire:.2f} s ({source.records / on_wire:,.0f} rec/s)"
+    )
+    section.figures += [
+        Figure(
+            f"6 records/s at {RATE_LIMIT:g} requests/s",
+            f"{run.rate:,.0f}",
+            f"ideal {ideal:,.0f}",
+            f"{run.rate / ideal:.3f}",
+            f">= {GOAL_RATE:g}",
+            run.rate / ideal >= GOAL_RATE,
+        ),
+        Figure(
+            "6 share of requests answered 429",
+            f"{share:.1%}",
+            f"{len(throttled)} of {len(run.journal)}",
+            "",
+            f"<= {GOAL_THROTTLED:.0%}",
+            share <= GOAL_THROTTLED,
         ),
     ]
-    print(f"\n{'goal':<56} {'measured':>8} {'goal':>7}  result")
-    for name, measured, goal, passed in rows:
-        print(f"{name:<56} {measured:>8} {goal:>7}  {'PASS' if passed else 'MISS'}")
-    after = (target.rate_after_start, noop.rate_after_start, slow.rate_after_start)
-    if None not in after:
-        a, b, c = (x or 0.0 for x in after)
-        print(
-            f"  startup excluded: speed-up {a / b:.2f}x, latency efficiency {c / ideal:.3f} "
-            f"(startup {_fmt(slow.startup, '.2f')} s of {slow.wall:.2f} s)"
-        )
-    small, large = flat
-    print(
-        f"  replay_safety off: memory growth {large.peak_rss_mib / small.peak_rss_mib:.3f} "
-        f"({large.peak_rss_mib:.1f} / {small.peak_rss_mib:.1f} MiB); "
-        f"replay safety adds {(big.peak_rss_mib - large.peak_rss_mib) * 2**20 / big.records:.0f}"
-        f" bytes of RSS per externalId at {big.records:,}"
-    )
+    return section
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Generate input, run every scenario against one stand-in, print the tables."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--records", type=int, default=100_000, help="speed-up run size")
-    parser.add_argument("--big", type=int, default=1_000_000, help="memory-growth run size")
-    parser.add_argument("--latency-records", type=int, default=80_000)
-    parser.add_argument(
-        "--repeat", type=int, default=3, help="runs of the 100k and the latency scenarios"
-    )
-    args = parser.parse_args(argv)
-    began = time.monotonic()
+def _span(journal: Sequence[dict[str, Any]]) -> float:
+    """Seconds from the first request's arrival to the last answer."""
+    if not journal:
+        return 1e-9
+    last: float = max(e["answered"] or e["time"] for e in journal)
+    first: float = min(e["time"] for e in journal)
+    return max(last - first, 1e-9)
+
+
+# -- the whole run -------------------------------------------------------------------
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def print_header(defaults: Defaults) -> None:
+    """Machine, versions and the target defaults the ideals use."""
     print(
         f"target-leanpay benchmark: {os.cpu_count()} cores "
         f"({len(os.sched_getaffinity(0))} usable), Python {platform.python_version()}, "
-        f"singer-sdk {version('singer-sdk')}, msgspec {version('msgspec')}"
+        f"singer-sdk {version('singer-sdk')}, target-leanpay {version('target-leanpay')}\n"
+        f"target defaults: max_in_flight C = {defaults.in_flight}; listing concurrency "
+        f"C_list = {defaults.list_in_flight} ({defaults.list_source}); request_timeout "
+        f"{defaults.request_timeout:g} s"
     )
-    with tempfile.TemporaryDirectory(prefix="leanpay-bench-") as scratch:
-        workdir = Path(scratch)
-        generated = time.monotonic()
-        main_input = write_input(workdir / "main.singer", args.records)
-        big_input = write_input(workdir / "big.singer", args.big)
-        slow_input = write_input(workdir / "latency.singer", args.latency_records)
-        print(
-            f"input: {args.records:,} / {args.big:,} / {args.latency_records:,} invoice RECORDs"
-            f" (13 properties, STATE every {STATE_EVERY:,}) written in "
-            f"{time.monotonic() - generated:.1f} s\n"
-        )
-        with standin(workdir) as server:
-            targets: list[Run] = []
-            noops: list[Run] = []
-            for _ in range(args.repeat):  # interleaved, so drift hits both alike
-                targets.append(run_target(server, main_input, workdir, latency_ms=0, timeout=120))
-                noops.append(run_noop(server, main_input, workdir, timeout=180))
-            big = run_target(server, big_input, workdir, latency_ms=0, timeout=300)
-            slows = [
-                run_target(server, slow_input, workdir, latency_ms=LATENCY_MS, timeout=120)
-                for _ in range(args.repeat)
-            ]
-            flat = (
-                run_target(
-                    server, main_input, workdir, latency_ms=0, timeout=120, replay_safety=False
-                ),
-                run_target(
-                    server, big_input, workdir, latency_ms=0, timeout=300, replay_safety=False
-                ),
-            )
-            server.reset(0)
-            standin_peak = server.peak_rss_mib()
-    print_runs([targets, noops, [big], slows, [flat[0]], [flat[1]]])
-    print(f"stand-in peak RSS: {_fmt(standin_peak, '.0f')} MiB (it held {args.big:,} invoices)")
-    print_goals(median_run(targets), median_run(noops), big, median_run(slows), flat)
 
-    every = [*targets, *noops, big, *slows, *flat]
-    busy = [r.label for r in every if (r.standin_load or 0) > STANDIN_BUSY]
+
+def write_inputs(workdir: Path, sizes: dict[str, int]) -> dict[str, Input]:
+    """One input file per size needed (STATE every 1,000)."""
+    began = time.monotonic()
+    inputs = {name: write_input(workdir / f"{name}.singer", n) for name, n in sizes.items()}
+    print(
+        f"input: {', '.join(f'{n:,}' for n in sizes.values())} invoice RECORDs (13 properties,"
+        f" STATE every {STATE_EVERY:,}) written in {time.monotonic() - began:.1f} s"
+    )
+    return inputs
+
+
+def run_sections(
+    server: StandIn,
+    workdir: Path,
+    args: argparse.Namespace,
+    inputs: dict[str, Input],
+    defaults: Defaults,
+) -> list[Section]:
+    """Each selected section in turn, printing its table as it ends."""
+    wanted = set(args.only)
+    sections: list[Section] = []
+    small_runs: list[Run] = []
+    if "cpu" in wanted:
+        sections.append(cpu_section(server, inputs["main"], workdir, args.repeat))
+        small_runs = [r for r in sections[-1].runs if r.label.startswith("target-leanpay")]
+    if "latency" in wanted:
+        sections.append(latency_section(server, inputs["latency"], workdir, defaults, args.repeat))
+    if "memory" in wanted:
+        sections.append(memory_section(server, inputs["main"], inputs["big"], workdir, small_runs))
+    if wanted & {"listing", "faults"}:
+        sections.append(
+            faults_section(
+                server, inputs["tenant"], workdir, defaults, with_faults="faults" in wanted
+            )
+        )
+    if "rate" in wanted:
+        sections.append(rate_section(server, inputs["rate"], workdir))
+    return sections
+
+
+def input_sizes(args: argparse.Namespace) -> dict[str, int]:
+    """The inputs the selected sections need."""
+    wanted = set(args.only)
+    sizes = {
+        "main": args.records if wanted & {"cpu", "memory"} else 0,
+        "big": args.big if "memory" in wanted else 0,
+        "latency": args.latency_records if "latency" in wanted else 0,
+        "rate": args.rate_records if "rate" in wanted else 0,
+        "tenant": args.tenant_load if wanted & {"listing", "faults"} else 0,
+    }
+    return {name: n for name, n in sizes.items() if n}
+
+
+def report(sections: Sequence[Section], began: float) -> int:
+    """The goal table, what may have skewed a figure, what went wrong; the exit status."""
+    print_figures([f for s in sections for f in s.figures])
+    runs = [r for s in sections for r in s.runs]
+    busy = [r.label for r in runs if r.standin_load > STANDIN_BUSY]
     if busy:
         print(f"NOTE: the stand-in used > {STANDIN_BUSY:.0%} of a core in: {', '.join(busy)}")
-    noisy = sorted({r.label for r in every if r.other_load > NOISY})
+    noisy = [r for r in runs if r.other_load > NOISY]
     if noisy:
         print(
-            f"NOTE: other processes used > {NOISY:.0%} of a core during: {', '.join(noisy)}; "
-            "these numbers are pessimistic, run again on a quiet machine"
+            f"NOTE: other processes used > {NOISY:.0%} of a core during {len(noisy)} of "
+            f"{len(runs)} runs (up to {max(r.other_load for r in noisy):.0%}: the 'others' "
+            "column); their figures are pessimistic, run again on a quiet machine"
         )
-    for run in every:
+    for run in runs:
         for note in run.notes:
             print(f"NOTE: {run.label}: {note}")
         for problem in run.problems:
             print(f"WRONG: {run.label}: {problem}")
-    wrong = any(r.problems for r in every)
+    wrong = any(r.problems for r in runs)
     print(
-        "\nSOME RUNS ARE WRONG: their numbers mean nothing"
+        "\nSOME RUNS ARE WRONG: their figures mean nothing"
         if wrong
-        else "\nall runs checked: every record stored exactly once, last STATE printed",
+        else f"\nall {len(runs)} runs checked: every invoice stored exactly once, last STATE "
+        "printed",
         f"({time.monotonic() - began:.0f} s in all)",
     )
     return 1 if wrong else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Generate input, run every selected section against one stand-in, print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--records", type=int, default=100_000, help="CPU runs' size")
+    parser.add_argument("--big", type=int, default=1_000_000, help="memory run's size")
+    parser.add_argument("--latency-records", type=int, default=80_000)
+    parser.add_argument("--rate-records", type=int, default=40_000)
+    parser.add_argument(
+        "--tenant-load", type=int, default=20_000, help="invoices loaded into the big tenant"
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="runs of the CPU and latency sections (odd)"
+    )
+    parser.add_argument(
+        "--only", nargs="+", choices=SECTIONS, default=list(SECTIONS), help="sections to run"
+    )
+    args = parser.parse_args(argv)
+    began = time.monotonic()
+    signal.signal(signal.SIGTERM, _interrupt)  # cleaned up like Ctrl-C
+    defaults = read_defaults()
+    print_header(defaults)
+    try:
+        with tempfile.TemporaryDirectory(prefix="leanpay-bench-") as scratch:
+            workdir = Path(scratch)
+            inputs = write_inputs(workdir, input_sizes(args))
+            with standin(workdir) as server:
+                sections = run_sections(server, workdir, args, inputs, defaults)
+    except KeyboardInterrupt:
+        print("\ninterrupted: the stand-in and the target are stopped", file=sys.stderr)
+        return 130
+    return report(sections, began)
 
 
 if __name__ == "__main__":
