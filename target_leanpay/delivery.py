@@ -181,6 +181,8 @@ class Delivery:
         """Sleeps up to its argument; True when the run is stopping (a fake in tests)."""
         self._lock = threading.Lock()
         self._streams_noted_present: set[str] = set()
+        self.dry_run = False
+        """Set for a dry run, which holds nothing in Leanpay: its notes say so."""
 
     def deliver(self, chunk: Chunk) -> None:
         """Send `chunk` until each item is settled; raise when the run must stop."""
@@ -352,6 +354,14 @@ class Delivery:
             if chunk.stream in self._streams_noted_present:
                 return
             self._streams_noted_present.add(chunk.stream)
+        if self.dry_run:
+            logger.info(
+                "stream '%s': records repeating the externalId of an earlier record would not "
+                "be sent again (first: %s)",
+                chunk.stream,
+                first.ident,
+            )
+            return
         logger.info(
             "stream '%s': records whose externalId Leanpay already holds are not sent again "
             "(first: %s); the summary counts them as already present",

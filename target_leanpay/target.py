@@ -105,7 +105,9 @@ class TargetLeanpay(Target):
         assert isinstance(self.message_reader, NumberedReader)
         self.run = Run(self.settings, self.message_reader)
         # A dry run's logs say what it did, not what a real run would have done.
-        self.run.progress.dry_run = self.run.dead_letters.dry_run = self.settings.dry_run
+        dry_run = self.settings.dry_run
+        self.run.progress.dry_run = self.run.dead_letters.dry_run = dry_run
+        self.run.delivery.dry_run = dry_run
         self._routes: dict[str, list[tuple[StreamMap | None, LeanpaySink]]] = {}
         self._records_until_clock = STATS_EVERY
 

@@ -498,8 +498,9 @@ def test_a_lone_surrogate_without_a_dead_letter_file_is_a_record_rejection(
 def test_a_dry_runs_log_says_what_it_did(tmp_path: Path) -> None:
     out = tmp_path / "dry.jsonl"
     dead = tmp_path / "rejected.jsonl"
-    messages = invoices_with_state(3)
-    messages.insert(2, invoice(9, amount=-1))
+    messages = invoices_with_state(150, every=50)
+    messages.insert(2, invoice(900, amount=-1))  # rejected
+    messages.insert(-1, invoice(5))  # a repeat, after the first request was written
     config = target_config(
         None, tmp_path, dry_run=True, dry_run_path=str(out), dead_letter_path=str(dead)
     )
@@ -507,24 +508,27 @@ def test_a_dry_runs_log_says_what_it_did(tmp_path: Path) -> None:
     result = run_target(config, messages)
 
     assert result.returncode == 0, result.stderr
-    messages_logged = [m for level in ("INFO", "WARNING") for m in lines(result.stderr, level)]
+    logged = [m for level in ("INFO", "WARNING") for m in lines(result.stderr, level)]
     assert (
         "Dry run: replay safety assumes an empty tenant for invoices (nothing is read "
-        "from Leanpay)" in messages_logged
+        "from Leanpay)" in logged
     )
-    assert any(
-        m.startswith(
-            "Summary (dry run): stream 'public-invoices' -> invoices: 4 records read, "
-            "3 would be sent in 1 request, 1 rejected, "
-        )
-        for m in messages_logged
-    ), messages_logged
     assert (
-        f"Dry run: 1 request written to {out}; nothing was sent to Leanpay and no STATE is written"
-        in messages_logged
+        "stream 'public-invoices': records repeating the externalId of an earlier record "
+        "would not be sent again (first: externalId 'INV-00005' (input line 155))" in logged
     )
-    for word in ("acknowledged", "listed", "list request", "already present"):
-        assert word not in result.stderr
+    [summary] = [m for m in logged if m.startswith("Summary (dry run)")]
+    assert summary.startswith(
+        "Summary (dry run): stream 'public-invoices' -> invoices: 152 records read, "
+        "150 would be sent in 2 requests, 1 not sent again (same externalId as an earlier "
+        "record), 1 rejected, "
+    ), summary
+    assert (
+        f"Dry run: 2 requests written to {out}; nothing was sent to Leanpay and no STATE "
+        "is written" in logged
+    )
+    for claim in ("acknowledged", "listed", "list request", "already present", "already holds"):
+        assert claim not in result.stderr
     assert result.stderr.count("STATE") == 1  # "no STATE is written", nothing else
     assert result.stdout == ""
 
