@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import csv
 import difflib
-import ipaddress
 import os
-import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,14 +20,12 @@ from singer_sdk import typing as th
 from singer_sdk.helpers.capabilities import FLATTENING_CONFIG, STREAM_MAPS_CONFIG
 from singer_sdk.typing import DEFAULT_JSONSCHEMA_VALIDATOR
 
+from target_leanpay.credentials import key_problem, url_credentials, url_problem
 from target_leanpay.errors import ConfigError, quote
 from target_leanpay.mapping import MappingSettings
-from target_leanpay.redaction import MASK
 from target_leanpay.resources import MAX_ITEMS_PER_REQUEST, RESOURCES, Resource
 
 DEFAULT_RESOURCE = "invoices"
-MIN_PASTED_KEY = 12
-"""A name in an api_url this long (`https://<key>@host`) is masked as a secret."""
 REQUIRED_UNLESS_DRY_RUN = "Required unless dry_run is on."
 """How --about and the plugin definition say when api_key is needed."""
 
@@ -259,51 +255,6 @@ def _schema_problems(config: Mapping[str, Any]) -> dict[str, list[str]]:
     return found
 
 
-def _is_local(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _authority(url: str) -> tuple[int, int]:
-    """Where the `user:password@host:port` part of `url` starts and ends (with or
-    without a scheme: `user:secret@example.com/v1` must not slip through either)."""
-    scheme_end = url.find("://")
-    start = scheme_end + 3 if scheme_end >= 0 else 0
-    end = len(url)
-    for separator in "/?#":
-        found = url.find(separator, start)
-        if found >= 0:
-            end = min(end, found)
-    return start, end
-
-
-def url_credentials(url: str) -> list[str]:
-    """What must be masked of the credentials written into `url` (`name:password@`).
-
-    The whole of them, the password, and the name when it is long enough to be a pasted
-    key rather than a word ("admin") whose masking would garble every message; raw and
-    percent-decoded. [] when there are none.
-    """
-    start, end = _authority(url)
-    userinfo = url[start:end].rpartition("@")[0]
-    name, _, password = userinfo.partition(":")
-    parts = [userinfo, password, name if len(name) >= MIN_PASTED_KEY else ""]
-    return sorted({p for part in parts for p in (part, urllib.parse.unquote(part)) if p})
-
-
-def masked_url(url: str) -> str:
-    """`url` with any credentials before its host replaced by the mask."""
-    start, end = _authority(url)
-    authority = url[start:end]
-    if "@" not in authority:
-        return url
-    return url[:start] + MASK + "@" + authority.rpartition("@")[2] + url[end:]
-
-
 def secret_values(config: Mapping[str, Any]) -> list[str]:
     """What the log filter must mask before anything of this config is checked or logged."""
     secrets: list[str] = []
@@ -315,43 +266,6 @@ def secret_values(config: Mapping[str, Any]) -> list[str]:
     if isinstance(url, str):
         secrets += url_credentials(url)
     return secrets
-
-
-def _url_problem(url: str) -> str | None:
-    shown = repr(masked_url(url))
-    start, end = _authority(url)
-    if "@" in url[start:end]:
-        return (
-            f"api_url {shown} holds credentials (the part before '@'); Leanpay reads the "
-            "key only from api_key: remove them from the URL"
-        )
-    parts = urllib.parse.urlsplit(url)
-    try:
-        host = parts.hostname
-    except ValueError:
-        host = None
-    if parts.scheme == "https" and host:
-        return None
-    if parts.scheme == "http" and host and _is_local(host):
-        return None
-    return f"api_url {shown} must be https:// (plain http:// only for localhost / 127.0.0.1)"
-
-
-def _key_problem(api_key: str) -> str | None:
-    """Why `api_key` cannot travel in an HTTP header; the key itself is never quoted."""
-    for position, char in enumerate(api_key, start=1):
-        if ord(char) > 0xFF:
-            return (
-                f"api_key holds a character an HTTP header cannot carry (U+{ord(char):04X}, "
-                f"character {position} of {len(api_key)}; headers take Latin-1 only): "
-                "copy the key again"
-            )
-        if not char.isprintable() or char.isspace():
-            return (
-                f"api_key contains spaces or control characters (character {position} of "
-                f"{len(api_key)}), which an HTTP header cannot carry; copy the key again"
-            )
-    return None
 
 
 def read_client_ids(path: str) -> dict[str, str]:
@@ -400,7 +314,7 @@ def _positive(value: Any, name: str, problems: list[str]) -> float:
     return float(value)
 
 
-def parse(config: Mapping[str, Any]) -> Settings:  # noqa: PLR0912 - one check per setting
+def parse(config: Mapping[str, Any]) -> Settings:
     """Check every setting and build typed settings; `ConfigError` lists every problem."""
     problems = unknown_settings(config)
     invalid = _schema_problems(config)
@@ -417,12 +331,11 @@ def parse(config: Mapping[str, Any]) -> Settings:  # noqa: PLR0912 - one check p
         problems.append(
             "api_key is required unless dry_run is on (set dry_run: true to send nothing)"
         )
-    key_problem = _key_problem(api_key)
-    if key_problem:
-        problems.append(key_problem)
-    url_problem = _url_problem(values["api_url"])
-    if url_problem:
-        problems.append(url_problem)
+    problems += [
+        problem
+        for problem in (key_problem(api_key), url_problem(values["api_url"]))
+        if problem is not None
+    ]
     routing = dict(values["stream_resources"])
     unknown = {s: r for s, r in routing.items() if r not in RESOURCES}
     if unknown:
