@@ -30,7 +30,14 @@ import requests
 base = sys.argv[1].split("/v1/public")[0]
 calls = requests.get(f"{base}/_control/requests", timeout=5).json()
 posts = [c for c in calls if c["method"] == "POST"]
-print(f"{len(calls)} requests ({len(posts)} batch POSTs with {sum(c['items'] or 0 for c in posts)} items)")
+items = sum(c["items"] or 0 for c in posts)
+
+
+def count(n, noun):
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+print(f"{count(len(calls), 'request')} ({count(len(posts), 'batch POST')} with {count(items, 'item')})")
 for invoice in requests.get(f"{base}/_control/store", timeout=5).json()["invoices"]:
     print(
         f"  {invoice['externalId']:<15} client {invoice['clientId'][:8]}…  "

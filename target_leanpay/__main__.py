@@ -1,5 +1,5 @@
-"""`python -m target_leanpay` runs the target's CLI."""
+"""`python -m target_leanpay` runs the target's CLI, as the `target-leanpay` command does."""
 
-from target_leanpay.target import TargetLeanpay
+from target_leanpay.cli import main
 
-TargetLeanpay.cli()
+main()

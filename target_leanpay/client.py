@@ -33,6 +33,7 @@ import random
 import re
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Generator, Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -151,6 +152,8 @@ class LeanpayClient:
         """`max_in_flight`: the most requests on the wire at once, POSTs and list pages
         together; the throttle may allow fewer after a 429."""
         self.api_url = api_url.rstrip("/")
+        self.host = _host(self.api_url)
+        """Named when Leanpay cannot be reached (never the key: settings refuse user:pass@)."""
         self.timeout = (min(10.0, timeout), timeout)
         self.max_retries = max_retries
         self.max_retry_wait = max_retry_wait
@@ -302,7 +305,7 @@ class LeanpayClient:
                     allow_redirects=False,
                 )
         except requests.ConnectTimeout as exc:
-            failure = ApiError(f"{where}: could not connect ({_reason(exc)})")
+            failure = ApiError(f"{where}: could not connect to {self.host} ({_reason(exc)})")
             raise _Retryable(failure, None) from None
         except (
             requests.Timeout,
@@ -311,7 +314,7 @@ class LeanpayClient:
             requests.exceptions.ContentDecodingError,
         ) as exc:
             if _never_sent(exc):
-                failure = ApiError(f"{where}: could not connect ({_reason(exc)})")
+                failure = ApiError(f"{where}: could not connect to {self.host} ({_reason(exc)})")
                 raise _Retryable(failure, None) from None
             if method == "GET":
                 raise _Retryable(ApiError(f"{where}: {_reason(exc)}"), None) from None
@@ -365,6 +368,11 @@ class LeanpayClient:
         if status in ITEM_STATUSES:
             raise ItemsRefused(said, status=status, body=text)
         raise ApiError(said, status=status, body=text)
+
+
+def _host(url: str) -> str:
+    """`host:port` of `url`, without anything written before an `@`."""
+    return urllib.parse.urlsplit(url).netloc.rpartition("@")[2]
 
 
 def _never_sent(exc: BaseException) -> bool:

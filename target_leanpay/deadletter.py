@@ -3,8 +3,13 @@
 With `dead_letter_path` set, each rejected record becomes one JSON line holding the
 stream, the original record, the payload built from it (if any), the reasons, and what
 the API said; the record then counts as settled, so STATE may move past it (it is safe in
-the file). Without it, the first rejection stops the run with a message that names the
-stream, the record and the field.
+the file). Each one is also a WARNING line (stream, record, first reason), up to
+`WARN_LIMIT` per run; the summary says how many more and where they all are. Without it,
+the first rejection stops the run with a message that names the stream, the record and
+the field.
+
+A line stays valid UTF-8 JSON whatever the record holds: a string with a lone surrogate
+(which Python's json reads from `"\\ud800"`) is written with JSON escapes.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import datetime
 import decimal
 import json
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +26,11 @@ from typing import IO, Any
 
 from target_leanpay.errors import DeadLetterError, RejectedRecord, TooManyRejections, quote
 from target_leanpay.mapping import Problem, Reference
+
+logger = logging.getLogger("target-leanpay")
+
+WARN_LIMIT = 20
+"""Rejected records logged one by one per run; the rest are counted in the summary."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +53,17 @@ class RejectedItem:
             text += f" (Leanpay answered HTTP {self.http_status}: {quote(self.api_message or '')})"
         return text
 
+    def headline(self) -> str:
+        """One short line: stream, record and the first reason."""
+        first = self.problems[0] if self.problems else Problem("(item)", "rejected")
+        more = len(self.problems) - 1
+        text = f"stream '{self.stream}', record {self.ident}: {first.field}: {first.reason}"
+        if more:
+            text += f" (and {more} more problem{'s' if more > 1 else ''})"
+        if self.http_status is not None:
+            text += f" (Leanpay answered HTTP {self.http_status})"
+        return text
+
 
 def _json_default(value: Any) -> Any:
     """Keep the source's exact values: Decimal and dates as their text; a reference by
@@ -53,6 +75,16 @@ def _json_default(value: Any) -> Any:
     return repr(value)
 
 
+def _json_line(entry: dict[str, Any]) -> str:
+    """One JSON line, readable text where it can be, JSON escapes where it must."""
+    line = json.dumps(entry, default=_json_default, ensure_ascii=False)
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: only an escape can write it
+        line = json.dumps(entry, default=_json_default, ensure_ascii=True)
+    return line
+
+
 class DeadLetters:
     """Writes rejected records, or raises when there is nowhere to write them."""
 
@@ -61,12 +93,15 @@ class DeadLetters:
         path: str | None,
         max_rejections: int | None,
         *,
+        dry_run: bool = False,
         counted_by: Callable[[RejectedItem], None] | None = None,
     ) -> None:
-        """`counted_by`: a plan's tally, which takes every rejection instead (no file is
+        """`dry_run`: messages speak of what a real run would do, not of STATE.
+        `counted_by`: a plan's tally, which takes every rejection instead (no file is
         written, and the run does not stop)."""
         self.path = path
         self.max_rejections = max_rejections
+        self.dry_run = dry_run
         self._counted_by = counted_by
         self.count = 0
         self._lock = threading.Lock()
@@ -78,13 +113,16 @@ class DeadLetters:
             self._counted_by(item)
             return
         if self.path is None:
-            fate = "Leanpay refused it" if item.http_status is not None else "it was not sent"
+            if self.dry_run:
+                fate = "A real run would not send it either"
+            else:
+                fate = "Leanpay refused it" if item.http_status is not None else "It was not sent"
+                fate += ", and STATE stops before it"
             raise RejectedRecord(
-                f"Rejected {item.describe()}. {fate.capitalize()}, and STATE stops before "
-                "it. Fix the record, or set dead_letter_path to set such records aside and "
-                "load the rest."
+                f"Rejected {item.describe()}. {fate}. Fix the record, or set "
+                "dead_letter_path to set such records aside and load the rest."
             )
-        line = json.dumps(
+        line = _json_line(
             {
                 "stream": item.stream,
                 "record_id": item.ident,
@@ -94,9 +132,7 @@ class DeadLetters:
                 "http_status": item.http_status,
                 "api_message": item.api_message,
                 "rejected_at": datetime.datetime.now(datetime.UTC).isoformat(),
-            },
-            default=_json_default,
-            ensure_ascii=False,
+            }
         )
         with self._lock:
             try:
@@ -112,12 +148,29 @@ class DeadLetters:
                 ) from None
             self.count += 1
             count = self.count
+        if count <= WARN_LIMIT:
+            logger.warning("Rejected %s; set aside in %s", item.headline(), self.path)
         if self.max_rejections is not None and count > self.max_rejections:
             raise TooManyRejections(
                 f"{count} records were rejected, more than max_rejections "
                 f"({self.max_rejections}); the last: {item.describe()}. "
                 f"All of them are in {self.path}."
             )
+
+    def log_summary(self) -> None:
+        """The end of the run: how many records were set aside, and where."""
+        if not self.count:
+            return
+        if self.count > WARN_LIMIT:
+            logger.warning(
+                "… %d more rejected records, all in %s", self.count - WARN_LIMIT, self.path
+            )
+        logger.warning(
+            "Summary: %d rejected record%s set aside in the dead-letter file %s",
+            self.count,
+            "" if self.count == 1 else "s",
+            self.path,
+        )
 
     def close(self) -> None:
         """Flush and close the file."""

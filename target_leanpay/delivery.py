@@ -174,7 +174,9 @@ class Delivery:
         max_ambiguous_retries: int,
         no_answer_wait: float,
         max_wait: float,
+        dry_run: bool = False,
     ) -> None:
+        """`dry_run`: nothing is held in Leanpay (a plain dry run): notes say so."""
         self._send = send
         self._checkpoints = checkpoints
         self._dead_letters = dead_letters
@@ -188,6 +190,7 @@ class Delivery:
         self._max_wait = max_wait
         self._lock = threading.Lock()
         self._streams_noted_present: set[str] = set()
+        self._dry_run = dry_run
 
     def deliver(self, chunk: Chunk) -> None:
         """Send `chunk` until each item is settled; raise when the run must stop."""
@@ -401,6 +404,14 @@ class Delivery:
             if chunk.stream in self._streams_noted_present:
                 return
             self._streams_noted_present.add(chunk.stream)
+        if self._dry_run:
+            logger.info(
+                "stream '%s': records repeating the externalId of an earlier record would not "
+                "be sent again (first: %s)",
+                chunk.stream,
+                first.ident,
+            )
+            return
         logger.info(
             "stream '%s': records whose externalId Leanpay already holds are not sent again "
             "(first: %s); the summary counts them as already present",

@@ -21,7 +21,18 @@ class TargetLeanpayError(Exception):
 
 
 class ConfigError(TargetLeanpayError):
-    """The settings cannot work (missing key, unreadable client_ids_file, ...)."""
+    """The settings cannot work (missing key, unknown setting, unreadable client_ids_file, ...).
+
+    Carries every problem found, so that a user fixes the config in one go.
+    """
+
+    def __init__(self, problems: str | list[str]) -> None:
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__("; ".join(self.problems))
+
+
+class OutputClosed(TargetLeanpayError):
+    """stdout, the STATE channel, was closed by the program reading it."""
 
 
 class InputError(TargetLeanpayError):

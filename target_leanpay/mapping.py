@@ -35,7 +35,8 @@ Mapping rules (user-facing; the README's mapping guide copies them):
   their decimal digits (ERP ids often are integers; beware that an integer postal code has
   lost its leading zeros); any other type (float, Decimal, boolean, date) is rejected. Text
   longer than the field's limit (80 characters for every text field but ``description``,
-  counted in Unicode code points) or containing a NUL character is rejected, never cut.
+  counted in Unicode code points), containing a NUL character or a lone UTF-16 surrogate
+  (``"\\ud800"``, which is not text) is rejected, never cut.
 - **Amounts** are sent as integers of minor units (cents) and never pass through a binary
   float: a ``float`` value is always rejected (floats cannot hold most cent values exactly;
   JSON numbers read by the Singer SDK arrive as ``Decimal``, which is fine).
@@ -79,6 +80,7 @@ from target_leanpay.resources import MAX_STRING_LENGTH, Field, Kind, Resource
 from target_leanpay.values import (
     OMIT,
     InvalidValue,
+    encodable,
     is_uuid,
     major_to_minor_units,
     show,
@@ -166,6 +168,7 @@ def _text_converter(max_length: int | None, optional: bool) -> _Convert:
             and 0 < len(value) <= limit
             and "\x00" not in value
             and not value.isspace()
+            and (value.isascii() or encodable(value))
         ):
             return value  # what to_text would return, checked without the call
         text = to_text(value, max_length)

@@ -1,4 +1,8 @@
-"""Counters per stream, a progress line every few seconds, and the end-of-run summary."""
+"""Counters per stream, a progress line every few seconds, and the end-of-run summary.
+
+A dry run's lines say what it did: records that would be sent and requests written to
+its file, never "acknowledged" (nothing was sent, so nothing was acknowledged).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,15 @@ from dataclasses import dataclass, field
 logger = logging.getLogger("target-leanpay")
 
 PROGRESS_INTERVAL_SECONDS = 5.0
+
+_PLURALS = {"retry": "retries", "already present": "already present"}
+
+
+def plural(count: int, noun: str) -> str:
+    """`1 request`, `2 requests`, `0 retries`."""
+    if count == 1:
+        return f"{count} {noun}"
+    return f"{count} {_PLURALS.get(noun, noun + 's')}"
 
 
 @dataclass(eq=False)  # compared and hashed by identity: one object per stream
@@ -35,22 +48,36 @@ class StreamStats:
             for name, value in counts.items():
                 setattr(self, name, getattr(self, name) + value)
 
-    def summary(self) -> str:
+    def summary(self, *, dry_run: bool = False) -> str:
         """One line for the end-of-run summary."""
         elapsed = time.monotonic() - self.started
+        read = f"stream '{self.stream}' -> {self.resource}: {plural(self.read, 'record')} read"
+        if dry_run:
+            repeated = (
+                f", {self.already_present} not sent again (same externalId as an earlier record)"
+                if self.already_present
+                else ""
+            )
+            return (
+                f"{read}, {self.acknowledged} would be sent in {plural(self.requests, 'request')}"
+                f"{repeated}, {self.rejected} rejected, {elapsed:.1f} s"
+            )
         return (
-            f"stream '{self.stream}' -> {self.resource}: {self.read} records read, "
-            f"{self.acknowledged} acknowledged, {self.already_present} already present, "
-            f"{self.rejected} rejected, {self.requests} requests, {self.retries} retries, "
-            f"{elapsed:.1f} s"
+            f"{read}, {self.acknowledged} acknowledged, {self.already_present} already present, "
+            f"{self.rejected} rejected, {plural(self.requests, 'request')}, "
+            f"{plural(self.retries, 'retry')}, {elapsed:.1f} s"
         )
 
 
 class Progress:
     """Logs totals at most every PROGRESS_INTERVAL_SECONDS, from whichever thread asks."""
 
-    def __init__(self, interval: float = PROGRESS_INTERVAL_SECONDS) -> None:
+    def __init__(
+        self, *, dry_run: bool = False, interval: float = PROGRESS_INTERVAL_SECONDS
+    ) -> None:
+        """`dry_run`: the lines say what would be sent (a dry run, a plan)."""
         self.interval = interval
+        self.dry_run = dry_run
         self.streams: dict[str, StreamStats] = {}
         self._started = time.monotonic()
         self._next_log = self._started + interval
@@ -73,16 +100,25 @@ class Progress:
             read = sum(s.read for s in self.streams.values())
             done = sum(s.acknowledged + s.already_present for s in self.streams.values())
             rate = done / max(now - self._started, 1e-9)
-            logger.info(
-                "Progress: %d records read, %d acknowledged or present, %.0f records/s",
-                read,
-                done,
-                rate,
-            )
+            if self.dry_run:
+                logger.info(
+                    "Progress (dry run): %s read, %d would be sent, %.0f records/s",
+                    plural(read, "record"),
+                    done,
+                    rate,
+                )
+            else:
+                logger.info(
+                    "Progress: %s read, %d acknowledged or present, %.0f records/s",
+                    plural(read, "record"),
+                    done,
+                    rate,
+                )
         finally:
             self._lock.release()
 
     def log_summary(self) -> None:
         """One line per stream: records, requests, retries, rejected, elapsed."""
+        label = "Summary (dry run)" if self.dry_run else "Summary"
         for stats in self.streams.values():
-            logger.info("Summary: %s", stats.summary())
+            logger.info("%s: %s", label, stats.summary(dry_run=self.dry_run))

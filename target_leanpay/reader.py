@@ -10,13 +10,21 @@ methods replaced, each for a reason the SDK's cannot serve:
 * `process_lines`: the SDK's loop has no place where a signal may stop it safely; ours
   marks the blocking read as the place (`interrupt.py`) and reads stdin as bytes (no
   text decoding before msgspec).
+
+A line msgspec refuses only because a string holds a lone UTF-16 surrogate escape
+(`"x\\ud800y"`, valid JSON that Python's json reads) is read with Python's json instead:
+it is one record that cannot be sent, rejected by the mapping like any other bad value,
+not malformed input that stops the run.
 """
 
 from __future__ import annotations
 
+import json
+import re
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterable
+from decimal import Decimal
 from typing import IO, Any
 
 import msgspec
@@ -29,6 +37,9 @@ from target_leanpay.errors import InputError, TargetLeanpayError, quote
 from target_leanpay.interrupt import Interrupt
 
 KNOWN_TYPES = frozenset({"RECORD", "SCHEMA", "STATE", "ACTIVATE_VERSION", "BATCH"})
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+"""A JSON escape of a UTF-16 surrogate (paired ones are fine for msgspec, lone ones not)."""
 
 
 class NumberedReader(MsgSpecReader):
@@ -76,9 +87,11 @@ class NumberedReader(MsgSpecReader):
         try:
             message = sdk_decoder.decode(line)
         except msgspec.DecodeError as exc:
-            raise InputError(
-                f"Input line {self.line_number} is not valid JSON ({exc}): {_excerpt(line)}"
-            ) from None
+            message = _with_lone_surrogates(line)
+            if message is None:
+                raise InputError(
+                    f"Input line {self.line_number} is not valid JSON ({exc}): {_excerpt(line)}"
+                ) from None
         if not isinstance(message, dict):
             raise InputError(
                 f"Input line {self.line_number} is not a JSON object: {_excerpt(line)}"
@@ -91,6 +104,25 @@ class NumberedReader(MsgSpecReader):
                 f"a Singer tap sends only {', '.join(sorted(KNOWN_TYPES))}"
             )
         return message
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _with_lone_surrogates(line: str | bytes) -> Any:
+    """The line read by Python's json, if it holds a surrogate escape and reads; else None.
+
+    Numbers are read as msgspec reads them (fractions as Decimal); NaN and Infinity,
+    which Python's json accepts and JSON does not, are still refused.
+    """
+    raw = line.encode("utf-8", "surrogatepass") if isinstance(line, str) else line
+    if _SURROGATE_ESCAPE.search(raw) is None:
+        return None
+    try:
+        return json.loads(raw, parse_float=Decimal, parse_constant=_refuse_constant)
+    except (ValueError, UnicodeDecodeError):
+        return None
 
 
 def _excerpt(line: str | bytes) -> str:

@@ -31,9 +31,7 @@ from target_leanpay.values import InvalidValue, show
 class References:
     """Resolves `Reference`s to Leanpay ids, from the guards of the referred resources."""
 
-    def __init__(
-        self, guard_for: Callable[[Resource], ReplayGuard[Any]], *, dry_run: bool
-    ) -> None:
+    def __init__(self, guard_for: Callable[[Resource], ReplayGuard[Any]], *, dry_run: bool) -> None:
         """`guard_for`: the guard of a resource (`ReplayGuards.for_resource`)."""
         self._guard_for = guard_for
         self._dry_run = dry_run

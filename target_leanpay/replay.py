@@ -36,6 +36,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 from target_leanpay.errors import AuthError, Stopped
 from target_leanpay.listing import Listed, Listing
+from target_leanpay.progress import plural
 from target_leanpay.receipts import Receipts
 from target_leanpay.resources import Resource
 
@@ -262,13 +263,11 @@ class ReplayGuard(Generic[T]):
             self._wait_a_little(max(remaining, 0.001))
         on_wire = set(self._on_wire)  # their outcome may add waiters: let them end first
         if on_wire:
-            one = len(on_wire) == 1
             logger.debug(
-                "listing %s again once the %d request%s on the wire %s answered",
+                "listing %s again once the %s on the wire %s answered",
                 self.resource.name,
-                len(on_wire),
-                "" if one else "s",
-                "is" if one else "are",
+                plural(len(on_wire), "request"),
+                "is" if len(on_wire) == 1 else "are",
             )
         while on_wire & self._on_wire:
             self._wait_a_little()
@@ -369,14 +368,16 @@ def _log_listing(name: str, listed: Listed, seconds: float, number: int, waiting
             listed.rows,
             name,
         )
-    which = "listed" if number == 1 else f"listed again (for {waiting} uncertain requests)"
+    which = (
+        "listed" if number == 1 else f"listed again (for {plural(waiting, 'uncertain request')})"
+    )
     logger.info(
-        "Replay safety: %d %s %s, %d with an externalId: %d pages in %.1f s",
+        "Replay safety: %d %s %s, %d with an externalId: %s in %.1f s",
         listed.rows,
         name,
         which,
         listed.external_ids,
-        listed.pages,
+        plural(listed.pages, "page"),
         seconds,
     )
 

@@ -45,13 +45,14 @@ class Run:
         """Set when the run stops (a failure, a signal): no retry, no wait."""
         self.sending_failed = threading.Event()
         """Set when a chunk failed: the run is over, no new request is made."""
-        self.progress = Progress()
         writes_nothing = settings.dry_run or settings.plan
+        self.progress = Progress(dry_run=writes_nothing)
         self.checkpoints = Checkpoints(_discard if writes_nothing else write_to_stdout)
         self.plan = Plan(settings.dead_letter_path) if settings.plan else None
         self.dead_letters = DeadLetters(
             settings.dead_letter_path,
             settings.max_rejections,
+            dry_run=writes_nothing,
             counted_by=None if self.plan is None else self.plan.rejected,
         )
         self.receipts = Receipts(settings.receipts_path, writable=not writes_nothing)
@@ -99,6 +100,7 @@ class Run:
             max_ambiguous_retries=settings.max_retries,
             no_answer_wait=min(settings.max_retry_wait, 2 * settings.request_timeout),
             max_wait=settings.max_retry_wait,
+            dry_run=settings.dry_run,
         )
         self._closing = ExitStack()
         for resource in (self.guards, self.client, self.dry_run, self.dead_letters, self.receipts):

@@ -1,24 +1,33 @@
-"""Every setting of target-leanpay, declared once, with its description and default."""
+"""Every setting of target-leanpay, declared once, with its description and default.
+
+`parse` is the one check of a config: unknown settings (with the closest known name),
+values of the wrong type, and everything the JSON schema cannot say (the key, the URL,
+files), all reported at once so that a user fixes the config in one go. Checking writes
+nothing: folders are created when a file is first written.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import ipaddress
+import difflib
 import os
-import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from singer_sdk import typing as th
+from singer_sdk.helpers.capabilities import FLATTENING_CONFIG, STREAM_MAPS_CONFIG
+from singer_sdk.typing import DEFAULT_JSONSCHEMA_VALIDATOR
 
-from target_leanpay.errors import ConfigError
+from target_leanpay.credentials import key_problem, url_credentials, url_problem
+from target_leanpay.errors import ConfigError, quote
 from target_leanpay.mapping import MappingSettings
 from target_leanpay.resources import MAX_ITEMS_PER_REQUEST, RESOURCES, Resource
 
 DEFAULT_RESOURCE = "invoices"
+REQUIRED_UNLESS_DRY_RUN = "Required unless dry_run is on."
+"""How --about and the plugin definition say when api_key is needed."""
 
 SCHEMA = th.PropertiesList(
     th.Property(
@@ -27,7 +36,7 @@ SCHEMA = th.PropertiesList(
         secret=True,
         title="API key",
         description="Leanpay API key, sent as-is in the Authorization header. "
-        "Not needed for a dry run.",
+        + REQUIRED_UNLESS_DRY_RUN,
     ),
     th.Property(
         "api_url",
@@ -196,6 +205,23 @@ SCHEMA = th.PropertiesList(
     ),
 ).to_dict()
 
+for _builtin in (STREAM_MAPS_CONFIG, FLATTENING_CONFIG):
+    # The SDK's own settings for the capabilities target-leanpay declares (stream maps,
+    # flattening), merged here rather than at first use so that SCHEMA is the same
+    # whenever it is read: what --about lists is exactly what a config may hold.
+    for _name, _spec in _builtin["properties"].items():
+        SCHEMA["properties"].setdefault(_name, _spec)
+
+KNOWN = frozenset(SCHEMA["properties"])
+"""Every setting a config may hold; any other key is refused."""
+
+SECRETS = frozenset(name for name, spec in SCHEMA["properties"].items() if spec.get("secret"))
+
+DEFAULTS: dict[str, Any] = {
+    name: spec["default"] for name, spec in SCHEMA["properties"].items() if "default" in spec
+}
+"""Each setting's default, as the schema declares it (and `--about` shows it)."""
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -225,24 +251,53 @@ class Settings:
         return RESOURCES[self.stream_resources.get(stream, DEFAULT_RESOURCE)]
 
 
-def _is_local(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+def closest(name: str, known: frozenset[str] = KNOWN) -> str | None:
+    """The known setting `name` most likely misspells, if any is close enough."""
+    found = difflib.get_close_matches(name.lower(), sorted(known), n=1, cutoff=0.6)
+    return found[0] if found else None
 
 
-def _check_url(url: str) -> str:
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme == "https" and parts.hostname:
-        return url
-    if parts.scheme == "http" and parts.hostname and _is_local(parts.hostname):
-        return url
-    raise ConfigError(
-        f"api_url {url!r} must be https:// (plain http:// only for localhost / 127.0.0.1)"
-    )
+def unknown_settings(config: Mapping[str, Any]) -> list[str]:
+    """A problem per key that is not a setting (only the name is quoted: values may be secret)."""
+    problems = []
+    for name in config:
+        if name in KNOWN:
+            continue
+        guess = closest(str(name))
+        hint = f"; did you mean {guess}?" if guess else " (target-leanpay --about lists them)"
+        problems.append(f"{quote(repr(name), 80)} is not a target-leanpay setting{hint}")
+    return problems
+
+
+def _schema_problems(config: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Values of the wrong type or shape, per setting; a secret's value is never echoed.
+
+    A null means the default (a scheduler may write every setting, set or not).
+    """
+    known = {name: value for name, value in config.items() if name in KNOWN and value is not None}
+    found: dict[str, list[str]] = {}
+    for error in DEFAULT_JSONSCHEMA_VALIDATOR(SCHEMA).iter_errors(known):
+        name = str(error.path[0]) if error.path else ""
+        where = "config" + "".join(f"[{p!r}]" for p in error.path)
+        if name in SECRETS:
+            text = f"{where} is invalid ({error.validator}: {error.validator_value})"
+        else:
+            text = f"{where}: {quote(error.message, 200)}"
+        found.setdefault(name, []).append(text)
+    return found
+
+
+def secret_values(config: Mapping[str, Any]) -> list[str]:
+    """What the log filter must mask before anything of this config is checked or logged."""
+    secrets: list[str] = []
+    for name in SECRETS:
+        value = config.get(name)
+        if isinstance(value, str):
+            secrets += [value, value.strip()]
+    url = config.get("api_url")
+    if isinstance(url, str):
+        secrets += url_credentials(url)
+    return secrets
 
 
 def read_client_ids(path: str) -> dict[str, str]:
@@ -258,77 +313,111 @@ def read_client_ids(path: str) -> dict[str, str]:
             return {row["externalId"].strip(): row["id"].strip() for row in reader}
     except OSError as exc:
         raise ConfigError(f"client_ids_file {path!r} cannot be read: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"client_ids_file {path!r} is not UTF-8 text") from None
 
 
 def check_writable(path: str, setting: str) -> None:
-    """Fail at start, not at the first rejection, when a file cannot be written."""
+    """Fail at start, not at the first rejection, when a file could not be written.
+
+    Only looks: the file's folder is created when the file is first written, so that a
+    refused config leaves nothing behind.
+    """
     target = Path(path)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(
-            f"{setting} {path!r}: cannot create its folder ({exc.strerror})"
-        ) from None
-    if target.is_dir() or not os.access(target if target.exists() else target.parent, os.W_OK):
-        raise ConfigError(f"{setting} {path!r} is not a writable file")
+    if target.is_dir():
+        raise ConfigError(f"{setting} {path!r} is a folder, not a file")
+    if target.exists():
+        if not os.access(target, os.W_OK):
+            raise ConfigError(f"{setting} {path!r} is not a writable file")
+        return
+    folder = target.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise ConfigError(f"{setting} {path!r}: cannot create its folder ({folder} is a file)")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigError(f"{setting} {path!r}: cannot create it ({folder} is not writable)")
 
 
-DEFAULTS: dict[str, Any] = {
-    name: spec["default"] for name, spec in SCHEMA["properties"].items() if "default" in spec
-}
-"""Each setting's default, as the schema declares it (and `--about` shows it)."""
-
-
-def _positive(value: Any, name: str) -> float:
+def _positive(value: Any, name: str, problems: list[str]) -> float:
     if value <= 0:
-        raise ConfigError(f"{name} must be greater than 0 (got {value})")
+        problems.append(f"{name} must be greater than 0 (got {value})")
+        return 1.0
     return float(value)
 
 
 def parse(config: Mapping[str, Any]) -> Settings:
-    """Check what the JSON schema cannot, and build typed settings."""
-    given = {name: value for name, value in config.items() if value is not None}
+    """Check every setting and build typed settings; `ConfigError` lists every problem."""
+    problems = unknown_settings(config)
+    invalid = _schema_problems(config)
+    problems += [text for texts in invalid.values() for text in texts]
+    given = {
+        name: value
+        for name, value in config.items()
+        if value is not None and name in KNOWN and name not in invalid
+    }
     values = {**DEFAULTS, **given}
     plan = bool(values["plan"])  # a plan reads the tenant: it is not a plain dry run
     dry_run = bool(values["dry_run"]) and not plan
     api_key = str(values.get("api_key") or "").strip()  # a key file's trailing newline
-    if plan and not api_key:
-        raise ConfigError("api_key is required for a plan, which reads the tenant")
-    if not dry_run and not api_key:
-        raise ConfigError("api_key is required (or set dry_run: true to send nothing)")
-    if any(not c.isprintable() or c.isspace() for c in api_key):
-        raise ConfigError(
-            "api_key contains spaces or control characters, which an HTTP header cannot "
-            "carry; copy the key again"
+    if plan and not api_key and "api_key" not in invalid:
+        problems.append("api_key is required for a plan, which reads the tenant")
+    elif not dry_run and not api_key and "api_key" not in invalid:
+        problems.append(
+            "api_key is required unless dry_run is on (set dry_run: true to send nothing)"
         )
+    problems += [
+        problem
+        for problem in (key_problem(api_key), url_problem(values["api_url"]))
+        if problem is not None
+    ]
     routing = dict(values["stream_resources"])
     unknown = {s: r for s, r in routing.items() if r not in RESOURCES}
     if unknown:
-        raise ConfigError(
+        problems.append(
             f"stream_resources names unknown resources {unknown}; known: {', '.join(RESOURCES)}"
         )
     client_ids: dict[str, str] = {}
     if values.get("client_ids_file"):
-        client_ids.update(read_client_ids(values["client_ids_file"]))
+        try:
+            client_ids.update(read_client_ids(values["client_ids_file"]))
+        except ConfigError as unreadable:
+            problems += unreadable.problems
     client_ids.update(values["client_ids"])
     batch_size = values["batch_size_rows"]
     if batch_size < 1:
-        raise ConfigError(f"batch_size_rows must be at least 1 (got {batch_size})")
+        problems.append(f"batch_size_rows must be at least 1 (got {batch_size})")
     dead_letter_path = values.get("dead_letter_path") or None
-    if dead_letter_path is not None:
-        check_writable(dead_letter_path, "dead_letter_path")
+    receipts_path = values.get("receipts_path") or None
+    files = [(dead_letter_path, "dead_letter_path"), (receipts_path, "receipts_path")]
+    if dry_run or plan:
+        files.append((values["dry_run_path"], "dry_run_path"))
+    for path, setting in files:
+        if path is not None:
+            try:
+                check_writable(path, setting)
+            except ConfigError as unwritable:
+                problems += unwritable.problems
     max_rejections = values.get("max_rejections")
     if max_rejections is not None and max_rejections < 0:
-        raise ConfigError(f"max_rejections must be 0 or more (got {max_rejections})")
+        problems.append(f"max_rejections must be 0 or more (got {max_rejections})")
+    request_timeout = _positive(values["request_timeout"], "request_timeout", problems)
+    max_retry_wait = _positive(values["max_retry_wait"], "max_retry_wait", problems)
+    max_in_flight = int(_positive(values["max_in_flight"], "max_in_flight", problems))
+    max_list_in_flight = int(
+        _positive(values["max_list_in_flight"], "max_list_in_flight", problems)
+    )
+    if problems:
+        raise ConfigError(problems)
     return Settings(
         api_key=api_key,
-        api_url=_check_url(values["api_url"]),
-        request_timeout=_positive(values["request_timeout"], "request_timeout"),
+        api_url=values["api_url"],
+        request_timeout=request_timeout,
         max_retries=max(0, int(values["max_retries"])),
-        max_retry_wait=_positive(values["max_retry_wait"], "max_retry_wait"),
+        max_retry_wait=max_retry_wait,
         request_size=min(int(batch_size), MAX_ITEMS_PER_REQUEST),
-        max_in_flight=int(_positive(values["max_in_flight"], "max_in_flight")),
-        max_list_in_flight=int(_positive(values["max_list_in_flight"], "max_list_in_flight")),
+        max_in_flight=max_in_flight,
+        max_list_in_flight=max_list_in_flight,
         stream_resources=routing,
         mapping=MappingSettings(
             amount_unit=values["amount_unit"],
@@ -340,22 +429,7 @@ def parse(config: Mapping[str, Any]) -> Settings:
         dry_run=dry_run,
         dry_run_path=values["dry_run_path"],
         plan=plan,
-        receipts_path=values.get("receipts_path") or None,
+        receipts_path=receipts_path,
         replay_safety=bool(values["replay_safety"]),
         validate_records=bool(values["validate_records"]),
     )
-
-
-NUMBER_SETTINGS = frozenset(
-    name for name, spec in SCHEMA["properties"].items() if "number" in str(spec.get("type"))
-)
-
-
-def coerce_numbers(config: dict[str, Any]) -> dict[str, Any]:
-    """Turn numeric strings of `number` settings (from the environment) into numbers."""
-    for name in NUMBER_SETTINGS & config.keys():
-        value = config[name]
-        if isinstance(value, str):
-            with contextlib.suppress(ValueError):  # else left as is: validation names it
-                config[name] = float(value)
-    return config

@@ -9,11 +9,16 @@ Where singer-sdk 0.54 would let STATE run ahead of the data, this class takes ov
   signal, reading stops at the next safe point (`interrupt.py`), the requests in flight
   get a bounded time, their checkpoints go out, and the exit code is 128 + signal;
 * expected failures (bad input, rejected record, API refusal, wrong key) end the run with
-  one paragraph on stderr and exit code 1; tracebacks are kept for bugs.
+  one paragraph on stderr and exit code 1; tracebacks are kept for bugs;
+* the config is read and checked here, not by the SDK: `--config` files by
+  `config_input` (the SDK's reader raised tracebacks), every setting by `settings.parse`
+  (every problem at once), and the secrets it holds are masked in the logs before
+  anything of it is checked or logged.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import os
@@ -21,15 +26,18 @@ import sys
 from types import FrameType
 from typing import IO, Any, ClassVar
 
+import click
 from singer_sdk import Target
-from singer_sdk.exceptions import ConfigValidationError, InvalidJSONSchema, StreamMapConfigError
+from singer_sdk.exceptions import InvalidJSONSchema, StreamMapConfigError
 from singer_sdk.helpers._classproperty import classproperty
 from singer_sdk.helpers.capabilities import CapabilitiesEnum, PluginCapabilities
 from singer_sdk.mapper import SameRecordTransform, StreamMap
-from singer_sdk.plugin_base import JSONSchemaValidator, PluginBase, _ConfigInput
 
 from target_leanpay import redaction
+from target_leanpay.about import render_markdown, render_text
+from target_leanpay.config_input import ConfigSources, read_config_args, read_environment
 from target_leanpay.errors import (
+    ConfigError,
     InputError,
     MissingKeyProperties,
     RecordBeforeSchema,
@@ -38,12 +46,18 @@ from target_leanpay.errors import (
     quote,
 )
 from target_leanpay.interrupt import Terminated
+from target_leanpay.progress import plural
 from target_leanpay.reader import NumberedReader
 from target_leanpay.run import Run
-from target_leanpay.settings import SCHEMA, coerce_numbers, parse
+from target_leanpay.settings import SCHEMA, parse, secret_values
 from target_leanpay.sinks import LeanpaySink
 
-SECRET_SETTINGS = frozenset({"api_key"})
+HELP = (
+    "Load receivables into Leanpay from a Singer tap's output on stdin: invoices by "
+    "default, or credit notes, paybacks, links, misc operations and addresses "
+    "(stream_resources). A STATE line goes to stdout once Leanpay has acknowledged every "
+    "record before it; logs go to stderr. Settings: --about."
+)
 SHUTDOWN_GRACE_SECONDS = 30.0
 """How long a signal waits for requests in flight before exiting anyway."""
 STATS_EVERY = 1000
@@ -66,9 +80,27 @@ class TargetLeanpay(Target):
     ]
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.settings = parse(self.config)
-        redaction.install([self.settings.api_key])
+        """Check the whole config (files and environment) before the SDK sees it.
+
+        `ConfigError` lists every problem; nothing has been created, sent or written.
+        """
+        config = kwargs.get("config") or {}
+        if not isinstance(config, dict):
+            raise TypeError("target-leanpay takes its config as a dict")
+        config = dict(config)
+        problems: list[str] = []
+        if kwargs.get("parse_env_config"):
+            environment = read_environment(self._env_var_prefix)
+            config.update(environment.values)
+            problems += environment.problems
+        redaction.install(secret_values(config))
+        try:
+            self.settings = parse(config)
+        except ConfigError as invalid:
+            problems += invalid.problems
+        if problems:
+            raise ConfigError(problems)
+        super().__init__(**{**kwargs, "config": config})
         self.max_parallelism = 1  # process_batch only queues a chunk: nothing to overlap
         assert isinstance(self.message_reader, NumberedReader)
         self.run = Run(self.settings, self.message_reader)
@@ -77,34 +109,52 @@ class TargetLeanpay(Target):
 
     @classproperty
     def _env_var_config(cls) -> dict[str, Any]:  # noqa: N805 - a class property
-        """Settings from TARGET_LEANPAY_* variables, numbers included.
+        """Nothing: `__init__` has already merged TARGET_LEANPAY_* variables.
 
-        singer-sdk converts integer, boolean, array and object settings from their
-        environment strings, but leaves `number` ones (request_timeout, max_retry_wait)
-        as strings that then fail validation.
+        The SDK's reader raises tracebacks on a value it cannot convert and leaves numbers
+        as strings; `config_input.read_environment` reports each such variable instead.
         """
-        config: dict[str, Any] = PluginBase.__dict__["_env_var_config"].fget(cls)
-        return coerce_numbers(config)
+        return {}
 
     @classmethod
     def append_builtin_config(cls, config_jsonschema: dict[str, Any]) -> None:
-        """Only stream maps and flattening: record metadata and load methods do not apply."""
-        super(Target, cls).append_builtin_config(config_jsonschema)
+        """Nothing to add: SCHEMA already holds the SDK settings of stream maps and
+        flattening (settings.py), and record metadata or load methods do not apply."""
 
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
-        """Validate settings like the SDK, without ever echoing a secret's value."""
-        schema = self.config_jsonschema
-        self.append_builtin_config(schema)
-        errors = []
-        for error in JSONSchemaValidator(schema).iter_errors(self._config):
-            where = "config" + "".join(f"[{p!r}]" for p in error.path)
-            if error.path and error.path[0] in SECRET_SETTINGS:
-                errors.append(f"{where} is invalid ({error.validator}: {error.validator_value})")
-            else:
-                errors.append(f"{where}: {quote(error.message, 200)}")
-        if errors and raise_errors:
-            raise ConfigValidationError("Config validation failed", errors=errors)
-        return errors
+        """Nothing left to check: `__init__` ran `settings.parse`, which checks the schema
+        and more, reports every problem at once and never echoes a secret."""
+        return []
+
+    @classmethod
+    def cb_config(  # type: ignore[override] # returns ConfigSources, not the SDK's _ConfigInput
+        cls, ctx: click.Context, param: click.Option, value: tuple[str, ...]
+    ) -> ConfigSources:
+        """Read the `--config` files (the click callback).
+
+        The SDK's callback reads them with `read_json_file`, which raises
+        FileNotFoundError or a JSONDecodeError traceback before `invoke` runs; these
+        problems are kept for `invoke` to report, one line per file.
+        """
+        return read_config_args(value)
+
+    @classmethod
+    def get_singer_command(cls) -> click.Command:
+        """The SDK's command, with a help text that says what this target does."""
+        command = super().get_singer_command()
+        command.help = HELP
+        return command
+
+    @classmethod
+    def print_about(cls, output_format: str | None = None) -> None:
+        """Text and Markdown say each setting's default, description and when it is required."""
+        info = cls._get_about_info()
+        if output_format is None or output_format == "text":
+            print(render_text(info))  # noqa: T201 - --about prints to stdout
+        elif output_format == "markdown":
+            print(render_markdown(info))  # noqa: T201
+        else:
+            super().print_about(output_format)
 
     # Messages
 
@@ -212,16 +262,21 @@ class TargetLeanpay(Target):
             self.run.pool.wait_all()
         self.run.pool.raise_failure()
         self.run.close()
-        self.run.progress.log_summary()
+        self._log_summary()
         dry_run = self.run.dry_run
         if self.run.plan is not None and dry_run is not None:
             self.run.plan.report(self.run.progress.streams, dry_run.requests, dry_run.path)
         elif dry_run is not None:
             self.logger.info(
-                "Dry run: %d requests written to %s; nothing sent, no STATE written",
-                dry_run.requests,
+                "Dry run: %s written to %s; nothing was sent to Leanpay and no STATE is written",
+                plural(dry_run.requests, "request"),
                 dry_run.path,
             )
+
+    def _log_summary(self) -> None:
+        """A line per stream, then where the rejected records are."""
+        self.run.progress.log_summary()
+        self.run.dead_letters.log_summary()
 
     # Ending the run
 
@@ -239,15 +294,18 @@ class TargetLeanpay(Target):
     def finish_after_signal(self, signum: int) -> None:
         """Let the requests in flight finish (bounded), keep their checkpoints, exit."""
         self.run.stopping.set()
-        self.logger.warning(
-            "Received signal %d: no more records are read; waiting up to %.0f s for the "
-            "requests in flight. STATE covers only what Leanpay acknowledged.",
-            signum,
-            SHUTDOWN_GRACE_SECONDS,
-        )
+        if self.settings.dry_run:
+            self.logger.warning("Received signal %d: the dry run stops", signum)
+        else:
+            self.logger.warning(
+                "Received signal %d: no more records are read; waiting up to %.0f s for the "
+                "requests in flight. STATE covers only what Leanpay acknowledged.",
+                signum,
+                SHUTDOWN_GRACE_SECONDS,
+            )
         self.run.pool.wait_all(timeout=SHUTDOWN_GRACE_SECONDS)
         self._report_sending_failure(None)
-        self.run.progress.log_summary()
+        self._log_summary()
         self._exit(128 + signum)
 
     def fail(self, error: BaseException) -> None:
@@ -261,7 +319,7 @@ class TargetLeanpay(Target):
         self.run.pool.wait_all(timeout=SHUTDOWN_GRACE_SECONDS)
         self.run.stopping.set()
         self._report_sending_failure(error)
-        self.run.progress.log_summary()
+        self._log_summary()
         self._exit(1)
 
     def _report(self, error: BaseException) -> None:
@@ -281,8 +339,9 @@ class TargetLeanpay(Target):
         """Exit without waiting for sending threads; no STATE can follow."""
         self.run.checkpoints.close()
         self.run.close()
-        sys.stdout.flush()
-        sys.stderr.flush()
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError):  # closed by the reader (`| head`): nothing to save
+                stream.flush()
         logging.shutdown()
         os._exit(code)
 
@@ -292,20 +351,30 @@ class TargetLeanpay(Target):
         *,
         about: bool = False,
         about_format: str | None = None,
-        config: _ConfigInput | None = None,
+        config: ConfigSources | None = None,
         file_input: IO[str] | None = None,
     ) -> None:
-        """CLI entry: run, and turn every expected failure into one paragraph + exit 1."""
+        """CLI entry: run, and turn every expected failure into one paragraph + exit 1.
+
+        The config's secrets are masked before the first line is logged; a config that
+        cannot be read or is invalid is reported whole (a line per problem), and nothing
+        is sent or written.
+        """
         if about:
             cls.print_about(about_format)
             sys.exit(0)
+        sources = config or ConfigSources()
+        redaction.install(secret_values(sources.values))
         cls.print_version(print_fn=cls.logger.info)
-        config = config or _ConfigInput()
+        if sources.problems:
+            for problem in sources.problems:
+                cls.logger.error("%s", problem)
+            sys.exit(1)
         try:
-            target = cls(config=config.config, parse_env_config=config.parse_env)
-        except ConfigValidationError as invalid:
-            for error in invalid.errors:
-                cls.logger.error("Invalid setting: %s", error)
+            target = cls(config=sources.values, parse_env_config=sources.parse_env)
+        except ConfigError as invalid:
+            for problem in invalid.problems:
+                cls.logger.error("Invalid setting: %s", problem)
             sys.exit(1)
         except TargetLeanpayError as error:
             cls.logger.error("%s", error)

@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from target_leanpay.errors import Stopped
+from target_leanpay.progress import plural
 
 logger = logging.getLogger("target-leanpay.client")
 
@@ -81,7 +82,7 @@ class Throttle:
             self.limit += 1
             self._changed.notify_all()
             limit = self.limit
-        logger.info("Leanpay answers cleanly again: up to %s in flight", _requests(limit))
+        logger.info("Leanpay answers cleanly again: up to %s in flight", plural(limit, "request"))
 
     def too_many(self, started: float, pause: float) -> None:
         """A request started at `started` was answered 429: pause everything, cut the limit."""
@@ -101,10 +102,6 @@ class Throttle:
                 "Leanpay answered 429 (too many requests): every request waits %.1f s; "
                 "up to %s in flight%s",
                 pause,
-                _requests(limit),
+                plural(limit, "request"),
                 " (halved)" if cut else "",
             )
-
-
-def _requests(number: int) -> str:
-    return f"{number} request{'' if number == 1 else 's'}"

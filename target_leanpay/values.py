@@ -81,10 +81,20 @@ def to_uuid(value: object) -> str:
     raise InvalidValue(f"must be a UUID string, {_got(value)}")
 
 
+def encodable(text: str) -> bool:
+    """True unless `text` holds a lone UTF-16 surrogate, which no UTF-8 JSON can carry."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def to_text(value: object, max_length: int | None) -> str:
     """A string sent as is; an integer (ERP ids often are) becomes its decimal digits.
 
-    `fastmap` inlines the plain-str case (with the blank check of the mapper): keep them alike.
+    The mapper's text converter inlines the plain-str case (with its blank check): keep
+    them alike.
     """
     if type(value) is str:
         text = value
@@ -103,6 +113,10 @@ def to_text(value: object, max_length: int | None) -> str:
         )
     if "\x00" in text:
         raise InvalidValue(f"contains a NUL character ({show(text)})")
+    if not text.isascii() and not encodable(text):
+        raise InvalidValue(
+            f"holds a lone UTF-16 surrogate, which is not text and cannot be sent ({show(text)})"
+        )
     return text
 
 

@@ -170,11 +170,11 @@ def test_a_twin_from_another_stream_is_counted_and_dead_lettered_under_its_own_s
     streams = [json.loads(line)["stream"] for line in dead_letters.read_text().splitlines()]
     assert sorted(streams) == ["a", "b"]
     assert (
-        "stream 'a' -> invoices: 1 records read, 0 acknowledged, 0 already present, 1 rejected"
+        "stream 'a' -> invoices: 1 record read, 0 acknowledged, 0 already present, 1 rejected"
         in result.stderr
     )
     assert (
-        "stream 'b' -> invoices: 1 records read, 0 acknowledged, 0 already present, 1 rejected"
+        "stream 'b' -> invoices: 1 record read, 0 acknowledged, 0 already present, 1 rejected"
         in result.stderr
     )
 

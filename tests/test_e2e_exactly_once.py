@@ -109,9 +109,9 @@ def gets(entries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 SUMMARY = re.compile(
-    r"Summary: stream '(?P<stream>[^']+)' -> \w+: (?P<read>\d+) records read, "
+    r"Summary: stream '(?P<stream>[^']+)' -> \w+: (?P<read>\d+) records? read, "
     r"(?P<acknowledged>\d+) acknowledged, (?P<present>\d+) already present, "
-    r"(?P<rejected>\d+) rejected, (?P<requests>\d+) requests, (?P<retries>\d+) retries"
+    r"(?P<rejected>\d+) rejected, (?P<requests>\d+) requests?, (?P<retries>\d+) retr(?:y|ies)"
 )
 
 

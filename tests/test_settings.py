@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from target_leanpay.config_input import read_environment
 from target_leanpay.errors import ConfigError
 from target_leanpay.resources import CREDIT_NOTES, INVOICES
-from target_leanpay.settings import DEFAULTS, SCHEMA, coerce_numbers, parse
+from target_leanpay.settings import DEFAULTS, SCHEMA, parse
 
 KEY = "lp_live_0123456789"
 
@@ -120,14 +122,89 @@ def test_a_client_ids_file_without_its_header_or_missing_is_named(tmp_path: Path
 
 def test_a_dead_letter_path_that_cannot_be_written_fails_at_start(tmp_path: Path) -> None:
     assert settings(dead_letter_path=str(tmp_path / "new" / "dead.jsonl")).dead_letter_path
-    with pytest.raises(ConfigError, match="is not a writable file"):
+    assert not (tmp_path / "new").exists()  # checking creates nothing
+    with pytest.raises(ConfigError, match="is a folder, not a file"):
         settings(dead_letter_path=str(tmp_path))
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ConfigError, match="cannot create its folder"):
+        settings(dead_letter_path=str(tmp_path / "file" / "dead.jsonl"))
 
 
-def test_number_settings_from_the_environment_become_numbers() -> None:
-    config = {"request_timeout": "2.5", "max_retry_wait": "soon", "max_retries": "3"}
-    assert coerce_numbers(config) == {
-        "request_timeout": 2.5,
-        "max_retry_wait": "soon",  # left for validation to name
-        "max_retries": "3",  # an integer setting: the SDK converts those itself
+def test_settings_from_the_environment_are_converted_or_named(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name, value in {
+        "REQUEST_TIMEOUT": "2.5",
+        "MAX_RETRY_WAIT": "soon",
+        "MAX_RETRIES": "3",
+        "DRY_RUN": "Yes",
+        "REPLAY_SAFETY": "off",
+        "CLIENT_IDS": '{"C-1": "x"}',
+        "API_KEY": KEY,
+    }.items():
+        monkeypatch.setenv(f"TARGET_LEANPAY_{name}", value)
+
+    found = read_environment("TARGET_LEANPAY_")
+
+    assert found.values == {
+        "request_timeout": Decimal("2.5"),
+        "max_retries": 3,
+        "dry_run": True,
+        "replay_safety": False,
+        "client_ids": {"C-1": "x"},
+        "api_key": KEY,
     }
+    assert found.problems == [
+        "Environment variable TARGET_LEANPAY_MAX_RETRY_WAIT: 'soon' is not a number"
+    ]
+
+
+def test_every_problem_is_listed_at_once_and_a_misspelling_is_named() -> None:
+    with pytest.raises(ConfigError) as refused:
+        parse({"amount_units": "major", "apikey": KEY, "max_retries": "five", "dry_run": False})
+    assert refused.value.problems == [
+        "'amount_units' is not a target-leanpay setting; did you mean amount_unit?",
+        "'apikey' is not a target-leanpay setting; did you mean api_key?",
+        "config['max_retries']: 'five' is not of type 'integer', 'null'",
+        "api_key is required unless dry_run is on (set dry_run: true to send nothing)",
+    ]
+    assert KEY not in str(refused.value)
+
+
+def test_the_sdk_settings_of_declared_capabilities_are_known() -> None:
+    parse({"api_key": KEY, "stream_maps": {}, "stream_map_config": {}, "faker_config": {}})
+    parse({"api_key": KEY, "flattening_enabled": True, "flattening_max_depth": 2})
+    with pytest.raises(ConfigError, match="'load_method' is not a target-leanpay setting"):
+        parse({"api_key": KEY, "load_method": "append-only"})
+
+
+@pytest.mark.parametrize(
+    ("url", "secret"),
+    [
+        ("http://user:s3cr3t-pass@example.com/v1/public", "s3cr3t-pass"),
+        ("https://lp_live_0123456789@api.leanpay.fr/v1/public", "lp_live_0123456789"),
+        ("http://user:s3cr3t-pass@127.0.0.1:8000/v1/public", "s3cr3t-pass"),
+        ("user:s3cr3t-pass@example.com/v1", "s3cr3t-pass"),
+    ],
+)
+def test_credentials_in_api_url_are_refused_and_masked(url: str, secret: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape("holds credentials")) as refused:
+        settings(api_url=url)
+    assert secret not in str(refused.value)
+    assert "********@" in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("key", "problem"),
+    [
+        ("lp_live_0123\u20ac456789", "U+20AC"),
+        ("lp_live_01234 56789", "spaces or control characters"),
+        ("lp_live_\u201c0123456789\u201d", "U+201C"),
+    ],
+)
+def test_a_key_no_http_header_can_carry_is_refused_without_quoting_it(
+    key: str, problem: str
+) -> None:
+    with pytest.raises(ConfigError, match=re.escape(problem)) as refused:
+        settings(api_key=key)
+    assert "0123" not in str(refused.value)

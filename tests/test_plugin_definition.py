@@ -1,0 +1,136 @@
+"""target-leanpay.yml (the Meltano Hub-style plugin definition) and meltano.yml's loader
+block say exactly what `target-leanpay --about --format=json` says: every setting, in the
+same order, with the matching kind, label, default and description."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+KINDS = {
+    "string": "string",
+    "integer": "integer",
+    "number": "decimal",  # Meltano's kind for JSON-schema numbers (since Meltano 3.8)
+    "boolean": "boolean",
+    "object": "object",
+    "array": "array",
+}
+HUB_LOADER_KEYS = {
+    # schemas/plugin_definitions/loaders.schema.json of meltano/hub
+    "capabilities", "name", "pip_url", "variant", "description", "executable", "repo",
+    "namespace", "logo_url", "label", "settings", "docs", "settings_group_validation",
+    "commands", "dialect", "target_schema", "hidden", "requires", "maintenance_status",
+    "domain_url", "keywords", "definition", "next_steps", "settings_preamble", "usage",
+    "prereq",
+}  # fmt: skip
+HUB_SETTING_KEYS = {
+    # schemas/common/base_setting.schema.json of meltano/hub
+    "name", "aliases", "label", "value", "placeholder", "kind", "description", "tooltip",
+    "documentation", "protected", "env", "value_processor", "value_post_processor",
+    "oauth", "options", "docs", "sensitive",
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def about() -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, "-m", "target_leanpay", "--about", "--format=json"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+@pytest.fixture(scope="module")
+def definition() -> dict[str, Any]:
+    result: dict[str, Any] = yaml.safe_load((ROOT / "target-leanpay.yml").read_text())
+    return result
+
+
+@pytest.fixture(scope="module")
+def loader() -> dict[str, Any]:
+    project = yaml.safe_load((ROOT / "meltano.yml").read_text())
+    [found] = [p for p in project["plugins"]["loaders"] if p["name"] == "target-leanpay"]
+    result: dict[str, Any] = found
+    return result
+
+
+def words(text: str) -> str:
+    return " ".join(text.split())
+
+
+def expected_setting(name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """The Meltano setting a property of the --about schema calls for."""
+    types = spec.get("type", "object")  # no type: stream_maps, an anyOf of objects
+    types = [types] if isinstance(types, str) else types
+    kind = KINDS[next(t for t in types if t != "null")]
+    setting: dict[str, Any] = {
+        "name": name,
+        "kind": "options" if "enum" in spec else kind,
+        "label": spec["title"],
+        "description": words(spec["description"]),
+    }
+    if "default" in spec:
+        setting["value"] = spec["default"]
+    if spec.get("secret"):
+        setting["sensitive"] = True
+    if "enum" in spec:
+        setting["options"] = [v for v in spec["enum"] if v is not None]
+    return setting
+
+
+def declared(setting: dict[str, Any]) -> dict[str, Any]:
+    """A setting of a YAML file, in the shape of `expected_setting`."""
+    result = {key: setting[key] for key in ("name", "kind", "label") if key in setting}
+    result["description"] = words(setting["description"])
+    for key in ("value", "sensitive"):
+        if key in setting:
+            result[key] = setting[key]
+    if "options" in setting:
+        result["options"] = [option["value"] for option in setting["options"]]
+    return result
+
+
+def test_every_setting_agrees_with_about(about: dict[str, Any], definition: dict[str, Any]) -> None:
+    expected = [expected_setting(n, s) for n, s in about["settings"]["properties"].items()]
+    assert [declared(s) for s in definition["settings"]] == expected
+
+
+def test_the_plugin_itself_agrees_with_about(
+    about: dict[str, Any], definition: dict[str, Any]
+) -> None:
+    assert definition["name"] == about["name"] == "target-leanpay"
+    assert definition["executable"] == "target-leanpay"
+    assert definition["namespace"] == "target_leanpay"
+    assert definition["pip_url"] == "target-leanpay"
+    assert definition["capabilities"] == about["capabilities"]
+
+
+def test_the_definition_has_only_what_meltano_hub_reads(definition: dict[str, Any]) -> None:
+    assert set(definition) <= HUB_LOADER_KEYS
+    for setting in definition["settings"]:
+        assert set(setting) <= HUB_SETTING_KEYS, setting["name"]
+    [key] = [s for s in definition["settings"] if s.get("sensitive")]
+    assert key["name"] == "api_key" and key["kind"] == "string"  # not the deprecated password
+
+
+def test_meltano_yml_declares_the_same_loader(
+    definition: dict[str, Any], loader: dict[str, Any]
+) -> None:
+    assert loader["settings"] == definition["settings"]
+    for key in ("namespace", "executable", "capabilities"):
+        assert loader[key] == definition[key]
+    assert loader["pip_url"] == "-e ."  # the clone, not the package index
+    names = {s["name"] for s in definition["settings"]}
+    assert set(loader["config"]) <= names
