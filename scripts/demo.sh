@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
-# The demo behind `make demo`: the sample ERP invoices go through
-# `meltano run tap-jsonl target-leanpay` into a local Leanpay stand-in on 127.0.0.1;
-# then it shows what the stand-in received and the STATE Meltano stored.
+# The demo behind `make demo`, against a local Leanpay stand-in on 127.0.0.1:
+#   1. a plan, then the load, of the sample ERP invoices and credit notes;
+#   2. a plan, then the load, of allocations (links) and refunds (paybacks) that name
+#      invoices and credit notes by their ERP numbers: the target finds Leanpay's ids
+#      (invoices from the listing, credit notes from the receipts of step 1);
+#   3. what the stand-in received, the receipts file, and the STATE Meltano stored.
+# Every step is `meltano run`, with the project's meltano.yml.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MELTANO=${MELTANO:-meltano}
-STATE_ID=dev:tap-jsonl-to-target-leanpay
 mkdir -p output
-rm -f output/dead-letter.jsonl output/standin-url.txt
+rm -f output/dead-letter.jsonl output/receipts.jsonl output/plan-requests.jsonl \
+  output/standin-url.txt
 
 python -m leanpay_standin --port 0 --api-key demo-key --url-file output/standin-url.txt \
   >output/standin.log 2>&1 &
@@ -18,9 +22,19 @@ url=$(cat output/standin-url.txt)
 echo "== Leanpay stand-in listening at $url"
 
 export TARGET_LEANPAY_API_URL="$url" TARGET_LEANPAY_API_KEY=demo-key
-"$MELTANO" state clear --force "$STATE_ID" >/dev/null 2>&1 || true
-echo "== meltano run tap-jsonl target-leanpay"
-"$MELTANO" run tap-jsonl target-leanpay
+for tap in tap-jsonl tap-jsonl-credit-notes tap-jsonl-allocations tap-jsonl-refunds; do
+  "$MELTANO" state clear --force "dev:$tap-to-target-leanpay" >/dev/null 2>&1 || true
+done
+
+plan_then_load() {
+  echo "== Plan: TARGET_LEANPAY_PLAN=true meltano run $*"
+  TARGET_LEANPAY_PLAN=true "$MELTANO" run "$@" 2>&1 | grep -E "Plan: " | sed -E 's/.*target-leanpay +//'
+  echo "== Load: meltano run $*"
+  "$MELTANO" run "$@" 2>&1 | grep -E "Summary|ERROR|Rejected" | sed -E 's/.*target-leanpay +//'
+}
+
+plan_then_load tap-jsonl target-leanpay tap-jsonl-credit-notes target-leanpay
+plan_then_load tap-jsonl-allocations target-leanpay tap-jsonl-refunds target-leanpay
 
 echo "== What the stand-in received"
 python - "$url" <<'PY'
@@ -38,12 +52,29 @@ def count(n, noun):
 
 
 print(f"{count(len(calls), 'request')} ({count(len(posts), 'batch POST')} with {count(items, 'item')})")
-for invoice in requests.get(f"{base}/_control/store", timeout=5).json()["invoices"]:
+store = requests.get(f"{base}/_control/store", timeout=5).json()
+ids = {o["id"]: o["externalId"] for kind in ("invoices", "credit_notes") for o in store[kind]}
+for invoice in store["invoices"][:3]:
     print(
-        f"  {invoice['externalId']:<15} client {invoice['clientId'][:8]}…  "
-        f"amount {invoice['amount']:>9} cents  issued {invoice['issueDate'][:10]}  "
-        f"due {invoice['dueDate'][:10]}"
+        f"  invoice      {invoice['externalId']:<14} amount {invoice['amount']:>9} cents  "
+        f"issued {invoice['issueDate'][:10]}  due {invoice['dueDate'][:10]}"
+    )
+print(f"  ... {len(store['invoices'])} invoices in all")
+for note in store["credit_notes"]:
+    print(f"  credit note  {note['externalId']:<14} amount {note['amount']:>9} cents  id {note['id']}")
+for link in store["links"]:
+    print(
+        f"  link         {link['externalId']:<14} amount {link['amount']:>9} cents  "
+        f"{ids[link['invoiceId']]} <- {ids[link['creditNoteId']]} (by Leanpay id)"
+    )
+for payback in store["paybacks"]:
+    print(
+        f"  payback      {payback['externalId']:<14} amount {payback['amount']:>9} cents  "
+        f"of {ids[payback['creditNoteId']]}"
     )
 PY
-echo "== STATE stored by Meltano for $STATE_ID"
-"$MELTANO" --log-level=warning state get "$STATE_ID"
+echo "== Receipts (output/receipts.jsonl): every item Leanpay acknowledged, with its Leanpay id"
+head -n 2 output/receipts.jsonl
+echo "... $(wc -l <output/receipts.jsonl) receipts in all"
+echo "== STATE stored by Meltano for dev:tap-jsonl-to-target-leanpay"
+"$MELTANO" --log-level=warning state get dev:tap-jsonl-to-target-leanpay

@@ -15,7 +15,7 @@ import threading
 from collections import Counter
 
 from target_leanpay.deadletter import RejectedItem
-from target_leanpay.progress import StreamStats
+from target_leanpay.progress import StreamStats, plural
 
 logger = logging.getLogger("target-leanpay")
 
@@ -53,11 +53,11 @@ class Plan:
         """One block per stream, then the verdict."""
         for stats in streams.values():
             logger.info(
-                "Plan: stream '%s' -> %s: %d records read, %d would be sent, %d already in "
+                "Plan: stream '%s' -> %s: %s read, %d would be sent, %d already in "
                 "Leanpay, %d would be rejected (%d with an unresolved reference)",
                 stats.stream,
                 stats.resource,
-                stats.read,
+                plural(stats.read, "record"),
                 stats.acknowledged,
                 stats.already_present,
                 stats.rejected,
@@ -75,21 +75,20 @@ class Plan:
         present = sum(s.already_present for s in streams.values())
         rejected = sum(s.rejected for s in streams.values())
         held = f"; {present} already in Leanpay" if present else ""
+        sending = f"{plural(send, 'record')} in {plural(requests, 'request')}"
         if rejected and self.dead_letter_path is None:
             first = self._first_rejected
             where = f" (the first: stream '{first.stream}', {first.ident})" if first else ""
             return (
-                f"NOT READY: a real run would stop at the first of {rejected} rejected "
-                f"records{where}; fix them, or set dead_letter_path to set them aside"
+                f"NOT READY: a real run would stop at the first of "
+                f"{plural(rejected, 'rejected record')}{where}; fix them, or set "
+                "dead_letter_path to set them aside"
             )
         if rejected:
             return (
-                f"READY WITH REJECTIONS: a real run would send {send} records in {requests} "
-                f"requests{held} and set {rejected} aside in {self.dead_letter_path}"
+                f"READY WITH REJECTIONS: a real run would send {sending}{held} and set "
+                f"{rejected} aside in {self.dead_letter_path}"
             )
         if not send:
             return f"NOTHING TO DO: no record would be sent{held}"
-        return (
-            f"READY: a real run would send {send} records in {requests} requests{held}; "
-            f"they are written to {path}"
-        )
+        return f"READY: a real run would send {sending}{held}; they are written to {path}"

@@ -296,7 +296,7 @@ def test_a_plan_sends_nothing_and_counts_what_the_real_run_then_does(
 
 
 PLAN_LINE = re.compile(
-    r"Plan: stream '(?P<stream>[^']+)' -> \w+: (?P<read>\d+) records read, (?P<sent>\d+) "
+    r"Plan: stream '(?P<stream>[^']+)' -> \w+: (?P<read>\d+) records? read, (?P<sent>\d+) "
     r"would be sent, (?P<present>\d+) already in Leanpay, (?P<rejected>\d+) would be rejected"
 )
 SUMMARY_LINE = re.compile(

@@ -27,6 +27,8 @@ def test_meltano_run_loads_the_sample_invoices(tmp_path: Path) -> None:
         **os.environ,
         "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path / 'meltano.db'}",
         "TARGET_LEANPAY_DEAD_LETTER_PATH": str(tmp_path / "rejected.jsonl"),
+        # a receipts file belongs to one tenant: not the demo's, next to meltano.yml
+        "TARGET_LEANPAY_RECEIPTS_PATH": str(tmp_path / "receipts.jsonl"),
     }
 
     with StandIn(api_key="meltano-test-key") as leanpay:
@@ -61,6 +63,10 @@ def test_meltano_run_loads_the_sample_invoices(tmp_path: Path) -> None:
         for item in stored
     ] == expected
     assert not (tmp_path / "rejected.jsonl").exists()
+    receipts = [json.loads(x) for x in (tmp_path / "receipts.jsonl").read_text().splitlines()]
+    assert [(r["externalId"], r["id"]) for r in receipts] == [
+        (item["externalId"], item["id"]) for item in stored
+    ]
     state = subprocess.run(
         [MELTANO, "--log-level=warning", "state", "get", "dev:tap-jsonl-to-target-leanpay"],
         cwd=ROOT,
