@@ -37,6 +37,9 @@ if TYPE_CHECKING:
 API_PREFIX = "/v1/public"
 CONTROL_PREFIX = "/_control"
 DROP_CONNECTION = "leanpay_standin.drop_connection"
+ARRIVED = "leanpay_standin.arrived"
+"""Environ key: when the server had the request line and headers (`time.monotonic()`), so
+that `latency_ms` covers reading and parsing the body too, as a client sees it."""
 """Environ key the app sets to ask the server to close the connection without answering."""
 
 
@@ -140,7 +143,7 @@ class StandInApp:
 
     def _api(self, request: Request, path: str) -> Response:
         """Answer one API request and journal it."""
-        arrived = time.monotonic()
+        arrived = request.environ.get(ARRIVED) or time.monotonic()
         entry = self.state.journal.open(
             request.method, path, request.args.to_dict(), dict(request.headers), arrived
         )

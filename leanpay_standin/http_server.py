@@ -26,7 +26,7 @@ from typing import IO, TYPE_CHECKING, Any, cast
 
 from werkzeug.serving import DechunkedInput, ThreadedWSGIServer, WSGIRequestHandler
 
-from leanpay_standin.app import DROP_CONNECTION
+from leanpay_standin.app import ARRIVED, DROP_CONNECTION
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -107,6 +107,7 @@ class KeepAliveHandler(WSGIRequestHandler):
 
     def run_wsgi(self) -> None:
         """Serve one request: read the whole body, call the app, answer or drop."""
+        arrived = time.monotonic()  # the request line and headers are in: it has arrived
         if self.headers.get("Expect", "").lower().strip() == "100-continue":
             self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         body = self._read_body()
@@ -116,6 +117,7 @@ class KeepAliveHandler(WSGIRequestHandler):
         environ["wsgi.input"] = io.BytesIO(body)
         environ["wsgi.input_terminated"] = True  # read to the end: also right when de-chunked
         environ["CONTENT_LENGTH"] = str(len(body))
+        environ[ARRIVED] = arrived
         self.environ = environ
 
         started: list[Any] = []

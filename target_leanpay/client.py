@@ -34,13 +34,14 @@ import re
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 import backoff
 import msgspec
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 
 from target_leanpay import __version__
@@ -90,6 +91,19 @@ _decode_answer = msgspec.json.Decoder(_Answer).decode
 
 GATEWAY_STATUSES = frozenset({502, 504})
 """5xx a proxy answers while Leanpay may still be working on the request."""
+
+
+class _Answered(NamedTuple):
+    """An answer read whole: what the client looks at."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        """The body as text, for messages (never raises)."""
+        return self.body.decode("utf-8", "replace")
 
 
 class _Retryable(Exception):
@@ -146,11 +160,12 @@ class LeanpayClient:
         max_retries: int,
         max_retry_wait: float,
         max_in_flight: int,
+        max_list_in_flight: int,
         stopping: threading.Event,
         backoff_base: float = 0.5,
     ) -> None:
-        """`max_in_flight`: the most requests on the wire at once, POSTs and list pages
-        together; the throttle may allow fewer after a 429."""
+        """`max_in_flight`: the most POSTs on the wire at once; `max_list_in_flight`: the
+        most list pages. The throttle may allow fewer after a 429."""
         self.api_url = api_url.rstrip("/")
         self.host = _host(self.api_url)
         """Named when Leanpay cannot be reached (never the key: settings refuse user:pass@)."""
@@ -159,7 +174,7 @@ class LeanpayClient:
         self.max_retry_wait = max_retry_wait
         self.backoff_base = backoff_base
         self.stopping = stopping
-        self.throttle = Throttle(max_in_flight, stopping)
+        self.throttle = Throttle({"POST": max_in_flight, "GET": max_list_in_flight}, stopping)
         self._scrub = RedactSecrets([api_key]).scrub  # bodies may echo the key: mask first
         self._templates: dict[tuple[str, str], requests.PreparedRequest] = {}
         self.session = requests.Session()
@@ -170,7 +185,8 @@ class LeanpayClient:
         if ca_bundle:
             self.session.verify = ca_bundle
         self.session.trust_env = False
-        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max_in_flight, max_retries=0)
+        connections = max_in_flight + max_list_in_flight  # a re-listing beside the POSTs
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=connections, max_retries=0)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.session.headers.update(
@@ -221,34 +237,37 @@ class LeanpayClient:
         followed: requests would turn the POST into a GET whose 200 proves nothing.
         """
         body = encode_batch(resource, items)
-        response = self._with_retries(
+        answer = self._with_retries(
             lambda: self._send("POST", resource.path, body=body), on_retry=on_retry
         )
         try:  # decoded without building a dict per created object
-            return _decode_answer(response.content).data
+            return _decode_answer(answer.body).data
         except msgspec.DecodeError:
             return None
 
     def get_page(self, path: str, page: int) -> dict[str, Any]:
         """GET one page of a list endpoint (`{data, count, total, page, pageCount}`)."""
-        response = self._with_retries(
+        answer = self._with_retries(
             lambda: self._send("GET", path, params={"page": page}), on_retry=None
         )
-        data = _json_or_none(response)
+        try:
+            data = msgspec.json.decode(answer.body)
+        except msgspec.DecodeError:
+            data = None
         if not isinstance(data, dict) or not isinstance(data.get("data"), list):
             raise ApiError(
                 f"GET {path}?page={page} answered an unexpected body",
-                status=response.status_code,
-                body=response.text,
+                status=answer.status,
+                body=self._scrub(answer.text),
             )
         return data
 
     def _with_retries(
         self,
-        call: Callable[[], requests.Response],
+        call: Callable[[], _Answered],
         *,
         on_retry: OnRetry | None,
-    ) -> requests.Response:
+    ) -> _Answered:
         def log_retry(details: Any) -> None:
             failure = details["exception"]
             if failure.started is not None:
@@ -295,24 +314,16 @@ class LeanpayClient:
         *,
         body: bytes | None = None,
         params: dict[str, Any] | None = None,
-    ) -> requests.Response:
+    ) -> _Answered:
         where = f"{method} {path}"
         try:
-            with self.throttle.admitted() as started:
-                response = self.session.send(
-                    self._prepare(method, path, body, params),
-                    timeout=self.timeout,
-                    allow_redirects=False,
-                )
+            prepared = self._prepare(method, path, body, params)  # before waiting for a slot
+            with self.throttle.admitted(method) as started:
+                answer = self._exchange(prepared)
         except requests.ConnectTimeout as exc:
             failure = ApiError(f"{where}: could not connect to {self.host} ({_reason(exc)})")
             raise _Retryable(failure, None) from None
-        except (
-            requests.Timeout,
-            requests.ConnectionError,
-            requests.exceptions.ChunkedEncodingError,
-            requests.exceptions.ContentDecodingError,
-        ) as exc:
+        except (requests.Timeout, requests.ConnectionError, urllib3.exceptions.HTTPError) as exc:
             if _never_sent(exc):
                 failure = ApiError(f"{where}: could not connect to {self.host} ({_reason(exc)})")
                 raise _Retryable(failure, None) from None
@@ -324,29 +335,48 @@ class LeanpayClient:
             ) from None
         except requests.RequestException as exc:  # e.g. an invalid header: nothing was sent
             raise ApiError(f"{where}: {self._scrub(_reason(exc))}") from None
-        if response.status_code == 429:
-            self._too_many(where, response, started)
-        if response.status_code < 500:
+        if answer.status == 429:
+            self._too_many(where, answer, started)
+        if answer.status < 500:
             self.throttle.clean()
-        return self._classify(method, where, response)
+        return self._classify(method, where, answer)
 
-    def _too_many(self, where: str, response: requests.Response, started: float) -> None:
-        text = self._scrub(response.text)
+    def _exchange(self, prepared: requests.PreparedRequest) -> _Answered:
+        """Send, and read the whole answer in one read.
+
+        With `stream=True` the body is read from `response.raw` at once; `requests`'
+        own `.content` reads it in 10 kB pieces through a generator, which cost ~25% of
+        the client's CPU per request for Leanpay's ~40 kB batch answers. The connection
+        goes back to the pool only when the answer was read whole.
+        """
+        response = self.session.send(
+            prepared, timeout=self.timeout, allow_redirects=False, stream=True
+        )
+        try:
+            body = response.raw.read(decode_content=True)
+        except BaseException:
+            response.close()  # a half-read connection is never reused
+            raise
+        response.raw.release_conn()
+        return _Answered(response.status_code, response.headers, body)
+
+    def _too_many(self, where: str, answer: _Answered, started: float) -> None:
+        text = self._scrub(answer.text)
         said = f"{where}: HTTP 429: {quote(text) or '(empty body)'}"
-        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        retry_after = parse_retry_after(answer.headers.get("Retry-After"))
         raise _Retryable(ApiError(said, status=429, body=text), retry_after, started=started)
 
-    def _classify(self, method: str, where: str, response: requests.Response) -> requests.Response:
-        status = response.status_code
+    def _classify(self, method: str, where: str, answer: _Answered) -> _Answered:
+        status = answer.status
         if status < 300:
-            return response
+            return answer
         if status < 400:
             raise ApiError(
-                f"{where}: HTTP {status} redirect to {response.headers.get('Location')!r}; "
+                f"{where}: HTTP {status} redirect to {answer.headers.get('Location')!r}; "
                 "check the api_url setting",
                 status=status,
             )
-        text = self._scrub(response.text)
+        text = self._scrub(answer.text)
         said = f"{where}: HTTP {status}: {quote(text) or '(empty body)'}"
         if status in (401, 403):
             raise AuthError(
@@ -354,7 +384,7 @@ class LeanpayClient:
                 status=status,
                 body=text,
             )
-        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        retry_after = parse_retry_after(answer.headers.get("Retry-After"))
         if status == 503 or (status >= 500 and method == "GET"):
             raise _Retryable(ApiError(said, status=status, body=text), retry_after)
         if status >= 500:
@@ -393,13 +423,6 @@ def _reason(exc: BaseException) -> str:
         if cause in text:
             return f"connection closed without an answer ({cause})"
     return quote(text or type(exc).__name__, 200)
-
-
-def _json_or_none(response: requests.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None
 
 
 class DryRunClient:

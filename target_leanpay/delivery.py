@@ -388,15 +388,21 @@ class Delivery:
         `ids`: Leanpay's ids of what it just created, by externalId; their receipts are
         written (and made durable) before the checkpoint can move past them.
         """
-        ids = ids or {}
-        pairs = [(p.external_id, ids.get(p.external_id)) for p in items if p.external_id]
-        if not present:
+        get = (ids or {}).get
+        pairs = [(p.external_id, get(p.external_id)) for p in items if p.external_id]
+        if not present and self._receipts.path is not None:
             receipts = [(e, i) for e, i in pairs if i is not None]
             self._receipts.record(chunk.stream, chunk.resource.name, receipts)
         twins = chunk.guard.acknowledged(pairs)
-        _count(items, "already_present" if present else "acknowledged")
-        _count(twins, "already_present")
-        self._checkpoints.settle([p.seq for p in items] + [p.seq for p in twins])
+        if present:  # a chunk's items are all of its stream; twins may be of another
+            chunk.stats.add(already_present=len(items))
+        else:
+            chunk.stats.add(acknowledged=len(items))
+        seqs = [p.seq for p in items]
+        if twins:
+            _count(twins, "already_present")
+            seqs += [p.seq for p in twins]
+        self._checkpoints.settle(seqs)
 
     def _note_present(self, chunk: Chunk, first: Pending) -> None:
         """Say once per stream that records Leanpay already holds are not sent again."""

@@ -1,8 +1,9 @@
 """SendPool: the sending threads, with backpressure, and the run's first failure.
 
-Reading goes on while up to `size` chunks are on the wire and as many again wait, mapped
+Reading goes on while up to `size` chunks are being sent and as many again wait, mapped
 and ready, so a freed thread never idles while the reader prepares the next one;
-`submit` blocks beyond that, so memory stays flat whatever the input size. The first
+`submit` blocks beyond that, so memory stays flat whatever the input size. (How many
+requests are on the wire at once is the client's throttle's business.) The first
 job to raise stops the run: the error is kept, `failed` is set (no new request) and so is
 `stopping` (no retry), and the reading thread re-raises it at its next `submit` or at
 the end.

@@ -53,6 +53,8 @@ COALESCE_SECONDS = 1.0
 """Ambiguous requests whose waits end within this long of each other share one listing."""
 POLL_SECONDS = 0.2
 """How often a thread waiting on a listing looks at the run's stop flag."""
+_NO_TWINS: list[Any] = []
+"""The twins of a claim that has none yet: one shared (and never filled) list."""
 
 MAX_QUERY_IDS = 500
 """Ids per statement, far below SQLite's variable limit (999 before SQLite 3.32)."""
@@ -306,11 +308,14 @@ class ReplayGuard(Generic[T]):
         """`item` may be sent, unless an earlier twin is on its way: then it waits."""
         with self._lock:
             twins = self._claims.get(external_id)
-            if twins is not None:
+            if twins is None:
+                self._claims[external_id] = _NO_TWINS  # shared: no list per record
+                return "send"
+            if twins is _NO_TWINS:
+                self._claims[external_id] = [item]
+            else:
                 twins.append(item)
-                return "parked"
-            self._claims[external_id] = []
-            return "send"
+            return "parked"
 
     def learn(self, pairs: Iterable[Pair]) -> None:
         """Objects Leanpay holds, with their ids, known from elsewhere (receipts)."""
@@ -353,9 +358,12 @@ class ReplayGuard(Generic[T]):
 
     def _release(self, external_ids: Iterable[str]) -> list[T]:
         waiting: list[T] = []
+        pop = self._claims.pop
         with self._lock:
             for external_id in external_ids:
-                waiting.extend(self._claims.pop(external_id, []))
+                twins = pop(external_id, None)
+                if twins:
+                    waiting += twins
             self._released.notify_all()
         return waiting
 

@@ -64,7 +64,8 @@ class Run:
                 timeout=settings.request_timeout,
                 max_retries=settings.max_retries,
                 max_retry_wait=settings.max_retry_wait,
-                max_in_flight=max(settings.max_in_flight, settings.max_list_in_flight),
+                max_in_flight=settings.max_in_flight,
+                max_list_in_flight=settings.max_list_in_flight,
                 stopping=self.stopping,
             )
         self.dry_run = DryRunClient(settings.dry_run_path) if writes_nothing else None
@@ -82,8 +83,12 @@ class Run:
             stopping=self.stopping,
             receipts=self.receipts,
         )
+        # a dry run writes its requests in input order: one thread; a real run has one
+        # thread more than requests in flight, ready to send the moment an answer frees a
+        # slot while the thread that got it settles its chunk (at 50 ms, 0.82 -> 0.85 of
+        # the ideal rate here; a second spare thread added nothing but CPU)
         self.pool = SendPool(
-            1 if writes_nothing else settings.max_in_flight,
+            1 if writes_nothing else settings.max_in_flight + 1,
             interrupt=self.interrupt,
             failed=self.sending_failed,
             stopping=self.stopping,

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import gc
 import logging
 import os
 import sys
@@ -379,6 +380,11 @@ class TargetLeanpay(Target):
         except TargetLeanpayError as error:
             cls.logger.error("%s", error)
             sys.exit(1)
+        # Start-up made ~150k long-lived objects (singer-sdk, jsonschema, requests...).
+        # Reading allocates a few dicts per record, which triggers the cyclic collector;
+        # frozen, those objects are no longer walked by each full collection (about a
+        # fifth of the reading thread's CPU otherwise).
+        gc.freeze()
         try:
             target.listen(file_input)
         except Terminated as signal_received:

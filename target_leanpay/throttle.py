@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 from target_leanpay.errors import Stopped
@@ -39,35 +39,45 @@ POLL_SECONDS = 0.2
 
 
 class Throttle:
-    """Admits requests one by one; shared by every thread of the client."""
+    """Admits requests one by one; shared by every thread of the client.
 
-    def __init__(self, max_in_flight: int, stopping: threading.Event) -> None:
-        self.max_in_flight = max_in_flight
-        self.limit = max_in_flight
+    `caps`: the most requests of each method on the wire at once (POST: max_in_flight,
+    GET: max_list_in_flight); the AIMD limit, on all of them together, starts at the
+    largest cap.
+    """
+
+    def __init__(self, caps: Mapping[str, int], stopping: threading.Event) -> None:
+        self.max_in_flight = max(caps.values())
+        self.limit = self.max_in_flight
+        self._caps = dict(caps)
         self._stopping = stopping
         self._changed = threading.Condition(threading.Lock())
         self._in_flight = 0
+        self._by_method = dict.fromkeys(caps, 0)
         self._paused_until = 0.0
         self._last_cut = 0.0
         self._clean = 0
 
     @contextmanager
-    def admitted(self) -> Iterator[float]:
+    def admitted(self, method: str) -> Iterator[float]:
         """Wait for a free slot outside any pause; yield the moment the request started."""
+        cap = self._caps[method]
         with self._changed:
             while True:
                 if self._stopping.is_set():
                     raise Stopped("the run is stopping: no new request")
                 wait = self._paused_until - time.monotonic()
-                if wait <= 0 and self._in_flight < self.limit:
+                if wait <= 0 and self._in_flight < self.limit and self._by_method[method] < cap:
                     break
                 self._changed.wait(min(wait, POLL_SECONDS) if wait > 0 else POLL_SECONDS)
             self._in_flight += 1
+            self._by_method[method] += 1
         try:
             yield time.monotonic()
         finally:
             with self._changed:
                 self._in_flight -= 1
+                self._by_method[method] -= 1
                 self._changed.notify_all()
 
     def clean(self) -> None:

@@ -48,6 +48,7 @@ def client_for(leanpay: StandIn, *, key: str = API_KEY, **overrides: float) -> L
         max_retries=int(settings["max_retries"]),
         max_retry_wait=settings["max_retry_wait"],
         max_in_flight=2,
+        max_list_in_flight=2,
         stopping=threading.Event(),
         backoff_base=0.01,
     )
@@ -157,6 +158,7 @@ def test_connection_refused_is_retried_then_reported() -> None:
         max_retries=1,
         max_retry_wait=0.1,
         max_in_flight=1,
+        max_list_in_flight=1,
         stopping=threading.Event(),
         backoff_base=0.01,
     )
@@ -218,6 +220,7 @@ def test_proxies_come_from_the_environment_once(
         max_retries=0,
         max_retry_wait=0.1,
         max_in_flight=1,
+        max_list_in_flight=1,
         stopping=threading.Event(),
     )
     assert client.session.proxies.get("https") == "http://127.0.0.1:3128"

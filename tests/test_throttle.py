@@ -11,25 +11,25 @@ from target_leanpay.throttle import CLEAN_ANSWERS_PER_STEP, Throttle
 
 
 def test_a_429_halves_the_limit_once_for_the_requests_of_one_round() -> None:
-    throttle = Throttle(4, threading.Event())
-    with throttle.admitted() as first, throttle.admitted() as second:
+    throttle = Throttle({"POST": 4}, threading.Event())
+    with throttle.admitted("POST") as first, throttle.admitted("POST") as second:
         pass
     throttle.too_many(first, pause=0)
     throttle.too_many(second, pause=0)  # sent before the cut: no second cut
     assert throttle.limit == 2
-    with throttle.admitted() as later:
+    with throttle.admitted("POST") as later:
         pass
     throttle.too_many(later, pause=0)  # sent after the cut, still refused: cut again
     assert throttle.limit == 1
-    with throttle.admitted() as last:
+    with throttle.admitted("POST") as last:
         pass
     throttle.too_many(last, pause=0)
     assert throttle.limit == 1  # never below one
 
 
 def test_clean_answers_raise_the_limit_step_by_step_up_to_the_maximum() -> None:
-    throttle = Throttle(3, threading.Event())
-    with throttle.admitted() as started:
+    throttle = Throttle({"POST": 3}, threading.Event())
+    with throttle.admitted("POST") as started:
         pass
     throttle.too_many(started, pause=0)
     assert throttle.limit == 1
@@ -47,13 +47,13 @@ def test_clean_answers_raise_the_limit_step_by_step_up_to_the_maximum() -> None:
 
 
 def test_a_429_starts_the_count_of_clean_answers_afresh() -> None:
-    throttle = Throttle(2, threading.Event())
-    with throttle.admitted() as started:
+    throttle = Throttle({"POST": 2}, threading.Event())
+    with throttle.admitted("POST") as started:
         pass
     throttle.too_many(started, pause=0)
     for _ in range(CLEAN_ANSWERS_PER_STEP - 1):
         throttle.clean()
-    with throttle.admitted() as again:
+    with throttle.admitted("POST") as again:
         pass
     throttle.too_many(again, pause=0)
     throttle.clean()
@@ -62,8 +62,8 @@ def test_a_429_starts_the_count_of_clean_answers_afresh() -> None:
 
 def test_each_change_is_logged_once(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level("INFO")
-    throttle = Throttle(2, threading.Event())
-    with throttle.admitted() as first, throttle.admitted() as second:
+    throttle = Throttle({"POST": 2}, threading.Event())
+    with throttle.admitted("POST") as first, throttle.admitted("POST") as second:
         pass
     throttle.too_many(first, pause=0.5)
     throttle.too_many(second, pause=0.5)  # neither a longer pause nor a new cut: silent
@@ -78,7 +78,16 @@ def test_each_change_is_logged_once(caplog: pytest.LogCaptureFixture) -> None:
 
 def test_no_request_is_admitted_once_the_run_stops() -> None:
     stopping = threading.Event()
-    throttle = Throttle(2, stopping)
+    throttle = Throttle({"POST": 2}, stopping)
     stopping.set()
-    with pytest.raises(Stopped), throttle.admitted():
+    with pytest.raises(Stopped), throttle.admitted("POST"):
         pass
+
+
+def test_each_method_has_its_own_cap_under_the_shared_limit() -> None:
+    throttle = Throttle({"POST": 1, "GET": 2}, threading.Event())
+    assert throttle.limit == 2
+    with throttle.admitted("POST"), throttle.admitted("GET"):
+        assert throttle._by_method == {"POST": 1, "GET": 1}
+    with throttle.admitted("GET"), throttle.admitted("GET"):
+        assert throttle._by_method == {"POST": 0, "GET": 2}
