@@ -83,12 +83,11 @@ class Run:
             stopping=self.stopping,
             receipts=self.receipts,
         )
-        # a dry run writes its requests in input order: one thread; a real run has one
-        # thread more than requests in flight, ready to send the moment an answer frees a
-        # slot while the thread that got it settles its chunk (at 50 ms, 0.82 -> 0.85 of
-        # the ideal rate here; a second spare thread added nothing but CPU)
+        # a dry run writes its requests in input order: one thread; a real run one per
+        # request in flight: a chunk keeps its thread through retries and waits, so
+        # max_in_flight chunks at most are being delivered
         self.pool = SendPool(
-            1 if writes_nothing else settings.max_in_flight + 1,
+            1 if writes_nothing else settings.max_in_flight,
             interrupt=self.interrupt,
             failed=self.sending_failed,
             stopping=self.stopping,
