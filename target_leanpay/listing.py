@@ -3,8 +3,10 @@
 `GET /invoices?page=N` has no filter and no documented page size: a tenant of 100k
 invoices may be thousands of pages. The first page says how many there are
 (`pageCount`); the others are then read by `concurrency` threads at once, so a listing
-costs about `pages x latency / concurrency` instead of `pages x latency`. Without a
-usable `pageCount`, pages are read one after another until an empty one.
+costs about `pages x latency / concurrency` instead of `pages x latency`. Every page
+says the count again: when it grows (objects created meanwhile, which in a newest-first
+order push the oldest onto a new page), the new pages are read too. Without a usable
+`pageCount`, pages are read one after another until an empty one.
 
 A progress line says where a long listing is. When the run stops (a signal, a failure
 elsewhere), no further page is requested; the pages on the wire are abandoned with the
@@ -68,22 +70,29 @@ class Listing:
         declared = first.get("pageCount")
         if not isinstance(declared, int) or isinstance(declared, bool):
             return self._one_by_one(first, remember, progress)
-        progress.total = declared
+        progress.total = last = declared
         rows, ids = _count(first)
         threads = ThreadPoolExecutor(self._concurrency, thread_name_prefix="leanpay-list")
         try:
             pending: set[Future[dict[str, Any]]] = set()
-            for page in range(2, declared + 1):
-                if len(pending) >= self._concurrency:  # `concurrency` pages on the wire
-                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    rows, ids = _add(done, rows, ids)
-                pending.add(threads.submit(self._page, page, remember, progress))
-            while pending:
+            page = 2
+            while pending or page <= last:
+                while page <= last and len(pending) < self._concurrency:
+                    pending.add(threads.submit(self._page, page, remember, progress))
+                    page += 1
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                rows, ids = _add(done, rows, ids)
+                for future in done:  # re-raises the error of a page that failed
+                    body = future.result()
+                    page_rows, page_ids = _count(body)
+                    rows, ids = rows + page_rows, ids + page_ids
+                    # objects created meanwhile may push the last ones onto a new page
+                    # (in a newest-first order): read up to the largest count any page gave
+                    grown = body.get("pageCount")
+                    if isinstance(grown, int) and not isinstance(grown, bool) and grown > last:
+                        progress.total = last = grown
         finally:  # on a failure or a stop, pages still on the wire are abandoned
             threads.shutdown(wait=False, cancel_futures=True)
-        return Listed(max(declared, 1), rows, ids)
+        return Listed(max(last, 1), rows, ids)
 
     def _one_by_one(
         self, first: dict[str, Any], remember: ExternalIds, progress: _Progress
@@ -125,14 +134,6 @@ class _Progress:
             self._next_log = now + PROGRESS_INTERVAL_SECONDS
             read, total = self._read, self.total
         logger.info("listing %s: page %d/%s", self.name, read, total or "?")
-
-
-def _add(done: set[Future[dict[str, Any]]], rows: int, ids: int) -> tuple[int, int]:
-    """Fold finished pages into the counts; re-raise the error of a page that failed."""
-    for future in done:
-        page_rows, page_ids = _count(future.result())
-        rows, ids = rows + page_rows, ids + page_ids
-    return rows, ids
 
 
 def _count(body: dict[str, Any]) -> tuple[int, int]:

@@ -17,7 +17,9 @@ behaviour for a repeated externalId, so the target does not rely on one:
   started after the request ended (and after the wait Leanpay may still need) can say
   what was stored: `confirm_since` waits for one. Requests that become ambiguous
   together share it: a re-listing waits for the requests still on the wire, and for
-  the waits of other ambiguous requests ending within `COALESCE_SECONDS`.
+  the waits of other ambiguous requests ending within `COALESCE_SECONDS`. No POST of the
+  resource starts while it is read: objects this run creates meanwhile would shift the
+  pages under it (in a newest-first order, the uncertain batch past the last page).
 
 Records without an externalId, and resources with no list endpoint, cannot be checked
 against Leanpay: they are sent at least once (README, "Exactly once").
@@ -167,6 +169,7 @@ class ReplayGuard(Generic[T]):
         """When the newest complete listing started (all that Leanpay held then is known)."""
         self._first_failure: BaseException | None = None
         self._leading = False
+        self._listing_now = False
         self._wanted: list[float] = []  # `since` of each thread waiting for a listing
         self._on_wire: set[int] = set()
         self._post_ids = itertools.count()
@@ -210,9 +213,12 @@ class ReplayGuard(Generic[T]):
 
     @contextmanager
     def posting(self) -> Iterator[None]:
-        """Around a POST: a re-listing waits for the POSTs on the wire when it is due."""
+        """Around a POST: a re-listing waits for the POSTs on the wire when it is due, and
+        no POST starts while one is read (the listing must not change under its feet)."""
         post = next(self._post_ids)
         with self._changed:
+            while self._listing_now:
+                self._wait_a_little()
             self._on_wire.add(post)
         try:
             yield
@@ -275,11 +281,14 @@ class ReplayGuard(Generic[T]):
             self._wait_a_little()
         started = self._clock()
         waiting = len(self._wanted)
+        self._listing_now = True
         self._changed.release()
         try:
             listed = self._read(listing)
         finally:
             self._changed.acquire()
+            self._listing_now = False
+            self._changed.notify_all()
         self.listings += 1
         self._listed_from = max(started, self._listed_from or started)
         _log_listing(self.resource.name, listed, self._clock() - started, self.listings, waiting)

@@ -67,7 +67,17 @@ def test_post_sends_the_raw_key_and_lists_what_was_created(leanpay: StandIn) -> 
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("3", 3.0), ("0", 0.0), (" 7 ", 7.0), ("soon", None), ("", None), (None, None), ("-1", None)],
+    [
+        ("3", 3.0),
+        ("0", 0.0),
+        (" 7 ", 7.0),
+        ("soon", None),
+        ("", None),
+        (None, None),
+        ("-1", None),
+        ("\u00b2", None),
+        ("\u0663", None),  # digits, but not ASCII ones
+    ],
 )
 def test_retry_after_seconds(value: str | None, expected: float | None) -> None:
     assert parse_retry_after(value) == expected

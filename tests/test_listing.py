@@ -121,3 +121,24 @@ def test_no_page_is_asked_for_once_the_run_stops() -> None:
     with pytest.raises(Stopped):
         listing.read_all(lambda ids: None)
     assert pages.asked == [1, 2, 3]
+
+
+def test_pages_that_appear_during_the_listing_are_read_too() -> None:
+    # newest first: 12 objects created while the listing runs push the oldest 12 onto
+    # pages that the first page's count did not have
+    pages = Pages(rows=50, size=10)
+    grown = False
+
+    def growing(path: str, page: int) -> dict[str, Any]:
+        nonlocal grown
+        if page == 3 and not grown:
+            grown = True
+            pages.ids[:0] = [f"N{n}" for n in range(12)]
+        return pages(path, page)
+
+    listing = Listing("invoices", "/invoices", growing, concurrency=1, stopping=threading.Event())
+    seen: list[tuple[str, str | None]] = []
+    listed = listing.read_all(seen.extend)
+    assert sorted(pages.asked) == [1, 2, 3, 4, 5, 6, 7]  # 62 objects: 7 pages of 10
+    assert listed.pages == 7
+    assert {f"E{n}" for n in range(50)} <= {x for x, _ in seen}  # none of the first missed
