@@ -305,6 +305,9 @@ class Delivery:
                 status=unknown.status,
                 body=unknown.body,
             ) from None
+        if chunk.resource.list_path is None:
+            self._set_aside(chunk, items, unknown)
+            return
         chunk.stats.add(retries=1)
         wait_seconds = self._wait_before_checking(unknown)
         logger.warning(
@@ -314,8 +317,8 @@ class Delivery:
             f"Waiting {wait_seconds:.1f} s" if wait_seconds else "Leanpay answered",
             "checking which items Leanpay holds before sending again"
             if guard.checks_leanpay
-            else f"sending again ({chunk.resource.name} cannot be checked: the batch may "
-            "be stored twice)",
+            else "sending again (replay_safety is off: nothing is checked, the batch may be "
+            "stored twice)",
         )
         try:
             if guard.checks_leanpay:
@@ -337,6 +340,32 @@ class Delivery:
             raise Ambiguous(f"{chunk.describe(missing)} failed: {unknown}") from None
         if missing:
             self._post(chunk, missing, refused, ambiguous_tries=ambiguous_tries + 1)
+
+    def _set_aside(self, chunk: Chunk, items: list[Pending], unknown: Ambiguous) -> None:
+        """Leanpay may hold these items and cannot be asked (no list endpoint): sending
+        them again could store them twice, so they are rejected with why, for a human to
+        check in Leanpay. Their twins and the references to them follow."""
+        logger.warning(
+            "%s: %s. %s cannot be listed to check: the %d items are set aside as rejected "
+            "(not sent again, so never stored twice); check them in Leanpay",
+            chunk.describe(items),
+            unknown,
+            chunk.resource.name,
+            len(items),
+        )
+        reason = (
+            f"Leanpay may have stored it: {unknown}; {chunk.resource.name} cannot be listed "
+            "to check, and sending it again could store it twice. Check it in Leanpay and "
+            "load it again only if it is missing"
+        )
+        for item in items:
+            twins = []
+            if item.external_id is not None:
+                twins = chunk.guard.refused(item.external_id, uncertain=True)
+            self._reject(item, (Problem("(item)", reason),), unknown)
+            for twin in twins:
+                because = f"shares externalId with {item.ident}, which Leanpay may hold"
+                self._reject(twin, (Problem("externalId", because),), unknown)
 
     def _wait_before_checking(self, unknown: Ambiguous) -> float:
         """How long Leanpay may still be working on the request: nothing once it answered."""

@@ -54,7 +54,8 @@ class StreamStats:
         read = f"stream '{self.stream}' -> {self.resource}: {plural(self.read, 'record')} read"
         if dry_run:
             repeated = (
-                f", {self.already_present} not sent again (same externalId as an earlier record)"
+                f", {self.already_present} not sent (already in Leanpay, or repeating an "
+                "earlier record's externalId)"
                 if self.already_present
                 else ""
             )

@@ -53,8 +53,14 @@ class References:
             if self._dry_run:
                 return f"(the Leanpay id of {what}, created by this load)"
             raise InvalidValue(f"Leanpay acknowledged {what} but its answer gave no id")
-        if guard.was_refused(external_id):
+        fate = guard.fate(external_id)
+        if fate == "refused":
             raise InvalidValue(f"{what} was refused by Leanpay in this run")
+        if fate == "uncertain":
+            raise InvalidValue(
+                f"{what} may be in Leanpay, but the answer that would have given its id was "
+                "lost; give its Leanpay id instead"
+            )
         raise InvalidValue(f"no {what} is known to Leanpay ({self._looked(guard)})")
 
     def _looked(self, guard: ReplayGuard[Any]) -> str:

@@ -164,6 +164,7 @@ class ReplayGuard(Generic[T]):
         self._released = threading.Condition(self._lock)
         self._claims: dict[str, list[T]] = {}  # claimant's externalId -> waiting twins
         self._refused: set[str] = set()  # externalIds Leanpay refused in this run
+        self._uncertain: set[str] = set()  # sent, answer lost, and no way to check
         self._changed = threading.Condition(threading.Lock())
         self._listed_from: float | None = None if listing else clock()
         """When the newest complete listing started (all that Leanpay held then is known)."""
@@ -336,10 +337,11 @@ class ReplayGuard(Generic[T]):
         self._known.add(pairs)
         return self._release([external_id for external_id, _ in pairs])
 
-    def refused(self, external_id: str) -> list[T]:
-        """The claimant was refused; return its twins, which cannot be trusted either."""
+    def refused(self, external_id: str, *, uncertain: bool = False) -> list[T]:
+        """The claimant was refused, or set aside as `uncertain` (Leanpay may hold it but
+        cannot be asked); return its twins, which cannot be trusted either."""
         with self._lock:
-            self._refused.add(external_id)
+            (self._uncertain if uncertain else self._refused).add(external_id)
         return self._release([external_id])
 
     def settled_id(self, external_id: str) -> str | None:
@@ -356,10 +358,13 @@ class ReplayGuard(Generic[T]):
             return self._known.leanpay_id(external_id)
         return None
 
-    def was_refused(self, external_id: str) -> bool:
-        """Whether Leanpay refused the record with `external_id` in this run."""
+    def fate(self, external_id: str) -> Literal["refused", "uncertain"] | None:
+        """Whether the record with `external_id` was refused by Leanpay in this run, or
+        set aside because Leanpay may hold it without a way to ask."""
         with self._lock:
-            return external_id in self._refused
+            if external_id in self._refused:
+                return "refused"
+            return "uncertain" if external_id in self._uncertain else None
 
     def close(self) -> None:
         """Delete the on-disk id store."""

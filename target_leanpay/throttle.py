@@ -6,11 +6,14 @@ for the whole tenant. So:
 
 * a 429 pauses *every* request of the run, not only the one that got it, until its
   `Retry-After` has passed (or the retry's backoff, when it gives none);
-* the number of requests in flight follows additive increase, multiplicative
-  decrease (AIMD, as TCP's congestion window does): a 429 halves it, at most once per
-  round of requests (the 429s of requests sent before the last cut do not cut again);
-  `CLEAN_ANSWERS_PER_STEP` clean answers per request allowed in flight raise it by one,
-  up to `max_in_flight`. A rate-limited tenant is neither hammered nor left idle.
+* how fast requests go follows additive increase, multiplicative decrease (AIMD, as
+  TCP's congestion window does). A 429 halves the number allowed in flight, at most once
+  per round of requests (the 429s of requests sent before the last cut do not cut
+  again). At one request in flight, a 429 halves the rate instead: requests start at
+  least twice as far apart as the refused one took (then twice as far again).
+  `CLEAN_ANSWERS_PER_STEP` clean answers per request allowed in flight undo one step:
+  the spacing shrinks by a quarter (and goes at 5 ms), then the number in flight grows
+  by one, up to its cap. A rate-limited tenant is neither hammered nor left idle.
 
 Each change is logged once, at INFO.
 """
@@ -29,13 +32,15 @@ from target_leanpay.progress import plural
 logger = logging.getLogger("target-leanpay.client")
 
 CLEAN_ANSWERS_PER_STEP = 32
-"""Clean answers, per request allowed in flight, before one more request is allowed.
+"""Clean answers, per request allowed in flight, before one step back up.
 
 Each step up probes the limit and, on a rate-limited tenant, costs a 429 or two: 32
 keeps that near 5% of requests at worst, and still climbs from 1 back to 4 in flight
 within ~200 clean answers (a few seconds) after a passing burst."""
 POLL_SECONDS = 0.2
 """How often a waiting request looks at the run's stop flag."""
+SHORTEST_SPACING = 0.005
+"""Below this, requests are no longer spaced: the number in flight takes over."""
 
 
 class Throttle:
@@ -49,12 +54,15 @@ class Throttle:
     def __init__(self, caps: Mapping[str, int], stopping: threading.Event) -> None:
         self.max_in_flight = max(caps.values())
         self.limit = self.max_in_flight
+        self.spacing = 0.0
+        """Seconds between two request starts (0: not spaced)."""
         self._caps = dict(caps)
         self._stopping = stopping
         self._changed = threading.Condition(threading.Lock())
         self._in_flight = 0
         self._by_method = dict.fromkeys(caps, 0)
         self._paused_until = 0.0
+        self._next_start = 0.0
         self._last_cut = 0.0
         self._clean = 0
 
@@ -66,14 +74,16 @@ class Throttle:
             while True:
                 if self._stopping.is_set():
                     raise Stopped("the run is stopping: no new request")
-                wait = self._paused_until - time.monotonic()
+                now = time.monotonic()
+                wait = max(self._paused_until, self._next_start) - now
                 if wait <= 0 and self._in_flight < self.limit and self._by_method[method] < cap:
                     break
                 self._changed.wait(min(wait, POLL_SECONDS) if wait > 0 else POLL_SECONDS)
             self._in_flight += 1
             self._by_method[method] += 1
+            self._next_start = now + self.spacing
         try:
-            yield time.monotonic()
+            yield now
         finally:
             with self._changed:
                 self._in_flight -= 1
@@ -81,37 +91,53 @@ class Throttle:
                 self._changed.notify_all()
 
     def clean(self) -> None:
-        """A request was answered without a 429: after enough of them, allow one more."""
+        """A request was answered without a 429: after enough of them, one step back up."""
         with self._changed:
-            if self.limit >= self.max_in_flight:
+            if not self.spacing and self.limit >= self.max_in_flight:
                 return
             self._clean += 1
             if self._clean < CLEAN_ANSWERS_PER_STEP * self.limit:
                 return
             self._clean = 0
-            self.limit += 1
+            if self.spacing:
+                self.spacing = 0.75 * self.spacing
+                if self.spacing < SHORTEST_SPACING:
+                    self.spacing = 0.0
+                message = _spacing(self.spacing)
+            else:
+                self.limit += 1
+                message = f"up to {plural(self.limit, 'request')} in flight"
             self._changed.notify_all()
-            limit = self.limit
-        logger.info("Leanpay answers cleanly again: up to %s in flight", plural(limit, "request"))
+        logger.info("Leanpay answers cleanly again: %s", message)
 
     def too_many(self, started: float, pause: float) -> None:
-        """A request started at `started` was answered 429: pause everything, cut the limit."""
+        """A request started at `started` was answered 429: pause everything, slow down."""
         with self._changed:
             now = time.monotonic()
             resume = now + pause
             paused = resume > self._paused_until + 0.001
             self._paused_until = max(self._paused_until, resume)
-            cut = started >= self._last_cut and self.limit > 1
-            if cut:
+            cut = started >= self._last_cut
+            if cut and self.limit > 1:
                 self.limit = max(1, self.limit // 2)
+                slower = f"up to {plural(self.limit, 'request')} in flight (halved)"
+            elif cut:  # one in flight is still too many a second: space them out
+                self.spacing = max(2 * self.spacing, 2 * (now - started))
+                slower = _spacing(self.spacing)
+            else:
+                slower = f"up to {plural(self.limit, 'request')} in flight"
+            if cut:
                 self._last_cut = now
             self._clean = 0
-            limit = self.limit
         if paused or cut:
             logger.info(
-                "Leanpay answered 429 (too many requests): every request waits %.1f s; "
-                "up to %s in flight%s",
+                "Leanpay answered 429 (too many requests): every request waits %.1f s; %s",
                 pause,
-                plural(limit, "request"),
-                " (halved)" if cut else "",
+                slower,
             )
+
+
+def _spacing(seconds: float) -> str:
+    if not seconds:
+        return "requests are no longer spaced out"
+    return f"one request in flight, starting at least {seconds:.2f} s apart"

@@ -428,16 +428,44 @@ def test_ambiguity_past_the_retry_budget_stops_the_run_with_nothing_settled(
     assert h.checkpoints.settled == []
 
 
-def test_an_unlistable_resource_is_sent_again_after_an_ambiguous_answer(
+def test_an_unlistable_resource_is_set_aside_not_sent_again_after_an_ambiguous_answer(
     tmp_path: Path, leanpay: FakeLeanpay
 ) -> None:
     leanpay.script = [unanswered(stored=True)]
     h = Harness(leanpay, tmp_path, resource=CREDIT_NOTES)
-    h.delivery.deliver(h.chunk(2))
-    assert leanpay.posts == [ids(0, 1), ids(0, 1)]  # no list to check: at least once
-    assert h.time.waited == NO_ANSWER_WAIT
+    chunk = h.chunk(2)
+    twin = twin_of(h, chunk.items[1])
+    h.delivery.deliver(chunk)
+    assert leanpay.posts == [ids(0, 1)]  # never sent again: it could be stored twice
     assert leanpay.listings == 0
-    assert h.counts() == (2, 0, 0, 2)
+    assert h.counts() == (0, 0, 3, 1)
+    assert sorted(h.checkpoints.settled) == [0, 1, twin.seq]
+    lines = h.dead_lettered()
+    assert [line["record_id"] for line in lines] == [
+        "externalId 'X0' (input line 1)",
+        "externalId 'X1' (input line 2)",
+        "externalId 'X1' (input line 102)",
+    ]
+    assert lines[0]["reasons"][0]["reason"].startswith("Leanpay may have stored it: ")
+    assert "load it again only if it is missing" in lines[0]["reasons"][0]["reason"]
+    assert h.guard.fate("X0") == "uncertain"
+
+
+def test_a_reference_to_a_set_aside_object_says_its_id_is_unknown(
+    tmp_path: Path, leanpay: FakeLeanpay
+) -> None:
+    h = Harness(leanpay, tmp_path, resource=LINKS)
+    credit_notes = h.guard_for(CREDIT_NOTES)
+    assert credit_notes.claim("CN-1", "the credit note record") == "send"
+    credit_notes.refused("CN-1", uncertain=True)
+    leanpay.tenant = ["INV-1"]
+    h.delivery.deliver(h.chunk_of([link(1, "INV-1", "CN-1")]))
+    assert leanpay.posts == []
+    (line,) = h.dead_lettered()
+    assert line["reasons"][0]["reason"] == (
+        "credit_notes with externalId 'CN-1' may be in Leanpay, but the answer that would "
+        "have given its id was lost; give its Leanpay id instead"
+    )
 
 
 def test_items_leanpay_already_holds_are_settled_as_present_and_not_sent(

@@ -552,8 +552,8 @@ def test_a_dry_runs_log_says_what_it_did(tmp_path: Path) -> None:
     [summary] = [m for m in logged if m.startswith("Summary (dry run)")]
     assert summary.startswith(
         "Summary (dry run): stream 'public-invoices' -> invoices: 152 records read, "
-        "150 would be sent in 2 requests, 1 not sent again (same externalId as an earlier "
-        "record), 1 rejected, "
+        "150 would be sent in 2 requests, 1 not sent (already in Leanpay, or repeating an "
+        "earlier record's externalId), 1 rejected, "
     ), summary
     assert (
         f"Dry run: 2 requests written to {out}; nothing was sent to Leanpay and no STATE "

@@ -55,6 +55,7 @@ def test_a_dry_runs_lines_say_what_would_be_sent(caplog: pytest.LogCaptureFixtur
         "Summary (dry run): stream 'a' -> invoices: 3 records read, 2 would be sent in "
         "1 request, 1 rejected",
         "Summary (dry run): stream 'b' -> invoices: 2 records read, 1 would be sent in "
-        "1 request, 1 not sent again (same externalId as an earlier record), 0 rejected",
+        "1 request, 1 not sent (already in Leanpay, or repeating an earlier record's "
+        "externalId), 0 rejected",
     ]
     assert not any("acknowledged" in m for m in caplog.messages)

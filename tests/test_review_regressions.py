@@ -67,35 +67,31 @@ CREDIT_NOTE_LOAD = [
 # -- 1. credit notes after an unanswered POST ------------------------------------------
 
 
-def test_unanswered_credit_note_post_is_not_stored_twice_with_receipts(tmp_path: Path) -> None:
-    """README, Exactly once: "A request whose outcome is unknown is never simply sent
-    again"; with receipts the only open window is a kill -9 between acknowledgement and
-    receipt. One dropped connection (no kill) stores every credit note of the batch twice
-    in a duplicate-accepting Leanpay."""
-    with StandIn(api_key=API_KEY, duplicates="accept") as leanpay:
-        leanpay.add_faults({"action": "drop_after_store", "path": "/credit-notes/batch"})
-        result = run_target(_references_config(leanpay, tmp_path), CREDIT_NOTE_LOAD)
-        assert result.returncode == 0, result.stderr
-        counts = Counter(o["externalId"] for o in leanpay.store("credit_notes"))
-    assert counts == {"CN-0": 1, "CN-1": 1}, counts
-
-
-def test_unanswered_credit_note_post_then_409_does_not_reject_stored_notes_and_links(
-    tmp_path: Path,
+@pytest.mark.parametrize("mode", ["accept", "refuse"])
+def test_an_unanswered_credit_note_post_is_set_aside_never_sent_again(
+    tmp_path: Path, mode: str
 ) -> None:
-    """A duplicate-refusing Leanpay: the re-send after a dropped connection gets 409 for
-    credit notes this very run stored. They are dead-lettered as "rejected" (though in
-    Leanpay), no receipt is written, and the link and payback naming them are rejected
-    too ("was refused by Leanpay in this run"); STATE moves past all of them, exit 0.
-    The allocation and the refund are lost from the load on one dropped connection."""
-    with StandIn(api_key=API_KEY, duplicates="refuse") as leanpay:
+    """Credit notes cannot be listed: after a dropped connection nothing can tell whether
+    Leanpay stored them. Sending them again stored them twice (a duplicate-accepting
+    Leanpay) or had them dead-lettered as "already exists" and their link and payback as
+    "refused" (a refusing one). Now they are set aside, never sent twice, with a reason
+    saying to check them; the link and payback naming them say why they cannot be sent."""
+    with StandIn(api_key=API_KEY, duplicates=mode) as leanpay:
         leanpay.add_faults({"action": "drop_after_store", "path": "/credit-notes/batch"})
         result = run_target(_references_config(leanpay, tmp_path), CREDIT_NOTE_LOAD)
-        links, paybacks = leanpay.store("links"), leanpay.store("paybacks")
-    rejected = [(d["record"].get("externalId"), d["reasons"][0]["reason"]) for d in _dead(tmp_path)]
+        counts = Counter(o["externalId"] for o in leanpay.store("credit_notes"))
+        posts = [r for r in leanpay.requests() if r["path"] == "/credit-notes/batch"]
     assert result.returncode == 0, result.stderr
-    assert rejected == [], rejected
-    assert len(links) == 1 and len(paybacks) == 1
+    assert counts == {"CN-0": 1, "CN-1": 1}, counts  # stored once, by the lost request
+    assert len(posts) == 1
+    reasons = {d["record"].get("externalId"): d["reasons"][0]["reason"] for d in _dead(tmp_path)}
+    assert set(reasons) == {"CN-0", "CN-1", "LNK-0", "PB-0"}
+    assert reasons["CN-0"].startswith("Leanpay may have stored it: ")
+    assert (
+        "may be in Leanpay, but the answer that would have given its id was lost"
+        in (reasons["LNK-0"])
+    )
+    assert [s["done"] for s in result.states][-1] == 2
 
 
 # -- 2. a re-listing runs while other POSTs of the run land ------------------------------
@@ -186,11 +182,13 @@ def test_a_rate_limited_tenant_is_not_hammered_with_one_429_per_success(tmp_path
     429s in a row and the whole run fails ("gave up after 6 attempts")."""
     with StandIn(api_key=API_KEY, rate_limit=5, rate_burst=1) as leanpay:
         config = target_config(leanpay, tmp_path, batch_size_rows=10, max_retry_wait=60)
-        messages: list[Any] = [inv_schema(), *(inv(i) for i in range(200)), inv_state(200)]
+        messages: list[Any] = [inv_schema(), *(inv(i) for i in range(600)), inv_state(600)]
         result = run_target(config, messages, timeout=120)
         statuses = Counter(e["status"] for e in leanpay.requests() if e["method"] == "POST")
     assert result.returncode == 0, result.stderr[-800:]
-    assert statuses[429] <= 0.25 * statuses[201], dict(statuses)
+    # a few 429s while the pace is found (each one halves it), then hardly any
+    assert statuses[429] <= 0.2 * statuses[201], dict(statuses)
+    assert "one request in flight, starting at least" in result.stderr
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
+import time
 
 import pytest
 
@@ -91,3 +93,46 @@ def test_each_method_has_its_own_cap_under_the_shared_limit() -> None:
         assert throttle._by_method == {"POST": 1, "GET": 1}
     with throttle.admitted("GET"), throttle.admitted("GET"):
         assert throttle._by_method == {"POST": 0, "GET": 2}
+
+
+def test_at_one_request_in_flight_a_429_spaces_requests_out_and_clean_answers_undo_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level("INFO")
+    throttle = Throttle({"POST": 2}, threading.Event())
+    with throttle.admitted("POST") as started:
+        pass
+    throttle.too_many(started, pause=0)
+    assert (throttle.limit, throttle.spacing) == (1, 0)
+    with throttle.admitted("POST") as started:
+        pass
+    before = time.monotonic()
+    throttle.too_many(started, pause=0)
+    first = throttle.spacing
+    assert 2 * (before - started) <= first < 0.05  # twice as long as the request took
+    with throttle.admitted("POST") as started:
+        pass
+    throttle.too_many(started, pause=0)
+    assert throttle.spacing == 2 * first
+    steps = 0
+    while throttle.spacing:
+        for _ in range(CLEAN_ANSWERS_PER_STEP):
+            throttle.clean()
+        steps += 1
+        assert steps < 50
+    assert throttle.limit == 1  # the spacing goes first, then the number in flight
+    for _ in range(CLEAN_ANSWERS_PER_STEP):
+        throttle.clean()
+    assert throttle.limit == 2
+    assert "one request in flight, starting at least" in caplog.text
+    assert "requests are no longer spaced out" in caplog.text
+
+
+def test_spaced_requests_start_no_closer_than_the_spacing() -> None:
+    throttle = Throttle({"POST": 1}, threading.Event())
+    throttle.spacing = 0.05
+    starts = []
+    for _ in range(3):
+        with throttle.admitted("POST") as started:
+            starts.append(started)
+    assert all(b - a >= 0.05 for a, b in itertools.pairwise(starts))
