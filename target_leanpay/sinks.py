@@ -52,6 +52,11 @@ class LeanpaySink(BatchSink):
             f.refers_to for f in self.resource.fields if f.refers_to is not None
         )
         self._flush_streams_of = target.flush_streams_of
+        # bound once: process_record runs for every record
+        self._reader = self.run.reader
+        self._map = self.mapper.map
+        self._open_seq = self.run.checkpoints.open
+        self._claim = self.guard.claim
 
     @property
     def validate_schema(self) -> bool:
@@ -70,7 +75,7 @@ class LeanpaySink(BatchSink):
 
     def process_record(self, record: dict[str, Any], context: dict[str, Any]) -> None:
         """Map, check and buffer one record (`context` is unused: chunks are ours)."""
-        line = self.run.reader.line_number
+        line = self._reader.line_number
         self.stats.read += 1
         self._records_since_state += 1
         if self._validator is not None:
@@ -81,7 +86,7 @@ class LeanpaySink(BatchSink):
                     f"Input line {line}: stream '{self.stream_name}': the record does not "
                     f"match the tap's own schema: {quote(str(invalid.error_message))}"
                 ) from None
-        result = self.mapper.map(record)
+        result = self._map(record)
         if isinstance(result, Rejection):
             ident = identify(record, self.key_properties_tuple, line)
             self.run.dead_letters.reject(
@@ -91,7 +96,7 @@ class LeanpaySink(BatchSink):
             return
         external_id = result.get("externalId")
         pending = Pending(
-            self.run.checkpoints.open(),
+            self._open_seq(),
             record,
             result,
             external_id,
@@ -100,7 +105,7 @@ class LeanpaySink(BatchSink):
             self.stream_name,
             self.stats,
         )
-        if external_id is not None and self.guard.claim(external_id, pending) == "parked":
+        if external_id is not None and self._claim(external_id, pending) == "parked":
             return  # settled with its twin, sent earlier in this run
         self._buffer.append(pending)
         if len(self._buffer) >= self._request_size:
