@@ -4,7 +4,8 @@
 #   2. a plan, then the load, of allocations (links) and refunds (paybacks) that name
 #      invoices and credit notes by their ERP numbers: the target finds Leanpay's ids
 #      (invoices from the listing, credit notes from the receipts of step 1);
-#   3. what the stand-in received, the receipts file, and the STATE Meltano stored.
+#   3. what the stand-in received, the receipts file (also read back as a tap), and
+#      the STATE Meltano stored.
 # Every step is `meltano run`, with the project's meltano.yml.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -76,5 +77,12 @@ PY
 echo "== Receipts (output/receipts.jsonl): every item Leanpay acknowledged, with its Leanpay id"
 head -n 2 output/receipts.jsonl
 echo "... $(wc -l <output/receipts.jsonl) receipts in all"
+echo "== The receipts as a tap: meltano invoke tap-jsonl-receipts (a warehouse loader would get these)"
+"$MELTANO" --log-level=warning invoke tap-jsonl-receipts 2>/dev/null | python -c '
+import json, sys
+records = [m["record"] for m in map(json.loads, sys.stdin) if m["type"] == "RECORD"]
+for r in records[:2]:
+    print("  RECORD", r["resource"], r["externalId"], "->", r["id"])
+print(f"  ... {len(records)} records in stream leanpay_receipts")'
 echo "== STATE stored by Meltano for dev:tap-jsonl-to-target-leanpay"
-"$MELTANO" --log-level=warning state get dev:tap-jsonl-to-target-leanpay
+"$MELTANO" --log-level=warning --environment=dev state get dev:tap-jsonl-to-target-leanpay

@@ -78,3 +78,19 @@ def test_meltano_run_loads_the_sample_invoices(tmp_path: Path) -> None:
     )
     bookmarks = json.loads(state.stdout)["singer_state"]["bookmarks"]
     assert "erp_invoices" in bookmarks
+    # the receipts read back by the project's tap, as a warehouse loader would get them
+    invoked = subprocess.run(
+        [MELTANO, "--log-level=warning", "invoke", "tap-jsonl-receipts"],
+        cwd=ROOT,
+        env={**env, "TAP_JSONL_RECEIPTS_PATH": str(tmp_path / "receipts.jsonl")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    messages = [json.loads(line) for line in invoked.stdout.splitlines()]
+    assert [
+        (m["stream"], m["record"]["resource"], m["record"]["externalId"], m["record"]["id"])
+        for m in messages
+        if m["type"] == "RECORD"
+    ] == [("leanpay_receipts", "invoices", item["externalId"], item["id"]) for item in stored]
