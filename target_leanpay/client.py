@@ -16,7 +16,9 @@ a timeout on every call, and one retry policy driven by `backoff`:
   whose items are worth isolating; `ApiError` otherwise).
 
 Every request first passes the `Throttle` (throttle.py): a 429 pauses them all and
-lowers the number allowed in flight, which clean answers raise again.
+lowers the number allowed in flight, which clean answers raise again. A 429 that made
+the throttle slow down costs no retry (`max_retries` counts the others): finding a
+tenant's pace must not use up a request's retries.
 
 The API key only ever travels in the `Authorization` header; nothing here logs headers.
 
@@ -53,6 +55,7 @@ from target_leanpay.errors import (
     RetriesExhausted,
     quote,
 )
+from target_leanpay.progress import plural
 from target_leanpay.redaction import RedactSecrets
 from target_leanpay.resources import Resource
 from target_leanpay.throttle import Throttle
@@ -110,13 +113,20 @@ class _Retryable(Exception):
     """A failure worth another attempt; carries the server's requested wait, if any."""
 
     def __init__(
-        self, error: ApiError, retry_after: float | None, *, started: float | None = None
+        self,
+        error: ApiError,
+        retry_after: float | None,
+        *,
+        rate_limited: bool = False,
+        free: bool = False,
     ) -> None:
         super().__init__(str(error))
         self.error = error
         self.retry_after = retry_after
-        self.started = started
-        """When a request answered 429 was admitted (`Throttle.too_many` needs it)."""
+        self.rate_limited = rate_limited
+        """A 429: every request of the run waits out this one's retry."""
+        self.free = free
+        """A 429 that slowed the throttle down: the retry it asks for is not counted."""
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -268,13 +278,22 @@ class LeanpayClient:
         *,
         on_retry: OnRetry | None,
     ) -> _Answered:
+        attempts = counted = 0
+
+        def give_up(failure: Exception) -> bool:
+            nonlocal attempts, counted
+            attempts += 1
+            counted += not (isinstance(failure, _Retryable) and failure.free)
+            return self.stopping.is_set() or counted > self.max_retries
+
         def log_retry(details: Any) -> None:
             failure = details["exception"]
-            if failure.started is not None:
-                self.throttle.too_many(failure.started, details["wait"])
+            if failure.rate_limited:
+                self.throttle.pause(details["wait"])
+            left = plural(self.max_retries - counted, "retry")
             message = (
-                f"{failure.error} (attempt {details['tries']} of {self.max_retries + 1}); "
-                f"retrying in {details['wait']:.1f} s"
+                f"{failure.error} (attempt {attempts}{', not counted' if failure.free else ''};"
+                f" {left} left); retrying in {details['wait']:.1f} s"
             )
             logger.warning(message)
             if on_retry is not None:
@@ -283,8 +302,8 @@ class LeanpayClient:
         retrying = backoff.on_exception(
             _wait_times,
             _Retryable,
-            max_tries=self.max_retries + 1,
-            giveup=lambda _exc: self.stopping.is_set(),
+            max_tries=None,  # give_up counts: a 429 that slowed the throttle is free
+            giveup=give_up,
             on_backoff=log_retry,
             raise_on_giveup=True,
             jitter=None,
@@ -296,15 +315,13 @@ class LeanpayClient:
             return retrying()
         except _Retryable as exhausted:
             error = exhausted.error
-            attempts = (
+            ended = (
                 "stopping"
                 if self.stopping.is_set()
-                else (
-                    f"gave up after {self.max_retries + 1} attempt{'s' if self.max_retries else ''}"
-                )
+                else f"gave up after {plural(attempts, 'attempt')}"
             )
             raise RetriesExhausted(
-                f"{error} ({attempts})", status=error.status, body=error.body
+                f"{error} ({ended})", status=error.status, body=error.body
             ) from None
 
     def _send(
@@ -320,6 +337,8 @@ class LeanpayClient:
             prepared = self._prepare(method, path, body, params)  # before waiting for a slot
             with self.throttle.admitted(method) as started:
                 answer = self._exchange(prepared)
+                if answer.status == 429:  # slow down before the slot is free again
+                    self._too_many(where, answer, started)
         except requests.ConnectTimeout as exc:
             failure = ApiError(f"{where}: could not connect to {self.host} ({_reason(exc)})")
             raise _Retryable(failure, None) from None
@@ -335,8 +354,6 @@ class LeanpayClient:
             ) from None
         except requests.RequestException as exc:  # e.g. an invalid header: nothing was sent
             raise ApiError(f"{where}: {self._scrub(_reason(exc))}") from None
-        if answer.status == 429:
-            self._too_many(where, answer, started)
         if answer.status < 500:
             self.throttle.clean()
         return self._classify(method, where, answer)
@@ -364,7 +381,12 @@ class LeanpayClient:
         text = self._scrub(answer.text)
         said = f"{where}: HTTP 429: {quote(text) or '(empty body)'}"
         retry_after = parse_retry_after(answer.headers.get("Retry-After"))
-        raise _Retryable(ApiError(said, status=429, body=text), retry_after, started=started)
+        slowed = self.throttle.too_many(started)
+        if retry_after is not None:  # else the pause is the retry's backoff (log_retry)
+            self.throttle.pause(min(retry_after, self.max_retry_wait))
+        raise _Retryable(
+            ApiError(said, status=429, body=text), retry_after, rate_limited=True, free=slowed
+        )
 
     def _classify(self, method: str, where: str, answer: _Answered) -> _Answered:
         status = answer.status

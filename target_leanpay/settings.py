@@ -59,7 +59,8 @@ SCHEMA = th.PropertiesList(
         default=5,
         title="Retry budget",
         description="Retries per request after 429, 5xx or a connection failure, and "
-        "checked re-sends after an unanswered one (0 = never). Other 4xx are never retried.",
+        "checked re-sends after an unanswered one (0 = never); a 429 that made the target "
+        "slow down is not counted. Other 4xx are never retried.",
     ),
     th.Property(
         "max_retry_wait",

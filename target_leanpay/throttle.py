@@ -10,15 +10,18 @@ for the whole tenant. So:
   TCP's congestion window does). A 429 halves the number allowed in flight, at most once
   per round of requests (the 429s of requests sent before the last cut do not cut
   again). At one request in flight, a 429 halves the rate instead: requests start at
-  least twice as far apart as the refused one took (then twice as far again).
-  `CLEAN_ANSWERS_PER_STEP` clean answers per request allowed in flight undo one step:
-  the spacing shrinks by a quarter (and goes at 5 ms), then the number in flight grows
-  by one, up to its cap. A rate-limited tenant is neither hammered nor left idle.
+  least twice as far apart as the refused one took (then twice as far again, up to
+  `LONGEST_SPACING`). `CLEAN_ANSWERS_PER_STEP` clean answers per request allowed in
+  flight undo one step: the spacing shrinks by a quarter (and goes at 5 ms), then the
+  number in flight grows by one, up to its cap. A rate-limited tenant is neither
+  hammered nor left idle.
 
 Finding the pace costs a fixed number of 429s at the start of a run: halving down to one
 in flight, then one per doubling of the spacing from two round trips up to the tenant's
 interval (about ten for 5 requests a second, 5 ms away). After that, a 429 only marks a
-step back up.
+step back up. A 429 that slowed the throttle down costs its request no retry (the client
+changed pace: the next try is a new one), so that search never exhausts a request's
+retries; a 429 at the slowest pace does.
 
 Each change is logged once, at INFO.
 """
@@ -46,6 +49,9 @@ POLL_SECONDS = 0.2
 """How often a waiting request looks at the run's stop flag."""
 SHORTEST_SPACING = 0.005
 """Below this, requests are no longer spaced: the number in flight takes over."""
+LONGEST_SPACING = 60.0
+"""The slowest pace a 429 leads to (one request a minute). Beyond it a 429 no longer slows
+the throttle, so it costs a retry: a tenant that refuses everything fails the run."""
 
 
 class Throttle:
@@ -115,31 +121,34 @@ class Throttle:
             self._changed.notify_all()
         logger.info("Leanpay answers cleanly again: %s", message)
 
-    def too_many(self, started: float, pause: float) -> None:
-        """A request started at `started` was answered 429: pause everything, slow down."""
+    def too_many(self, started: float) -> bool:
+        """A request started at `started` was answered 429: slow down, at most once per
+        round. True when it did (the 429 then costs its request no retry)."""
         with self._changed:
+            self._clean = 0
             now = time.monotonic()
-            resume = now + pause
-            paused = resume > self._paused_until + 0.001
-            self._paused_until = max(self._paused_until, resume)
-            cut = started >= self._last_cut
-            if cut and self.limit > 1:
+            if started < self._last_cut:  # sent before the last cut, which covers it
+                return False
+            if self.limit > 1:
                 self.limit = max(1, self.limit // 2)
                 slower = f"up to {plural(self.limit, 'request')} in flight (halved)"
-            elif cut:  # one in flight is still too many a second: space them out
-                self.spacing = max(2 * self.spacing, 2 * (now - started))
+            elif self.spacing < LONGEST_SPACING:  # one in flight is still too many
+                self.spacing = min(LONGEST_SPACING, max(2 * self.spacing, 2 * (now - started)))
                 slower = _spacing(self.spacing)
             else:
-                slower = f"up to {plural(self.limit, 'request')} in flight"
-            if cut:
-                self._last_cut = now
-            self._clean = 0
-        if paused or cut:
-            logger.info(
-                "Leanpay answered 429 (too many requests): every request waits %.1f s; %s",
-                pause,
-                slower,
-            )
+                return False
+            self._last_cut = now
+        logger.info("Leanpay answered 429 (too many requests): %s", slower)
+        return True
+
+    def pause(self, seconds: float) -> None:
+        """Every request waits `seconds` from now (a 429's Retry-After, or its backoff)."""
+        with self._changed:
+            resume = time.monotonic() + seconds
+            if resume <= self._paused_until + 0.001:
+                return
+            self._paused_until = resume
+        logger.info("Leanpay answered 429: every request waits %.1f s", seconds)
 
 
 def _spacing(seconds: float) -> str:

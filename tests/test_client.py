@@ -12,6 +12,7 @@ import pytest
 from conftest import API_KEY, payload
 
 from leanpay_standin import StandIn
+from target_leanpay import throttle
 from target_leanpay.client import LeanpayClient, parse_retry_after
 from target_leanpay.errors import (
     Ambiguous,
@@ -100,6 +101,39 @@ def test_429_waits_retry_after_capped_by_max_retry_wait(leanpay: StandIn) -> Non
     elapsed = time.monotonic() - started
     assert 0.5 <= elapsed < 3
     assert [r["status"] for r in leanpay.requests()] == [429, 201]
+
+
+def test_429s_that_slow_the_client_down_cost_no_retry(leanpay: StandIn) -> None:
+    """Halving 2 -> 1 in flight, then spacing requests out: each 429 changed the pace,
+    so none of them uses up the one retry allowed."""
+    leanpay.add_faults(
+        {"path": BATCH, "action": "status", "status": 429, "headers": {"Retry-After": "0"}},
+        {"path": BATCH, "action": "status", "status": 429, "headers": {"Retry-After": "0"}},
+        {"path": BATCH, "action": "status", "status": 429, "headers": {"Retry-After": "0"}},
+        {"path": BATCH, "action": "status", "status": 429, "headers": {"Retry-After": "0"}},
+    )
+    assert post(client_for(leanpay, max_retries=1), [payload(1)]) == ["INV-00001"]
+    assert [r["status"] for r in leanpay.requests()] == [429, 429, 429, 429, 201]
+
+
+def test_429s_at_the_slowest_pace_use_up_the_retries(
+    leanpay: StandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(throttle, "LONGEST_SPACING", 0.05)
+    leanpay.add_faults(
+        {
+            "path": BATCH,
+            "action": "status",
+            "status": 429,
+            "headers": {"Retry-After": "0"},
+            "times": 100,
+        }
+    )
+    with pytest.raises(RetriesExhausted) as failure:
+        post(client_for(leanpay, max_retries=1), [payload(1)])
+    sent = len(leanpay.requests())
+    assert sent < 20  # halving, a few doublings up to 0.05 s, then two counted 429s
+    assert f"gave up after {sent} attempts" in str(failure.value)
 
 
 def test_retries_are_bounded_by_the_budget(leanpay: StandIn) -> None:

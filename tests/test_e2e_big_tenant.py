@@ -205,7 +205,8 @@ def test_a_429_pauses_every_request_and_the_in_flight_limit_falls_then_recovers(
     assert min(p["time"] for p in later) >= refused["answered"] + 0.99
     # the limit fell to 2, then clean answers raised it back to 4
     log = result.stderr
-    assert "every request waits 1.0 s; up to 2 requests in flight (halved)" in log
+    assert "Leanpay answered 429 (too many requests): up to 2 requests in flight (halved)" in log
+    assert "Leanpay answered 429: every request waits 1.0 s" in log
     assert (
         log.index("(halved)")
         < log.index("up to 3 requests in flight")
