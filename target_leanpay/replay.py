@@ -32,6 +32,7 @@ import logging
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Generic, Literal, TypeVar
@@ -89,6 +90,10 @@ class KnownIds:
             "CREATE TABLE known (external_id TEXT PRIMARY KEY, leanpay_id TEXT) WITHOUT ROWID"
         )
         self._lock = threading.Lock()
+        # A run closes it; a target driven in-process whose `listen` raised (the SDK's
+        # standard tests do that) is closed when collected, not left to the connection's
+        # own finaliser (a ResourceWarning since Python 3.13).
+        self._close = weakref.finalize(self, self._db.close)
 
     def add(self, pairs: Iterable[Pair]) -> None:
         """Remember these externalIds and, where given, their Leanpay ids; an externalId
@@ -128,7 +133,7 @@ class KnownIds:
     def close(self) -> None:
         """Delete the temporary file."""
         with self._lock:
-            self._db.close()
+            self._close()
 
 
 def _in_parts(ids: Sequence[str]) -> Iterator[Sequence[str]]:

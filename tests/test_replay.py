@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -175,3 +177,15 @@ def test_a_re_listing_waits_for_the_requests_on_the_wire(
         answered.set()
     checker.join(5)
     assert seen_when_listing == [True]
+
+
+def test_an_id_store_left_open_is_closed_quietly_when_collected() -> None:
+    """A target driven in-process whose `listen` raised never closes its run: the
+    store must not leave SQLite to warn about an unclosed database (Python 3.13+)."""
+    known = KnownIds()
+    known.add([("INV-1", None)])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        del known
+        gc.collect()
+    assert [str(w.message) for w in caught] == []
