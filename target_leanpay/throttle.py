@@ -10,18 +10,18 @@ for the whole tenant. So:
   TCP's congestion window does). A 429 halves the number allowed in flight, at most once
   per round of requests (the 429s of requests sent before the last cut do not cut
   again). At one request in flight, a 429 halves the rate instead: requests start at
-  least twice as far apart as the refused one took (then twice as far again, up to
-  `LONGEST_SPACING`). `CLEAN_ANSWERS_PER_STEP` clean answers per request allowed in
-  flight undo one step: the spacing shrinks by a quarter (and goes at 5 ms), then the
-  number in flight grows by one, up to its cap. A rate-limited tenant is neither
-  hammered nor left idle.
+  least twice as far apart as the refused one took, and at least `SHORTEST_SPACING`
+  (then twice as far again, up to `LONGEST_SPACING`). `CLEAN_ANSWERS_PER_STEP` clean
+  answers per request allowed in flight undo one step: the spacing shrinks by a quarter
+  (and goes below 5 ms), then the number in flight grows by one, up to its cap. A
+  rate-limited tenant is neither hammered nor left idle.
 
 Finding the pace costs a fixed number of 429s at the start of a run: halving down to one
-in flight, then one per doubling of the spacing from two round trips up to the tenant's
-interval (about ten for 5 requests a second, 5 ms away). After that, a 429 only marks a
-step back up. A 429 that slowed the throttle down costs its request no retry (the client
-changed pace: the next try is a new one), so that search never exhausts a request's
-retries; a 429 at the slowest pace does.
+in flight, then one per doubling of the spacing from 5 ms (or two round trips) up to the
+tenant's interval (about ten in all for 5 requests a second). After that, a 429 only
+marks a step back up. A 429 that slowed the throttle down costs its request no retry
+(the client changed pace: the next try is a new one), so that search never exhausts a
+request's retries; a 429 at the slowest pace does.
 
 Each change is logged once, at INFO.
 """
@@ -133,7 +133,8 @@ class Throttle:
                 self.limit = max(1, self.limit // 2)
                 slower = f"up to {plural(self.limit, 'request')} in flight (halved)"
             elif self.spacing < LONGEST_SPACING:  # one in flight is still too many
-                self.spacing = min(LONGEST_SPACING, max(2 * self.spacing, 2 * (now - started)))
+                spacing = max(2 * self.spacing, 2 * (now - started), SHORTEST_SPACING)
+                self.spacing = min(LONGEST_SPACING, spacing)
                 slower = _spacing(self.spacing)
             else:
                 return False

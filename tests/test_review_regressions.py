@@ -191,13 +191,13 @@ def test_a_rate_limited_tenant_is_not_hammered_with_one_429_per_success(tmp_path
     assert result.returncode == 0, result.stderr[-800:]
     assert Counter(answers)[201] == 60, Counter(answers)
     # The pace is found by halving: 4 -> 2 -> 1 in flight (3 refusals in the first round,
-    # 1 or 2 at two in flight), then the spacing doubles from two round trips (1 ms or
-    # more) until requests are 0.2 s apart (at most 8 + 1 refusals): a bounded search,
-    # whatever the length of the run (10 to 14 seen here) ...
+    # 1 or 2 at two in flight), then the spacing doubles from 5 ms (or two round trips)
+    # until requests are 0.2 s apart (at most 1 + 6 refusals): a bounded search,
+    # whatever the length of the run (given 2 more for a slow machine's overlaps) ...
     pattern = "".join("x" if status == 429 else "." for status in answers)
     found = pattern.find("." * 10)
     assert found >= 0, f"never 10 accepted in a row: {pattern}"
-    assert pattern[:found].count("x") <= 3 + 2 + 9, pattern
+    assert pattern[:found].count("x") <= 3 + 2 + 7 + 2, pattern
     # ... after which a 429 only marks a step back up (one per 32 clean answers, at most)
     assert pattern[found:].count("x") <= 1 + len(pattern[found:]) // 32, pattern
     assert "one request in flight, starting at least" in result.stderr

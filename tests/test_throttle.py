@@ -9,7 +9,12 @@ import time
 import pytest
 
 from target_leanpay.errors import Stopped
-from target_leanpay.throttle import CLEAN_ANSWERS_PER_STEP, LONGEST_SPACING, Throttle
+from target_leanpay.throttle import (
+    CLEAN_ANSWERS_PER_STEP,
+    LONGEST_SPACING,
+    SHORTEST_SPACING,
+    Throttle,
+)
 
 
 def test_a_429_halves_the_limit_once_for_the_requests_of_one_round() -> None:
@@ -131,6 +136,7 @@ def test_at_one_request_in_flight_a_429_spaces_requests_out_and_clean_answers_un
     throttle.too_many(started)
     first = throttle.spacing
     assert 2 * (before - started) <= first < 0.05  # twice as long as the request took
+    assert first >= SHORTEST_SPACING  # and never below what counts as spaced
     with throttle.admitted("POST") as started:
         pass
     throttle.too_many(started)
