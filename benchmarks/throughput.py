@@ -383,7 +383,7 @@ def latency_section(
         )
     ideal = ITEMS_PER_REQUEST * defaults.in_flight / (LATENCY_MS / 1000)
     rate = statistics.median(r.rate for r in section.runs)
-    after_start = [r.rate_after_start or 0.0 for r in section.runs]
+    after_start = [r.rate_after_start for r in section.runs if r.rate_after_start]
     network = statistics.median(bare)
     print(
         f"  ideal 100 x C {defaults.in_flight} / {LATENCY_MS / 1000:g} s = {ideal:,.0f} rec/s;"
@@ -402,16 +402,18 @@ def latency_section(
             rate / ideal >= GOAL_LATENCY,
         )
     )
-    section.figures.append(
-        Figure(
-            "2 same, startup excluded, vs the network ideal",
-            f"{statistics.median(after_start):,.0f}",
-            f"requests alone {network:,.0f}",
-            f"{statistics.median(after_start) / network:.3f}",
-            "",
-            None,
+    if after_start:  # a run whose log shows no start time has no such figure
+        steady = statistics.median(after_start)
+        section.figures.append(
+            Figure(
+                "2 same, startup excluded, vs the network ideal",
+                f"{steady:,.0f}",
+                f"requests alone {network:,.0f}",
+                f"{steady / network:.3f}",
+                "",
+                None,
+            )
         )
-    )
     return section
 
 

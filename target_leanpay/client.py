@@ -117,14 +117,11 @@ class _Retryable(Exception):
         error: ApiError,
         retry_after: float | None,
         *,
-        rate_limited: bool = False,
         free: bool = False,
     ) -> None:
         super().__init__(str(error))
         self.error = error
         self.retry_after = retry_after
-        self.rate_limited = rate_limited
-        """A 429: every request of the run waits out this one's retry."""
         self.free = free
         """A 429 that slowed the throttle down: the retry it asks for is not counted."""
 
@@ -288,8 +285,8 @@ class LeanpayClient:
 
         def log_retry(details: Any) -> None:
             failure = details["exception"]
-            if failure.rate_limited:
-                self.throttle.pause(details["wait"])
+            if failure.error.status == 429 and failure.retry_after is None:
+                self.throttle.pause(details["wait"])  # (a Retry-After paused at once)
             left = plural(self.max_retries - counted, "retry")
             message = (
                 f"{failure.error} (attempt {attempts}{', not counted' if failure.free else ''};"
@@ -384,9 +381,7 @@ class LeanpayClient:
         slowed = self.throttle.too_many(started)
         if retry_after is not None:  # else the pause is the retry's backoff (log_retry)
             self.throttle.pause(min(retry_after, self.max_retry_wait))
-        raise _Retryable(
-            ApiError(said, status=429, body=text), retry_after, rate_limited=True, free=slowed
-        )
+        raise _Retryable(ApiError(said, status=429, body=text), retry_after, free=slowed)
 
     def _classify(self, method: str, where: str, answer: _Answered) -> _Answered:
         status = answer.status
