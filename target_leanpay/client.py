@@ -3,15 +3,15 @@
 One `requests.Session`, shared by the sending threads and pooled to the in-flight count,
 a timeout on every call, and one retry policy driven by `backoff`:
 
-* retried: 429 and 503 (by definition not processed), any 5xx of a GET, and connection
-  failures that happened *before* the request was sent (nothing can have been stored);
+* retried: 429 (by definition not processed), any 5xx of a GET, and connection failures
+  that happened *before* the request was sent (nothing can have been stored);
   `Retry-After` (seconds or HTTP-date) is honoured, capped at `max_retry_wait`; otherwise
   exponential backoff with full jitter;
 * not retried here: a POST whose connection dropped *after* it was sent, that timed out
-  or whose answer was cut off, or that got another 5xx (a gateway's 502/504 can follow a
-  stored batch). Leanpay may have stored it, so the caller decides (it checks which
+  or whose answer was cut off, or that got a 5xx (a gateway's 502, 503 or 504 can follow
+  a batch the backend stored before it timed out). Leanpay may have stored it, so the caller decides (it checks which
   items exist before sending them again) -> `Ambiguous`, `answered` when Leanpay itself
-  said 5xx (not a timeout, a drop, or a gateway's 502/504);
+  said 5xx (not a timeout, a drop, or a gateway's 502/503/504);
 * never retried: 401/403 (`AuthError`), other 4xx (`ItemsRefused` for 400/409/422,
   whose items are worth isolating; `ApiError` otherwise).
 
@@ -92,8 +92,9 @@ class _Answer(msgspec.Struct):
 _decode_answer = msgspec.json.Decoder(_Answer).decode
 
 
-GATEWAY_STATUSES = frozenset({502, 504})
-"""5xx a proxy answers while Leanpay may still be working on the request."""
+GATEWAY_STATUSES = frozenset({502, 503, 504})
+"""5xx a proxy answers while Leanpay may still be working on the request: a 503 too, when
+the backend timed out after storing the batch."""
 
 
 class _Answered(NamedTuple):
@@ -402,7 +403,7 @@ class LeanpayClient:
                 body=text,
             )
         retry_after = parse_retry_after(answer.headers.get("Retry-After"))
-        if status == 503 or (status >= 500 and method == "GET"):
+        if status >= 500 and method == "GET":
             raise _Retryable(ApiError(said, status=status, body=text), retry_after)
         if status >= 500:
             raise Ambiguous(

@@ -21,7 +21,7 @@ The policy, one outcome of a POST at a time:
   instead of dead-lettering everything;
 * ambiguous: Leanpay may have stored it. A 5xx it answered itself (500) ended the
   request: check at once. No answer (a timeout, a dropped or cut connection) or a
-  gateway's 502/504: Leanpay may still be working on it, so wait (`no_answer_wait`, or
+  gateway's 502/503/504: Leanpay may still be working on it, so wait (`no_answer_wait`, or
   the server's Retry-After) before checking. Checking means waiting for a listing that
   started after that moment (shared with other uncertain requests), settling what it
   holds and sending only the rest, at most `max_ambiguous_retries` times. Without a
