@@ -9,9 +9,10 @@ a timeout on every call, and one retry policy driven by `backoff`:
   exponential backoff with full jitter;
 * not retried here: a POST whose connection dropped *after* it was sent, that timed out
   or whose answer was cut off, or that got a 5xx (a gateway's 502, 503 or 504 can follow
-  a batch the backend stored before it timed out). Leanpay may have stored it, so the caller decides (it checks which
-  items exist before sending them again) -> `Ambiguous`, `answered` when Leanpay itself
-  said 5xx (not a timeout, a drop, or a gateway's 502/503/504);
+  a batch the backend stored before it timed out). Leanpay may have stored it, so the
+  caller decides (it checks which items exist before sending them again) -> `Ambiguous`,
+  `answered` when Leanpay itself said 5xx (not a timeout, a drop, or a gateway's
+  502/503/504);
 * never retried: 401/403 (`AuthError`), other 4xx (`ItemsRefused` for 400/409/422,
   whose items are worth isolating; `ApiError` otherwise).
 

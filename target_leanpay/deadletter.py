@@ -18,6 +18,7 @@ import datetime
 import decimal
 import json
 import logging
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -106,6 +107,7 @@ class DeadLetters:
         self.count = 0
         self._lock = threading.Lock()
         self._file: IO[str] | None = None
+        self._unsynced = False
 
     def reject(self, item: RejectedItem) -> None:
         """Record `item` as rejected; raise if the run must stop because of it."""
@@ -141,6 +143,7 @@ class DeadLetters:
                     self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
                 self._file.write(line + "\n")
                 self._file.flush()
+                self._unsynced = True
             except OSError as exc:
                 raise DeadLetterError(
                     f"Cannot write the dead-letter file {self.path} ({exc.strerror}); the "
@@ -171,6 +174,22 @@ class DeadLetters:
             "" if self.count == 1 else "s",
             self.path,
         )
+
+    def make_durable(self) -> None:
+        """Put the lines written so far on disk (fsync): a STATE is about to move past
+        their records, and after a crash they must still be here. Once per STATE, not
+        per line, so thousands of rejections cost one fsync per checkpoint."""
+        with self._lock:
+            if self._file is None or not self._unsynced:
+                return
+            try:
+                os.fsync(self._file.fileno())
+            except OSError as exc:
+                raise DeadLetterError(
+                    f"Cannot write the dead-letter file {self.path} ({exc.strerror}); STATE "
+                    "stops before the records set aside in it"
+                ) from None
+            self._unsynced = False
 
     def close(self) -> None:
         """Flush and close the file."""

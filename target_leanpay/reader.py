@@ -6,10 +6,13 @@ methods replaced, each for a reason the SDK's cannot serve:
 
 * `deserialize_json`: the SDK's logs the whole line with a traceback and raises a bare
   "Unable to parse"; ours counts lines and raises one paragraph naming the line, and
-  refuses what is not a Singer message (not an object, an unknown type) the same way;
-* `process_lines`: the SDK's loop has no place where a signal may stop it safely; ours
-  marks the blocking read as the place (`interrupt.py`) and reads stdin as bytes (no
-  text decoding before msgspec).
+  refuses what is not a Singer message (not an object, an unknown type) the same way.
+  Blank lines (a shell tool's trailing newline) are skipped, counted as lines;
+* `process_lines`: the SDK's loop blocks on the next line with no way out. Ours reads
+  stdin in blocks on a thread of its own (`_Blocks`) and waits for them with a timeout,
+  so that (1) a partial batch of a slow tap goes out `batch_wait_limit_seconds` after its
+  first record even while the tap is silent (`due`), and (2) the wait is the place where
+  a signal may stop the reading safely (`interrupt.py`).
 
 A line msgspec refuses only because a string holds a lone UTF-16 surrogate escape
 (`"x\\ud800y"`, valid JSON that Python's json reads) is read with Python's json instead:
@@ -20,11 +23,15 @@ not malformed input that stops the run.
 from __future__ import annotations
 
 import json
+import os
+import queue
 import re
 import sys
+import threading
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterator
 from decimal import Decimal
+from functools import partial
 from typing import IO, Any
 
 import msgspec
@@ -42,6 +49,18 @@ _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 """A JSON escape of a UTF-16 surrogate (paired ones are fine for msgspec, lone ones not)."""
 
 
+_END: list[Any] = []
+"""What `_Blocks` hands over at the end of the input (every other block holds a line)."""
+BLOCK_BYTES = 1 << 16
+BLOCKS_AHEAD = 16
+"""Blocks read ahead of the reading thread at most: memory stays flat whatever the input."""
+
+
+def _nothing_due() -> float | None:
+    """No partial batch waits for a deadline."""
+    return None
+
+
 class NumberedReader(MsgSpecReader):
     """A Singer reader that knows which input line it is on."""
 
@@ -49,6 +68,10 @@ class NumberedReader(MsgSpecReader):
         super().__init__()
         self.line_number = 0
         self.interrupt = Interrupt()
+        self.due: Callable[[], float | None] = _nothing_due
+        """Sends what is due and returns the seconds until the next partial batch is due
+        (None: none waits); called between blocks and when the input has been silent that
+        long. The target sets it."""
 
     def process_lines(
         self,
@@ -56,23 +79,30 @@ class NumberedReader(MsgSpecReader):
         callbacks: dict[str, Callable[[dict[str, Any]], None]],
     ) -> Counter[str]:
         """Dispatch every line; turn malformed input into an `InputError` naming the line."""
-        lines: Iterable[str | bytes] = file_input if file_input is not None else sys.stdin.buffer
-        next_line = iter(lines).__next__
         interrupt = self.interrupt
         counts: Counter[str] = Counter()
+        decode = self.deserialize_json
+        blocks = _Blocks(file_input)
+        wait: float | None = None
         try:
             while True:
-                interrupt.waiting = True  # the blocking read: a signal may cut it short
+                interrupt.waiting = True  # the blocking wait: a signal may cut it short
                 interrupt.check()
-                try:
-                    line = next_line()
-                except StopIteration:
-                    break
+                block = blocks.next(wait)
                 interrupt.waiting = False
-                message = self.deserialize_json(line)
-                kind = message["type"]
-                callbacks[kind](message)
-                counts[kind] += 1
+                if block is None:  # silent for `wait` seconds: a partial batch is due
+                    wait = self.due()
+                    continue
+                if not block:  # _END
+                    break
+                for line in block:
+                    message = decode(line)
+                    if message is None:
+                        continue
+                    kind = message["type"]
+                    callbacks[kind](message)
+                    counts[kind] += 1
+                wait = self.due()
         except (InvalidInputLine, RecordsWithoutSchemaException) as exc:
             if isinstance(exc, TargetLeanpayError):
                 raise
@@ -81,12 +111,15 @@ class NumberedReader(MsgSpecReader):
             interrupt.waiting = False
         return counts
 
-    def deserialize_json(self, line: str | bytes) -> dict[str, Any]:
-        """Decode one line; refuse anything that is not a JSON object with a known type."""
+    def deserialize_json(self, line: str | bytes) -> dict[str, Any] | None:  # type: ignore[override]
+        """Decode one line; None for a blank one; refuse anything that is not a JSON object
+        with a known type."""
         self.line_number += 1
         try:
             message = sdk_decoder.decode(line)
         except msgspec.DecodeError as exc:
+            if not line.strip():
+                return None
             message = _with_lone_surrogates(line)
             if message is None:
                 raise InputError(
@@ -104,6 +137,60 @@ class NumberedReader(MsgSpecReader):
                 f"a Singer tap sends only {', '.join(sorted(KNOWN_TYPES))}"
             )
         return message
+
+
+class _Blocks:
+    """The input's lines, a block at a time, read by a thread of its own.
+
+    stdin is read with `os.read` (whatever the pipe holds, up to 64 KiB) and cut into
+    lines; a line split between two reads is joined. Another input (a file object given
+    to `listen`, as tests do) is handed over line by line.
+    """
+
+    def __init__(self, file_input: IO[str] | IO[bytes] | None) -> None:
+        self._queue: queue.Queue[list[Any] | BaseException] = queue.Queue(BLOCKS_AHEAD)
+        source = self._stdin if file_input is None else partial(self._lines, file_input)
+        feeder = threading.Thread(target=self._feed, args=(source,), name="leanpay-stdin")
+        feeder.daemon = True  # it may be parked on a read when the run exits
+        feeder.start()
+
+    def next(self, timeout: float | None) -> list[Any] | None:
+        """The next block of lines, `_END`, or None when nothing came for `timeout` s."""
+        try:
+            block = self._queue.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        if isinstance(block, BaseException):
+            raise block
+        return block
+
+    def _feed(self, source: Callable[[], Iterator[list[Any]]]) -> None:
+        put = self._queue.put
+        try:
+            for block in source():
+                put(block)
+            put(_END)
+        except BaseException as failure:  # raised in the reading thread by `next`
+            put(failure)
+
+    @staticmethod
+    def _stdin() -> Iterator[list[bytes]]:
+        if sys.stdin is None:  # closed (`<&-`): an empty input
+            return
+        descriptor = sys.stdin.fileno()
+        rest = b""
+        while data := os.read(descriptor, BLOCK_BYTES):
+            lines = (rest + data).split(b"\n")
+            rest = lines.pop()
+            if lines:
+                yield lines
+        if rest:
+            yield [rest]
+
+    @staticmethod
+    def _lines(file_input: IO[str] | IO[bytes]) -> Iterator[list[Any]]:
+        for line in file_input:  # a line to a block: the next one may be long in coming
+            yield [line]
 
 
 def _refuse_constant(name: str) -> Any:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 from contextlib import ExitStack
 
-from target_leanpay.checkpoint import Checkpoints, State, write_to_stdout
+from target_leanpay.checkpoint import Checkpoints, State
 from target_leanpay.client import DryRunClient, LeanpayClient
 from target_leanpay.deadletter import DeadLetters
 from target_leanpay.delivery import Delivery, Sender
@@ -27,6 +27,7 @@ from target_leanpay.receipts import Receipts
 from target_leanpay.references import References
 from target_leanpay.replay import PageReader, ReplayGuards
 from target_leanpay.settings import Settings
+from target_leanpay.state_output import StateOutput
 
 
 def _discard(_state: State) -> None:
@@ -47,13 +48,17 @@ class Run:
         """Set when a chunk failed: the run is over, no new request is made."""
         writes_nothing = settings.dry_run or settings.plan
         self.progress = Progress(dry_run=writes_nothing)
-        self.checkpoints = Checkpoints(_discard if writes_nothing else write_to_stdout)
         self.plan = Plan(settings.dead_letter_path) if settings.plan else None
         self.dead_letters = DeadLetters(
             settings.dead_letter_path,
             settings.max_rejections,
             dry_run=writes_nothing,
             counted_by=None if self.plan is None else self.plan.rejected,
+        )
+        self.state_output = StateOutput()
+        self.checkpoints = Checkpoints(
+            _discard if writes_nothing else self.state_output.put,
+            make_durable=self.dead_letters.make_durable,
         )
         self.receipts = Receipts(settings.receipts_path, writable=not writes_nothing)
         self.client: LeanpayClient | None = None

@@ -80,6 +80,15 @@ SCHEMA = th.PropertiesList(
         "a larger value is lowered to 100.",
     ),
     th.Property(
+        "batch_wait_limit_seconds",
+        th.NumberType,
+        default=30,
+        title="Longest wait of a partial batch",
+        description="Seconds a batch smaller than batch_size_rows waits for more records "
+        "before it is sent anyway (and the STATE behind it written): a slow tap's records "
+        "do not wait for the end of its output.",
+    ),
+    th.Property(
         "max_in_flight",
         th.IntegerType,
         default=4,
@@ -234,6 +243,7 @@ class Settings:
     max_retries: int
     max_retry_wait: float
     request_size: int
+    batch_wait_limit: float
     max_in_flight: int
     max_list_in_flight: int
     stream_resources: Mapping[str, str]
@@ -404,6 +414,9 @@ def parse(config: Mapping[str, Any]) -> Settings:
         problems.append(f"max_rejections must be 0 or more (got {max_rejections})")
     request_timeout = _positive(values["request_timeout"], "request_timeout", problems)
     max_retry_wait = _positive(values["max_retry_wait"], "max_retry_wait", problems)
+    batch_wait_limit = _positive(
+        values["batch_wait_limit_seconds"], "batch_wait_limit_seconds", problems
+    )
     max_in_flight = int(_positive(values["max_in_flight"], "max_in_flight", problems))
     max_list_in_flight = int(
         _positive(values["max_list_in_flight"], "max_list_in_flight", problems)
@@ -417,6 +430,7 @@ def parse(config: Mapping[str, Any]) -> Settings:
         max_retries=max(0, int(values["max_retries"])),
         max_retry_wait=max_retry_wait,
         request_size=min(int(batch_size), MAX_ITEMS_PER_REQUEST),
+        batch_wait_limit=batch_wait_limit,
         max_in_flight=max_in_flight,
         max_list_in_flight=max_list_in_flight,
         stream_resources=routing,

@@ -10,6 +10,7 @@ delivery's and the checkpoints' business, never the SDK's.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -43,6 +44,8 @@ class LeanpaySink(BatchSink):
         self.stats = self.run.progress.stats_for(stream_name, self.resource.name)
         self.guard = self.run.guards.for_resource(self.resource)
         self._buffer: list[Pending] = []
+        self.buffered_since = 0.0
+        """When the oldest buffered record was read (`time.monotonic`)."""
         self.key_properties_tuple = tuple(self.key_properties)
         self.key_property_set = frozenset(self.key_properties_tuple)
         self._request_size = self.run.settings.request_size  # read per record: cached
@@ -107,6 +110,8 @@ class LeanpaySink(BatchSink):
         )
         if external_id is not None and self._claim(external_id, pending) == "parked":
             return  # settled with its twin, sent earlier in this run
+        if not self._buffer:
+            self.buffered_since = time.monotonic()
         self._buffer.append(pending)
         if len(self._buffer) >= self._request_size:
             self.flush()

@@ -24,6 +24,7 @@ import gc
 import logging
 import os
 import sys
+import time
 from types import FrameType
 from typing import IO, Any, ClassVar
 
@@ -41,6 +42,7 @@ from target_leanpay.errors import (
     ConfigError,
     InputError,
     MissingKeyProperties,
+    OutputClosed,
     RecordBeforeSchema,
     Stopped,
     TargetLeanpayError,
@@ -105,8 +107,10 @@ class TargetLeanpay(Target):
         self.max_parallelism = 1  # process_batch only queues a chunk: nothing to overlap
         assert isinstance(self.message_reader, NumberedReader)
         self.run = Run(self.settings, self.message_reader)
+        self.message_reader.due = self._send_due_batches
         self._routes: dict[str, list[tuple[StreamMap | None, LeanpaySink]]] = {}
         self._records_until_clock = STATS_EVERY
+        self._null_state_seen = False
 
     @classproperty
     def _env_var_config(cls) -> dict[str, Any]:  # noqa: N805 - a class property
@@ -248,9 +252,39 @@ class TargetLeanpay(Target):
             if isinstance(sink, LeanpaySink) and sink.resource.name in resources:
                 sink.flush()
 
+    def _send_due_batches(self) -> float | None:
+        """Send every partial batch whose first record has waited batch_wait_limit_seconds
+        (a slow tap); return the seconds until the next one is due, None if none waits."""
+        now = time.monotonic()
+        limit = self.settings.batch_wait_limit
+        next_due: float | None = None
+        for sink in list(self._sinks_active.values()):
+            if not isinstance(sink, LeanpaySink) or not sink.current_size:
+                continue
+            wait = sink.buffered_since + limit - now
+            if wait <= 0:
+                sink.flush()
+            elif next_due is None or wait < next_due:
+                next_due = wait
+        return next_due
+
     def _process_state_message(self, message_dict: dict[str, Any]) -> None:
-        """Hold the STATE until every record before it is safe (never the SDK's way)."""
+        """Hold the STATE until every record before it is safe (never the SDK's way).
+
+        A STATE whose value is null is ignored (with a warning): written out, it would
+        make Meltano or the next run forget the tap's bookmarks, and it would hide the
+        STATE before it.
+        """
         self._assert_line_requires(message_dict, requires={"value"})
+        if message_dict["value"] is None:
+            if not self._null_state_seen:
+                self._null_state_seen = True
+                self.logger.warning(
+                    "Input line %d: a STATE whose value is null is ignored (it would erase "
+                    "the tap's bookmarks), as are any later ones; the STATE before it stands",
+                    self.run.reader.line_number,
+                )
+            return
         for sink in [*self._sinks_active.values(), *self._sinks_to_clear]:
             if isinstance(sink, LeanpaySink):
                 sink.state_received()
@@ -262,6 +296,8 @@ class TargetLeanpay(Target):
         with self.run.interrupt.blocking():
             self.run.pool.wait_all()
         self.run.pool.raise_failure()
+        with self.run.interrupt.blocking():  # until the STATE reader has taken the last line
+            self.run.state_output.drain()
         self.run.close()
         self._log_summary()
         dry_run = self.run.dry_run
@@ -304,8 +340,10 @@ class TargetLeanpay(Target):
                 signum,
                 SHUTDOWN_GRACE_SECONDS,
             )
+        deadline = time.monotonic() + SHUTDOWN_GRACE_SECONDS
         self.run.pool.wait_all(timeout=SHUTDOWN_GRACE_SECONDS)
         self._report_sending_failure(None)
+        self._write_last_states(deadline)
         self._log_summary()
         self._exit(128 + signum)
 
@@ -317,11 +355,26 @@ class TargetLeanpay(Target):
         run is over, but what it already prepared is still sent and checkpointed.
         """
         self._report(error)
+        deadline = time.monotonic() + SHUTDOWN_GRACE_SECONDS
         self.run.pool.wait_all(timeout=SHUTDOWN_GRACE_SECONDS)
         self.run.stopping.set()
         self._report_sending_failure(error)
+        if not isinstance(error, OutputClosed):
+            self._write_last_states(deadline)
         self._log_summary()
         self._exit(1)
+
+    def _write_last_states(self, deadline: float) -> None:
+        """Give the STATE lines still queued until `deadline` to reach stdout: a stalled
+        reader of stdout must not hold the exit beyond the documented bound."""
+        try:
+            if not self.run.state_output.drain(timeout=max(0.0, deadline - time.monotonic())):
+                self.logger.warning(
+                    "stdout did not take the last STATE in time (its reader is not reading); "
+                    "the tap resumes from the last STATE it stored"
+                )
+        except OutputClosed as closed:
+            self._report(closed)
 
     def _report(self, error: BaseException) -> None:
         if isinstance(error, TargetLeanpayError):
@@ -340,9 +393,9 @@ class TargetLeanpay(Target):
         """Exit without waiting for sending threads; no STATE can follow."""
         self.run.checkpoints.close()
         self.run.close()
-        for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(OSError):  # closed by the reader (`| head`): nothing to save
-                stream.flush()
+        # stdout belongs to the STATE writer, which may be blocked on a stalled reader
+        with contextlib.suppress(OSError, ValueError, AttributeError):  # closed: nothing to save
+            sys.stderr.flush()
         logging.shutdown()
         os._exit(code)
 
@@ -379,6 +432,13 @@ class TargetLeanpay(Target):
             sys.exit(1)
         except TargetLeanpayError as error:
             cls.logger.error("%s", error)
+            sys.exit(1)
+        if sys.stdout is None and not (target.settings.dry_run or target.settings.plan):
+            cls.logger.error(
+                "stdout is closed, and target-leanpay writes the STATE lines that let a tap "
+                "resume there; nothing was read or sent. Run it with stdout open (for example "
+                "`> state.out`), or with dry_run or plan, which write no STATE."
+            )
             sys.exit(1)
         # Start-up made ~150k long-lived objects (singer-sdk, jsonschema, requests...).
         # Reading allocates a few dicts per record, which triggers the cyclic collector;

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import io
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -77,17 +81,73 @@ def test_a_signal_noted_before_a_read_stops_the_reader_there() -> None:
     assert reader.interrupt.waiting is False
 
 
+class SilentInput:
+    """An input whose next line never comes (a tap that went quiet) until released."""
+
+    def __init__(self, first: bytes = SCHEMA) -> None:
+        self.first = first
+        self.release = threading.Event()
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield self.first
+        self.release.wait()
+
+
 def test_a_signal_while_parked_on_a_read_raises_at_once() -> None:
     reader = NumberedReader()
+    silent = SilentInput()
+    main = threading.get_ident()
 
-    class Lines:
-        def __iter__(self) -> Lines:
-            return self
+    def signal_once_parked() -> None:
+        wait_until(lambda: reader.interrupt.waiting and reader.line_number == 1)
+        signal.pthread_kill(main, signal.SIGUSR1)
 
-        def __next__(self) -> bytes:
-            assert reader.interrupt.waiting  # parked in the blocking read
-            reader.interrupt.request(2)  # what the signal handler does
-            raise AssertionError("not reached")
+    previous = signal.signal(signal.SIGUSR1, lambda signum, _frame: reader.interrupt.request(signum))
+    sender = threading.Thread(target=signal_once_parked)
+    sender.start()
+    try:
+        with pytest.raises(Terminated) as stopped:
+            reader.process_lines(silent, {"SCHEMA": lambda _m: None})  # type: ignore[arg-type]
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+        silent.release.set()
+        sender.join()
+    assert stopped.value.signum == signal.SIGUSR1
+    assert reader.line_number == 1
 
-    with pytest.raises(Terminated):
-        reader.process_lines(Lines(), {})  # type: ignore[arg-type]
+
+def test_a_partial_batch_is_due_while_the_input_is_silent() -> None:
+    # `due` is asked again when the input has been silent for as long as it said
+    reader = NumberedReader()
+    silent = SilentInput()
+    asked: list[int] = []
+
+    def due() -> float | None:
+        asked.append(reader.line_number)
+        if len(asked) == 3:
+            silent.release.set()  # the tap speaks again (here: its output ends)
+        return 0.01
+
+    reader.due = due
+    reader.process_lines(silent, {"SCHEMA": lambda _m: None})  # type: ignore[arg-type]
+    assert asked[:3] == [1, 1, 1]  # after the first block, then twice while silent
+
+
+def test_blank_lines_are_skipped_and_counted() -> None:
+    reader, seen = read(b"\n" + SCHEMA + b"  \r\n\n" + b'{"type": "STATE", "value": {}}\n\n')
+    assert [m["type"] for m in seen] == ["SCHEMA", "STATE"]
+    assert reader.line_number == 6
+
+
+def test_a_last_line_without_its_newline_is_read() -> None:
+    _, seen = read(SCHEMA + b'{"type": "STATE", "value": {"n": 1}}')
+    assert seen[-1] == {"type": "STATE", "value": {"n": 1}}
+
+
+def wait_until(condition: Callable[[], bool]) -> None:
+    """Poll until true (bounded: a stuck reader fails the test instead of hanging it)."""
+    for _ in range(5000):
+        if condition():
+            return
+        time.sleep(0.002)
+    raise AssertionError("condition never held")
