@@ -102,7 +102,9 @@ def test_a_signal_while_parked_on_a_read_raises_at_once() -> None:
         wait_until(lambda: reader.interrupt.waiting and reader.line_number == 1)
         signal.pthread_kill(main, signal.SIGUSR1)
 
-    previous = signal.signal(signal.SIGUSR1, lambda signum, _frame: reader.interrupt.request(signum))
+    previous = signal.signal(
+        signal.SIGUSR1, lambda signum, _frame: reader.interrupt.request(signum)
+    )
     sender = threading.Thread(target=signal_once_parked)
     sender.start()
     try:
