@@ -117,6 +117,11 @@ class NumberedReader(MsgSpecReader):
         self.line_number += 1
         try:
             message = sdk_decoder.decode(line)
+        except RecursionError:
+            raise InputError(
+                f"Input line {self.line_number} nests objects or arrays too deeply to be read "
+                f"(Python's limit is about {sys.getrecursionlimit()} levels): {_excerpt(line)}"
+            ) from None
         except msgspec.DecodeError as exc:
             if not line.strip():
                 return None

@@ -30,7 +30,7 @@ from typing import IO, Any, ClassVar
 
 import click
 from singer_sdk import Target
-from singer_sdk.exceptions import InvalidJSONSchema, StreamMapConfigError
+from singer_sdk.exceptions import InvalidJSONSchema, MapExpressionError, StreamMapConfigError
 from singer_sdk.helpers._classproperty import classproperty
 from singer_sdk.helpers.capabilities import CapabilitiesEnum, PluginCapabilities
 from singer_sdk.mapper import SameRecordTransform, StreamMap
@@ -186,7 +186,10 @@ class TargetLeanpay(Target):
         for stream_map, sink in routes:
             if stream_map is not None:
                 record_copy = copy.copy(record) if len(routes) > 1 else record
-                transformed = stream_map.transform(record_copy)
+                try:
+                    transformed = stream_map.transform(record_copy)
+                except Exception as failed:  # any error of the user's expression
+                    raise self._map_failed(stream_name, record, failed) from None
                 if transformed is None:
                     continue  # filtered out by a stream map
             else:
@@ -202,6 +205,19 @@ class TargetLeanpay(Target):
             self._records_until_clock = STATS_EVERY
             self.run.progress.maybe_log()
             self._handle_max_record_age()
+
+    def _map_failed(
+        self, stream_name: str, record: dict[str, Any], failed: Exception
+    ) -> InputError:
+        """A stream map (the user's expressions) failed on one record: say which, and why."""
+        cause = failed.__cause__ or failed.__context__
+        why = str(failed) if cause is None else f"{failed} ({type(cause).__name__}: {cause})"
+        external_id = record.get("externalId", record.get("external_id"))
+        which = f" (externalId {quote(str(external_id), 80)!r})" if external_id else ""
+        return InputError(
+            f"Input line {self.run.reader.line_number}: stream '{stream_name}': the stream map "
+            f"failed on this record{which}: {quote(why, 300)}. Fix the stream_maps setting."
+        )
 
     def _route(self, stream_name: str) -> list[tuple[StreamMap | None, LeanpaySink]]:
         """Where a stream's records go: (stream map, or None when it does nothing; sink)."""
@@ -235,7 +251,13 @@ class TargetLeanpay(Target):
             super()._process_schema_message(message_dict)
         except TargetLeanpayError:
             raise
-        except (InvalidJSONSchema, StreamMapConfigError, TypeError, ValueError) as exc:
+        except (
+            InvalidJSONSchema,
+            MapExpressionError,
+            StreamMapConfigError,
+            TypeError,
+            ValueError,
+        ) as exc:
             self.logger.debug("Unusable SCHEMA", exc_info=exc)
             raise InputError(
                 f"Input line {self.run.reader.line_number}: the SCHEMA for stream "
