@@ -141,6 +141,11 @@ class Reference:
 
     resource: str
     external_id: str
+    read_before: bool = True
+    """Whether this run had read (or Leanpay held) the object when the record naming it was
+    read: only then may the reference wait for the object's acknowledgement. The sink sets
+    it; a reference read before its object never waits (it could wait for a chunk that can
+    never get a sending thread)."""
 
     def __str__(self) -> str:
         return f"{self.resource} {self.external_id!r}"

@@ -35,6 +35,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 from typing import Any, Generic, Literal, TypeVar
 
 from target_leanpay.errors import AuthError, Stopped
@@ -86,8 +87,11 @@ class KnownIds:
         self._db = sqlite3.connect("", check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode = OFF")
         self._db.execute("PRAGMA synchronous = OFF")
+        # before_run: Leanpay held it before this run sent anything (the first listing, the
+        # receipts of earlier runs), as opposed to acknowledged or listed again since
         self._db.execute(
-            "CREATE TABLE known (external_id TEXT PRIMARY KEY, leanpay_id TEXT) WITHOUT ROWID"
+            "CREATE TABLE known (external_id TEXT PRIMARY KEY, leanpay_id TEXT, "
+            "before_run INTEGER NOT NULL) WITHOUT ROWID"
         )
         self._lock = threading.Lock()
         # A run closes it; a target driven in-process whose `listen` raised (the SDK's
@@ -95,20 +99,23 @@ class KnownIds:
         # own finaliser (a ResourceWarning since Python 3.13).
         self._close = weakref.finalize(self, self._db.close)
 
-    def add(self, pairs: Iterable[Pair]) -> None:
+    def add(self, pairs: Iterable[Pair], *, before_run: bool = False) -> None:
         """Remember these externalIds and, where given, their Leanpay ids; an externalId
-        seen with two different Leanpay ids gets SEVERAL."""
+        seen with two different Leanpay ids gets SEVERAL. `before_run`: Leanpay held them
+        before this run sent anything."""
         rows = list(pairs)
+        flag = int(before_run)
         with self._lock:
             for start in range(0, len(rows), MAX_QUERY_IDS):
                 part = rows[start : start + MAX_QUERY_IDS]
-                values = ",".join(["(?, ?)"] * len(part))
+                values = ",".join([f"(?, ?, {flag})"] * len(part))
                 self._db.execute(
                     f"INSERT INTO known VALUES {values} ON CONFLICT (external_id) DO UPDATE "  # noqa: S608 - placeholders only
                     "SET leanpay_id = CASE WHEN known.leanpay_id IS NULL THEN "
                     "excluded.leanpay_id WHEN excluded.leanpay_id IS NULL OR "
                     "excluded.leanpay_id = known.leanpay_id THEN known.leanpay_id "
-                    f"ELSE '{SEVERAL}' END",
+                    f"ELSE '{SEVERAL}' END, "
+                    "before_run = max(known.before_run, excluded.before_run)",
                     [value for pair in part for value in pair],
                 )
 
@@ -129,6 +136,15 @@ class KnownIds:
                 "SELECT leanpay_id FROM known WHERE external_id = ?", (external_id,)
             ).fetchone()
         return None if row is None else row[0]
+
+    def before_run(self, external_id: str) -> tuple[bool, str | None]:
+        """Whether Leanpay held `external_id` before this run sent anything, and its id."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT leanpay_id FROM known WHERE external_id = ? AND before_run = 1",
+                (external_id,),
+            ).fetchone()
+        return (False, None) if row is None else (True, row[0])
 
     def close(self) -> None:
         """Delete the temporary file."""
@@ -290,7 +306,7 @@ class ReplayGuard(Generic[T]):
         self._listing_now = True
         self._changed.release()
         try:
-            listed = self._read(listing)
+            listed = self._read(listing, before_run=self.listings == 0)
         finally:
             self._changed.acquire()
             self._listing_now = False
@@ -299,9 +315,9 @@ class ReplayGuard(Generic[T]):
         self._listed_from = max(started, self._listed_from or started)
         _log_listing(self.resource.name, listed, self._clock() - started, self.listings, waiting)
 
-    def _read(self, listing: Listing) -> Listed:
+    def _read(self, listing: Listing, *, before_run: bool) -> Listed:
         try:
-            return listing.read_all(self._known.add)
+            return listing.read_all(partial(self._known.add, before_run=before_run))
         except AuthError as refused:
             raise AuthError(
                 f"{refused} (while listing {self.resource.name} for replay safety: the "
@@ -333,8 +349,9 @@ class ReplayGuard(Generic[T]):
             return "parked"
 
     def learn(self, pairs: Iterable[Pair]) -> None:
-        """Objects Leanpay holds, with their ids, known from elsewhere (receipts)."""
-        self._known.add(pairs)
+        """Objects Leanpay held before this run, with their ids, known from elsewhere
+        (the receipts of earlier runs)."""
+        self._known.add(pairs, before_run=True)
 
     def acknowledged(self, pairs: Iterable[Pair]) -> list[T]:
         """Leanpay holds these now (externalId, id); return the twins that were waiting."""
@@ -362,6 +379,27 @@ class ReplayGuard(Generic[T]):
         if self.held([external_id]):
             return self._known.leanpay_id(external_id)
         return None
+
+    def read_before(self, external_id: str) -> bool:
+        """Whether this run has claimed `external_id` (it is on its way, or settled) or
+        Leanpay is known to hold it: asked by the reading thread when a reference to it is
+        read, to tell whether the reference may wait for the object's outcome."""
+        with self._lock:
+            if (
+                external_id in self._claims
+                or external_id in self._refused
+                or external_id in self._uncertain
+            ):
+                return True
+        return bool(self._known.among([external_id]))
+
+    def held_before_run(self, external_id: str) -> tuple[bool, str | None]:
+        """Whether Leanpay held `external_id` before this run sent anything (the first
+        listing, the receipts of earlier runs), and its Leanpay id (SEVERAL when several
+        objects carry it). Waits for the first listing, never for this run's requests: the
+        answer is the same whatever this run's timing."""
+        self.held([])
+        return self._known.before_run(external_id)
 
     def fate(self, external_id: str) -> Literal["refused", "uncertain"] | None:
         """Whether the record with `external_id` was refused by Leanpay in this run, or

@@ -10,6 +10,7 @@ delivery's and the checkpoints' business, never the SDK's.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Sequence
 from functools import partial
@@ -21,7 +22,8 @@ from singer_sdk.sinks import BatchSink
 from target_leanpay.deadletter import RejectedItem
 from target_leanpay.delivery import Chunk, Pending, identify
 from target_leanpay.errors import InputError, quote
-from target_leanpay.mapping import RecordMapper, Rejection
+from target_leanpay.mapping import RecordMapper, Reference, Rejection
+from target_leanpay.resources import RESOURCES
 
 if TYPE_CHECKING:
     from target_leanpay.target import TargetLeanpay
@@ -97,6 +99,8 @@ class LeanpaySink(BatchSink):
             )
             self.stats.add(rejected=1)
             return
+        if self._referred:
+            self._mark_references_read_first(result)
         external_id = result.get("externalId")
         pending = Pending(
             self._open_seq(),
@@ -115,6 +119,17 @@ class LeanpaySink(BatchSink):
         self._buffer.append(pending)
         if len(self._buffer) >= self._request_size:
             self.flush()
+
+    def _mark_references_read_first(self, payload: dict[str, Any]) -> None:
+        """A reference may wait only for an object read before it (references.py): mark
+        the others now, in input order, while what was read before is exactly known."""
+        for name in self.resource.reference_fields:
+            value = payload.get(name)
+            if not isinstance(value, Reference):
+                continue
+            guard = self.run.guards.for_resource(RESOURCES[value.resource])
+            if not guard.read_before(value.external_id):
+                payload[name] = dataclasses.replace(value, read_before=False)
 
     def state_received(self) -> None:
         """A STATE arrived: a stream that has gone quiet sends its partial chunk now.
