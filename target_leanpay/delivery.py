@@ -37,6 +37,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -189,6 +190,8 @@ class Delivery:
         self._no_answer_wait = no_answer_wait
         self._max_wait = max_wait
         self._lock = threading.Lock()
+        self._started = time.monotonic()
+        """When this run began: a listing that starts later sees what a dead run left."""
         self._streams_noted_present: set[str] = set()
         self._dry_run = dry_run
 
@@ -196,6 +199,7 @@ class Delivery:
         """Send `chunk` until each item is settled; raise when the run must stop."""
         refused: list[_Refusal] = []  # bisection's finds, rejected once the chunk is done
         items = self._resolve(chunk) if chunk.resource.reference_fields else chunk.items
+        items = self._doubts_of_a_dead_run(chunk, items)
         missing = self._sift(chunk, items)
         if missing:
             self._post(chunk, missing, refused, ambiguous_tries=0)
@@ -213,15 +217,19 @@ class Delivery:
         if self._failed.is_set():
             return  # another chunk failed: sending more would only delay the exit
         chunk.stats.add(requests=1)
+        marked = [] if chunk.resource.listed_first else [p.external_id for p in items]
         try:
             with chunk.guard.posting():
                 payloads = [p.payload for p in items]
+                self._receipts.mark_sending(chunk.resource.name, [e for e in marked if e])
                 created = self._send(chunk.resource, payloads, on_retry=count_retry)
         except ItemsRefused as refusal:
+            self._receipts.refused(chunk.resource.name, [e for e in marked if e])
             self._isolate(chunk, items, refusal, refused, ambiguous_tries=ambiguous_tries)
         except Ambiguous as unknown:
             self._after_ambiguous(chunk, items, unknown, refused, ambiguous_tries=ambiguous_tries)
         except ApiError as error:
+            self._receipts.refused(chunk.resource.name, [e for e in marked if e])
             raise type(error)(
                 f"{chunk.describe(items)} failed: {error}", status=error.status, body=error.body
             ) from None
@@ -306,7 +314,20 @@ class Delivery:
                 body=unknown.body,
             ) from None
         if chunk.resource.list_path is None:
-            self._set_aside(chunk, items, unknown)
+            logger.warning(
+                "%s: %s. %s cannot be listed to check: the %d items are set aside as "
+                "rejected (not sent again, so never stored twice); check them in Leanpay",
+                chunk.describe(items),
+                unknown,
+                chunk.resource.name,
+                len(items),
+            )
+            reason = (
+                f"Leanpay may have stored it: {unknown}; {chunk.resource.name} cannot be "
+                "listed to check, and sending it again could store it twice. Check it in "
+                "Leanpay and load it again only if it is missing"
+            )
+            self._set_aside(chunk, items, reason, unknown)
             return
         chunk.stats.add(retries=1)
         wait_seconds = self._wait_before_checking(unknown)
@@ -341,31 +362,54 @@ class Delivery:
         if missing:
             self._post(chunk, missing, refused, ambiguous_tries=ambiguous_tries + 1)
 
-    def _set_aside(self, chunk: Chunk, items: list[Pending], unknown: Ambiguous) -> None:
+    def _set_aside(
+        self, chunk: Chunk, items: list[Pending], reason: str, error: ApiError | None
+    ) -> None:
         """Leanpay may hold these items and cannot be asked (no list endpoint): sending
         them again could store them twice, so they are rejected with why, for a human to
         check in Leanpay. Their twins and the references to them follow."""
-        logger.warning(
-            "%s: %s. %s cannot be listed to check: the %d items are set aside as rejected "
-            "(not sent again, so never stored twice); check them in Leanpay",
-            chunk.describe(items),
-            unknown,
-            chunk.resource.name,
-            len(items),
-        )
-        reason = (
-            f"Leanpay may have stored it: {unknown}; {chunk.resource.name} cannot be listed "
-            "to check, and sending it again could store it twice. Check it in Leanpay and "
-            "load it again only if it is missing"
-        )
         for item in items:
             twins = []
             if item.external_id is not None:
                 twins = chunk.guard.refused(item.external_id, uncertain=True)
-            self._reject(item, (Problem("(item)", reason),), unknown)
+            self._reject(item, (Problem("(item)", reason),), error)
             for twin in twins:
                 because = f"shares externalId with {item.ident}, which Leanpay may hold"
-                self._reject(twin, (Problem("externalId", because),), unknown)
+                self._reject(twin, (Problem("externalId", because),), error)
+
+    def _doubts_of_a_dead_run(self, chunk: Chunk, items: list[Pending]) -> list[Pending]:
+        """Items an earlier run was sending when it died (marked on the wire, never
+        acknowledged: receipts.py). Leanpay may hold them. Where it can be asked (links,
+        inside their invoices), one listing made after that run died settles it, through
+        the sift that follows; elsewhere they are set aside, never sent twice."""
+        doubted = self._receipts.uncertain(chunk.resource.name)
+        suspects = [p for p in items if p.external_id in doubted] if doubted else []
+        if not suspects:
+            return items
+        if chunk.guard.checks_leanpay:
+            try:
+                chunk.guard.confirm_since(self._started)
+            except Stopped:
+                raise ApiError(
+                    f"{chunk.describe(suspects)}: the run stopped before it could check "
+                    "what Leanpay holds of them"
+                ) from None
+            return items
+        sidecar = self._receipts.sending_path
+        reason = (
+            "a run that stopped abruptly (kill -9, a crash) was sending it to Leanpay when it "
+            f"died, so Leanpay may hold it; {chunk.resource.name} cannot be listed to check, "
+            "and sending it again could store it twice. Check it in Leanpay; if it is "
+            f"missing, delete its externalId from {sidecar} and load it again"
+        )
+        logger.warning(
+            "%s: %d records were on the wire when an earlier run died; set aside (see %s)",
+            chunk.describe(suspects),
+            len(suspects),
+            sidecar,
+        )
+        self._set_aside(chunk, suspects, reason, None)
+        return [p for p in items if p.external_id not in doubted]
 
     def _wait_before_checking(self, unknown: Ambiguous) -> float:
         """How long Leanpay may still be working on the request: nothing once it answered."""

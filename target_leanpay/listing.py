@@ -56,9 +56,12 @@ class Listing:
         *,
         concurrency: int,
         stopping: threading.Event,
+        inside: str | None = None,
     ) -> None:
+        """`inside`: the objects are listed inside each row, under that key."""
         self.name = name
         self.path = path
+        self._inside = inside
         self._read_page = read_page
         self._concurrency = concurrency
         self._stopping = stopping
@@ -71,7 +74,7 @@ class Listing:
         if not isinstance(declared, int) or isinstance(declared, bool):
             return self._one_by_one(first, remember, progress)
         progress.total = last = declared
-        rows, ids = _count(first)
+        rows, ids = self._count(first)
         threads = ThreadPoolExecutor(self._concurrency, thread_name_prefix="leanpay-list")
         try:
             pending: set[Future[dict[str, Any]]] = set()
@@ -83,7 +86,7 @@ class Listing:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:  # re-raises the error of a page that failed
                     body = future.result()
-                    page_rows, page_ids = _count(body)
+                    page_rows, page_ids = self._count(body)
                     rows, ids = rows + page_rows, ids + page_ids
                     # objects created meanwhile may push the last ones onto a new page
                     # (in a newest-first order): read up to the largest count any page gave
@@ -97,12 +100,12 @@ class Listing:
     def _one_by_one(
         self, first: dict[str, Any], remember: ExternalIds, progress: _Progress
     ) -> Listed:
-        rows, ids = _count(first)
+        rows, ids = self._count(first)
         page, body = 1, first
         while body.get("data"):
             page += 1
             body = self._page(page, remember, progress)
-            page_rows, page_ids = _count(body)
+            page_rows, page_ids = self._count(body)
             rows, ids = rows + page_rows, ids + page_ids
         return Listed(page, rows, ids)
 
@@ -110,9 +113,25 @@ class Listing:
         if self._stopping.is_set():
             raise Stopped(f"listing {self.name} stopped before page {page}: the run is stopping")
         body = self._read_page(self.path, page)
-        remember(_external_ids(body))
+        remember(_external_ids(self._objects(body)))
         progress.page_read()
         return body
+
+    def _objects(self, body: dict[str, Any]) -> list[Any]:
+        """The page's objects of this resource: its rows, or what each row holds inside."""
+        rows = body.get("data") or []
+        if self._inside is None:
+            return list(rows)
+        return [
+            inner
+            for row in rows
+            if isinstance(row, dict) and isinstance(row.get(self._inside), list)
+            for inner in row[self._inside]
+        ]
+
+    def _count(self, body: dict[str, Any]) -> tuple[int, int]:
+        objects = self._objects(body)
+        return len(objects), sum(1 for o in objects if isinstance(o, dict) and o.get("externalId"))
 
 
 class _Progress:
@@ -136,14 +155,9 @@ class _Progress:
         logger.info("listing %s: page %d/%s", self.name, read, total or "?")
 
 
-def _count(body: dict[str, Any]) -> tuple[int, int]:
-    data = body.get("data") or []
-    return len(data), sum(1 for row in data if isinstance(row, dict) and row.get("externalId"))
-
-
-def _external_ids(body: dict[str, Any]) -> list[tuple[str, str | None]]:
+def _external_ids(objects: list[Any]) -> list[tuple[str, str | None]]:
     return [
         (str(row["externalId"]), row["id"] if isinstance(row.get("id"), str) else None)
-        for row in body.get("data") or []
+        for row in objects
         if isinstance(row, dict) and row.get("externalId")
     ]

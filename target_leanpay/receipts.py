@@ -10,6 +10,16 @@ With `receipts_path` set, each acknowledged item becomes one JSON line:
   resources without a list endpoint to the moment between Leanpay's answer and the
   receipt being on disk.
 
+Items on the wire. Between Leanpay storing a batch and its answer reaching the target
+(the whole latency of the request), a kill -9 leaves no receipt: the resumed run would
+send those items again. So before each POST of a resource that is not listed first
+(credit notes, links, paybacks, ...), its externalIds are appended to a sidecar file,
+`<receipts_path>.sending`, and made durable. A later run reads it: an item marked there
+without a receipt was on the wire when a run died, and is *uncertain*. Leanpay may hold
+it: links are confirmed from the listing (inside their invoices); the others cannot be
+asked and are set aside as rejected, never sent twice. The sidecar is compacted at each
+start to the marks still uncertain.
+
 Why JSON lines, appended and fsync'd once per acknowledged batch, rather than SQLite:
 one writer (this run), readers that are often not Python (a warehouse `COPY`, `jq`,
 tap-jsonl), and under kill -9 an append-only file loses at most the batch being written:
@@ -52,6 +62,21 @@ _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(Receipt).decode
 
 
+class Sending(msgspec.Struct, frozen=True):
+    """One line of the sidecar: the externalIds of one POST, written before it is sent."""
+
+    resource: str
+    externalIds: list[str]  # noqa: N815 - Leanpay's name
+    run_started: str
+    answered: bool = False
+    """Leanpay refused the POST: none of its items is stored, the marks are lifted."""
+
+
+_encode_sending = msgspec.json.Encoder().encode
+_decode_sending = msgspec.json.Decoder(Sending).decode
+SENDING_SUFFIX = ".sending"
+
+
 class ReceiptsError(TargetLeanpayError):
     """The receipts file cannot be written: the items stay unsettled."""
 
@@ -66,15 +91,21 @@ class Receipts:
         self._run_started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
         self._lock = threading.Lock()
         self._file: IO[bytes] | None = None
-        if path is not None and writable:
-            try:
+        self._sending: IO[bytes] | None = None
+        self.sending_path = None if path is None else path + SENDING_SUFFIX
+        self._uncertain: dict[str, set[str]] = {}
+        if path is None:
+            return
+        try:
+            if writable:
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
                 self._file = open(path, "ab")  # noqa: SIM115 - closed by close()
                 _cut_torn_line(self._file, path)
-            except OSError as exc:
-                raise ConfigError(
-                    f"receipts_path {path!r} cannot be opened: {exc.strerror}"
-                ) from None
+            self._uncertain = self._read_uncertain()
+            if writable:
+                self._sending = self._compact_sending()
+        except OSError as exc:
+            raise ConfigError(f"receipts_path {path!r} cannot be opened: {exc.strerror}") from None
 
     def earlier(self, resource: str) -> Iterator[Pair]:
         """(externalId, id) of every receipt of `resource` in the file (earlier runs)."""
@@ -93,6 +124,87 @@ class Receipts:
                     ) from None
                 if receipt.resource == resource:
                     yield receipt.externalId, receipt.id
+
+    def uncertain(self, resource: str) -> set[str]:
+        """The externalIds of `resource` an earlier run was sending when it died: marked
+        on the wire, and never acknowledged."""
+        return self._uncertain.get(resource, set())
+
+    def mark_sending(self, resource: str, external_ids: Sequence[str]) -> None:
+        """Before a POST: note its items durably, so that a run that resumes after this one
+        dies knows they may be in Leanpay."""
+        self._append_sending(Sending(resource, list(external_ids), self._run_started))
+
+    def refused(self, resource: str, external_ids: Sequence[str]) -> None:
+        """Leanpay refused a POST (a 4xx): its items are not stored, lift their marks. Not
+        made durable: a lost line only leaves them uncertain, the safe side."""
+        self._append_sending(
+            Sending(resource, list(external_ids), self._run_started, answered=True), sync=False
+        )
+
+    def _append_sending(self, sending: Sending, *, sync: bool = True) -> None:
+        if self._sending is None or not sending.externalIds:
+            return
+        line = _encode_sending(sending) + b"\n"
+        with self._lock:
+            if self._sending is None:
+                raise ReceiptsError(f"receipts {self.sending_path}: the run is over")
+            try:
+                self._sending.write(line)
+                self._sending.flush()
+                if sync:
+                    os.fsync(self._sending.fileno())
+            except OSError as exc:
+                raise ReceiptsError(
+                    f"Cannot write {self.sending_path} ({exc.strerror}), where the items "
+                    "about to be sent are noted first; nothing more is sent"
+                ) from None
+
+    def _read_uncertain(self) -> dict[str, set[str]]:
+        """Marked on the wire by earlier runs, minus what has a receipt."""
+        assert self.path is not None and self.sending_path is not None
+        marked: dict[str, set[str]] = {}
+        if not os.path.exists(self.sending_path):
+            return marked
+        with open(self.sending_path, "rb") as lines:
+            for line in lines:
+                if not line.endswith(b"\n"):
+                    continue  # torn by a kill: its POST never started
+                try:
+                    sending = _decode_sending(line)
+                except msgspec.DecodeError:
+                    continue  # not ours to judge; the marks that read stay
+                ids = marked.setdefault(sending.resource, set())
+                if sending.answered:
+                    ids.difference_update(sending.externalIds)
+                else:
+                    ids.update(sending.externalIds)
+        if marked and os.path.exists(self.path):
+            with open(self.path, "rb") as lines:
+                for line in lines:
+                    if not line.endswith(b"\n"):
+                        continue
+                    try:
+                        receipt = _decode(line)
+                    except msgspec.DecodeError:
+                        continue  # reported by `earlier`
+                    marked.get(receipt.resource, set()).discard(receipt.externalId)
+        return {resource: ids for resource, ids in marked.items() if ids}
+
+    def _compact_sending(self) -> IO[bytes]:
+        """Rewrite the sidecar with only the marks still uncertain (atomically), and open
+        it for this run's marks."""
+        assert self.sending_path is not None
+        fresh = self.sending_path + ".new"
+        with open(fresh, "wb") as out:
+            for resource, ids in sorted(self._uncertain.items()):
+                line = Sending(resource, sorted(ids), self._run_started)
+                out.write(_encode_sending(line) + b"\n")
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(fresh, self.sending_path)
+        _sync_folder(self.sending_path)
+        return open(self.sending_path, "ab")
 
     def record(self, stream: str, resource: str, acknowledged: Sequence[Pair]) -> None:
         """Append the receipts of one acknowledged batch and make them durable."""
@@ -120,9 +232,19 @@ class Receipts:
     def close(self) -> None:
         """Close the file."""
         with self._lock:
-            if self._file is not None:
-                self._file.close()
-                self._file = None
+            for file in (self._file, self._sending):
+                if file is not None:
+                    file.close()
+            self._file = self._sending = None
+
+
+def _sync_folder(path: str) -> None:
+    """Make a rename in `path`'s folder durable."""
+    folder = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
 
 
 def _cut_torn_line(file: IO[bytes], path: str) -> None:

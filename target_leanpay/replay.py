@@ -187,8 +187,12 @@ class ReplayGuard(Generic[T]):
         self._refused: set[str] = set()  # externalIds Leanpay refused in this run
         self._uncertain: set[str] = set()  # sent, answer lost, and no way to check
         self._changed = threading.Condition(threading.Lock())
-        self._listed_from: float | None = None if listing else clock()
-        """When the newest complete listing started (all that Leanpay held then is known)."""
+        self._listed_from: float | None = clock()
+        """When the newest complete listing started (all that Leanpay held then is known):
+        None until the first listing of a resource listed first; -inf for one listed only
+        to settle a doubt (links), so that `confirm_since` always lists."""
+        if listing is not None:
+            self._listed_from = None if resource.listed_first else float("-inf")
         self._first_failure: BaseException | None = None
         self._leading = False
         self._listing_now = False
@@ -210,7 +214,7 @@ class ReplayGuard(Generic[T]):
 
     def start(self) -> None:
         """Begin the first listing in the background; `held` waits for it."""
-        if self.listing is None:
+        if self.listing is None or not self.resource.listed_first:
             return
 
         def first_listing() -> None:
@@ -306,7 +310,7 @@ class ReplayGuard(Generic[T]):
         self._listing_now = True
         self._changed.release()
         try:
-            listed = self._read(listing, before_run=self.listings == 0)
+            listed = self._read(listing, before_run=self._listed_from is None)
         finally:
             self._changed.acquire()
             self._listing_now = False
@@ -498,6 +502,7 @@ class ReplayGuards:
             self._read_page,
             concurrency=self._concurrency,
             stopping=self._stopping,
+            inside=resource.listed_inside,
         )
 
     def close(self) -> None:

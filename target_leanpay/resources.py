@@ -71,9 +71,19 @@ class Resource:
     fields: tuple[Field, ...]
     list_path: str | None = None
     """Where existing objects (with their externalId) can be listed, if anywhere."""
+    listed_inside: str | None = None
+    """The key under which each row of `list_path` holds this resource's objects, when they
+    are listed inside another resource's (a link in its invoice's `creditNoteLinks`)."""
     field_names: frozenset[str] = field(init=False)
     reference_fields: tuple[str, ...] = field(init=False)
     """Fields holding another resource's Leanpay id (see `Field.refers_to`)."""
+
+    @property
+    def listed_first(self) -> bool:
+        """Whether replay safety lists this resource before sending any of it (invoices).
+        Objects listed inside another's rows (links) are listed only when a doubt must be
+        settled: the receipts of earlier runs hold the rest."""
+        return self.list_path is not None and self.listed_inside is None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "field_names", frozenset(f.name for f in self.fields))
@@ -129,6 +139,8 @@ LINKS = Resource(
     name="links",
     path="/links/batch",
     body_key="links",
+    list_path="/invoices",
+    listed_inside="creditNoteLinks",
     fields=(
         Field("invoiceId", Kind.UUID, required=True, refers_to="invoices"),
         Field("creditNoteId", Kind.UUID, required=True, refers_to="credit_notes"),
