@@ -24,6 +24,7 @@ from conftest import wait_for
 import leanpay_standin
 from leanpay_standin import StandIn
 from leanpay_standin.api import BATCHES, LISTS, MAX_BATCH_ITEMS, Batch, ValueType
+from leanpay_standin.faults import parse_rule
 from leanpay_standin.ratelimit import TokenBucket
 
 KEY = "test-key"
@@ -1041,9 +1042,13 @@ def test_fault_paths_with_a_placeholder_match_one_segment(
     )  # fmt: skip
     assert payback.status_code == 503
     assert post(session, standin, [made["PB-1"]], "paybacks").status_code == 503  # /batch too
-    nested = session.put(standin.url + "/paybacks/a/b", json={}, timeout=5)
-    assert nested.status_code == 404  # no route; the rule's segment is one segment
     assert standin.faults()[0]["used"] == 2
+    assert standin.faults()[0]["path"] == "/paybacks/{id}"
+    rule = parse_rule({"action": "drop_after_store", "path": "/links/{id}/x"})
+    assert rule.applies_to("PUT", "/links/9f1c/x") and rule.applies_to("GET", "/links/batch/x")
+    assert not any(
+        rule.applies_to("PUT", path) for path in ("/links/a/b/x", "/links//x", "/links/a/x/y")
+    )
 
 
 # -- deletion -------------------------------------------------------------------------------
@@ -1813,7 +1818,8 @@ def test_cli_help_names_every_setting() -> None:
         check=True,
     )
     help_text = " ".join(result.stdout.split())
-    for flag in ("--seed-invoices N", "--rate-limit PER_SECOND", "--rate-burst REQUESTS"):
+    flags = ("--seed-invoices N", "--rate-limit PER_SECOND", "--rate-burst REQUESTS")
+    for flag in (*flags, "--order {oldest,newest,id}"):
         assert flag in help_text
     assert "(default 25; Leanpay documents none)" in help_text
     assert "max(1, rate limit)" in help_text
