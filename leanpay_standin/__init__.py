@@ -15,12 +15,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from leanpay_standin.store import DUPLICATE_MODES, DuplicateMode
+from leanpay_standin.store import DUPLICATE_MODES, LIST_ORDERS, DuplicateMode, ListOrder
 
 if TYPE_CHECKING:
     from leanpay_standin.server import StandIn
 
-__all__ = ["DUPLICATE_MODES", "DuplicateMode", "StandIn"]
+__all__ = ["DUPLICATE_MODES", "LIST_ORDERS", "DuplicateMode", "ListOrder", "StandIn"]
 
 
 def __getattr__(name: str) -> Any:

@@ -21,7 +21,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from leanpay_standin.store import DUPLICATE_MODES
+from leanpay_standin.store import DUPLICATE_MODES, LIST_ORDERS
 
 if TYPE_CHECKING:
     from leanpay_standin.server import StandIn
@@ -67,6 +67,13 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=25,
         help="invoices per page of GET /invoices (default 25; Leanpay documents none)",
+    )
+    parser.add_argument(
+        "--order",
+        choices=LIST_ORDERS,
+        default="oldest",
+        help="the order of GET /invoices (Leanpay documents none): oldest first (creation "
+        "order, the default), newest first, or by Leanpay id (unrelated to time)",
     )
     parser.add_argument(
         "--seed-invoices",
@@ -135,6 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             duplicates=args.duplicates,
             latency_ms=args.latency_ms,
             page_size=args.page_size,
+            order=args.order,
             port=args.port,
             verbose=args.verbose,
             log_bodies=not args.no_log_bodies,

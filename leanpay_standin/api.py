@@ -176,3 +176,46 @@ LISTS: Mapping[str, str] = MappingProxyType({"/invoices": "invoices"})
 
 Only invoices can be listed; the notes document no page size, filter or sort order.
 """
+
+DATETIME_RESOURCES = frozenset({"invoices", "credit_notes"})
+"""Resources whose answers show their `date` properties as date-times: the notes say
+invoice and credit-note `issueDate`, `dueDate` and `sentDate` come back so, although
+they are sent as dates. Links and paybacks keep the date as sent (the notes are silent)."""
+
+
+@dataclass(frozen=True)
+class Update:
+    """One `PUT <prefix>{id}` endpoint: the body's properties replace the stored object's.
+
+    A property the body leaves out keeps its value; an explicit null (where nullable)
+    clears it, as a NestJS service saving a partial entity does.
+    """
+
+    name: str
+    """The resource whose objects it changes (a key of `BATCHES`)."""
+    prefix: str
+    """The path up to the object's id: `/links/` for `PUT /links/{linkId}`."""
+    body: Mapping[str, Prop]
+
+
+UPDATES: Mapping[str, Update] = MappingProxyType(
+    {
+        "links": Update(
+            name="links",
+            prefix="/links/",
+            body=MappingProxyType({"amount": _amount(required=True), "date": _date(required=True)}),
+        ),
+        "paybacks": Update(
+            name="paybacks",
+            prefix="/paybacks/",
+            body=MappingProxyType(
+                {
+                    "amount": _amount(required=True),
+                    "date": _date(required=True),
+                    "externalId": _string(80),
+                }
+            ),
+        ),
+    }
+)
+"""The only documented updates of what the batch imports create, by resource name."""

@@ -3,11 +3,12 @@
 The API is the one the project's Leanpay API notes describe, as tabled in `api`. Request
 order mirrors a NestJS service: route (404), auth guard (401), throttler guard (429, when
 a rate limit is set), body validation (400; 409 for refused duplicates), then the
-handler. Fault rules are consulted after the throttler, so credentials and the rate limit
-always apply, and before validation, so an injected 429 or drop does not depend on the
-batch's content (except reject_items, which exists to refuse content). A batch body is
-parsed before the throttler only so that the journal shows it: a throttled request gets
-its 429 even when its body is not JSON.
+handler (404 for an update naming an unknown id). Fault rules are consulted after the
+throttler, so credentials and the rate limit always apply, and before validation, so an
+injected 429 or drop does not depend on the batch's content (except reject_items, which
+exists to refuse content). A body (batch or update) is parsed before the throttler only
+so that the journal shows it: a throttled request gets its 429 even when its body is
+not JSON.
 """
 
 from __future__ import annotations
@@ -25,11 +26,11 @@ from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from leanpay_standin.api import BATCHES, LISTS
+from leanpay_standin.api import BATCHES, LISTS, UPDATES
 from leanpay_standin.faults import FaultRule
 from leanpay_standin.state import State
 from leanpay_standin.store import Conflict
-from leanpay_standin.validation import ItemSchema, check_body, schema_for
+from leanpay_standin.validation import ItemSchema, body_problems, check_body, schema_for
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -97,6 +98,10 @@ def throttled(retry_after: int) -> Response:
 def _api_map() -> Map:
     rules = [Rule(b.path, endpoint=("batch", b.name), methods=["POST"]) for b in BATCHES.values()]
     rules += [Rule(path, endpoint=("list", name), methods=["GET"]) for path, name in LISTS.items()]
+    rules += [
+        Rule(u.prefix + "<object_id>", endpoint=("update", u.name), methods=["PUT"])
+        for u in UPDATES.values()
+    ]
     return Map(rules, strict_slashes=False, merge_slashes=False)
 
 
@@ -108,6 +113,7 @@ _CONTROL_MAP = Map(
         Rule("/config", endpoint="config", methods=["GET", "POST"]),
         Rule("/faults", endpoint="faults", methods=["GET", "POST"]),
         Rule("/seed", endpoint="seed", methods=["POST"]),
+        Rule("/delete", endpoint="delete", methods=["POST"]),
         Rule("/health", endpoint="health", methods=["GET"]),
     ],
     strict_slashes=False,
@@ -124,6 +130,9 @@ class StandInApp:
         self._control_urls = _CONTROL_MAP.bind("127.0.0.1")
         self._schemas: dict[str, ItemSchema] = {
             name: schema_for(batch) for name, batch in BATCHES.items()
+        }
+        self._update_schemas: dict[str, ItemSchema] = {
+            name: schema_for(update) for name, update in UPDATES.items()
         }
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
@@ -165,21 +174,25 @@ class StandInApp:
 
     def _api_response(self, request: Request, path: str, entry: dict[str, Any]) -> Response:
         try:
-            (kind, resource_name), _ = self._api_urls.match(path, request.method)
+            (kind, resource_name), arguments = self._api_urls.match(path, request.method)
         except HTTPException:
             return nest_error(404, f"Cannot {request.method} {API_PREFIX}{path}")
         if request.headers.get("Authorization") != self.state.api_key:
             return json_response({"statusCode": 401, "message": "Unauthorized"}, 401)
 
-        parsed: tuple[Any, list[Any] | None] | Response = (None, None)
+        parsed: Any = None
+        items = None
+        if kind != "list":
+            parsed = self._parse_body(request, entry)
         if kind == "batch":
-            parsed = self._parse_batch(request, resource_name, entry)
+            items = _batch_items(parsed, BATCHES[resource_name].body_key)
+            if items is not None:
+                entry["items"] = len(items)
         refusal = self._throttle()
         if refusal is not None:
             return refusal
         if isinstance(parsed, Response):
             return parsed
-        body, items = parsed
 
         rule = self.state.faults.take(request.method, path, items)
         if rule is not None:
@@ -188,8 +201,10 @@ class StandInApp:
                 return early
         if kind == "list":
             response = self._list(request, resource_name)
+        elif kind == "update":
+            response = self._update(resource_name, arguments["object_id"], parsed)
         else:
-            response = self._batch(resource_name, body, rule)
+            response = self._batch(resource_name, parsed, rule)
         return response if rule is None else _after_store(rule, response)
 
     def _throttle(self) -> Response | None:
@@ -200,10 +215,8 @@ class StandInApp:
         retry_after = self.state.bucket.take(*rate)
         return None if retry_after is None else throttled(retry_after)
 
-    def _parse_batch(
-        self, request: Request, resource_name: str, entry: dict[str, Any]
-    ) -> tuple[Any, list[Any] | None] | Response:
-        """(body, its item list if it has one), journaled; or the 400 for unparsable JSON."""
+    def _parse_body(self, request: Request, entry: dict[str, Any]) -> Any:
+        """The JSON body, journaled; or the 400 Response for unparsable JSON."""
         raw = request.get_data()
         try:
             body = _loads(raw) if raw.strip() else {}
@@ -212,11 +225,7 @@ class StandInApp:
             return nest_error(400, f"Unexpected token in JSON at position {position}")
         if self.state.settings.log_bodies:
             entry["body"] = body
-        items = body.get(BATCHES[resource_name].body_key) if type(body) is dict else None
-        if type(items) is not list:
-            return body, None
-        entry["items"] = len(items)
-        return body, items
+        return body
 
     def _batch(self, resource_name: str, body: Any, rule: FaultRule | None) -> Response:
         schema = self._schemas[resource_name]
@@ -238,13 +247,26 @@ class StandInApp:
             return nest_error(409, result.messages)
         return json_response({"data": result}, 201)
 
+    def _update(self, resource_name: str, object_id: str, body: Any) -> Response:
+        problems = body_problems(self._update_schemas[resource_name], body)
+        if problems:
+            return nest_error(400, problems)
+        updated = self.state.store[resource_name].update(object_id, body)
+        if updated is None:
+            noun = BATCHES[resource_name].body_key[:-1]  # "link", "payback"
+            return nest_error(404, f"{noun} {object_id} not found")
+        return json_response(updated)
+
     def _list(self, request: Request, resource_name: str) -> Response:
         raw_page = request.args.get("page", "1")
         if not (raw_page.isascii() and raw_page.isdigit()) or int(raw_page) < 1:
             return nest_error(400, ["page must be a positive integer"])
         page = int(raw_page)
-        size = self.state.settings.page_size
-        objects, total = self.state.store[resource_name].objects((page - 1) * size, page * size)
+        settings = self.state.settings
+        size = settings.page_size
+        objects, total = self.state.store[resource_name].page(
+            (page - 1) * size, page * size, settings.order
+        )
         return json_response(
             {
                 "data": objects,
@@ -310,8 +332,28 @@ class StandInApp:
             raise ValueError("client_id must be a string")
         return {"seeded": len(self.state.store.seed_invoices(count, client_id))}
 
+    def _control_delete(self, request: Request, payload: Any) -> Any:
+        spec = _object(payload)
+        unknown = set(spec) - {"resource", "ids", "externalIds"}
+        if unknown:
+            raise ValueError(f"unknown keys: {', '.join(sorted(unknown))}")
+        resource_name = spec.get("resource", "invoices")
+        ids, external_ids = spec.get("ids", []), spec.get("externalIds", [])
+        for key, values in (("ids", ids), ("externalIds", external_ids)):
+            if not (isinstance(values, list) and all(isinstance(v, str) for v in values)):
+                raise ValueError(f"{key} must be a list of strings")
+        if not isinstance(resource_name, str):
+            raise ValueError("resource must be a string")
+        return {"deleted": self.state.delete(resource_name, ids, external_ids)}
+
     def _control_health(self, request: Request, payload: Any) -> Any:
         return {"ok": True}
+
+
+def _batch_items(body: Any, body_key: str) -> list[Any] | None:
+    """A batch body's item list, if it has one (fault rules match items; the journal counts)."""
+    items = body.get(body_key) if type(body) is dict else None
+    return items if type(items) is list else None
 
 
 def _object(payload: Any) -> dict[str, Any]:

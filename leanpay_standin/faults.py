@@ -6,7 +6,9 @@ connections before and after storing (the ambiguous case), slowness, and items r
 for reasons the target cannot check locally. Unknown rule keys are errors, so a typo in
 a test cannot silently disable the fault it meant to inject.
 
-A rule is a JSON object: `action`, optionally `path` (e.g. "/invoices/batch"), `method`
+A rule is a JSON object: `action`, optionally `path` (e.g. "/invoices/batch"; a segment
+written `{…}` matches any one segment, as the API reference writes ids: "/links/{id}"
+matches every `/links/<id>`, and `/links/batch` too unless `method` says PUT), `method`
 and `times` (uses before it wears out; default 1, null = forever; reject_items defaults
 to forever), plus the action's own keys:
 
@@ -24,6 +26,7 @@ to forever), plus the action's own keys:
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -42,6 +45,7 @@ ACTIONS: tuple[str, ...] = get_args(Action)
 _UNSET: Any = object()
 
 _COMMON_KEYS = frozenset({"action", "path", "method", "times"})
+_PLACEHOLDER = re.compile(r"\{[^/{}]*\}")
 _ACTION_KEYS: dict[str, frozenset[str]] = {
     "status": frozenset({"status", "headers", "body", "raw_body"}),
     "status_after_store": frozenset({"status", "headers", "body", "raw_body"}),
@@ -69,6 +73,16 @@ class FaultRule:
     match: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     name_items: bool = True
     used: int = 0
+    path_pattern: re.Pattern[str] | None = None
+    """`path` as a pattern when it holds `{…}` segments."""
+
+    def applies_to(self, method: str, path: str) -> bool:
+        """Whether the rule's path and method (when given) match the request's."""
+        if self.method is not None and self.method != method:
+            return False
+        if self.path_pattern is not None:
+            return self.path_pattern.fullmatch(path) is not None
+        return self.path is None or self.path == path
 
     @property
     def active(self) -> bool:
@@ -126,6 +140,9 @@ def parse_rule(spec: Mapping[str, Any]) -> FaultRule:
     _require(not unknown, f"unknown keys for a {action!r} rule: {', '.join(sorted(unknown))}")
     rule = FaultRule(action=action)
     rule.path = _optional_str(spec, "path")
+    if rule.path is not None and _PLACEHOLDER.search(rule.path):
+        literals = _PLACEHOLDER.split(rule.path)
+        rule.path_pattern = re.compile("[^/]+".join(map(re.escape, literals)))
     method = _optional_str(spec, "method")
     rule.method = method.upper() if method else None
     times: Any = spec.get("times", None if action == "reject_items" else 1)
@@ -217,9 +234,7 @@ class FaultBook:
             for rule in self._rules:
                 if not rule.active:
                     continue
-                if rule.path is not None and rule.path != path:
-                    continue
-                if rule.method is not None and rule.method != method:
+                if not rule.applies_to(method, path):
                     continue
                 if rule.action == "reject_items" and not (items and rule.offending(items)):
                     continue

@@ -10,6 +10,11 @@ dropped connection), time (`time.monotonic()` on arrival) and answered (the same
 once the answer, latency included, is ready: the server writes it, or drops the
 connection, right after; null until then). Two requests overlapped when each arrived
 before the other was answered.
+
+A deletion through the control API (`POST /_control/delete`) is journaled too, so a test
+sees where it fell among the API requests: method "DELETE", path "/_control/delete",
+query `{"resource": name}`, body `{"ids": [...], "externalIds": [...]}` of the objects
+deleted, items their count, status 200, no headers.
 """
 
 from __future__ import annotations
@@ -48,6 +53,25 @@ class Journal:
         with self._lock:
             self._entries.append(entry)
         return entry
+
+    def note_deletion(
+        self, resource_name: str, ids: list[str], external_ids: list[str | None], at: float
+    ) -> None:
+        """Record a deletion made through the controls, among the API requests."""
+        with self._lock:
+            self._entries.append(
+                {
+                    "method": "DELETE",
+                    "path": "/_control/delete",
+                    "query": {"resource": resource_name},
+                    "headers": {},
+                    "body": {"ids": ids, "externalIds": external_ids},
+                    "status": 200,
+                    "items": len(ids),
+                    "time": at,
+                    "answered": at,
+                }
+            )
 
     def clear(self) -> None:
         """Forget every request."""

@@ -7,7 +7,7 @@ through this object (same process, no HTTP round trip needed for inspection).
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from types import TracebackType
 from typing import Any, Self
 
@@ -15,14 +15,15 @@ from leanpay_standin.api import BATCHES
 from leanpay_standin.app import API_PREFIX, StandInApp
 from leanpay_standin.http_server import LOOPBACK, StandInServer
 from leanpay_standin.state import Settings, State
-from leanpay_standin.store import DuplicateMode
+from leanpay_standin.store import DuplicateMode, ListOrder
 
 
 class StandIn:
     """A local Leanpay on 127.0.0.1; `with StandIn() as leanpay: ... leanpay.url ...`.
 
     The settings (see `state.Settings`) can be changed while running with `configure`:
-    duplicates, latency_ms, page_size (default 25), log_bodies, rate_limit (requests per
+    duplicates, latency_ms, page_size (default 25), order (of `GET /invoices`: "oldest"
+    first, the default, "newest" first or by "id"), log_bodies, rate_limit (requests per
     second, None or 0 = unlimited) and rate_burst (None = max(1, rate_limit)).
     """
 
@@ -38,6 +39,7 @@ class StandIn:
         log_bodies: bool = True,
         rate_limit: float | None = None,
         rate_burst: float | None = None,
+        order: ListOrder = "oldest",
     ) -> None:
         settings = Settings()
         settings.update(
@@ -45,6 +47,7 @@ class StandIn:
                 "duplicates": duplicates,
                 "latency_ms": latency_ms,
                 "page_size": page_size,
+                "order": order,
                 "log_bodies": log_bodies,
                 "rate_limit": rate_limit,
                 "rate_burst": rate_burst,
@@ -146,6 +149,20 @@ class StandIn:
         """Store `n` invoices `seed-000001`, ... as previously imported; return externalIds."""
         return self.state.store.seed_invoices(n, client_id)
 
+    def delete(
+        self,
+        resource_name: str = "invoices",
+        *,
+        ids: Collection[str] = (),
+        external_ids: Collection[str] = (),
+    ) -> int:
+        """Delete objects as a Leanpay user might in the UI (journaled); return how many.
+
+        Every object holding one of `external_ids` goes. ValueError, deleting nothing, if
+        an id or externalId is not stored or neither is given.
+        """
+        return self.state.delete(resource_name, ids, external_ids)
+
     # -- observation -----------------------------------------------------------------
 
     def requests(self) -> list[dict[str, Any]]:
@@ -153,7 +170,9 @@ class StandIn:
         return self.state.journal.entries()
 
     def store(self, resource_name: str = "invoices") -> list[dict[str, Any]]:
-        """The objects of a resource, as Leanpay would show them, in creation order."""
+        """The objects of a resource, as the API shows them (dates of invoices and credit
+        notes as date-times, an invoice's links inside it), in creation order whatever
+        the listing's `order`."""
         return self.state.store[resource_name].objects()[0]
 
     def posted_items(self, resource_name: str = "invoices") -> list[dict[str, Any]]:

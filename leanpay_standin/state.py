@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, cast
 
 from leanpay_standin.faults import FaultBook
 from leanpay_standin.journal import Journal
 from leanpay_standin.ratelimit import TokenBucket, effective_burst
-from leanpay_standin.store import DUPLICATE_MODES, DuplicateMode, Store
+from leanpay_standin.store import DUPLICATE_MODES, LIST_ORDERS, DuplicateMode, ListOrder, Store
 
 
 @dataclass
@@ -24,6 +25,9 @@ class Settings:
     """Every API answer leaves this long after its request arrived (processing included)."""
     page_size: int = 25
     """Objects per page of `GET /invoices`; Leanpay's is undocumented, so not 100."""
+    order: ListOrder = "oldest"
+    """The order of `GET /invoices` (undocumented in Leanpay): "oldest" first (creation
+    order, the default), "newest" first, or "id" (Leanpay id, unrelated to time)."""
     log_bodies: bool = True
     """Keep request bodies in the journal; turn off for multi-million-item benchmarks."""
     rate_limit: float | None = None
@@ -53,6 +57,8 @@ class Settings:
         page_size = checked["page_size"]
         if type(page_size) is not int or page_size < 1:
             raise ValueError("page_size must be a positive integer")
+        if checked["order"] not in LIST_ORDERS:
+            raise ValueError(f"order must be one of {', '.join(LIST_ORDERS)}")
         if type(checked["log_bodies"]) is not bool:
             raise ValueError("log_bodies must be a boolean")
         rate, burst = checked["rate_limit"], checked["rate_burst"]
@@ -63,6 +69,7 @@ class Settings:
         self.duplicates = cast(DuplicateMode, checked["duplicates"])
         self.latency_ms = latency
         self.page_size = page_size
+        self.order = cast(ListOrder, checked["order"])
         self.log_bodies = checked["log_bodies"]
         self.rate_limit = rate
         self.rate_burst = burst
@@ -89,6 +96,24 @@ class State:
     faults: FaultBook = field(default_factory=FaultBook)
     journal: Journal = field(default_factory=Journal)
     bucket: TokenBucket = field(default_factory=TokenBucket)
+
+    def delete(
+        self, resource_name: str, ids: Collection[str] = (), external_ids: Collection[str] = ()
+    ) -> int:
+        """Delete objects as someone did in Leanpay's UI; journaled; return how many.
+
+        ValueError (nothing deleted) for an unknown resource, id or externalId, or when
+        neither is named: a test's typo must not pass for a deletion.
+        """
+        if resource_name not in self.store.resources:
+            raise ValueError(f"unknown resource {resource_name!r}")
+        if not ids and not external_ids:
+            raise ValueError("name the ids and/or externalIds to delete")
+        gone = self.store[resource_name].delete(ids, external_ids)
+        self.journal.note_deletion(
+            resource_name, [i for i, _ in gone], [e for _, e in gone], time.monotonic()
+        )
+        return len(gone)
 
     def reset(self) -> None:
         """Back to empty: no objects, no requests, no faults, a full rate-limit bucket.

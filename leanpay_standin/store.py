@@ -1,33 +1,43 @@
 """What the stand-in has "created", per resource, with Leanpay's duplicate semantics.
 
-Rows are tuples (id, createdAt, *field values in table order) rather than dicts, so a
-tenant of a million invoices stays a few hundred MB; the full Leanpay-shaped object is
-rebuilt when it is shown. The externalId index makes duplicate checks O(1).
+Rows are tuples (id, createdAt, updatedAt, *field values in table order) rather than
+dicts, so a tenant of a million invoices stays a few hundred MB; the full Leanpay-shaped
+object is rebuilt when it is shown. The externalId index makes duplicate checks O(1).
+
+Rows are kept in creation order, which is also `createdAt` order (see `clock`), so a page
+in "oldest" or "newest" order is a slice. The "id" order (Leanpay ids are random uuid4s,
+unrelated to time) keeps a sorted index, built when first listed in that order and
+updated by bisection on each creation while that order is in use.
 """
 
 from __future__ import annotations
 
-import datetime as dt
+import bisect
 import itertools
 import random
 import threading
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from leanpay_standin.api import BATCHES, Batch
+from leanpay_standin.api import BATCHES, DATETIME_RESOURCES, UPDATES, Batch
+from leanpay_standin.clock import Clock
 
 DuplicateMode = Literal["accept", "refuse", "ignore"]
 DUPLICATE_MODES: tuple[DuplicateMode, ...] = ("accept", "refuse", "ignore")
 
+ListOrder = Literal["oldest", "newest", "id"]
+LIST_ORDERS: tuple[ListOrder, ...] = ("oldest", "newest", "id")
+"""Orders `GET /invoices` can list in: by `createdAt` either way, or by Leanpay id."""
+
 Row = tuple[Any, ...]
-_ID, _CREATED = 0, 1
-_FIRST_FIELD = 2
+_ID, _CREATED, _UPDATED = 0, 1, 2
+_FIRST_FIELD = 3
 
 _SEED_CHUNK = 10_000
-_DATETIME_RESOURCES = frozenset({"invoices"})
-"""Resources whose responses show dates as date-times (only invoices are documented so)."""
+Nested = Callable[[str], list[dict[str, Any]]]
+"""What another resource shows inside an object, given the object's id."""
 
 
 @dataclass(frozen=True)
@@ -49,24 +59,31 @@ _PRESENTATIONS: dict[str, _Presentation] = {
             ("upcomingPaymentDate", None),
         ),
         copies=(("remainingAmount", "amount"),),
-        empty_lists=("dueDates", "payments", "creditNoteLinks"),
+        empty_lists=("dueDates", "payments"),  # creditNoteLinks: the links store's
     ),
     "credit_notes": _Presentation(constants=(("status", "available"),)),
 }
 
 
-def utc_timestamp() -> str:
-    """Now, as Leanpay writes createdAt ("2024-03-01T12:34:56.789Z")."""
-    now = dt.datetime.now(dt.UTC)
-    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+_MASK48 = (1 << 48) - 1
+
+
+def _scramble(counter: int) -> int:
+    """A bijection on 48 bits that scatters consecutive counters: ids must not sort in
+    creation order, or listing "by id" would be listing oldest first in disguise."""
+    mixed = (counter * 0x9E3779B97F4B) & _MASK48
+    mixed ^= mixed >> 24
+    mixed = (mixed * 0xBF58476D1CE5) & _MASK48
+    return mixed ^ (mixed >> 24)
 
 
 class IdFactory:
     """Valid, unique uuid4 strings at a fraction of `uuid.uuid4()`'s cost.
 
-    A random uuid4 prefix per instance plus a counter in the last 12 hex digits:
-    generating 100 ids per request with `uuid.uuid4()` would cost a noticeable share of
-    the request budget.
+    A random uuid4 prefix per instance plus a scrambled counter in the last 12 hex
+    digits: generating 100 ids per request with `uuid.uuid4()` would cost a noticeable
+    share of the request budget. Unique below 2**48 ids; their order is unrelated to
+    creation order, as Leanpay's random uuid4s are.
     """
 
     def __init__(self) -> None:
@@ -76,12 +93,12 @@ class IdFactory:
         self._counter = itertools.count(random.getrandbits(32))
 
     def __call__(self) -> str:
-        return f"{self._prefix}{next(self._counter) & 0xFFFFFFFFFFFF:012x}"
+        return self.many(1)[0]
 
     def many(self, count: int) -> list[str]:
         """`count` new ids at once (one call per batch, not per item)."""
         prefix, counter = self._prefix, self._counter
-        return [f"{prefix}{next(counter) & 0xFFFFFFFFFFFF:012x}" for _ in range(count)]
+        return [f"{prefix}{_scramble(next(counter)):012x}" for _ in range(count)]
 
 
 @dataclass(frozen=True)
@@ -92,37 +109,62 @@ class Conflict:
 
 
 class ResourceStore:
-    """The objects of one resource, in creation order."""
+    """The objects of one resource, in creation order.
 
-    def __init__(self, batch: Batch, tenant_id: str, new_id: IdFactory) -> None:
+    `parent_field` (links: "invoiceId") keeps, per parent id, the ids of the objects
+    naming it, so the parent can show them (an invoice's `creditNoteLinks[]`).
+    """
+
+    def __init__(
+        self,
+        batch: Batch,
+        tenant_id: str,
+        new_id: IdFactory,
+        clock: Clock,
+        *,
+        parent_field: str | None = None,
+    ) -> None:
         self.batch = batch
         self._tenant_id = tenant_id
         self._new_id = new_id
+        self._clock = clock
         self._names = tuple(batch.items)
-        self._ext_pos = (
-            self._names.index("externalId") + _FIRST_FIELD if "externalId" in self._names else None
-        )
-        datetime_fields = batch.name in _DATETIME_RESOURCES
+        self._ext_pos = self._position("externalId")
+        self._parent_pos = None if parent_field is None else self._position(parent_field)
+        datetime_fields = batch.name in DATETIME_RESOURCES
         self._date_names = tuple(
             name for name, prop in batch.items.items() if datetime_fields and prop.type == "date"
         )
         presentation = _PRESENTATIONS.get(batch.name, _Presentation())
-        self._keys = ("id", "createdAt", *self._names)
+        self._keys = ("id", "createdAt", "updatedAt", *self._names)
         self._constants = dict(presentation.constants, tenantId=tenant_id)
         self._copies = presentation.copies
         self._empty_lists = presentation.empty_lists
+        self._nested: tuple[tuple[str, Nested], ...] = ()
         self._lock = threading.Lock()
         self._rows: list[Row] = []
         self._by_external_id: dict[str, int] = {}
+        """externalId -> position of the first row holding it."""
+        self._by_id: dict[str, int] | None = {} if batch.name in UPDATES else None
+        """id -> position, kept only where an update endpoint needs it (memory)."""
+        self._children: dict[str, list[str]] = {}
+        self._id_order: list[Row] | None = None
+
+    def _position(self, name: str) -> int | None:
+        return self._names.index(name) + _FIRST_FIELD if name in self._names else None
 
     def __len__(self) -> int:
         return len(self._rows)
+
+    def show_inside(self, key: str, nested: Nested) -> None:
+        """Show `nested(object id)` under `key` in each object (an invoice's links)."""
+        self._nested = (*self._nested, (key, nested))
 
     def clear(self) -> None:
         """Forget every object."""
         with self._lock:
             self._rows = []
-            self._by_external_id = {}
+            self._reindex()
 
     def commit(
         self, items: Sequence[dict[str, Any]], mode: DuplicateMode
@@ -133,20 +175,31 @@ class ResourceStore:
             return rows
         return [self.present(row) for row in rows]
 
-    def add(self, items: Sequence[dict[str, Any]], mode: DuplicateMode) -> list[Row] | Conflict:
-        """Store a validated batch atomically; return one row per item (existing if ignored)."""
+    def add(
+        self,
+        items: Sequence[dict[str, Any]],
+        mode: DuplicateMode,
+        created: Sequence[str] | None = None,
+    ) -> list[Row] | Conflict:
+        """Store a validated batch atomically; return one row per item (existing if ignored).
+
+        `created`: the items' createdAt (seeding); by default the clock's next ones.
+        """
         names, ext_pos = self._names, self._ext_pos
-        created_at = utc_timestamp()
         with self._lock:
             index = self._by_external_id
             if mode == "refuse":
                 messages = self._conflicts(items)
                 if messages:
                     return Conflict(messages)
+            stamps = self._clock.stamps(len(items)) if created is None else created
             rows = self._rows
+            first_new = len(rows)
             shown: list[Row] = []
-            for item, new_id in zip(items, self._new_id.many(len(items)), strict=True):
-                row = (new_id, created_at, *map(item.get, names))
+            for item, new_id, stamp in zip(
+                items, self._new_id.many(len(items)), stamps, strict=True
+            ):
+                row = (new_id, stamp, stamp, *map(item.get, names))
                 external_id = None if ext_pos is None else row[ext_pos]
                 if external_id is not None:
                     position = index.get(external_id)
@@ -157,7 +210,33 @@ class ResourceStore:
                         continue
                 rows.append(row)
                 shown.append(row)
+            self._index_new(first_new)
         return shown
+
+    def _index_new(self, first_new: int) -> None:
+        """Bring the id, parent and id-order indexes up to date with rows[first_new:]."""
+        new_rows = self._rows[first_new:]
+        if self._by_id is not None:
+            self._by_id.update((row[_ID], first_new + n) for n, row in enumerate(new_rows))
+        if self._parent_pos is not None:
+            for row in new_rows:
+                self._children.setdefault(row[self._parent_pos], []).append(row[_ID])
+        if self._id_order is not None:
+            for row in new_rows:
+                bisect.insort(self._id_order, row)
+
+    def _reindex(self) -> None:
+        """Rebuild every index from the rows (after a deletion)."""
+        self._by_external_id = {}
+        ext_pos = self._ext_pos
+        if ext_pos is not None:
+            for position, row in enumerate(self._rows):
+                if row[ext_pos] is not None:
+                    self._by_external_id.setdefault(row[ext_pos], position)
+        self._by_id = None if self._by_id is None else {}
+        self._children = {}
+        self._id_order = None
+        self._index_new(0)
 
     def _conflicts(self, items: Iterable[dict[str, Any]]) -> list[str]:
         key = self.batch.body_key
@@ -176,7 +255,6 @@ class ResourceStore:
     def present(self, row: Row) -> dict[str, Any]:
         """The Leanpay-shaped object of a row (a fresh dict: callers may keep or change it)."""
         obj = dict(zip(self._keys, row, strict=True))
-        obj["updatedAt"] = row[_CREATED]
         obj.update(self._constants)
         for name in self._date_names:
             value = obj[name]
@@ -186,6 +264,8 @@ class ResourceStore:
             obj[shown] = obj[source]
         for name in self._empty_lists:
             obj[name] = []
+        for key, nested in self._nested:
+            obj[key] = nested(row[_ID])
         return obj
 
     def objects(self, start: int = 0, stop: int | None = None) -> tuple[list[dict[str, Any]], int]:
@@ -195,24 +275,112 @@ class ResourceStore:
             total = len(self._rows)
         return [self.present(row) for row in rows], total
 
+    def page(self, start: int, stop: int, order: ListOrder) -> tuple[list[dict[str, Any]], int]:
+        """Objects `start` to `stop` (excluded) in `order`, and how many exist in all."""
+        with self._lock:
+            total = len(self._rows)
+            if order == "oldest":
+                rows = self._rows[start:stop]
+            elif order == "newest":
+                rows = self._rows[max(0, total - stop) : max(0, total - start)][::-1]
+            else:
+                if self._id_order is None:
+                    self._id_order = sorted(self._rows)  # ids are unique: rows never tie
+                rows = self._id_order[start:stop]
+            if order != "id":
+                self._id_order = None  # no upkeep for an order nobody lists in
+        return [self.present(row) for row in rows], total
+
+    def children(self, parent_id: str) -> list[dict[str, Any]]:
+        """The objects naming `parent_id` in their parent field, in creation order."""
+        if not self._children:  # most tenants: no links at all, no lock per invoice shown
+            return []
+        with self._lock:
+            ids = self._children.get(parent_id, ())
+            by_id = self._by_id
+            rows = [self._rows[by_id[i]] for i in ids] if by_id is not None else []
+        return [self.present(row) for row in rows]
+
+    def update(self, object_id: str, changes: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Replace fields of a stored object (validated `changes`); None if the id is unknown.
+
+        Its `updatedAt` moves to the clock's next time; `createdAt` and the order stay.
+        """
+        if self._by_id is None:
+            raise ValueError(f"{self.batch.name} cannot be updated")
+        with self._lock:
+            position = self._by_id.get(object_id)
+            if position is None:
+                return None
+            old = self._rows[position]
+            values = list(old)
+            values[_UPDATED] = self._clock.stamp()
+            for name, value in changes.items():
+                values[self._names.index(name) + _FIRST_FIELD] = value
+            row = tuple(values)
+            self._rows[position] = row
+            if self._id_order is not None:
+                self._id_order[bisect.bisect_left(self._id_order, (object_id,))] = row
+            if self._ext_pos is not None and row[self._ext_pos] != old[self._ext_pos]:
+                self._reindex()
+        return self.present(row)
+
+    def delete(
+        self, ids: Collection[str], external_ids: Collection[str]
+    ) -> list[tuple[str, str | None]]:
+        """Remove the objects with these ids and every object holding these externalIds;
+        return (id, externalId) of each removed, in creation order.
+
+        All or nothing: ValueError naming the unknown ones if any is not stored.
+        """
+        ids, external_ids = set(ids), set(external_ids)
+        with self._lock:
+            rows = self._rows
+            known_ids = {row[_ID] for row in rows if row[_ID] in ids} if ids else set()
+            unknown = [f"id {i!r}" for i in sorted(ids - known_ids)]
+            unknown += [
+                f"externalId {e!r}" for e in sorted(external_ids - self._by_external_id.keys())
+            ]
+            if unknown:
+                raise ValueError(f"no such {self.batch.name}: {', '.join(unknown)}")
+            ext_pos = self._ext_pos
+            gone = [
+                row
+                for row in rows
+                if row[_ID] in known_ids or (ext_pos is not None and row[ext_pos] in external_ids)
+            ]
+            if gone:
+                gone_ids = {row[_ID] for row in gone}
+                self._rows = [row for row in rows if row[_ID] not in gone_ids]
+                self._reindex()
+        return [(row[_ID], None if ext_pos is None else row[ext_pos]) for row in gone]
+
 
 class Store:
-    """The stores of every batch resource of the API table, sharing one tenant."""
+    """The stores of every batch resource of the API table, sharing one tenant and clock."""
 
     def __init__(self) -> None:
         self.new_id = IdFactory()
+        self.clock = Clock()
         self.tenant_id = str(uuid.uuid4())
         self.resources: dict[str, ResourceStore] = {
-            name: ResourceStore(batch, self.tenant_id, self.new_id)
+            name: ResourceStore(
+                batch,
+                self.tenant_id,
+                self.new_id,
+                self.clock,
+                parent_field="invoiceId" if name == "links" else None,
+            )
             for name, batch in BATCHES.items()
         }
+        self["invoices"].show_inside("creditNoteLinks", self["links"].children)
         self._seeded = 0
 
     def __getitem__(self, resource_name: str) -> ResourceStore:
         return self.resources[resource_name]
 
     def clear(self) -> None:
-        """Forget every object of every resource."""
+        """Forget every object of every resource (the clock goes on: it never goes back)."""
         for resource_store in self.resources.values():
             resource_store.clear()
         self._seeded = 0
@@ -220,12 +388,15 @@ class Store:
     def seed_invoices(self, count: int, client_id: str | None = None) -> list[str]:
         """Bulk-create invoices `seed-000001`, ... as if imported earlier; return externalIds.
 
-        Numbering continues after invoices seeded before, so seeding twice adds new ones.
+        Their createdAt are 1 ms apart, in seed order, the last one now (or just after
+        anything created before). Numbering continues after invoices seeded before, so
+        seeding twice adds new ones.
         """
         invoices = self["invoices"]
         client = client_id or self.new_id()
         first = self._seeded + 1
         self._seeded += count
+        created = self.clock.stamps(count, ending_now=True)
         external_ids: list[str] = []
         for start in range(first, first + count, _SEED_CHUNK):
             items = [
@@ -239,6 +410,6 @@ class Store:
                 }
                 for number in range(start, min(start + _SEED_CHUNK, first + count))
             ]
-            invoices.add(items, "accept")
+            invoices.add(items, "accept", created[start - first : start - first + len(items)])
             external_ids.extend(str(item["externalId"]) for item in items)
         return external_ids

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from leanpay_standin.api import MAX_BATCH_ITEMS, Batch, Prop
+from leanpay_standin.api import MAX_BATCH_ITEMS, Batch, Prop, Update
 
 Check = Callable[[object], str | None]
 """Returns None when the value is acceptable, else the message tail ("must be a UUID")."""
@@ -109,14 +109,14 @@ class ItemSchema:
     """(name, required, nullable, check) per property, in table order."""
 
 
-def schema_for(batch: Batch) -> ItemSchema:
-    """Precompute the checks of `batch`'s items."""
+def schema_for(endpoint: Batch | Update) -> ItemSchema:
+    """Precompute the checks of a batch's items, or of an update's body."""
+    props = endpoint.items if isinstance(endpoint, Batch) else endpoint.body
     return ItemSchema(
-        body_key=batch.body_key,
-        allowed=frozenset(batch.items),
+        body_key=endpoint.body_key if isinstance(endpoint, Batch) else "",
+        allowed=frozenset(props),
         fields=tuple(
-            (name, prop.required, prop.nullable, check_for(prop))
-            for name, prop in batch.items.items()
+            (name, prop.required, prop.nullable, check_for(prop)) for name, prop in props.items()
         ),
     )
 
@@ -162,3 +162,12 @@ def check_body(schema: ItemSchema, body: object) -> tuple[list[dict[str, Any]], 
         if found:
             problems.extend(f"{key}.{index}.{tail}" for tail in found)
     return items, problems
+
+
+def body_problems(schema: ItemSchema, body: object) -> list[str]:
+    """Messages for a one-object body (an update), worded as NestJS does at the top level."""
+    if type(body) is not dict:
+        return ["an object is expected as the request body"]
+    unknown = [f"property {name} should not exist" for name in body if name not in schema.allowed]
+    known = {name: value for name, value in body.items() if name in schema.allowed}
+    return unknown + item_problems(schema, known)

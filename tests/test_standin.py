@@ -24,6 +24,7 @@ from conftest import wait_for
 import leanpay_standin
 from leanpay_standin import StandIn
 from leanpay_standin.api import BATCHES, LISTS, MAX_BATCH_ITEMS, Batch, ValueType
+from leanpay_standin.faults import parse_rule
 from leanpay_standin.ratelimit import TokenBucket
 
 KEY = "test-key"
@@ -642,6 +643,494 @@ def test_seeded_tenant(standin: StandIn, session: requests.Session) -> None:
     standin.configure(duplicates="refuse")
     assert post(session, standin, [invoice(1, externalId="seed-000042")]).status_code == 409
     assert standin.seed_invoices(1) == ["seed-010001"]
+
+
+# -- list order, createdAt / updatedAt ---------------------------------------------------
+
+TIMESTAMP_RE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+
+
+def listing(http: requests.Session, standin: StandIn) -> list[dict[str, Any]]:
+    """Every page of `GET /invoices`, checked for consistent totals, concatenated."""
+    first = http.get(standin.url + "/invoices", params={"page": 1}, timeout=5).json()
+    pages = [first] + [
+        http.get(standin.url + "/invoices", params={"page": n}, timeout=5).json()
+        for n in range(2, first["pageCount"] + 2)  # and one past the end: empty
+    ]
+    assert {(p["total"], p["pageCount"]) for p in pages} == {(first["total"], first["pageCount"])}
+    assert [p["page"] for p in pages] == list(range(1, len(pages) + 1))
+    assert [p["count"] for p in pages] == [len(p["data"]) for p in pages]
+    assert pages[-1]["count"] == 0
+    listed = [obj for p in pages for obj in p["data"]]
+    assert len(listed) == first["total"]
+    return listed
+
+
+def order_tenant(http: requests.Session, standin: StandIn) -> list[dict[str, Any]]:
+    """7 seeded invoices, then a batch of 4: the store, in creation order."""
+    standin.seed_invoices(7)
+    assert post(http, standin, [invoice(n) for n in range(1, 5)]).status_code == 201
+    return standin.store()
+
+
+@pytest.mark.parametrize("how", ["constructor", "configure", "http"])
+def test_invoices_are_listed_in_the_configured_order(session: requests.Session, how: str) -> None:
+    with StandIn(
+        api_key=KEY, page_size=3, order="newest" if how == "constructor" else "oldest"
+    ) as standin:
+        created = order_tenant(session, standin)
+        oldest = [obj["externalId"] for obj in created]
+        assert oldest == [f"seed-{n:06d}" for n in range(1, 8)] + [f"ext-{n}" for n in range(1, 5)]
+        if how == "configure":
+            standin.configure(order="newest")
+        elif how == "http":
+            changed = requests.post(
+                standin.root_url + "/_control/config", json={"order": "newest"}, timeout=5
+            )
+            assert changed.json()["order"] == "newest"
+        assert standin.state.settings.order == "newest"
+        assert [obj["externalId"] for obj in listing(session, standin)] == oldest[::-1]
+        standin.configure(order="oldest")
+        assert listing(session, standin) == created
+
+
+def test_the_id_order_has_no_relation_to_time(standin: StandIn, session: requests.Session) -> None:
+    standin.configure(order="id", page_size=3)
+    created = order_tenant(session, standin)
+    by_id = sorted(created, key=lambda obj: obj["id"])
+    assert by_id not in (created, created[::-1])  # 2 chances in 11!: scrambled ids
+    assert listing(session, standin) == by_id
+    # the index follows later creations and deletions
+    assert post(session, standin, [invoice(n) for n in range(5, 40)]).status_code == 201
+    standin.delete(external_ids=["ext-7", "seed-000003"])
+    expected = sorted(standin.store(), key=lambda obj: obj["id"])
+    assert len(expected) == 44
+    assert listing(session, standin) == expected
+    standin.configure(order="newest")
+    assert listing(session, standin) == standin.store()[::-1]
+
+
+def test_the_id_order_index_is_kept_up_to_date_not_rebuilt(standin: StandIn) -> None:
+    # a 200,000-invoice tenant must not be sorted again for every page read
+    standin.configure(order="id")
+    invoices = standin.state.store["invoices"]
+    standin.seed_invoices(100)
+    invoices.page(0, 25, "id")
+    index = invoices._id_order
+    assert index is not None
+    standin.seed_invoices(10)
+    invoices.page(25, 50, "id")
+    assert invoices._id_order is index and len(index) == 110
+    assert index == sorted(index)
+    invoices.page(0, 25, "oldest")  # no upkeep for an order nobody lists in
+    assert invoices._id_order is None
+
+
+def test_unknown_order_is_refused(standin: StandIn) -> None:
+    with pytest.raises(ValueError, match="order must be one of oldest, newest, id"):
+        StandIn(order="random")  # type: ignore[arg-type]
+    refused = requests.post(standin.root_url + "/_control/config", json={"order": "x"}, timeout=5)
+    assert refused.status_code == 400
+    assert refused.json() == {"error": "order must be one of oldest, newest, id"}
+    assert standin.state.settings.order == "oldest"
+
+
+def test_created_at_follows_creation_order(standin: StandIn, session: requests.Session) -> None:
+    standin.seed_invoices(1500)  # more than a second's worth of milliseconds
+    assert post(session, standin, [invoice(n) for n in range(1, 101)]).status_code == 201
+    standin.seed_invoices(3)  # seeding again comes after what was posted
+    response = post(session, standin, [invoice(n) for n in range(101, 111)])
+    stored = standin.store()
+    assert [obj["externalId"] for obj in stored[1500:1603]] == [
+        *(f"ext-{n}" for n in range(1, 101)),
+        *(f"seed-{n:06d}" for n in range(1501, 1504)),
+    ]
+    stamps = [obj["createdAt"] for obj in stored]
+    assert all(TIMESTAMP_RE.fullmatch(stamp) for stamp in stamps)
+    assert all(a < b for a, b in itertools.pairwise(stamps))  # strictly, even within a batch
+    assert [obj["updatedAt"] for obj in stored] == stamps
+    assert [obj["createdAt"] for obj in response.json()["data"]] == stamps[-10:]
+
+
+def test_seeded_invoices_were_created_before_now() -> None:
+    from leanpay_standin.clock import Clock  # noqa: PLC0415 - the unit under test
+
+    wall = [1_700_000_000.0]
+    clock = Clock(lambda: wall[0])
+    assert clock.stamps(3, ending_now=True) == [
+        "2023-11-14T22:13:19.998Z",
+        "2023-11-14T22:13:19.999Z",
+        "2023-11-14T22:13:20.000Z",
+    ]
+    assert clock.stamps(2) == ["2023-11-14T22:13:20.001Z", "2023-11-14T22:13:20.002Z"]
+    wall[0] -= 3600  # the wall clock jumps back: the stand-in's does not
+    assert clock.stamp() == "2023-11-14T22:13:20.003Z"
+    assert clock.stamps(2, ending_now=True) == [
+        "2023-11-14T22:13:20.004Z",
+        "2023-11-14T22:13:20.005Z",
+    ]
+    wall[0] += 7200.25
+    assert clock.stamp() == "2023-11-14T23:13:20.250Z"
+
+
+def test_ids_are_unique_uuid4s_in_no_particular_order() -> None:
+    from leanpay_standin.store import IdFactory  # noqa: PLC0415 - the unit under test
+
+    new_id = IdFactory()
+    ids = new_id.many(200_000) + [new_id() for _ in range(10)]
+    assert len(set(ids)) == len(ids)
+    assert all(UUID_RE.fullmatch(i) for i in ids[:1000] + ids[-1000:])
+    rising = sum(a < b for a, b in itertools.pairwise(ids))
+    assert 0.45 < rising / len(ids) < 0.55  # neither creation order nor its reverse
+
+
+def test_cli_lists_in_the_order_asked(session: requests.Session) -> None:
+    process, url = start_cli("--order", "newest", "--seed-invoices", "30")
+    try:
+        control = url.replace("/v1/public", "/_control")
+        assert requests.get(control + "/config", timeout=5).json()["order"] == "newest"
+        first = session.get(url + "/invoices", timeout=5).json()
+        assert [obj["externalId"] for obj in first["data"][:2]] == ["seed-000030", "seed-000029"]
+        assert first["data"][0]["createdAt"] > first["data"][1]["createdAt"]
+    finally:
+        stop_cli(process)
+
+
+# -- dates shown as date-times ------------------------------------------------------------
+
+
+def test_invoice_and_credit_note_dates_are_echoed_as_date_times(
+    standin: StandIn, session: requests.Session
+) -> None:
+    first = invoice(1, sentDate="2024-02-29")
+    second = invoice(2, dueDate="2024-12-31")
+    shown = post(session, standin, [first, second]).json()["data"]
+    assert [(o["issueDate"], o["dueDate"], o["sentDate"]) for o in shown] == [
+        ("2024-03-01T00:00:00.000Z", "2024-04-01T00:00:00.000Z", "2024-02-29T00:00:00.000Z"),
+        ("2024-03-01T00:00:00.000Z", "2024-12-31T00:00:00.000Z", None),
+    ]
+    assert listing(session, standin) == shown == standin.store()
+    note = {"clientId": CLIENT, "reference": "CN-1", "amount": 500, "issueDate": "2024-03-05"}
+    (credit_note,) = post(session, standin, [note], "credit_notes").json()["data"]
+    assert (credit_note["issueDate"], credit_note["dueDate"]) == ("2024-03-05T00:00:00.000Z", None)
+    dated = post(session, standin, [{**note, "dueDate": "2024-04-05"}], "credit_notes")
+    assert dated.json()["data"][0]["dueDate"] == "2024-04-05T00:00:00.000Z"
+    assert standin.store("credit_notes")[0] == credit_note
+    # what was received stays in the journal as sent
+    assert standin.posted_items("credit_notes") == [note, {**note, "dueDate": "2024-04-05"}]
+
+
+# -- links inside listed invoices, PUT /links/{id} and /paybacks/{id} --------------------
+
+
+def references(http: requests.Session, standin: StandIn) -> dict[str, dict[str, Any]]:
+    """Invoices ext-1 and ext-2, credit note CN-1, links L-1, L-2 (to ext-1) and L-3
+    (to ext-2), payback PB-1: every created object by externalId."""
+    invoices = post(http, standin, [invoice(1), invoice(2)]).json()["data"]
+    note = {"clientId": CLIENT, "reference": "CN-1", "amount": 900, "issueDate": "2024-03-05",
+            "externalId": "CN-1"}  # fmt: skip
+    (credit_note,) = post(http, standin, [note], "credit_notes").json()["data"]
+    links = [
+        {"invoiceId": invoices[target]["id"], "creditNoteId": credit_note["id"],
+         "amount": 100 * n, "date": f"2024-03-0{n}", "externalId": f"L-{n}"}
+        for n, target in ((1, 0), (2, 0), (3, 1))
+    ]  # fmt: skip
+    payback = {"creditNoteId": credit_note["id"], "amount": 50, "date": "2024-03-12",
+               "externalId": "PB-1"}  # fmt: skip
+    created = [*invoices, credit_note]
+    created += post(http, standin, links, "links").json()["data"]
+    created += post(http, standin, [payback], "paybacks").json()["data"]
+    return {obj["externalId"]: obj for obj in created}
+
+
+def link_view(link: dict[str, Any]) -> dict[str, Any]:
+    return {k: link[k] for k in ("id", "externalId", "creditNoteId", "amount", "date")}
+
+
+def test_listed_invoices_carry_their_credit_note_links(
+    standin: StandIn, session: requests.Session
+) -> None:
+    made = references(session, standin)
+    first, second = listing(session, standin)
+    assert [link_view(x) for x in first["creditNoteLinks"]] == [
+        {"id": made["L-1"]["id"], "externalId": "L-1", "creditNoteId": made["CN-1"]["id"],
+         "amount": 100, "date": "2024-03-01"},
+        {"id": made["L-2"]["id"], "externalId": "L-2", "creditNoteId": made["CN-1"]["id"],
+         "amount": 200, "date": "2024-03-02"},
+    ]  # fmt: skip
+    assert first["creditNoteLinks"] == [made["L-1"], made["L-2"]]  # the link as created
+    assert second["creditNoteLinks"] == [made["L-3"]]
+    assert made["L-3"]["invoiceId"] == second["id"]
+    assert standin.store() == [first, second]
+    standin.delete("links", external_ids=["L-1"])
+    assert [x["externalId"] for x in listing(session, standin)[0]["creditNoteLinks"]] == ["L-2"]
+
+
+@pytest.mark.parametrize(
+    ("resource", "body", "changed"),
+    [
+        ("links", {"amount": 150, "date": "2024-04-30"}, {"amount": 150, "date": "2024-04-30"}),
+        (
+            "paybacks",
+            {"amount": 0, "date": "2024-02-29", "externalId": "PB-1b"},
+            {"amount": 0, "date": "2024-02-29", "externalId": "PB-1b"},
+        ),
+        ("paybacks", {"amount": 60, "date": "2024-03-13"}, {"amount": 60, "date": "2024-03-13"}),
+        (
+            "paybacks",
+            {"amount": 60, "date": "2024-03-13", "externalId": None},
+            {"amount": 60, "date": "2024-03-13", "externalId": None},
+        ),
+    ],
+)
+def test_put_updates_a_link_or_a_payback(
+    standin: StandIn,
+    session: requests.Session,
+    resource: str,
+    body: dict[str, Any],
+    changed: dict[str, Any],
+) -> None:
+    made = references(session, standin)
+    before = made["L-2" if resource == "links" else "PB-1"]
+    path = f"/{resource}/{before['id']}"
+    response = session.put(standin.url + path, json=body, timeout=5)
+    assert response.status_code == 200, response.text
+    updated = response.json()
+    assert updated == {**before, **changed, "updatedAt": updated["updatedAt"]}
+    assert updated["createdAt"] == before["createdAt"] < updated["updatedAt"]
+    assert TIMESTAMP_RE.fullmatch(updated["updatedAt"])
+    stored = standin.store(resource)
+    assert updated in stored and before not in stored
+    assert len(stored) == (3 if resource == "links" else 1)
+    if resource == "links":
+        (first, _) = listing(session, standin)
+        assert first["creditNoteLinks"] == [made["L-1"], updated]
+    (entry,) = [e for e in standin.requests() if e["method"] == "PUT"]
+    assert (entry["method"], entry["path"], entry["body"], entry["status"]) == (
+        "PUT", path, body, 200,
+    )  # fmt: skip
+    assert entry["headers"]["Authorization"] == KEY and entry["items"] is None
+
+
+def test_a_payback_renamed_by_put_is_found_by_its_new_external_id(
+    standin: StandIn, session: requests.Session
+) -> None:
+    made = references(session, standin)
+    standin.configure(duplicates="refuse")
+    renamed = {"amount": 50, "date": "2024-03-12", "externalId": "PB-2"}
+    url = standin.url + f"/paybacks/{made['PB-1']['id']}"
+    assert session.put(url, json=renamed, timeout=5).status_code == 200
+    again = {"creditNoteId": made["CN-1"]["id"], "amount": 5, "date": "2024-03-12"}
+    assert post(session, standin, [{**again, "externalId": "PB-1"}], "paybacks").status_code == 201
+    refused = post(session, standin, [{**again, "externalId": "PB-2"}], "paybacks")
+    assert messages(refused) == ["paybacks.0.externalId already exists"]
+
+
+@pytest.mark.parametrize(
+    ("resource", "body", "expected"),
+    [
+        ("links", {"amount": -1, "date": "2024-03-01"}, ["amount must not be less than 0"]),
+        ("links", {"amount": "1", "date": "2024-03-01"}, ["amount must be an integer number"]),
+        ("links", {"amount": 1.5, "date": "2024-03-01"}, ["amount must be an integer number"]),
+        ("links", {"amount": True, "date": "2024-03-01"}, ["amount must be an integer number"]),
+        ("links", {"amount": 1, "date": "2024-02-30"},
+         ["date must be a valid ISO 8601 date string"]),
+        ("links", {"amount": 1, "date": "2024-03-01T00:00:00Z"},
+         ["date must be a valid ISO 8601 date string"]),
+        ("links", {"amount": 1}, ["date should not be null or undefined"]),
+        ("links", {"amount": None, "date": "2024-03-01"},
+         ["amount should not be null or undefined"]),
+        ("links", {"amount": 1, "date": "2024-03-01", "externalId": "L-9"},
+         ["property externalId should not exist"]),
+        ("links", {"amount": 1, "date": "2024-03-01", "invoiceId": CLIENT},
+         ["property invoiceId should not exist"]),
+        ("links", [], ["an object is expected as the request body"]),
+        ("paybacks", {"amount": 1, "date": "2024-03-01", "externalId": "x" * 81},
+         ["externalId must be shorter than or equal to 80 characters"]),
+        ("paybacks", {"amount": 1, "date": "2024-03-01", "externalId": 7},
+         ["externalId must be a string"]),
+        ("paybacks", {}, ["amount should not be null or undefined",
+                          "date should not be null or undefined"]),
+    ],
+)  # fmt: skip
+def test_put_refuses_a_bad_body_naming_the_field(
+    standin: StandIn, session: requests.Session, resource: str, body: Any, expected: list[str]
+) -> None:
+    made = references(session, standin)
+    before = standin.store(resource)
+    target = made["L-1" if resource == "links" else "PB-1"]
+    response = session.put(standin.url + f"/{resource}/{target['id']}", json=body, timeout=5)
+    assert response.status_code == 400
+    assert response.json() == {"statusCode": 400, "message": expected, "error": "Bad Request"}
+    assert standin.store(resource) == before
+    assert standin.requests()[-1]["body"] == body
+
+
+def test_put_answers_404_for_an_unknown_id_and_401_without_the_key(
+    standin: StandIn, session: requests.Session
+) -> None:
+    made = references(session, standin)
+    before = standin.store("links"), standin.store("paybacks")
+    unknown = str(uuid.uuid4())
+    for resource in ("links", "paybacks"):
+        answer = session.put(
+            standin.url + f"/{resource}/{unknown}",
+            json={"amount": 1, "date": "2024-03-01"},
+            timeout=5,
+        )
+        assert answer.status_code == 404
+        noun = resource[:-1]
+        assert answer.json() == {
+            "statusCode": 404, "message": f"{noun} {unknown} not found", "error": "Not Found",
+        }  # fmt: skip
+    # an id of another resource is unknown too
+    other = session.put(
+        standin.url + f"/links/{made['PB-1']['id']}", json={"amount": 1, "date": "2024-03-01"},
+        timeout=5,
+    )  # fmt: skip
+    assert other.status_code == 404
+    anonymous = requests.put(
+        standin.url + f"/links/{made['L-1']['id']}", json={"amount": 1, "date": "2024-03-01"},
+        timeout=5,
+    )  # fmt: skip
+    assert anonymous.status_code == 401
+    assert (standin.store("links"), standin.store("paybacks")) == before
+    # only links and paybacks can be updated
+    for path in (f"/invoices/{made['ext-1']['id']}", f"/credit-notes/{made['CN-1']['id']}"):
+        response = session.put(standin.url + path, json={"amount": 1}, timeout=5)
+        assert response.status_code == 404
+        assert response.json()["message"] == f"Cannot PUT /v1/public{path}"
+    assert [e["status"] for e in standin.requests()[-6:]] == [404, 404, 404, 401, 404, 404]
+
+
+def test_a_fault_rule_can_lose_the_answer_to_a_put_after_storing(
+    standin: StandIn, session: requests.Session
+) -> None:
+    made = references(session, standin)
+    standin.add_faults(
+        {"action": "drop_after_store", "method": "PUT", "path": "/links/{linkId}", "times": 1}
+    )
+    changed = {"amount": 333, "date": "2024-05-01"}
+    assert post(session, standin, [invoice(9)]).status_code == 201  # not a PUT: untouched
+    with pytest.raises(requests.ConnectionError):
+        session.put(standin.url + f"/links/{made['L-3']['id']}", json=changed, timeout=5)
+    stored = {link["externalId"]: link for link in standin.store("links")}
+    assert (stored["L-3"]["amount"], stored["L-3"]["date"]) == (333, "2024-05-01")
+    entry = standin.requests()[-1]
+    assert (entry["method"], entry["status"], entry["body"]) == ("PUT", None, changed)
+    # the rule wore out: the retry is answered, and changes nothing more than its body says
+    again = session.put(standin.url + f"/links/{made['L-3']['id']}", json=changed, timeout=5)
+    assert again.status_code == 200 and again.json()["amount"] == 333
+    assert standin.faults()[0]["used"] == 1
+
+
+def test_fault_paths_with_a_placeholder_match_one_segment(
+    standin: StandIn, session: requests.Session
+) -> None:
+    made = references(session, standin)
+    standin.add_faults(
+        {"action": "status", "status": 503, "path": "/paybacks/{id}", "times": None},
+    )
+    link = session.put(
+        standin.url + f"/links/{made['L-1']['id']}", json={"amount": 1, "date": "2024-03-01"},
+        timeout=5,
+    )  # fmt: skip
+    assert link.status_code == 200
+    payback = session.put(
+        standin.url + f"/paybacks/{made['PB-1']['id']}", json={"amount": 1, "date": "2024-03-01"},
+        timeout=5,
+    )  # fmt: skip
+    assert payback.status_code == 503
+    assert post(session, standin, [made["PB-1"]], "paybacks").status_code == 503  # /batch too
+    assert standin.faults()[0]["used"] == 2
+    assert standin.faults()[0]["path"] == "/paybacks/{id}"
+    rule = parse_rule({"action": "drop_after_store", "path": "/links/{id}/x"})
+    assert rule.applies_to("PUT", "/links/9f1c/x") and rule.applies_to("GET", "/links/batch/x")
+    assert not any(
+        rule.applies_to("PUT", path) for path in ("/links/a/b/x", "/links//x", "/links/a/x/y")
+    )
+
+
+# -- deletion -------------------------------------------------------------------------------
+
+
+def test_deleted_invoices_leave_the_listing_and_the_journal_says_when(
+    session: requests.Session,
+) -> None:
+    with StandIn(api_key=KEY, page_size=4, duplicates="refuse") as standin:
+        standin.seed_invoices(10)
+        created = post(session, standin, [invoice(1), invoice(2)]).json()["data"]
+        assert listing(session, standin)[-1] == created[-1]
+        first_seed, second_seed = (obj["id"] for obj in standin.store()[:2])
+        deleted = requests.post(
+            standin.root_url + "/_control/delete",
+            json={"resource": "invoices", "externalIds": ["seed-000002", "ext-1"],
+                  "ids": [created[1]["id"]]},
+            timeout=5,
+        )  # fmt: skip
+        assert deleted.json() == {"deleted": 3}
+        assert standin.delete(ids=[first_seed]) == 1
+        with pytest.raises(ValueError, match="no such invoices: externalId 'ext-1'"):
+            standin.delete(external_ids=["ext-1"])
+        remaining = [f"seed-{n:06d}" for n in range(3, 11)]
+        assert [obj["externalId"] for obj in standin.store()] == remaining
+        first = session.get(standin.url + "/invoices", timeout=5).json()
+        assert (first["total"], first["pageCount"]) == (8, 2)
+        assert [obj["externalId"] for obj in listing(session, standin)] == remaining
+        # a deleted externalId is free again, even when duplicates are refused
+        again = post(session, standin, [invoice(1)])
+        assert again.status_code == 201
+        assert again.json()["data"][0]["createdAt"] > created[1]["createdAt"]
+        journal = standin.requests()
+        assert [e["method"] for e in journal] == [
+            "POST", *["GET"] * 4, "DELETE", "DELETE", *["GET"] * 4, "POST",
+        ]  # fmt: skip
+        deletions = [e for e in journal if e["method"] == "DELETE"]
+        assert [(e["path"], e["query"], e["status"], e["items"]) for e in deletions] == [
+            ("/_control/delete", {"resource": "invoices"}, 200, 3),
+            ("/_control/delete", {"resource": "invoices"}, 200, 1),
+        ]
+        assert [e["body"] for e in deletions] == [
+            {"ids": [second_seed, created[0]["id"], created[1]["id"]],
+             "externalIds": ["seed-000002", "ext-1", "ext-2"]},
+            {"ids": [first_seed], "externalIds": ["seed-000001"]},
+        ]  # fmt: skip
+        assert journal[4]["time"] <= deletions[0]["time"] <= journal[7]["time"]
+
+
+def test_deleting_every_invoice_holding_an_external_id(
+    standin: StandIn, session: requests.Session
+) -> None:
+    for _ in range(3):  # accept mode: stored three times
+        assert post(session, standin, [invoice(1), invoice(2)]).status_code == 201
+    assert standin.delete(external_ids=["ext-1"]) == 3
+    assert [obj["externalId"] for obj in standin.store()] == ["ext-2"] * 3
+    standin.configure(duplicates="ignore")
+    (shown,) = post(session, standin, [invoice(2)]).json()["data"]
+    assert shown == standin.store()[0]  # the index points at the first remaining ext-2
+
+
+@pytest.mark.parametrize(
+    ("spec", "error"),
+    [
+        ({"externalIds": ["nope"]}, "no such invoices: externalId 'nope'"),
+        ({"ids": ["x", "a"], "externalIds": ["ext-1"]}, "no such invoices: id 'a', id 'x'"),
+        ({}, "name the ids and/or externalIds to delete"),
+        ({"resource": "clients", "ids": ["x"]}, "unknown resource 'clients'"),
+        ({"externalIds": "ext-1"}, "externalIds must be a list of strings"),
+        ({"ids": [1]}, "ids must be a list of strings"),
+        ({"externalId": ["ext-1"]}, "unknown keys: externalId"),
+    ],
+)
+def test_a_deletion_naming_anything_unknown_deletes_nothing(
+    standin: StandIn, session: requests.Session, spec: dict[str, Any], error: str
+) -> None:
+    assert post(session, standin, [invoice(1)]).status_code == 201
+    refused = requests.post(standin.root_url + "/_control/delete", json=spec, timeout=5)
+    assert refused.status_code == 400
+    assert refused.json() == {"error": error}
+    assert len(standin.store()) == 1
+    assert [e["method"] for e in standin.requests()] == ["POST"]
 
 
 # -- faults --------------------------------------------------------------------------
@@ -1288,6 +1777,7 @@ def test_cli_defaults_to_pages_of_25_and_seeds_a_tenant(session: requests.Sessio
             "duplicates": "accept",
             "latency_ms": 0.0,
             "page_size": 25,
+            "order": "oldest",
             "log_bodies": True,
             "rate_limit": None,
             "rate_burst": None,
@@ -1328,7 +1818,8 @@ def test_cli_help_names_every_setting() -> None:
         check=True,
     )
     help_text = " ".join(result.stdout.split())
-    for flag in ("--seed-invoices N", "--rate-limit PER_SECOND", "--rate-burst REQUESTS"):
+    flags = ("--seed-invoices N", "--rate-limit PER_SECOND", "--rate-burst REQUESTS")
+    for flag in (*flags, "--order {oldest,newest,id}"):
         assert flag in help_text
     assert "(default 25; Leanpay documents none)" in help_text
     assert "max(1, rate limit)" in help_text
