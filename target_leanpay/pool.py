@@ -54,6 +54,12 @@ class SendPool:
         with self._idle:
             return self._idle.wait_for(lambda: self._pending == 0, timeout)
 
+    @property
+    def busy(self) -> bool:
+        """Whether any job is queued or running."""
+        with self._idle:
+            return self._pending > 0
+
     def raise_failure(self) -> None:
         """Re-raise, in the reading thread, the first failure of a sending thread."""
         if self.failure is not None:

@@ -276,10 +276,13 @@ class TargetLeanpay(Target):
 
     def _send_due_batches(self) -> float | None:
         """Send every partial batch whose first record has waited batch_wait_limit_seconds
-        (a slow tap); return the seconds until the next one is due, None if none waits."""
+        (a slow tap); return the seconds until the next look is due: when one is, and at
+        least every second while requests are under way (a failure among them stops the
+        run); None when nothing waits."""
+        self.run.pool.raise_failure()  # noticed within a second while the tap is quiet
         now = time.monotonic()
         limit = self.settings.batch_wait_limit
-        next_due: float | None = None
+        next_due: float | None = 1.0 if self.run.pool.busy else None
         for sink in list(self._sinks_active.values()):
             if not isinstance(sink, LeanpaySink) or not sink.current_size:
                 continue

@@ -6,6 +6,9 @@ reader, a slow tap, input edges, and durable dead letters."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -13,12 +16,18 @@ from typing import Any
 import pytest
 from conftest import (
     STREAM,
+    Running,
     batch_posts,
+    emitted,
     invoice,
+    invoices_with_state,
     run_target,
     schema,
+    singer_input,
     state,
+    target_command,
     target_config,
+    wait_for,
 )
 from test_e2e_references import ROUTES, SCHEMAS, credit_note, link
 from test_e2e_references import invoice as erp_invoice
@@ -139,6 +148,7 @@ def test_a_503_after_storing_is_checked_not_sent_again(
     config = target_config(
         leanpay,
         tmp_path,
+        max_in_flight=1,  # the first request (100 items) is the one answered 503
         max_retry_wait=0.2,
         stream_resources={STREAM: resource},
         dead_letter_path=str(rejected),
@@ -166,3 +176,229 @@ def test_a_503_after_storing_is_checked_not_sent_again(
         assert len(stored) == 150 and len(letters) == 100
         assert all("Leanpay may have stored it" in d["reasons"][0]["reason"] for d in letters)
     assert result.states == [{"bookmarks": {STREAM: {"emitted": 150}}}]
+
+
+def credit_notes_stream(count: int, start: int = 0) -> list[dict[str, Any]]:
+    """SCHEMA, credit notes of the `erp-credits` stream, a STATE after every 100."""
+    messages: list[dict[str, Any]] = [SCHEMAS[1]]
+    for n in range(start, start + count):
+        messages.append(credit_note(n))
+        if (n + 1) % 100 == 0:
+            messages.append({"type": "STATE", "value": {"done": n + 1}})
+    return messages
+
+
+def test_a_kill_while_leanpay_holds_an_unanswered_batch_never_doubles_credit_notes(
+    leanpay: StandIn, tmp_path: Path
+) -> None:
+    # the second batch is stored, its answer late: the kill lands in that window
+    leanpay.add_faults(
+        {"path": "/credit-notes/batch", "action": "delay_before_store", "seconds": 0, "times": 1},
+        {"path": "/credit-notes/batch", "action": "delay_after_store", "seconds": 20, "times": 1},
+    )
+    rejected = tmp_path / "rejected.jsonl"
+    config = target_config(
+        leanpay,
+        tmp_path,
+        max_in_flight=1,
+        stream_resources=ROUTES,
+        receipts_path=str(tmp_path / "receipts.jsonl"),
+        dead_letter_path=str(rejected),
+    )
+    messages = credit_notes_stream(300)
+    target = Running(config)
+    target.feed(singer_input(messages))
+    wait_for(lambda: len(leanpay.store("credit_notes")) == 200)
+    target.kill()
+    last = target.states[-1] if target.states else None
+    assert last == {"done": 100}  # the unanswered batch is not covered
+
+    resumed = run_target(config, messages)  # the tap resumes from before its last STATE
+
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    stored = Counter(o["externalId"] for o in leanpay.store("credit_notes"))
+    assert sorted(stored) == sorted(f"CN-{n}" for n in range(300))
+    assert set(stored.values()) == {1}  # never twice
+    letters = dead_letters(rejected)
+    assert sorted(d["record"]["externalId"] for d in letters) == sorted(
+        f"CN-{n}" for n in range(100, 200)
+    )
+    assert all(
+        "was sending it to Leanpay when it died" in d["reasons"][0]["reason"] for d in letters
+    )
+    assert resumed.states[-1] == {"done": 300}
+
+
+def test_a_kill_while_leanpay_holds_unanswered_links_confirms_them_from_the_listing(
+    leanpay: StandIn, tmp_path: Path
+) -> None:
+    leanpay.add_faults(
+        {"path": "/links/batch", "action": "delay_after_store", "seconds": 20, "times": 1}
+    )
+    config = target_config(
+        leanpay,
+        tmp_path,
+        stream_resources=ROUTES,
+        receipts_path=str(tmp_path / "receipts.jsonl"),
+    )
+    documents = [erp_invoice(n) for n in range(100)] + [credit_note(n) for n in range(100)]
+    links = [link(n, f"INV-{n}", f"CN-{n}") for n in range(100)]
+    messages = [*SCHEMAS, *documents, {"type": "STATE", "value": {"done": 200}}, *links]
+    messages.append({"type": "STATE", "value": {"done": 300}})
+    target = Running(config)
+    target.feed(singer_input(messages))
+    wait_for(lambda: len(leanpay.store("links")) == 100)
+    target.kill()
+
+    resumed = run_target(config, messages)
+
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert len(batch_posts(leanpay, "/links/batch")) == 1  # confirmed, not sent again
+    assert Counter(o["externalId"] for o in leanpay.store("links")) == {
+        f"LNK-{n}": 1 for n in range(100)
+    }
+    assert resumed.states[-1] == {"done": 300}
+    assert "100 links listed" in resumed.stderr
+
+
+def test_a_signal_while_nobody_reads_stdout_exits_within_the_documented_bound(
+    leanpay: StandIn, tmp_path: Path
+) -> None:
+    # STATE lines of 20 kB, one per request, fill the pipe (64 KiB) nobody reads
+    signum = signal.SIGINT  # the signal a stuck run never even logged
+    padding = "x" * 20_000
+    messages: list[dict[str, Any]] = [schema()]
+    for n in range(20):
+        messages += [invoice(n), {"type": "STATE", "value": {"n": n, "pad": padding}}]
+    process = subprocess.Popen(
+        target_command(target_config(leanpay, tmp_path, max_in_flight=1, batch_size_rows=1)),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert process.stdin is not None
+        process.stdin.write(singer_input(messages).encode())
+        process.stdin.close()  # the tap is done; the target waits for stdout's reader
+        wait_for(lambda: len(leanpay.store("invoices")) == 20)
+        process.send_signal(signum)
+        code = process.wait(timeout=45)  # 30 s for what is in flight (and STATE), then out
+        assert process.stderr is not None and process.stdout is not None
+        stderr = process.stderr.read().decode()
+        lines = process.stdout.read().decode().splitlines(keepends=True)
+    finally:
+        process.kill()
+        process.wait()
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()
+    assert code == 128 + signum
+    assert f"Received signal {signum}" in stderr
+    assert "stdout did not take the last STATE in time" in stderr
+    assert "Traceback" not in stderr
+    complete = [json.loads(line) for line in lines if line.endswith("\n")]
+    assert complete and all(state["pad"] == padding for state in complete)
+    assert [state["n"] for state in complete] == list(range(len(complete)))
+
+
+def test_a_slow_taps_partial_batch_goes_out_while_its_input_stays_open(
+    leanpay: StandIn, tmp_path: Path
+) -> None:
+    config = target_config(leanpay, tmp_path, batch_wait_limit_seconds=0.5)
+    target = Running(config)
+    target.feed(singer_input([schema(), invoice(0), state(1), invoice(1), state(2)]))
+
+    # the tap says nothing more, and its output stays open
+    wait_for(lambda: target.states == [{"bookmarks": {STREAM: {"emitted": 2}}}])
+    (post,) = batch_posts(leanpay)
+    assert [item["externalId"] for item in post["body"]["invoices"]] == ["INV-00000", "INV-00001"]
+
+    target.feed(singer_input([invoice(2), state(3)]))
+    target.close_input()
+    assert target.process.wait(timeout=30) == 0
+    assert [p["items"] for p in batch_posts(leanpay)] == [2, 1]
+    assert emitted(target.states) == [2, 3]
+
+
+def test_blank_lines_are_skipped_and_a_null_state_changes_nothing(
+    leanpay: StandIn, tmp_path: Path
+) -> None:
+    messages: list[dict[str, Any] | str] = [
+        "",
+        schema(),
+        invoice(0),
+        "   ",
+        state(1),
+        {"type": "STATE", "value": None},
+        invoice(1),
+        "",
+    ]
+
+    result = run_target(target_config(leanpay, tmp_path), messages)
+
+    assert result.returncode == 0, result.stderr
+    assert [o["externalId"] for o in leanpay.store("invoices")] == ["INV-00000", "INV-00001"]
+    assert result.states == [{"bookmarks": {STREAM: {"emitted": 1}}}]
+    assert "Input line 6: a STATE whose value is null is ignored" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("redirect", "said"),
+    [
+        ("closed", "stdout is closed"),
+        ("full", "No space left on device"),
+    ],
+)
+def test_stdout_closed_or_full_is_one_paragraph_and_exit_1(
+    leanpay: StandIn, tmp_path: Path, redirect: str, said: str
+) -> None:
+    command = " ".join(target_command(target_config(leanpay, tmp_path)))
+    shell = f"{command} >&-" if redirect == "closed" else f"{command} > /dev/full"
+    done = subprocess.run(
+        ["bash", "-c", shell],
+        input=singer_input(invoices_with_state(10)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "PYTHONWARNINGS": "error"},
+    )
+    assert done.returncode == 1
+    assert said in done.stderr
+    assert "Traceback" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if "| ERROR" in line]
+    assert len(errors) == 1, done.stderr
+
+
+def test_a_record_nested_too_deeply_is_one_paragraph(leanpay: StandIn, tmp_path: Path) -> None:
+    deep = '{"x":' * 2000 + "1" + "}" * 2000
+    line = json.dumps(invoice(0)).replace('"amount": 1000', f'"amount": 1000, "deep": {deep}')
+
+    result = run_target(target_config(leanpay, tmp_path), [schema(), line, state(1)])
+
+    assert result.returncode == 1
+    assert "Input line 2 nests objects or arrays too deeply to be read" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert batch_posts(leanpay) == []
+
+
+@pytest.mark.parametrize(
+    ("expression", "said"),
+    [
+        ("1/0", "Input line 2: stream 'public-invoices': the stream map failed on this record "
+         "(externalId 'INV-00000'): division by zero"),
+        ("nosuch", "'nosuch' is not defined"),
+        ("amount +", "the SCHEMA for stream 'public-invoices' cannot be used: Failed to parse"),
+    ],
+)  # fmt: skip
+def test_a_stream_map_that_fails_is_one_paragraph(
+    leanpay: StandIn, tmp_path: Path, expression: str, said: str
+) -> None:
+    config = target_config(leanpay, tmp_path, stream_maps={STREAM: {"amount": expression}})
+
+    result = run_target(config, invoices_with_state(3))
+
+    assert result.returncode == 1
+    assert said in result.stderr
+    assert "Traceback" not in result.stderr
+    assert batch_posts(leanpay) == []
