@@ -50,13 +50,27 @@ Mapping rules (user-facing; the README's mapping guide copies them):
   ``"1 000"``, ``"1_000"``, ``"€12"``, NaN and Infinity are rejected. Amounts must be >= 0 and
   at most 9007199254740991 cents (2**53 - 1, the largest integer every JSON parser keeps
   exactly).
+- **decimal_separator ","** (amounts as French ERPs write them): amount *strings* are read
+  with a decimal comma, and digits may be grouped by three with spaces (plain, no-break
+  U+00A0, narrow no-break U+202F) or dots: ``"1 234,50"``, ``"1.234,50"``, ``"1234,5"``,
+  ``"1 234"`` (a whole number). One kind of separator per value (spaces or dots), groups
+  of exactly three digits, no leading zero group; no exponent. ``"1234.50"``,
+  ``"1,234.50"``, ``"1 23,00"``, ``"0.500"`` are rejected rather than guessed. Numbers that
+  are not strings (integers, Decimals) are read as usual; the result is exact as above.
 - **Dates** are sent as ``YYYY-MM-DD``. Accepted: ``date`` and ``datetime`` values, strings
   ``YYYY-MM-DD``, and ISO 8601 / RFC 3339 date-times that start with one
   (``2024-03-01T23:30:00-05:00``, ``...Z``, ``2024-03-01 23:30:00``, fractional seconds).
   A date-time gives the calendar day it is written in, never converted to UTC:
   ``2024-03-01T23:30:00-05:00`` is sent as ``2024-03-01``. Impossible days (``2024-02-30``,
   ``2023-02-29``) and other formats (``01/03/2024``, ``20240301``, week dates, epoch numbers)
-  are rejected.
+  are rejected, unless declared:
+- **date_formats** (strptime patterns, e.g. ``["%d/%m/%Y"]``) are read in addition to ISO
+  8601, from date strings with surrounding whitespace ignored (ASCII digits only). A value
+  is read with ISO 8601 and with every declared format: it is accepted when those that read
+  a real day all read the same day; rejected as ambiguous when they read different days
+  (``05/04/2024`` with both ``%d/%m/%Y`` and ``%m/%d/%Y``); rejected as not a calendar date
+  when a format fits it but names no real day (``31/02/2024``). Each format is checked once,
+  at start: it must name a year, a month and a day.
 - **UUIDs** (``clientId``, ``invoiceId``, ``creditNoteId``) must be canonical 8-4-4-4-12
   hexadecimal strings, in any letter case, and are sent as given (no braces, no ``urn:uuid:``,
   no surrounding spaces).
@@ -74,20 +88,23 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from typing import Any, Final, Literal, NamedTuple
 
 from target_leanpay.resources import MAX_STRING_LENGTH, Field, Kind, Resource
 from target_leanpay.values import (
+    MAJOR_UNIT_PLACES,
     OMIT,
+    DecimalSeparator,
     InvalidValue,
+    amount_converter,
+    date_converter,
+    date_format_problem,
     encodable,
     is_uuid,
-    major_to_minor_units,
     show,
     to_boolean,
     to_currency,
-    to_date,
-    to_minor_units,
     to_text,
     to_uuid,
 )
@@ -119,19 +136,43 @@ class _Step(NamedTuple):
 
 @dataclass(frozen=True)
 class MappingSettings:
-    """What the user told us about their source data (defaults: the settings schema)."""
+    """What the user told us about their source data (defaults: the settings schema).
+
+    `date_formats` and `decimal_separator` default to what their settings' defaults
+    parse to (no format but ISO 8601, a decimal point), so that a mapper built without
+    them reads sources exactly as before they existed.
+    """
 
     amount_unit: AmountUnit
     client_ids: Mapping[str, str]
     require_external_id: bool
+    date_formats: tuple[str, ...] = ()
+    decimal_separator: DecimalSeparator = "."
 
 
 @dataclass(frozen=True)
 class Problem:
-    """Why one field of one record cannot be sent; `reason` reads after the field name."""
+    """Why one field of one record cannot be sent; `reason` reads after the field name.
+
+    `value`: the record's value the problem is about (the field's, or the client code of
+    an unmapped client), for reports that list examples; None when there is none. It is
+    not part of the problem's identity.
+    """
 
     field: str
     reason: str
+    value: Any = dataclass_field(default=None, compare=False, repr=False)
+
+
+UNMAPPED_CLIENT: Final = "has no Leanpay id in client_ids / client_ids_file"
+"""How a clientId problem ends when the record's client code is not mapped."""
+
+
+def unmapped_client(problem: Problem) -> str | None:
+    """The client code a problem says is missing from client_ids, if it says so."""
+    if problem.field == CLIENT_FIELD and problem.reason.endswith(UNMAPPED_CLIENT):
+        return str(problem.value)
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,6 +275,13 @@ class RecordMapper:
             raise ValueError(
                 f'amount_unit must be "minor" or "major", not {show(settings.amount_unit)}'
             )
+        for fmt in settings.date_formats:
+            problem = date_format_problem(fmt)
+            if problem is not None:
+                raise ValueError(f"date_formats: {problem}")
+        places = MAJOR_UNIT_PLACES if settings.amount_unit == "major" else 0
+        self._amount = amount_converter(places, settings.decimal_separator)
+        self._date = date_converter(settings.date_formats)
         self.resource = resource
         self.settings = settings
         client_ids = {str(k): v for k, v in settings.client_ids.items()}
@@ -263,9 +311,9 @@ class RecordMapper:
         if kind is Kind.STRING:
             return _text_converter(fld.max_length, optional)
         if kind is Kind.MONEY:
-            return major_to_minor_units if self.settings.amount_unit == "major" else to_minor_units
+            return self._amount
         if kind is Kind.DATE:
-            return _remembering(to_date)
+            return _remembering(self._date)
         if kind is Kind.UUID:
             return _remembering(to_uuid)
         if kind is Kind.BOOLEAN:
@@ -308,7 +356,9 @@ class RecordMapper:
             except InvalidValue as exc:
                 if problems is None:
                     problems = []
-                problems.append(Problem(name, exc.reason))
+                problems.append(
+                    Problem(name, exc.reason, value if exc.value is None else exc.value)
+                )
                 continue
             if result is not OMIT:
                 payload[name] = result
@@ -328,9 +378,7 @@ class RecordMapper:
                 f"client_ids maps client {show(key)} to {show(self._bad_client_ids[key])}, "
                 "which is not a Leanpay client UUID"
             )
-        raise InvalidValue(
-            f"client {show(key)} ({first}) has no Leanpay id in client_ids / client_ids_file"
-        )
+        raise InvalidValue(f"client {show(key)} ({first}) {UNMAPPED_CLIENT}", key)
 
 
 def _reference_to(fld: Field) -> _Fallback:

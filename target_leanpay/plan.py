@@ -5,6 +5,12 @@ writes the requests a real run would send to `dry_run_path`, as a dry run does. 
 of stopping at a rejection, it counts them, and ends with one report per stream and a
 one-line verdict a user can act on. The counts are those of the real run that follows,
 as long as the tenant and the input do not change in between.
+
+The report names what to fix: every problem is counted under its reason (a record with
+two bad fields counts under both, so the counts of a stream's reasons may add up to more
+than its rejected records), with the first `EXAMPLES` values and records of each; the
+client codes missing from client_ids are listed; the requests file is named. The values
+quoted are the records' own (a problem's `value`), never the config's.
 """
 
 from __future__ import annotations
@@ -13,13 +19,22 @@ import logging
 import re
 import threading
 from collections import Counter
+from dataclasses import dataclass, field
 
 from target_leanpay.deadletter import RejectedItem
+from target_leanpay.mapping import Problem, unmapped_client
 from target_leanpay.progress import StreamStats, plural
+from target_leanpay.values import show
 
 logger = logging.getLogger("target-leanpay")
 
-TOP_REASONS = 5
+EXAMPLES = 3
+"""Records quoted per reason."""
+MAX_REASONS = 20
+"""Reasons listed per stream; the rest are counted in one line."""
+MAX_CLIENT_CODES = 50
+"""Unmapped client codes listed; the rest are counted."""
+
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
 _GOT = re.compile(r"\bgot .*?(?=[;,)]|$)")
 
@@ -30,65 +45,130 @@ def reason_kind(field: str, reason: str) -> str:
     return f"{field}: {_GOT.sub('got …', _QUOTED.sub('…', reason))}"
 
 
+def example(problem: Problem, ident: str) -> str:
+    """One record of a reason: the value it is about (if any) and where the record is."""
+    if problem.value is None:
+        return ident
+    return f"{show(problem.value)} in {ident}"
+
+
+@dataclass
+class _Reason:
+    """How many problems share one reason, and the first few of them."""
+
+    count: int = 0
+    examples: list[str] = field(default_factory=list)
+
+
 class Plan:
     """Collects the rejections of a plan; prints the report and the verdict."""
 
     def __init__(self, dead_letter_path: str | None) -> None:
         self.dead_letter_path = dead_letter_path
-        self._reasons: dict[str, Counter[str]] = {}
+        self._reasons: dict[str, dict[str, _Reason]] = {}
+        self._unmapped: Counter[str] = Counter()
         self._first_rejected: RejectedItem | None = None
         self._lock = threading.Lock()
 
     def rejected(self, item: RejectedItem) -> None:
-        """A record a real run would reject (dead-letter, or stop at)."""
-        first = item.problems[0]
+        """A record a real run would reject (dead-letter, or stop at): each of its
+        problems counts under its own reason."""
         with self._lock:
-            self._reasons.setdefault(item.stream, Counter())[
-                reason_kind(first.field, first.reason)
-            ] += 1
+            reasons = self._reasons.setdefault(item.stream, {})
+            for problem in item.problems:
+                kind = reason_kind(problem.field, problem.reason)
+                reason = reasons.get(kind)
+                if reason is None:
+                    reason = reasons[kind] = _Reason()
+                reason.count += 1
+                if len(reason.examples) < EXAMPLES:
+                    reason.examples.append(example(problem, item.ident))
+                code = unmapped_client(problem)
+                if code is not None:
+                    self._unmapped[code] += 1
             if self._first_rejected is None:
                 self._first_rejected = item
 
     def report(self, streams: dict[str, StreamStats], requests: int, path: str) -> None:
-        """One block per stream, then the verdict."""
+        """One block per stream, the unmapped client codes, then the verdict."""
+        for line in self.lines(streams, requests, path):
+            logger.info("Plan: %s", line)
+
+    def lines(self, streams: dict[str, StreamStats], requests: int, path: str) -> list[str]:
+        """The report, line by line (without the `Plan: ` each is logged with)."""
+        lines: list[str] = []
         for stats in streams.values():
-            logger.info(
-                "Plan: stream '%s' -> %s: %s read, %d would be sent, %d already in "
-                "Leanpay, %d would be rejected (%d with an unresolved reference)",
-                stats.stream,
-                stats.resource,
-                plural(stats.read, "record"),
-                stats.acknowledged,
-                stats.already_present,
-                stats.rejected,
-                stats.unresolved,
+            lines.append(
+                f"stream '{stats.stream}' -> {stats.resource}: "
+                f"{plural(stats.read, 'record')} read, {stats.acknowledged} would be sent, "
+                f"{stats.already_present} already in Leanpay, {stats.rejected} would be "
+                f"rejected ({stats.unresolved} with an unresolved reference)"
             )
-            for reason, count in self._reasons.get(stats.stream, Counter()).most_common(
-                TOP_REASONS
-            ):
-                logger.info("Plan:     %d x %s", count, reason)
-        logger.info("Plan: %s", self.verdict(streams, requests, path))
+            lines += self._reason_lines(self._reasons.get(stats.stream, {}))
+        if self._unmapped:
+            lines.append(self._unmapped_line())
+        lines.append(self.verdict(streams, requests, path))
+        return lines
+
+    @staticmethod
+    def _reason_lines(reasons: dict[str, _Reason]) -> list[str]:
+        """Every reason, most frequent first, each with its first records."""
+        ranked = sorted(reasons.items(), key=lambda kv: -kv[1].count)  # stable: first seen
+        lines = []
+        for kind, reason in ranked[:MAX_REASONS]:
+            lines.append(f"    {reason.count} x {kind}")
+            lines.append(f"        e.g. {'; '.join(reason.examples)}")
+        rest = ranked[MAX_REASONS:]
+        if rest:
+            problems = sum(reason.count for _, reason in rest)
+            lines.append(
+                f"    … and {plural(len(rest), 'other reason')} ({plural(problems, 'problem')})"
+            )
+        return lines
+
+    def _unmapped_line(self) -> str:
+        """The client codes no mapping names, most frequent first: what to add."""
+        ranked = sorted(self._unmapped.items(), key=lambda kv: (-kv[1], kv[0]))
+        listed = ", ".join(
+            f"{show(code)} ({plural(count, 'record')})" for code, count in ranked[:MAX_CLIENT_CODES]
+        )
+        more = len(ranked) - MAX_CLIENT_CODES
+        if more > 0:
+            listed += f" and {more} more"
+        return (
+            f"{plural(len(ranked), 'client code')} with no Leanpay id in client_ids / "
+            f"client_ids_file: {listed}"
+        )
 
     def verdict(self, streams: dict[str, StreamStats], requests: int, path: str) -> str:
-        """The one line a user acts on."""
+        """The one line a user acts on; it names the requests file."""
         send = sum(s.acknowledged for s in streams.values())
         present = sum(s.already_present for s in streams.values())
         rejected = sum(s.rejected for s in streams.values())
         held = f"; {present} already in Leanpay" if present else ""
         sending = f"{plural(send, 'record')} in {plural(requests, 'request')}"
+        if rejected and not send:
+            return (
+                f"NOT READY: no record would be sent ({plural(rejected, 'rejected record')}"
+                f"{held}); fix the reasons above. The requests file {path} is empty"
+            )
         if rejected and self.dead_letter_path is None:
             first = self._first_rejected
             where = f" (the first: stream '{first.stream}', {first.ident})" if first else ""
             return (
                 f"NOT READY: a real run would stop at the first of "
                 f"{plural(rejected, 'rejected record')}{where}; fix them, or set "
-                "dead_letter_path to set them aside"
+                f"dead_letter_path to set them aside. The requests file {path} holds the "
+                f"other {sending}"
             )
         if rejected:
             return (
                 f"READY WITH REJECTIONS: a real run would send {sending}{held} and set "
-                f"{rejected} aside in {self.dead_letter_path}"
+                f"{rejected} aside in {self.dead_letter_path}; the requests are written to "
+                f"{path}"
             )
         if not send:
-            return f"NOTHING TO DO: no record would be sent{held}"
+            return (
+                f"NOTHING TO DO: no record would be sent{held}; the requests file {path} is empty"
+            )
         return f"READY: a real run would send {sending}{held}; they are written to {path}"

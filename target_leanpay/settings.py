@@ -24,6 +24,7 @@ from target_leanpay.credentials import key_problem, url_credentials, url_problem
 from target_leanpay.errors import ConfigError, quote
 from target_leanpay.mapping import MappingSettings
 from target_leanpay.resources import MAX_ITEMS_PER_REQUEST, RESOURCES, Resource
+from target_leanpay.values import date_format_problem
 
 DEFAULT_RESOURCE = "invoices"
 REQUIRED_UNLESS_DRY_RUN = "Required unless dry_run is on."
@@ -123,6 +124,25 @@ SCHEMA = th.PropertiesList(
         description="`minor`: amounts are integer cents (Leanpay's unit). `major`: amounts "
         "are in euros etc. (123.45) and are converted exactly to cents; an amount with "
         "more than 2 decimals is rejected.",
+    ),
+    th.Property(
+        "decimal_separator",
+        th.StringType,
+        default=".",
+        allowed_values=[".", ","],
+        title="Decimal separator of amounts written as text",
+        description="`.`: amounts written 1234.50 (no thousands separators). `,`: written "
+        "1234,50, 1 234,50 or 1.234,50 (groups of three digits between spaces, no-break "
+        "spaces or dots). Numbers that are not text are read as they are.",
+    ),
+    th.Property(
+        "date_formats",
+        th.ArrayType(th.StringType),
+        default=[],
+        title="Date formats of the source",
+        description="Formats of dates written as text other than ISO 8601, as strptime "
+        'patterns (e.g. ["%d/%m/%Y"]). ISO 8601 dates are always read. A value that two '
+        "formats read as different days, or as an impossible day, is rejected.",
     ),
     th.Property(
         "client_ids",
@@ -357,6 +377,15 @@ def _positive(value: Any, name: str, problems: list[str]) -> float:
     return float(value)
 
 
+def _date_formats(formats: list[str], problems: list[str]) -> tuple[str, ...]:
+    """The declared date formats, each checked once here rather than on every record."""
+    for index, fmt in enumerate(formats):
+        problem = date_format_problem(fmt)
+        if problem is not None:
+            problems.append(f"date_formats[{index}]: {problem}")
+    return tuple(formats)
+
+
 def parse(config: Mapping[str, Any]) -> Settings:
     """Check every setting and build typed settings; `ConfigError` lists every problem."""
     problems = unknown_settings(config)
@@ -395,6 +424,7 @@ def parse(config: Mapping[str, Any]) -> Settings:
         except ConfigError as unreadable:
             problems += unreadable.problems
     client_ids.update(values["client_ids"])
+    date_formats = _date_formats(values["date_formats"], problems)
     batch_size = values["batch_size_rows"]
     if batch_size < 1:
         problems.append(f"batch_size_rows must be at least 1 (got {batch_size})")
@@ -438,6 +468,8 @@ def parse(config: Mapping[str, Any]) -> Settings:
             amount_unit=values["amount_unit"],
             client_ids=client_ids,
             require_external_id=bool(values["require_external_id"]),
+            date_formats=date_formats,
+            decimal_separator=values["decimal_separator"],
         ),
         dead_letter_path=dead_letter_path,
         max_rejections=max_rejections,

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable
 from datetime import date, datetime
 from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal, InvalidOperation
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 MAX_AMOUNT: Final = 2**53 - 1
 """Largest amount sent (in minor units): the largest integer a JSON API is sure to keep exactly."""
@@ -34,6 +35,15 @@ _HEX = "[0-9a-fA-F]"
 _UUID_RE: Final = re.compile(f"{_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}}")
 _NUMBER_RE: Final = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _DATE_PREFIX_RE: Final = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
+_GROUP_SPACES: Final = " \u00a0\u202f"
+"""Thousands separators that are spaces: plain, no-break (U+00A0), narrow no-break (U+202F)."""
+_COMMA_NUMBER_RE: Final = re.compile(
+    r"[+-]?(?:(?:[1-9][0-9]{0,2}(?:[" + _GROUP_SPACES + r"][0-9]{3})+"
+    r"|[1-9][0-9]{0,2}(?:\.[0-9]{3})+|[0-9]+)(?:,[0-9]*)?|,[0-9]+)"
+)
+"""An amount written with a decimal comma: digits grouped by three with spaces or dots
+(one kind per value; no leading zero group), or not grouped at all."""
+_UNGROUP: Final = str.maketrans({" ": None, "\u00a0": None, "\u202f": None, ".": None, ",": "."})
 _NOT_FINITE: Final = frozenset({"nan", "snan", "inf", "infinity"})
 
 
@@ -42,11 +52,20 @@ OMIT: Final[Any] = object()
 
 
 class InvalidValue(ValueError):
-    """A source value that cannot become a Leanpay value; `reason` says why."""
+    """A source value that cannot become a Leanpay value; `reason` says why.
 
-    def __init__(self, reason: str) -> None:
+    `value`: the record's value the reason is about, when it is not the field's own
+    (a client code read from clientExternalId); None means the field's value.
+    """
+
+    def __init__(self, reason: str, value: object = None) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.value = value
+
+
+class NotACalendarDate(InvalidValue):
+    """A date written in a known format whose day does not exist (2024-02-30)."""
 
 
 def show(value: object) -> str:
@@ -138,6 +157,11 @@ def _decimal(value: object) -> Decimal:
         if _NUMBER_RE.fullmatch(text) is None:
             if text.lower().lstrip("+-") in _NOT_FINITE:
                 raise InvalidValue(f"{show(value)} is not a finite number")
+            if _COMMA_NUMBER_RE.fullmatch(text) is not None:
+                raise InvalidValue(
+                    f"{show(value)} is not a decimal number with a decimal point; for amounts "
+                    "written with a decimal comma (1 234,50), set decimal_separator to ,"
+                )
             raise InvalidValue(f"{show(value)} is not a decimal number")
         try:
             return Decimal(text)
@@ -154,9 +178,28 @@ _MAX_DECIMAL: Final = Decimal(MAX_AMOUNT)
 _MAX_WHOLE_MAJOR: Final = MAX_AMOUNT // 10**MAJOR_UNIT_PLACES
 
 
-def _scaled_amount(value: object, places: int) -> int:
+DecimalSeparator = Literal[".", ","]
+
+
+def _comma_decimal(value: object) -> Decimal:
+    """Read an amount written with a decimal comma (``1 234,50``, ``1.234,50``, ``1234,5``);
+    anything but text is read as `_decimal` reads it."""
+    if not isinstance(value, str):
+        return _decimal(value)
+    text = value.strip()
+    if _COMMA_NUMBER_RE.fullmatch(text) is None:
+        if text.lower().lstrip("+-") in _NOT_FINITE:
+            raise InvalidValue(f"{show(value)} is not a finite number")
+        raise InvalidValue(
+            f"{show(value)} is not an amount written with a decimal comma "
+            "(1234,50, 1 234,50 or 1.234,50: groups of three digits)"
+        )
+    return Decimal(text.translate(_UNGROUP))  # at most digits, a sign and one point
+
+
+def _scaled_amount(value: object, places: int, read: Callable[[object], Decimal] = _decimal) -> int:
     """`value` * 10**places as an exact non-negative int, or why that is impossible."""
-    amount = _decimal(value)
+    amount = read(value)
     if not amount.is_finite():
         raise InvalidValue(f"{show(value)} is not a finite number")
     if amount.is_signed() and amount:
@@ -217,6 +260,26 @@ def major_to_minor_units(value: object) -> int:
     return _scaled_amount(value, MAJOR_UNIT_PLACES)  # the exact, checked path
 
 
+def amount_converter(unit_places: int, separator: DecimalSeparator) -> Callable[[object], int]:
+    """The amount converter for a unit (0: cents, 2: euros) and a decimal separator.
+
+    With the default "." it is `to_minor_units` / `major_to_minor_units` themselves, so
+    the common path pays nothing for the choice; with "," only text takes the other road.
+    """
+    plain = major_to_minor_units if unit_places else to_minor_units
+    if separator == ".":
+        return plain
+    if separator != ",":
+        raise ValueError(f'decimal_separator must be "." or ",", not {show(separator)}')
+
+    def comma(value: object) -> int:
+        if isinstance(value, str):
+            return _scaled_amount(value, unit_places, _comma_decimal)
+        return plain(value)
+
+    return comma
+
+
 def to_date(value: object) -> str:
     """A calendar day as YYYY-MM-DD: the day as written or held, never shifted to UTC."""
     if type(value) is str:
@@ -241,11 +304,14 @@ def _date_from_string(text: str) -> str:
     not_iso = f"{show(text)} is not an ISO 8601 date (YYYY-MM-DD) or date-time"
     match = _DATE_PREFIX_RE.match(text)
     if match is None:
-        raise InvalidValue(not_iso)
+        raise InvalidValue(
+            f"{not_iso}; to read dates written otherwise, list their formats in "
+            "date_formats (e.g. %d/%m/%Y)"
+        )
     try:
         day = date(int(match[1]), int(match[2]), int(match[3]))
     except ValueError:
-        raise InvalidValue(f"{show(text)} is not a calendar date") from None
+        raise NotACalendarDate(f"{show(text)} is not a calendar date") from None
     if len(text) > 10:
         if text[10] not in "Tt ":
             raise InvalidValue(not_iso)
@@ -256,6 +322,85 @@ def _date_from_string(text: str) -> str:
         except ValueError:
             raise InvalidValue(not_iso) from None
     return day.isoformat()
+
+
+_MAX_DATE_TEXT: Final = 64
+"""Longer text is no date in any format: strptime is not even tried on it."""
+_NO_MATCH: Final = ("time data", "unconverted data remains")
+"""How strptime's ValueError begins when the text does not fit the format; any other
+ValueError (day is out of range for month) means it fits but names no real day."""
+_SAMPLE_DAYS: Final = (date(2024, 1, 2), date(2031, 11, 23), date(1999, 12, 31))
+
+
+def date_format_problem(fmt: object) -> str | None:
+    """Why `fmt` cannot be a date format of `date_formats`, or None.
+
+    A format must be a strptime pattern naming a year, a month and a day: each sample
+    day written with it must read back as that same day (this refuses unknown directives,
+    ``%d/%m`` without a year, ``%Y-%m`` without a day). Time directives may follow; the
+    day is taken as written.
+    """
+    if not isinstance(fmt, str) or not fmt.strip():
+        return "must be a non-empty strptime pattern such as %d/%m/%Y"
+    if "%Y" not in fmt and "%y" not in fmt:
+        return f"{show(fmt)} names no year (%Y or %y)"
+    for day in _SAMPLE_DAYS:
+        try:
+            read = datetime.strptime(day.strftime(fmt), fmt).date()
+        except ValueError as exc:
+            return f"{show(fmt)} is not a strptime pattern that can be read back ({exc})"
+        if read != day:
+            return (
+                f"{show(fmt)} does not name a whole day: {day.isoformat()} written with it "
+                f"reads back as {read.isoformat()}"
+            )
+    return None
+
+
+def date_converter(formats: tuple[str, ...]) -> Callable[[object], str]:
+    """The date converter: `to_date` (ISO 8601) itself when no format is declared, else
+    one that reads text with ISO 8601 and every declared format (checked by
+    `date_format_problem`) and accepts it only if they agree on one real day."""
+    if not formats:
+        return to_date
+    listed = ", ".join(formats)
+
+    def convert(value: object) -> str:
+        if not isinstance(value, str):
+            return to_date(value)
+        text = str.__str__(value)
+        days: dict[str, list[str]] = {}
+        impossible: list[str] = []
+        try:
+            days[to_date(text)] = ["ISO 8601"]
+        except NotACalendarDate:
+            impossible.append("ISO 8601")
+        except InvalidValue:
+            pass
+        stripped = text.strip()
+        if len(stripped) <= _MAX_DATE_TEXT and stripped.isascii():
+            for fmt in formats:
+                try:
+                    day = datetime.strptime(stripped, fmt).date().isoformat()
+                except ValueError as exc:
+                    if not str(exc).startswith(_NO_MATCH):
+                        impossible.append(fmt)
+                    continue
+                days.setdefault(day, []).append(fmt)
+        if len(days) == 1:
+            return next(iter(days))
+        if days:
+            readings = "; ".join(f"{', '.join(how)}: {show(day)}" for day, how in days.items())
+            raise InvalidValue(
+                f"{show(value)} is ambiguous: date_formats read it as different days ({readings})"
+            )
+        if impossible:
+            raise InvalidValue(f"{show(value)} is not a calendar date ({', '.join(impossible)})")
+        raise InvalidValue(
+            f"{show(value)} is not a date in date_formats ({listed}) nor ISO 8601 (YYYY-MM-DD)"
+        )
+
+    return convert
 
 
 _BOOLEAN_STRINGS: Final = {"true": True, "false": False}

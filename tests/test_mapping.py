@@ -27,10 +27,11 @@ from target_leanpay.mapping import (
     RecordMapper,
     Reference,
     Rejection,
+    unmapped_client,
 )
 from target_leanpay.resources import RESOURCES, Field, Kind
 from target_leanpay.settings import DEFAULTS
-from target_leanpay.values import MAX_AMOUNT, InvalidValue, show
+from target_leanpay.values import MAX_AMOUNT, InvalidValue, date_format_problem, show
 
 U1 = "3f2b8c1e-7a4d-4e2b-9c1f-0a1b2c3d4e5f"
 U2 = "a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d"
@@ -52,6 +53,14 @@ CLIENT_UUID_MSG = (
     "to the Leanpay id with the client_ids / client_ids_file setting"
 )
 NOT_ISO_MSG = "{} is not an ISO 8601 date (YYYY-MM-DD) or date-time"
+NOT_A_DATE_MSG = NOT_ISO_MSG + (
+    "; to read dates written otherwise, list their formats in date_formats (e.g. %d/%m/%Y)"
+)
+"""Text that does not even begin as an ISO date: the reason says how to declare its format."""
+POINT_MSG = (
+    "{} is not a decimal number with a decimal point; for amounts written with a decimal "
+    "comma (1 234,50), set decimal_separator to ,"
+)
 
 # One valid record per resource (as the SDK delivers them: mixed types) and its exact payload.
 VALID: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
@@ -177,6 +186,8 @@ def valid_record(resource: str) -> dict[str, Any]:
 def settings_with(**settings: Any) -> MappingSettings:
     """Mapping settings: the settings schema's defaults, overridden by `settings`."""
     defaults = {k: DEFAULTS[k] for k in ("amount_unit", "client_ids", "require_external_id")}
+    defaults["date_formats"] = tuple(DEFAULTS["date_formats"])
+    defaults["decimal_separator"] = DEFAULTS["decimal_separator"]
     return MappingSettings(**{**defaults, **settings})
 
 
@@ -853,13 +864,13 @@ def test_every_address_text_field_is_limited_to_80(name: str) -> None:
             Problem("amount", "'-Infinity' is not a finite number"),
             id="string-negative-infinity",
         ),
-        pytest.param("12,50", Problem("amount", "'12,50' is not a decimal number"), id="comma"),
+        pytest.param("12,50", Problem("amount", POINT_MSG.format("'12,50'")), id="comma"),
         pytest.param("abc", Problem("amount", "'abc' is not a decimal number"), id="abc"),
         pytest.param("1.2.3", Problem("amount", "'1.2.3' is not a decimal number"), id="1.2.3"),
         pytest.param(
             "1_000", Problem("amount", "'1_000' is not a decimal number"), id="underscore"
         ),
-        pytest.param("1 000", Problem("amount", "'1 000' is not a decimal number"), id="space"),
+        pytest.param("1 000", Problem("amount", POINT_MSG.format("'1 000'")), id="space"),
         pytest.param("١٢٣", Problem("amount", "'١٢٣' is not a decimal number"), id="arabic-digits"),
         pytest.param("0x10", Problem("amount", "'0x10' is not a decimal number"), id="hex"),
         pytest.param("1e", Problem("amount", "'1e' is not a decimal number"), id="bare-exponent"),
@@ -987,7 +998,7 @@ def test_minor_is_the_default_unit() -> None:
         pytest.param(
             "Infinity", Problem("amount", "'Infinity' is not a finite number"), id="s-inf"
         ),
-        pytest.param("12,50", Problem("amount", "'12,50' is not a decimal number"), id="comma"),
+        pytest.param("12,50", Problem("amount", POINT_MSG.format("'12,50'")), id="comma"),
         pytest.param(
             Decimal("90071992547409.92"),
             Problem(
@@ -1132,7 +1143,7 @@ def test_property_conversion_equals_exact_decimal_arithmetic(unit: str) -> None:
             id="impossible-day-in-datetime",
         ),
         *(
-            pytest.param(text, Problem("issueDate", NOT_ISO_MSG.format(repr(text))), id=text)
+            pytest.param(text, Problem("issueDate", NOT_A_DATE_MSG.format(repr(text))), id=text)
             for text in (
                 "01/03/2024",
                 "2024/03/01",
@@ -1142,6 +1153,14 @@ def test_property_conversion_equals_exact_decimal_arithmetic(unit: str) -> None:
                 "2024-3-1",
                 "24-03-01",
                 " 2024-03-01",
+                "\uff12\uff10\uff12\uff14-03-01",
+                "2024-03-0\uff11",
+                "March 1, 2024",
+            )
+        ),
+        *(
+            pytest.param(text, Problem("issueDate", NOT_ISO_MSG.format(repr(text))), id=text)
+            for text in (
                 "2024-03-01 ",
                 "2024-03-01T",
                 "2024-03-01T25:00",
@@ -1149,9 +1168,6 @@ def test_property_conversion_equals_exact_decimal_arithmetic(unit: str) -> None:
                 "2024-03-01X10:00",
                 "2024-03-01T10:00 ",
                 "2024-03-01Tnoon",
-                "\uff12\uff10\uff12\uff14-03-01",
-                "2024-03-0\uff11",
-                "March 1, 2024",
                 "2024-03-01junk",
             )
         ),
@@ -1331,7 +1347,7 @@ def test_all_problems_are_collected_in_field_order() -> None:
         Problem("reference", f"is 81 characters long; the limit is 80 ('{'r' * 40}…')"),
         Problem("amount", "must be >= 0, got -1"),
         Problem("netAmount", FLOAT_MSG.format("12.5")),
-        Problem("issueDate", NOT_ISO_MSG.format("'01/03/2024'")),
+        Problem("issueDate", NOT_A_DATE_MSG.format("'01/03/2024'")),
         Problem("dueDate", "is required"),
         Problem("externalId", "must be a string, got float 1.5"),
         Problem("sentDate", "'2023-02-29' is not a calendar date"),
@@ -1477,3 +1493,387 @@ def test_both_spellings_of_a_reference_must_agree() -> None:
             "('CN-1' vs 'CN-2')",
         )
     ]
+
+
+# --- amounts written with a decimal comma (decimal_separator ",") ------------------------
+
+COMMA_MSG = (
+    "{} is not an amount written with a decimal comma "
+    "(1234,50, 1 234,50 or 1.234,50: groups of three digits)"
+)
+
+
+def test_the_default_decimal_separator_is_a_point_and_the_mapper_built_without_it_agrees() -> None:
+    assert DEFAULTS["decimal_separator"] == "."
+    assert DEFAULTS["date_formats"] == []
+    bare = RecordMapper(RESOURCES["invoices"], MappingSettings("major", {}, False))
+    assert bare.map({**valid_record("invoices"), "amount": "1234.50"})["amount"] == 123450  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        pytest.param("1 234,50", 123450, id="space"),
+        pytest.param("1\u00a0234,50", 123450, id="no-break-space"),
+        pytest.param("1\u202f234,50", 123450, id="narrow-no-break-space"),
+        pytest.param("1.234,50", 123450, id="dot"),
+        pytest.param("1234,50", 123450, id="ungrouped"),
+        pytest.param("1234,5", 123450, id="one-decimal"),
+        pytest.param("0,05", 5, id="cents"),
+        pytest.param(",5", 50, id="no-integer-part"),
+        pytest.param("12", 1200, id="integer"),
+        pytest.param("12,", 1200, id="trailing-comma"),
+        pytest.param("0", 0, id="zero"),
+        pytest.param("0,00", 0, id="zero-cents"),
+        pytest.param("+12,00", 1200, id="plus"),
+        pytest.param(" 1 234,50\t", 123450, id="surrounding-whitespace"),
+        pytest.param("\u00a01 234,50\u202f", 123450, id="surrounding-no-break-spaces"),
+        pytest.param("1 234", 123400, id="grouped-integer"),
+        pytest.param("1.234", 123400, id="dot-grouped-integer"),
+        pytest.param("1 234 567,89", 123456789, id="two-groups"),
+        pytest.param("1.234.567,89", 123456789, id="two-dot-groups"),
+        pytest.param("1 234\u00a0567,89", 123456789, id="spaces-of-two-kinds"),
+        pytest.param("90 071 992 547 409,91", MAX_AMOUNT, id="max"),
+        pytest.param(Decimal("1234.5"), 123450, id="json-number-as-is"),
+        pytest.param(1234, 123400, id="int-as-is"),
+        pytest.param(
+            "90 071 992 547 409,92",
+            Problem(
+                "amount",
+                "'90 071 992 547 409,92' (major units) is too large: at most "
+                "9007199254740991 minor units can be sent",
+            ),
+            id="too-large",
+        ),
+        pytest.param(
+            "12,345", Problem("amount", PLACES_MSG.format("'12,345'")), id="three-decimals"
+        ),
+        pytest.param(
+            "-1 234,50", Problem("amount", "must be >= 0, got '-1 234,50'"), id="negative"
+        ),
+        pytest.param("-0,00", 0, id="negative-zero"),
+        pytest.param(12.5, Problem("amount", FLOAT_MSG.format("12.5")), id="float"),
+        pytest.param("NaN", Problem("amount", "'NaN' is not a finite number"), id="nan"),
+        pytest.param("-inf", Problem("amount", "'-inf' is not a finite number"), id="inf"),
+        *(
+            pytest.param(text, Problem("amount", COMMA_MSG.format(repr(text))), id=why)
+            for why, text in {
+                "decimal-point": "1234.50",
+                "point-two-decimals": "12.50",
+                "english-grouping": "1,234.50",
+                "two-commas": "1,234,5",
+                "mixed-space-and-dot": "1 234.567,00",
+                "mixed-dot-and-space": "1.234 567,00",
+                "short-group": "1 23,00",
+                "long-group": "1 2345,00",
+                "leading-zero-group": "0.500",
+                "leading-zero-space-group": "0 500",
+                "group-after-comma": "1,234 5",
+                "double-space": "1  234,50",
+                "euro-sign": "1 234,50 €",
+                "euro-prefix": "€12",
+                "underscore": "1_000",
+                "exponent": "1e3",
+                "apostrophe": "1'234,50",
+                "arabic-digits": "\u0661\u0662\u0663",
+                "letters": "douze",
+                "sign-alone": "-",
+                "comma-alone": ",",
+            }.items()
+        ),
+    ],
+)
+def test_money_with_a_decimal_comma(value: Any, expected: Any) -> None:
+    result = field_result("invoices", "amount", value, amount_unit="major", decimal_separator=",")
+    assert result == expected
+    if not isinstance(expected, Problem):
+        assert type(result) is int
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("1 234", 1234),
+        ("1.234", 1234),
+        ("1234,00", 1234),
+        ("1 234,5", Problem("amount", WHOLE_MSG.format("'1 234,5'"))),
+    ],
+)
+def test_money_with_a_decimal_comma_in_minor_units(value: str, expected: Any) -> None:
+    assert field_result("invoices", "amount", value, decimal_separator=",") == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        pytest.param("1.234,5", Problem("amount", POINT_MSG.format("'1.234,5'")), id="french"),
+        pytest.param("1 234,50", Problem("amount", POINT_MSG.format("'1 234,50'")), id="space"),
+        pytest.param("1,234.50", Problem("amount", "'1,234.50' is not a decimal number")),
+        pytest.param("1234.50", 123450, id="plain"),
+    ],
+)
+def test_a_decimal_point_refuses_what_a_decimal_comma_would_read(value: str, expected: Any) -> None:
+    assert field_result("invoices", "amount", value, amount_unit="major") == expected
+
+
+@pytest.mark.parametrize(("resource", "fld"), fields(lambda f: f.kind is Kind.MONEY))
+def test_every_money_field_follows_decimal_separator(resource: str, fld: Field) -> None:
+    assert (
+        field_result(resource, fld.name, "1 234,56", amount_unit="major", decimal_separator=",")
+        == 123456
+    )
+
+
+def test_an_unknown_decimal_separator_is_a_configuration_error() -> None:
+    with pytest.raises(ValueError, match="decimal_separator must be"):
+        RecordMapper(RESOURCES["invoices"], settings_with(decimal_separator="'"))
+
+
+def _french(value: Decimal, separator: str) -> str:
+    """`value` as a French ERP writes it: groups of three, a decimal comma."""
+    whole, _, fraction = format(value, "f").partition(".")
+    sign = "-" if whole.startswith("-") else ""
+    digits = whole.lstrip("-")
+    groups = []
+    while digits:
+        groups.insert(0, digits[-3:])
+        digits = digits[:-3]
+    return sign + separator.join(groups or ["0"]) + ("," + fraction if fraction else "")
+
+
+@pytest.mark.parametrize("unit", ["minor", "major"])
+def test_property_decimal_comma_conversion_equals_exact_decimal_arithmetic(unit: str) -> None:
+    """Random amounts written the French way (every thousands separator) convert exactly
+    as their Decimal would, with any float/Decimal mix trapped."""
+    places = 2 if unit == "major" else 0
+    m = mapper("paybacks", amount_unit=unit, decimal_separator=",")
+    base = valid_record("paybacks")
+    rng = random.Random(20240405)
+    accepted = 0
+    with localcontext() as ctx:
+        ctx.traps[FloatOperation] = True
+        for value in _random_decimals(rng, 2000):
+            if value.adjusted() > 25:
+                continue
+            expected = _reference_cents(value, places)
+            for separator in (" ", "\u00a0", "\u202f", ".", ""):
+                result = m.map({**base, "amount": _french(value, separator)})
+                if expected is None:
+                    assert isinstance(result, Rejection), (value, result)
+                else:
+                    assert isinstance(result, dict), (value, separator, result)
+                    assert result["amount"] == expected
+                    accepted += 1
+    assert accepted > 1000
+
+
+# --- dates in declared formats (date_formats) ---------------------------------------------
+
+DMY = ("%d/%m/%Y",)
+NOT_DMY_MSG = "{} is not a date in date_formats (%d/%m/%Y) nor ISO 8601 (YYYY-MM-DD)"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        pytest.param("05/04/2024", "2024-04-05", id="french"),
+        pytest.param("5/4/2024", "2024-04-05", id="unpadded"),
+        pytest.param(" 05/04/2024 ", "2024-04-05", id="surrounding-spaces"),
+        pytest.param("29/02/2024", "2024-02-29", id="leap-day"),
+        pytest.param("31/12/9999", "9999-12-31", id="max"),
+        pytest.param("2024-04-05", "2024-04-05", id="iso-still-read"),
+        pytest.param("2024-04-05T23:30:00-05:00", "2024-04-05", id="iso-datetime-still-read"),
+        pytest.param(date(2024, 4, 5), "2024-04-05", id="date"),
+        pytest.param(datetime(2024, 4, 5, 23, 30), "2024-04-05", id="datetime"),
+        pytest.param(DateText("05/04/2024"), "2024-04-05", id="str-subclass"),
+        pytest.param(
+            "31/02/2024",
+            Problem("issueDate", "'31/02/2024' is not a calendar date (%d/%m/%Y)"),
+            id="31-february",
+        ),
+        pytest.param(
+            "29/02/2023",
+            Problem("issueDate", "'29/02/2023' is not a calendar date (%d/%m/%Y)"),
+            id="not-a-leap-year",
+        ),
+        pytest.param(
+            "2024-02-30",
+            Problem("issueDate", "'2024-02-30' is not a calendar date (ISO 8601)"),
+            id="impossible-iso",
+        ),
+        *(
+            pytest.param(text, Problem("issueDate", NOT_DMY_MSG.format(repr(text))), id=text)
+            for text in (
+                "05-04-2024",
+                "05/04/24",
+                "05/04/2024 10:30",
+                "32/01/2024",
+                "00/01/2024",
+                "05/13/2024",
+                "05/04/02024",
+                "05/04/2024junk",
+                "\u0660\u0665/\u0660\u0664/\u0662\u0660\u0662\u0664",  # Arabic-Indic digits
+                "05/04/\uff12\uff10\uff12\uff14",  # full-width digits
+                "20240405",
+            )
+        ),
+        pytest.param(
+            "05/04/" + "2" * 100_000,
+            Problem("issueDate", NOT_DMY_MSG.format(f"'05/04/{'2' * 34}…'")),
+            id="100kB",
+        ),
+        pytest.param(
+            20240405,
+            Problem(
+                "issueDate",
+                "must be a date (YYYY-MM-DD string, date or datetime), got int 20240405",
+            ),
+            id="int",
+        ),
+    ],
+)
+def test_date_in_a_declared_format(value: Any, expected: Any) -> None:
+    result = field_result("invoices", "issueDate", value, date_formats=DMY)
+    assert result == expected
+    if isinstance(expected, str):
+        assert type(result) is str
+
+
+@pytest.mark.parametrize(
+    ("formats", "value", "expected"),
+    [
+        pytest.param(
+            ("%d/%m/%Y", "%m/%d/%Y"),
+            "05/04/2024",
+            "'05/04/2024' is ambiguous: date_formats read it as different days "
+            "(%d/%m/%Y: '2024-04-05'; %m/%d/%Y: '2024-05-04')",
+            id="day-month-or-month-day",
+        ),
+        pytest.param(("%d/%m/%Y", "%m/%d/%Y"), "13/04/2024", "2024-04-13", id="only-dmy-reads"),
+        pytest.param(("%d/%m/%Y", "%m/%d/%Y"), "04/13/2024", "2024-04-13", id="only-mdy-reads"),
+        pytest.param(("%d/%m/%Y", "%m/%d/%Y"), "05/05/2024", "2024-05-05", id="both-agree"),
+        pytest.param(
+            ("%d/%m/%Y", "%m/%d/%Y"),
+            "31/04/2024",
+            "'31/04/2024' is not a calendar date (%d/%m/%Y)",
+            id="impossible-in-the-only-fitting-format",
+        ),
+        pytest.param(
+            ("%Y-%d-%m",),
+            "2024-05-04",
+            "'2024-05-04' is ambiguous: date_formats read it as different days "
+            "(ISO 8601: '2024-05-04'; %Y-%d-%m: '2024-04-05')",
+            id="iso-and-a-declared-format-disagree",
+        ),
+        pytest.param(
+            ("%Y-%d-%m",), "2024-13-04", "2024-04-13", id="an-impossible-reading-does-not-count"
+        ),
+        pytest.param(("%Y-%m-%d",), "2024-04-05", "2024-04-05", id="iso-declared-again"),
+        pytest.param(("%d.%m.%Y %H:%M",), "05.04.2024 23:30", "2024-04-05", id="with-a-time"),
+        pytest.param(("%d/%m/%y",), "05/04/24", "2024-04-05", id="two-digit-year"),
+        pytest.param(("%d/%m/%y",), "05/04/70", "1970-04-05", id="two-digit-year-1900s"),
+        pytest.param(("%Y%m%d",), "20240405", "2024-04-05", id="compact"),
+        pytest.param(
+            ("%d/%m/%Y", "%d-%m-%Y"), "05-04-2024", "2024-04-05", id="second-format-reads"
+        ),
+        pytest.param(("%d %b %Y",), "05 Apr 2024", "2024-04-05", id="english-month-abbreviation"),
+    ],
+)
+def test_declared_formats_agree_or_the_value_is_refused(
+    formats: tuple[str, ...], value: str, expected: str
+) -> None:
+    record = {**valid_record("invoices"), "issueDate": date(2024, 3, 1), "dueDate": value}
+    result = mapper("invoices", date_formats=formats).map(record)
+    if isinstance(result, Rejection):
+        [result] = result.problems
+    else:
+        result = result["dueDate"]
+    if expected.startswith("'"):
+        assert result == Problem("dueDate", expected)
+    else:
+        assert result == expected
+
+
+@pytest.mark.parametrize(("resource", "fld"), fields(lambda f: f.kind is Kind.DATE))
+def test_every_date_field_reads_the_declared_formats(resource: str, fld: Field) -> None:
+    assert field_result(resource, fld.name, "05/04/2024", date_formats=DMY) == "2024-04-05"
+
+
+@pytest.mark.parametrize(
+    ("fmt", "problem"),
+    [
+        ("%d/%m/%Y", None),
+        ("%d.%m.%y %H:%M:%S", None),
+        ("%Y%m%d", None),
+        ("%d/%m", "'%d/%m' names no year (%Y or %y)"),
+        (
+            "%Y-%m",
+            "'%Y-%m' does not name a whole day: 2024-01-02 written with it reads back as "
+            "2024-01-01",
+        ),
+        (
+            "%Y",
+            "'%Y' does not name a whole day: 2024-01-02 written with it reads back as 2024-01-01",
+        ),
+        (
+            "%Q/%Y",
+            "'%Q/%Y' is not a strptime pattern that can be read back "
+            "('Q' is a bad directive in format '%Q/%Y')",
+        ),
+        ("", "must be a non-empty strptime pattern such as %d/%m/%Y"),
+        ("  ", "must be a non-empty strptime pattern such as %d/%m/%Y"),
+        (5, "must be a non-empty strptime pattern such as %d/%m/%Y"),
+    ],
+)
+def test_a_date_format_is_checked_once(fmt: Any, problem: str | None) -> None:
+    assert date_format_problem(fmt) == problem
+
+
+def test_a_mapper_refuses_a_format_that_names_no_day() -> None:
+    with pytest.raises(ValueError, match="date_formats: '%m/%Y' does not name a whole day"):
+        RecordMapper(RESOURCES["invoices"], settings_with(date_formats=("%m/%Y",)))
+
+
+def test_an_ambiguous_date_is_never_remembered_as_one_reading() -> None:
+    m = RecordMapper(RESOURCES["invoices"], settings_with(date_formats=("%d/%m/%Y", "%m/%d/%Y")))
+    record = {**valid_record("invoices"), "dueDate": "05/04/2024"}
+    for _ in range(3):
+        result = m.map(record)
+        assert isinstance(result, Rejection)
+        assert [p.field for p in result.problems] == ["dueDate"]
+    assert m.map({**record, "dueDate": "13/04/2024"})["dueDate"] == "2024-04-13"  # type: ignore[index]
+
+
+# --- what a rejection tells a report --------------------------------------------------------
+
+
+def test_a_problem_carries_the_record_value_it_is_about_outside_its_identity() -> None:
+    record = {
+        "clientExternalId": "C-404",
+        "reference": "F-1",
+        "amount": "1.234,5",
+        "issueDate": "05/04/2024",
+        "dueDate": None,
+    }
+    result = mapper("invoices", client_ids={"C-1": U1}).map(record)
+    assert isinstance(result, Rejection)
+    assert [(p.field, p.value) for p in result.problems] == [
+        ("clientId", "C-404"),
+        ("amount", "1.234,5"),
+        ("issueDate", "05/04/2024"),
+        ("dueDate", None),
+    ]
+    assert [unmapped_client(p) for p in result.problems] == ["C-404", None, None, None]
+    assert result.problems[0] == Problem(
+        "clientId",
+        "client 'C-404' (clientExternalId) has no Leanpay id in client_ids / client_ids_file",
+    )
+    assert Problem("amount", "x", 1) == Problem("amount", "x", 2)
+
+
+def test_an_integer_client_code_is_reported_as_its_digits() -> None:
+    result = mapper("invoices").map(
+        {**valid_record("invoices"), "clientId": None, "clientExternalId": 42}
+    )
+    assert isinstance(result, Rejection)
+    assert [unmapped_client(p) for p in result.problems] == ["42"]

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
+from singer_sdk.helpers.capabilities import FLATTENING_CONFIG, STREAM_MAPS_CONFIG
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -134,3 +135,26 @@ def test_meltano_yml_declares_the_same_loader(
     assert loader["pip_url"] == "-e ."  # the clone, not the package index
     names = {s["name"] for s in definition["settings"]}
     assert set(loader["config"]) <= names
+
+
+def test_the_readme_settings_table_has_every_own_setting_as_generated() -> None:
+    """Each row `target-leanpay --about --format=markdown` prints for a setting of
+    target-leanpay's own (not the SDK's stream-maps / flattening ones, which the README
+    sums up in one row) is in the README's Settings table, word for word."""
+    done = subprocess.run(
+        [sys.executable, "-m", "target_leanpay", "--about", "--format=markdown"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    sdk = set(STREAM_MAPS_CONFIG["properties"]) | set(FLATTENING_CONFIG["properties"])
+    rows = [
+        line
+        for line in done.stdout.splitlines()
+        if line.startswith("| ") and line.split(" | ")[0][2:].split(".")[0] not in sdk
+    ]
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = readme[readme.index("## Settings") : readme.index("## Mapping guide")]
+    assert len(rows) > 20
+    assert [row for row in rows if row not in table.splitlines()] == []

@@ -4,6 +4,8 @@ recipe, twice, with a tap that resumes from `--state`. A recipe that appends STA
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import re
@@ -12,7 +14,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from conftest import API_KEY
+import yaml
+from conftest import API_KEY, run_target
 
 from leanpay_standin import StandIn
 
@@ -96,3 +99,63 @@ def test_the_readme_resume_recipe_resumes(tmp_path: Path) -> None:
     assert stored == {f"INV-{n}": 1 for n in range(1, 9)}
     assert amounts == {1234}  # amount_unit major, as the README's config says
     assert not (tmp_path / "rejected.jsonl").exists()
+
+
+FRENCH_SECTION = "### A French export"
+
+
+def french_blocks() -> dict[str, str]:
+    """The French export section's blocks: the CSV, the tap's record (the first json
+    block), the target's config (yaml) and what Leanpay receives (the second json block)."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    start = readme.index(FRENCH_SECTION)
+    section = readme[start : readme.index("\n### ", start + 1)]
+    blocks = re.findall(r"```(\w+)\n(.*?)```", section, re.DOTALL)
+    assert [kind for kind, _ in blocks] == ["csv", "json", "yaml", "json"], blocks
+    return dict(
+        zip(["csv", "record", "config", "received"], [text for _, text in blocks], strict=True)
+    )
+
+
+def test_the_readme_french_export_loads_as_written(tmp_path: Path) -> None:
+    blocks = french_blocks()
+    record = json.loads(blocks["record"])
+    # the record is the CSV row as tap-csv reads it: every column a string
+    assert list(csv.DictReader(io.StringIO(blocks["csv"]), delimiter=";")) == [record]
+    config = yaml.safe_load(blocks["config"])
+    stream = next(iter(config["stream_maps"]))
+    messages = [
+        {
+            "type": "SCHEMA",
+            "stream": stream,
+            "schema": {
+                "type": "object",
+                "properties": {name: {"type": ["string", "null"]} for name in record},
+            },
+            "key_properties": ["numero"],
+        },
+        {"type": "RECORD", "stream": stream, "record": record},
+        {"type": "STATE", "value": {"bookmarks": {stream: {"line": 1}}}},
+    ]
+
+    with StandIn(api_key=API_KEY) as leanpay:
+        config.update(api_key=API_KEY, api_url=leanpay.url)
+        (tmp_path / "target.json").write_text(json.dumps(config))
+        result = run_target(tmp_path / "target.json", messages)
+        posts = [(r["method"], r["path"], r["body"]) for r in leanpay.requests()]
+
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.states == [{"bookmarks": {stream: {"line": 1}}}]
+    received = json.loads(blocks["received"])
+    assert posts[-1] == ("POST", "/invoices/batch", {"invoices": [received]})
+    assert [p[0] for p in posts] == ["GET", "POST"]  # replay safety's listing, one batch
+    assert list(posts[-1][2]["invoices"][0]) == list(received)  # Leanpay's field order
+    assert list(received.items()) == [
+        ("clientId", config["client_ids"]["C-017"]),
+        ("reference", "FA-2024-0412"),
+        ("amount", 123450),
+        ("netAmount", 102875),
+        ("issueDate", "2024-04-05"),
+        ("dueDate", "2024-05-05"),
+        ("externalId", "FA-2024-0412"),
+    ]

@@ -208,3 +208,36 @@ def test_a_key_no_http_header_can_carry_is_refused_without_quoting_it(
     with pytest.raises(ConfigError, match=re.escape(problem)) as refused:
         settings(api_key=key)
     assert "0123" not in str(refused.value)
+
+
+def test_declared_input_formats_reach_the_mapping_and_default_to_iso_and_a_point() -> None:
+    assert (settings().mapping.date_formats, settings().mapping.decimal_separator) == ((), ".")
+    parsed = settings(date_formats=["%d/%m/%Y", "%d.%m.%Y"], decimal_separator=",")
+    assert parsed.mapping.date_formats == ("%d/%m/%Y", "%d.%m.%Y")
+    assert parsed.mapping.decimal_separator == ","
+
+
+def test_every_bad_date_format_and_separator_is_named_at_start() -> None:
+    with pytest.raises(ConfigError) as refused:
+        settings(date_formats=["%d/%m/%Y", "%d/%m", "%m/%Y", 3], decimal_separator=" ")
+    assert refused.value.problems == [
+        "config['decimal_separator']: ' ' is not one of ['.', ',']",
+        "config['date_formats'][3]: 3 is not of type 'string'",
+    ]
+    with pytest.raises(ConfigError) as refused:
+        settings(date_formats=["%d/%m/%Y", "%d/%m", "%m/%Y"])
+    assert refused.value.problems == [
+        "date_formats[1]: '%d/%m' names no year (%Y or %y)",
+        "date_formats[2]: '%m/%Y' does not name a whole day: 2024-01-02 written with it "
+        "reads back as 2024-01-01",
+    ]
+
+
+def test_date_formats_from_the_environment_are_a_json_list(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TARGET_LEANPAY_DATE_FORMATS", '["%d/%m/%Y"]')
+    monkeypatch.setenv("TARGET_LEANPAY_DECIMAL_SEPARATOR", ",")
+    found = read_environment("TARGET_LEANPAY_")
+    assert found.values == {"date_formats": ["%d/%m/%Y"], "decimal_separator": ","}
+    assert settings(**found.values).mapping.date_formats == ("%d/%m/%Y",)

@@ -1,0 +1,78 @@
+"""The plan's report as a policy: counts per reason, examples, client codes, verdicts."""
+
+from __future__ import annotations
+
+from target_leanpay.deadletter import RejectedItem
+from target_leanpay.mapping import UNMAPPED_CLIENT, Problem
+from target_leanpay.plan import EXAMPLES, MAX_CLIENT_CODES, MAX_REASONS, Plan
+from target_leanpay.progress import StreamStats
+
+
+def item(n: int, *problems: Problem) -> RejectedItem:
+    return RejectedItem("s", f"externalId 'F-{n}' (input line {n + 1})", {}, None, problems)
+
+
+def stats(read: int, sent: int, present: int, rejected: int) -> dict[str, StreamStats]:
+    return {"s": StreamStats("s", "invoices", read, sent, present, rejected)}
+
+
+def unmapped(code: str) -> Problem:
+    return Problem("clientId", f"client {code!r} (clientExternalId) {UNMAPPED_CLIENT}", code)
+
+
+def test_each_problem_counts_under_its_reason_with_the_first_examples() -> None:
+    plan = Plan("dead.jsonl")
+    for n in range(5):
+        plan.rejected(
+            item(
+                n,
+                Problem("amount", f"must be >= 0, got -{n}", -n),
+                Problem("dueDate", "is required"),
+            )
+        )
+    lines = plan.lines(stats(5, 0, 0, 5), 0, "out.jsonl")
+    assert lines[1:5] == [
+        "    5 x amount: must be >= 0, got …",
+        "        e.g. 0 in externalId 'F-0' (input line 1); -1 in externalId 'F-1' (input "
+        "line 2); -2 in externalId 'F-2' (input line 3)",
+        "    5 x dueDate: is required",
+        "        e.g. externalId 'F-0' (input line 1); externalId 'F-1' (input line 2); "
+        "externalId 'F-2' (input line 3)",
+    ]
+    assert EXAMPLES == 3
+
+
+def test_reasons_beyond_the_limit_are_counted_in_one_line() -> None:
+    plan = Plan(None)
+    for n in range(MAX_REASONS + 2):
+        plan.rejected(item(n, Problem(f"f{n}", "is required")))
+    lines = plan.lines(stats(22, 0, 0, 22), 0, "out.jsonl")
+    assert len(lines) == 1 + 2 * MAX_REASONS + 1 + 1
+    assert lines[-2] == "    … and 2 other reasons (2 problems)"
+
+
+def test_unmapped_client_codes_are_listed_most_frequent_first_then_counted() -> None:
+    plan = Plan("dead.jsonl")
+    for n in range(MAX_CLIENT_CODES + 3):
+        plan.rejected(item(n, unmapped(f"C-{n:03d}")))
+    plan.rejected(item(99, unmapped("C-050")))
+    line = plan.lines(stats(54, 0, 0, 54), 0, "out.jsonl")[-2]
+    assert line.startswith(
+        "53 client codes with no Leanpay id in client_ids / client_ids_file: "
+        "'C-050' (2 records), 'C-000' (1 record), 'C-001' (1 record), "
+    )
+    assert line.endswith("'C-048' (1 record) and 3 more")
+
+
+def test_the_verdicts_name_the_requests_file() -> None:
+    assert Plan(None).verdict(stats(4, 4, 0, 0), 1, "out.jsonl") == (
+        "READY: a real run would send 4 records in 1 request; they are written to out.jsonl"
+    )
+    assert Plan(None).verdict(stats(4, 0, 4, 0), 0, "out.jsonl") == (
+        "NOTHING TO DO: no record would be sent; 4 already in Leanpay; the requests file "
+        "out.jsonl is empty"
+    )
+    assert Plan("dead.jsonl").verdict(stats(4, 0, 1, 3), 0, "out.jsonl") == (
+        "NOT READY: no record would be sent (3 rejected records; 1 already in Leanpay); fix "
+        "the reasons above. The requests file out.jsonl is empty"
+    )
