@@ -2,14 +2,23 @@
 
 With `dead_letter_path` set, each rejected record becomes one JSON line holding the
 stream, the original record, the payload built from it (if any), the reasons, and what
-the API said; the record then counts as settled, so STATE may move past it (it is safe in
-the file). Each one is also a WARNING line (stream, record, first reason), up to
+the API said; the record then counts as settled, so STATE may move past it (its line is
+written before that STATE). Each one is also a WARNING line (stream, record, first reason), up to
 `WARN_LIMIT` per run; the summary says how many more and where they all are. Without it,
 the first rejection stops the run with a message that names the stream, the record and
 the field.
 
 A line stays valid UTF-8 JSON whatever the record holds: a string with a lone surrogate
 (which Python's json reads from `"\\ud800"`) is written with JSON escapes.
+
+Every line names its run (`run_id`, `run_started`: `runmark.py`). Lines wait in memory
+until the run writes a STATE (every waiting line is written just before it, so the
+file is never behind a STATE) or ends well. A run that fails or is stopped drops the
+lines still waiting: no STATE covered their records, so the run that resumes reads
+them again and sets them aside itself. So a run whose key Leanpay refuses at its first
+request adds nothing, and a re-run adds each rejection once under its own run_id. The
+exception is a run stopped by `max_rejections`: its rejections are the reason it failed,
+and they are all written. Memory: the rejections between two STATE messages.
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ from typing import IO, Any
 
 from target_leanpay.errors import DeadLetterError, RejectedRecord, TooManyRejections, quote
 from target_leanpay.mapping import Problem, Reference
+from target_leanpay.runmark import RunMark
 
 logger = logging.getLogger("target-leanpay")
 
@@ -96,18 +106,27 @@ class DeadLetters:
         *,
         dry_run: bool = False,
         counted_by: Callable[[RejectedItem], None] | None = None,
+        run: RunMark | None = None,
+        fresh: bool = False,
     ) -> None:
         """`dry_run`: messages speak of what a real run would do, not of STATE.
         `counted_by`: a plan's tally, which takes every rejection instead (no file is
-        written, and the run does not stop)."""
+        written, and the run does not stop). `run`: the mark of the lines (a new one
+        when None). `fresh`: the file is emptied now (a dry run's own file, which holds
+        the last dry run only) instead of appended to."""
         self.path = path
         self.max_rejections = max_rejections
         self.dry_run = dry_run
         self._counted_by = counted_by
+        self._run = run or RunMark.new()
         self.count = 0
+        """Records rejected by this run (written or waiting)."""
         self._lock = threading.Lock()
         self._file: IO[str] | None = None
-        self._unsynced = False
+        self._waiting: list[str] = []
+        if fresh and path is not None and counted_by is None:
+            with self._lock:
+                self._open("w")
 
     def reject(self, item: RejectedItem) -> None:
         """Record `item` as rejected; raise if the run must stop because of it."""
@@ -126,6 +145,8 @@ class DeadLetters:
             )
         line = _json_line(
             {
+                "run_id": self._run.id,
+                "run_started": self._run.started,
                 "stream": item.stream,
                 "record_id": item.ident,
                 "record": item.record,
@@ -137,63 +158,86 @@ class DeadLetters:
             }
         )
         with self._lock:
-            try:
-                if self._file is None:
-                    Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-                    self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
-                self._file.write(line + "\n")
-                self._file.flush()
-                self._unsynced = True
-            except OSError as exc:
-                raise DeadLetterError(
-                    f"Cannot write the dead-letter file {self.path} ({exc.strerror}); the "
-                    f"record stays unsettled: {item.describe()}"
-                ) from None
+            self._waiting.append(line)
             self.count += 1
             count = self.count
         if count <= WARN_LIMIT:
             logger.warning("Rejected %s; set aside in %s", item.headline(), self.path)
         if self.max_rejections is not None and count > self.max_rejections:
+            self.commit()  # the reason the run fails: the user reads them there
             raise TooManyRejections(
                 f"{count} records were rejected, more than max_rejections "
                 f"({self.max_rejections}); the last: {item.describe()}. "
                 f"All of them are in {self.path}."
             )
 
-    def log_summary(self) -> None:
-        """The end of the run: how many records were set aside, and where."""
-        if not self.count:
-            return
-        if self.count > WARN_LIMIT:
-            logger.warning(
-                "… %d more rejected records, all in %s", self.count - WARN_LIMIT, self.path
-            )
-        logger.warning(
-            "Summary: %d rejected record%s set aside in the dead-letter file %s",
-            self.count,
-            "" if self.count == 1 else "s",
-            self.path,
-        )
-
-    def make_durable(self) -> None:
-        """Put the lines written so far on disk (fsync): a STATE is about to move past
-        their records, and after a crash they must still be here. Once per STATE, not
-        per line, so thousands of rejections cost one fsync per checkpoint."""
+    def commit(self) -> None:
+        """Write the waiting lines and put them on disk (fsync): a STATE covering their
+        records is about to be written (or the run ends well), and after a crash they must
+        still be here. One write and one fsync per STATE, however many lines. Raises
+        `DeadLetterError` if the file cannot take them: that STATE must not be written
+        then."""
         with self._lock:
-            if self._file is None or not self._unsynced:
+            if not self._waiting:
                 return
             try:
+                if self._file is None:
+                    self._open("a")
+                assert self._file is not None
+                self._file.write("".join(line + "\n" for line in self._waiting))
+                self._file.flush()
                 os.fsync(self._file.fileno())
             except OSError as exc:
                 raise DeadLetterError(
-                    f"Cannot write the dead-letter file {self.path} ({exc.strerror}); STATE "
-                    "stops before the records set aside in it"
+                    f"Cannot write the dead-letter file {self.path} ({exc.strerror}); "
+                    f"the {len(self._waiting)} rejected records waiting for it stay unsettled"
                 ) from None
-            self._unsynced = False
+            self._waiting.clear()
 
-    def close(self) -> None:
-        """Flush and close the file."""
+    def _open(self, mode: str) -> None:
+        assert self.path is not None
+        try:
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(self.path, mode, encoding="utf-8")  # noqa: SIM115 - close()
+        except OSError as exc:
+            raise DeadLetterError(
+                f"Cannot open the dead-letter file {self.path} ({exc.strerror})"
+            ) from None
+
+    def log_summary(self) -> None:
+        """The end of the run: how many records were set aside, and where; at a failure,
+        how many will not be (no STATE covered them: the next run reads them again)."""
         with self._lock:
+            waiting = len(self._waiting)
+        written = self.count - waiting
+        if self.count > WARN_LIMIT:
+            where = "" if waiting else f", all in {self.path}"
+            logger.warning("… %d more rejected records%s", self.count - WARN_LIMIT, where)
+        if written:
+            logger.warning(
+                "Summary: %d rejected record%s set aside in the dead-letter file %s",
+                written,
+                "" if written == 1 else "s",
+                self.path,
+            )
+        if waiting:
+            logger.warning(
+                "Summary: %d rejected record%s of this run not written to %s: the run "
+                "stopped before a STATE covered %s, so the run that resumes reads %s again",
+                waiting,
+                "" if waiting == 1 else "s",
+                self.path,
+                "it" if waiting == 1 else "them",
+                "it" if waiting == 1 else "them",
+            )
+
+    def close(self, *, keep_waiting: bool = True) -> None:
+        """Write the waiting lines (the run ended well), or drop them (it failed or was
+        stopped: no STATE covers them), then close the file."""
+        if keep_waiting:
+            self.commit()
+        with self._lock:
+            self._waiting.clear()
             if self._file is not None:
                 self._file.close()
                 self._file = None

@@ -30,7 +30,6 @@ run either finds them or re-reads the records they came from.
 
 from __future__ import annotations
 
-import datetime
 import logging
 import os
 import threading
@@ -41,6 +40,7 @@ from typing import IO
 import msgspec
 
 from target_leanpay.errors import ConfigError, TargetLeanpayError
+from target_leanpay.runmark import RunMark
 
 logger = logging.getLogger("target-leanpay")
 
@@ -84,11 +84,12 @@ class ReceiptsError(TargetLeanpayError):
 class Receipts:
     """The receipts file of the run: read at start, appended to as Leanpay acknowledges."""
 
-    def __init__(self, path: str | None, *, writable: bool) -> None:
-        """`writable` False (a dry run, a plan): the file is read, never written."""
+    def __init__(self, path: str | None, *, writable: bool, run: RunMark | None = None) -> None:
+        """`writable` False (a dry run, a plan): the file is read, never written. `run`:
+        whose start the receipts carry (the run's dead letters carry the same)."""
         self.path = path
         self.written = 0
-        self._run_started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+        self._run_started = (run or RunMark.new()).started
         self._lock = threading.Lock()
         self._file: IO[bytes] | None = None
         self._sending: IO[bytes] | None = None

@@ -8,12 +8,17 @@ run differ in a few objects:
   checkpoints write nothing;
 * a plan: like a dry run, but `LeanpayClient` reads the tenant (GET only), and
   rejections are tallied by `Plan` instead of stopping the run.
+
+A dry run never writes to the real dead-letter file: with `dead_letter_path` set, the
+records it would set aside go to a file beside its requests (`dry_run_rejections_path`),
+emptied at its start; a plan only counts them in its report.
 """
 
 from __future__ import annotations
 
 import threading
 from contextlib import ExitStack
+from pathlib import Path
 
 from target_leanpay.checkpoint import Checkpoints, State
 from target_leanpay.client import DryRunClient, LeanpayClient
@@ -26,6 +31,7 @@ from target_leanpay.reader import NumberedReader
 from target_leanpay.receipts import Receipts
 from target_leanpay.references import References
 from target_leanpay.replay import PageReader, ReplayGuards
+from target_leanpay.runmark import RunMark
 from target_leanpay.settings import Settings
 from target_leanpay.state_output import StateOutput
 
@@ -33,6 +39,13 @@ from target_leanpay.state_output import StateOutput
 def _discard(_state: State) -> None:
     """A dry run or a plan writes no STATE: the next real run must not skip what was not
     sent."""
+
+
+def dry_run_rejections_path(dry_run_path: str) -> str:
+    """Where a dry run writes the records a real run would dead-letter: beside its
+    requests (`out/requests.jsonl` -> `out/requests.rejected.jsonl`)."""
+    path = Path(dry_run_path)
+    return str(path.with_name(f"{path.stem if path.suffix else path.name}.rejected.jsonl"))
 
 
 class Run:
@@ -46,21 +59,28 @@ class Run:
         """Set when the run stops (a failure, a signal): no retry, no wait."""
         self.sending_failed = threading.Event()
         """Set when a chunk failed: the run is over, no new request is made."""
+        self.mark = RunMark.new()
+        """This run's id and start time, on its dead-letter lines and receipts."""
         writes_nothing = settings.dry_run or settings.plan
         self.progress = Progress(dry_run=writes_nothing)
         self.plan = Plan(settings.dead_letter_path) if settings.plan else None
+        dead_letter_path = settings.dead_letter_path
+        if settings.dry_run and dead_letter_path is not None:
+            dead_letter_path = dry_run_rejections_path(settings.dry_run_path)
         self.dead_letters = DeadLetters(
-            settings.dead_letter_path,
+            dead_letter_path,
             settings.max_rejections,
             dry_run=writes_nothing,
             counted_by=None if self.plan is None else self.plan.rejected,
+            run=self.mark,
+            fresh=settings.dry_run,
         )
         self.state_output = StateOutput()
         self.checkpoints = Checkpoints(
             _discard if writes_nothing else self.state_output.put,
-            make_durable=self.dead_letters.make_durable,
+            make_durable=self.dead_letters.commit,
         )
-        self.receipts = Receipts(settings.receipts_path, writable=not writes_nothing)
+        self.receipts = Receipts(settings.receipts_path, writable=not writes_nothing, run=self.mark)
         self.client: LeanpayClient | None = None
         if not settings.dry_run:
             self.client = LeanpayClient(
@@ -112,10 +132,16 @@ class Run:
             dry_run=settings.dry_run,
         )
         self._closing = ExitStack()
-        for resource in (self.guards, self.client, self.dry_run, self.dead_letters, self.receipts):
+        for resource in (self.guards, self.client, self.dry_run, self.receipts):
             if resource is not None:
                 self._closing.callback(resource.close)
+        self._closing.callback(self._close_dead_letters)
         self._closing.callback(self.pool.shutdown)
+
+    def _close_dead_letters(self) -> None:
+        """A run that ended well writes its last rejections; one that failed or was
+        stopped (`stopping`) drops those no STATE covered (see deadletter.py)."""
+        self.dead_letters.close(keep_waiting=not self.stopping.is_set())
 
     def close(self) -> None:
         """Release threads, files and connections (again harmless)."""

@@ -35,7 +35,7 @@ from singer_sdk.helpers._classproperty import classproperty
 from singer_sdk.helpers.capabilities import CapabilitiesEnum, PluginCapabilities
 from singer_sdk.mapper import SameRecordTransform, StreamMap
 
-from target_leanpay import redaction
+from target_leanpay import batch_files, redaction
 from target_leanpay.about import render_markdown, render_text
 from target_leanpay.config_input import ConfigSources, read_config_args, read_environment
 from target_leanpay.errors import (
@@ -238,12 +238,24 @@ class TargetLeanpay(Target):
         return routes
 
     def _process_batch_message(self, message_dict: dict[str, Any]) -> None:
-        """BATCH files are not supported: refuse them rather than drop their records."""
-        raise InputError(
-            f"Input line {self.run.reader.line_number}: a BATCH message for stream "
-            f"{quote(str(message_dict.get('stream')), 80)!r}; target-leanpay reads records "
-            "only from RECORD messages (run the tap without batch mode)"
-        )
+        """Each record of each file of a BATCH goes through the RECORD path, in order.
+
+        Not the SDK's way (a whole file to `process_batch`, past stream maps, mapping and
+        validation): `batch_files` reads the records one at a time, and while one is
+        processed the reader's line number is its `Place`, so that every message and
+        dead letter names the file and the line within it. A STATE after the BATCH
+        covers its records like any other; a signal stops between two records.
+        """
+        reader = self.run.reader
+        input_line = reader.line_number
+        stream = message_dict.get("stream")
+        try:
+            for place, record in batch_files.records(message_dict, input_line):
+                reader.interrupt.check()
+                reader.line_number = place
+                self._process_record_message({"stream": stream, "record": record})
+        finally:
+            reader.line_number = input_line
 
     def _process_schema_message(self, message_dict: dict[str, Any]) -> None:
         """A changed schema retires a sink: send its partial chunk now, not at the next drain."""

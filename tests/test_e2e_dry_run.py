@@ -74,7 +74,7 @@ def dry_requests(path: Path) -> list[dict[str, Any]]:
 def without_timestamps(path: Path) -> list[dict[str, Any]]:
     lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
     for line in lines:
-        del line["rejected_at"]
+        del line["rejected_at"], line["run_id"], line["run_started"]
     return lines
 
 
@@ -113,7 +113,7 @@ def test_dry_run_pointed_at_the_api_sends_it_nothing(leanpay: StandIn, tmp_path:
     assert [len(r["body"]["invoices"]) for r in dry_requests(out)] == [100, 50]
 
 
-def test_dry_run_reports_rejections_into_the_dead_letter_file_like_a_real_run(
+def test_dry_run_sets_aside_what_a_real_run_would_beside_its_requests_not_in_the_real_file(
     leanpay: StandIn, tmp_path: Path
 ) -> None:
     messages = invoices_with_state(150, every=50)
@@ -129,13 +129,15 @@ def test_dry_run_reports_rejections_into_the_dead_letter_file_like_a_real_run(
         messages,
     )
     assert real.returncode == 0, real.stderr
-    dry_dead = tmp_path / "dry-rejected.jsonl"
-    config, out = dry_config(tmp_path, dead_letter_path=str(dry_dead))
+    real_lines = real_dead.read_text(encoding="utf-8")
+    config, out = dry_config(tmp_path, dead_letter_path=str(real_dead))
+    dry_dead = out.with_name("requests.rejected.jsonl")
 
     dry = run_target(config, messages)
 
     assert dry.returncode == 0, dry.stderr
     assert dry.stdout == ""
+    assert real_dead.read_text(encoding="utf-8") == real_lines
     assert dry_requests(out) == real_requests(leanpay)
     assert [len(r["body"]["invoices"]) for r in dry_requests(out)] == [100, 48]
     assert without_timestamps(dry_dead) == without_timestamps(real_dead)

@@ -60,13 +60,15 @@ def record_of(i: int, *, drop: tuple[str, ...] = (), **changes: Any) -> dict[str
 
 
 def dead_letters(path: Path) -> list[dict[str, Any]]:
-    """The dead-letter file, one JSON object per line; `rejected_at` checked and dropped."""
+    """The dead-letter file, one JSON object per line; `rejected_at` and the run's mark
+    (`run_id`, `run_started`, one per run: tests/test_e2e_dead_letter_runs.py) dropped."""
     text = path.read_text(encoding="utf-8")
     assert text.endswith("\n")
     lines = [json.loads(line) for line in text.splitlines()]
     for line in lines:
         stamp = datetime.datetime.fromisoformat(line.pop("rejected_at"))
         assert stamp.tzinfo is not None
+        del line["run_id"], line["run_started"]
     return lines
 
 

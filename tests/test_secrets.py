@@ -283,7 +283,7 @@ def test_key_with_an_inner_control_character_fails_cleanly(
 
 def test_dry_run_with_the_key_set(leanpay: StandIn, tmp_path: Path) -> None:
     out = tmp_path / "dry.jsonl"
-    dead = tmp_path / "rejected.jsonl"
+    dead = tmp_path / "dry.rejected.jsonl"  # a dry run's rejections go beside its requests
     messages = invoices_with_state(150)
     messages[5]["record"]["amount"] = -1
     config = write_config(
@@ -291,7 +291,7 @@ def test_dry_run_with_the_key_set(leanpay: StandIn, tmp_path: Path) -> None:
         api_url=leanpay.url,
         dry_run=True,
         dry_run_path=str(out),
-        dead_letter_path=str(dead),
+        dead_letter_path=str(tmp_path / "rejected.jsonl"),
     )
 
     result = run_target(config, messages)
