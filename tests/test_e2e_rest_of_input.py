@@ -6,12 +6,24 @@ only failure a user sees (tests/test_readme_meltano.py shows the same under `mel
 from __future__ import annotations
 
 import json
+import os
+import pty
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import batch_posts, invoice, schema, target_command, target_config
+from conftest import (
+    Running,
+    batch_posts,
+    invoice,
+    schema,
+    singer_input,
+    target_command,
+    target_config,
+    wait_for,
+)
 
 from leanpay_standin import StandIn
 
@@ -69,3 +81,49 @@ def test_a_failed_run_lets_its_tap_finish(leanpay: StandIn, tmp_path: Path, fail
     assert target.stdout == ""  # no STATE
     assert (tap_code, tap_stderr) == (0, "tap: all records written\n")  # no BrokenPipeError
     assert batch_posts(leanpay) == []
+
+
+@pytest.mark.parametrize("failure", ["a refused setting", "a refused key"])
+def test_a_signal_ends_the_reading_of_a_failed_run(
+    leanpay: StandIn, tmp_path: Path, failure: str
+) -> None:
+    """The tap never ends its output here: the target reads on until a signal ends it."""
+    if failure == "a refused setting":
+        config = target_config(leanpay, tmp_path, max_in_flight=0)
+        reason, code = "max_in_flight must be greater than 0", 128 + signal.SIGTERM
+    else:
+        config = target_config(leanpay, tmp_path, api_key="lp_wrong_key_000000")
+        reason, code = "check the api_key setting", 1  # the run had failed before the signal
+    target = Running(config)
+    target.feed(singer_input([schema(), *(invoice(i) for i in range(150))]))  # a full chunk
+    if failure == "a refused key":  # the listing's 401 stops the run at the next chunk
+        wait_for(lambda: [r["status"] for r in leanpay.requests()] == [401])
+        target.feed(singer_input([invoice(i) for i in range(150, 300)]))
+    target.wait_for_stderr(reason)
+    # it goes on reading (a target that exited would break this pipe: BrokenPipeError)
+    target.feed(singer_input([invoice(i) for i in range(300, 300 + RECORDS)]))
+
+    target.process.send_signal(signal.SIGTERM)
+
+    assert target.process.wait(timeout=30) == code
+    assert batch_posts(leanpay) == []
+
+
+def test_a_terminal_is_not_read(tmp_path: Path) -> None:
+    """Typed by hand: nothing would end the input, so the refused run exits at once."""
+    config = target_config(None, tmp_path, dry_run=True, max_in_flight=0)
+    controller, terminal = pty.openpty()
+    try:
+        refused = subprocess.run(
+            target_command(config),
+            stdin=terminal,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(terminal)
+        os.close(controller)
+    assert refused.returncode == 1
+    assert "max_in_flight must be greater than 0" in refused.stderr
