@@ -5,6 +5,10 @@ anything: a missing file or a trailing comma ends in a traceback. Here each file
 is one line naming the file, and each environment variable that cannot be read is one
 line naming the variable, so that they can all be reported at once. No value is ever
 quoted (a config's values include the API key).
+
+A number setting written as a string (`"request_timeout": "7.5"`) is read as that number:
+the Meltano plugin definition declares such settings of kind `string` (Meltano 4.4.1
+crashes on its `decimal` kind set from a variable), so Meltano writes them so.
 """
 
 from __future__ import annotations
@@ -85,7 +89,24 @@ def read_config_file(path: str) -> dict[str, Any]:
         raise ValueError(
             f"{where} must hold a JSON object of settings ({{...}}), not {_json_kind(data)}"
         )
-    return data
+    return {name: _number_from_string(name, value) for name, value in data.items()}
+
+
+def _number_from_string(name: str, value: Any) -> Any:
+    """A number setting's string (`"7.5"`) as its Decimal; anything else as it is (a string
+    that holds no number is then refused by `settings.parse`, naming the setting)."""
+    spec = SCHEMA["properties"].get(name, {})
+    if isinstance(value, str) and "number" in _types(spec):
+        try:
+            return _convert(value, spec)
+        except ValueError:
+            return value
+    return value
+
+
+def _types(spec: Mapping[str, Any]) -> list[str]:
+    types = spec.get("type", [])
+    return [types] if isinstance(types, str) else list(types)
 
 
 def _json_kind(value: Any) -> str:
@@ -130,8 +151,7 @@ def read_environment(prefix: str) -> Environment:
 
 def _convert(text: str, spec: Mapping[str, Any]) -> Any:
     """An environment string as the setting's JSON type; `ValueError` says why not."""
-    types = spec.get("type", [])
-    types = [types] if isinstance(types, str) else list(types)
+    types = _types(spec)
     shown = quote(repr(text), 60)
     if "integer" in types:
         try:
@@ -164,7 +184,8 @@ def _unknown_variables(prefix: str, environ: Mapping[str, str]) -> list[str]:
     """TARGET_LEANPAY_* variables that name no setting (a typo would be silently ignored).
 
     Left alone: Meltano's own (`TARGET_LEANPAY__DIALECT`, ...), the SDK's log level
-    (`TARGET_LEANPAY_LOGLEVEL`), and the parts of an object setting that Meltano writes
+    (`TARGET_LEANPAY_LOGLEVEL`), what the plugin definition installs
+    (`TARGET_LEANPAY_PIP_URL`), and the parts of an object setting that Meltano writes
     one variable per key (`TARGET_LEANPAY_STREAM_MAPS_<STREAM>_<FIELD>`).
     """
     objects = [
@@ -179,7 +200,7 @@ def _unknown_variables(prefix: str, environ: Mapping[str, str]) -> list[str]:
         suffix = variable[len(prefix) :]
         if (
             suffix.startswith("_")
-            or suffix == "LOGLEVEL"
+            or suffix in {"LOGLEVEL", "PIP_URL"}
             or suffix.lower() in KNOWN
             or any(suffix.startswith(o) for o in objects)
         ):

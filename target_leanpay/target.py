@@ -51,6 +51,7 @@ from target_leanpay.errors import (
 from target_leanpay.interrupt import Terminated
 from target_leanpay.progress import plural
 from target_leanpay.reader import NumberedReader
+from target_leanpay.rest_of_input import discard_rest_of_input, exit_before_reading
 from target_leanpay.run import Run
 from target_leanpay.settings import SCHEMA, parse, secret_values
 from target_leanpay.sinks import LeanpaySink
@@ -384,12 +385,14 @@ class TargetLeanpay(Target):
         self._log_summary()
         self._exit(128 + signum)
 
-    def fail(self, error: BaseException) -> None:
+    def fail(self, error: BaseException, file_input: IO[str] | None = None) -> None:
         """Report an error, let the chunks already handed over finish (bounded: the
         records before the failure are worth keeping), exit 1.
 
         Unlike a signal, a failure does not cut their retries or a listing short: the
-        run is over, but what it already prepared is still sent and checkpointed.
+        run is over, but what it already prepared is still sent and checkpointed. The
+        rest of the input is then read and dropped (`rest_of_input`: the target's reason,
+        not a broken pipe, is what `meltano run` shows); a signal ends that reading.
         """
         self._report(error)
         deadline = time.monotonic() + SHUTDOWN_GRACE_SECONDS
@@ -399,6 +402,8 @@ class TargetLeanpay(Target):
         if not isinstance(error, OutputClosed):
             self._write_last_states(deadline)
         self._log_summary()
+        with contextlib.suppress(Terminated), self.run.interrupt.blocking():
+            discard_rest_of_input(file_input)
         self._exit(1)
 
     def _write_last_states(self, deadline: float) -> None:
@@ -448,8 +453,8 @@ class TargetLeanpay(Target):
         """CLI entry: run, and turn every expected failure into one paragraph + exit 1.
 
         The config's secrets are masked before the first line is logged; a config that
-        cannot be read or is invalid is reported whole (a line per problem), and nothing
-        is sent or written.
+        cannot be read or is invalid is reported whole (a line per problem), nothing is
+        sent or written, and the input is read to its end (`rest_of_input`).
         """
         if about:
             cls.print_about(about_format)
@@ -460,23 +465,23 @@ class TargetLeanpay(Target):
         if sources.problems:
             for problem in sources.problems:
                 cls.logger.error("%s", problem)
-            sys.exit(1)
+            exit_before_reading(file_input)
         try:
             target = cls(config=sources.values, parse_env_config=sources.parse_env)
         except ConfigError as invalid:
             for problem in invalid.problems:
                 cls.logger.error("Invalid setting: %s", problem)
-            sys.exit(1)
+            exit_before_reading(file_input)
         except TargetLeanpayError as error:
             cls.logger.error("%s", error)
-            sys.exit(1)
+            exit_before_reading(file_input)
         if sys.stdout is None and not (target.settings.dry_run or target.settings.plan):
             cls.logger.error(
                 "stdout is closed, and target-leanpay writes the STATE lines that let a tap "
                 "resume there; nothing was read or sent. Run it with stdout open (for example "
                 "`> state.out`), or with dry_run or plan, which write no STATE."
             )
-            sys.exit(1)
+            exit_before_reading(file_input)
         # Start-up made ~150k long-lived objects (singer-sdk, jsonschema, requests...).
         # Reading allocates a few dicts per record, which triggers the cyclic collector;
         # frozen, those objects are no longer walked by each full collection (about a
@@ -487,4 +492,4 @@ class TargetLeanpay(Target):
         except Terminated as signal_received:
             target.finish_after_signal(signal_received.signum)
         except BaseException as error:
-            target.fail(error)
+            target.fail(error, file_input)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from decimal import Decimal
 from pathlib import Path
@@ -9,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from target_leanpay.config_input import read_environment
+from target_leanpay.config_input import read_config_file, read_environment
 from target_leanpay.errors import ConfigError
 from target_leanpay.resources import CREDIT_NOTES, INVOICES
 from target_leanpay.settings import DEFAULTS, SCHEMA, parse
@@ -157,6 +158,25 @@ def test_settings_from_the_environment_are_converted_or_named(
     assert found.problems == [
         "Environment variable TARGET_LEANPAY_MAX_RETRY_WAIT: 'soon' is not a number"
     ]
+
+
+def test_a_config_file_may_write_a_number_setting_as_a_string(tmp_path: Path) -> None:
+    """As Meltano writes request_timeout / max_retry_wait (kind string in the definition)."""
+    config = tmp_path / "config.json"
+    written = {"api_key": KEY, "request_timeout": "7.5", "max_retry_wait": "soon"}
+    config.write_text(json.dumps({**written, "max_retries": "3"}))
+
+    values = read_config_file(str(config))
+
+    assert values["request_timeout"] == Decimal("7.5")
+    assert (values["max_retry_wait"], values["max_retries"]) == ("soon", "3")  # left as written
+    with pytest.raises(ConfigError) as refused:
+        parse(values)
+    assert refused.value.problems == [
+        "config['max_retries']: '3' is not of type 'integer', 'null'",
+        "config['max_retry_wait']: 'soon' is not of type 'number', 'null'",
+    ]
+    assert parse({**values, "max_retry_wait": 1, "max_retries": 3}).request_timeout == 7.5
 
 
 def test_every_problem_is_listed_at_once_and_a_misspelling_is_named() -> None:
