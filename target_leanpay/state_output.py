@@ -16,6 +16,7 @@ one paragraph and exit code 1.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
@@ -135,12 +136,14 @@ class StateOutput:
 def _cannot_write(exc: BaseException) -> OutputClosed:
     """The run's one paragraph about stdout, which also stops any later write."""
     _discard_stdout()
-    why = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    if isinstance(exc, OSError) and exc.errno in (errno.EPIPE, errno.ECONNRESET, errno.EBADF):
+        why = "stdout was closed by the program reading it, so STATE can no longer be written"
+    else:
+        cause = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        why = f"STATE can no longer be written to stdout ({cause})"
     return OutputClosed(
-        f"STATE can no longer be written to stdout ({why}: its reader has gone, it was "
-        "closed, or the disk is full), so the run stops. Records Leanpay acknowledged stay "
-        "loaded; run the tap again from its last saved STATE (replay safety skips what is "
-        "already loaded)."
+        f"{why}; the run stops. Records Leanpay acknowledged stay loaded; run the tap again "
+        "from its last saved STATE (replay safety skips what is already loaded)."
     )
 
 
