@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import threading
+from pathlib import Path
 from typing import Any
 
+import pytest
+
 from target_leanpay.checkpoint import Checkpoints
+from target_leanpay.deadletter import DeadLetters, RejectedItem
+from target_leanpay.errors import DeadLetterError
+from target_leanpay.mapping import Problem
 
 
 def tracker() -> tuple[Checkpoints, list[dict[str, Any]]]:
@@ -94,3 +101,51 @@ def test_settling_from_many_threads_writes_states_in_order() -> None:
     counts = [s["n"] for s in written]
     assert counts == sorted(counts)
     assert counts[-1] == 500
+
+
+def test_what_a_state_moves_past_is_made_durable_before_it_is_written() -> None:
+    events: list[str] = []
+    checkpoints = Checkpoints(
+        lambda state: events.append(f"write {state['n']}"),
+        make_durable=lambda: events.append("durable"),
+    )
+    seq = checkpoints.open()
+    checkpoints.state_received({"n": 1})
+    checkpoints.settle([seq])
+    assert events == ["durable", "write 1"]
+
+
+def test_a_state_is_not_written_when_its_dead_letters_cannot_be() -> None:
+    written: list[dict[str, Any]] = []
+
+    def disk_full() -> None:
+        raise DeadLetterError("no space")
+
+    checkpoints = Checkpoints(written.append, make_durable=disk_full)
+    seq = checkpoints.open()
+    checkpoints.state_received({"n": 1})
+    with pytest.raises(DeadLetterError):
+        checkpoints.settle([seq])
+    assert written == []
+
+
+def test_dead_letters_reach_the_disk_with_the_state_that_covers_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced: list[str] = []
+    path = tmp_path / "rejected.jsonl"
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(path.read_text())  # what is on disk when fsync is asked for
+        real_fsync(fd)
+
+    letters = DeadLetters(str(path), None)
+    letters.reject(RejectedItem("s", "line 1", {"a": 1}, None, (Problem("a", "bad"),)))
+    monkeypatch.setattr(os, "fsync", fsync)
+    assert synced == []  # nothing yet: no STATE has moved past it
+    letters.commit()
+    assert len(synced) == 1 and '"record_id": "line 1"' in synced[0]
+    letters.commit()  # nothing new: no second fsync
+    assert len(synced) == 1
+    letters.close()
