@@ -53,6 +53,7 @@ from target_leanpay.mapping import Problem, Reference
 from target_leanpay.progress import Progress, StreamStats
 from target_leanpay.receipts import Receipts
 from target_leanpay.references import References
+from target_leanpay.repeats import as_data, differences, recalled, remembered, repeat_reason
 from target_leanpay.replay import ReplayGuard
 from target_leanpay.resources import Resource
 from target_leanpay.values import InvalidValue
@@ -94,6 +95,13 @@ class Pending:
     key_properties: Sequence[str]
     stream: str
     stats: StreamStats
+    resolved: dict[str, str] | None = None
+    """Leanpay ids found for the payload's references (`Reference`), which stay as read."""
+
+    @property
+    def wire(self) -> dict[str, Any]:
+        """The item as sent: the payload with its references resolved."""
+        return self.payload if self.resolved is None else {**self.payload, **self.resolved}
 
     @property
     def ident(self) -> str:
@@ -220,7 +228,7 @@ class Delivery:
         marked = [] if chunk.resource.listed_first else [p.external_id for p in items]
         try:
             with chunk.guard.posting():
-                payloads = [p.payload for p in items]
+                payloads = [p.wire for p in items]
                 self._receipts.mark_sending(chunk.resource.name, [e for e in marked if e])
                 created = self._send(chunk.resource, payloads, on_retry=count_retry)
         except ItemsRefused as refusal:
@@ -422,13 +430,15 @@ class Delivery:
         ready = []
         for item in chunk.items:
             problems = []
+            resolved: dict[str, str] = {}
             for name in chunk.resource.reference_fields:
                 value = item.payload.get(name)
                 if isinstance(value, Reference):
                     try:
-                        item.payload[name] = self._references.resolve(value)
+                        resolved[name] = self._references.resolve(value)
                     except InvalidValue as unresolved:
                         problems.append(Problem(name, unresolved.reason))
+            item.resolved = resolved or None
             if problems:
                 item.stats.add(unresolved=1)
                 self._reject_with_twins(chunk, _Refusal(item, tuple(problems), None))
@@ -439,14 +449,36 @@ class Delivery:
     # -- settling --------------------------------------------------------------------
 
     def _sift(self, chunk: Chunk, items: list[Pending]) -> list[Pending]:
-        """Settle the items Leanpay already holds; return the ones still to send."""
+        """Settle the items Leanpay already holds; return the ones still to send. An item
+        repeating one this run sent, with other contents, is rejected (repeats.py)."""
         held = chunk.guard.held([p.external_id for p in items if p.external_id is not None])
         if not held:
             return items
-        present = [p for p in items if p.external_id in held]
+        changed = self._reject_changed_repeats(chunk, [p for p in items if p.external_id in held])
+        present = [p for p in items if p.external_id in held and id(p) not in changed]
+        if not present:
+            return [p for p in items if p.external_id not in held]
         self._settle(chunk, present, present=True)
         self._note_present(chunk, present[0])
         return [p for p in items if p.external_id not in held]
+
+    def _reject_changed_repeats(self, chunk: Chunk, repeats: list[Pending]) -> set[int]:
+        """Of the items Leanpay holds, reject those repeating a record this run sent with
+        other contents; return them (by `id`: they are settled here)."""
+        sent = chunk.guard.sent_earlier([p.external_id for p in repeats if p.external_id])
+        rejected: set[int] = set()
+        for item in repeats if sent else ():
+            kept = sent.get(item.external_id or "")
+            if kept is None:
+                continue
+            first_ident, first_payload = recalled(kept)
+            changed = differences(first_payload, as_data(item.payload))
+            if changed:
+                assert item.external_id is not None
+                reason = repeat_reason(item.external_id, first_ident, changed)
+                self._reject(item, (Problem("externalId", reason),), None)
+                rejected.add(id(item))
+        return rejected
 
     def _settle(
         self,
@@ -466,7 +498,10 @@ class Delivery:
         if not present and self._receipts.path is not None:
             receipts = [(e, i) for e, i in pairs if i is not None]
             self._receipts.record(chunk.stream, chunk.resource.name, receipts)
-        twins = chunk.guard.acknowledged(pairs)
+        sent = None
+        if not present:
+            sent = {p.external_id: remembered(p.ident, p.payload) for p in items if p.external_id}
+        twins = chunk.guard.acknowledged(pairs, sent)
         if present:  # a chunk's items are all of its stream; twins may be of another
             chunk.stats.add(already_present=len(items))
         else:
@@ -474,6 +509,7 @@ class Delivery:
         seqs = [p.seq for p in items]
         if twins:
             _count(twins, "already_present")
+            _count(twins, "repeated")
             seqs += [p.seq for p in twins]
         self._checkpoints.settle(seqs)
 
@@ -554,7 +590,7 @@ class Delivery:
                 stream=item.stream,
                 ident=item.ident,
                 record=item.record,
-                payload=item.payload,
+                payload=item.wire,
                 problems=problems,
                 http_status=None if error is None else error.status,
                 api_message=None if error is None else error.body,

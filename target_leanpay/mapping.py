@@ -87,7 +87,7 @@ Mapping rules (user-facing; the README's mapping guide copies them):
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from dataclasses import field as dataclass_field
 from typing import Any, Final, Literal, NamedTuple
 
@@ -182,7 +182,7 @@ class Reference:
 
     resource: str
     external_id: str
-    read_before: bool = True
+    read_before: bool = field(default=True, compare=False)
     """Whether this run had read (or Leanpay held) the object when the record naming it was
     read: only then may the reference wait for the object's acknowledgement. The sink sets
     it; a reference read before its object never waits (it could wait for a chunk that can

@@ -101,8 +101,14 @@ class Plan:
             lines.append(
                 f"stream '{stats.stream}' -> {stats.resource}: "
                 f"{plural(stats.read, 'record')} read, {stats.acknowledged} would be sent, "
-                f"{stats.already_present} already in Leanpay, {stats.rejected} would be "
-                f"rejected ({stats.unresolved} with an unresolved reference)"
+                f"{stats.already_present - stats.repeated} already in Leanpay, "
+                + (
+                    f"{stats.repeated} repeating an earlier record of the input, "
+                    if stats.repeated
+                    else ""
+                )
+                + f"{stats.rejected} would be rejected ({stats.unresolved} with an unresolved "
+                "reference)"
             )
             lines += self._reason_lines(self._reasons.get(stats.stream, {}))
         if self._unmapped:
@@ -143,7 +149,7 @@ class Plan:
     def verdict(self, streams: dict[str, StreamStats], requests: int, path: str) -> str:
         """The one line a user acts on; it names the requests file."""
         send = sum(s.acknowledged for s in streams.values())
-        present = sum(s.already_present for s in streams.values())
+        present = sum(s.already_present - s.repeated for s in streams.values())
         rejected = sum(s.rejected for s in streams.values())
         held = f"; {present} already in Leanpay" if present else ""
         sending = f"{plural(send, 'record')} in {plural(requests, 'request')}"

@@ -34,6 +34,8 @@ class StreamStats:
     read: int = 0
     acknowledged: int = 0
     already_present: int = 0
+    repeated: int = 0
+    """Of the already present: records repeating an earlier record of the input (twins)."""
     rejected: int = 0
     unresolved: int = 0
     """Of the rejected: a reference by externalId that could not be resolved."""

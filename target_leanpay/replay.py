@@ -33,7 +33,7 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import partial
 from typing import Any, Generic, Literal, TypeVar
@@ -91,7 +91,7 @@ class KnownIds:
         # receipts of earlier runs), as opposed to acknowledged or listed again since
         self._db.execute(
             "CREATE TABLE known (external_id TEXT PRIMARY KEY, leanpay_id TEXT, "
-            "before_run INTEGER NOT NULL) WITHOUT ROWID"
+            "before_run INTEGER NOT NULL, sent BLOB) WITHOUT ROWID"
         )
         self._lock = threading.Lock()
         # A run closes it; a target driven in-process whose `listen` raised (the SDK's
@@ -99,24 +99,33 @@ class KnownIds:
         # own finaliser (a ResourceWarning since Python 3.13).
         self._close = weakref.finalize(self, self._db.close)
 
-    def add(self, pairs: Iterable[Pair], *, before_run: bool = False) -> None:
+    def add(
+        self,
+        pairs: Iterable[Pair],
+        *,
+        before_run: bool = False,
+        sent: Mapping[str, bytes] | None = None,
+    ) -> None:
         """Remember these externalIds and, where given, their Leanpay ids; an externalId
         seen with two different Leanpay ids gets SEVERAL. `before_run`: Leanpay held them
-        before this run sent anything."""
-        rows = list(pairs)
+        before this run sent anything. `sent`: what this run sent for them (encoded), when
+        it created them."""
+        get = (sent or {}).get
+        rows = [(external_id, leanpay_id, get(external_id)) for external_id, leanpay_id in pairs]
         flag = int(before_run)
         with self._lock:
             for start in range(0, len(rows), MAX_QUERY_IDS):
                 part = rows[start : start + MAX_QUERY_IDS]
-                values = ",".join([f"(?, ?, {flag})"] * len(part))
+                values = ",".join([f"(?, ?, {flag}, ?)"] * len(part))
                 self._db.execute(
                     f"INSERT INTO known VALUES {values} ON CONFLICT (external_id) DO UPDATE "  # noqa: S608 - placeholders only
                     "SET leanpay_id = CASE WHEN known.leanpay_id IS NULL THEN "
                     "excluded.leanpay_id WHEN excluded.leanpay_id IS NULL OR "
                     "excluded.leanpay_id = known.leanpay_id THEN known.leanpay_id "
                     f"ELSE '{SEVERAL}' END, "
-                    "before_run = max(known.before_run, excluded.before_run)",
-                    [value for pair in part for value in pair],
+                    "before_run = max(known.before_run, excluded.before_run), "
+                    "sent = coalesce(excluded.sent, known.sent)",
+                    [value for row in part for value in row],
                 )
 
     def among(self, ids: Sequence[str]) -> set[str]:
@@ -136,6 +145,19 @@ class KnownIds:
                 "SELECT leanpay_id FROM known WHERE external_id = ?", (external_id,)
             ).fetchone()
         return None if row is None else row[0]
+
+    def sent(self, ids: Sequence[str]) -> dict[str, bytes]:
+        """The payloads this run sent for those of `ids` it created."""
+        found: dict[str, bytes] = {}
+        with self._lock:
+            for part in _in_parts(ids):
+                marks = ",".join("?" * len(part))
+                query = (
+                    f"SELECT external_id, sent FROM known WHERE external_id IN ({marks}) "  # noqa: S608 - placeholders only
+                    "AND sent IS NOT NULL"
+                )
+                found.update(self._db.execute(query, part).fetchall())
+        return found
 
     def before_run(self, external_id: str) -> tuple[bool, str | None]:
         """Whether Leanpay held `external_id` before this run sent anything, and its id."""
@@ -184,6 +206,7 @@ class ReplayGuard(Generic[T]):
         self._lock = threading.Lock()  # claims are taken per record: a plain lock is cheapest
         self._released = threading.Condition(self._lock)
         self._claims: dict[str, list[T]] = {}  # claimant's externalId -> waiting twins
+        self._claimants: dict[str, T] = {}  # externalId -> the claimant, while on its way
         self._refused: set[str] = set()  # externalIds Leanpay refused in this run
         self._uncertain: set[str] = set()  # sent, answer lost, and no way to check
         self._changed = threading.Condition(threading.Lock())
@@ -339,13 +362,19 @@ class ReplayGuard(Generic[T]):
 
     # -- claims and acknowledgements ------------------------------------------------
 
-    def claim(self, external_id: str, item: T) -> Verdict:
-        """`item` may be sent, unless an earlier twin is on its way: then it waits."""
+    def claim(self, external_id: str, item: T, same: Callable[[T, T], bool]) -> Verdict | T:
+        """`item` may be sent, unless an earlier twin is on its way: then it waits for its
+        outcome, if it is the `same`; if it is not, that earlier twin is returned, and
+        `item` is not claimed (the caller rejects it)."""
         with self._lock:
             twins = self._claims.get(external_id)
             if twins is None:
                 self._claims[external_id] = _NO_TWINS  # shared: no list per record
+                self._claimants[external_id] = item
                 return "send"
+            first = self._claimants[external_id]
+            if not same(first, item):
+                return first
             if twins is _NO_TWINS:
                 self._claims[external_id] = [item]
             else:
@@ -357,11 +386,18 @@ class ReplayGuard(Generic[T]):
         (the receipts of earlier runs)."""
         self._known.add(pairs, before_run=True)
 
-    def acknowledged(self, pairs: Iterable[Pair]) -> list[T]:
-        """Leanpay holds these now (externalId, id); return the twins that were waiting."""
+    def acknowledged(
+        self, pairs: Iterable[Pair], sent: Mapping[str, bytes] | None = None
+    ) -> list[T]:
+        """Leanpay holds these now (externalId, id), created by this run with the payloads
+        `sent` (if any); return the twins that were waiting."""
         pairs = list(pairs)
-        self._known.add(pairs)
+        self._known.add(pairs, sent=sent)
         return self._release([external_id for external_id, _ in pairs])
+
+    def sent_earlier(self, external_ids: Sequence[str]) -> dict[str, bytes]:
+        """The payloads this run already sent (and Leanpay acknowledged) for these."""
+        return self._known.sent(external_ids)
 
     def refused(self, external_id: str, *, uncertain: bool = False) -> list[T]:
         """The claimant was refused, or set aside as `uncertain` (Leanpay may hold it but
@@ -419,9 +455,10 @@ class ReplayGuard(Generic[T]):
 
     def _release(self, external_ids: Iterable[str]) -> list[T]:
         waiting: list[T] = []
-        pop = self._claims.pop
+        pop, pop_claimant = self._claims.pop, self._claimants.pop
         with self._lock:
             for external_id in external_ids:
+                pop_claimant(external_id, None)
                 twins = pop(external_id, None)
                 if twins:
                     waiting += twins

@@ -22,7 +22,8 @@ from singer_sdk.sinks import BatchSink
 from target_leanpay.deadletter import RejectedItem
 from target_leanpay.delivery import Chunk, Pending, identify
 from target_leanpay.errors import InputError, quote
-from target_leanpay.mapping import RecordMapper, Reference, Rejection
+from target_leanpay.mapping import Problem, RecordMapper, Reference, Rejection
+from target_leanpay.repeats import differences, repeat_reason
 from target_leanpay.resources import RESOURCES
 
 if TYPE_CHECKING:
@@ -112,13 +113,36 @@ class LeanpaySink(BatchSink):
             self.stream_name,
             self.stats,
         )
-        if external_id is not None and self._claim(external_id, pending) == "parked":
-            return  # settled with its twin, sent earlier in this run
+        if external_id is not None:
+            verdict = self._claim(external_id, pending, _same_contents)
+            if verdict == "parked":
+                return  # settled with its twin, sent earlier in this run
+            if isinstance(verdict, Pending):
+                self._reject_repeat(pending, verdict)
+                return
         if not self._buffer:
             self.buffered_since = time.monotonic()
         self._buffer.append(pending)
         if len(self._buffer) >= self._request_size:
             self.flush()
+
+    def _reject_repeat(self, later: Pending, first: Pending) -> None:
+        """A record repeating the externalId of one on its way, with other contents."""
+        assert later.external_id is not None
+        reason = repeat_reason(
+            later.external_id, first.ident, differences(first.payload, later.payload)
+        )
+        self.run.dead_letters.reject(
+            RejectedItem(
+                self.stream_name,
+                later.ident,
+                later.record,
+                later.payload,
+                (Problem("externalId", reason),),
+            )
+        )
+        self.stats.add(rejected=1)
+        self.run.checkpoints.settle([later.seq])
 
     def _mark_references_read_first(self, payload: dict[str, Any]) -> None:
         """A reference may wait only for an object read before it (references.py): mark
@@ -170,3 +194,8 @@ class LeanpaySink(BatchSink):
         """Feed the SDK's record_count metric per chunk rather than per record."""
         self.record_counter_metric.increment(self.stats.read - self._metered)
         self._metered = self.stats.read
+
+
+def _same_contents(first: Pending, later: Pending) -> bool:
+    """Twins share a fate only when they say the same (repeats.py)."""
+    return first.payload == later.payload

@@ -1,0 +1,85 @@
+"""Repeats: a record whose externalId an earlier record of the same input already carries.
+
+ERP exports repeat rows: the same invoice twice, identical (a re-extract at a bookmark's
+edge), or with other contents (two rows sharing an invoice number). An identical repeat
+shares the first one's fate, quietly (delivery.py, replay.py's twins). A repeat whose
+contents differ is rejected, with both values side by side, and the first one is what
+Leanpay gets: sending the second would store a duplicate, and dropping it silently would
+leave Leanpay and the ERP disagreeing without a word.
+
+Contents are the mapped payload, as read (references by externalId unresolved), so the
+comparison does not depend on when the first one was sent.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from target_leanpay.mapping import Reference
+
+SHOWN_DIFFERENCES = 5
+
+
+def _reference_as_data(value: Any) -> Any:
+    if isinstance(value, Reference):
+        return {"resource": value.resource, "externalId": value.external_id}
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+_encode = msgspec.json.Encoder(enc_hook=_reference_as_data).encode
+_decode = msgspec.json.Decoder(tuple[str, dict[str, Any]]).decode
+
+
+def remembered(ident: str, payload: dict[str, Any]) -> bytes:
+    """What is kept of a record Leanpay acknowledged: where it was read, and its payload."""
+    return _encode((ident, payload))
+
+
+def recalled(kept: bytes) -> tuple[str, dict[str, Any]]:
+    """The record's place and payload, from `remembered`."""
+    return _decode(kept)
+
+
+def as_data(payload: dict[str, Any]) -> dict[str, Any]:
+    """The payload as `recalled` gives it back (references as their externalIds)."""
+    return recalled(remembered("", payload))[1]
+
+
+def differences(first: dict[str, Any], later: dict[str, Any]) -> list[str]:
+    """`field: old → new` for each field whose value differs (absent shown as absent)."""
+    found = []
+    for name in [*first, *(n for n in later if n not in first)]:
+        old, new = first.get(name, _ABSENT), later.get(name, _ABSENT)
+        if old != new:
+            found.append(f"{name}: {_show(old)} → {_show(new)}")
+    return found
+
+
+def repeat_reason(external_id: str, first_ident: str, changed: list[str]) -> str:
+    """Why a repeat with other contents is rejected, both values side by side."""
+    shown = "; ".join(changed[:SHOWN_DIFFERENCES])
+    if len(changed) > SHOWN_DIFFERENCES:
+        shown += f"; and {len(changed) - SHOWN_DIFFERENCES} more"
+    return (
+        f"repeats externalId {external_id!r} of an earlier record of this input "
+        f"({first_ident}) with other contents ({shown}); only the first is sent: fix the "
+        "source so that one externalId names one document"
+    )
+
+
+class _Absent:
+    def __repr__(self) -> str:
+        return "(absent)"
+
+
+_ABSENT = _Absent()
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, Reference):
+        return f"{value.resource} {value.external_id!r}"
+    if isinstance(value, dict) and set(value) == {"resource", "externalId"}:
+        return f"{value['resource']} {value['externalId']!r}"
+    return repr(value)
