@@ -51,7 +51,7 @@ for version in $VERSIONS; do
   fi
   log="$LOGS/python$version.log"
   echo "== Python $version: $("$venv/bin/python" --version), running (output in $log)"
-  "$venv/bin/pytest" -o "cache_dir=.pytest_cache/$version" "$@" >"$log" 2>&1 &
+  "$venv/bin/pytest" "$@" >"$log" 2>&1 &
   started+=("$version") pids+=($!)
 done
 
