@@ -39,4 +39,4 @@ bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/throughput.py
 
 clean:
-	rm -rf $(VENV) $(MELTANO_VENV) .venv-py3.* .meltano output
+	rm -rf $(VENV) $(MELTANO_VENV) .venv-py3.* .meltano output .test-logs

@@ -3,9 +3,17 @@
 # (pyproject.toml), each in a virtualenv of its own: .venv-py3.X. An interpreter this
 # machine lacks is skipped and named; the run fails if any suite fails or none ran.
 # Interpreters are looked up as pythonX.Y on PATH, then under pyenv's versions folder.
+#
+# The suites run side by side: most of a suite's time is spent waiting (on the stand-in's
+# latency, on a target's start-up), not computing, so three at once take little longer
+# than one. Each one's output goes to .test-logs/pythonX.Y.log and is printed whole when
+# it ends, in version order. The tests use free ports and temporary folders only; the
+# one that shares the project's .meltano folder takes a lock (tests/test_meltano.py).
+# The summary names every version whose suite ran, and among them those that failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 VERSIONS=${PYTHON_VERSIONS:-3.11 3.12 3.13}
+LOGS=.test-logs
 
 find_python() {
   local version=$1 candidate
@@ -21,7 +29,12 @@ find_python() {
   done
 }
 
-ran=() skipped=() failed=()
+# Each virtualenv is set up in turn (pip writes the project's egg-info: two at once would
+# race), while the suites of the versions already set up are running.
+mkdir -p "$LOGS"
+started=() pids=() tested=() skipped=() failed=()
+# background jobs of a script ignore Ctrl-C: stop them with it
+trap 'kill "${pids[@]}" 2>/dev/null; exit 130' INT TERM
 for version in $VERSIONS; do
   python=$(find_python "$version")
   if [ -z "$python" ]; then
@@ -36,9 +49,21 @@ for version in $VERSIONS; do
       "$venv/bin/pip" install --quiet --disable-pip-version-check -e '.[dev]' &&
       touch "$venv/.installed" || { failed+=("$version (setup)"); continue; }
   fi
-  echo "== Python $version: $("$venv/bin/python" --version)"
-  if "$venv/bin/pytest" "$@"; then ran+=("$version"); else failed+=("$version"); fi
+  log="$LOGS/python$version.log"
+  echo "== Python $version: $("$venv/bin/python" --version), running (output in $log)"
+  "$venv/bin/pytest" "$@" >"$log" 2>&1 &
+  started+=("$version") pids+=($!)
 done
 
-echo "== Python versions tested: ${ran[*]:-none}; skipped: ${skipped[*]:-none}; failed: ${failed[*]:-none}"
-[ ${#failed[@]} -eq 0 ] && [ ${#ran[@]} -gt 0 ]
+for i in "${!started[@]}"; do
+  version=${started[$i]}
+  wait "${pids[$i]}"
+  status=$?
+  echo "== Python $version: $([ $status -eq 0 ] && echo passed || echo FAILED)"
+  cat "$LOGS/python$version.log"
+  tested+=("$version")
+  [ $status -eq 0 ] || failed+=("$version")
+done
+
+echo "== Python versions tested: ${tested[*]:-none}; skipped: ${skipped[*]:-none}; failed: ${failed[*]:-none}"
+[ ${#failed[@]} -eq 0 ] && [ ${#tested[@]} -gt 0 ]

@@ -91,7 +91,7 @@ def test_429_with_retry_after_is_honoured_then_succeeds(leanpay: StandIn, tmp_pa
     assert result.returncode == 0, result.stderr
     posts = batch_posts(leanpay)
     assert [p["status"] for p in posts] == [429, 201]
-    assert posts[1]["time"] - posts[0]["time"] >= 1.0
+    assert posts[1]["time"] - posts[0]["answered"] >= 0.99  # a lower bound: load only adds
     assert [i["externalId"] for i in leanpay.store("invoices")] == [
         f"INV-{i:05d}" for i in range(50)
     ]
@@ -175,7 +175,8 @@ def test_wrong_key_fails_fast_and_says_to_check_api_key(leanpay: StandIn, tmp_pa
     result = run_target(config, invoices_with_state(10))
 
     assert result.returncode == 1
-    assert result.seconds < 10
+    # a refused key is not retried: one request (the listing's first page), then the end
+    assert [(r["method"], r["status"]) for r in leanpay.requests()] == [("GET", 401)]
     assert result.stdout == ""
     assert "check the api_key setting" in result.stderr
     assert "HTTP 401" in result.stderr
@@ -213,7 +214,7 @@ def test_sigterm_during_a_slow_request_prints_no_state_past_acknowledged_data(
 
 def test_sigterm_twice_exits_at_once_without_more_state(leanpay: StandIn, tmp_path: Path) -> None:
     leanpay.add_faults(
-        {"path": "/invoices/batch", "action": "delay_before_store", "seconds": 10, "times": 1}
+        {"path": "/invoices/batch", "action": "delay_before_store", "seconds": 40, "times": 1}
     )
     config = target_config(leanpay, tmp_path, max_in_flight=1)
     target = Running(config)
@@ -224,7 +225,9 @@ def test_sigterm_twice_exits_at_once_without_more_state(leanpay: StandIn, tmp_pa
     target.wait_for_stderr("Received signal 15")  # the first one is being handled
     target.process.send_signal(signal.SIGINT)
 
-    assert target.process.wait(timeout=5) == 128 + signal.SIGINT  # at once, not after 10 s
+    assert target.process.wait(timeout=30) == 128 + signal.SIGINT
+    (slow,) = batch_posts(leanpay)
+    assert slow["answered"] is None  # it exited at once, without waiting for the answer
     target.kill()  # already gone: collects its output
     assert target.stdout == []
 

@@ -586,7 +586,7 @@ def test_two_ambiguous_batches_with_a_newest_first_listing_are_not_doubled(
     # page, newest first). Meanwhile batch B is stored (at the head of the list, on a page
     # already read) and its connection dropped too. B must not trust a listing that
     # started before B's own answer was lost.
-    server.seed_invoices(1000)
+    server.seed_invoices(500)  # 20 pages: the re-listing takes 2 s, B is stored after 0.5 s
     with NewestFirst(server) as proxy:
         config = target_config(server, tmp_path, api_url=proxy.url, max_in_flight=2)
         result = run_target(config, invoices_with_state(200, every=50))

@@ -10,6 +10,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -1249,9 +1250,9 @@ def test_delays(standin: StandIn, session: requests.Session) -> None:
         started = time.monotonic()
         assert post(session, standin, [invoice(_)]).status_code == 201
         assert time.monotonic() - started >= 0.3
-    started = time.monotonic()
+    assert [rule["used"] for rule in standin.faults()] == [1, 1]  # one request each
     assert post(session, standin, [invoice(9)]).status_code == 201
-    assert time.monotonic() - started < 0.3
+    assert [rule["used"] for rule in standin.faults()] == [1, 1]  # worn out: no delay
 
 
 def test_reject_items_naming_them(standin: StandIn, session: requests.Session) -> None:
@@ -1586,12 +1587,12 @@ def test_latency_does_not_serialize_requests(standin: StandIn) -> None:
             http.headers["Authorization"] = KEY
             return post(http, standin, [invoice(number)]).status_code
 
-    started = time.monotonic()
     with ThreadPoolExecutor(4) as pool:
         statuses = list(pool.map(call, range(4)))
-    elapsed = time.monotonic() - started
     assert statuses == [201] * 4
-    assert 0.3 <= elapsed < 1.0
+    journal = standin.requests()
+    # all four on the server at once: each arrived before any was answered
+    assert max(e["time"] for e in journal) < min(e["answered"] for e in journal)
 
 
 @pytest.mark.parametrize("method", ["GET", "POST"])
@@ -1624,9 +1625,10 @@ def test_stop_is_prompt_with_idle_keep_alive_connections(session: requests.Sessi
     standin = StandIn(api_key=KEY).start()
     url = standin.url
     post(session, standin, [invoice(1)])  # leaves an idle keep-alive connection open
-    started = time.monotonic()
-    standin.stop()
-    assert time.monotonic() - started < 2
+    stopping = threading.Thread(target=standin.stop)
+    stopping.start()
+    stopping.join(timeout=30)  # a keep-alive connection held it: it would never end
+    assert not stopping.is_alive()
     standin.stop()  # idempotent
     with pytest.raises(requests.ConnectionError):
         session.get(url + "/invoices", timeout=2)
