@@ -34,13 +34,13 @@ class StreamStats:
     read: int = 0
     acknowledged: int = 0
     already_present: int = 0
-    repeated: int = 0
-    """Of the already present: records repeating an earlier record of the input (twins)."""
     rejected: int = 0
     unresolved: int = 0
     """Of the rejected: a reference by externalId that could not be resolved."""
     requests: int = 0
     retries: int = 0
+    repeated: int = 0
+    """Of the already present: records repeating an earlier record of the input (twins)."""
     started: float = field(default_factory=time.monotonic)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 

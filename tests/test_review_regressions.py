@@ -109,17 +109,15 @@ class NewestFirst:
 
     def __init__(self, leanpay: StandIn, grow_by: int, patience: float = 10) -> None:
         self.store = store = leanpay.state.store["invoices"]
-        self.original = store.objects
+        self.original = store.page
         self.grow_by, self.patience = grow_by, patience
         self.listings = 0
         self.size_at_first_page = 0
         self.relisting = threading.Event()
-        store.objects = self.objects  # type: ignore[method-assign]
+        store.page = self.page  # type: ignore[method-assign]
 
-    def objects(self, start: int = 0, stop: int | None = None) -> tuple[list[Any], int]:
+    def page(self, start: int, stop: int, order: Any) -> tuple[list[Any], int]:
         store = self.store
-        if stop is None:  # the control API: creation order
-            return self.original(start, stop)
         if start == 0:
             self.listings += 1
             self.size_at_first_page = len(store)
@@ -131,10 +129,7 @@ class NewestFirst:
                 if time.monotonic() > deadline:
                     break
                 time.sleep(0.01)
-        with store._lock:
-            rows = store._rows[::-1][start:stop]
-            total = len(store._rows)
-        return [store.present(row) for row in rows], total
+        return self.original(start, stop, "newest")
 
 
 @pytest.mark.parametrize("mode", ["accept", "refuse"])
