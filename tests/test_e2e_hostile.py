@@ -371,7 +371,7 @@ def test_stdout_closed_or_full_is_one_paragraph_and_exit_1(
 
 
 def test_a_record_nested_too_deeply_is_one_paragraph(leanpay: StandIn, tmp_path: Path) -> None:
-    deep = '{"x":' * 2000 + "1" + "}" * 2000
+    deep = '{"x":' * 100_000 + "1" + "}" * 100_000  # deeper than any Python decodes
     line = json.dumps(invoice(0)).replace('"amount": 1000', f'"amount": 1000, "deep": {deep}')
 
     result = run_target(target_config(leanpay, tmp_path), [schema(), line, state(1)])

@@ -106,7 +106,8 @@ def test_a_plan_with_nothing_to_send_names_every_reason_value_and_client_code(
         "NOT READY: no record would be sent (4 rejected records); fix the reasons above. "
         f"The requests file {requests_file} is empty",
     ]
-    assert [r["method"] for r in leanpay.requests()] == ["GET"]  # the listing, nothing sent
+    # nothing sent; the listing may not even have begun when a run with nothing to send ends
+    assert {r["method"] for r in leanpay.requests()} <= {"GET"}
     assert requests_file.read_text() == ""
     assert not (tmp_path / "rejected.jsonl").exists()  # a plan writes no dead letter
     assert result.states == []
