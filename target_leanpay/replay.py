@@ -295,24 +295,28 @@ class ReplayGuard(Generic[T]):
             if remaining < 0:
                 break
             self._wait_a_little(max(remaining, 0.001))
-        on_wire = set(self._on_wire)  # their outcome may add waiters: let them end first
-        if on_wire:
-            logger.debug(
-                "listing %s again once the %s on the wire %s answered",
-                self.resource.name,
-                plural(len(on_wire), "request"),
-                "is" if len(on_wire) == 1 else "are",
-            )
-        while on_wire & self._on_wire:
-            self._wait_a_little()
-        started = self._clock()
-        waiting = len(self._wanted)
+        # Close the gate first, then wait for what is on the wire: a POST can no longer
+        # start between the snapshot and the closing (it would be unseen by this listing,
+        # and its objects would shift the pages under it).
         self._listing_now = True
-        self._changed.release()
         try:
-            listed = self._read(listing, before_run=self._listed_from is None)
+            if self._on_wire:  # their outcome may add waiters: let them end first
+                logger.debug(
+                    "listing %s again once the %s on the wire %s answered",
+                    self.resource.name,
+                    plural(len(self._on_wire), "request"),
+                    "is" if len(self._on_wire) == 1 else "are",
+                )
+            while self._on_wire:
+                self._wait_a_little()
+            started = self._clock()
+            waiting = len(self._wanted)
+            self._changed.release()
+            try:
+                listed = self._read(listing, before_run=self._listed_from is None)
+            finally:
+                self._changed.acquire()
         finally:
-            self._changed.acquire()
             self._listing_now = False
             self._changed.notify_all()
         self.listings += 1
