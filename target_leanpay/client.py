@@ -82,6 +82,8 @@ class Created(msgspec.Struct, frozen=True):
 
     id: str | None = None
     externalId: str | None = None  # noqa: N815 - Leanpay's name
+    createdAt: str | None = None  # noqa: N815 - kept by the tenant index
+    tenantId: str | None = None  # noqa: N815 - names the tenant index
 
 
 class _Answer(msgspec.Struct):

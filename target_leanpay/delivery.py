@@ -246,6 +246,8 @@ class Delivery:
         ambiguous_tries: int,
     ) -> None:
         """Settle what Leanpay's 2xx answer lists; the rest is not known to be stored."""
+        if created:
+            chunk.guard.stored([msgspec.structs.asdict(c) for c in created])
         ids = {c.externalId: c.id for c in created or () if c.externalId}
         if created is not None and len(created) >= len(items):
             self._settle(chunk, items, present=False, ids=ids)

@@ -36,6 +36,7 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
+from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
 
 from target_leanpay.errors import AuthError, Stopped
@@ -43,6 +44,8 @@ from target_leanpay.listing import Listed, Listing
 from target_leanpay.progress import plural
 from target_leanpay.receipts import Receipts
 from target_leanpay.resources import Resource
+from target_leanpay.tenant_index import TenantIndex
+from target_leanpay.tenant_listing import TenantListing
 
 logger = logging.getLogger("target-leanpay.replay")
 
@@ -66,6 +69,12 @@ MAX_QUERY_IDS = 500
 
 SEVERAL = "*"
 """The Leanpay id of an externalId that several Leanpay objects carry: none can be chosen."""
+_LOAD_INDEX = (
+    "INSERT INTO known SELECT external_id, CASE WHEN count(DISTINCT leanpay_id) > 1 "
+    "THEN '*' ELSE max(leanpay_id) END, 1 FROM tenant.invoices WHERE external_id IS NOT NULL "
+    "GROUP BY external_id ON CONFLICT (external_id) DO UPDATE SET before_run = 1"
+)
+"""Every invoice of an attached tenant index, known before this run ('*': SEVERAL)."""
 Pair = tuple[str, str | None]
 """(externalId, Leanpay id or None when unknown)."""
 
@@ -84,7 +93,7 @@ class KnownIds:
 
     def __init__(self) -> None:
         # "" = a private on-disk temporary database, deleted on close
-        self._db = sqlite3.connect("", check_same_thread=False, isolation_level=None)
+        self._db = sqlite3.connect("", check_same_thread=False, isolation_level=None, uri=True)
         self._db.execute("PRAGMA journal_mode = OFF")
         self._db.execute("PRAGMA synchronous = OFF")
         # before_run: Leanpay held it before this run sent anything (the first listing, the
@@ -146,6 +155,20 @@ class KnownIds:
             ).fetchone()
         return (False, None) if row is None else (True, row[0])
 
+    def load(self, index: TenantIndex) -> None:
+        """Remember every invoice of the tenant index, as held before this run (one
+        statement when the index is a file: no row passes through Python)."""
+        path = index.on_disk
+        if path is None:
+            self.add(index.pairs(), before_run=True)
+            return
+        with self._lock:
+            self._db.execute("ATTACH DATABASE ? AS tenant", (path.resolve().as_uri() + "?mode=ro",))
+            try:
+                self._db.execute(_LOAD_INDEX)
+            finally:
+                self._db.execute("DETACH DATABASE tenant")
+
     def close(self) -> None:
         """Delete the temporary file."""
         with self._lock:
@@ -169,7 +192,7 @@ class ReplayGuard(Generic[T]):
     def __init__(
         self,
         resource: Resource,
-        listing: Listing | None,
+        listing: Listing | TenantListing | None,
         *,
         stopping: threading.Event,
         clock: Clock = time.monotonic,
@@ -199,6 +222,7 @@ class ReplayGuard(Generic[T]):
         self._wanted: list[float] = []  # `since` of each thread waiting for a listing
         self._on_wire: set[int] = set()
         self._post_ids = itertools.count()
+        self._receipted: list[str] = []
         self.listings = 0
 
     @property
@@ -220,6 +244,7 @@ class ReplayGuard(Generic[T]):
         def first_listing() -> None:
             try:
                 self.confirm_since(float("-inf"))
+                self._report_doubts()
             except BaseException as failure:  # raised to the sending threads by `held`
                 with self._changed:
                     self._first_failure = failure
@@ -283,7 +308,7 @@ class ReplayGuard(Generic[T]):
             while (remaining := moment - self._clock()) > 0:
                 self._wait_a_little(remaining)
 
-    def _lead(self, listing: Listing) -> None:
+    def _lead(self, listing: Listing | TenantListing) -> None:
         """List for every waiter whose `since` is due within COALESCE_SECONDS of the first.
 
         Called holding `_changed`; released while sleeping and while listing.
@@ -323,9 +348,13 @@ class ReplayGuard(Generic[T]):
         self._listed_from = max(started, self._listed_from or started)
         _log_listing(self.resource.name, listed, self._clock() - started, self.listings, waiting)
 
-    def _read(self, listing: Listing, *, before_run: bool) -> Listed:
+    def _read(self, listing: Listing | TenantListing, *, before_run: bool) -> Listed:
         try:
-            return listing.read_all(partial(self._known.add, before_run=before_run))
+            listed = listing.read_all(partial(self._known.add, before_run=before_run))
+            if isinstance(listing, TenantListing) and listed.new is not None and before_run:
+                assert listing.index is not None, "a delta needs an index"
+                self._known.load(listing.index)  # the rest of the tenant, known before
+            return listed
         except AuthError as refused:
             raise AuthError(
                 f"{refused} (while listing {self.resource.name} for replay safety: the "
@@ -355,6 +384,32 @@ class ReplayGuard(Generic[T]):
             else:
                 twins.append(item)
             return "parked"
+
+    def stored(self, objects: Sequence[Any]) -> None:
+        """Leanpay's answer listed these objects as created: the tenant index keeps them
+        (`acknowledged` settles their records)."""
+        if isinstance(self.listing, TenantListing):
+            self.listing.stored(objects)
+
+    def doubt(self, pairs: Iterable[Pair]) -> None:
+        """The receipts of earlier runs, for a resource the listing settles: the listing
+        wins. Those it does not show (deleted in Leanpay, or receipts of another tenant)
+        are reported once, after the first listing, and sent again."""
+        self._receipted = [e for e, _ in pairs]
+
+    def _report_doubts(self) -> None:
+        """After the first listing: what the receipts say and Leanpay does not show."""
+        receipted, self._receipted = self._receipted, []
+        held = self._known.among(receipted)
+        missing = [e for e in receipted if e not in held]
+        if missing:
+            logger.warning(
+                "receipts_path records %s this target created that Leanpay does not list "
+                "(first: %r): deleted in Leanpay, or the receipts of another tenant (a reset "
+                "stand-in). The listing is believed: they are sent again if the input holds them",
+                plural(len(missing), self.resource.name[:-1]),
+                missing[0],
+            )
 
     def learn(self, pairs: Iterable[Pair]) -> None:
         """Objects Leanpay held before this run, with their ids, known from elsewhere
@@ -418,8 +473,10 @@ class ReplayGuard(Generic[T]):
             return "uncertain" if external_id in self._uncertain else None
 
     def close(self) -> None:
-        """Delete the on-disk id store."""
+        """Delete the on-disk id store; close the tenant index and release its lock."""
         self._known.close()
+        if isinstance(self.listing, TenantListing):
+            self.listing.close()
 
     def _release(self, external_ids: Iterable[str]) -> list[T]:
         waiting: list[T] = []
@@ -444,6 +501,18 @@ def _log_listing(name: str, listed: Listed, seconds: float, number: int, waiting
     which = (
         "listed" if number == 1 else f"listed again (for {plural(waiting, 'uncertain request')})"
     )
+    if listed.new is not None:
+        logger.info(
+            "Replay safety: %d %s in Leanpay, %d new since the tenant index was verified, "
+            "%s: %s in %.1f s",
+            listed.rows,
+            name,
+            listed.new,
+            which,
+            plural(listed.pages, "page"),
+            seconds,
+        )
+        return
     logger.info(
         "Replay safety: %d %s %s, %d with an externalId: %s in %.1f s",
         listed.rows,
@@ -466,9 +535,17 @@ class ReplayGuards:
         concurrency: int,
         stopping: threading.Event,
         receipts: Receipts,
+        api_url: str = "",
+        index_dir: Path | None = None,
+        writes: bool = True,
     ) -> None:
-        """`read_page` None: a dry run, which reads nothing and assumes an empty tenant."""
+        """`read_page` None: a dry run, which reads nothing and assumes an empty tenant.
+        `index_dir`: where tenant indexes live (None: none is used); `writes` False (a
+        plan): they are read, never written."""
         self._read_page = read_page
+        self._api_url = api_url
+        self._index_dir = index_dir
+        self._writes = writes
         self._enabled = enabled
         self._concurrency = concurrency
         self._stopping = stopping
@@ -486,11 +563,15 @@ class ReplayGuards:
                 guard = self._guards[resource.name] = ReplayGuard(
                     resource, self._listing(resource), stopping=self._stopping
                 )
-                guard.learn(self._receipts.earlier(resource.name))
+                earlier = self._receipts.earlier(resource.name)
+                if resource.listed_first and self._enabled:
+                    guard.doubt(earlier)  # the listing wins (a dry run assumes it empty)
+                else:
+                    guard.learn(earlier)
                 guard.start()
         return guard
 
-    def _listing(self, resource: Resource) -> Listing | None:
+    def _listing(self, resource: Resource) -> Listing | TenantListing | None:
         if not self._enabled or resource.list_path is None:
             return None
         if self._read_page is None:
@@ -500,13 +581,23 @@ class ReplayGuards:
                 resource.name,
             )
             return None
-        return Listing(
+        listing = Listing(
             resource.name,
             resource.list_path,
             self._read_page,
             concurrency=self._concurrency,
             stopping=self._stopping,
             inside=resource.listed_inside,
+        )
+        if not resource.listed_first or self._index_dir is None:
+            return listing  # links: inside their invoices, every page, when in doubt
+        return TenantListing(
+            listing,
+            api_url=self._api_url,
+            folder=self._index_dir,
+            writable=self._writes,
+            concurrency=self._concurrency,
+            stopping=self._stopping,
         )
 
     def close(self) -> None:
