@@ -223,6 +223,8 @@ class Delivery:
                 payloads = [p.payload for p in items]
                 self._receipts.mark_sending(chunk.resource.name, [e for e in marked if e])
                 created = self._send(chunk.resource, payloads, on_retry=count_retry)
+                if created:  # in the tenant index before a re-listing may start
+                    chunk.guard.stored([msgspec.structs.asdict(c) for c in created])
         except ItemsRefused as refusal:
             self._receipts.refused(chunk.resource.name, [e for e in marked if e])
             self._isolate(chunk, items, refusal, refused, ambiguous_tries=ambiguous_tries)
@@ -246,8 +248,6 @@ class Delivery:
         ambiguous_tries: int,
     ) -> None:
         """Settle what Leanpay's 2xx answer lists; the rest is not known to be stored."""
-        if created:
-            chunk.guard.stored([msgspec.structs.asdict(c) for c in created])
         ids = {c.externalId: c.id for c in created or () if c.externalId}
         if created is not None and len(created) >= len(items):
             self._settle(chunk, items, present=False, ids=ids)
