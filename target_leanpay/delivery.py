@@ -46,14 +46,14 @@ from typing import Any, Protocol
 import msgspec
 
 from target_leanpay.checkpoint import Checkpoints
-from target_leanpay.client import Created, OnRetry
+from target_leanpay.client import OnRetry
 from target_leanpay.deadletter import DeadLetters, RejectedItem
-from target_leanpay.errors import Ambiguous, ApiError, ItemsRefused, Stopped, quote
+from target_leanpay.errors import Ambiguous, ApiError, ItemsRefused, Stopped
+from target_leanpay.items import Chunk, Created, Pending
 from target_leanpay.mapping import Problem, Reference
-from target_leanpay.progress import Progress, StreamStats
+from target_leanpay.progress import Progress
 from target_leanpay.receipts import Receipts
 from target_leanpay.references import References
-from target_leanpay.replay import ReplayGuard
 from target_leanpay.resources import Resource
 from target_leanpay.values import InvalidValue
 
@@ -71,52 +71,6 @@ class Sender(Protocol):
         on_retry: OnRetry | None = None,
     ) -> list[Created] | None:
         """Send one batch; return the objects the answer lists (None: unreadable)."""
-
-
-def identify(record: Mapping[str, Any], key_properties: Sequence[str], line: int) -> str:
-    """How a human finds a record again: externalId, else its key, else its line."""
-    external_id = record.get("externalId", record.get("external_id"))
-    if external_id not in (None, ""):
-        return f"externalId {quote(str(external_id), 80)!r} (input line {line})"
-    keys = ", ".join(f"{k}={quote(str(record.get(k)), 40)}" for k in key_properties)
-    return f"{keys} (input line {line})" if keys else f"at input line {line}"
-
-
-@dataclass(slots=True)
-class Pending:
-    """A mapped record waiting for Leanpay's answer."""
-
-    seq: int
-    record: dict[str, Any]
-    payload: dict[str, Any]
-    external_id: str | None
-    line: int
-    key_properties: Sequence[str]
-    stream: str
-    stats: StreamStats
-
-    @property
-    def ident(self) -> str:
-        """Built only when a message needs it: most records never do."""
-        return identify(self.record, self.key_properties, self.line)
-
-
-@dataclass(slots=True)
-class Chunk:
-    """Up to 100 items of one stream, bound for one resource."""
-
-    stream: str
-    resource: Resource
-    items: list[Pending]
-    stats: StreamStats
-    guard: ReplayGuard[Pending]
-
-    def describe(self, items: Sequence[Pending] | None = None) -> str:
-        """Name the stream and the batch's first and last record."""
-        items = self.items if items is None else items
-        first, last = items[0].ident, items[-1].ident
-        span = first if len(items) == 1 else f"{first} … {last}"
-        return f"stream '{self.stream}', batch of {len(items)} {self.resource.name} ({span})"
 
 
 @dataclass(slots=True)

@@ -4,14 +4,15 @@ Singer delivery is at-least-once: a resumed run re-sends records after the last 
 and some of them may already be in Leanpay. Leanpay documents no idempotency key and no
 behaviour for a repeated externalId, so the target does not rely on one:
 
-* when a stream of a listable resource (invoices: `GET /invoices?page=N`) starts, every
-  page is read, in the background and several at a time (`listing.py`), and the
-  externalIds kept (`KnownIds`, on disk); reading and mapping go on meanwhile, but no
-  chunk is sent before the listing is complete;
+* when a stream of a listable resource (invoices: `GET /invoices?page=N`) starts, the
+  tenant is listed in the background: only the pages of what is new since the tenant
+  index was last verified (`tenant_listing.py`, `delta.py`), else every page, several
+  at a time (`listing.py`); the externalIds are kept (`KnownIds`, on disk); reading and
+  mapping go on meanwhile, but no chunk is sent before the listing is complete;
 * each record's externalId is *claimed* when it is read; a later record with the same
   externalId waits for the first one's outcome (acknowledged -> "already present";
   refused -> refused too, pointing at the first). This holds for every resource, with
-  replay safety on or off: twins within one input are never both sent;
+  replay safety on or off: twins within one input are never both sent (`twins.py`);
 * just before a chunk is sent, the ids Leanpay holds are sifted out ("already present");
 * after an ambiguous request (sent, but its outcome unknown), only a listing that
   started after the request ended (and after the wait Leanpay may still need) can say
@@ -37,7 +38,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, TypeVar
 
 from target_leanpay.errors import AuthError, Stopped
 from target_leanpay.listing import Listed, Listing
@@ -46,11 +47,11 @@ from target_leanpay.receipts import Receipts
 from target_leanpay.resources import Resource
 from target_leanpay.tenant_index import TenantIndex
 from target_leanpay.tenant_listing import TenantListing
+from target_leanpay.twins import Fate, Twins
 
 logger = logging.getLogger("target-leanpay.replay")
 
 T = TypeVar("T")
-Verdict = Literal["send", "parked"]
 PageReader = Callable[[str, int], dict[str, Any]]
 Clock = Callable[[], float]
 Pause = Callable[[threading.Condition, float], object]
@@ -60,8 +61,6 @@ COALESCE_SECONDS = 1.0
 """Ambiguous requests whose waits end within this long of each other share one listing."""
 POLL_SECONDS = 0.2
 """How often a thread waiting on a listing looks at the run's stop flag."""
-_NO_TWINS: list[Any] = []
-"""The twins of a claim that has none yet: one shared (and never filled) list."""
 
 MAX_QUERY_IDS = 500
 """Ids per statement, far below SQLite's variable limit (999 before SQLite 3.32)."""
@@ -204,11 +203,9 @@ class ReplayGuard(Generic[T]):
         self._clock = clock
         self._pause = pause
         self._known = KnownIds()
-        self._lock = threading.Lock()  # claims are taken per record: a plain lock is cheapest
-        self._released = threading.Condition(self._lock)
-        self._claims: dict[str, list[T]] = {}  # claimant's externalId -> waiting twins
-        self._refused: set[str] = set()  # externalIds Leanpay refused in this run
-        self._uncertain: set[str] = set()  # sent, answer lost, and no way to check
+        self._twins: Twins[T] = Twins(resource.name, stopping=stopping)
+        self.claim = self._twins.claim
+        """`item` may be sent, unless an earlier twin is on its way (twins.py)."""
         self._changed = threading.Condition(threading.Lock())
         self._listed_from: float | None = clock()
         """When the newest complete listing started (all that Leanpay held then is known):
@@ -372,19 +369,6 @@ class ReplayGuard(Generic[T]):
 
     # -- claims and acknowledgements ------------------------------------------------
 
-    def claim(self, external_id: str, item: T) -> Verdict:
-        """`item` may be sent, unless an earlier twin is on its way: then it waits."""
-        with self._lock:
-            twins = self._claims.get(external_id)
-            if twins is None:
-                self._claims[external_id] = _NO_TWINS  # shared: no list per record
-                return "send"
-            if twins is _NO_TWINS:
-                self._claims[external_id] = [item]
-            else:
-                twins.append(item)
-            return "parked"
-
     def stored(self, objects: Sequence[Any]) -> None:
         """Leanpay's answer listed these objects as created: the tenant index keeps them
         (`acknowledged` settles their records)."""
@@ -420,25 +404,19 @@ class ReplayGuard(Generic[T]):
         """Leanpay holds these now (externalId, id); return the twins that were waiting."""
         pairs = list(pairs)
         self._known.add(pairs)
-        return self._release([external_id for external_id, _ in pairs])
+        return self._twins.release([external_id for external_id, _ in pairs])
 
     def refused(self, external_id: str, *, uncertain: bool = False) -> list[T]:
         """The claimant was refused, or set aside as `uncertain` (Leanpay may hold it but
         cannot be asked); return its twins, which cannot be trusted either."""
-        with self._lock:
-            (self._uncertain if uncertain else self._refused).add(external_id)
-        return self._release([external_id])
+        return self._twins.refused(external_id, uncertain=uncertain)
 
     def settled_id(self, external_id: str) -> str | None:
         """The Leanpay id of the object with `external_id`, once known: waits while this
         run is still sending it, and for the first listing. None when it is not in
         Leanpay (as far as the listing, the receipts and this run know); SEVERAL when more
         than one object carries it. `was_refused` tells a refusal apart."""
-        with self._released:
-            while external_id in self._claims:
-                if self._stopping.is_set():
-                    raise Stopped(f"the run is stopping: {self.resource.name} not resolved")
-                self._released.wait(POLL_SECONDS)
+        self._twins.wait_settled(external_id)
         if self.held([external_id]):
             return self._known.leanpay_id(external_id)
         return None
@@ -447,13 +425,8 @@ class ReplayGuard(Generic[T]):
         """Whether this run has claimed `external_id` (it is on its way, or settled) or
         Leanpay is known to hold it: asked by the reading thread when a reference to it is
         read, to tell whether the reference may wait for the object's outcome."""
-        with self._lock:
-            if (
-                external_id in self._claims
-                or external_id in self._refused
-                or external_id in self._uncertain
-            ):
-                return True
+        if self._twins.seen(external_id):
+            return True
         return bool(self._known.among([external_id]))
 
     def held_before_run(self, external_id: str) -> tuple[bool, str | None]:
@@ -464,30 +437,16 @@ class ReplayGuard(Generic[T]):
         self.held([])
         return self._known.before_run(external_id)
 
-    def fate(self, external_id: str) -> Literal["refused", "uncertain"] | None:
+    def fate(self, external_id: str) -> Fate | None:
         """Whether the record with `external_id` was refused by Leanpay in this run, or
         set aside because Leanpay may hold it without a way to ask."""
-        with self._lock:
-            if external_id in self._refused:
-                return "refused"
-            return "uncertain" if external_id in self._uncertain else None
+        return self._twins.fate(external_id)
 
     def close(self) -> None:
         """Delete the on-disk id store; close the tenant index and release its lock."""
         self._known.close()
         if isinstance(self.listing, TenantListing):
             self.listing.close()
-
-    def _release(self, external_ids: Iterable[str]) -> list[T]:
-        waiting: list[T] = []
-        pop = self._claims.pop
-        with self._lock:
-            for external_id in external_ids:
-                twins = pop(external_id, None)
-                if twins:
-                    waiting += twins
-            self._released.notify_all()
-        return waiting
 
 
 def _log_listing(name: str, listed: Listed, seconds: float, number: int, waiting: int) -> None:
