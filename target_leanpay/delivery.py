@@ -203,13 +203,14 @@ class Delivery:
     ) -> None:
         """Settle what Leanpay's 2xx answer lists; the rest is not known to be stored."""
         ids = {c.externalId: c.id for c in created or () if c.externalId}
+        tenant = next((c.tenantId for c in created or () if c.tenantId), None)
         if created is not None and len(created) >= len(items):
-            self._settle(chunk, items, present=False, ids=ids)
+            self._settle(chunk, items, present=False, ids=ids, tenant=tenant)
             return
         confirmed = [p for p in items if p.external_id in ids]
         unconfirmed = [p for p in items if p.external_id not in ids]
         if confirmed:
-            self._settle(chunk, confirmed, present=False, ids=ids)
+            self._settle(chunk, confirmed, present=False, ids=ids, tenant=tenant)
         said = "no readable list" if created is None else f"{len(created)} objects"
         unknown = Ambiguous(
             f"Leanpay answered 2xx, but its answer ({said}) does not confirm "
@@ -411,6 +412,7 @@ class Delivery:
         *,
         present: bool,
         ids: Mapping[str, str | None] | None = None,
+        tenant: str | None = None,
     ) -> None:
         """Leanpay holds these items (sent now, or before): settle them and their twins.
 
@@ -421,7 +423,7 @@ class Delivery:
         pairs = [(p.external_id, get(p.external_id)) for p in items if p.external_id]
         if not present and self._receipts.path is not None:
             receipts = [(e, i) for e, i in pairs if i is not None]
-            self._receipts.record(chunk.stream, chunk.resource.name, receipts)
+            self._receipts.record(chunk.stream, chunk.resource.name, receipts, tenant)
         twins = chunk.guard.acknowledged(pairs)
         if present:  # a chunk's items are all of its stream; twins may be of another
             chunk.stats.add(already_present=len(items))

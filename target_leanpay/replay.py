@@ -522,13 +522,21 @@ class ReplayGuards:
                 guard = self._guards[resource.name] = ReplayGuard(
                     resource, self._listing(resource), stopping=self._stopping
                 )
-                earlier = self._receipts.earlier(resource.name)
+                earlier = self._receipts.earlier(resource.name, self._tenant())
                 if resource.listed_first and self._enabled:
                     guard.doubt(earlier)  # the listing wins (a dry run assumes it empty)
                 else:
                     guard.learn(earlier)
                 guard.start()
         return guard
+
+    def _tenant(self) -> str | None:
+        """The tenant this run loads, once a listing has named it."""
+        for guard in self._guards.values():
+            listing = guard.listing
+            if isinstance(listing, TenantListing) and listing.index is not None:
+                return listing.index.tenant_id
+        return None
 
     def _listing(self, resource: Resource) -> Listing | TenantListing | None:
         if not self._enabled or resource.list_path is None:

@@ -116,7 +116,7 @@ class TenantIndex:
                     _remove(self.path)
         if not self.writable:
             return self._fresh(sqlite3.connect(":memory:", check_same_thread=False))
-        folder.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)  # externalIds: the user's
         db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         db.execute("PRAGMA journal_mode = WAL")
         db.execute("PRAGMA synchronous = NORMAL")
