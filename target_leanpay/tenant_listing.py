@@ -75,6 +75,18 @@ class TenantListing:
             self._first_done = True
             return self._listing.read_all(remember, first=first)
         self._first_done = True
+        try:
+            return self._through(index, page, first, remember)
+        except sqlite3.DatabaseError as damaged:  # past the checks on opening: do without
+            self._say_once(f"Replay safety: the tenant index {index.path} failed ({damaged})")
+            self._index = None
+            index.close()
+            return self._listing.read_all(remember, first=first)
+
+    def _through(
+        self, index: TenantIndex, page: Page, first: dict[str, Any], remember: ExternalIds
+    ) -> Listed:
+        """A delta when the index allows, else every page; the index verified after."""
         found = read_delta(page, index, self._read_pages, wave=self._concurrency)
         if isinstance(found, Delta):
             index.add(found.new)
@@ -128,7 +140,10 @@ class TenantListing:
             waited = False
             if self._lock is not None:
                 stem = tenant_stem(self._api_url, tenant) if tenant else None
-                waited = self._lock.hold_tenant(stem) if stem else self._lock.hold_new_tenant()
+                try:
+                    waited = self._lock.hold_tenant(stem) if stem else self._lock.hold_new_tenant()
+                except OSError as unusable:
+                    return self._without_folder(body, unusable)
             if waited:  # another run sent meanwhile: what was read is stale
                 again = self._listing.read_page(1)
                 if tenant_of(page_of(1, again)) != tenant:
@@ -136,8 +151,25 @@ class TenantListing:
                     continue  # the tenant is named now: take its own lock
                 body = again
             if tenant is not None:
-                self._index = self._open(tenant)
+                try:
+                    self._index = self._open(tenant)
+                except (OSError, sqlite3.Error) as unusable:
+                    return self._without_folder(body, unusable)
             return body
+
+    def _without_folder(self, body: dict[str, Any], unusable: Exception) -> dict[str, Any]:
+        """The index folder cannot be used (a read-only home, a full disk): list every
+        page, as without an index, and say what is lost."""
+        self._lock = None
+        self._writable = False
+        logger.warning(
+            "Replay safety: the tenant index folder %s cannot be used (%s): every page is "
+            "read in each run, and another run on this tenant is not waited for; set "
+            "index_dir to a writable folder",
+            self._folder,
+            unusable,
+        )
+        return body
 
     def _open(self, tenant: str) -> TenantIndex:
         index = TenantIndex(self._folder, self._api_url, tenant, writable=self._writable)

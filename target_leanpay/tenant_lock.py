@@ -55,7 +55,7 @@ class TenantLock:
         return self._take(self._host + ".lock", fcntl.LOCK_EX, "a Leanpay tenant of this host")
 
     def _take(self, name: str, mode: int, what: str) -> bool:
-        self._folder.mkdir(parents=True, exist_ok=True)
+        self._folder.mkdir(mode=0o700, parents=True, exist_ok=True)  # beside the index
         path = self._folder / name
         file = open(path, "ab")  # noqa: SIM115 - held until release()
         self._held.append(file)

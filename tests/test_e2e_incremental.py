@@ -4,6 +4,7 @@ stand-in's journal shows were read and by what it stores."""
 
 from __future__ import annotations
 
+import json
 import math
 from collections import Counter
 from pathlib import Path
@@ -289,3 +290,31 @@ def test_a_second_run_on_the_same_tenant_waits_for_the_first(
     stored_once(tenant, range(1200))
     assert emitted(second.states) == [1100, 1200]
     assert "100 already present" in "".join(second.stderr)
+
+
+def test_by_default_the_index_is_in_the_users_cache_and_an_unusable_one_costs_listings(
+    tenant: StandIn, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = target_config(tenant, tmp_path)
+    settings = json.loads(config.read_text())
+    del settings["index_dir"]
+    config.write_text(json.dumps(settings))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+    first = run_target(config, invoices_with_state(10, every=10))
+
+    assert first.returncode == 0, first.stderr
+    tenant_id = tenant.store()[0]["tenantId"]
+    folder = tmp_path / "cache" / "target-leanpay"
+    assert (folder / f"127.0.0.1_{tenant.port}-{tenant_id}.sqlite").exists()
+    assert folder.stat().st_mode & 0o777 == 0o700
+    (tmp_path / "not-a-folder").write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "not-a-folder"))
+    since = len(tenant.requests())
+
+    second = run_target(config, invoices_with_state(10, every=10))
+
+    assert second.returncode == 0, second.stderr
+    assert "the tenant index folder" in second.stderr and "cannot be used" in second.stderr
+    assert sorted(pages_read(tenant, since)) == list(range(1, math.ceil(2010 / 25) + 1))
+    assert "10 already present" in second.stderr
