@@ -318,3 +318,28 @@ def test_by_default_the_index_is_in_the_users_cache_and_an_unusable_one_costs_li
     assert "the tenant index folder" in second.stderr and "cannot be used" in second.stderr
     assert sorted(pages_read(tenant, since)) == list(range(1, math.ceil(2010 / 25) + 1))
     assert "10 already present" in second.stderr
+
+
+def test_a_kill_during_the_full_listing_leaves_an_index_that_is_not_trusted(
+    tenant: StandIn, tmp_path: Path
+) -> None:
+    config = target_config(tenant, tmp_path, max_list_in_flight=1)
+    tenant.configure(latency_ms=30)
+    target = Running(config)
+    target.feed(singer_input(invoices_with_state(10, every=10)))
+    wait_for(lambda: len(pages_read(tenant)) >= 20)  # index rows written, not verified
+    target.kill()
+    tenant.configure(latency_ms=0)
+    (index,) = index_files(tmp_path)
+    since = len(tenant.requests())
+
+    result = run_target(config, invoices_with_state(10, every=10))
+
+    assert result.returncode == 0, result.stderr
+    assert "every page of invoices is read: no verified index of this tenant yet" in result.stderr
+    assert sorted(pages_read(tenant, since)) == list(range(1, PAGES + 1))
+    stored_once(tenant, range(10))
+    since = len(tenant.requests())
+    assert run_target(config, invoices_with_state(10, every=10)).returncode == 0
+    assert pages_read(tenant, since) == [1]
+    assert index.exists()
