@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 MELTANO_VENV := .venv-meltano
 MELTANO := $(MELTANO_VENV)/bin/meltano
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench bench-incremental clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,9 @@ test: lint .meltano/.installed
 
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/throughput.py
+
+bench-incremental: $(BIN)/.installed
+	$(BIN)/python benchmarks/throughput.py --only incremental
 
 clean:
 	rm -rf $(VENV) $(MELTANO_VENV) .venv-py3.* .meltano output .test-logs

@@ -206,6 +206,7 @@ class StandIn:
                 "rate_burst": None,
                 "page_size": PAGE_SIZE,
                 "duplicates": "refuse",
+                "order": "oldest",
             },
         )
         if seed_invoices:

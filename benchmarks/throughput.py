@@ -59,7 +59,13 @@ up as noise rather than as a slower target. The whole run lasts as long as what 
 measures, mostly the five loads into the 20k tenant (each lists it, four re-list it): on
 2 cores ~7 minutes for a target near its listing ideal, ~15 for one that lists a page at
 a time and waits a fixed time after any 5xx. `--only SECTION ...` runs some sections
-(cpu latency memory listing faults rate); every size is an option too.
+(cpu latency memory listing faults rate incremental); every size is an option too.
+7. **Incremental runs** (issue 17; `incremental.py` says what each scenario does): a
+   200,000-invoice tenant after one run that loaded 1,000, newest first and oldest
+   first: pages read and seconds over an empty tenant with replay safety off, for 10
+   repeated + 100 new, another writer's invoice sent again, one answer lost after
+   storing, a resume after kill -9; listed by id, a full listing. Run alone with
+   `make bench-incremental` (~2-3 minutes).
 
 Where the CPU goes: `python benchmarks/profile_target.py`.
 """
@@ -101,6 +107,7 @@ from harness import (
     standin,
     write_input,
 )
+from incremental import Incremental
 from network_ideal import dry_run, records_per_second
 
 LATENCY_MS = 50.0
@@ -125,7 +132,7 @@ NOISY = 0.1
 """CPU of unrelated processes (share of one core) above which a run is flagged noisy."""
 SUMMARY = re.compile(r"Summary: .*? (\d+) acknowledged, (\d+) already present, (\d+) rejected")
 READER_DONE = re.compile(r"completed processing \d+ lines of input \(\d+ schemas, (\d+) records")
-SECTIONS = ("cpu", "latency", "memory", "listing", "faults", "rate")
+SECTIONS = ("cpu", "latency", "memory", "listing", "faults", "rate", "incremental")
 
 
 # -- what the target says about itself -----------------------------------------------
@@ -772,7 +779,25 @@ def run_sections(
         )
     if "rate" in wanted:
         sections.append(rate_section(server, inputs["rate"], workdir))
+    if "incremental" in wanted:
+        sections.append(incremental_section(server, workdir))
     return sections
+
+
+def incremental_section(server: StandIn, workdir: Path) -> Section:
+    """7. Scheduled incremental runs into a 200,000-invoice tenant (incremental.py)."""
+    section = Section("7. Incremental runs: a 200,000-invoice tenant, 25 per page, 50 ms")
+    runs = Incremental(server, workdir, run_target, check_load, section.add)
+    base_110 = runs.baseline(110, "baseline: 110 into empty, replay off")
+    base_150 = runs.baseline(150, "baseline: 150 into empty, replay off")
+    for order in ("newest", "oldest"):
+        runs.scenarios(order, base_110, base_150)
+    runs.by_id(base_110)
+    section.figures = [
+        Figure(name, measured, against, "", goal, passed)
+        for name, measured, against, goal, passed in runs.figures
+    ]
+    return section
 
 
 def input_sizes(args: argparse.Namespace) -> dict[str, int]:

@@ -56,6 +56,7 @@ from target_leanpay.errors import (
     RetriesExhausted,
     quote,
 )
+from target_leanpay.items import Created
 from target_leanpay.progress import plural
 from target_leanpay.redaction import RedactSecrets
 from target_leanpay.resources import Resource
@@ -75,13 +76,6 @@ OnRetry = Callable[[str], None]
 def encode_batch(resource: Resource, items: Sequence[dict[str, Any]]) -> bytes:
     """The JSON body of a batch import: `{"invoices": [...]}`."""
     return _json_encode({resource.body_key: items})
-
-
-class Created(msgspec.Struct, frozen=True):
-    """What the target reads of an object Leanpay created (other fields are skipped)."""
-
-    id: str | None = None
-    externalId: str | None = None  # noqa: N815 - Leanpay's name
 
 
 class _Answer(msgspec.Struct):

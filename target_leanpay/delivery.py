@@ -46,15 +46,15 @@ from typing import Any, Protocol
 import msgspec
 
 from target_leanpay.checkpoint import Checkpoints
-from target_leanpay.client import Created, OnRetry
+from target_leanpay.client import OnRetry
 from target_leanpay.deadletter import DeadLetters, RejectedItem
-from target_leanpay.errors import Ambiguous, ApiError, ItemsRefused, Stopped, quote
+from target_leanpay.errors import Ambiguous, ApiError, ItemsRefused, Stopped
+from target_leanpay.items import Chunk, Created, Pending
 from target_leanpay.mapping import Problem, Reference
-from target_leanpay.progress import Progress, StreamStats
+from target_leanpay.progress import Progress
 from target_leanpay.receipts import Receipts
 from target_leanpay.references import References
 from target_leanpay.repeats import as_data, differences, recalled, remembered, repeat_reason
-from target_leanpay.replay import ReplayGuard
 from target_leanpay.resources import Resource
 from target_leanpay.values import InvalidValue
 
@@ -72,59 +72,6 @@ class Sender(Protocol):
         on_retry: OnRetry | None = None,
     ) -> list[Created] | None:
         """Send one batch; return the objects the answer lists (None: unreadable)."""
-
-
-def identify(record: Mapping[str, Any], key_properties: Sequence[str], line: int) -> str:
-    """How a human finds a record again: externalId, else its key, else its line."""
-    external_id = record.get("externalId", record.get("external_id"))
-    if external_id not in (None, ""):
-        return f"externalId {quote(str(external_id), 80)!r} (input line {line})"
-    keys = ", ".join(f"{k}={quote(str(record.get(k)), 40)}" for k in key_properties)
-    return f"{keys} (input line {line})" if keys else f"at input line {line}"
-
-
-@dataclass(slots=True)
-class Pending:
-    """A mapped record waiting for Leanpay's answer."""
-
-    seq: int
-    record: dict[str, Any]
-    payload: dict[str, Any]
-    external_id: str | None
-    line: int
-    key_properties: Sequence[str]
-    stream: str
-    stats: StreamStats
-    resolved: dict[str, str] | None = None
-    """Leanpay ids found for the payload's references (`Reference`), which stay as read."""
-
-    @property
-    def wire(self) -> dict[str, Any]:
-        """The item as sent: the payload with its references resolved."""
-        return self.payload if self.resolved is None else {**self.payload, **self.resolved}
-
-    @property
-    def ident(self) -> str:
-        """Built only when a message needs it: most records never do."""
-        return identify(self.record, self.key_properties, self.line)
-
-
-@dataclass(slots=True)
-class Chunk:
-    """Up to 100 items of one stream, bound for one resource."""
-
-    stream: str
-    resource: Resource
-    items: list[Pending]
-    stats: StreamStats
-    guard: ReplayGuard[Pending]
-
-    def describe(self, items: Sequence[Pending] | None = None) -> str:
-        """Name the stream and the batch's first and last record."""
-        items = self.items if items is None else items
-        first, last = items[0].ident, items[-1].ident
-        span = first if len(items) == 1 else f"{first} … {last}"
-        return f"stream '{self.stream}', batch of {len(items)} {self.resource.name} ({span})"
 
 
 @dataclass(slots=True)
@@ -231,6 +178,8 @@ class Delivery:
                 payloads = [p.wire for p in items]
                 self._receipts.mark_sending(chunk.resource.name, [e for e in marked if e])
                 created = self._send(chunk.resource, payloads, on_retry=count_retry)
+                if created:  # in the tenant index before a re-listing may start
+                    chunk.guard.stored([msgspec.structs.asdict(c) for c in created])
         except ItemsRefused as refusal:
             self._receipts.refused(chunk.resource.name, [e for e in marked if e])
             self._isolate(chunk, items, refusal, refused, ambiguous_tries=ambiguous_tries)
@@ -255,13 +204,14 @@ class Delivery:
     ) -> None:
         """Settle what Leanpay's 2xx answer lists; the rest is not known to be stored."""
         ids = {c.externalId: c.id for c in created or () if c.externalId}
+        tenant = next((c.tenantId for c in created or () if c.tenantId), None)
         if created is not None and len(created) >= len(items):
-            self._settle(chunk, items, present=False, ids=ids)
+            self._settle(chunk, items, present=False, ids=ids, tenant=tenant)
             return
         confirmed = [p for p in items if p.external_id in ids]
         unconfirmed = [p for p in items if p.external_id not in ids]
         if confirmed:
-            self._settle(chunk, confirmed, present=False, ids=ids)
+            self._settle(chunk, confirmed, present=False, ids=ids, tenant=tenant)
         said = "no readable list" if created is None else f"{len(created)} objects"
         unknown = Ambiguous(
             f"Leanpay answered 2xx, but its answer ({said}) does not confirm "
@@ -487,6 +437,7 @@ class Delivery:
         *,
         present: bool,
         ids: Mapping[str, str | None] | None = None,
+        tenant: str | None = None,
     ) -> None:
         """Leanpay holds these items (sent now, or before): settle them and their twins.
 
@@ -497,7 +448,7 @@ class Delivery:
         pairs = [(p.external_id, get(p.external_id)) for p in items if p.external_id]
         if not present and self._receipts.path is not None:
             receipts = [(e, i) for e, i in pairs if i is not None]
-            self._receipts.record(chunk.stream, chunk.resource.name, receipts)
+            self._receipts.record(chunk.stream, chunk.resource.name, receipts, tenant)
         sent = None
         if not present:
             sent = {p.external_id: remembered(p.ident, p.payload) for p in items if p.external_id}

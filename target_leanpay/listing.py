@@ -33,6 +33,9 @@ ExternalIds = Callable[[list[tuple[str, str | None]]], None]
 """Receives the (externalId, Leanpay id) of each page's objects, from whichever thread
 read it."""
 
+Objects = Callable[[list[Any]], None]
+"""Receives each page's objects whole (the tenant index keeps their ids and times)."""
+
 PROGRESS_INTERVAL_SECONDS = 5.0
 
 
@@ -43,6 +46,9 @@ class Listed:
     pages: int
     rows: int
     external_ids: int
+    new: int | None = None
+    """A delta (tenant_listing.py): how many invoices the index lacked; None: every page
+    was read, `rows` counts them."""
 
 
 class Listing:
@@ -66,13 +72,23 @@ class Listing:
         self._concurrency = concurrency
         self._stopping = stopping
 
-    def read_all(self, remember: ExternalIds) -> Listed:
-        """Read every page, handing each page's externalIds to `remember`."""
+    def read_all(
+        self,
+        remember: ExternalIds,
+        *,
+        first: dict[str, Any] | None = None,
+        objects: Objects | None = None,
+    ) -> Listed:
+        """Read every page, handing each page's externalIds to `remember` (and its
+        objects to `objects`); `first`: page 1, already read."""
         progress = _Progress(self.name)
-        first = self._page(1, remember, progress)
+        if first is None:
+            first = self._page(1, remember, progress, objects)
+        else:
+            self._hand_over(first, remember, objects)
         declared = first.get("pageCount")
         if not isinstance(declared, int) or isinstance(declared, bool):
-            return self._one_by_one(first, remember, progress)
+            return self._one_by_one(first, remember, progress, objects)
         progress.total = last = declared
         rows, ids = self._count(first)
         threads = ThreadPoolExecutor(self._concurrency, thread_name_prefix="leanpay-list")
@@ -81,7 +97,7 @@ class Listing:
             page = 2
             while pending or page <= last:
                 while page <= last and len(pending) < self._concurrency:
-                    pending.add(threads.submit(self._page, page, remember, progress))
+                    pending.add(threads.submit(self._page, page, remember, progress, objects))
                     page += 1
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:  # re-raises the error of a page that failed
@@ -98,24 +114,42 @@ class Listing:
         return Listed(max(last, 1), rows, ids)
 
     def _one_by_one(
-        self, first: dict[str, Any], remember: ExternalIds, progress: _Progress
+        self,
+        first: dict[str, Any],
+        remember: ExternalIds,
+        progress: _Progress,
+        objects: Objects | None,
     ) -> Listed:
         rows, ids = self._count(first)
         page, body = 1, first
         while body.get("data"):
             page += 1
-            body = self._page(page, remember, progress)
+            body = self._page(page, remember, progress, objects)
             page_rows, page_ids = self._count(body)
             rows, ids = rows + page_rows, ids + page_ids
         return Listed(page, rows, ids)
 
-    def _page(self, page: int, remember: ExternalIds, progress: _Progress) -> dict[str, Any]:
-        if self._stopping.is_set():
-            raise Stopped(f"listing {self.name} stopped before page {page}: the run is stopping")
-        body = self._read_page(self.path, page)
-        remember(_external_ids(self._objects(body)))
+    def _page(
+        self, page: int, remember: ExternalIds, progress: _Progress, objects: Objects | None
+    ) -> dict[str, Any]:
+        body = self.read_page(page)
+        self._hand_over(body, remember, objects)
         progress.page_read()
         return body
+
+    def read_page(self, page: int) -> dict[str, Any]:
+        """One page; Stopped once the run stops."""
+        if self._stopping.is_set():
+            raise Stopped(f"listing {self.name} stopped before page {page}: the run is stopping")
+        return self._read_page(self.path, page)
+
+    def _hand_over(
+        self, body: dict[str, Any], remember: ExternalIds, objects: Objects | None
+    ) -> None:
+        found = self._objects(body)
+        remember(_external_ids(found))
+        if objects is not None:
+            objects(found)
 
     def _objects(self, body: dict[str, Any]) -> list[Any]:
         """The page's objects of this resource: its rows, or what each row holds inside."""

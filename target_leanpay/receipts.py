@@ -1,7 +1,8 @@
 """Receipts: a durable record of every item Leanpay acknowledged, kept across runs.
 
 With `receipts_path` set, each acknowledged item becomes one JSON line:
-`{"resource", "externalId", "id", "stream", "run_started"}`. Later runs read the file:
+`{"resource", "externalId", "id", "stream", "run_started", "tenantId"}`. Later runs read
+the file (once the run knows its tenant, the lines of another are not used):
 
 * to resolve references by externalId (a link's `creditNoteExternalId`): credit notes
   cannot be listed, so the receipts are the only place their Leanpay ids are known;
@@ -56,6 +57,8 @@ class Receipt(msgspec.Struct, frozen=True):
     id: str
     stream: str
     run_started: str
+    tenantId: str | None = None  # noqa: N815 - Leanpay's name
+    """The Leanpay tenant that acknowledged it (lines written before it was kept: None)."""
 
 
 _encode = msgspec.json.Encoder().encode
@@ -108,8 +111,9 @@ class Receipts:
         except OSError as exc:
             raise ConfigError(f"receipts_path {path!r} cannot be opened: {exc.strerror}") from None
 
-    def earlier(self, resource: str) -> Iterator[Pair]:
-        """(externalId, id) of every receipt of `resource` in the file (earlier runs)."""
+    def earlier(self, resource: str, tenant: str | None = None) -> Iterator[Pair]:
+        """(externalId, id) of every receipt of `resource` in the file (earlier runs);
+        with `tenant`, none that names another tenant (a receipts file is one tenant's)."""
         if self.path is None or not os.path.exists(self.path):
             return
         with open(self.path, "rb") as lines:
@@ -123,7 +127,9 @@ class Receipts:
                         f"receipts {self.path} line {number} is not a receipt ({exc}); "
                         "target-leanpay writes that file itself: restore it or start a new one"
                     ) from None
-                if receipt.resource == resource:
+                if receipt.resource == resource and (
+                    tenant is None or receipt.tenantId in (None, tenant)
+                ):
                     yield receipt.externalId, receipt.id
 
     def uncertain(self, resource: str) -> set[str]:
@@ -207,12 +213,16 @@ class Receipts:
         _sync_folder(self.sending_path)
         return open(self.sending_path, "ab")
 
-    def record(self, stream: str, resource: str, acknowledged: Sequence[Pair]) -> None:
-        """Append the receipts of one acknowledged batch and make them durable."""
+    def record(
+        self, stream: str, resource: str, acknowledged: Sequence[Pair], tenant: str | None = None
+    ) -> None:
+        """Append the receipts of one acknowledged batch (of `tenant`, as Leanpay's
+        answer names it) and make them durable."""
         if self._file is None or not acknowledged:
             return
+        started = self._run_started
         lines = b"".join(
-            _encode(Receipt(resource, external_id, leanpay_id, stream, self._run_started)) + b"\n"
+            _encode(Receipt(resource, external_id, leanpay_id, stream, started, tenant)) + b"\n"
             for external_id, leanpay_id in acknowledged
         )
         with self._lock:

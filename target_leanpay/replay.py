@@ -4,14 +4,15 @@ Singer delivery is at-least-once: a resumed run re-sends records after the last 
 and some of them may already be in Leanpay. Leanpay documents no idempotency key and no
 behaviour for a repeated externalId, so the target does not rely on one:
 
-* when a stream of a listable resource (invoices: `GET /invoices?page=N`) starts, every
-  page is read, in the background and several at a time (`listing.py`), and the
-  externalIds kept (`KnownIds`, on disk); reading and mapping go on meanwhile, but no
-  chunk is sent before the listing is complete;
+* when a stream of a listable resource (invoices: `GET /invoices?page=N`) starts, the
+  tenant is listed in the background: only the pages of what is new since the tenant
+  index was last verified (`tenant_listing.py`, `delta.py`), else every page, several
+  at a time (`listing.py`); the externalIds are kept (`KnownIds`, on disk); reading and
+  mapping go on meanwhile, but no chunk is sent before the listing is complete;
 * each record's externalId is *claimed* when it is read; a later record with the same
   externalId waits for the first one's outcome (acknowledged -> "already present";
   refused -> refused too, pointing at the first). This holds for every resource, with
-  replay safety on or off: twins within one input are never both sent;
+  replay safety on or off: twins within one input are never both sent (`twins.py`);
 * just before a chunk is sent, the ids Leanpay holds are sifted out ("already present");
 * after an ambiguous request (sent, but its outcome unknown), only a listing that
   started after the request ended (and after the wait Leanpay may still need) can say
@@ -36,18 +37,21 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import partial
-from typing import Any, Generic, Literal, TypeVar
+from pathlib import Path
+from typing import Any, Generic, TypeVar
 
 from target_leanpay.errors import AuthError, Stopped
 from target_leanpay.listing import Listed, Listing
 from target_leanpay.progress import plural
 from target_leanpay.receipts import Receipts
 from target_leanpay.resources import Resource
+from target_leanpay.tenant_index import TenantIndex
+from target_leanpay.tenant_listing import TenantListing
+from target_leanpay.twins import Fate, Twins
 
 logger = logging.getLogger("target-leanpay.replay")
 
 T = TypeVar("T")
-Verdict = Literal["send", "parked"]
 PageReader = Callable[[str, int], dict[str, Any]]
 Clock = Callable[[], float]
 Pause = Callable[[threading.Condition, float], object]
@@ -57,8 +61,6 @@ COALESCE_SECONDS = 1.0
 """Ambiguous requests whose waits end within this long of each other share one listing."""
 POLL_SECONDS = 0.2
 """How often a thread waiting on a listing looks at the run's stop flag."""
-_NO_TWINS: list[Any] = []
-"""The twins of a claim that has none yet: one shared (and never filled) list."""
 
 MAX_QUERY_IDS = 500
 """Ids per statement, far below SQLite's variable limit (999 before SQLite 3.32)."""
@@ -66,13 +68,14 @@ MAX_QUERY_IDS = 500
 
 SEVERAL = "*"
 """The Leanpay id of an externalId that several Leanpay objects carry: none can be chosen."""
+_LOAD_INDEX = (
+    "INSERT INTO known SELECT external_id, CASE WHEN count(DISTINCT leanpay_id) > 1 "
+    "THEN '*' ELSE max(leanpay_id) END, 1, NULL FROM tenant.invoices WHERE external_id IS NOT NULL "
+    "GROUP BY external_id ON CONFLICT (external_id) DO UPDATE SET before_run = 1"
+)
+"""Every invoice of an attached tenant index, known before this run ('*': SEVERAL)."""
 Pair = tuple[str, str | None]
 """(externalId, Leanpay id or None when unknown)."""
-
-
-def _alike(_first: object, _later: object) -> bool:
-    """Twins compared by nobody (the sink compares contents: repeats.py)."""
-    return True
 
 
 class KnownIds:
@@ -89,7 +92,7 @@ class KnownIds:
 
     def __init__(self) -> None:
         # "" = a private on-disk temporary database, deleted on close
-        self._db = sqlite3.connect("", check_same_thread=False, isolation_level=None)
+        self._db = sqlite3.connect("", check_same_thread=False, isolation_level=None, uri=True)
         self._db.execute("PRAGMA journal_mode = OFF")
         self._db.execute("PRAGMA synchronous = OFF")
         # before_run: Leanpay held it before this run sent anything (the first listing, the
@@ -173,6 +176,20 @@ class KnownIds:
             ).fetchone()
         return (False, None) if row is None else (True, row[0])
 
+    def load(self, index: TenantIndex) -> None:
+        """Remember every invoice of the tenant index, as held before this run (one
+        statement when the index is a file: no row passes through Python)."""
+        path = index.on_disk
+        if path is None:
+            self.add(index.pairs(), before_run=True)
+            return
+        with self._lock:
+            self._db.execute("ATTACH DATABASE ? AS tenant", (path.resolve().as_uri() + "?mode=ro",))
+            try:
+                self._db.execute(_LOAD_INDEX)
+            finally:
+                self._db.execute("DETACH DATABASE tenant")
+
     def close(self) -> None:
         """Delete the temporary file."""
         with self._lock:
@@ -196,7 +213,7 @@ class ReplayGuard(Generic[T]):
     def __init__(
         self,
         resource: Resource,
-        listing: Listing | None,
+        listing: Listing | TenantListing | None,
         *,
         stopping: threading.Event,
         clock: Clock = time.monotonic,
@@ -208,12 +225,9 @@ class ReplayGuard(Generic[T]):
         self._clock = clock
         self._pause = pause
         self._known = KnownIds()
-        self._lock = threading.Lock()  # claims are taken per record: a plain lock is cheapest
-        self._released = threading.Condition(self._lock)
-        self._claims: dict[str, list[T]] = {}  # claimant's externalId -> waiting twins
-        self._claimants: dict[str, T] = {}  # externalId -> the claimant, while on its way
-        self._refused: set[str] = set()  # externalIds Leanpay refused in this run
-        self._uncertain: set[str] = set()  # sent, answer lost, and no way to check
+        self._twins: Twins[T] = Twins(resource.name, stopping=stopping)
+        self.claim = self._twins.claim
+        """`item` may be sent, unless an earlier twin is on its way (twins.py)."""
         self._changed = threading.Condition(threading.Lock())
         self._listed_from: float | None = clock()
         """When the newest complete listing started (all that Leanpay held then is known):
@@ -227,6 +241,7 @@ class ReplayGuard(Generic[T]):
         self._wanted: list[float] = []  # `since` of each thread waiting for a listing
         self._on_wire: set[int] = set()
         self._post_ids = itertools.count()
+        self._receipted: list[str] = []
         self.listings = 0
 
     @property
@@ -248,6 +263,7 @@ class ReplayGuard(Generic[T]):
         def first_listing() -> None:
             try:
                 self.confirm_since(float("-inf"))
+                self._report_doubts()
             except BaseException as failure:  # raised to the sending threads by `held`
                 with self._changed:
                     self._first_failure = failure
@@ -311,7 +327,7 @@ class ReplayGuard(Generic[T]):
             while (remaining := moment - self._clock()) > 0:
                 self._wait_a_little(remaining)
 
-    def _lead(self, listing: Listing) -> None:
+    def _lead(self, listing: Listing | TenantListing) -> None:
         """List for every waiter whose `since` is due within COALESCE_SECONDS of the first.
 
         Called holding `_changed`; released while sleeping and while listing.
@@ -323,33 +339,41 @@ class ReplayGuard(Generic[T]):
             if remaining < 0:
                 break
             self._wait_a_little(max(remaining, 0.001))
-        on_wire = set(self._on_wire)  # their outcome may add waiters: let them end first
-        if on_wire:
-            logger.debug(
-                "listing %s again once the %s on the wire %s answered",
-                self.resource.name,
-                plural(len(on_wire), "request"),
-                "is" if len(on_wire) == 1 else "are",
-            )
-        while on_wire & self._on_wire:
-            self._wait_a_little()
-        started = self._clock()
-        waiting = len(self._wanted)
+        # Close the gate first, then wait for what is on the wire: a POST can no longer
+        # start between the snapshot and the closing (it would be unseen by this listing,
+        # and its objects would shift the pages under it).
         self._listing_now = True
-        self._changed.release()
         try:
-            listed = self._read(listing, before_run=self._listed_from is None)
+            if self._on_wire:  # their outcome may add waiters: let them end first
+                logger.debug(
+                    "listing %s again once the %s on the wire %s answered",
+                    self.resource.name,
+                    plural(len(self._on_wire), "request"),
+                    "is" if len(self._on_wire) == 1 else "are",
+                )
+            while self._on_wire:
+                self._wait_a_little()
+            started = self._clock()
+            waiting = len(self._wanted)
+            self._changed.release()
+            try:
+                listed = self._read(listing, before_run=self._listed_from is None)
+            finally:
+                self._changed.acquire()
         finally:
-            self._changed.acquire()
             self._listing_now = False
             self._changed.notify_all()
         self.listings += 1
         self._listed_from = max(started, self._listed_from or started)
         _log_listing(self.resource.name, listed, self._clock() - started, self.listings, waiting)
 
-    def _read(self, listing: Listing, *, before_run: bool) -> Listed:
+    def _read(self, listing: Listing | TenantListing, *, before_run: bool) -> Listed:
         try:
-            return listing.read_all(partial(self._known.add, before_run=before_run))
+            listed = listing.read_all(partial(self._known.add, before_run=before_run))
+            if isinstance(listing, TenantListing) and listed.new is not None and before_run:
+                assert listing.index is not None, "a delta needs an index"
+                self._known.load(listing.index)  # the rest of the tenant, known before
+            return listed
         except AuthError as refused:
             raise AuthError(
                 f"{refused} (while listing {self.resource.name} for replay safety: the "
@@ -367,26 +391,31 @@ class ReplayGuard(Generic[T]):
 
     # -- claims and acknowledgements ------------------------------------------------
 
-    def claim(
-        self, external_id: str, item: T, same: Callable[[T, T], bool] = _alike
-    ) -> Verdict | T:
-        """`item` may be sent, unless an earlier twin is on its way: then it waits for its
-        outcome, if it is the `same`; if it is not, that earlier twin is returned, and
-        `item` is not claimed (the caller rejects it)."""
-        with self._lock:
-            twins = self._claims.get(external_id)
-            if twins is None:
-                self._claims[external_id] = _NO_TWINS  # shared: no list per record
-                self._claimants[external_id] = item
-                return "send"
-            first = self._claimants[external_id]
-            if not same(first, item):
-                return first
-            if twins is _NO_TWINS:
-                self._claims[external_id] = [item]
-            else:
-                twins.append(item)
-            return "parked"
+    def stored(self, objects: Sequence[Any]) -> None:
+        """Leanpay's answer listed these objects as created: the tenant index keeps them
+        (`acknowledged` settles their records)."""
+        if isinstance(self.listing, TenantListing):
+            self.listing.stored(objects)
+
+    def doubt(self, pairs: Iterable[Pair]) -> None:
+        """The receipts of earlier runs, for a resource the listing settles: the listing
+        wins. Those it does not show (deleted in Leanpay, or receipts of another tenant)
+        are reported once, after the first listing, and sent again."""
+        self._receipted = [e for e, _ in pairs]
+
+    def _report_doubts(self) -> None:
+        """After the first listing: what the receipts say and Leanpay does not show."""
+        receipted, self._receipted = self._receipted, []
+        held = self._known.among(receipted)
+        missing = [e for e in receipted if e not in held]
+        if missing:
+            logger.warning(
+                "receipts_path records %s this target created that Leanpay does not list "
+                "(first: %r): deleted in Leanpay, or the receipts of another tenant (a reset "
+                "stand-in). The listing is believed: they are sent again if the input holds them",
+                plural(len(missing), self.resource.name[:-1]),
+                missing[0],
+            )
 
     def learn(self, pairs: Iterable[Pair]) -> None:
         """Objects Leanpay held before this run, with their ids, known from elsewhere
@@ -400,7 +429,7 @@ class ReplayGuard(Generic[T]):
         `sent` (if any); return the twins that were waiting."""
         pairs = list(pairs)
         self._known.add(pairs, sent=sent)
-        return self._release([external_id for external_id, _ in pairs])
+        return self._twins.release([external_id for external_id, _ in pairs])
 
     def sent_earlier(self, external_ids: Sequence[str]) -> dict[str, bytes]:
         """The payloads this run already sent (and Leanpay acknowledged) for these."""
@@ -409,20 +438,14 @@ class ReplayGuard(Generic[T]):
     def refused(self, external_id: str, *, uncertain: bool = False) -> list[T]:
         """The claimant was refused, or set aside as `uncertain` (Leanpay may hold it but
         cannot be asked); return its twins, which cannot be trusted either."""
-        with self._lock:
-            (self._uncertain if uncertain else self._refused).add(external_id)
-        return self._release([external_id])
+        return self._twins.refused(external_id, uncertain=uncertain)
 
     def settled_id(self, external_id: str) -> str | None:
         """The Leanpay id of the object with `external_id`, once known: waits while this
         run is still sending it, and for the first listing. None when it is not in
         Leanpay (as far as the listing, the receipts and this run know); SEVERAL when more
         than one object carries it. `was_refused` tells a refusal apart."""
-        with self._released:
-            while external_id in self._claims:
-                if self._stopping.is_set():
-                    raise Stopped(f"the run is stopping: {self.resource.name} not resolved")
-                self._released.wait(POLL_SECONDS)
+        self._twins.wait_settled(external_id)
         if self.held([external_id]):
             return self._known.leanpay_id(external_id)
         return None
@@ -431,13 +454,8 @@ class ReplayGuard(Generic[T]):
         """Whether this run has claimed `external_id` (it is on its way, or settled) or
         Leanpay is known to hold it: asked by the reading thread when a reference to it is
         read, to tell whether the reference may wait for the object's outcome."""
-        with self._lock:
-            if (
-                external_id in self._claims
-                or external_id in self._refused
-                or external_id in self._uncertain
-            ):
-                return True
+        if self._twins.seen(external_id):
+            return True
         return bool(self._known.among([external_id]))
 
     def held_before_run(self, external_id: str) -> tuple[bool, str | None]:
@@ -448,29 +466,16 @@ class ReplayGuard(Generic[T]):
         self.held([])
         return self._known.before_run(external_id)
 
-    def fate(self, external_id: str) -> Literal["refused", "uncertain"] | None:
+    def fate(self, external_id: str) -> Fate | None:
         """Whether the record with `external_id` was refused by Leanpay in this run, or
         set aside because Leanpay may hold it without a way to ask."""
-        with self._lock:
-            if external_id in self._refused:
-                return "refused"
-            return "uncertain" if external_id in self._uncertain else None
+        return self._twins.fate(external_id)
 
     def close(self) -> None:
-        """Delete the on-disk id store."""
+        """Delete the on-disk id store; close the tenant index and release its lock."""
         self._known.close()
-
-    def _release(self, external_ids: Iterable[str]) -> list[T]:
-        waiting: list[T] = []
-        pop, pop_claimant = self._claims.pop, self._claimants.pop
-        with self._lock:
-            for external_id in external_ids:
-                pop_claimant(external_id, None)
-                twins = pop(external_id, None)
-                if twins:
-                    waiting += twins
-            self._released.notify_all()
-        return waiting
+        if isinstance(self.listing, TenantListing):
+            self.listing.close()
 
 
 def _log_listing(name: str, listed: Listed, seconds: float, number: int, waiting: int) -> None:
@@ -484,6 +489,18 @@ def _log_listing(name: str, listed: Listed, seconds: float, number: int, waiting
     which = (
         "listed" if number == 1 else f"listed again (for {plural(waiting, 'uncertain request')})"
     )
+    if listed.new is not None:
+        logger.info(
+            "Replay safety: %d %s in Leanpay, %d new since the tenant index was verified, "
+            "%s: %s in %.1f s",
+            listed.rows,
+            name,
+            listed.new,
+            which,
+            plural(listed.pages, "page"),
+            seconds,
+        )
+        return
     logger.info(
         "Replay safety: %d %s %s, %d with an externalId: %s in %.1f s",
         listed.rows,
@@ -506,9 +523,17 @@ class ReplayGuards:
         concurrency: int,
         stopping: threading.Event,
         receipts: Receipts,
+        api_url: str = "",
+        index_dir: Path | None = None,
+        writes: bool = True,
     ) -> None:
-        """`read_page` None: a dry run, which reads nothing and assumes an empty tenant."""
+        """`read_page` None: a dry run, which reads nothing and assumes an empty tenant.
+        `index_dir`: where tenant indexes live (None: none is used); `writes` False (a
+        plan): they are read, never written."""
         self._read_page = read_page
+        self._api_url = api_url
+        self._index_dir = index_dir
+        self._writes = writes
         self._enabled = enabled
         self._concurrency = concurrency
         self._stopping = stopping
@@ -526,11 +551,23 @@ class ReplayGuards:
                 guard = self._guards[resource.name] = ReplayGuard(
                     resource, self._listing(resource), stopping=self._stopping
                 )
-                guard.learn(self._receipts.earlier(resource.name))
+                earlier = self._receipts.earlier(resource.name, self._tenant())
+                if resource.listed_first and self._enabled:
+                    guard.doubt(earlier)  # the listing wins (a dry run assumes it empty)
+                else:
+                    guard.learn(earlier)
                 guard.start()
         return guard
 
-    def _listing(self, resource: Resource) -> Listing | None:
+    def _tenant(self) -> str | None:
+        """The tenant this run loads, once a listing has named it."""
+        for guard in self._guards.values():
+            listing = guard.listing
+            if isinstance(listing, TenantListing) and listing.index is not None:
+                return listing.index.tenant_id
+        return None
+
+    def _listing(self, resource: Resource) -> Listing | TenantListing | None:
         if not self._enabled or resource.list_path is None:
             return None
         if self._read_page is None:
@@ -540,13 +577,23 @@ class ReplayGuards:
                 resource.name,
             )
             return None
-        return Listing(
+        listing = Listing(
             resource.name,
             resource.list_path,
             self._read_page,
             concurrency=self._concurrency,
             stopping=self._stopping,
             inside=resource.listed_inside,
+        )
+        if not resource.listed_first or self._index_dir is None:
+            return listing  # links: inside their invoices, every page, when in doubt
+        return TenantListing(
+            listing,
+            api_url=self._api_url,
+            folder=self._index_dir,
+            writable=self._writes,
+            concurrency=self._concurrency,
+            stopping=self._stopping,
         )
 
     def close(self) -> None:

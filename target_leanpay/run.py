@@ -107,6 +107,9 @@ class Run:
             concurrency=settings.max_list_in_flight,
             stopping=self.stopping,
             receipts=self.receipts,
+            api_url=settings.api_url,
+            index_dir=settings.index_dir,
+            writes=not writes_nothing,
         )
         # a dry run writes its requests in input order: one thread; a real run one per
         # request in flight: a chunk keeps its thread through retries and waits, so

@@ -24,6 +24,7 @@ from target_leanpay.credentials import key_problem, url_credentials, url_problem
 from target_leanpay.errors import ConfigError, quote
 from target_leanpay.mapping import MappingSettings
 from target_leanpay.resources import MAX_ITEMS_PER_REQUEST, RESOURCES, Resource
+from target_leanpay.tenant_index import default_index_dir
 from target_leanpay.values import date_format_problem
 
 DEFAULT_RESOURCE = "invoices"
@@ -208,14 +209,25 @@ SCHEMA = th.PropertiesList(
         "links and paybacks, and to never send again what this target created.",
     ),
     th.Property(
+        "index_dir",
+        th.StringType,
+        title="Tenant index folder",
+        description="Folder of the tenant index that replay safety keeps between runs (one "
+        "SQLite file per Leanpay tenant, named from the API host and tenant id, and its "
+        "lock), so that a run lists only the invoices created since the last one. Unset: "
+        "$XDG_CACHE_HOME/target-leanpay, else ~/.cache/target-leanpay. A missing or "
+        "damaged index costs one full listing.",
+    ),
+    th.Property(
         "replay_safety",
         th.BooleanType,
         default=True,
         title="Replay safety",
-        description="Read the externalIds Leanpay already holds (GET /invoices, every page) "
-        "and never send one again. Costs one request per page of existing invoices per "
-        "run, max_list_in_flight at a time; turn off only for loads into an empty tenant "
-        "(records repeating an externalId within one input are held back either way).",
+        description="Read the externalIds Leanpay already holds (GET /invoices) and never "
+        "send one again. The first run reads every page, max_list_in_flight at a time; "
+        "later runs read only the pages of invoices created since (see index_dir). Turn "
+        "off only for loads into an empty tenant (records repeating an externalId within "
+        "one input are held back either way).",
     ),
     th.Property(
         "require_external_id",
@@ -274,6 +286,7 @@ class Settings:
     dry_run_path: str
     plan: bool
     receipts_path: str | None
+    index_dir: Path
     replay_safety: bool
     validate_records: bool
 
@@ -377,6 +390,17 @@ def _positive(value: Any, name: str, problems: list[str]) -> float:
     return float(value)
 
 
+def _index_dir(given: str | None, problems: list[str]) -> Path:
+    """The tenant index's folder: given (checked like a file's folder), else the cache."""
+    if given is None:
+        return default_index_dir()
+    try:
+        check_writable(str(Path(given) / "index.sqlite"), "index_dir")
+    except ConfigError as unwritable:
+        problems += unwritable.problems
+    return Path(given)
+
+
 def _date_formats(formats: list[str], problems: list[str]) -> tuple[str, ...]:
     """The declared date formats, each checked once here rather than on every record."""
     for index, fmt in enumerate(formats):
@@ -439,6 +463,7 @@ def parse(config: Mapping[str, Any]) -> Settings:
                 check_writable(path, setting)
             except ConfigError as unwritable:
                 problems += unwritable.problems
+    index_dir = _index_dir(values.get("index_dir") or None, problems)
     max_rejections = values.get("max_rejections")
     if max_rejections is not None and max_rejections < 0:
         problems.append(f"max_rejections must be 0 or more (got {max_rejections})")
@@ -477,6 +502,7 @@ def parse(config: Mapping[str, Any]) -> Settings:
         dry_run_path=values["dry_run_path"],
         plan=plan,
         receipts_path=receipts_path,
+        index_dir=index_dir,
         replay_safety=bool(values["replay_safety"]),
         validate_records=bool(values["validate_records"]),
     )

@@ -20,8 +20,8 @@ from singer_sdk.exceptions import InvalidRecord
 from singer_sdk.sinks import BatchSink
 
 from target_leanpay.deadletter import RejectedItem
-from target_leanpay.delivery import Chunk, Pending, identify
 from target_leanpay.errors import InputError, quote
+from target_leanpay.items import Chunk, Pending, identify
 from target_leanpay.mapping import Problem, RecordMapper, Reference, Rejection
 from target_leanpay.repeats import differences, repeat_reason
 from target_leanpay.resources import RESOURCES

@@ -189,3 +189,42 @@ def test_an_id_store_left_open_is_closed_quietly_when_collected() -> None:
         del known
         gc.collect()
     assert [str(w.message) for w in caught] == []
+
+
+def test_no_post_starts_between_a_re_listing_seeing_the_wire_and_closing_the_gate(
+    tenant: Tenant, stopping: threading.Event, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The re-listing closes the gate before it waits for the POSTs on the wire: a POST
+    that arrives meanwhile waits at the gate (seen in the guard's own pause), and the
+    listing is read with nothing on the wire."""
+    paused: list[str] = []
+
+    def pause(condition: threading.Condition, seconds: float) -> object:
+        paused.append(threading.current_thread().name)
+        return condition.wait(seconds)
+
+    listing = Listing("invoices", "/invoices", tenant.read_page, concurrency=1, stopping=stopping)
+    guard: ReplayGuard[str] = ReplayGuard(INVOICES, listing, stopping=stopping, pause=pause)
+    guard.confirm_since(float("-inf"))
+    on_wire_when_listing: list[int] = []
+    tenant.on_list.append(lambda: on_wire_when_listing.append(len(guard._on_wire)))
+    caplog.set_level(logging.DEBUG, logger="target-leanpay.replay")
+    late_post_started = threading.Event()
+
+    def late_post() -> None:
+        with guard.posting():
+            late_post_started.set()
+
+    with guard.posting():  # a batch on the wire when the re-listing is due
+        checker = threading.Thread(target=guard.confirm_since, args=(time.monotonic(),))
+        checker.start()
+        wait_for(lambda: "once the 1 request on the wire is answered" in caplog.text)
+        poster = threading.Thread(target=late_post, name="late-post")
+        poster.start()
+        wait_for(lambda: "late-post" in paused)  # held at the gate, not on the wire
+        assert not late_post_started.is_set()
+    checker.join(5)
+    poster.join(5)
+    assert on_wire_when_listing == [0]
+    assert late_post_started.is_set()
+    guard.close()

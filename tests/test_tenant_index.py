@@ -1,0 +1,153 @@
+"""The tenant index on disk: named without the key, trusted only when sound, verified
+only by a complete listing; a plan reads it and writes nothing."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from target_leanpay.receipts import Receipts
+from target_leanpay.replay import SEVERAL, KnownIds
+from target_leanpay.tenant_index import (
+    Row,
+    TenantIndex,
+    Watermark,
+    default_index_dir,
+    tenant_stem,
+)
+
+URL = "https://api.leanpay.fr/v1/public"
+TENANT = "9b1f0c1e-7d0a-4c55-9a57-0f4b7d9b2a10"
+
+
+def filled(folder: Path, rows: int = 3) -> TenantIndex:
+    index = TenantIndex(folder, URL, TENANT, writable=True)
+    index.begin_full_listing()
+    index.add(Row(f"id-{n}", f"INV-{n}", 1000 + n) for n in range(rows))
+    index.verified(total=rows, order="newest")
+    return index
+
+
+def test_the_file_is_named_from_the_host_and_tenant(tmp_path: Path) -> None:
+    index = filled(tmp_path)
+    assert index.path == tmp_path / f"api.leanpay.fr-{TENANT}.sqlite"
+    assert tenant_stem("http://127.0.0.1:8042", "a/b") == "127.0.0.1_8042-a_b"
+    index.close()
+
+
+def test_the_default_folder_is_the_users_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", "/srv/cache")
+    assert default_index_dir() == Path("/srv/cache/target-leanpay")
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", "/home/ada")
+    assert default_index_dir() == Path("/home/ada/.cache/target-leanpay")
+
+
+def test_a_verified_index_is_found_again_by_the_next_run(tmp_path: Path) -> None:
+    filled(tmp_path).close()
+    again = TenantIndex(tmp_path, URL, TENANT, writable=True)
+    assert again.problem is None
+    assert again.count() == 3
+    assert again.has(["id-0", "id-9"]) == {"id-0"}
+    assert again.watermark() == Watermark(True, 1002, 3, "newest")
+    again.close()
+
+
+def test_a_full_listing_cut_short_leaves_an_index_that_says_so(tmp_path: Path) -> None:
+    index = filled(tmp_path)
+    index.begin_full_listing()
+    index.add([Row("id-0", "INV-0", 1000)])  # killed here
+    index.close()
+    again = TenantIndex(tmp_path, URL, TENANT, writable=True)
+    assert again.watermark().complete is False
+    again.close()
+
+
+@pytest.mark.parametrize(
+    ("damage", "why"),
+    [
+        (lambda p: p.write_bytes(p.read_bytes()[:1500]), "unusable"),
+        (lambda p: p.write_bytes(b"not a database at all, not even close" * 40), "unusable"),
+        (lambda p: _sql(p, "PRAGMA user_version = 99"), "schema version 99, not 1"),
+        (lambda p: _sql(p, "UPDATE meta SET value = 'other' WHERE key = 'tenant'"), "'other'"),
+    ],
+    ids=["truncated", "garbage", "other-version", "other-tenant"],
+)
+def test_an_index_that_cannot_be_trusted_is_replaced_by_an_empty_unverified_one(
+    tmp_path: Path, damage: object, why: str
+) -> None:
+    filled(tmp_path, rows=2000).close()
+    path = tmp_path / f"api.leanpay.fr-{TENANT}.sqlite"
+    damage(path)  # type: ignore[operator]
+    again = TenantIndex(tmp_path, URL, TENANT, writable=True)
+    assert again.problem is not None and why in again.problem
+    assert again.count() == 0
+    assert again.watermark().complete is False
+    again.close()
+
+
+def _sql(path: Path, statement: str) -> None:
+    db = sqlite3.connect(path)
+    db.execute(statement)
+    db.commit()
+    db.close()
+
+
+def test_a_plan_reads_the_index_and_writes_nothing(tmp_path: Path) -> None:
+    filled(tmp_path).close()
+    path = tmp_path / f"api.leanpay.fr-{TENANT}.sqlite"
+    before = path.read_bytes()
+    plan = TenantIndex(tmp_path, URL, TENANT, writable=False)
+    assert plan.count() == 3 and plan.watermark().complete
+    plan.add([Row("id-new", "INV-new", 5000)])
+    plan.verified(total=4, order="newest")
+    assert plan.count() == 4  # in memory
+    plan.close()
+    assert path.read_bytes() == before
+    other = TenantIndex(tmp_path / "none", URL, TENANT, writable=False)
+    assert other.count() == 0
+    assert not (tmp_path / "none").exists()
+    other.close()
+
+
+def test_the_run_knows_every_indexed_invoice_as_held_before_it(tmp_path: Path) -> None:
+    index = filled(tmp_path, rows=1200)
+    index.add([Row("id-twin", "INV-5", 1)])  # two Leanpay invoices carry INV-5
+    known = KnownIds()
+    known.add([("INV-1", "id-1")])  # acknowledged meanwhile (not before the run)
+    known.load(index)
+    assert known.among(["INV-0", "INV-1199", "INV-x"]) == {"INV-0", "INV-1199"}
+    assert known.before_run("INV-1") == (True, "id-1")
+    assert known.leanpay_id("INV-5") == SEVERAL
+    known.close()
+    index.close()
+
+
+def test_the_index_says_which_host_and_tenant_it_belongs_to(tmp_path: Path) -> None:
+    filled(tmp_path).close()
+    db = sqlite3.connect(tmp_path / f"api.leanpay.fr-{TENANT}.sqlite")
+    meta = dict(db.execute("SELECT key, value FROM meta WHERE key IN ('host', 'tenant')"))
+    db.close()
+    assert meta == {"host": "api.leanpay.fr", "tenant": TENANT}
+
+
+def test_receipts_say_their_tenant_and_another_tenants_are_not_used(tmp_path: Path) -> None:
+    path = str(tmp_path / "receipts.jsonl")
+    receipts = Receipts(path, writable=True)
+    receipts.record("cn", "credit_notes", [("CN-1", "cn-1")], TENANT)
+    receipts.record("cn", "credit_notes", [("CN-2", "cn-2")], "another-tenant")
+    receipts.close()
+    with open(path, encoding="utf-8") as lines:
+        assert [json.loads(line)["tenantId"] for line in lines] == [TENANT, "another-tenant"]
+    with open(path, "a", encoding="utf-8") as older:  # before lines named their tenant
+        older.write(
+            '{"resource":"credit_notes","externalId":"CN-0","id":"cn-0","stream":"cn",'
+            '"run_started":"2026-01-01T00:00:00+00:00"}\n'
+        )
+    again = Receipts(path, writable=False)
+    assert list(again.earlier("credit_notes", TENANT)) == [("CN-1", "cn-1"), ("CN-0", "cn-0")]
+    assert len(list(again.earlier("credit_notes"))) == 3  # tenant not known yet: all
+    again.close()
