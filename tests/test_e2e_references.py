@@ -182,6 +182,8 @@ def test_a_credit_note_created_in_one_run_resolves_in_the_next_from_the_receipts
     assert receipt == {
         "resource": "credit_notes", "externalId": "CN-1", "id": cn_id,
         "stream": CREDIT_NOTES, "run_started": receipt["run_started"],
+        "sent": {"clientId": CLIENT_ID, "reference": "A-1", "amount": 501,
+                 "issueDate": "2024-03-05"},
     }  # fmt: skip
 
     second = run_target(
