@@ -476,14 +476,19 @@ class Delivery:
         """Of the items Leanpay holds, those the source changed since are updated in place
         or reported (updates.py) and settled here; return the unchanged ones."""
         assert self._updates is not None
-        done = self._updates.sort_out(chunk.resource, chunk.guard, held)
+        # what this run created, updated or reported: repeats.py compared them already
+        handled = chunk.guard.sent_earlier([p.external_id for p in held if p.external_id])
+        repeats = [p for p in held if p.external_id in handled]
+        done = self._updates.sort_out(
+            chunk.resource, chunk.guard, [p for p in held if p.external_id not in handled]
+        )
         if done.updated:
             self._settle(chunk, done.updated, present=True, counted="updated")
         if done.reported:
             self._settle(chunk, done.reported, present=True, counted="changed")
         for item, problems, error in done.refused:
             self._reject_with_twins(chunk, _Refusal(item, problems, error))
-        return done.unchanged
+        return repeats + done.unchanged
 
     def _reject_changed_repeats(self, chunk: Chunk, repeats: list[Pending]) -> set[int]:
         """Of the items Leanpay holds, reject those repeating a record this run sent with
@@ -527,7 +532,8 @@ class Delivery:
             fields = {p.external_id: changes.kept(resource, p.wire) for p in items if p.external_id}
             self._receipts.record(chunk.stream, resource.name, receipts, fields)
         sent = None
-        if not present:
+        if not present or counted is not None:  # created or changed by this run: a later
+            # repeat with other contents is rejected (repeats.py), an identical one is quiet
             sent = {p.external_id: remembered(p.ident, p.payload) for p in items if p.external_id}
         twins = chunk.guard.acknowledged(pairs, sent)
         if present:  # a chunk's items are all of its stream; twins may be of another

@@ -178,9 +178,10 @@ class Plan:
         held = f"; {present} already in Leanpay" if present else ""
         updated = sum(s.updated for s in streams.values())
         changed = sum(s.changed for s in streams.values())
-        if updated or changed:
-            held += f"; {updated} would be updated, {changed} changed but cannot be updated"
-        sending = f"{plural(send, 'record')} in {plural(requests, 'request')}"
+        if changed:
+            held += f"; {changed} changed but cannot be updated (listed above)"
+        updates = f" and {plural(updated, 'update')}" if updated else ""
+        sending = f"{plural(send, 'record')}{updates} in {plural(requests, 'request')}"
         if rejected and not send:
             return (
                 f"NOT READY: no record would be sent ({plural(rejected, 'rejected record')}"
