@@ -259,11 +259,11 @@ class LeanpayClient:
         except msgspec.DecodeError:
             return None
 
-    def put(self, path: str, body: dict[str, Any]) -> None:
+    def put(self, path: str, body: dict[str, Any], *, on_retry: OnRetry | None = None) -> None:
         """PUT one object's new values (`/links/{id}`); retried like a GET: idempotent.
         Raises `ItemsRefused` for 400/409/422, `ApiError` (status 404) for an unknown id."""
         encoded = _json_encode(body)
-        self._with_retries(lambda: self._send("PUT", path, body=encoded), on_retry=None)
+        self._with_retries(lambda: self._send("PUT", path, body=encoded), on_retry=on_retry)
 
     def get_page(self, path: str, page: int) -> dict[str, Any]:
         """GET one page of a list endpoint (`{data, count, total, page, pageCount}`)."""
@@ -487,7 +487,7 @@ class DryRunClient:
             self.requests += 1
         return [Created(externalId=item.get("externalId")) for item in items]
 
-    def put(self, path: str, body: dict[str, Any]) -> None:
+    def put(self, path: str, body: dict[str, Any], *, on_retry: OnRetry | None = None) -> None:
         """Write `{"method": "PUT", "path", "body"}` as one line, as a real run would send."""
         line = b'{"method":"PUT","path":%s,"body":%s}\n' % (_json_encode(path), _json_encode(body))
         with self._lock:

@@ -22,15 +22,17 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
 from target_leanpay import changes
 from target_leanpay.changes import Change
+from target_leanpay.client import OnRetry
 from target_leanpay.deadletter import WARN_LIMIT, DeadLetters, RejectedItem
 from target_leanpay.errors import ApiError, ItemsRefused
 from target_leanpay.mapping import Problem
+from target_leanpay.progress import StreamStats
 from target_leanpay.receipts import Receipts
 from target_leanpay.replay import SEVERAL
 from target_leanpay.resources import Resource
@@ -39,8 +41,14 @@ logger = logging.getLogger("target-leanpay")
 
 T = TypeVar("T", bound="Item")
 
-Putter = Callable[[str, dict[str, Any]], object]
-"""`LeanpayClient.put` (or the dry run's): PUT one body to one path; raises ApiError."""
+
+class Putter(Protocol):
+    """`LeanpayClient.put` (or the dry run's): PUT one body to one path; raises ApiError."""
+
+    def __call__(
+        self, path: str, body: dict[str, Any], *, on_retry: OnRetry | None = None
+    ) -> object:
+        """Send it; `on_retry` is told of each retry."""
 
 
 @dataclass(frozen=True)
@@ -156,6 +164,7 @@ class Item(Protocol):
     external_id: str | None
     stream: str
     record: dict[str, Any]
+    stats: StreamStats
 
     @property
     def wire(self) -> dict[str, Any]:
@@ -219,8 +228,13 @@ class Updates:
         self, resource: Resource, guard: Holdings, held: Item, put: Put, leanpay_id: str
     ) -> tuple[tuple[Problem, ...], ApiError] | None:
         """Send the PUT; on success the receipt and the guard learn the new fields."""
+
+        def count_retry(_message: str) -> None:
+            held.stats.add(retries=1)
+
+        held.stats.add(requests=1)
         try:
-            self._put(put.path, put.body)
+            self._put(put.path, put.body, on_retry=count_retry)
         except (ItemsRefused, ApiError) as error:
             if not isinstance(error, ItemsRefused) and error.status != 404:
                 raise

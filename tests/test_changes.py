@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ from target_leanpay import changes
 from target_leanpay.changes import Change
 from target_leanpay.deadletter import DeadLetters
 from target_leanpay.errors import ApiError, ItemsRefused, RetriesExhausted
+from target_leanpay.progress import StreamStats
 from target_leanpay.receipts import Receipts
 from target_leanpay.resources import ADDRESSES, CREDIT_NOTES, INVOICES, LINKS, PAYBACKS
 from target_leanpay.updates import NotUpdatable, Put, Updates, decide
@@ -135,7 +136,8 @@ class Item:
     external_id: str | None
     wire: dict[str, Any]
     stream: str = "erp-links"
-    record: dict[str, Any] | None = None
+    record: dict[str, Any] = field(default_factory=dict)
+    stats: StreamStats = field(default_factory=lambda: StreamStats("erp-links", "links"))
 
     @property
     def ident(self) -> str:
@@ -163,10 +165,12 @@ class Puts:
         self.sent: list[tuple[str, dict[str, Any]]] = []
         self.fail = fail
 
-    def __call__(self, path: str, body: dict[str, Any]) -> None:
+    def __call__(self, path: str, body: dict[str, Any], *, on_retry: Any = None) -> None:
         self.sent.append((path, body))
         if self.fail is not None:
             raise self.fail
+        if on_retry is not None and path.endswith("-retried"):
+            on_retry("PUT answer lost; retrying")
 
 
 def updates(tmp_path: Path, puts: Puts) -> tuple[Updates, DeadLetters, Receipts]:
@@ -200,6 +204,7 @@ def test_items_are_sorted_into_unchanged_updated_and_reported(tmp_path: Path) ->
     assert [i.external_id for i in done.reported] == ["L-moved"]
     assert done.refused == []
     assert puts.sent == [("/links/id-amount", {"amount": 180, "date": "2024-03-10"})]
+    assert (items[1].stats.requests, items[1].stats.retries) == (1, 0)
     (receipt,) = [json.loads(x) for x in (tmp_path / "receipts.jsonl").read_text().splitlines()]
     assert (receipt["externalId"], receipt["id"]) == ("L-amount", "id-amount")
     assert receipt["sent"] == {**LINK, "amount": 180}
@@ -254,3 +259,13 @@ def test_without_a_dead_letter_file_a_changed_record_is_a_warning_and_the_run_go
     (message,) = [r.getMessage() for r in caplog.records]
     assert message.startswith("Not updated: stream 'erp-links', record externalId 'INV-3'")
     assert "amount: 249623 → 254623" in message
+
+
+def test_each_put_and_each_of_its_retries_is_counted_for_its_stream(tmp_path: Path) -> None:
+    policy, _, receipts = updates(tmp_path, Puts())
+    guard = Guard({"L-1": ("id-retried", held(LINKS, LINK))})
+    item = Item("L-1", {**LINK, "amount": 180})
+    done = policy.sort_out(LINKS, guard, [item])
+    receipts.close()
+    assert done.updated == [item]
+    assert (item.stats.requests, item.stats.retries) == (1, 1)

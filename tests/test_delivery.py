@@ -189,7 +189,7 @@ class Harness:
             updates=None
             if puts is None
             else Updates(
-                put=lambda path, body: puts.append((path, body)),
+                put=lambda path, body, on_retry=None: puts.append((path, body)),
                 dead_letters=self.dead_letters,
                 receipts=self.receipts,
             ),

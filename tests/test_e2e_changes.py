@@ -152,6 +152,15 @@ def summary(result: Result) -> dict[str, dict[str, int]]:
     return counts
 
 
+def traffic(result: Result, stream: str) -> tuple[int, int]:
+    """(requests, retries) of a stream's summary line."""
+    line = re.search(rf"Summary: stream '{stream}' .*", result.stderr)
+    assert line is not None, result.stderr
+    found = re.search(r"(\d+) requests?, (\d+) retr", line.group(0))
+    assert found is not None, line.group(0)
+    return int(found.group(1)), int(found.group(2))
+
+
 def loaded(leanpay: StandIn, tmp_path: Path) -> None:
     """The first run: everything created, nothing else."""
     first = run_target(config(leanpay, tmp_path), everything())
@@ -307,22 +316,35 @@ def test_a_put_answered_404_or_400_is_dead_lettered_with_why(
     assert second.states == [{"done": True}]
 
 
-def test_a_put_whose_answer_is_lost_is_sent_again_and_leanpay_holds_one_update(
+def test_a_put_whose_answer_is_lost_or_a_5xx_is_sent_again_and_leanpay_holds_one_update(
     leanpay: StandIn, tmp_path: Path
 ) -> None:
     loaded(leanpay, tmp_path)
-    leanpay.add_faults({"action": "drop_after_store", "method": "PUT", "path": "/links/{id}"})
+    leanpay.add_faults(
+        {"action": "drop_after_store", "method": "PUT", "path": "/links/{id}"},
+        {"action": "status_after_store", "method": "PUT", "path": "/paybacks/{id}", "status": 503},
+    )
 
-    second = run_target(config(leanpay, tmp_path), everything(link={"amount": 180}))
+    second = run_target(
+        config(leanpay, tmp_path), everything(link={"amount": 180}, refund={"amount": 75})
+    )
 
     assert second.returncode == 0, second.stderr
-    link_id = ids(leanpay, "links")["LNK-0"]
+    link_id, payback_id = ids(leanpay, "links")["LNK-0"], ids(leanpay, "paybacks")["PB-0"]
     puts = [w for w in writes(leanpay) if w[0] == "PUT"]
-    assert puts == [("PUT", f"/links/{link_id}", {"amount": 180, "date": "2024-03-10"})] * 2
+    assert sorted(puts) == [
+        *[("PUT", f"/links/{link_id}", {"amount": 180, "date": "2024-03-10"})] * 2,
+        *[("PUT", f"/paybacks/{payback_id}",
+           {"amount": 75, "date": "2024-03-12", "externalId": "PB-0"})] * 2,
+    ]  # fmt: skip
     assert [(o["externalId"], o["amount"]) for o in leanpay.store("links")] == [
         ("LNK-0", 180), ("LNK-1", 101),
     ]  # fmt: skip
-    assert summary(second)[LINKS]["updated"] == 1
+    assert [(o["externalId"], o["amount"]) for o in leanpay.store("paybacks")] == [
+        ("PB-0", 75), ("PB-1", 51),
+    ]  # fmt: skip
+    assert summary(second)[LINKS]["updated"] == summary(second)[REFUNDS]["updated"] == 1
+    assert traffic(second, LINKS) == traffic(second, REFUNDS) == (1, 1)
     assert dead_letters(tmp_path) == []
 
 
