@@ -186,8 +186,11 @@ class DeadLetters:
             self.changed_count += 1
             count = self.changed_count
         if count <= WARN_LIMIT:
-            where = f"; noted in {self.path}" if self.path is not None else ""
-            logger.warning("Not updated: %s%s", item.headline(), where)
+            reasons = "; ".join(p.reason for p in item.problems)
+            where = f" (noted in {self.path})" if self.path is not None else ""
+            logger.warning(
+                "Not updated: stream '%s', record %s: %s%s", item.stream, item.ident, reasons, where
+            )
         if self.path is None:
             return
         line = _json_line(

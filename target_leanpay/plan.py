@@ -135,7 +135,7 @@ class Plan:
     @staticmethod
     def _change_lines(changes: list[str]) -> list[str]:
         """The differences, in input order, the first MAX_CHANGES of them."""
-        lines = [f"    changed: {change}" for change in changes[:MAX_CHANGES]]
+        lines = [f"    {change}" for change in changes[:MAX_CHANGES]]
         if len(changes) > MAX_CHANGES:
             lines.append(f"    … and {len(changes) - MAX_CHANGES} more changed records")
         return lines

@@ -124,7 +124,7 @@ def decide(
             found,
             f"changed in the source ({changes.describe(found)}), and Leanpay's API cannot "
             f"update {article}: change it in Leanpay, or delete it there and load this record "
-            "again (the record and the payload it would send are in this line)",
+            "again",
         )
     others = [c.field for c in found if c.field not in updatable.fields]
     if others:
@@ -243,13 +243,13 @@ class Updates:
                 f"changed in the source ({changes.describe(put.changes)}); PUT {put.path} to "
                 f"update it failed: Leanpay {what}: {error.api_said}"
             )
-            return (Problem(_fields(put.changes), reason),), error
+            return (Problem("(item)", reason),), error
         kept = changes.kept(resource, held.wire)
         external_id = held.external_id or ""
         pair = [(external_id, leanpay_id)]
         self._receipts.record(held.stream, resource.name, pair, {external_id: kept})
         guard.now_holds(external_id, changes.encode(kept))
-        self._note(held, f"updated ({changes.describe(put.changes)})", put.path)
+        self._note(held, changes.describe(put.changes), put.path)
         return None
 
     def _report(self, held: Item, decision: NotUpdatable) -> None:
@@ -259,25 +259,22 @@ class Updates:
                 ident=held.ident,
                 record=held.record,
                 payload=held.wire,
-                problems=(Problem(_fields(decision.changes), decision.reason),),
+                problems=(Problem("(item)", decision.reason),),
             ),
             [{"field": c.field, "leanpay": c.old, "source": c.new} for c in decision.changes],
         )
         if self._noted is not None:
-            self._noted(held.stream, held.ident, f"changed, not updatable: {decision.reason}")
+            self._noted(held.stream, held.ident, decision.reason)
 
     def _note(self, held: Item, what: str, path: str) -> None:
         """An INFO line per update, up to WARN_LIMIT per run (the summary counts them all)."""
         if self._noted is not None:
-            self._noted(held.stream, held.ident, f"would be {what} by PUT {path}")
+            self._noted(held.stream, held.ident, f"would be updated by PUT {path}: {what}")
             return
         with self._lock:
             self._logged += 1
             if self._logged > WARN_LIMIT:
                 return
-        logger.info("stream '%s', record %s: %s in Leanpay", held.stream, held.ident, what)
-
-
-def _fields(found: list[Change]) -> str:
-    """The fields a change is about, for the message's field part: `amount, dueDate`."""
-    return ", ".join(change.field for change in found)
+        logger.info(
+            "Updated: stream '%s', record %s: %s (PUT %s)", held.stream, held.ident, what, path
+        )

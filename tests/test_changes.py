@@ -212,7 +212,7 @@ def test_items_are_sorted_into_unchanged_updated_and_reported(tmp_path: Path) ->
     (line,) = [json.loads(x) for x in (tmp_path / "dead.jsonl").read_text().splitlines()]
     assert line["outcome"] == "changed, not updatable"
     assert line["changes"] == [{"field": "creditNoteId", "leanpay": "cn-1", "source": "cn-9"}]
-    assert line["reasons"][0]["field"] == "creditNoteId"
+    assert line["reasons"][0]["field"] == "(item)"
     assert dead.count == 0  # not a rejection: max_rejections never counts it
 
 
@@ -232,7 +232,7 @@ def test_a_put_leanpay_refuses_is_returned_to_be_rejected(tmp_path: Path, error:
 
     ((item, problems, api_error),) = done.refused
     assert item.external_id == "L-1" and api_error is error
-    assert problems[0].field == "amount"
+    assert problems[0].field == "(item)"
     assert "PUT /links/id-1 to update it failed" in problems[0].reason
     assert not (tmp_path / "receipts.jsonl").read_text()  # no receipt for a refused PUT
 

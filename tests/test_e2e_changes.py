@@ -205,7 +205,8 @@ def test_changed_invoices_and_credit_note_are_reported_with_both_values(
         "Leanpay's API cannot update an invoice: change it in Leanpay"
         in (lines[1]["reasons"][0]["reason"])
     )
-    warnings = sorted(x for x in second.stderr.splitlines() if "WARNING" in x)
+    warnings = sorted(x.split("Not updated: ")[1] for x in second.stderr.splitlines()
+                      if "WARNING" in x)  # fmt: skip
     assert len(warnings) == 3, second.stderr
     assert "record externalId 'CN-0'" in warnings[0]
     assert "amount: 500 → 650" in warnings[0]
@@ -373,8 +374,11 @@ def test_a_plan_counts_and_lists_what_the_real_run_then_does(
         {"method": "PUT", "path": f"/paybacks/{payback_id}",
          "body": {"amount": 50, "date": "2024-03-22", "externalId": "PB-0"}},
     ]  # fmt: skip
-    assert any("changed: externalId 'INV-1'" in line and "amount: 249621 → 254621" in line
-               for line in report), report  # fmt: skip
+    assert f"    externalId 'LNK-0' (input line 12): would be updated by PUT /links/{link_id}: " \
+        "amount: 100 → 180" in report  # fmt: skip
+    assert "    externalId 'INV-1' (input line 8): changed in the source (amount: 249621 → " \
+        "254621), and Leanpay's API cannot update an invoice: change it in Leanpay, or delete " \
+        "it there and load this record again" in report  # fmt: skip
     planned = {
         stream: tuple(int(n) for n in counts)
         for stream, *counts in re.findall(
@@ -399,3 +403,28 @@ def test_a_plan_counts_and_lists_what_the_real_run_then_does(
     assert done[INVOICES] == (0, 2, 0, 1)
     assert done[LINKS] == (0, 1, 1, 0)
     assert done[REFUNDS] == (0, 1, 1, 0)
+
+
+def test_a_link_moved_to_another_invoice_is_reported_by_the_ids_its_references_resolve_to(
+    leanpay: StandIn, tmp_path: Path
+) -> None:
+    loaded(leanpay, tmp_path)
+    invoices = ids(leanpay, "invoices")
+
+    second = run_target(
+        config(leanpay, tmp_path), everything(link={"invoiceExternalId": "INV-2", "amount": 180})
+    )
+
+    assert second.returncode == 0, second.stderr
+    assert [w for w in writes(leanpay) if w[0] == "PUT"] == []  # a PUT cannot move it
+    (line,) = dead_letters(tmp_path)
+    assert line["changes"] == [
+        {"field": "invoiceId", "leanpay": invoices["INV-0"], "source": invoices["INV-2"]},
+        {"field": "amount", "leanpay": 100, "source": 180},
+    ]
+    assert (
+        "can update only the amount and date of a link, not its invoiceId"
+        in (line["reasons"][0]["reason"])
+    )
+    assert line["payload"]["invoiceId"] == invoices["INV-2"]
+    assert summary(second)[LINKS]["changed, not updatable"] == 1
