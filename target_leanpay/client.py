@@ -3,8 +3,10 @@
 One `requests.Session`, shared by the sending threads and pooled to the in-flight count,
 a timeout on every call, and one retry policy driven by `backoff`:
 
-* retried: 429 (by definition not processed), any 5xx of a GET, and connection failures
-  that happened *before* the request was sent (nothing can have been stored);
+* retried: 429 (by definition not processed), any 5xx of a GET or a PUT, a GET or a PUT
+  whose answer was lost (both are idempotent: a PUT sent twice leaves the object as sent
+  once), and connection failures that happened *before* the request was sent (nothing
+  can have been stored);
   `Retry-After` (seconds or HTTP-date) is honoured, capped at `max_retry_wait`; otherwise
   exponential backoff with full jitter;
 * not retried here: a POST whose connection dropped *after* it was sent, that timed out
@@ -86,6 +88,9 @@ class _Answer(msgspec.Struct):
 
 _decode_answer = msgspec.json.Decoder(_Answer).decode
 
+
+IDEMPOTENT = frozenset({"GET", "PUT"})
+"""Methods whose request may be sent again whatever became of the first one."""
 
 GATEWAY_STATUSES = frozenset({502, 503, 504})
 """5xx a proxy answers while Leanpay may still be working on the request: a 503 too, when
@@ -248,6 +253,12 @@ class LeanpayClient:
         except msgspec.DecodeError:
             return None
 
+    def put(self, path: str, body: dict[str, Any], *, on_retry: OnRetry | None = None) -> None:
+        """PUT one object's new values (`/links/{id}`); retried like a GET: idempotent.
+        Raises `ItemsRefused` for 400/409/422, `ApiError` (status 404) for an unknown id."""
+        encoded = _json_encode(body)
+        self._with_retries(lambda: self._send("PUT", path, body=encoded), on_retry=on_retry)
+
     def get_page(self, path: str, page: int) -> dict[str, Any]:
         """GET one page of a list endpoint (`{data, count, total, page, pageCount}`)."""
         answer = self._with_retries(
@@ -328,7 +339,7 @@ class LeanpayClient:
         where = f"{method} {path}"
         try:
             prepared = self._prepare(method, path, body, params)  # before waiting for a slot
-            with self.throttle.admitted(method) as started:
+            with self.throttle.admitted("GET" if method == "GET" else "POST") as started:
                 answer = self._exchange(prepared)
                 if answer.status == 429:  # slow down before the slot is free again
                     self._too_many(where, answer, started)
@@ -339,7 +350,7 @@ class LeanpayClient:
             if _never_sent(exc):
                 failure = ApiError(f"{where}: could not connect to {self.host} ({_reason(exc)})")
                 raise _Retryable(failure, None) from None
-            if method == "GET":
+            if method in IDEMPOTENT:
                 raise _Retryable(ApiError(f"{where}: {_reason(exc)}"), None) from None
             raise Ambiguous(
                 f"{where}: the request was sent but no answer came back ({_reason(exc)}); "
@@ -398,7 +409,7 @@ class LeanpayClient:
                 body=text,
             )
         retry_after = parse_retry_after(answer.headers.get("Retry-After"))
-        if status >= 500 and method == "GET":
+        if status >= 500 and method in IDEMPOTENT:
             raise _Retryable(ApiError(said, status=status, body=text), retry_after)
         if status >= 500:
             raise Ambiguous(
@@ -469,6 +480,16 @@ class DryRunClient:
             self._file.flush()
             self.requests += 1
         return [Created(externalId=item.get("externalId")) for item in items]
+
+    def put(self, path: str, body: dict[str, Any], *, on_retry: OnRetry | None = None) -> None:
+        """Write `{"method": "PUT", "path", "body"}` as one line, as a real run would send."""
+        line = b'{"method":"PUT","path":%s,"body":%s}\n' % (_json_encode(path), _json_encode(body))
+        with self._lock:
+            if self._file is None:
+                raise RuntimeError("the dry run is over")
+            self._file.write(line)
+            self._file.flush()
+            self.requests += 1
 
     def close(self) -> None:
         """Close the output file."""

@@ -121,9 +121,12 @@ class DeadLetters:
         self._run = run or RunMark.new()
         self.count = 0
         """Records rejected by this run (written or waiting)."""
+        self.changed_count = 0
+        """Records changed in the source that Leanpay cannot update (`changed`)."""
         self._lock = threading.Lock()
         self._file: IO[str] | None = None
         self._waiting: list[str] = []
+        self._waiting_changed = 0  # of the lines waiting, those of `changed`
         if fresh and path is not None and counted_by is None:
             with self._lock:
                 self._open("w")
@@ -171,6 +174,45 @@ class DeadLetters:
                 f"All of them are in {self.path}."
             )
 
+    def changed(self, item: RejectedItem, changes: list[dict[str, Any]]) -> None:
+        """A record that changed in the source, which Leanpay's API cannot update
+        (updates.py): a WARNING (up to WARN_LIMIT per run) and, with a file, a line with
+        both values (`changes`: field, leanpay, source) and the reason. Not a rejection:
+        it never counts towards max_rejections and never stops the run; a plan lists it
+        in its report instead."""
+        if self._counted_by is not None:
+            return
+        with self._lock:
+            self.changed_count += 1
+            count = self.changed_count
+        if count <= WARN_LIMIT:
+            reasons = "; ".join(p.reason for p in item.problems)
+            where = f" (noted in {self.path})" if self.path is not None else ""
+            logger.warning(
+                "Not updated: stream '%s', record %s: %s%s", item.stream, item.ident, reasons, where
+            )
+        if self.path is None:
+            return
+        line = _json_line(
+            {
+                "run_id": self._run.id,
+                "run_started": self._run.started,
+                "stream": item.stream,
+                "record_id": item.ident,
+                "record": item.record,
+                "payload": item.payload,
+                "outcome": "changed, not updatable",
+                "changes": changes,
+                "reasons": [{"field": p.field, "reason": p.reason} for p in item.problems],
+                "http_status": None,
+                "api_message": None,
+                "rejected_at": datetime.datetime.now(datetime.UTC).isoformat(),
+            }
+        )
+        with self._lock:
+            self._waiting.append(line)
+            self._waiting_changed += 1
+
     def commit(self) -> None:
         """Write the waiting lines and put them on disk (fsync): a STATE covering their
         records is about to be written (or the run ends well), and after a crash they must
@@ -193,6 +235,7 @@ class DeadLetters:
                     f"the {len(self._waiting)} rejected records waiting for it stay unsettled"
                 ) from None
             self._waiting.clear()
+            self._waiting_changed = 0
 
     def _open(self, mode: str) -> None:
         assert self.path is not None
@@ -208,11 +251,15 @@ class DeadLetters:
         """The end of the run: how many records were set aside, and where; at a failure,
         how many will not be (no STATE covered them: the next run reads them again)."""
         with self._lock:
-            waiting = len(self._waiting)
+            waiting = len(self._waiting) - self._waiting_changed
         written = self.count - waiting
         if self.count > WARN_LIMIT:
             where = "" if waiting else f", all in {self.path}"
             logger.warning("… %d more rejected records%s", self.count - WARN_LIMIT, where)
+        if self.changed_count > WARN_LIMIT:
+            more = self.changed_count - WARN_LIMIT
+            where = "" if self.path is None else f" (see {self.path})"
+            logger.warning("… %d more records changed in the source, not updatable%s", more, where)
         if written:
             logger.warning(
                 "Summary: %d rejected record%s set aside in the dead-letter file %s",
@@ -238,6 +285,7 @@ class DeadLetters:
             self.commit()
         with self._lock:
             self._waiting.clear()
+            self._waiting_changed = 0
             if self._file is not None:
                 self._file.close()
                 self._file = None

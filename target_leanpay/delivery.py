@@ -4,7 +4,9 @@ Each item of a chunk ends in exactly one of three ways, and only then is it sett
 checkpoints:
 
 * acknowledged: Leanpay answered 2xx *and* its answer lists the item;
-* already present: replay safety found its externalId in Leanpay;
+* already present: replay safety found its externalId in Leanpay, with the same
+  contents; if they changed in the source, it is updated in place (a link, a payback)
+  or reported as changed, not updatable (updates.py);
 * rejected: dead-lettered, or the run stops.
 
 The policy, one outcome of a POST at a time:
@@ -45,6 +47,7 @@ from typing import Any, Protocol
 
 import msgspec
 
+from target_leanpay import changes
 from target_leanpay.checkpoint import Checkpoints
 from target_leanpay.client import OnRetry
 from target_leanpay.deadletter import DeadLetters, RejectedItem
@@ -56,6 +59,7 @@ from target_leanpay.receipts import Receipts
 from target_leanpay.references import References
 from target_leanpay.repeats import as_data, differences, recalled, remembered, repeat_reason
 from target_leanpay.resources import Resource
+from target_leanpay.updates import Updates
 from target_leanpay.values import InvalidValue
 
 logger = logging.getLogger("target-leanpay")
@@ -131,8 +135,12 @@ class Delivery:
         no_answer_wait: float,
         max_wait: float,
         dry_run: bool = False,
+        updates: Updates | None = None,
     ) -> None:
-        """`dry_run`: nothing is held in Leanpay (a plain dry run): notes say so."""
+        """`dry_run`: nothing is held in Leanpay (a plain dry run): notes say so.
+        `updates`: what becomes of an item Leanpay holds that changed in the source (None:
+        every such item is already present, unchecked)."""
+        self._updates = updates
         self._send = send
         self._checkpoints = checkpoints
         self._dead_letters = dead_letters
@@ -179,7 +187,10 @@ class Delivery:
                 self._receipts.mark_sending(chunk.resource.name, [e for e in marked if e])
                 created = self._send(chunk.resource, payloads, on_retry=count_retry)
                 if created:  # in the tenant index before a re-listing may start
-                    chunk.guard.stored([msgspec.structs.asdict(c) for c in created])
+                    sent = {p.external_id: p.wire for p in items if p.external_id}
+                    chunk.guard.stored(
+                        [{**sent.get(c.externalId or "", {}), **_fields(c)} for c in created]
+                    )
         except ItemsRefused as refusal:
             self._receipts.refused(chunk.resource.name, [e for e in marked if e])
             self._isolate(chunk, items, refusal, refused, ambiguous_tries=ambiguous_tries)
@@ -406,11 +417,31 @@ class Delivery:
             return items
         changed = self._reject_changed_repeats(chunk, [p for p in items if p.external_id in held])
         present = [p for p in items if p.external_id in held and id(p) not in changed]
+        if present and self._updates is not None:
+            present = self._changed_in_source(chunk, present)
         if not present:
             return [p for p in items if p.external_id not in held]
         self._settle(chunk, present, present=True)
         self._note_present(chunk, present[0])
         return [p for p in items if p.external_id not in held]
+
+    def _changed_in_source(self, chunk: Chunk, held: list[Pending]) -> list[Pending]:
+        """Of the items Leanpay holds, those the source changed since are updated in place
+        or reported (updates.py) and settled here; return the unchanged ones."""
+        assert self._updates is not None
+        # what this run created, updated or reported: repeats.py compared them already
+        handled = chunk.guard.sent_earlier([p.external_id for p in held if p.external_id])
+        repeats = [p for p in held if p.external_id in handled]
+        done = self._updates.sort_out(
+            chunk.resource, chunk.guard, [p for p in held if p.external_id not in handled]
+        )
+        if done.updated:
+            self._settle(chunk, done.updated, present=True, counted="updated")
+        if done.reported:
+            self._settle(chunk, done.reported, present=True, counted="changed")
+        for item, problems, error in done.refused:
+            self._reject_with_twins(chunk, _Refusal(item, problems, error))
+        return repeats + done.unchanged
 
     def _reject_changed_repeats(self, chunk: Chunk, repeats: list[Pending]) -> set[int]:
         """Of the items Leanpay holds, reject those repeating a record this run sent with
@@ -438,23 +469,29 @@ class Delivery:
         present: bool,
         ids: Mapping[str, str | None] | None = None,
         tenant: str | None = None,
+        counted: str | None = None,
     ) -> None:
         """Leanpay holds these items (sent now, or before): settle them and their twins.
 
         `ids`: Leanpay's ids of what it just created, by externalId; their receipts are
-        written (and made durable) before the checkpoint can move past them.
+        written (and made durable) before the checkpoint can move past them, with the
+        fields sent (changes.py). `counted`: the counter of a present item, when not
+        `already_present` (`updated`, `changed`: updates.py).
         """
         get = (ids or {}).get
         pairs = [(p.external_id, get(p.external_id)) for p in items if p.external_id]
         if not present and self._receipts.path is not None:
             receipts = [(e, i) for e, i in pairs if i is not None]
-            self._receipts.record(chunk.stream, chunk.resource.name, receipts, tenant)
+            resource = chunk.resource
+            fields = {p.external_id: changes.kept(resource, p.wire) for p in items if p.external_id}
+            self._receipts.record(chunk.stream, resource.name, receipts, tenant, fields)
         sent = None
-        if not present:
+        if not present or counted is not None:  # created or changed by this run: a later
+            # repeat with other contents is rejected (repeats.py), an identical one is quiet
             sent = {p.external_id: remembered(p.ident, p.payload) for p in items if p.external_id}
         twins = chunk.guard.acknowledged(pairs, sent)
         if present:  # a chunk's items are all of its stream; twins may be of another
-            chunk.stats.add(already_present=len(items))
+            chunk.stats.add(**{counted or "already_present": len(items)})
         else:
             chunk.stats.add(acknowledged=len(items))
         seqs = [p.seq for p in items]
@@ -555,3 +592,8 @@ def _count(items: Sequence[Pending], counter: str) -> None:
     """Add to each item's own stream counters (twins may belong to another stream)."""
     for stats, number in Counter(p.stats for p in items).items():
         stats.add(**{counter: number})
+
+
+def _fields(created: Created) -> dict[str, Any]:
+    """An acknowledged object's fields as its answer gave them (those it gave)."""
+    return {k: v for k, v in msgspec.structs.asdict(created).items() if v is not None}

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
+from target_leanpay import changes
+from target_leanpay.resources import INVOICES
 from target_leanpay.tenant_index import Row, Watermark
 
 Order = Literal["newest", "oldest"]
@@ -71,6 +73,7 @@ def row_of(obj: Any) -> Row | None:
         str(external_id) if external_id not in (None, "") else None,
         created_at(obj.get("createdAt")),
         tenant if isinstance(tenant, str) else None,
+        changes.encode(changes.kept(INVOICES, obj)),
     )
 
 

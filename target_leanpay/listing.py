@@ -29,9 +29,13 @@ logger = logging.getLogger("target-leanpay.replay")
 
 PageReader = Callable[[str, int], dict[str, Any]]
 """(path, page number from 1) -> the page's JSON object: `{data, pageCount, ...}`."""
-ExternalIds = Callable[[list[tuple[str, str | None]]], None]
-"""Receives the (externalId, Leanpay id) of each page's objects, from whichever thread
-read it."""
+Row = tuple[str, str | None, bytes | None]
+"""(externalId, Leanpay id, what `keep` made of the row: None without `keep`)."""
+ExternalIds = Callable[[list[Row]], None]
+"""Receives the rows of each page's objects that carry an externalId, from whichever
+thread read it."""
+Keep = Callable[[dict[str, Any]], bytes]
+"""What is kept of each listed object besides its ids (the fields a change shows in)."""
 
 Objects = Callable[[list[Any]], None]
 """Receives each page's objects whole (the tenant index keeps their ids and times)."""
@@ -63,8 +67,11 @@ class Listing:
         concurrency: int,
         stopping: threading.Event,
         inside: str | None = None,
+        keep: Keep | None = None,
     ) -> None:
-        """`inside`: the objects are listed inside each row, under that key."""
+        """`inside`: the objects are listed inside each row, under that key. `keep`: what
+        is kept of each object beside its ids (changes.py)."""
+        self._keep = keep
         self.name = name
         self.path = path
         self._inside = inside
@@ -147,7 +154,7 @@ class Listing:
         self, body: dict[str, Any], remember: ExternalIds, objects: Objects | None
     ) -> None:
         found = self._objects(body)
-        remember(_external_ids(found))
+        remember(_external_ids(found, self._keep))
         if objects is not None:
             objects(found)
 
@@ -189,9 +196,13 @@ class _Progress:
         logger.info("listing %s: page %d/%s", self.name, read, total or "?")
 
 
-def _external_ids(objects: list[Any]) -> list[tuple[str, str | None]]:
+def _external_ids(objects: list[Any], keep: Keep | None) -> list[Row]:
     return [
-        (str(row["externalId"]), row["id"] if isinstance(row.get("id"), str) else None)
+        (
+            str(row["externalId"]),
+            row["id"] if isinstance(row.get("id"), str) else None,
+            None if keep is None else keep(row),
+        )
         for row in objects
         if isinstance(row, dict) and row.get("externalId")
     ]

@@ -32,6 +32,8 @@ EXAMPLES = 3
 """Records quoted per reason."""
 MAX_REASONS = 20
 """Reasons listed per stream; the rest are counted in one line."""
+MAX_CHANGES = 20
+"""Changed records listed per stream; the rest are counted."""
 MAX_CLIENT_CODES = 50
 """Unmapped client codes listed; the rest are counted."""
 
@@ -67,6 +69,7 @@ class Plan:
         self.dead_letter_path = dead_letter_path
         self._reasons: dict[str, dict[str, _Reason]] = {}
         self._unmapped: Counter[str] = Counter()
+        self._changes: dict[str, list[str]] = {}
         self._first_rejected: RejectedItem | None = None
         self._lock = threading.Lock()
 
@@ -107,13 +110,34 @@ class Plan:
                     if stats.repeated
                     else ""
                 )
+                + (
+                    f"{stats.updated} would be updated, {stats.changed} changed but cannot be "
+                    "updated, "
+                    if stats.updated or stats.changed
+                    else ""
+                )
                 + f"{stats.rejected} would be rejected ({stats.unresolved} with an unresolved "
                 "reference)"
             )
+            lines += self._change_lines(self._changes.get(stats.stream, []))
             lines += self._reason_lines(self._reasons.get(stats.stream, {}))
         if self._unmapped:
             lines.append(self._unmapped_line())
         lines.append(self.verdict(streams, requests, path))
+        return lines
+
+    def changed(self, stream: str, ident: str, what: str) -> None:
+        """A record Leanpay holds that changed in the source: what a real run would do
+        about it (updates.py), listed in the report."""
+        with self._lock:
+            self._changes.setdefault(stream, []).append(f"{ident}: {what}")
+
+    @staticmethod
+    def _change_lines(changes: list[str]) -> list[str]:
+        """The differences, in input order, the first MAX_CHANGES of them."""
+        lines = [f"    {change}" for change in changes[:MAX_CHANGES]]
+        if len(changes) > MAX_CHANGES:
+            lines.append(f"    … and {len(changes) - MAX_CHANGES} more changed records")
         return lines
 
     @staticmethod
@@ -152,7 +176,12 @@ class Plan:
         present = sum(s.already_present - s.repeated for s in streams.values())
         rejected = sum(s.rejected for s in streams.values())
         held = f"; {present} already in Leanpay" if present else ""
-        sending = f"{plural(send, 'record')} in {plural(requests, 'request')}"
+        updated = sum(s.updated for s in streams.values())
+        changed = sum(s.changed for s in streams.values())
+        if changed:
+            held += f"; {changed} changed but cannot be updated (listed above)"
+        updates = f" and {plural(updated, 'update')}" if updated else ""
+        sending = f"{plural(send, 'record')}{updates} in {plural(requests, 'request')}"
         if rejected and not send:
             return (
                 f"NOT READY: no record would be sent ({plural(rejected, 'rejected record')}"
@@ -173,7 +202,7 @@ class Plan:
                 f"{rejected} aside in {self.dead_letter_path}; the requests are written to "
                 f"{path}"
             )
-        if not send:
+        if not send and not updated:
             return (
                 f"NOTHING TO DO: no record would be sent{held}; the requests file {path} is empty"
             )

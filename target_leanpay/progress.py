@@ -34,6 +34,10 @@ class StreamStats:
     read: int = 0
     acknowledged: int = 0
     already_present: int = 0
+    updated: int = 0
+    """Held by Leanpay, changed in the source, and updated in place (updates.py)."""
+    changed: int = 0
+    """Held by Leanpay, changed in the source, and not updatable: reported, not sent."""
     rejected: int = 0
     unresolved: int = 0
     """Of the rejected: a reference by externalId that could not be resolved."""
@@ -63,13 +67,21 @@ class StreamStats:
             )
             return (
                 f"{read}, {self.acknowledged} would be sent in {plural(self.requests, 'request')}"
-                f"{repeated}, {self.rejected} rejected, {elapsed:.1f} s"
+                f"{repeated}, {self.changes(dry_run=True)}{self.rejected} rejected, "
+                f"{elapsed:.1f} s"
             )
         return (
             f"{read}, {self.acknowledged} acknowledged, {self.already_present} already present, "
-            f"{self.rejected} rejected, {plural(self.requests, 'request')}, "
+            f"{self.changes()}{self.rejected} rejected, {plural(self.requests, 'request')}, "
             f"{plural(self.retries, 'retry')}, {elapsed:.1f} s"
         )
+
+    def changes(self, *, dry_run: bool = False) -> str:
+        """`2 updated, 1 changed, not updatable, ` (nothing when no record changed)."""
+        if not (self.updated or self.changed):
+            return ""
+        updated = "would be updated" if dry_run else "updated"
+        return f"{self.updated} {updated}, {self.changed} changed, not updatable, "
 
 
 class Progress:
@@ -101,7 +113,10 @@ class Progress:
         try:
             self._next_log = now + self.interval
             read = sum(s.read for s in self.streams.values())
-            done = sum(s.acknowledged + s.already_present for s in self.streams.values())
+            done = sum(
+                s.acknowledged + s.already_present + s.updated + s.changed
+                for s in self.streams.values()
+            )
             rate = done / max(now - self._started, 1e-9)
             if self.dry_run:
                 logger.info(

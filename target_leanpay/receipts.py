@@ -1,11 +1,17 @@
 """Receipts: a durable record of every item Leanpay acknowledged, kept across runs.
 
 With `receipts_path` set, each acknowledged item becomes one JSON line:
-`{"resource", "externalId", "id", "stream", "run_started", "tenantId"}`. Later runs read
-the file (once the run knows its tenant, the lines of another are not used):
+`{"resource", "externalId", "id", "stream", "run_started", "tenantId", "sent"}`, `sent`
+holding the fields sent (changes.py's `kept` form: dates as dates, money as integers,
+references as the Leanpay ids they resolved to). A link or payback updated in place
+(updates.py) gets a newer line with the same id; the newest line of a (resource,
+externalId) wins. Lines written before `sent` existed have none: their records compare
+as "unknown", never as changed. Later runs read the file (once the run knows its tenant,
+the lines of another are not used):
 
 * to resolve references by externalId (a link's `creditNoteExternalId`): credit notes
   cannot be listed, so the receipts are the only place their Leanpay ids are known;
+* to tell whether a record sent again changed in the source since (updates.py);
 * to recognise what this target created before: an externalId with a receipt is never
   sent again, whatever the resource (it is "already present"). That narrows the gap of
   resources without a list endpoint to the moment between Leanpay's answer and the
@@ -34,9 +40,9 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import msgspec
 
@@ -47,6 +53,8 @@ logger = logging.getLogger("target-leanpay")
 
 Pair = tuple[str, str]
 """(externalId, Leanpay id) of one acknowledged item."""
+Earlier = tuple[str, str, bytes | None]
+"""(externalId, Leanpay id, the fields sent, encoded as `changes.encode` does, or None)."""
 
 
 class Receipt(msgspec.Struct, frozen=True):
@@ -59,6 +67,8 @@ class Receipt(msgspec.Struct, frozen=True):
     run_started: str
     tenantId: str | None = None  # noqa: N815 - Leanpay's name
     """The Leanpay tenant that acknowledged it (lines written before it was kept: None)."""
+    sent: dict[str, Any] | None = None
+    """The fields sent (`changes.kept`); None in lines written before they were kept."""
 
 
 _encode = msgspec.json.Encoder().encode
@@ -111,9 +121,10 @@ class Receipts:
         except OSError as exc:
             raise ConfigError(f"receipts_path {path!r} cannot be opened: {exc.strerror}") from None
 
-    def earlier(self, resource: str, tenant: str | None = None) -> Iterator[Pair]:
-        """(externalId, id) of every receipt of `resource` in the file (earlier runs);
-        with `tenant`, none that names another tenant (a receipts file is one tenant's)."""
+    def earlier(self, resource: str, tenant: str | None = None) -> Iterator[Earlier]:
+        """(externalId, id, fields sent) of every receipt of `resource` in the file (earlier
+        runs), oldest first: a later line of the same externalId supersedes it. With
+        `tenant`, none that names another tenant (a receipts file is one tenant's)."""
         if self.path is None or not os.path.exists(self.path):
             return
         with open(self.path, "rb") as lines:
@@ -130,7 +141,8 @@ class Receipts:
                 if receipt.resource == resource and (
                     tenant is None or receipt.tenantId in (None, tenant)
                 ):
-                    yield receipt.externalId, receipt.id
+                    sent = None if receipt.sent is None else _encode(receipt.sent)
+                    yield receipt.externalId, receipt.id, sent
 
     def uncertain(self, resource: str) -> set[str]:
         """The externalIds of `resource` an earlier run was sending when it died: marked
@@ -214,15 +226,25 @@ class Receipts:
         return open(self.sending_path, "ab")
 
     def record(
-        self, stream: str, resource: str, acknowledged: Sequence[Pair], tenant: str | None = None
+        self,
+        stream: str,
+        resource: str,
+        acknowledged: Sequence[Pair],
+        tenant: str | None = None,
+        sent: Mapping[str, dict[str, Any]] | None = None,
     ) -> None:
-        """Append the receipts of one acknowledged batch (of `tenant`, as Leanpay's
-        answer names it) and make them durable."""
+        """Append the receipts of one acknowledged batch (or update), of `tenant` as
+        Leanpay's answer names it, and make them durable. `sent`: the fields sent, by
+        externalId (`changes.kept`)."""
         if self._file is None or not acknowledged:
             return
-        started = self._run_started
+        get = (sent or {}).get
+        run = self._run_started
         lines = b"".join(
-            _encode(Receipt(resource, external_id, leanpay_id, stream, started, tenant)) + b"\n"
+            _encode(
+                Receipt(resource, external_id, leanpay_id, stream, run, tenant, get(external_id))
+            )
+            + b"\n"
             for external_id, leanpay_id in acknowledged
         )
         with self._lock:

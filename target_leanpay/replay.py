@@ -40,6 +40,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from target_leanpay import changes
 from target_leanpay.errors import AuthError, Stopped
 from target_leanpay.listing import Listed, Listing
 from target_leanpay.progress import plural
@@ -70,12 +71,15 @@ SEVERAL = "*"
 """The Leanpay id of an externalId that several Leanpay objects carry: none can be chosen."""
 _LOAD_INDEX = (
     "INSERT INTO known SELECT external_id, CASE WHEN count(DISTINCT leanpay_id) > 1 "
-    "THEN '*' ELSE max(leanpay_id) END, 1, NULL FROM tenant.invoices WHERE external_id IS NOT NULL "
+    "THEN '*' ELSE max(leanpay_id) END, 1, NULL, max(contents) FROM tenant.invoices "
+    "WHERE external_id IS NOT NULL "
     "GROUP BY external_id ON CONFLICT (external_id) DO UPDATE SET before_run = 1"
 )
 """Every invoice of an attached tenant index, known before this run ('*': SEVERAL)."""
 Pair = tuple[str, str | None]
 """(externalId, Leanpay id or None when unknown)."""
+Listed_ = tuple[str, str | None, bytes | None]
+"""(externalId, Leanpay id, what Leanpay holds of it: `changes.kept`, encoded, or None)."""
 
 
 class KnownIds:
@@ -98,8 +102,10 @@ class KnownIds:
         # before_run: Leanpay held it before this run sent anything (the first listing, the
         # receipts of earlier runs), as opposed to acknowledged or listed again since
         self._db.execute(
+            # held: what Leanpay holds of it (changes.py's kept fields, encoded), from the
+            # listing or the receipts; NULL when unknown
             "CREATE TABLE known (external_id TEXT PRIMARY KEY, leanpay_id TEXT, "
-            "before_run INTEGER NOT NULL, sent BLOB) WITHOUT ROWID"
+            "before_run INTEGER NOT NULL, sent BLOB, held BLOB) WITHOUT ROWID"
         )
         self._lock = threading.Lock()
         # A run closes it; a target driven in-process whose `listen` raised (the SDK's
@@ -113,18 +119,22 @@ class KnownIds:
         *,
         before_run: bool = False,
         sent: Mapping[str, bytes] | None = None,
+        held: Mapping[str, bytes] | None = None,
     ) -> None:
         """Remember these externalIds and, where given, their Leanpay ids; an externalId
         seen with two different Leanpay ids gets SEVERAL. `before_run`: Leanpay held them
         before this run sent anything. `sent`: what this run sent for them (encoded), when
-        it created them."""
-        get = (sent or {}).get
-        rows = [(external_id, leanpay_id, get(external_id)) for external_id, leanpay_id in pairs]
+        it created them. `held`: what Leanpay holds of them (the newest given wins)."""
+        get, get_held = (sent or {}).get, (held or {}).get
+        rows = [
+            (external_id, leanpay_id, get(external_id), get_held(external_id))
+            for external_id, leanpay_id in pairs
+        ]
         flag = int(before_run)
         with self._lock:
             for start in range(0, len(rows), MAX_QUERY_IDS):
                 part = rows[start : start + MAX_QUERY_IDS]
-                values = ",".join([f"(?, ?, {flag}, ?)"] * len(part))
+                values = ",".join([f"(?, ?, {flag}, ?, ?)"] * len(part))
                 self._db.execute(
                     f"INSERT INTO known VALUES {values} ON CONFLICT (external_id) DO UPDATE "  # noqa: S608 - placeholders only
                     "SET leanpay_id = CASE WHEN known.leanpay_id IS NULL THEN "
@@ -132,7 +142,8 @@ class KnownIds:
                     "excluded.leanpay_id = known.leanpay_id THEN known.leanpay_id "
                     f"ELSE '{SEVERAL}' END, "
                     "before_run = max(known.before_run, excluded.before_run), "
-                    "sent = coalesce(excluded.sent, known.sent)",
+                    "sent = coalesce(excluded.sent, known.sent), "
+                    "held = coalesce(excluded.held, known.held)",
                     [value for row in part for value in row],
                 )
 
@@ -167,6 +178,18 @@ class KnownIds:
                 found.update(self._db.execute(query, part).fetchall())
         return found
 
+    def holdings(self, ids: Sequence[str]) -> dict[str, tuple[str | None, bytes | None]]:
+        """externalId -> (Leanpay id, what Leanpay holds of it or None), for those of `ids`
+        remembered."""
+        found: dict[str, tuple[str | None, bytes | None]] = {}
+        with self._lock:
+            for part in _in_parts(ids):
+                marks = ",".join("?" * len(part))
+                columns = "external_id, leanpay_id, held"
+                query = f"SELECT {columns} FROM known WHERE external_id IN ({marks})"  # noqa: S608 - placeholders only
+                found.update((e, (i, h)) for e, i, h in self._db.execute(query, part))
+        return found
+
     def before_run(self, external_id: str) -> tuple[bool, str | None]:
         """Whether Leanpay held `external_id` before this run sent anything, and its id."""
         with self._lock:
@@ -181,7 +204,9 @@ class KnownIds:
         statement when the index is a file: no row passes through Python)."""
         path = index.on_disk
         if path is None:
-            self.add(index.pairs(), before_run=True)
+            rows = index.pairs()
+            held = {e: contents for e, _, contents in rows if contents is not None}
+            self.add([(e, i) for e, i, _ in rows], before_run=True, held=held)
             return
         with self._lock:
             self._db.execute("ATTACH DATABASE ? AS tenant", (path.resolve().as_uri() + "?mode=ro",))
@@ -369,7 +394,7 @@ class ReplayGuard(Generic[T]):
 
     def _read(self, listing: Listing | TenantListing, *, before_run: bool) -> Listed:
         try:
-            listed = listing.read_all(partial(self._known.add, before_run=before_run))
+            listed = listing.read_all(partial(self._remember, before_run=before_run))
             if isinstance(listing, TenantListing) and listed.new is not None and before_run:
                 assert listing.index is not None, "a delta needs an index"
                 self._known.load(listing.index)  # the rest of the tenant, known before
@@ -397,11 +422,11 @@ class ReplayGuard(Generic[T]):
         if isinstance(self.listing, TenantListing):
             self.listing.stored(objects)
 
-    def doubt(self, pairs: Iterable[Pair]) -> None:
+    def doubt(self, pairs: Iterable[tuple[str, ...] | Listed_]) -> None:
         """The receipts of earlier runs, for a resource the listing settles: the listing
         wins. Those it does not show (deleted in Leanpay, or receipts of another tenant)
         are reported once, after the first listing, and sent again."""
-        self._receipted = [e for e, _ in pairs]
+        self._receipted = [e for e, *_ in pairs]
 
     def _report_doubts(self) -> None:
         """After the first listing: what the receipts say and Leanpay does not show."""
@@ -417,10 +442,25 @@ class ReplayGuard(Generic[T]):
                 missing[0],
             )
 
-    def learn(self, pairs: Iterable[Pair]) -> None:
-        """Objects Leanpay held before this run, with their ids, known from elsewhere
-        (the receipts of earlier runs)."""
-        self._known.add(pairs, before_run=True)
+    def learn(self, rows: Iterable[Listed_]) -> None:
+        """Objects Leanpay held before this run, with their ids and the fields it holds,
+        known from elsewhere (the receipts of earlier runs)."""
+        self._remember(list(rows), before_run=True)
+
+    def _remember(self, rows: list[Listed_], *, before_run: bool) -> None:
+        """(externalId, Leanpay id, kept fields) of a listing's page, or of receipts."""
+        held = {external_id: kept for external_id, _, kept in rows if kept is not None}
+        pairs = [(external_id, leanpay_id) for external_id, leanpay_id, _ in rows]
+        self._known.add(pairs, before_run=before_run, held=held)
+
+    def holdings(self, external_ids: Sequence[str]) -> dict[str, tuple[str | None, bytes | None]]:
+        """For a change check (updates.py): externalId -> (Leanpay id, what Leanpay holds
+        of it, `changes.kept` encoded, or None when unknown)."""
+        return self._known.holdings(external_ids)
+
+    def now_holds(self, external_id: str, kept: bytes) -> None:
+        """Leanpay holds these fields for `external_id` now (updated by this run)."""
+        self._known.add([(external_id, None)], held={external_id: kept})
 
     def acknowledged(
         self, pairs: Iterable[Pair], sent: Mapping[str, bytes] | None = None
@@ -478,8 +518,13 @@ class ReplayGuard(Generic[T]):
             self.listing.close()
 
 
+def _kept(resource: Resource, row: dict[str, Any]) -> bytes:
+    """What a listed row shows of the fields a change is looked for in (changes.py)."""
+    return changes.encode(changes.kept(resource, row))
+
+
 def _log_listing(name: str, listed: Listed, seconds: float, number: int, waiting: int) -> None:
-    if listed.rows and not listed.external_ids:
+    if listed.rows and not listed.external_ids and listed.new is None:  # a whole listing
         logger.warning(
             "Replay safety: Leanpay listed %d %s but none carries an externalId; "
             "records already loaded cannot be recognised",
@@ -584,6 +629,7 @@ class ReplayGuards:
             concurrency=self._concurrency,
             stopping=self._stopping,
             inside=resource.listed_inside,
+            keep=partial(_kept, resource),
         )
         if not resource.listed_first or self._index_dir is None:
             return listing  # links: inside their invoices, every page, when in doubt

@@ -34,11 +34,18 @@ from target_leanpay.replay import PageReader, ReplayGuards
 from target_leanpay.runmark import RunMark
 from target_leanpay.settings import Settings
 from target_leanpay.state_output import StateOutput
+from target_leanpay.updates import Putter, Updates
 
 
 def _discard(_state: State) -> None:
     """A dry run or a plan writes no STATE: the next real run must not skip what was not
     sent."""
+
+
+def _put_of(client: LeanpayClient | None) -> Putter:
+    """The real client's PUT (a run that sends is never without its client)."""
+    assert client is not None
+    return client.put
 
 
 def dry_run_rejections_path(dry_run_path: str) -> str:
@@ -133,6 +140,12 @@ class Run:
             no_answer_wait=min(settings.max_retry_wait, 2 * settings.request_timeout),
             max_wait=settings.max_retry_wait,
             dry_run=settings.dry_run,
+            updates=Updates(
+                put=self.dry_run.put if self.dry_run is not None else _put_of(self.client),
+                dead_letters=self.dead_letters,
+                receipts=self.receipts,
+                noted=None if self.plan is None else self.plan.changed,
+            ),
         )
         self._closing = ExitStack()
         for resource in (self.guards, self.client, self.dry_run, self.receipts):

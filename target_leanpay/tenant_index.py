@@ -5,7 +5,7 @@ One SQLite file per tenant, named from what identifies the tenant without the ke
 API host (and port) and the `tenantId` every listed or acknowledged invoice carries
 (`api.leanpay.fr-<tenantId>.sqlite`). Nothing of the key, nor anything derived from it,
 is written into the file or its name. It holds, per invoice, its Leanpay id, externalId
-and `createdAt` (room is left for the field contents a change detection will compare),
+and `createdAt`, and the fields change detection compares (`changes.kept`),
 and the watermark of the last verified listing: whether that listing was complete, the
 newest `createdAt` it saw, Leanpay's `total` then, and the order the list was seen in.
 
@@ -68,6 +68,8 @@ class Row:
     created_at: int | None
     """`createdAt` in microseconds since the epoch (None: absent or unreadable)."""
     tenant_id: str | None = None
+    contents: bytes | None = None
+    """The fields a change is looked for in (`changes.kept`, encoded); None: unknown."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +160,7 @@ class TenantIndex:
         with _transaction(db):
             db.execute("DROP TABLE IF EXISTS invoices")
             db.execute("DROP TABLE IF EXISTS meta")
-            # contents: reserved for the field values a change detection will compare
+            # contents: the fields change detection compares (changes.kept, encoded)
             db.execute(
                 "CREATE TABLE invoices (leanpay_id TEXT PRIMARY KEY, external_id TEXT, "
                 "created_at INTEGER, contents BLOB) WITHOUT ROWID"
@@ -202,12 +204,13 @@ class TenantIndex:
                 found.update(row[0] for row in self._db.execute(query, part))
         return found
 
-    def pairs(self) -> list[tuple[str, str | None]]:
-        """(externalId, Leanpay id) of every invoice that has an externalId."""
+    def pairs(self) -> list[tuple[str, str | None, bytes | None]]:
+        """(externalId, Leanpay id, contents) of every invoice that has an externalId."""
         with self._lock:
             return list(
                 self._db.execute(
-                    "SELECT external_id, leanpay_id FROM invoices WHERE external_id IS NOT NULL"
+                    "SELECT external_id, leanpay_id, contents FROM invoices "
+                    "WHERE external_id IS NOT NULL"
                 )
             )
 
@@ -230,14 +233,16 @@ class TenantIndex:
 
     def add(self, rows: Iterable[Row]) -> None:
         """Remember these invoices (listed, or acknowledged: each is one Leanpay holds)."""
-        values = [(r.leanpay_id, r.external_id, r.created_at) for r in rows]
+        values = [(r.leanpay_id, r.external_id, r.created_at, r.contents) for r in rows]
         if not values:
             return
         with self._lock, _transaction(self._db):
             self._db.executemany(
-                "INSERT INTO invoices (leanpay_id, external_id, created_at) VALUES (?, ?, ?) "
-                "ON CONFLICT (leanpay_id) DO UPDATE SET external_id = excluded.external_id, "
-                "created_at = coalesce(excluded.created_at, invoices.created_at)",
+                "INSERT INTO invoices (leanpay_id, external_id, created_at, contents) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (leanpay_id) DO UPDATE SET "
+                "external_id = excluded.external_id, "
+                "created_at = coalesce(excluded.created_at, invoices.created_at), "
+                "contents = coalesce(excluded.contents, invoices.contents)",
                 values,
             )
 

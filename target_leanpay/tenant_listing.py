@@ -91,7 +91,9 @@ class TenantListing:
         if isinstance(found, Delta):
             index.add(found.new)
             index.verified(total=found.total, order=found.order)
-            remember([(r.external_id, r.leanpay_id) for r in found.new if r.external_id])
+            remember(
+                [(r.external_id, r.leanpay_id, r.contents) for r in found.new if r.external_id]
+            )
             with_ids = sum(1 for r in found.new if r.external_id)
             return Listed(found.pages, found.total, with_ids, new=len(found.new))
         self._say_once(f"Replay safety: every page of {self.name} is read: {found.reason}")

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from target_leanpay import changes
 from target_leanpay.checkpoint import Checkpoints
 from target_leanpay.client import Created
 from target_leanpay.deadletter import DeadLetters
@@ -26,7 +27,8 @@ from target_leanpay.progress import Progress, StreamStats
 from target_leanpay.receipts import Receipts
 from target_leanpay.references import References
 from target_leanpay.replay import ReplayGuard
-from target_leanpay.resources import CREDIT_NOTES, INVOICES, LINKS, Resource
+from target_leanpay.resources import CREDIT_NOTES, INVOICES, LINKS, PAYBACKS, Resource
+from target_leanpay.updates import Updates
 
 STREAM = "erp"
 NO_ANSWER_WAIT = 7.0
@@ -154,7 +156,9 @@ class Harness:
         retries: int = 3,
         dead_letters: bool = True,
         receipts: bool = False,
+        puts: list[tuple[str, dict[str, Any]]] | None = None,
     ) -> None:
+        """`puts`: changed items are sorted out (updates.py), their PUTs appended there."""
         self.leanpay = leanpay
         self.checkpoints = Settled()
         self.dead_letter_path = tmp_path / "dead.jsonl"
@@ -182,6 +186,13 @@ class Harness:
             max_ambiguous_retries=retries,
             no_answer_wait=NO_ANSWER_WAIT,
             max_wait=60.0,
+            updates=None
+            if puts is None
+            else Updates(
+                put=lambda path, body, on_retry=None: puts.append((path, body)),
+                dead_letters=self.dead_letters,
+                receipts=self.receipts,
+            ),
         )
 
         leanpay.harnesses.append(self)
@@ -228,7 +239,7 @@ class Harness:
             external_id = payload.get("externalId")
             item = Pending(seq, payload, dict(payload), external_id, line, (), STREAM, self.stats)
             if external_id is not None:
-                assert self.guard.claim(external_id, item) == "send"
+                assert self.guard.claim(external_id, item, _same) == "send"
             items.append(item)
         return Chunk(STREAM, self.resource, items, self.stats, self.guard)
 
@@ -456,7 +467,7 @@ def test_a_reference_to_a_set_aside_object_says_its_id_is_unknown(
 ) -> None:
     h = Harness(leanpay, tmp_path, resource=LINKS)
     credit_notes = h.guard_for(CREDIT_NOTES)
-    assert credit_notes.claim("CN-1", "the credit note record") == "send"
+    assert credit_notes.claim("CN-1", "the credit note record", _same) == "send"
     credit_notes.refused("CN-1", uncertain=True)
     leanpay.tenant = ["INV-1"]
     h.delivery.deliver(h.chunk_of([link(1, "INV-1", "CN-1")]))
@@ -531,7 +542,7 @@ def twin_of(h: Harness, item: Pending) -> Pending:
         h.checkpoints.open(), dict(item.record), dict(item.payload), item.external_id,
         item.line + 100, (), STREAM, h.stats,
     )  # fmt: skip
-    assert h.guard.claim(item.external_id or "", twin) == "parked"
+    assert h.guard.claim(item.external_id or "", twin, _same) == "parked"
     return twin
 
 
@@ -620,7 +631,7 @@ def test_a_reference_to_a_refused_object_is_rejected_too(
 ) -> None:
     h = Harness(leanpay, tmp_path, resource=LINKS)
     credit_notes = h.guard_for(CREDIT_NOTES)
-    assert credit_notes.claim("CN-1", "the credit note record") == "send"
+    assert credit_notes.claim("CN-1", "the credit note record", _same) == "send"
     credit_notes.refused("CN-1")
     leanpay.tenant = ["INV-1"]
     h.delivery.deliver(h.chunk_of([link(1, "INV-1", "CN-1")]))
@@ -637,7 +648,7 @@ def test_a_reference_waits_for_the_object_this_run_is_sending(
     h = Harness(leanpay, tmp_path, resource=LINKS)
     leanpay.tenant = ["INV-1"]
     credit_notes = h.guard_for(CREDIT_NOTES)
-    assert credit_notes.claim("CN-7", "the credit note record") == "send"
+    assert credit_notes.claim("CN-7", "the credit note record", _same) == "send"
     acknowledge = threading.Timer(0.05, credit_notes.acknowledged, [[("CN-7", "cn-uuid-7")]])
     acknowledge.start()  # the credit note's own chunk, in another sending thread
     h.delivery.deliver(h.chunk_of([link(1, "INV-1", "CN-7")]))
@@ -705,3 +716,45 @@ def test_a_409_for_an_item_not_known_to_be_held_says_leanpay_reports_it_exists(
     assert lines[0]["reasons"][0]["reason"].startswith(
         "Leanpay reports it already exists: refused by Leanpay: HTTP 409"
     )
+
+
+def test_a_held_item_that_changed_is_reported_and_settled_and_only_the_rest_is_sent(
+    tmp_path: Path, leanpay: FakeLeanpay
+) -> None:
+    h = Harness(leanpay, tmp_path, resource=CREDIT_NOTES, puts=[])
+    h.guard.learn([
+        ("X0", "id-X0", changes.encode({"amount": 0})),
+        ("X1", "id-X1", changes.encode({"amount": 1})),
+    ])  # fmt: skip
+    h.delivery.deliver(h.chunk_of([{"externalId": f"X{n}", "amount": n * 5} for n in range(3)]))
+
+    assert leanpay.posts == [["X2"]]
+    assert (h.stats.already_present, h.stats.changed, h.stats.acknowledged) == (1, 1, 1)
+    assert sorted(h.checkpoints.settled) == [0, 1, 2]
+    (line,) = h.dead_lettered()
+    assert line["changes"] == [{"field": "amount", "leanpay": 1, "source": 5}]
+    assert h.stats.rejected == 0
+
+
+def test_a_payback_updated_by_this_run_and_read_again_is_not_put_twice(
+    tmp_path: Path, leanpay: FakeLeanpay
+) -> None:
+    puts: list[tuple[str, dict[str, Any]]] = []
+    h = Harness(leanpay, tmp_path, resource=PAYBACKS, puts=puts)
+    h.guard.learn([("P1", "id-P1", changes.encode({"amount": 50, "date": "2024-03-12"}))])
+    changed = {"externalId": "P1", "amount": 75, "date": "2024-03-12"}
+
+    h.delivery.deliver(h.chunk_of([changed]))
+    h.delivery.deliver(h.chunk_of([changed]))  # the same record, read again later
+    h.delivery.deliver(h.chunk_of([{**changed, "amount": 80}]))  # and changed again
+
+    assert puts == [("/paybacks/id-P1", {"amount": 75, "date": "2024-03-12", "externalId": "P1"})]
+    assert (h.stats.updated, h.stats.already_present, h.stats.rejected) == (1, 1, 1)
+    (line,) = h.dead_lettered()
+    assert "repeats externalId 'P1'" in line["reasons"][0]["reason"]
+    assert leanpay.posts == []
+
+
+def _same(first: Any, later: Any) -> bool:
+    """Twins share a fate when they say the same (as the sink decides)."""
+    return bool(getattr(first, "payload", first) == getattr(later, "payload", later))

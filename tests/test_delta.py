@@ -195,4 +195,4 @@ def test_order_and_time_parsing() -> None:
     assert created_at("2023-11-07") is None  # no time zone: cannot be compared
     assert created_at(None) is None
     page = page_of(1, {"data": [{"id": "x", "externalId": "", "tenantId": "t"}, "junk"]})
-    assert page.rows == [Row("x", None, None, "t")] and page.total is None
+    assert page.rows == [Row("x", None, None, "t", b"{}")] and page.total is None

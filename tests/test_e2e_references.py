@@ -183,6 +183,8 @@ def test_a_credit_note_created_in_one_run_resolves_in_the_next_from_the_receipts
         "resource": "credit_notes", "externalId": "CN-1", "id": cn_id,
         "stream": CREDIT_NOTES, "run_started": receipt["run_started"],
         "tenantId": leanpay.store("credit_notes")[0]["tenantId"],  # whose receipt it is
+        "sent": {"clientId": CLIENT_ID, "reference": "A-1", "amount": 501,
+                 "issueDate": "2024-03-05"},
     }  # fmt: skip
 
     second = run_target(

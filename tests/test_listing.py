@@ -46,9 +46,9 @@ def read(pages: Pages, concurrency: int, stopping: threading.Event | None = None
     seen: list[str] = []
     lock = threading.Lock()
 
-    def remember(pairs: list[tuple[str, str | None]]) -> None:
+    def remember(pairs: list[tuple[str, str | None, bytes | None]]) -> None:
         with lock:
-            seen.extend(external_id for external_id, _ in pairs)
+            seen.extend(row[0] for row in pairs)
 
     listing = Listing(
         "invoices",
@@ -89,10 +89,24 @@ def test_an_empty_tenant_is_one_page() -> None:
 def test_without_a_page_count_pages_are_read_until_an_empty_one() -> None:
     pages = Pages(rows=5, size=2, page_count=False)
     listing = Listing("invoices", "/invoices", pages, concurrency=4, stopping=threading.Event())
-    seen: list[tuple[str, str | None]] = []
+    seen: list[tuple[str, str | None, bytes | None]] = []
     assert listing.read_all(seen.extend) == Listed(pages=4, rows=5, external_ids=5)
     assert pages.asked == [1, 2, 3, 4]
-    assert seen == [(x, x) for x in pages.ids]  # each externalId with its Leanpay id
+    assert seen == [(x, x, None) for x in pages.ids]  # each externalId with its Leanpay id
+
+
+def test_what_keep_makes_of_each_row_comes_with_its_ids() -> None:
+    pages = Pages(rows=3, size=2)
+
+    def keep(row: dict[str, Any]) -> bytes:
+        return f"kept {row['id']}".encode()
+
+    listing = Listing(
+        "invoices", "/invoices", pages, concurrency=2, stopping=threading.Event(), keep=keep
+    )
+    seen: list[tuple[str, str | None, bytes | None]] = []
+    listing.read_all(seen.extend)
+    assert sorted(seen) == [(x, x, f"kept {x}".encode()) for x in pages.ids]
 
 
 def test_a_failing_page_fails_the_listing() -> None:
@@ -137,8 +151,8 @@ def test_pages_that_appear_during_the_listing_are_read_too() -> None:
         return pages(path, page)
 
     listing = Listing("invoices", "/invoices", growing, concurrency=1, stopping=threading.Event())
-    seen: list[tuple[str, str | None]] = []
+    seen: list[tuple[str, str | None, bytes | None]] = []
     listed = listing.read_all(seen.extend)
     assert sorted(pages.asked) == [1, 2, 3, 4, 5, 6, 7]  # 62 objects: 7 pages of 10
     assert listed.pages == 7
-    assert {f"E{n}" for n in range(50)} <= {x for x, _ in seen}  # none of the first missed
+    assert {f"E{n}" for n in range(50)} <= {row[0] for row in seen}  # none of the first missed

@@ -13,7 +13,16 @@ def item(n: int, *problems: Problem) -> RejectedItem:
 
 
 def stats(read: int, sent: int, present: int, rejected: int) -> dict[str, StreamStats]:
-    return {"s": StreamStats("s", "invoices", read, sent, present, rejected)}
+    return {
+        "s": StreamStats(
+            "s",
+            "invoices",
+            read=read,
+            acknowledged=sent,
+            already_present=present,
+            rejected=rejected,
+        )
+    }
 
 
 def unmapped(code: str) -> Problem:
@@ -75,4 +84,10 @@ def test_the_verdicts_name_the_requests_file() -> None:
     assert Plan("dead.jsonl").verdict(stats(4, 0, 1, 3), 0, "out.jsonl") == (
         "NOT READY: no record would be sent (3 rejected records; 1 already in Leanpay); fix "
         "the reasons above. The requests file out.jsonl is empty"
+    )
+    updating = stats(4, 0, 2, 0)
+    updating["s"].updated, updating["s"].changed = 1, 1
+    assert Plan(None).verdict(updating, 1, "out.jsonl") == (
+        "READY: a real run would send 0 records and 1 update in 1 request; 2 already in "
+        "Leanpay; 1 changed but cannot be updated (listed above); they are written to out.jsonl"
     )

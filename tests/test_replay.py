@@ -82,7 +82,7 @@ def test_the_first_listing_runs_in_the_background_and_held_waits_for_it(
     release = threading.Event()
     tenant.on_list.append(lambda: release.wait(10))
     guard.start()  # returns at once: the listing is held by the tenant
-    assert guard.claim("A", "record 1") == "send"  # reading goes on meanwhile
+    assert guard.claim("A", "record 1", alike) == "send"  # reading goes on meanwhile
     release.set()
     assert guard.held(["A", "C"]) == {"A"}
     assert tenant.listings == 1
@@ -111,12 +111,12 @@ def test_a_stop_while_waiting_for_the_first_listing_gives_up(
 
 
 def test_twins_wait_for_the_first_and_share_its_fate(guard: ReplayGuard[str]) -> None:
-    assert guard.claim("X", "first") == "send"
-    assert guard.claim("X", "second") == "parked"
-    assert guard.claim("X", "third") == "parked"
+    assert guard.claim("X", "first", alike) == "send"
+    assert guard.claim("X", "second", alike) == "parked"
+    assert guard.claim("X", "third", alike) == "parked"
     assert guard.acknowledged([("X", "uuid-x")]) == ["second", "third"]
-    assert guard.claim("Y", "first") == "send"
-    assert guard.claim("Y", "second") == "parked"
+    assert guard.claim("Y", "first", alike) == "send"
+    assert guard.claim("Y", "second", alike) == "parked"
     assert guard.refused("Y") == ["second"]
 
 
@@ -126,8 +126,8 @@ def test_without_a_listing_twins_are_held_back_and_acknowledged_ids_count_as_hel
     guard: ReplayGuard[str] = ReplayGuard(CREDIT_NOTES, None, stopping=stopping)
     guard.start()
     assert not guard.checks_leanpay
-    assert guard.claim("CN-1", "first") == "send"
-    assert guard.claim("CN-1", "again") == "parked"
+    assert guard.claim("CN-1", "first", alike) == "send"
+    assert guard.claim("CN-1", "again", alike) == "parked"
     assert guard.held(["CN-1"]) == set()
     assert guard.acknowledged([("CN-1", "uuid-1")]) == ["again"]
     assert guard.held(["CN-1", "CN-2"]) == {"CN-1"}
@@ -228,3 +228,8 @@ def test_no_post_starts_between_a_re_listing_seeing_the_wire_and_closing_the_gat
     assert on_wire_when_listing == [0]
     assert late_post_started.is_set()
     guard.close()
+
+
+def alike(_first: object, _later: object) -> bool:
+    """The twins of these tests say the same (the sink compares payloads)."""
+    return True

@@ -148,6 +148,9 @@ def test_receipts_say_their_tenant_and_another_tenants_are_not_used(tmp_path: Pa
             '"run_started":"2026-01-01T00:00:00+00:00"}\n'
         )
     again = Receipts(path, writable=False)
-    assert list(again.earlier("credit_notes", TENANT)) == [("CN-1", "cn-1"), ("CN-0", "cn-0")]
+    assert list(again.earlier("credit_notes", TENANT)) == [
+        ("CN-1", "cn-1", None),
+        ("CN-0", "cn-0", None),
+    ]
     assert len(list(again.earlier("credit_notes"))) == 3  # tenant not known yet: all
     again.close()
