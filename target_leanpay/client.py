@@ -469,21 +469,15 @@ class DryRunClient:
     ) -> list[Created]:
         """Write `{"method", "path", "body"}` as one JSON line, the body byte for byte as a
         real run would send it; answer as if Leanpay created every item."""
-        line = b'{"method":"POST","path":%s,"body":%s}\n' % (
-            _json_encode(resource.path),
-            encode_batch(resource, items),
-        )
-        with self._lock:
-            if self._file is None:
-                raise RuntimeError("the dry run is over")
-            self._file.write(line)
-            self._file.flush()
-            self.requests += 1
+        self._write(b"POST", resource.path, encode_batch(resource, items))
         return [Created(externalId=item.get("externalId")) for item in items]
 
     def put(self, path: str, body: dict[str, Any], *, on_retry: OnRetry | None = None) -> None:
         """Write `{"method": "PUT", "path", "body"}` as one line, as a real run would send."""
-        line = b'{"method":"PUT","path":%s,"body":%s}\n' % (_json_encode(path), _json_encode(body))
+        self._write(b"PUT", path, _json_encode(body))
+
+    def _write(self, method: bytes, path: str, body: bytes) -> None:
+        line = b'{"method":"%s","path":%s,"body":%s}\n' % (method, _json_encode(path), body)
         with self._lock:
             if self._file is None:
                 raise RuntimeError("the dry run is over")

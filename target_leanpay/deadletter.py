@@ -146,20 +146,7 @@ class DeadLetters:
                 f"Rejected {item.describe()}. {fate}. Fix the record, or set "
                 "dead_letter_path to set such records aside and load the rest."
             )
-        line = _json_line(
-            {
-                "run_id": self._run.id,
-                "run_started": self._run.started,
-                "stream": item.stream,
-                "record_id": item.ident,
-                "record": item.record,
-                "payload": item.payload,
-                "reasons": [{"field": p.field, "reason": p.reason} for p in item.problems],
-                "http_status": item.http_status,
-                "api_message": item.api_message,
-                "rejected_at": datetime.datetime.now(datetime.UTC).isoformat(),
-            }
-        )
+        line = self._line(item)
         with self._lock:
             self._waiting.append(line)
             self.count += 1
@@ -193,7 +180,14 @@ class DeadLetters:
             )
         if self.path is None:
             return
-        line = _json_line(
+        line = self._line(item, outcome="changed, not updatable", changes=changes)
+        with self._lock:
+            self._waiting.append(line)
+            self._waiting_changed += 1
+
+    def _line(self, item: RejectedItem, **outcome: Any) -> str:
+        """One line of the file: the run, the record, what happened to it and why."""
+        return _json_line(
             {
                 "run_id": self._run.id,
                 "run_started": self._run.started,
@@ -201,17 +195,13 @@ class DeadLetters:
                 "record_id": item.ident,
                 "record": item.record,
                 "payload": item.payload,
-                "outcome": "changed, not updatable",
-                "changes": changes,
+                **outcome,
                 "reasons": [{"field": p.field, "reason": p.reason} for p in item.problems],
-                "http_status": None,
-                "api_message": None,
+                "http_status": item.http_status,
+                "api_message": item.api_message,
                 "rejected_at": datetime.datetime.now(datetime.UTC).isoformat(),
             }
         )
-        with self._lock:
-            self._waiting.append(line)
-            self._waiting_changed += 1
 
     def commit(self) -> None:
         """Write the waiting lines and put them on disk (fsync): a STATE covering their
