@@ -114,6 +114,10 @@ def _jsonl(path: str, gzipped: bool, input_line: int, where: str) -> Iterator[tu
         raw: io.BufferedIOBase = gzip.GzipFile(path) if gzipped else open(path, "rb")  # noqa: SIM115
     except OSError as exc:
         raise InputError(f"{where} lists {path}, which cannot be read ({exc.strerror})") from None
+    except ValueError:  # a NUL or a lone surrogate: no file can have that name
+        raise InputError(
+            f"{where} lists {quote(repr(path), 120)}, which cannot be a file's name"
+        ) from None
     with raw:
         number = 0
         try:

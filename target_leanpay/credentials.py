@@ -71,11 +71,12 @@ def url_problem(url: str) -> str | None:
             f"api_url {shown} holds credentials (the part before '@'); Leanpay reads the "
             "key only from api_key: remove them from the URL"
         )
-    parts = urllib.parse.urlsplit(url)
     try:
+        parts = urllib.parse.urlsplit(url)
         host = parts.hostname
-    except ValueError:
-        host = None
+        _ = parts.port  # raises for a port out of range
+    except ValueError as bad:
+        return f"api_url {shown} is not a valid URL ({bad})"
     if parts.scheme == "https" and host:
         return None
     if parts.scheme == "http" and host and _is_local(host):

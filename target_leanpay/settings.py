@@ -383,11 +383,36 @@ def check_writable(path: str, setting: str) -> None:
         raise ConfigError(f"{setting} {path!r}: cannot create it ({folder} is not writable)")
 
 
-def _positive(value: Any, name: str, problems: list[str]) -> float:
+MOST_SECONDS = 86_400
+"""The longest wait any setting may ask for (a day): far longer is a typo, and an
+operating system's timer refuses some (1e12 s)."""
+MOST_IN_FLIGHT = 100
+"""The most requests in flight a setting may ask for: each is a thread and a connection."""
+
+
+def _positive(value: Any, name: str, problems: list[str], most: float) -> float:
     if value <= 0:
         problems.append(f"{name} must be greater than 0 (got {value})")
         return 1.0
+    if value > most:
+        problems.append(f"{name} must be at most {most:,} (got {value})")
+        return 1.0
     return float(value)
+
+
+def _within_limits(values: Mapping[str, Any], problems: list[str]) -> dict[str, float]:
+    """The settings of seconds and of requests in flight, each checked against its range;
+    max_retries 0 or more."""
+    limits = {
+        "request_timeout": MOST_SECONDS,
+        "max_retry_wait": MOST_SECONDS,
+        "batch_wait_limit_seconds": MOST_SECONDS,
+        "max_in_flight": MOST_IN_FLIGHT,
+        "max_list_in_flight": MOST_IN_FLIGHT,
+    }
+    if values["max_retries"] < 0:
+        problems.append(f"max_retries must be 0 or more (got {values['max_retries']})")
+    return {name: _positive(values[name], name, problems, most) for name, most in limits.items()}
 
 
 def _index_dir(given: str | None, problems: list[str]) -> Path:
@@ -467,27 +492,19 @@ def parse(config: Mapping[str, Any]) -> Settings:
     max_rejections = values.get("max_rejections")
     if max_rejections is not None and max_rejections < 0:
         problems.append(f"max_rejections must be 0 or more (got {max_rejections})")
-    request_timeout = _positive(values["request_timeout"], "request_timeout", problems)
-    max_retry_wait = _positive(values["max_retry_wait"], "max_retry_wait", problems)
-    batch_wait_limit = _positive(
-        values["batch_wait_limit_seconds"], "batch_wait_limit_seconds", problems
-    )
-    max_in_flight = int(_positive(values["max_in_flight"], "max_in_flight", problems))
-    max_list_in_flight = int(
-        _positive(values["max_list_in_flight"], "max_list_in_flight", problems)
-    )
+    limited = _within_limits(values, problems)
     if problems:
         raise ConfigError(problems)
     return Settings(
         api_key=api_key,
         api_url=values["api_url"],
-        request_timeout=request_timeout,
-        max_retries=max(0, int(values["max_retries"])),
-        max_retry_wait=max_retry_wait,
+        request_timeout=limited["request_timeout"],
+        max_retries=int(values["max_retries"]),
+        max_retry_wait=limited["max_retry_wait"],
         request_size=min(int(batch_size), MAX_ITEMS_PER_REQUEST),
-        batch_wait_limit=batch_wait_limit,
-        max_in_flight=max_in_flight,
-        max_list_in_flight=max_list_in_flight,
+        batch_wait_limit=limited["batch_wait_limit_seconds"],
+        max_in_flight=int(limited["max_in_flight"]),
+        max_list_in_flight=int(limited["max_list_in_flight"]),
         stream_resources=routing,
         mapping=MappingSettings(
             amount_unit=values["amount_unit"],

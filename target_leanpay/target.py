@@ -238,6 +238,16 @@ class TargetLeanpay(Target):
         self._routes[stream_name] = routes
         return routes
 
+    def _process_activate_version_message(self, message_dict: dict[str, Any]) -> None:
+        """Refused, like a RECORD, before its stream's SCHEMA (the SDK raised a KeyError)."""
+        stream = message_dict.get("stream")
+        if stream not in self.mapper.stream_maps:
+            raise RecordBeforeSchema(
+                f"Input line {self.run.reader.line_number}: an ACTIVATE_VERSION for stream "
+                f"{quote(str(stream), 80)!r} arrived before that stream's SCHEMA"
+            )
+        super()._process_activate_version_message(message_dict)
+
     def _process_batch_message(self, message_dict: dict[str, Any]) -> None:
         """Each record of each file of a BATCH goes through the RECORD path, in order.
 

@@ -402,3 +402,53 @@ def test_a_stream_map_that_fails_is_one_paragraph(
     assert said in result.stderr
     assert "Traceback" not in result.stderr
     assert batch_posts(leanpay) == []
+
+
+# -- what a hostile review of the merged work found ---------------------------------------
+
+
+def test_an_activate_version_before_its_schema_is_one_paragraph(
+    leanpay: StandIn, tmp_path: Path
+) -> None:
+    line = {"type": "ACTIVATE_VERSION", "stream": "zz", "version": 1}
+
+    result = run_target(target_config(leanpay, tmp_path), [line])
+
+    assert result.returncode == 1
+    assert (
+        "Input line 1: an ACTIVATE_VERSION for stream 'zz' arrived before that stream's SCHEMA"
+        in result.stderr
+    )
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("name", ["b\\u0000.jsonl", "\\ud800.jsonl"])
+def test_a_batch_file_name_no_file_can_have_is_one_paragraph(
+    leanpay: StandIn, tmp_path: Path, name: str
+) -> None:
+    manifest = '["' + str(tmp_path).replace("\\", "/") + "/" + name + '"]'
+    line = (
+        '{"type": "BATCH", "stream": "public-invoices", "encoding": {"format": "jsonl", '
+        f'"compression": "none"}}, "manifest": {manifest}}}'
+    )
+
+    result = run_target(target_config(leanpay, tmp_path), [schema(), line])
+
+    assert result.returncode == 1
+    assert "which cannot be a file's name" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert batch_posts(leanpay) == []
+
+
+def test_a_resource_leanpay_cannot_list_without_receipts_is_said_at_start(
+    leanpay: StandIn, tmp_path: Path
+) -> None:
+    config = target_config(leanpay, tmp_path, stream_resources=ROUTES)
+
+    result = run_target(config, [SCHEMAS[1], credit_note(1), {"type": "STATE", "value": {}}])
+
+    assert result.returncode == 0, result.stderr
+    assert (
+        "stream 'erp-credits' loads credit_notes without receipts_path: a later run given the "
+        "same records sends them again"
+    ) in result.stderr

@@ -86,6 +86,18 @@ def test_api_url_is_https_except_on_this_machine(url: str, ok: bool) -> None:
 
 
 @pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("https://[::1", "Invalid IPv6 URL"),
+        ("https://api.leanpay.fr:99999/v1/public", "Port out of range"),
+    ],
+)
+def test_an_api_url_that_is_no_url_is_named(url: str, said: str) -> None:
+    with pytest.raises(ConfigError, match=f"is not a valid URL \\({said}"):
+        settings(api_url=url)
+
+
+@pytest.mark.parametrize(
     ("name", "value", "message"),
     [
         ("request_timeout", 0, "request_timeout must be greater than 0"),
@@ -93,6 +105,12 @@ def test_api_url_is_https_except_on_this_machine(url: str, ok: bool) -> None:
         ("max_in_flight", 0, "max_in_flight must be greater than 0"),
         ("batch_size_rows", 0, "batch_size_rows must be at least 1"),
         ("max_rejections", -1, "max_rejections must be 0 or more"),
+        ("max_retries", -1, "max_retries must be 0 or more"),
+        ("request_timeout", 10**12, "request_timeout must be at most 86,400"),
+        ("max_retry_wait", 1e20, "max_retry_wait must be at most 86,400"),
+        ("batch_wait_limit_seconds", 10**6, "batch_wait_limit_seconds must be at most 86,400"),
+        ("max_in_flight", 10**9, "max_in_flight must be at most 100"),
+        ("max_list_in_flight", 101, "max_list_in_flight must be at most 100"),
     ],
 )
 def test_numbers_out_of_range_are_refused(name: str, value: int, message: str) -> None:
@@ -100,9 +118,8 @@ def test_numbers_out_of_range_are_refused(name: str, value: int, message: str) -
         settings(**{name: value})
 
 
-def test_batch_size_above_leanpays_limit_is_lowered_and_negative_retries_mean_none() -> None:
+def test_batch_size_above_leanpays_limit_is_lowered() -> None:
     assert settings(batch_size_rows=500).request_size == 100
-    assert settings(max_retries=-3).max_retries == 0
 
 
 def test_client_ids_merge_the_file_and_the_setting_which_wins(tmp_path: Path) -> None:
