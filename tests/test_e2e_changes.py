@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from conftest import CLIENT_ID, Result, run_target, target_config
+from test_e2e_references import dead_letters
+from test_e2e_references import ids_by_external_id as ids
 
 from leanpay_standin import StandIn
 
@@ -118,15 +120,6 @@ def config(leanpay: StandIn, tmp_path: Path, **settings: Any) -> Path:
         receipts_path=str(tmp_path / "receipts.jsonl"),
         **settings,
     )
-
-
-def dead_letters(tmp_path: Path) -> list[dict[str, Any]]:
-    path = tmp_path / "dead.jsonl"
-    return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
-
-
-def ids(leanpay: StandIn, resource: str) -> dict[str, str]:
-    return {o["externalId"]: o["id"] for o in leanpay.store(resource)}
 
 
 def writes(leanpay: StandIn) -> list[tuple[str, str, Any]]:
