@@ -26,7 +26,7 @@ from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from leanpay_standin.api import BATCHES, LISTS, UPDATES
+from leanpay_standin.api import BATCHES, FINDS, LISTS, UPDATES
 from leanpay_standin.faults import FaultRule
 from leanpay_standin.state import State
 from leanpay_standin.store import Conflict
@@ -101,6 +101,10 @@ def _api_map() -> Map:
     rules += [
         Rule(u.prefix + "<object_id>", endpoint=("update", u.name), methods=["PUT"])
         for u in UPDATES.values()
+    ]
+    rules += [
+        Rule(prefix + "<object_id>", endpoint=("find", name), methods=["GET"])
+        for prefix, name in FINDS.items()
     ]
     return Map(rules, strict_slashes=False, merge_slashes=False)
 
@@ -182,7 +186,7 @@ class StandInApp:
 
         parsed: Any = None
         items = None
-        if kind != "list":
+        if kind in ("batch", "update"):
             parsed = self._parse_body(request, entry)
         if kind == "batch":
             items = _batch_items(parsed, BATCHES[resource_name].body_key)
@@ -199,13 +203,29 @@ class StandInApp:
             early = _before_store(rule)
             if early is not None:
                 return early
-        if kind == "list":
-            response = self._list(request, resource_name)
-        elif kind == "update":
-            response = self._update(resource_name, arguments["object_id"], parsed)
-        else:
-            response = self._batch(resource_name, parsed, rule)
+        response = self._handle(
+            kind, resource_name, request, arguments.get("object_id"), parsed=parsed, rule=rule
+        )
         return response if rule is None else _after_store(rule, response)
+
+    def _handle(
+        self,
+        kind: str,
+        resource_name: str,
+        request: Request,
+        object_id: str | None,
+        *,
+        parsed: Any,
+        rule: FaultRule | None,
+    ) -> Response:
+        """The handler's answer to a request past every guard."""
+        if kind == "list":
+            return self._list(request, resource_name)
+        if object_id is None:
+            return self._batch(resource_name, parsed, rule)
+        if kind == "find":
+            return self._find(resource_name, object_id)
+        return self._update(resource_name, object_id, parsed)
 
     def _throttle(self) -> Response | None:
         """The 429 of a request the rate limit refuses; None if it may proceed."""
@@ -253,9 +273,14 @@ class StandInApp:
             return nest_error(400, problems)
         updated = self.state.store[resource_name].update(object_id, body)
         if updated is None:
-            noun = BATCHES[resource_name].body_key[:-1]  # "link", "payback"
-            return nest_error(404, f"{noun} {object_id} not found")
+            return _not_found(resource_name, object_id)
         return json_response(updated)
+
+    def _find(self, resource_name: str, object_id: str) -> Response:
+        found = self.state.store[resource_name].find(object_id)
+        if found is None:
+            return _not_found(resource_name, object_id)
+        return json_response(found)
 
     def _list(self, request: Request, resource_name: str) -> Response:
         raw_page = request.args.get("page", "1")
@@ -348,6 +373,11 @@ class StandInApp:
 
     def _control_health(self, request: Request, payload: Any) -> Any:
         return {"ok": True}
+
+
+def _not_found(resource_name: str, object_id: str) -> Response:
+    noun = BATCHES[resource_name].body_key[:-1]  # "invoice", "creditNote", "link", "payback"
+    return nest_error(404, f"{noun} {object_id} not found")
 
 
 def _batch_items(body: Any, body_key: str) -> list[Any] | None:

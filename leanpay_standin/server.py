@@ -171,8 +171,8 @@ class StandIn:
 
     def store(self, resource_name: str = "invoices") -> list[dict[str, Any]]:
         """The objects of a resource, as the API shows them (dates of invoices and credit
-        notes as date-times, an invoice's links inside it), in creation order whatever
-        the listing's `order`."""
+        notes as date-times, links and paybacks nested in their documents), in creation
+        order whatever the listing's `order`."""
         return self.state.store[resource_name].objects()[0]
 
     def posted_items(self, resource_name: str = "invoices") -> list[dict[str, Any]]:

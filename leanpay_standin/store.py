@@ -111,8 +111,9 @@ class Conflict:
 class ResourceStore:
     """The objects of one resource, in creation order.
 
-    `parent_field` (links: "invoiceId") keeps, per parent id, the ids of the objects
-    naming it, so the parent can show them (an invoice's `creditNoteLinks[]`).
+    `parent_fields` (links: "invoiceId" and "creditNoteId") keep, per parent id, the ids
+    of the objects naming it, so the parent can show them (an invoice's
+    `creditNoteLinks[]`, a credit note's `invoiceLinks[]` and `paybacks[]`).
     """
 
     def __init__(
@@ -122,7 +123,7 @@ class ResourceStore:
         new_id: IdFactory,
         clock: Clock,
         *,
-        parent_field: str | None = None,
+        parent_fields: tuple[str, ...] = (),
     ) -> None:
         self.batch = batch
         self._tenant_id = tenant_id
@@ -130,7 +131,7 @@ class ResourceStore:
         self._clock = clock
         self._names = tuple(batch.items)
         self._ext_pos = self._position("externalId")
-        self._parent_pos = None if parent_field is None else self._position(parent_field)
+        self._parent_pos = {name: self._names.index(name) + _FIRST_FIELD for name in parent_fields}
         datetime_fields = batch.name in DATETIME_RESOURCES
         self._date_names = tuple(
             name for name, prop in batch.items.items() if datetime_fields and prop.type == "date"
@@ -145,9 +146,11 @@ class ResourceStore:
         self._rows: list[Row] = []
         self._by_external_id: dict[str, int] = {}
         """externalId -> position of the first row holding it."""
-        self._by_id: dict[str, int] | None = {} if batch.name in UPDATES else None
-        """id -> position, kept only where an update endpoint needs it (memory)."""
-        self._children: dict[str, list[str]] = {}
+        self._by_id: dict[str, int] | None = None
+        """id -> position, built when first needed (a find, an update, a parent showing
+        this resource's objects) and kept up to date from then on (memory)."""
+        self._children: dict[str, dict[str, list[str]]] = {name: {} for name in parent_fields}
+        """parent field -> parent id -> ids of the objects naming it, in creation order."""
         self._id_order: list[Row] | None = None
 
     def _position(self, name: str) -> int | None:
@@ -218,9 +221,10 @@ class ResourceStore:
         new_rows = self._rows[first_new:]
         if self._by_id is not None:
             self._by_id.update((row[_ID], first_new + n) for n, row in enumerate(new_rows))
-        if self._parent_pos is not None:
+        for name, position in self._parent_pos.items():
+            children = self._children[name]
             for row in new_rows:
-                self._children.setdefault(row[self._parent_pos], []).append(row[_ID])
+                children.setdefault(row[position], []).append(row[_ID])
         if self._id_order is not None:
             for row in new_rows:
                 bisect.insort(self._id_order, row)
@@ -233,10 +237,16 @@ class ResourceStore:
             for position, row in enumerate(self._rows):
                 if row[ext_pos] is not None:
                     self._by_external_id.setdefault(row[ext_pos], position)
-        self._by_id = None if self._by_id is None else {}
-        self._children = {}
+        self._by_id = None
+        self._children = {name: {} for name in self._parent_pos}
         self._id_order = None
         self._index_new(0)
+
+    def _ids(self) -> dict[str, int]:
+        """id -> position (caller holds the lock); built on first use."""
+        if self._by_id is None:
+            self._by_id = {row[_ID]: position for position, row in enumerate(self._rows)}
+        return self._by_id
 
     def _conflicts(self, items: Iterable[dict[str, Any]]) -> list[str]:
         key = self.batch.body_key
@@ -291,25 +301,44 @@ class ResourceStore:
                 self._id_order = None  # no upkeep for an order nobody lists in
         return [self.present(row) for row in rows], total
 
-    def children(self, parent_id: str) -> list[dict[str, Any]]:
-        """The objects naming `parent_id` in their parent field, in creation order."""
-        if not self._children:  # most tenants: no links at all, no lock per invoice shown
+    def children(self, parent_field: str, parent_id: str) -> list[dict[str, Any]]:
+        """The objects naming `parent_id` in `parent_field`, in creation order, each as a
+        dict of its fields by name (with id, createdAt, updatedAt; no presentation)."""
+        children = self._children[parent_field]
+        if not children:  # most tenants: no links at all, no lock per invoice shown
             return []
         with self._lock:
-            ids = self._children.get(parent_id, ())
-            by_id = self._by_id
-            rows = [self._rows[by_id[i]] for i in ids] if by_id is not None else []
-        return [self.present(row) for row in rows]
+            ids = children.get(parent_id, ())
+            if not ids:
+                return []
+            by_id = self._ids()
+            rows = [self._rows[by_id[i]] for i in ids]
+        return [dict(zip(self._keys, row, strict=True)) for row in rows]
+
+    def find(self, object_id: str) -> dict[str, Any] | None:
+        """The object with this Leanpay id, as the API shows it; None if not stored."""
+        with self._lock:
+            position = self._ids().get(object_id)
+            row = None if position is None else self._rows[position]
+        return None if row is None else self.present(row)
+
+    def external_id_of(self, object_id: str) -> str | None:
+        """The externalId of the object with this id (None if it has none or is gone)."""
+        if self._ext_pos is None:
+            return None
+        with self._lock:
+            position = self._ids().get(object_id)
+            return None if position is None else self._rows[position][self._ext_pos]
 
     def update(self, object_id: str, changes: Mapping[str, Any]) -> dict[str, Any] | None:
         """Replace fields of a stored object (validated `changes`); None if the id is unknown.
 
         Its `updatedAt` moves to the clock's next time; `createdAt` and the order stay.
         """
-        if self._by_id is None:
+        if self.batch.name not in UPDATES:
             raise ValueError(f"{self.batch.name} cannot be updated")
         with self._lock:
-            position = self._by_id.get(object_id)
+            position = self._ids().get(object_id)
             if position is None:
                 return None
             old = self._rows[position]
@@ -356,6 +385,25 @@ class ResourceStore:
         return [(row[_ID], None if ext_pos is None else row[ext_pos]) for row in gone]
 
 
+def _nested(
+    item: dict[str, Any],
+    other_key: str | None = None,
+    other: ResourceStore | None = None,
+    other_id: str | None = None,
+) -> dict[str, Any]:
+    """A link or payback as its document shows it (`date, amount, defaultCurrencyAmount,
+    externalId`), with the link's other document as `{id, externalId}` under `other_key`."""
+    shown = {
+        "date": item["date"],
+        "amount": item["amount"],
+        "defaultCurrencyAmount": item["amount"],
+        "externalId": item["externalId"],
+    }
+    if other_key is not None and other is not None and other_id is not None:
+        shown[other_key] = {"id": other_id, "externalId": other.external_id_of(other_id)}
+    return shown
+
+
 class Store:
     """The stores of every batch resource of the API table, sharing one tenant and clock."""
 
@@ -363,21 +411,46 @@ class Store:
         self.new_id = IdFactory()
         self.clock = Clock()
         self.tenant_id = str(uuid.uuid4())
+        parents = {"links": ("invoiceId", "creditNoteId"), "paybacks": ("creditNoteId",)}
         self.resources: dict[str, ResourceStore] = {
             name: ResourceStore(
                 batch,
                 self.tenant_id,
                 self.new_id,
                 self.clock,
-                parent_field="invoiceId" if name == "links" else None,
+                parent_fields=parents.get(name, ()),
             )
             for name, batch in BATCHES.items()
         }
-        self["invoices"].show_inside("creditNoteLinks", self["links"].children)
+        self["invoices"].show_inside("creditNoteLinks", self._credit_note_links)
+        self["credit_notes"].show_inside("paybacks", self._paybacks)
+        self["credit_notes"].show_inside("invoiceLinks", self._invoice_links)
         self._seeded = 0
 
     def __getitem__(self, resource_name: str) -> ResourceStore:
         return self.resources[resource_name]
+
+    # What the reference shows nested in a document: no id of their own, the other side
+    # of a link as {id, externalId}, defaultCurrencyAmount (no currency is ever sent: the
+    # amount itself).
+
+    def _credit_note_links(self, invoice_id: str) -> list[dict[str, Any]]:
+        return [
+            _nested(link, "creditNote", self["credit_notes"], link["creditNoteId"])
+            for link in self["links"].children("invoiceId", invoice_id)
+        ]
+
+    def _invoice_links(self, credit_note_id: str) -> list[dict[str, Any]]:
+        return [
+            _nested(link, "invoice", self["invoices"], link["invoiceId"])
+            for link in self["links"].children("creditNoteId", credit_note_id)
+        ]
+
+    def _paybacks(self, credit_note_id: str) -> list[dict[str, Any]]:
+        return [
+            _nested(payback)
+            for payback in self["paybacks"].children("creditNoteId", credit_note_id)
+        ]
 
     def clear(self) -> None:
         """Forget every object of every resource (the clock goes on: it never goes back)."""

@@ -844,8 +844,11 @@ def references(http: requests.Session, standin: StandIn) -> dict[str, dict[str, 
     return {obj["externalId"]: obj for obj in created}
 
 
-def link_view(link: dict[str, Any]) -> dict[str, Any]:
-    return {k: link[k] for k in ("id", "externalId", "creditNoteId", "amount", "date")}
+def link_in_invoice(link: dict[str, Any], note: dict[str, Any]) -> dict[str, Any]:
+    """A link as the reference shows it inside its invoice: no id of its own."""
+    return {"date": link["date"], "amount": link["amount"],
+            "defaultCurrencyAmount": link["amount"], "externalId": link["externalId"],
+            "creditNote": {"id": note["id"], "externalId": note["externalId"]}}  # fmt: skip
 
 
 def test_listed_invoices_carry_their_credit_note_links(
@@ -853,18 +856,100 @@ def test_listed_invoices_carry_their_credit_note_links(
 ) -> None:
     made = references(session, standin)
     first, second = listing(session, standin)
-    assert [link_view(x) for x in first["creditNoteLinks"]] == [
-        {"id": made["L-1"]["id"], "externalId": "L-1", "creditNoteId": made["CN-1"]["id"],
-         "amount": 100, "date": "2024-03-01"},
-        {"id": made["L-2"]["id"], "externalId": "L-2", "creditNoteId": made["CN-1"]["id"],
-         "amount": 200, "date": "2024-03-02"},
+    assert first["creditNoteLinks"] == [
+        {"date": "2024-03-01", "amount": 100, "defaultCurrencyAmount": 100, "externalId": "L-1",
+         "creditNote": {"id": made["CN-1"]["id"], "externalId": "CN-1"}},
+        {"date": "2024-03-02", "amount": 200, "defaultCurrencyAmount": 200, "externalId": "L-2",
+         "creditNote": {"id": made["CN-1"]["id"], "externalId": "CN-1"}},
     ]  # fmt: skip
-    assert first["creditNoteLinks"] == [made["L-1"], made["L-2"]]  # the link as created
-    assert second["creditNoteLinks"] == [made["L-3"]]
+    assert second["creditNoteLinks"] == [link_in_invoice(made["L-3"], made["CN-1"])]
     assert made["L-3"]["invoiceId"] == second["id"]
     assert standin.store() == [first, second]
     standin.delete("links", external_ids=["L-1"])
     assert [x["externalId"] for x in listing(session, standin)[0]["creditNoteLinks"]] == ["L-2"]
+
+
+def find(http: requests.Session, standin: StandIn, resource: str, object_id: str) -> Any:
+    """`GET /<resource>/{id}`: (status, body)."""
+    response = http.get(f"{standin.url}{FIND_PATHS[resource]}{object_id}", timeout=5)
+    return response.status_code, response.json()
+
+
+FIND_PATHS = {
+    "invoices": "/invoices/",
+    "credit_notes": "/credit-notes/",
+    "links": "/links/",
+    "paybacks": "/paybacks/",
+}
+
+
+def test_each_document_is_found_by_its_leanpay_id(
+    standin: StandIn, session: requests.Session
+) -> None:
+    made = references(session, standin)
+    first, second = listing(session, standin)
+    assert find(session, standin, "invoices", first["id"]) == (200, first)
+    assert find(session, standin, "invoices", second["id"]) == (200, second)
+    note = made["CN-1"]
+    status, found_note = find(session, standin, "credit_notes", note["id"])
+    assert status == 200
+    assert found_note == {
+        **note,
+        "paybacks": [{"date": "2024-03-12", "amount": 50, "defaultCurrencyAmount": 50,
+                      "externalId": "PB-1"}],
+        "invoiceLinks": [
+            {"date": f"2024-03-0{n}", "amount": 100 * n, "defaultCurrencyAmount": 100 * n,
+             "externalId": f"L-{n}", "invoice": {"id": invoice_id, "externalId": external_id}}
+            for n, invoice_id, external_id in (
+                (1, first["id"], "ext-1"), (2, first["id"], "ext-1"), (3, second["id"], "ext-2"))
+        ],
+    }  # fmt: skip
+    assert find(session, standin, "links", made["L-2"]["id"]) == (200, made["L-2"])
+    assert find(session, standin, "paybacks", made["PB-1"]["id"]) == (200, made["PB-1"])
+    finds = [e for e in standin.requests() if e["method"] == "GET" and e["path"] != "/invoices"]
+    assert [(e["path"], e["status"], e["items"], e["body"]) for e in finds] == [
+        (f"/invoices/{first['id']}", 200, None, None),
+        (f"/invoices/{second['id']}", 200, None, None),
+        (f"/credit-notes/{note['id']}", 200, None, None),
+        (f"/links/{made['L-2']['id']}", 200, None, None),
+        (f"/paybacks/{made['PB-1']['id']}", 200, None, None),
+    ]
+    assert all(e["headers"]["Authorization"] == KEY for e in finds)
+
+
+@pytest.mark.parametrize(
+    ("resource", "noun"),
+    [("invoices", "invoice"), ("credit_notes", "creditNote"), ("links", "link"),
+     ("paybacks", "payback")],
+)  # fmt: skip
+def test_finding_an_unknown_or_deleted_id_is_a_nest_404(
+    standin: StandIn, session: requests.Session, resource: str, noun: str
+) -> None:
+    made = references(session, standin)
+    unknown = str(uuid.uuid4())
+    assert find(session, standin, resource, unknown) == (
+        404,
+        {"statusCode": 404, "message": f"{noun} {unknown} not found", "error": "Not Found"},
+    )
+    victim = {"invoices": "ext-1", "credit_notes": "CN-1", "links": "L-1", "paybacks": "PB-1"}
+    gone = made[victim[resource]]["id"]
+    assert find(session, standin, resource, gone)[0] == 200
+    standin.delete(resource, ids=[gone])
+    assert find(session, standin, resource, gone)[1]["message"] == f"{noun} {gone} not found"
+    response = requests.get(f"{standin.url}{FIND_PATHS[resource]}{unknown}", timeout=5)
+    assert response.status_code == 401
+    assert [e["status"] for e in standin.requests() if e["method"] == "GET"] == [404, 200, 404, 401]
+
+
+def test_a_link_shows_the_other_document_even_once_deleted(
+    standin: StandIn, session: requests.Session
+) -> None:
+    made = references(session, standin)
+    standin.delete("credit_notes", external_ids=["CN-1"])
+    first, _ = listing(session, standin)
+    assert [x["creditNote"] for x in first["creditNoteLinks"]] == [
+        {"id": made["CN-1"]["id"], "externalId": None}
+    ] * 2
 
 
 @pytest.mark.parametrize(
@@ -905,7 +990,11 @@ def test_put_updates_a_link_or_a_payback(
     assert len(stored) == (3 if resource == "links" else 1)
     if resource == "links":
         (first, _) = listing(session, standin)
-        assert first["creditNoteLinks"] == [made["L-1"], updated]
+        note = made["CN-1"]
+        assert first["creditNoteLinks"] == [
+            link_in_invoice(made["L-1"], note),
+            link_in_invoice(updated, note),
+        ]
     (entry,) = [e for e in standin.requests() if e["method"] == "PUT"]
     assert (entry["method"], entry["path"], entry["body"], entry["status"]) == (
         "PUT", path, body, 200,
