@@ -280,7 +280,15 @@ class StandInApp:
         found = self.state.store[resource_name].find(object_id)
         if found is None:
             return _not_found(resource_name, object_id)
-        return json_response(found)
+        return json_response(self._without_omitted([found])[0])
+
+    def _without_omitted(self, objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The objects without the fields the `omit_fields` setting leaves out."""
+        omitted = self.state.settings.omit_fields
+        for obj in objects if omitted else ():
+            for name in omitted:
+                obj.pop(name, None)
+        return objects
 
     def _list(self, request: Request, resource_name: str) -> Response:
         raw_page = request.args.get("page", "1")
@@ -294,7 +302,7 @@ class StandInApp:
         )
         return json_response(
             {
-                "data": objects,
+                "data": self._without_omitted(objects),
                 "count": len(objects),
                 "total": total,
                 "page": page,

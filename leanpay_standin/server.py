@@ -24,7 +24,8 @@ class StandIn:
     The settings (see `state.Settings`) can be changed while running with `configure`:
     duplicates, latency_ms, page_size (default 25), order (of `GET /invoices`: "oldest"
     first, the default, "newest" first or by "id"), log_bodies, rate_limit (requests per
-    second, None or 0 = unlimited) and rate_burst (None = max(1, rate_limit)).
+    second, None or 0 = unlimited), rate_burst (None = max(1, rate_limit)) and
+    omit_fields (fields left out of list rows and finds, e.g. ["creditNoteLinks"]).
     """
 
     def __init__(

@@ -34,6 +34,9 @@ class Settings:
     """Authenticated API requests per second (a token bucket); 0 or None: no limit."""
     rate_burst: float | None = None
     """Bucket capacity in requests (>= 1); None: one second's worth, max(1, rate_limit)."""
+    omit_fields: list[str] = field(default_factory=list)
+    """Fields left out of list rows and find answers (e.g. ["creditNoteLinks"]): the
+    reference documents them, an answer may still lack them (batch answers keep them)."""
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()  # not a field: as_json stays the settings only
@@ -66,6 +69,9 @@ class Settings:
             raise ValueError("rate_limit must be a number >= 0 (requests per second) or null")
         if burst is not None and (type(burst) not in (int, float) or not 1 <= burst < math.inf):
             raise ValueError("rate_burst must be a number >= 1 (requests) or null")
+        omit = checked["omit_fields"]
+        if not (isinstance(omit, list | tuple) and all(isinstance(name, str) for name in omit)):
+            raise ValueError("omit_fields must be a list of field names")
         self.duplicates = cast(DuplicateMode, checked["duplicates"])
         self.latency_ms = latency
         self.page_size = page_size
@@ -73,6 +79,7 @@ class Settings:
         self.log_bodies = checked["log_bodies"]
         self.rate_limit = rate
         self.rate_burst = burst
+        self.omit_fields = list(omit)
 
     def rate(self) -> tuple[float, float] | None:
         """(requests per second, bucket capacity) when rate limiting is on, else None."""

@@ -952,6 +952,43 @@ def test_a_link_shows_the_other_document_even_once_deleted(
     ] * 2
 
 
+@pytest.mark.parametrize("how", ["configure", "http"])
+def test_omitted_fields_are_missing_from_list_rows_and_finds_only(
+    standin: StandIn, session: requests.Session, how: str
+) -> None:
+    made = references(session, standin)
+    omitted = ["creditNoteLinks", "invoiceLinks", "paybacks"]
+    if how == "configure":
+        standin.configure(omit_fields=omitted)
+    else:
+        url = standin.root_url + "/_control/config"
+        assert requests.post(url, json={"omit_fields": omitted}, timeout=5).status_code == 200
+    assert (
+        requests.get(standin.root_url + "/_control/config", timeout=5).json()["omit_fields"]
+        == omitted
+    )
+    first, second = listing(session, standin)
+    assert "creditNoteLinks" not in first and "creditNoteLinks" not in second
+    assert first == {k: v for k, v in made["ext-1"].items() if k != "creditNoteLinks"}
+    status, found = find(session, standin, "invoices", first["id"])
+    assert status == 200 and found == first
+    status, note = find(session, standin, "credit_notes", made["CN-1"]["id"])
+    assert status == 200
+    assert note == {k: v for k, v in made["CN-1"].items() if k not in omitted}
+    answered = post(session, standin, [invoice(3)]).json()["data"][0]
+    assert answered["creditNoteLinks"] == []  # a batch answer keeps every field
+    assert "creditNoteLinks" in standin.store()[0]  # and so does the control view
+    standin.configure(omit_fields=[])
+    assert "creditNoteLinks" in listing(session, standin)[0]
+
+
+@pytest.mark.parametrize("value", ["creditNoteLinks", [1], None])
+def test_omit_fields_must_be_a_list_of_names(standin: StandIn, value: Any) -> None:
+    with pytest.raises(ValueError, match="omit_fields must be a list of field names"):
+        standin.configure(omit_fields=value)
+    assert standin.state.settings.omit_fields == []
+
+
 @pytest.mark.parametrize(
     ("resource", "body", "changed"),
     [
@@ -1872,6 +1909,7 @@ def test_cli_defaults_to_pages_of_25_and_seeds_a_tenant(session: requests.Sessio
             "log_bodies": True,
             "rate_limit": None,
             "rate_burst": None,
+            "omit_fields": [],
         }
         last = session.get(url + "/invoices", params={"page": 3}, timeout=5).json()
         assert (last["total"], last["pageCount"], last["count"]) == (60, 3, 10)
