@@ -363,7 +363,10 @@ class StandInApp:
         client_id = spec.get("client_id")
         if client_id is not None and not isinstance(client_id, str):
             raise ValueError("client_id must be a string")
-        return {"seeded": len(self.state.store.seed_invoices(count, client_id))}
+        batch = spec.get("batch")
+        if batch is not None and type(batch) is not int:
+            raise ValueError("batch must be a positive integer")
+        return {"seeded": len(self.state.store.seed_invoices(count, client_id, batch))}
 
     def _control_delete(self, request: Request, payload: Any) -> Any:
         spec = _object(payload)

@@ -24,8 +24,9 @@ class StandIn:
     The settings (see `state.Settings`) can be changed while running with `configure`:
     duplicates, latency_ms, page_size (default 25), order (of `GET /invoices`: "oldest"
     first, the default, "newest" first or by "id"), log_bodies, rate_limit (requests per
-    second, None or 0 = unlimited), rate_burst (None = max(1, rate_limit)) and
-    omit_fields (fields left out of list rows and finds, e.g. ["creditNoteLinks"]).
+    second, None or 0 = unlimited), rate_burst (None = max(1, rate_limit)), created_at
+    ("millisecond", the default, or "second": see `clock`) and omit_fields (fields left
+    out of list rows and finds, e.g. ["creditNoteLinks"]).
     """
 
     def __init__(
@@ -146,9 +147,15 @@ class StandIn:
         """Clear stored objects, the request journal and fault rules; refill the bucket."""
         self.state.reset()
 
-    def seed_invoices(self, n: int, client_id: str | None = None) -> list[str]:
-        """Store `n` invoices `seed-000001`, ... as previously imported; return externalIds."""
-        return self.state.store.seed_invoices(n, client_id)
+    def seed_invoices(
+        self, n: int, client_id: str | None = None, *, batch: int | None = None
+    ) -> list[str]:
+        """Store `n` invoices `seed-000001`, ... as previously imported; return externalIds.
+
+        `batch`: as a target filled the tenant, each `batch` invoices sharing one createdAt
+        (distinct between batches; `seed_invoices(200_000, batch=100)`).
+        """
+        return self.state.store.seed_invoices(n, client_id, batch)
 
     def delete(
         self,

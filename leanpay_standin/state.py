@@ -9,6 +9,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, cast
 
+from leanpay_standin.clock import RESOLUTIONS, Resolution
 from leanpay_standin.faults import FaultBook
 from leanpay_standin.journal import Journal
 from leanpay_standin.ratelimit import TokenBucket, effective_burst
@@ -34,6 +35,10 @@ class Settings:
     """Authenticated API requests per second (a token bucket); 0 or None: no limit."""
     rate_burst: float | None = None
     """Bucket capacity in requests (>= 1); None: one second's worth, max(1, rate_limit)."""
+    created_at: Resolution = "millisecond"
+    """The resolution of `createdAt` (see `clock`): "millisecond", strictly increasing
+    (creation order, the default), or "second", shared by the batches of one second and
+    listed by id within it."""
     omit_fields: list[str] = field(default_factory=list)
     """Fields left out of list rows and find answers (e.g. ["creditNoteLinks"]): the
     reference documents them, an answer may still lack them (batch answers keep them)."""
@@ -69,6 +74,8 @@ class Settings:
             raise ValueError("rate_limit must be a number >= 0 (requests per second) or null")
         if burst is not None and (type(burst) not in (int, float) or not 1 <= burst < math.inf):
             raise ValueError("rate_burst must be a number >= 1 (requests) or null")
+        if checked["created_at"] not in RESOLUTIONS:
+            raise ValueError(f"created_at must be one of {', '.join(RESOLUTIONS)}")
         omit = checked["omit_fields"]
         if not (isinstance(omit, list | tuple) and all(isinstance(name, str) for name in omit)):
             raise ValueError("omit_fields must be a list of field names")
@@ -79,6 +86,7 @@ class Settings:
         self.log_bodies = checked["log_bodies"]
         self.rate_limit = rate
         self.rate_burst = burst
+        self.created_at = cast(Resolution, checked["created_at"])
         self.omit_fields = list(omit)
 
     def rate(self) -> tuple[float, float] | None:
@@ -99,10 +107,13 @@ class State:
 
     api_key: str
     settings: Settings = field(default_factory=Settings)
-    store: Store = field(default_factory=Store)
+    store: Store = field(init=False)
     faults: FaultBook = field(default_factory=FaultBook)
     journal: Journal = field(default_factory=Journal)
     bucket: TokenBucket = field(default_factory=TokenBucket)
+
+    def __post_init__(self) -> None:
+        self.store = Store(self.settings)
 
     def delete(
         self, resource_name: str, ids: Collection[str] = (), external_ids: Collection[str] = ()

@@ -4,8 +4,11 @@ Rows are tuples (id, createdAt, updatedAt, *field values in table order) rather 
 dicts, so a tenant of a million invoices stays a few hundred MB; the full Leanpay-shaped
 object is rebuilt when it is shown. The externalId index makes duplicate checks O(1).
 
-Rows are kept in creation order, which is also `createdAt` order (see `clock`), so a page
-in "oldest" or "newest" order is a slice. The "id" order (Leanpay ids are random uuid4s,
+Rows are kept in list order, by (createdAt, id), so a page in "oldest" or "newest" order
+is a slice. By the millisecond (see `clock`) that is creation order and a new batch is
+appended; by the second, rows of one tick tie on createdAt and list by id, as a database
+ordering by createdAt alone might give them, so a batch sharing a tick with stored rows
+goes in by bisection. The "id" order (Leanpay ids are random uuid4s,
 unrelated to time) keeps a sorted index, built when first listed in that order and
 updated by bisection on each creation while that order is in use.
 """
@@ -14,15 +17,16 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import operator
 import random
 import threading
 import uuid
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from leanpay_standin.api import BATCHES, DATETIME_RESOURCES, UPDATES, Batch
-from leanpay_standin.clock import Clock
+from leanpay_standin.clock import Clock, Resolution
 
 DuplicateMode = Literal["accept", "refuse", "ignore"]
 DUPLICATE_MODES: tuple[DuplicateMode, ...] = ("accept", "refuse", "ignore")
@@ -33,6 +37,9 @@ LIST_ORDERS: tuple[ListOrder, ...] = ("oldest", "newest", "id")
 
 Row = tuple[Any, ...]
 _ID, _CREATED, _UPDATED = 0, 1, 2
+_list_key = operator.itemgetter(_CREATED, _ID)
+"""The list order: by createdAt, rows created in one tick by id (a database's tie order,
+unrelated to the order they were created in)."""
 _FIRST_FIELD = 3
 
 _SEED_CHUNK = 10_000
@@ -144,11 +151,12 @@ class ResourceStore:
         self._nested: tuple[tuple[str, Nested], ...] = ()
         self._lock = threading.Lock()
         self._rows: list[Row] = []
-        self._by_external_id: dict[str, int] = {}
-        """externalId -> position of the first row holding it."""
-        self._by_id: dict[str, int] | None = None
-        """id -> position, built when first needed (a find, an update, a parent showing
-        this resource's objects) and kept up to date from then on (memory)."""
+        """Every object, sorted by (createdAt, id): the list order, oldest first."""
+        self._by_external_id: dict[str, Row] = {}
+        """externalId -> the first row holding it."""
+        self._by_id: dict[str, Row] | None = None
+        """id -> row, built when first needed (a find, an update, a parent showing this
+        resource's objects) and kept up to date from then on (memory)."""
         self._children: dict[str, dict[str, list[str]]] = {name: {} for name in parent_fields}
         """parent field -> parent id -> ids of the objects naming it, in creation order."""
         self._id_order: list[Row] | None = None
@@ -196,8 +204,7 @@ class ResourceStore:
                 if messages:
                     return Conflict(messages)
             stamps = self._clock.stamps(len(items)) if created is None else created
-            rows = self._rows
-            first_new = len(rows)
+            new_rows: list[Row] = []
             shown: list[Row] = []
             for item, new_id, stamp in zip(
                 items, self._new_id.many(len(items)), stamps, strict=True
@@ -205,22 +212,36 @@ class ResourceStore:
                 row = (new_id, stamp, stamp, *map(item.get, names))
                 external_id = None if ext_pos is None else row[ext_pos]
                 if external_id is not None:
-                    position = index.get(external_id)
-                    if position is None:
-                        index[external_id] = len(rows)
+                    first = index.get(external_id)
+                    if first is None:
+                        index[external_id] = row
                     elif mode == "ignore":
-                        shown.append(rows[position])
+                        shown.append(first)
                         continue
-                rows.append(row)
+                new_rows.append(row)
                 shown.append(row)
-            self._index_new(first_new)
+            self._insert(new_rows)
         return shown
 
-    def _index_new(self, first_new: int) -> None:
-        """Bring the id, parent and id-order indexes up to date with rows[first_new:]."""
-        new_rows = self._rows[first_new:]
+    def _insert(self, new_rows: list[Row]) -> None:
+        """Put new rows in list order and in every index (caller holds the lock).
+
+        Usually they all come after every stored row (one append); rows sharing a
+        createdAt with stored ones, or older (a late row), go in by bisection.
+        """
+        rows = self._rows
+        new_rows.sort(key=_list_key)
+        if not rows or not new_rows or _list_key(new_rows[0]) > _list_key(rows[-1]):
+            rows.extend(new_rows)
+        else:
+            for row in new_rows:
+                bisect.insort(rows, row, key=_list_key)
+        self._index(new_rows)
+
+    def _index(self, new_rows: Iterable[Row]) -> None:
+        """Bring the id, parent and id-order indexes up to date with new rows."""
         if self._by_id is not None:
-            self._by_id.update((row[_ID], first_new + n) for n, row in enumerate(new_rows))
+            self._by_id.update((row[_ID], row) for row in new_rows)
         for name, position in self._parent_pos.items():
             children = self._children[name]
             for row in new_rows:
@@ -234,18 +255,18 @@ class ResourceStore:
         self._by_external_id = {}
         ext_pos = self._ext_pos
         if ext_pos is not None:
-            for position, row in enumerate(self._rows):
+            for row in self._rows:
                 if row[ext_pos] is not None:
-                    self._by_external_id.setdefault(row[ext_pos], position)
+                    self._by_external_id.setdefault(row[ext_pos], row)
         self._by_id = None
         self._children = {name: {} for name in self._parent_pos}
         self._id_order = None
-        self._index_new(0)
+        self._index(self._rows)
 
-    def _ids(self) -> dict[str, int]:
-        """id -> position (caller holds the lock); built on first use."""
+    def _ids(self) -> dict[str, Row]:
+        """id -> row (caller holds the lock); built on first use."""
         if self._by_id is None:
-            self._by_id = {row[_ID]: position for position, row in enumerate(self._rows)}
+            self._by_id = {row[_ID]: row for row in self._rows}
         return self._by_id
 
     def _conflicts(self, items: Iterable[dict[str, Any]]) -> list[str]:
@@ -279,7 +300,7 @@ class ResourceStore:
         return obj
 
     def objects(self, start: int = 0, stop: int | None = None) -> tuple[list[dict[str, Any]], int]:
-        """Objects in creation order (a slice of them), and how many exist in all."""
+        """Objects in list order, oldest first (a slice of them), and how many exist in all."""
         with self._lock:
             rows = self._rows[start:stop]
             total = len(self._rows)
@@ -312,14 +333,13 @@ class ResourceStore:
             if not ids:
                 return []
             by_id = self._ids()
-            rows = [self._rows[by_id[i]] for i in ids]
+            rows = [by_id[i] for i in ids]
         return [dict(zip(self._keys, row, strict=True)) for row in rows]
 
     def find(self, object_id: str) -> dict[str, Any] | None:
         """The object with this Leanpay id, as the API shows it; None if not stored."""
         with self._lock:
-            position = self._ids().get(object_id)
-            row = None if position is None else self._rows[position]
+            row = self._ids().get(object_id)
         return None if row is None else self.present(row)
 
     def external_id_of(self, object_id: str) -> str | None:
@@ -327,8 +347,8 @@ class ResourceStore:
         if self._ext_pos is None:
             return None
         with self._lock:
-            position = self._ids().get(object_id)
-            return None if position is None else self._rows[position][self._ext_pos]
+            row = self._ids().get(object_id)
+        return None if row is None else row[self._ext_pos]
 
     def update(self, object_id: str, changes: Mapping[str, Any]) -> dict[str, Any] | None:
         """Replace fields of a stored object (validated `changes`); None if the id is unknown.
@@ -338,27 +358,31 @@ class ResourceStore:
         if self.batch.name not in UPDATES:
             raise ValueError(f"{self.batch.name} cannot be updated")
         with self._lock:
-            position = self._ids().get(object_id)
-            if position is None:
+            by_id = self._ids()
+            old = by_id.get(object_id)
+            if old is None:
                 return None
-            old = self._rows[position]
             values = list(old)
             values[_UPDATED] = self._clock.stamp()
             for name, value in changes.items():
                 values[self._names.index(name) + _FIRST_FIELD] = value
             row = tuple(values)
-            self._rows[position] = row
+            self._rows[bisect.bisect_left(self._rows, _list_key(old), key=_list_key)] = row
+            by_id[object_id] = row
             if self._id_order is not None:
                 self._id_order[bisect.bisect_left(self._id_order, (object_id,))] = row
-            if self._ext_pos is not None and row[self._ext_pos] != old[self._ext_pos]:
+            ext_pos = self._ext_pos
+            if ext_pos is not None and row[ext_pos] != old[ext_pos]:
                 self._reindex()
+            elif ext_pos is not None and self._by_external_id.get(row[ext_pos]) is old:
+                self._by_external_id[row[ext_pos]] = row
         return self.present(row)
 
     def delete(
         self, ids: Collection[str], external_ids: Collection[str]
     ) -> list[tuple[str, str | None]]:
         """Remove the objects with these ids and every object holding these externalIds;
-        return (id, externalId) of each removed, in creation order.
+        return (id, externalId) of each removed, in list order.
 
         All or nothing: ValueError naming the unknown ones if any is not stored.
         """
@@ -404,12 +428,19 @@ def _nested(
     return shown
 
 
+class Options(Protocol):
+    """The settings the store follows (`state.Settings`), read when used."""
+
+    created_at: Resolution
+
+
 class Store:
     """The stores of every batch resource of the API table, sharing one tenant and clock."""
 
-    def __init__(self) -> None:
+    def __init__(self, options: Options) -> None:
+        self.options = options
         self.new_id = IdFactory()
-        self.clock = Clock()
+        self.clock = Clock(resolution=lambda: options.created_at)
         self.tenant_id = str(uuid.uuid4())
         parents = {"links": ("invoiceId", "creditNoteId"), "paybacks": ("creditNoteId",)}
         self.resources: dict[str, ResourceStore] = {
@@ -458,18 +489,29 @@ class Store:
             resource_store.clear()
         self._seeded = 0
 
-    def seed_invoices(self, count: int, client_id: str | None = None) -> list[str]:
+    def seed_invoices(
+        self, count: int, client_id: str | None = None, batch: int | None = None
+    ) -> list[str]:
         """Bulk-create invoices `seed-000001`, ... as if imported earlier; return externalIds.
 
-        Their createdAt are 1 ms apart, in seed order, the last one now (or just after
-        anything created before). Numbering continues after invoices seeded before, so
+        Without `batch`, their createdAt are one clock tick each (1 ms apart; all one
+        second by the second), in seed order, the last one now (or just after anything
+        created before). With `batch`, as a target filling the tenant would: each run of
+        `batch` invoices shares one createdAt, one tick (ms or second) after the previous
+        batch's, the last one now. Numbering continues after invoices seeded before, so
         seeding twice adds new ones.
         """
+        if batch is not None and batch < 1:
+            raise ValueError("batch must be a positive integer")
         invoices = self["invoices"]
         client = client_id or self.new_id()
         first = self._seeded + 1
         self._seeded += count
-        created = self.clock.stamps(count, ending_now=True)
+        if batch is None:
+            created = self.clock.stamps(count, ending_now=True)
+        else:
+            stamps = self.clock.batch_stamps(-(-count // batch))
+            created = [stamps[n // batch] for n in range(count)]
         external_ids: list[str] = []
         for start in range(first, first + count, _SEED_CHUNK):
             items = [

@@ -774,6 +774,115 @@ def test_seeded_invoices_were_created_before_now() -> None:
     assert clock.stamp() == "2023-11-14T23:13:20.250Z"
 
 
+def test_a_clock_by_the_second_gives_a_batch_and_its_second_one_stamp() -> None:
+    from leanpay_standin.clock import Clock, Resolution  # noqa: PLC0415 - the unit under test
+
+    wall = [1_700_000_000.25]
+    resolution: list[Resolution] = ["second"]
+    clock = Clock(lambda: wall[0], lambda: resolution[0])
+    assert clock.stamps(3) == ["2023-11-14T22:13:20.000Z"] * 3
+    wall[0] += 0.7  # the same wall-clock second: the same stamp
+    assert clock.stamps(2, ending_now=True) == ["2023-11-14T22:13:20.000Z"] * 2
+    assert clock.stamp() == "2023-11-14T22:13:20.000Z"
+    wall[0] += 0.1
+    assert clock.stamps(1) == ["2023-11-14T22:13:21.000Z"]
+    resolution[0] = "millisecond"
+    assert clock.stamps(2) == ["2023-11-14T22:13:21.050Z", "2023-11-14T22:13:21.051Z"]
+    resolution[0] = "second"  # never before what the millisecond clock gave
+    assert clock.stamps(1) == ["2023-11-14T22:13:22.000Z"]
+    wall[0] -= 3600  # the wall clock jumps back: the stand-in's does not
+    assert clock.stamps(1) == ["2023-11-14T22:13:22.000Z"]
+    assert clock.batch_stamps(3) == [
+        "2023-11-14T22:13:23.000Z",
+        "2023-11-14T22:13:24.000Z",
+        "2023-11-14T22:13:25.000Z",
+    ]  # each after everything before, even the wall clock
+    wall[0] += 7200
+    assert clock.batch_stamps(2) == ["2023-11-14T23:13:20.000Z", "2023-11-14T23:13:21.000Z"]
+    assert clock.batch_stamps(0) == []
+    resolution[0] = "millisecond"
+    assert clock.batch_stamps(2) == ["2023-11-14T23:13:21.049Z", "2023-11-14T23:13:21.050Z"]
+
+
+@pytest.fixture
+def wall(standin: StandIn) -> list[float]:
+    """`standin`'s createdAt clock reads this wall clock, which the test moves by hand."""
+    now = [1_700_000_000.25]
+    standin.state.store.clock.now = lambda: now[0]
+    return now
+
+
+def test_batches_of_one_second_share_a_created_at_and_list_by_id(
+    standin: StandIn, session: requests.Session, wall: list[float]
+) -> None:
+    standin.configure(created_at="second", page_size=7)
+    first = post(session, standin, [invoice(n) for n in range(1, 11)]).json()["data"]
+    wall[0] += 0.5
+    second = post(session, standin, [invoice(n) for n in range(11, 21)]).json()["data"]
+    wall[0] += 0.5
+    third = post(session, standin, [invoice(n) for n in range(21, 24)]).json()["data"]
+    one_second = [obj["createdAt"] for obj in first + second]
+    assert one_second == ["2023-11-14T22:13:20.000Z"] * 20
+    assert [obj["createdAt"] for obj in third] == ["2023-11-14T22:13:21.000Z"] * 3
+    tied = first + second
+    by_id = sorted(tied, key=lambda obj: obj["id"])
+    assert by_id != tied  # 20 random ids in creation order: one chance in 20!
+    listed = listing(session, standin)
+    assert listed == [*by_id, *sorted(third, key=lambda obj: obj["id"])]
+    standin.configure(order="newest")
+    assert listing(session, standin) == listed[::-1]
+    assert standin.store() == listed  # the control view: the list order, oldest first
+    standin.configure(created_at="millisecond")
+    (later,) = post(session, standin, [invoice(30)]).json()["data"]
+    assert later["createdAt"] == "2023-11-14T22:13:21.250Z"
+
+
+@pytest.mark.parametrize("resolution", ["millisecond", "second"])
+@pytest.mark.parametrize("how", ["python", "http"])
+def test_a_tenant_filled_by_a_target_has_one_created_at_per_batch(
+    standin: StandIn, wall: list[float], resolution: str, how: str
+) -> None:
+    standin.configure(created_at=resolution)
+    if how == "python":
+        assert standin.seed_invoices(250, batch=100)[-1] == "seed-000250"
+    else:
+        seed = {"count": 250, "batch": 100}
+        answer = requests.post(standin.root_url + "/_control/seed", json=seed, timeout=5)
+        assert answer.json() == {"seeded": 250}
+    stored = standin.store()
+    batches = [stored[:100], stored[100:200], stored[200:]]
+    expected = {
+        "millisecond": ["2023-11-14T22:13:20.248Z", "2023-11-14T22:13:20.249Z",
+                        "2023-11-14T22:13:20.250Z"],
+        "second": ["2023-11-14T22:13:18.000Z", "2023-11-14T22:13:19.000Z",
+                   "2023-11-14T22:13:20.000Z"],
+    }[resolution]  # fmt: skip
+    for batch, stamp, numbers in zip(batches, expected, (1, 101, 201), strict=True):
+        assert {obj["createdAt"] for obj in batch} == {stamp}
+        assert {obj["externalId"] for obj in batch} == {
+            f"seed-{n:06d}" for n in range(numbers, numbers + len(batch))
+        }
+        assert [obj["id"] for obj in batch] == sorted(obj["id"] for obj in batch)
+
+
+def test_seeding_in_batches_of_nothing_is_refused(standin: StandIn) -> None:
+    with pytest.raises(ValueError, match="batch must be a positive integer"):
+        standin.seed_invoices(10, batch=0)
+    answer = requests.post(
+        standin.root_url + "/_control/seed", json={"count": 1, "batch": "100"}, timeout=5
+    )
+    assert (answer.status_code, answer.json()) == (
+        400,
+        {"error": "batch must be a positive integer"},
+    )
+    assert standin.store() == []
+
+
+def test_unknown_created_at_resolution_is_refused(standin: StandIn) -> None:
+    with pytest.raises(ValueError, match="created_at must be one of millisecond, second"):
+        standin.configure(created_at="minute")
+
+
 def test_ids_are_unique_uuid4s_in_no_particular_order() -> None:
     from leanpay_standin.store import IdFactory  # noqa: PLC0415 - the unit under test
 
@@ -1909,6 +2018,7 @@ def test_cli_defaults_to_pages_of_25_and_seeds_a_tenant(session: requests.Sessio
             "log_bodies": True,
             "rate_limit": None,
             "rate_burst": None,
+            "created_at": "millisecond",
             "omit_fields": [],
         }
         last = session.get(url + "/invoices", params={"page": 3}, timeout=5).json()
