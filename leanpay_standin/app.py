@@ -118,6 +118,7 @@ _CONTROL_MAP = Map(
         Rule("/faults", endpoint="faults", methods=["GET", "POST"]),
         Rule("/seed", endpoint="seed", methods=["POST"]),
         Rule("/delete", endpoint="delete", methods=["POST"]),
+        Rule("/empty", endpoint="empty", methods=["POST"]),
         Rule("/health", endpoint="health", methods=["GET"]),
     ],
     strict_slashes=False,
@@ -381,6 +382,9 @@ class StandInApp:
         if not isinstance(resource_name, str):
             raise ValueError("resource must be a string")
         return {"deleted": self.state.delete(resource_name, ids, external_ids)}
+
+    def _control_empty(self, request: Request, payload: Any) -> Any:
+        return {"deleted": self.state.empty_tenant()}
 
     def _control_health(self, request: Request, payload: Any) -> Any:
         return {"ok": True}

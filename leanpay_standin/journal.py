@@ -14,7 +14,9 @@ before the other was answered.
 A deletion through the control API (`POST /_control/delete`) is journaled too, so a test
 sees where it fell among the API requests: method "DELETE", path "/_control/delete",
 query `{"resource": name}`, body `{"ids": [...], "externalIds": [...]}` of the objects
-deleted, items their count, status 200, no headers.
+deleted, items their count, status 200, no headers. So is a tenant emptied
+(`POST /_control/empty`): method "DELETE", path "/_control/empty", body the count of
+objects each resource had, items their sum.
 """
 
 from __future__ import annotations
@@ -58,16 +60,31 @@ class Journal:
         self, resource_name: str, ids: list[str], external_ids: list[str | None], at: float
     ) -> None:
         """Record a deletion made through the controls, among the API requests."""
+        self._note_control(
+            "/_control/delete",
+            {"resource": resource_name},
+            {"ids": ids, "externalIds": external_ids},
+            len(ids),
+            at,
+        )
+
+    def note_emptying(self, emptied: dict[str, int], at: float) -> None:
+        """Record a tenant emptied through the controls, among the API requests."""
+        self._note_control("/_control/empty", {}, dict(emptied), sum(emptied.values()), at)
+
+    def _note_control(
+        self, path: str, query: dict[str, str], body: Any, items: int, at: float
+    ) -> None:
         with self._lock:
             self._entries.append(
                 {
                     "method": "DELETE",
-                    "path": "/_control/delete",
-                    "query": {"resource": resource_name},
+                    "path": path,
+                    "query": query,
                     "headers": {},
-                    "body": {"ids": ids, "externalIds": external_ids},
+                    "body": body,
                     "status": 200,
-                    "items": len(ids),
+                    "items": items,
                     "time": at,
                     "answered": at,
                 }

@@ -144,7 +144,9 @@ class StandIn:
         self.state.settings.update(settings)
 
     def reset(self) -> None:
-        """Clear stored objects, the request journal and fault rules; refill the bucket."""
+        """Clear stored objects, the request journal and fault rules; refill the bucket.
+
+        The tenant id stays and createdAt never goes back (see `empty_tenant`)."""
         self.state.reset()
 
     def seed_invoices(
@@ -170,6 +172,12 @@ class StandIn:
         an id or externalId is not stored or neither is given.
         """
         return self.state.delete(resource_name, ids, external_ids)
+
+    def empty_tenant(self) -> int:
+        """Delete every object of every resource, as when a tenant is emptied in Leanpay
+        (journaled); return how many. Unlike `reset`, the journal, fault rules and seed
+        numbering go on; like it, the tenant id stays and createdAt never goes back."""
+        return self.state.empty_tenant()
 
     # -- observation -----------------------------------------------------------------
 

@@ -133,6 +133,14 @@ class State:
         )
         return len(gone)
 
+    def empty_tenant(self) -> int:
+        """Empty every resource, as someone did to the tenant in Leanpay; journaled;
+        return how many objects went. Everything else stays: the tenant id, the clock,
+        the journal, the fault rules, the settings."""
+        emptied = self.store.empty()
+        self.journal.note_emptying(emptied, time.monotonic())
+        return sum(emptied.values())
+
     def reset(self) -> None:
         """Back to empty: no objects, no requests, no faults, a full rate-limit bucket.
 

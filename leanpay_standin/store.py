@@ -484,10 +484,19 @@ class Store:
         ]
 
     def clear(self) -> None:
-        """Forget every object of every resource (the clock goes on: it never goes back)."""
-        for resource_store in self.resources.values():
-            resource_store.clear()
+        """Forget every object of every resource, and restart the seed numbering."""
+        self.empty()
         self._seeded = 0
+
+    def empty(self) -> dict[str, int]:
+        """Forget every object of every resource, as a tenant emptied in Leanpay; return how
+        many each had. The tenant id stays, the clock goes on (it never goes back), and
+        seeding goes on numbering after the invoices seeded before."""
+        emptied = {}
+        for name, resource_store in self.resources.items():
+            emptied[name] = len(resource_store)
+            resource_store.clear()
+        return emptied
 
     def seed_invoices(
         self, count: int, client_id: str | None = None, batch: int | None = None

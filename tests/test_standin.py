@@ -1290,6 +1290,94 @@ def test_fault_paths_with_a_placeholder_match_one_segment(
 # -- deletion -------------------------------------------------------------------------------
 
 
+def control(standin: StandIn, endpoint: str, payload: Any = None) -> Any:
+    """POST a control endpoint; its JSON answer (a 200 asserted)."""
+    answer = requests.post(f"{standin.root_url}/_control/{endpoint}", json=payload, timeout=5)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def test_credit_notes_links_and_paybacks_can_be_deleted(
+    standin: StandIn, session: requests.Session
+) -> None:
+    made = references(session, standin)
+    note = made["CN-1"]
+    assert control(standin, "delete", {"resource": "paybacks", "externalIds": ["PB-1"]}) == {
+        "deleted": 1
+    }
+    assert control(standin, "delete", {"resource": "links", "ids": [made["L-2"]["id"]]}) == {
+        "deleted": 1
+    }
+    status, found = find(session, standin, "credit_notes", note["id"])
+    assert (status, found["paybacks"]) == (200, [])
+    assert [x["externalId"] for x in found["invoiceLinks"]] == ["L-1", "L-3"]
+    first, _ = listing(session, standin)
+    assert [x["externalId"] for x in first["creditNoteLinks"]] == ["L-1"]
+    assert find(session, standin, "paybacks", made["PB-1"]["id"])[0] == 404
+    assert standin.delete("credit_notes", ids=[note["id"]]) == 1
+    assert find(session, standin, "credit_notes", note["id"])[0] == 404
+    assert [x["externalId"] for x in standin.store("links")] == ["L-1", "L-3"]  # no cascade
+    deletions = [
+        (e["path"], e["query"], e["body"], e["items"])
+        for e in standin.requests()
+        if e["method"] == "DELETE"
+    ]
+    assert deletions == [
+        ("/_control/delete", {"resource": "paybacks"},
+         {"ids": [made["PB-1"]["id"]], "externalIds": ["PB-1"]}, 1),
+        ("/_control/delete", {"resource": "links"},
+         {"ids": [made["L-2"]["id"]], "externalIds": ["L-2"]}, 1),
+        ("/_control/delete", {"resource": "credit_notes"},
+         {"ids": [note["id"]], "externalIds": ["CN-1"]}, 1),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("how", ["python", "http"])
+def test_an_emptied_tenant_keeps_its_id_its_clock_and_the_journal(
+    standin: StandIn, session: requests.Session, wall: list[float], how: str
+) -> None:
+    standin.seed_invoices(30)
+    made = references(session, standin)
+    standin.add_faults({"action": "status", "status": 503, "path": "/nowhere"})
+    before = standin.requests()
+    if how == "python":
+        assert standin.empty_tenant() == 30 + 2 + 1 + 3 + 1
+    else:
+        assert control(standin, "empty") == {"deleted": 37}
+    for resource in BATCHES:
+        assert standin.store(resource) == []
+    page = session.get(standin.url + "/invoices", timeout=5).json()
+    assert (page["total"], page["pageCount"], page["data"]) == (0, 0, [])
+    assert find(session, standin, "invoices", made["ext-1"]["id"])[0] == 404
+    journal = standin.requests()
+    assert journal[: len(before)] == before
+    emptied = journal[len(before)]
+    assert (emptied["method"], emptied["path"], emptied["items"]) == (
+        "DELETE", "/_control/empty", 37,
+    )  # fmt: skip
+    assert emptied["body"] == {"invoices": 32, "credit_notes": 1, "paybacks": 1, "links": 3,
+                               "misc_operations": 0, "addresses": 0}  # fmt: skip
+    assert len(standin.faults()) == 1
+    wall[0] -= 3600  # the wall clock goes back: createdAt does not
+    (again,) = post(session, standin, [invoice(1)]).json()["data"]
+    assert again["tenantId"] == made["ext-1"]["tenantId"]
+    assert again["createdAt"] > made["PB-1"]["createdAt"]
+    assert standin.seed_invoices(1) == ["seed-000031"]  # a new invoice, not an old one
+
+
+def test_a_reset_keeps_the_tenant_id_and_never_moves_created_at_back(
+    standin: StandIn, session: requests.Session, wall: list[float]
+) -> None:
+    standin.configure(created_at="second")
+    (before,) = post(session, standin, [invoice(1)]).json()["data"]
+    standin.reset()
+    wall[0] -= 60
+    (after,) = post(session, standin, [invoice(1)]).json()["data"]
+    assert after["tenantId"] == before["tenantId"]
+    assert after["createdAt"] == before["createdAt"]  # the same second at most, never before
+    assert standin.seed_invoices(1) == ["seed-000001"]  # a reset restarts the numbering
+
+
 def test_deleted_invoices_leave_the_listing_and_the_journal_says_when(
     session: requests.Session,
 ) -> None:
