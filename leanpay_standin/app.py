@@ -199,9 +199,10 @@ class StandInApp:
         if isinstance(parsed, Response):
             return parsed
 
-        rule = self.state.faults.take(request.method, path, items)
+        page = _page(request) if kind == "list" else None
+        rule = self.state.faults.take(request.method, path, items, page)
         if rule is not None:
-            early = _before_store(rule)
+            early = self._delete_for(rule) or _before_store(rule)
             if early is not None:
                 return early
         response = self._handle(
@@ -227,6 +228,23 @@ class StandInApp:
         if kind == "find":
             return self._find(resource_name, object_id)
         return self._update(resource_name, object_id, parsed)
+
+    def _delete_for(self, rule: FaultRule) -> Response | None:
+        """A delete_before_answer rule's deletion; a 500 if it finds nothing to delete."""
+        if rule.action != "delete_before_answer":
+            return None
+        external_ids = [] if rule.delete_external_id is None else [rule.delete_external_id]
+        ids = []
+        if rule.delete_which is not None:
+            end = self.state.store["invoices"].end(rule.delete_which)
+            ids = [] if end is None else [end]
+            if end is None:
+                return nest_error(500, "fault rule delete_before_answer: no invoice to delete")
+        try:
+            self.state.delete("invoices", ids, external_ids)
+        except ValueError as error:
+            return nest_error(500, f"fault rule delete_before_answer: {error}")
+        return None
 
     def _throttle(self) -> Response | None:
         """The 429 of a request the rate limit refuses; None if it may proceed."""
@@ -292,10 +310,9 @@ class StandInApp:
         return objects
 
     def _list(self, request: Request, resource_name: str) -> Response:
-        raw_page = request.args.get("page", "1")
-        if not (raw_page.isascii() and raw_page.isdigit()) or int(raw_page) < 1:
+        page = _page(request)
+        if page is None:
             return nest_error(400, ["page must be a positive integer"])
-        page = int(raw_page)
         settings = self.state.settings
         size = settings.page_size
         objects, total = self.state.store[resource_name].page(
@@ -388,6 +405,14 @@ class StandInApp:
 
     def _control_health(self, request: Request, payload: Any) -> Any:
         return {"ok": True}
+
+
+def _page(request: Request) -> int | None:
+    """A list request's page (1 when not given); None if it is no positive integer."""
+    raw_page = request.args.get("page", "1")
+    if not (raw_page.isascii() and raw_page.isdigit()) or int(raw_page) < 1:
+        return None
+    return int(raw_page)
 
 
 def _not_found(resource_name: str, object_id: str) -> Response:

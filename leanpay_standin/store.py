@@ -322,6 +322,13 @@ class ResourceStore:
                 self._id_order = None  # no upkeep for an order nobody lists in
         return [self.present(row) for row in rows], total
 
+    def end(self, which: str) -> str | None:
+        """The id of the "oldest" or "newest" object in list order; None if none."""
+        with self._lock:
+            if not self._rows:
+                return None
+            return str(self._rows[0 if which == "oldest" else -1][_ID])
+
     def children(self, parent_field: str, parent_id: str) -> list[dict[str, Any]]:
         """The objects naming `parent_id` in `parent_field`, in creation order, each as a
         dict of its fields by name (with id, createdAt, updatedAt; no presentation)."""

@@ -1629,6 +1629,80 @@ def test_faults_do_not_bypass_auth(standin: StandIn) -> None:
     assert standin.faults()[0]["used"] == 0
 
 
+def read_pages(http: requests.Session, standin: StandIn, pages: int) -> list[dict[str, Any]]:
+    """`GET /invoices?page=1..pages`, one after the other."""
+    return [
+        http.get(standin.url + "/invoices", params={"page": n}, timeout=5).json()
+        for n in range(1, pages + 1)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("order", "deletion", "gone", "unseen"),
+    [
+        ("oldest", {"which": "oldest"}, 1, 6),
+        ("oldest", {"externalId": "seed-000003"}, 3, 6),
+        ("newest", {"which": "newest"}, 20, 15),
+    ],
+)
+def test_a_deletion_before_page_k_shifts_the_pages_under_a_reader(
+    session: requests.Session, order: str, deletion: dict[str, str], gone: int, unseen: int
+) -> None:
+    with StandIn(api_key=KEY, page_size=5, order=order) as standin:  # type: ignore[arg-type]
+        standin.seed_invoices(20)
+        rule = {"action": "delete_before_answer", "path": "/invoices", "page": 2, **deletion}
+        standin.add_faults(rule)
+        pages = read_pages(session, standin, 4)
+        assert [p["total"] for p in pages] == [20, 19, 19, 19]
+        seen = {obj["externalId"] for p in pages for obj in p["data"]}
+        every = {f"seed-{n:06d}" for n in range(1, 21)}
+        assert seen == every - {f"seed-{unseen:06d}"}  # shifted onto page 1, never seen
+        assert f"seed-{gone:06d}" not in {obj["externalId"] for obj in standin.store()}
+        journal = [(e["method"], e["path"], e["query"]) for e in standin.requests()]
+        assert journal == [
+            ("GET", "/invoices", {"page": "1"}),
+            ("GET", "/invoices", {"page": "2"}),
+            ("DELETE", "/_control/delete", {"resource": "invoices"}),
+            ("GET", "/invoices", {"page": "3"}),
+            ("GET", "/invoices", {"page": "4"}),
+        ]
+        assert standin.requests()[2]["body"]["externalIds"] == [f"seed-{gone:06d}"]
+        assert read_pages(session, standin, 2)[1]["total"] == 19  # worn out: once
+        assert standin.faults()[0] == {
+            "action": "delete_before_answer", "path": "/invoices", "method": None, "times": 1,
+            "used": 1, "page": 2, "externalId": deletion.get("externalId"),
+            "which": deletion.get("which"),
+        }  # fmt: skip
+
+
+def test_a_deletion_rule_finding_nothing_answers_500_and_deletes_nothing(
+    standin: StandIn, session: requests.Session
+) -> None:
+    standin.seed_invoices(3)
+    standin.add_faults(
+        {"action": "delete_before_answer", "path": "/invoices", "externalId": "seed-000009"}
+    )
+    response = session.get(standin.url + "/invoices", timeout=5)
+    assert response.status_code == 500
+    assert "no such invoices: externalId 'seed-000009'" in response.json()["message"]
+    assert len(standin.store()) == 3
+    standin.reset()
+    standin.add_faults({"action": "delete_before_answer", "which": "newest"})
+    response = session.get(standin.url + "/invoices", timeout=5)
+    assert response.json()["message"] == "fault rule delete_before_answer: no invoice to delete"
+
+
+def test_any_rule_may_apply_to_one_page_only(standin: StandIn, session: requests.Session) -> None:
+    standin.seed_invoices(60)
+    standin.add_faults({"action": "status", "status": 503, "path": "/invoices", "page": 3})
+    statuses = [
+        session.get(standin.url + "/invoices", params={"page": n}, timeout=5).status_code
+        for n in (1, 2, 3, 3)
+    ]
+    assert statuses == [200, 200, 503, 200]
+    assert session.get(standin.url + "/invoices", timeout=5).status_code == 200  # page 1
+
+
 @pytest.mark.parametrize(
     "rule",
     [
@@ -1641,6 +1715,11 @@ def test_faults_do_not_bypass_auth(standin: StandIn) -> None:
         {"action": "status_after_store"},
         {"action": "status_after_store", "status": 500, "seconds": 1},
         {"action": "status_after_store", "status": 500, "body": {}, "raw_body": ""},
+        {"action": "status", "status": 500, "page": 0},
+        {"action": "delete_before_answer"},
+        {"action": "delete_before_answer", "which": "oldest", "externalId": "seed-000001"},
+        {"action": "delete_before_answer", "which": "first"},
+        {"action": "delete_before_answer", "externalId": 1},
     ],
 )
 def test_malformed_rules_are_refused(standin: StandIn, rule: dict[str, Any]) -> None:
