@@ -281,9 +281,14 @@ class StandInApp:
                     ],
                 )
             return nest_error(400, ["Validation failed"])
+        partial = rule if rule is not None and rule.action == "partial_refusal" else None
+        if partial is not None:
+            items = items[: partial.index]  # stored one by one until the refused item
         result = self.state.store[resource_name].commit(items, self.state.settings.duplicates)
         if isinstance(result, Conflict):
             return nest_error(409, result.messages)
+        if partial is not None:
+            return nest_error(400, partial.refusal(schema.body_key))
         return json_response({"data": result}, 201)
 
     def _update(self, resource_name: str, object_id: str, body: Any) -> Response:

@@ -28,6 +28,11 @@ the action's own keys:
   like `POST /_control/delete`, after the request that triggered it), then answer as usual:
   on a list path with `page`, the pages shift under a reader. Nothing to delete: a 500
   saying so (a test's typo must not pass for a deletion).
+- `partial_refusal` (`index`, `field`, `message`): a batch import without a transaction
+  that checks a business rule while inserting: the valid batch's items before `index`
+  (from 0) are stored, then 400 naming that item, `["invoices.<index>.<field> refused
+  while inserting by test rule"]` (`field` default "reference"), or `message` as a
+  business-rule string. Applies only to a batch holding an item at `index`.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ Action = Literal[
     "delay_after_store",
     "reject_items",
     "delete_before_answer",
+    "partial_refusal",
 ]
 ACTIONS: tuple[str, ...] = get_args(Action)
 _UNSET: Any = object()
@@ -63,6 +69,7 @@ _ACTION_KEYS: dict[str, frozenset[str]] = {
     "delay_after_store": frozenset({"seconds"}),
     "reject_items": frozenset({"match", "name_items"}),
     "delete_before_answer": frozenset({"externalId", "which"}),
+    "partial_refusal": frozenset({"index", "field", "message"}),
 }
 
 
@@ -85,6 +92,10 @@ class FaultRule:
     delete_external_id: str | None = None
     delete_which: str | None = None
     """delete_before_answer: the invoice's externalId, or "oldest" / "newest"."""
+    index: int = 0
+    refused_field: str = "reference"
+    message: str | None = None
+    """partial_refusal: the refused item, and what the answer names."""
     used: int = 0
     path_pattern: re.Pattern[str] | None = None
     """`path` as a pattern when it holds `{…}` segments."""
@@ -121,6 +132,14 @@ class FaultRule:
                     break
         return found
 
+    def refusal(self, body_key: str) -> str | list[str]:
+        """A partial_refusal's 400 message."""
+        if self.message is not None:
+            return self.message
+        return [
+            f"{body_key}.{self.index}.{self.refused_field} refused while inserting by test rule"
+        ]
+
     def describe(self) -> dict[str, Any]:
         """The rule as JSON, for `GET /_control/faults`."""
         described: dict[str, Any] = {
@@ -140,6 +159,8 @@ class FaultRule:
             )
         elif self.action == "delete_before_answer":
             described.update(externalId=self.delete_external_id, which=self.delete_which)
+        elif self.action == "partial_refusal":
+            described.update(index=self.index, field=self.refused_field, message=self.message)
         if self.page is not None:
             described["page"] = self.page
         return described
@@ -183,7 +204,17 @@ def parse_rule(spec: Mapping[str, Any]) -> FaultRule:
         _parse_reject(rule, spec)
     elif action == "delete_before_answer":
         _parse_deletion(rule, spec)
+    elif action == "partial_refusal":
+        _parse_partial_refusal(rule, spec)
     return rule
+
+
+def _parse_partial_refusal(rule: FaultRule, spec: Mapping[str, Any]) -> None:
+    index: Any = spec.get("index")
+    _require(type(index) is int and index >= 0, "partial_refusal needs index, an integer >= 0")
+    rule.index = index
+    rule.refused_field = _optional_str(spec, "field") or rule.refused_field
+    rule.message = _optional_str(spec, "message")
 
 
 def _parse_deletion(rule: FaultRule, spec: Mapping[str, Any]) -> None:
@@ -269,7 +300,8 @@ class FaultBook:
     ) -> FaultRule | None:
         """Consume one use of the first rule applying to this request, if any.
 
-        A reject_items rule only applies to a batch holding an item it matches.
+        A reject_items rule only applies to a batch holding an item it matches, a
+        partial_refusal to one holding an item at its index.
         """
         if not self._rules:
             return None
@@ -280,6 +312,8 @@ class FaultBook:
                 if not rule.applies_to(method, path, page):
                     continue
                 if rule.action == "reject_items" and not (items and rule.offending(items)):
+                    continue
+                if rule.action == "partial_refusal" and not (items and len(items) > rule.index):
                     continue
                 rule.used += 1
                 return rule

@@ -1692,6 +1692,48 @@ def test_a_deletion_rule_finding_nothing_answers_500_and_deletes_nothing(
     assert response.json()["message"] == "fault rule delete_before_answer: no invoice to delete"
 
 
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({}, ["invoices.49.reference refused while inserting by test rule"]),
+        ({"field": "clientId"}, ["invoices.49.clientId refused while inserting by test rule"]),
+        ({"message": "Client not found"}, "Client not found"),
+    ],
+)
+def test_a_partial_refusal_keeps_the_items_before_the_refused_one(
+    standin: StandIn, session: requests.Session, extra: dict[str, str], message: Any
+) -> None:
+    rule = {"action": "partial_refusal", "path": "/invoices/batch", "index": 49, **extra}
+    standin.add_faults(rule)
+    short = post(session, standin, [invoice(n) for n in range(1, 50)])  # no item 49
+    assert short.status_code == 201
+    refused = post(session, standin, [invoice(n) for n in range(101, 201)])
+    assert refused.status_code == 400
+    assert refused.json() == {"statusCode": 400, "message": message, "error": "Bad Request"}
+    stored = [obj["externalId"] for obj in standin.store()]
+    assert stored == [f"ext-{n}" for n in (*range(1, 50), *range(101, 150))]
+    assert [e["status"] for e in standin.requests()] == [201, 400]
+    assert standin.posted_items() == [invoice(n) for n in range(1, 50)]  # 2xx answers only
+    again = post(session, standin, [invoice(n) for n in range(101, 201)])
+    assert again.status_code == 201  # once: times defaults to 1
+    assert len(standin.store()) == 49 + 49 + 100
+
+
+def test_a_partial_refusal_validates_the_whole_batch_first(
+    standin: StandIn, session: requests.Session
+) -> None:
+    standin.add_faults({"action": "partial_refusal", "index": 0, "times": None})
+    invalid = post(session, standin, [invoice(1), invoice(2, amount=-1)])
+    assert messages(invalid) == ["invoices.1.amount must not be less than 0"]
+    refused = post(session, standin, [invoice(1), invoice(2)], "invoices")
+    assert messages(refused) == ["invoices.0.reference refused while inserting by test rule"]
+    note = {"clientId": CLIENT, "reference": "CN-1", "amount": 1, "issueDate": "2024-03-05"}
+    assert messages(post(session, standin, [note], "credit_notes")) == [
+        "creditNotes.0.reference refused while inserting by test rule"
+    ]
+    assert standin.store() == [] and standin.store("credit_notes") == []
+
+
 def test_any_rule_may_apply_to_one_page_only(standin: StandIn, session: requests.Session) -> None:
     standin.seed_invoices(60)
     standin.add_faults({"action": "status", "status": 503, "path": "/invoices", "page": 3})
@@ -1720,6 +1762,9 @@ def test_any_rule_may_apply_to_one_page_only(standin: StandIn, session: requests
         {"action": "delete_before_answer", "which": "oldest", "externalId": "seed-000001"},
         {"action": "delete_before_answer", "which": "first"},
         {"action": "delete_before_answer", "externalId": 1},
+        {"action": "partial_refusal"},
+        {"action": "partial_refusal", "index": -1},
+        {"action": "partial_refusal", "index": 3, "message": ["x"]},
     ],
 )
 def test_malformed_rules_are_refused(standin: StandIn, rule: dict[str, Any]) -> None:
