@@ -25,8 +25,9 @@ class StandIn:
     duplicates, latency_ms, page_size (default 25), order (of `GET /invoices`: "oldest"
     first, the default, "newest" first or by "id"), log_bodies, rate_limit (requests per
     second, None or 0 = unlimited), rate_burst (None = max(1, rate_limit)), created_at
-    ("millisecond", the default, or "second": see `clock`) and omit_fields (fields left
-    out of list rows and finds, e.g. ["creditNoteLinks"]).
+    ("millisecond", the default, or "second": see `clock`), date_zone (None, or the zone
+    whose midnight invoice and credit-note dates are echoed as, e.g. "Europe/Paris") and
+    omit_fields (fields left out of list rows and finds, e.g. ["creditNoteLinks"]).
     """
 
     def __init__(

@@ -8,12 +8,23 @@ import time
 from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, cast
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from leanpay_standin.clock import RESOLUTIONS, Resolution
 from leanpay_standin.faults import FaultBook
 from leanpay_standin.journal import Journal
 from leanpay_standin.ratelimit import TokenBucket, effective_burst
 from leanpay_standin.store import DUPLICATE_MODES, LIST_ORDERS, DuplicateMode, ListOrder, Store
+
+
+def _is_zone(name: object) -> bool:
+    if not isinstance(name, str):
+        return False
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
 
 
 @dataclass
@@ -39,6 +50,10 @@ class Settings:
     """The resolution of `createdAt` (see `clock`): "millisecond", strictly increasing
     (creation order, the default), or "second", shared by the batches of one second and
     listed by id within it."""
+    date_zone: str | None = None
+    """The zone the tenant stores dates in (e.g. "Europe/Paris"): invoice and credit-note
+    dates are echoed as the UTC instant of that day's midnight there. None: as midnight
+    UTC, "2024-03-05T00:00:00.000Z"."""
     omit_fields: list[str] = field(default_factory=list)
     """Fields left out of list rows and find answers (e.g. ["creditNoteLinks"]): the
     reference documents them, an answer may still lack them (batch answers keep them)."""
@@ -76,6 +91,9 @@ class Settings:
             raise ValueError("rate_burst must be a number >= 1 (requests) or null")
         if checked["created_at"] not in RESOLUTIONS:
             raise ValueError(f"created_at must be one of {', '.join(RESOLUTIONS)}")
+        zone = checked["date_zone"]
+        if zone is not None and not _is_zone(zone):
+            raise ValueError("date_zone must be an IANA time zone (e.g. Europe/Paris) or null")
         omit = checked["omit_fields"]
         if not (isinstance(omit, list | tuple) and all(isinstance(name, str) for name in omit)):
             raise ValueError("omit_fields must be a list of field names")
@@ -87,6 +105,7 @@ class Settings:
         self.rate_limit = rate
         self.rate_burst = burst
         self.created_at = cast(Resolution, checked["created_at"])
+        self.date_zone = zone
         self.omit_fields = list(omit)
 
     def rate(self) -> tuple[float, float] | None:

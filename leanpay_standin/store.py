@@ -16,6 +16,7 @@ updated by bisection on each creation while that order is in use.
 from __future__ import annotations
 
 import bisect
+import functools
 import itertools
 import operator
 import random
@@ -23,7 +24,9 @@ import threading
 import uuid
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
 from typing import Any, Literal, Protocol
+from zoneinfo import ZoneInfo
 
 from leanpay_standin.api import BATCHES, DATETIME_RESOURCES, UPDATES, Batch
 from leanpay_standin.clock import Clock, Resolution
@@ -45,6 +48,14 @@ _FIRST_FIELD = 3
 _SEED_CHUNK = 10_000
 Nested = Callable[[str], list[dict[str, Any]]]
 """What another resource shows inside an object, given the object's id."""
+
+
+@functools.lru_cache(maxsize=4096)
+def _midnight(day: str, zone: str) -> str:
+    """A date as a tenant storing it as midnight in `zone` echoes it: that instant in UTC
+    (2024-03-05 in Europe/Paris: 2024-03-04T23:00:00.000Z; 22:00 in summer)."""
+    midnight = datetime.combine(date.fromisoformat(day), time(), ZoneInfo(zone))
+    return midnight.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
 @dataclass(frozen=True)
@@ -115,6 +126,13 @@ class Conflict:
     messages: list[str]
 
 
+class Options(Protocol):
+    """The settings the store follows (`state.Settings`), read when used."""
+
+    created_at: Resolution
+    date_zone: str | None
+
+
 class ResourceStore:
     """The objects of one resource, in creation order.
 
@@ -129,10 +147,12 @@ class ResourceStore:
         tenant_id: str,
         new_id: IdFactory,
         clock: Clock,
+        options: Options,
         *,
         parent_fields: tuple[str, ...] = (),
     ) -> None:
         self.batch = batch
+        self._options = options
         self._tenant_id = tenant_id
         self._new_id = new_id
         self._clock = clock
@@ -287,10 +307,11 @@ class ResourceStore:
         """The Leanpay-shaped object of a row (a fresh dict: callers may keep or change it)."""
         obj = dict(zip(self._keys, row, strict=True))
         obj.update(self._constants)
+        zone = self._options.date_zone
         for name in self._date_names:
             value = obj[name]
             if value is not None:
-                obj[name] = value + "T00:00:00.000Z"
+                obj[name] = value + "T00:00:00.000Z" if zone is None else _midnight(value, zone)
         for shown, source in self._copies:
             obj[shown] = obj[source]
         for name in self._empty_lists:
@@ -435,12 +456,6 @@ def _nested(
     return shown
 
 
-class Options(Protocol):
-    """The settings the store follows (`state.Settings`), read when used."""
-
-    created_at: Resolution
-
-
 class Store:
     """The stores of every batch resource of the API table, sharing one tenant and clock."""
 
@@ -456,6 +471,7 @@ class Store:
                 self.tenant_id,
                 self.new_id,
                 self.clock,
+                options,
                 parent_fields=parents.get(name, ()),
             )
             for name, batch in BATCHES.items()

@@ -930,6 +930,51 @@ def test_invoice_and_credit_note_dates_are_echoed_as_date_times(
     assert standin.posted_items("credit_notes") == [note, {**note, "dueDate": "2024-04-05"}]
 
 
+@pytest.mark.parametrize("how", ["configure", "http"])
+def test_a_tenant_in_paris_echoes_its_dates_as_midnight_there(
+    standin: StandIn, session: requests.Session, how: str
+) -> None:
+    if how == "configure":
+        standin.configure(date_zone="Europe/Paris")
+    else:
+        url = standin.root_url + "/_control/config"
+        assert requests.post(url, json={"date_zone": "Europe/Paris"}, timeout=5).ok
+    winter = invoice(1, issueDate="2024-03-05", dueDate="2024-07-05", sentDate="2024-01-01")
+    (shown,) = post(session, standin, [winter]).json()["data"]
+    assert (shown["issueDate"], shown["dueDate"], shown["sentDate"]) == (
+        "2024-03-04T23:00:00.000Z", "2024-07-04T22:00:00.000Z", "2023-12-31T23:00:00.000Z",
+    )  # fmt: skip
+    assert listing(session, standin) == [shown]
+    assert find(session, standin, "invoices", shown["id"]) == (200, shown)
+    note = {
+        "clientId": CLIENT,
+        "reference": "CN-1",
+        "amount": 500,
+        "issueDate": "2024-10-27",
+        "dueDate": "2024-10-28",
+    }  # summer time ends on the 27th at 03:00
+    (credit_note,) = post(session, standin, [note], "credit_notes").json()["data"]
+    assert (credit_note["issueDate"], credit_note["dueDate"]) == (
+        "2024-10-26T22:00:00.000Z", "2024-10-27T23:00:00.000Z",
+    )  # fmt: skip
+    assert find(session, standin, "credit_notes", credit_note["id"])[1] == credit_note
+    link = {"invoiceId": shown["id"], "creditNoteId": credit_note["id"], "amount": 1,
+            "date": "2024-03-05", "externalId": "L-1"}  # fmt: skip
+    assert post(session, standin, [link], "links").json()["data"][0]["date"] == "2024-03-05"
+    assert standin.posted_items() == [winter]  # received as sent
+    standin.configure(date_zone="America/New_York")  # an echo, not what is stored
+    assert listing(session, standin)[0]["issueDate"] == "2024-03-05T05:00:00.000Z"
+    standin.configure(date_zone=None)
+    assert listing(session, standin)[0]["issueDate"] == "2024-03-05T00:00:00.000Z"
+
+
+@pytest.mark.parametrize("zone", ["Mars/Olympus", "+01:00", 1, ""])
+def test_date_zone_must_be_a_zone_name(standin: StandIn, zone: Any) -> None:
+    with pytest.raises(ValueError, match="date_zone must be an IANA time zone"):
+        standin.configure(date_zone=zone)
+    assert standin.state.settings.date_zone is None
+
+
 # -- links inside listed invoices, PUT /links/{id} and /paybacks/{id} --------------------
 
 
@@ -2231,6 +2276,7 @@ def test_cli_defaults_to_pages_of_25_and_seeds_a_tenant(session: requests.Sessio
             "rate_limit": None,
             "rate_burst": None,
             "created_at": "millisecond",
+            "date_zone": None,
             "omit_fields": [],
         }
         last = session.get(url + "/invoices", params={"page": 3}, timeout=5).json()
