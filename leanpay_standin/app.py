@@ -119,6 +119,8 @@ _CONTROL_MAP = Map(
         Rule("/seed", endpoint="seed", methods=["POST"]),
         Rule("/delete", endpoint="delete", methods=["POST"]),
         Rule("/empty", endpoint="empty", methods=["POST"]),
+        Rule("/late", endpoint="late", methods=["POST"]),
+        Rule("/reveal", endpoint="reveal", methods=["POST"]),
         Rule("/health", endpoint="health", methods=["GET"]),
     ],
     strict_slashes=False,
@@ -407,6 +409,15 @@ class StandInApp:
 
     def _control_empty(self, request: Request, payload: Any) -> Any:
         return {"deleted": self.state.empty_tenant()}
+
+    def _control_late(self, request: Request, payload: Any) -> Any:
+        spec = _object(payload)
+        if set(spec) != {"invoices"} or not isinstance(spec["invoices"], list):
+            raise ValueError('expected {"invoices": [invoice, ...]}')
+        return {"data": self.state.store_late(spec["invoices"])}
+
+    def _control_reveal(self, request: Request, payload: Any) -> Any:
+        return {"revealed": self.state.reveal_late()}
 
     def _control_health(self, request: Request, payload: Any) -> Any:
         return {"ok": True}

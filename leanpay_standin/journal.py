@@ -16,7 +16,9 @@ sees where it fell among the API requests: method "DELETE", path "/_control/dele
 query `{"resource": name}`, body `{"ids": [...], "externalIds": [...]}` of the objects
 deleted, items their count, status 200, no headers. So is a tenant emptied
 (`POST /_control/empty`): method "DELETE", path "/_control/empty", body the count of
-objects each resource had, items their sum.
+objects each resource had, items their sum. Invoices stored late (`POST /_control/late`)
+and revealed (`POST /_control/reveal`) are journaled with method "POST", path the control
+path, body `{"ids": [...], "externalIds": [...]}` of those invoices, items their count.
 """
 
 from __future__ import annotations
@@ -60,25 +62,28 @@ class Journal:
         self, resource_name: str, ids: list[str], external_ids: list[str | None], at: float
     ) -> None:
         """Record a deletion made through the controls, among the API requests."""
-        self._note_control(
-            "/_control/delete",
-            {"resource": resource_name},
-            {"ids": ids, "externalIds": external_ids},
-            len(ids),
-            at,
-        )
+        body = {"ids": ids, "externalIds": external_ids}
+        self._note_control("DELETE", "/_control/delete", {"resource": resource_name}, body, at)
 
     def note_emptying(self, emptied: dict[str, int], at: float) -> None:
         """Record a tenant emptied through the controls, among the API requests."""
-        self._note_control("/_control/empty", {}, dict(emptied), sum(emptied.values()), at)
+        self._note_control("DELETE", "/_control/empty", {}, dict(emptied), at)
+
+    def note_late(
+        self, path: str, ids: list[str], external_ids: list[str | None], at: float
+    ) -> None:
+        """Record invoices stored late, or revealed, through the controls."""
+        self._note_control("POST", path, {}, {"ids": ids, "externalIds": external_ids}, at)
 
     def _note_control(
-        self, path: str, query: dict[str, str], body: Any, items: int, at: float
+        self, method: str, path: str, query: dict[str, str], body: dict[str, Any], at: float
     ) -> None:
+        """A control call among the API requests; items: the objects it concerned."""
+        items = len(body["ids"]) if "ids" in body else sum(body.values())
         with self._lock:
             self._entries.append(
                 {
-                    "method": "DELETE",
+                    "method": method,
                     "path": path,
                     "query": query,
                     "headers": {},

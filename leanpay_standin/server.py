@@ -7,7 +7,7 @@ through this object (same process, no HTTP round trip needed for inspection).
 from __future__ import annotations
 
 import threading
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self
 
@@ -179,6 +179,16 @@ class StandIn:
         (journaled); return how many. Unlike `reset`, the journal, fault rules and seed
         numbering go on; like it, the tenant id stays and createdAt never goes back."""
         return self.state.empty_tenant()
+
+    def store_late(self, items: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """Store invoices as another writer's long transaction would: invisible to
+        `GET /invoices` and its total (and to finds and duplicate checks) until
+        `reveal_late`, with the createdAt of now (journaled; validated as a batch)."""
+        return self.state.store_late(items)
+
+    def reveal_late(self) -> int:
+        """Commit the late invoices: listed from now on, at their createdAt's place."""
+        return self.state.reveal_late()
 
     # -- observation -----------------------------------------------------------------
 

@@ -5,16 +5,20 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from leanpay_standin.api import BATCHES
 from leanpay_standin.clock import RESOLUTIONS, Resolution
 from leanpay_standin.faults import FaultBook
 from leanpay_standin.journal import Journal
 from leanpay_standin.ratelimit import TokenBucket, effective_burst
 from leanpay_standin.store import DUPLICATE_MODES, LIST_ORDERS, DuplicateMode, ListOrder, Store
+from leanpay_standin.validation import check_body, schema_for
+
+_LATE_SCHEMA = schema_for(BATCHES["invoices"])
 
 
 def _is_zone(name: object) -> bool:
@@ -159,6 +163,28 @@ class State:
         emptied = self.store.empty()
         self.journal.note_emptying(emptied, time.monotonic())
         return sum(emptied.values())
+
+    def store_late(self, items: Sequence[Any]) -> list[dict[str, Any]]:
+        """Store invoices, validated as a batch, that `GET /invoices` (and its total)
+        will not show until `reveal_late`; their createdAt is now. Journaled; return them
+        as the writer's answer shows them. ValueError (nothing stored) if one is invalid."""
+        checked, problems = check_body(_LATE_SCHEMA, {"invoices": list(items)})
+        if problems:
+            raise ValueError("; ".join(problems))
+        shown = self.store["invoices"].add_late(checked)
+        ids = [obj["id"] for obj in shown]
+        self.journal.note_late(
+            "/_control/late", ids, [obj["externalId"] for obj in shown], time.monotonic()
+        )
+        return shown
+
+    def reveal_late(self) -> int:
+        """Make every late invoice visible (journaled); return how many."""
+        revealed = self.store["invoices"].reveal()
+        self.journal.note_late(
+            "/_control/reveal", [i for i, _ in revealed], [e for _, e in revealed], time.monotonic()
+        )
+        return len(revealed)
 
     def reset(self) -> None:
         """Back to empty: no objects, no requests, no faults, a full rate-limit bucket.

@@ -180,6 +180,9 @@ class ResourceStore:
         self._children: dict[str, dict[str, list[str]]] = {name: {} for name in parent_fields}
         """parent field -> parent id -> ids of the objects naming it, in creation order."""
         self._id_order: list[Row] | None = None
+        self._late: list[Row] = []
+        """Rows stored by a writer whose transaction has not committed yet: invisible to
+        everything (lists, totals, finds, duplicate checks) until revealed."""
 
     def _position(self, name: str) -> int | None:
         return self._names.index(name) + _FIRST_FIELD if name in self._names else None
@@ -192,10 +195,38 @@ class ResourceStore:
         self._nested = (*self._nested, (key, nested))
 
     def clear(self) -> None:
-        """Forget every object."""
+        """Forget every object, late ones too."""
         with self._lock:
             self._rows = []
+            self._late = []
             self._reindex()
+
+    def add_late(self, items: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Store validated items invisibly, stamped now, as a writer's long transaction
+        would; return them as its answer will show them."""
+        with self._lock:
+            stamps = self._clock.stamps(len(items))
+            rows = [
+                (new_id, stamp, stamp, *map(item.get, self._names))
+                for item, new_id, stamp in zip(
+                    items, self._new_id.many(len(items)), stamps, strict=True
+                )
+            ]
+            self._late.extend(rows)
+        return [self.present(row) for row in rows]
+
+    def reveal(self) -> list[tuple[str, str | None]]:
+        """Make every late row visible, in its createdAt's place; return (id, externalId)
+        of each."""
+        with self._lock:
+            late, self._late = self._late, []
+            ext_pos = self._ext_pos
+            if ext_pos is not None:
+                for row in late:
+                    if row[ext_pos] is not None:
+                        self._by_external_id.setdefault(row[ext_pos], row)
+            self._insert(late)
+        return [(row[_ID], None if ext_pos is None else row[ext_pos]) for row in late]
 
     def commit(
         self, items: Sequence[dict[str, Any]], mode: DuplicateMode

@@ -1423,6 +1423,59 @@ def test_a_reset_keeps_the_tenant_id_and_never_moves_created_at_back(
     assert standin.seed_invoices(1) == ["seed-000001"]  # a reset restarts the numbering
 
 
+@pytest.mark.parametrize("how", ["python", "http"])
+def test_late_invoices_stay_out_of_the_listing_until_revealed(
+    standin: StandIn, session: requests.Session, wall: list[float], how: str
+) -> None:
+    standin.seed_invoices(3)
+    wall[0] += 1
+    if how == "python":
+        late = standin.store_late([invoice(1), invoice(2)])
+    else:
+        late = control(standin, "late", {"invoices": [invoice(1), invoice(2)]})["data"]
+    assert [obj["externalId"] for obj in late] == ["ext-1", "ext-2"]
+    assert late[0]["createdAt"] == "2023-11-14T22:13:21.250Z"  # when stored, not revealed
+    wall[0] += 1
+    visible = post(session, standin, [invoice(3)]).json()["data"]
+    listed = listing(session, standin)
+    seeds = ["seed-000001", "seed-000002", "seed-000003"]
+    assert [obj["externalId"] for obj in listed] == [*seeds, "ext-3"]
+    assert find(session, standin, "invoices", late[0]["id"])[0] == 404
+    assert [obj["externalId"] for obj in standin.store()] == [*seeds, "ext-3"]
+    if how == "python":
+        assert standin.reveal_late() == 2
+    else:
+        assert control(standin, "reveal") == {"revealed": 2}
+    listed = listing(session, standin)
+    assert [obj["externalId"] for obj in listed][3:] == ["ext-1", "ext-2", "ext-3"]
+    assert listed[3:] == [*late, *visible]
+    assert find(session, standin, "invoices", late[1]["id"]) == (200, late[1])
+    journal = [(e["method"], e["path"], e["items"]) for e in standin.requests()]
+    assert [entry for entry in journal if entry[0] == "POST"] == [
+        ("POST", "/_control/late", 2),
+        ("POST", "/invoices/batch", 1),
+        ("POST", "/_control/reveal", 2),
+    ]
+    (stored,) = [e for e in standin.requests() if e["path"] == "/_control/late"]
+    assert stored["body"] == {"ids": [obj["id"] for obj in late], "externalIds": ["ext-1", "ext-2"]}
+    assert standin.reveal_late() == 0
+
+
+def test_late_invoices_are_validated_as_a_batch_and_go_with_the_tenant(
+    standin: StandIn, session: requests.Session
+) -> None:
+    with pytest.raises(ValueError, match=r"invoices\.1\.amount must not be less than 0"):
+        standin.store_late([invoice(1), invoice(2, amount=-1)])
+    answer = requests.post(standin.root_url + "/_control/late", json=[invoice(1)], timeout=5)
+    assert answer.status_code == 400
+    standin.store_late([invoice(1)])
+    standin.empty_tenant()
+    assert standin.reveal_late() == 0
+    standin.store_late([invoice(2)])
+    standin.reset()
+    assert standin.reveal_late() == 0 and standin.store() == []
+
+
 def test_deleted_invoices_leave_the_listing_and_the_journal_says_when(
     session: requests.Session,
 ) -> None:
