@@ -46,8 +46,8 @@ unrelated to the order they were created in)."""
 _FIRST_FIELD = 3
 
 _SEED_CHUNK = 10_000
-Nested = Callable[[str], list[dict[str, Any]]]
-"""What another resource shows inside an object, given the object's id."""
+Shape = Callable[[dict[str, Any]], dict[str, Any]]
+"""How an object shows inside another (a link inside its invoice), from its fields."""
 
 
 @functools.lru_cache(maxsize=4096)
@@ -168,7 +168,7 @@ class ResourceStore:
         self._constants = dict(presentation.constants, tenantId=tenant_id)
         self._copies = presentation.copies
         self._empty_lists = presentation.empty_lists
-        self._nested: tuple[tuple[str, Nested], ...] = ()
+        self._nested: tuple[tuple[str, ResourceStore, str, Shape], ...] = ()
         self._lock = threading.Lock()
         self._rows: list[Row] = []
         """Every object, sorted by (createdAt, id): the list order, oldest first."""
@@ -190,9 +190,10 @@ class ResourceStore:
     def __len__(self) -> int:
         return len(self._rows)
 
-    def show_inside(self, key: str, nested: Nested) -> None:
-        """Show `nested(object id)` under `key` in each object (an invoice's links)."""
-        self._nested = (*self._nested, (key, nested))
+    def show_inside(self, key: str, source: ResourceStore, parent_field: str, shape: Shape) -> None:
+        """Show under `key`, in each object, the objects of `source` naming it in
+        `parent_field`, each as `shape` makes it (an invoice's links)."""
+        self._nested = (*self._nested, (key, source, parent_field, shape))
 
     def clear(self) -> None:
         """Forget every object, late ones too."""
@@ -343,12 +344,12 @@ class ResourceStore:
             value = obj[name]
             if value is not None:
                 obj[name] = value + "T00:00:00.000Z" if zone is None else _midnight(value, zone)
-        for shown, source in self._copies:
-            obj[shown] = obj[source]
+        for shown, copied in self._copies:
+            obj[shown] = obj[copied]
         for name in self._empty_lists:
             obj[name] = []
-        for key, nested in self._nested:
-            obj[key] = nested(row[_ID])
+        for key, inner, parent_field, shape in self._nested:
+            obj[key] = inner.children(parent_field, row[_ID], shape)
         return obj
 
     def objects(self, start: int = 0, stop: int | None = None) -> tuple[list[dict[str, Any]], int]:
@@ -381,19 +382,15 @@ class ResourceStore:
                 return None
             return str(self._rows[0 if which == "oldest" else -1][_ID])
 
-    def children(self, parent_field: str, parent_id: str) -> list[dict[str, Any]]:
-        """The objects naming `parent_id` in `parent_field`, in creation order, each as a
-        dict of its fields by name (with id, createdAt, updatedAt; no presentation)."""
-        children = self._children[parent_field]
-        if not children:  # most tenants: no links at all, no lock per invoice shown
+    def children(self, parent_field: str, parent_id: str, shape: Shape) -> list[dict[str, Any]]:
+        """The objects naming `parent_id` in `parent_field`, in creation order, each made by
+        `shape` from a dict of its fields by name (with id, createdAt, updatedAt)."""
+        if not self._children[parent_field].get(parent_id):  # most objects: no lock taken
             return []
         with self._lock:
-            ids = children.get(parent_id, ())
-            if not ids:
-                return []
             by_id = self._ids()
-            rows = [by_id[i] for i in ids]
-        return [dict(zip(self._keys, row, strict=True)) for row in rows]
+            rows = [by_id[i] for i in self._children[parent_field].get(parent_id, ())]
+        return [shape(dict(zip(self._keys, row, strict=True))) for row in rows]
 
     def find(self, object_id: str) -> dict[str, Any] | None:
         """The object with this Leanpay id, as the API shows it; None if not stored."""
@@ -507,35 +504,25 @@ class Store:
             )
             for name, batch in BATCHES.items()
         }
-        self["invoices"].show_inside("creditNoteLinks", self._credit_note_links)
-        self["credit_notes"].show_inside("paybacks", self._paybacks)
-        self["credit_notes"].show_inside("invoiceLinks", self._invoice_links)
+        invoices, credit_notes = self["invoices"], self["credit_notes"]
+        links, paybacks = self["links"], self["paybacks"]
+        invoices.show_inside(
+            "creditNoteLinks",
+            links,
+            "invoiceId",
+            lambda link: _nested(link, "creditNote", credit_notes, link["creditNoteId"]),
+        )
+        credit_notes.show_inside("paybacks", paybacks, "creditNoteId", _nested)
+        credit_notes.show_inside(
+            "invoiceLinks",
+            links,
+            "creditNoteId",
+            lambda link: _nested(link, "invoice", invoices, link["invoiceId"]),
+        )
         self._seeded = 0
 
     def __getitem__(self, resource_name: str) -> ResourceStore:
         return self.resources[resource_name]
-
-    # What the reference shows nested in a document: no id of their own, the other side
-    # of a link as {id, externalId}, defaultCurrencyAmount (no currency is ever sent: the
-    # amount itself).
-
-    def _credit_note_links(self, invoice_id: str) -> list[dict[str, Any]]:
-        return [
-            _nested(link, "creditNote", self["credit_notes"], link["creditNoteId"])
-            for link in self["links"].children("invoiceId", invoice_id)
-        ]
-
-    def _invoice_links(self, credit_note_id: str) -> list[dict[str, Any]]:
-        return [
-            _nested(link, "invoice", self["invoices"], link["invoiceId"])
-            for link in self["links"].children("creditNoteId", credit_note_id)
-        ]
-
-    def _paybacks(self, credit_note_id: str) -> list[dict[str, Any]]:
-        return [
-            _nested(payback)
-            for payback in self["paybacks"].children("creditNoteId", credit_note_id)
-        ]
 
     def clear(self) -> None:
         """Forget every object of every resource, and restart the seed numbering."""
