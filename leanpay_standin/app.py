@@ -5,10 +5,10 @@ order mirrors a NestJS service: route (404), auth guard (401), throttler guard (
 a rate limit is set), body validation (400; 409 for refused duplicates), then the
 handler (404 for an update naming an unknown id). Fault rules are consulted after the
 throttler, so credentials and the rate limit always apply, and before validation, so an
-injected 429 or drop does not depend on the batch's content (except reject_items, which
-exists to refuse content). A body (batch or update) is parsed before the throttler only
-so that the journal shows it: a throttled request gets its 429 even when its body is
-not JSON.
+injected 429 or drop does not depend on the batch's content (except reject_items and
+partial_refusal, which exist to refuse content, after validation). A body (batch or
+update) is parsed before the throttler only so that the journal shows it: a throttled
+request gets its 429 even when its body is not JSON.
 """
 
 from __future__ import annotations

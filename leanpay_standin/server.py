@@ -198,8 +198,10 @@ class StandIn:
 
     def store(self, resource_name: str = "invoices") -> list[dict[str, Any]]:
         """The objects of a resource, as the API shows them (dates of invoices and credit
-        notes as date-times, links and paybacks nested in their documents), in creation
-        order whatever the listing's `order`."""
+        notes as date-times, links and paybacks nested in their documents), oldest first
+        whatever the listing's `order`: creation order, except that objects sharing a
+        createdAt (created_at="second") come by id; late ones are left out until
+        revealed."""
         return self.state.store[resource_name].objects()[0]
 
     def posted_items(self, resource_name: str = "invoices") -> list[dict[str, Any]]:

@@ -134,7 +134,7 @@ class Options(Protocol):
 
 
 class ResourceStore:
-    """The objects of one resource, in creation order.
+    """The objects of one resource, in list order (by createdAt, then id).
 
     `parent_fields` (links: "invoiceId" and "creditNoteId") keep, per parent id, the ids
     of the objects naming it, so the parent can show them (an invoice's
