@@ -196,6 +196,7 @@ class StandInApp:
 
         rule = self.state.faults.take(request.method, path, items)
         if rule is not None:
+            rule.hold_until_together()
             early = _before_store(rule)
             if early is not None:
                 return early
