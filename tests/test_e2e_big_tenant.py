@@ -66,6 +66,14 @@ def test_the_tenant_is_listed_concurrently_every_page_once_before_the_first_post
 ) -> None:
     with StandIn(api_key="k-listing-0001", latency_ms=20) as leanpay:
         leanpay.seed_invoices(1000)  # 40 pages of 25
+        # Pages 2-5 are held until all four have arrived: four in flight at once is then
+        # certain, not a matter of the machine's load (page 1, read alone since it tells
+        # how many pages there are, meets a rule that does nothing)
+        leanpay.add_faults(
+            {"path": "/invoices", "method": "GET", "action": "delay_before_store", "seconds": 0},
+            {"path": "/invoices", "method": "GET", "action": "delay_before_store", "seconds": 0,
+             "times": 4, "together": True},
+        )  # fmt: skip
         config = target_config(leanpay, tmp_path, api_key="k-listing-0001")
 
         result = run_target(config, invoices_with_state(150, every=50))
