@@ -204,6 +204,7 @@ class StandInApp:
         page = _page(request) if kind == "list" else None
         rule = self.state.faults.take(request.method, path, items, page)
         if rule is not None:
+            rule.hold_until_together()
             early = self._delete_for(rule) or _before_store(rule)
             if early is not None:
                 return early

@@ -9,9 +9,12 @@ a test cannot silently disable the fault it meant to inject.
 A rule is a JSON object: `action`, optionally `path` (e.g. "/invoices/batch"; a segment
 written `{…}` matches any one segment, as the API reference writes ids: "/links/{id}"
 matches every `/links/<id>`, and `/links/batch` too unless `method` says PUT), `method`,
-`page` (only a list request for that page: `GET /invoices?page=3`) and `times` (uses
-before it wears out; default 1, null = forever; reject_items defaults to forever), plus
-the action's own keys:
+`page` (only a list request for that page: `GET /invoices?page=3`), `times` (uses
+before it wears out; default 1, null = forever; reject_items defaults to forever) and
+`together` (true: each request the rule applies to is held on arrival until all `times`
+of them have arrived, so that they are on the wire at once whatever the client's timing;
+then each goes on with the action; a request is held at most `TOGETHER_SECONDS`, after
+which the journal shows they did not overlap), plus the action's own keys:
 
 - `status` (`status`, `headers`, `body` or `raw_body`): answer that instead, storing
   nothing. Without a body: `{"statusCode": <status>, "message": <reason phrase>}`.
@@ -57,8 +60,10 @@ Action = Literal[
 ACTIONS: tuple[str, ...] = get_args(Action)
 _UNSET: Any = object()
 
-_COMMON_KEYS = frozenset({"action", "path", "method", "page", "times"})
+_COMMON_KEYS = frozenset({"action", "path", "method", "page", "times", "together"})
 DELETION_ENDS = ("oldest", "newest")
+TOGETHER_SECONDS = 30.0
+"""The longest a `together` request waits for the others (a test then fails, not hangs)."""
 _PLACEHOLDER = re.compile(r"\{[^/{}]*\}")
 _ACTION_KEYS: dict[str, frozenset[str]] = {
     "status": frozenset({"status", "headers", "body", "raw_body"}),
@@ -96,7 +101,12 @@ class FaultRule:
     refused_field: str = "reference"
     message: str | None = None
     """partial_refusal: the refused item, and what the answer names."""
+    together: bool = False
     used: int = 0
+    arrived: threading.Condition = field(
+        default_factory=threading.Condition, repr=False, compare=False
+    )
+    """Notified on each arrival of a request the rule applies to (`together`)."""
     path_pattern: re.Pattern[str] | None = None
     """`path` as a pattern when it holds `{…}` segments."""
 
@@ -109,6 +119,15 @@ class FaultRule:
         if self.path_pattern is not None:
             return self.path_pattern.fullmatch(path) is not None
         return self.path is None or self.path == path
+
+    def hold_until_together(self) -> None:
+        """With `together`: return once every use of the rule has arrived (`used` is
+        counted by `FaultBook.take` before this is called)."""
+        if not self.together:
+            return
+        with self.arrived:
+            self.arrived.notify_all()
+            self.arrived.wait_for(lambda: self.used >= (self.times or 0), TOGETHER_SECONDS)
 
     @property
     def active(self) -> bool:
@@ -149,6 +168,8 @@ class FaultRule:
             "times": self.times,
             "used": self.used,
         }
+        if self.together:
+            described["together"] = True
         if self.action in ("status", "status_after_store"):
             described.update(status=self.status, headers=self.headers)
         elif self.action.startswith("delay"):
@@ -194,6 +215,13 @@ def parse_rule(spec: Mapping[str, Any]) -> FaultRule:
     page: Any = spec.get("page")
     _require(page is None or (type(page) is int and page >= 1), "page must be an integer >= 1")
     rule.page = page
+    together: Any = spec.get("together", False)
+    _require(type(together) is bool, "together must be a boolean")
+    _require(
+        not together or (times is not None and times >= 2),
+        "together needs times >= 2 (how many requests are held until all have arrived)",
+    )
+    rule.together = together
     if action in ("status", "status_after_store"):
         _parse_status(rule, spec)
     elif action in ("delay_before_store", "delay_after_store"):

@@ -54,8 +54,8 @@ def test_250_invoices_make_three_requests_with_a_checkpoint_after_each(
 
 
 def test_concurrent_requests_still_checkpoint_in_order(leanpay: StandIn, tmp_path: Path) -> None:
-    # whichever request reaches the stand-in first is held 1.5 s; the other is answered
-    # at once. STATE 100 may only appear if the slow one was the second request.
+    # whichever request reaches the stand-in first is held 1.5 s, so the other one is
+    # usually answered first; the journal says which was, however busy the machine
     leanpay.add_faults(
         {"path": "/invoices/batch", "action": "delay_before_store", "seconds": 1.5, "times": 1}
     )
@@ -66,9 +66,10 @@ def test_concurrent_requests_still_checkpoint_in_order(leanpay: StandIn, tmp_pat
     assert result.returncode == 0, result.stderr
     posts = batch_posts(leanpay)
     assert len(posts) == 2
-    slow_first_id = posts[0]["body"]["invoices"][0]["externalId"]
-    if slow_first_id == "INV-00000":
-        assert emitted(result.states) == [200]  # the fast second request must not checkpoint
+    (first,) = [p for p in posts if p["body"]["invoices"][0]["externalId"] == "INV-00000"]
+    (second,) = [p for p in posts if p is not first]
+    if second["answered"] < first["answered"]:
+        assert emitted(result.states) == [200]  # the second's answer alone must not checkpoint
     else:
         assert emitted(result.states) == [100, 200]
     assert len(leanpay.store("invoices")) == 200

@@ -1720,6 +1720,25 @@ def test_rules_filter_by_path_and_method_and_apply_in_order(
     assert post(session, standin, [note], "credit_notes").status_code == 503
 
 
+def test_requests_of_a_together_rule_are_held_until_all_have_arrived(
+    standin: StandIn, session: requests.Session
+) -> None:
+    standin.add_faults(
+        {"action": "status_after_store", "status": 500, "times": 2, "together": True}
+    )
+    with ThreadPoolExecutor(1) as pool, requests.Session() as other_session:
+        other_session.headers["Authorization"] = KEY
+        first = pool.submit(post, other_session, standin, [invoice(1)])
+        wait_for(lambda: len(standin.requests()) == 1)
+        second = post(session, standin, [invoice(2)])
+        assert (first.result().status_code, second.status_code) == (500, 500)
+    held, other = standin.requests()
+    assert held["answered"] >= other["time"]  # on the wire until the second arrived
+    assert len(standin.store()) == 2  # then each went on with the action
+    assert standin.faults()[0]["together"] is True
+    assert post(session, standin, [invoice(3)]).status_code == 201  # worn out
+
+
 def test_faults_do_not_bypass_auth(standin: StandIn) -> None:
     standin.add_faults({"action": "drop_before_store"})
     response = requests.get(standin.url + "/invoices", timeout=5)
@@ -1863,6 +1882,9 @@ def test_any_rule_may_apply_to_one_page_only(standin: StandIn, session: requests
         {"action": "partial_refusal"},
         {"action": "partial_refusal", "index": -1},
         {"action": "partial_refusal", "index": 3, "message": ["x"]},
+        {"action": "drop_after_store", "together": True},  # one use: nothing to wait for
+        {"action": "drop_after_store", "times": None, "together": True},
+        {"action": "drop_after_store", "times": 2, "together": "yes"},
     ],
 )
 def test_malformed_rules_are_refused(standin: StandIn, rule: dict[str, Any]) -> None:
