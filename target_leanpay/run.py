@@ -157,7 +157,8 @@ class Run:
     def _close_dead_letters(self) -> None:
         """A run that ended well writes its last rejections; one that failed or was
         stopped (`stopping`) drops those no STATE covered (see deadletter.py)."""
-        self.dead_letters.close(keep_waiting=not self.stopping.is_set())
+        read = [name for name, stats in self.progress.streams.items() if stats.read]
+        self.dead_letters.close(keep_waiting=not self.stopping.is_set(), streams_read=read)
 
     def close(self) -> None:
         """Release threads, files and connections (again harmless)."""
