@@ -211,7 +211,9 @@ class DeadLetters:
         if self._reported is None:
             return ""
         outcome = "changed, not updatable" if changed else "rejected"
-        reasons = "; ".join(f"{p.field}: {p.reason}" for p in item.problems)
+        reasons = "; ".join(
+            f"{p.field}: {_ITEM_PATH.sub(_ANY_ITEM, p.reason)}" for p in item.problems
+        )
         reason = f"{outcome}: {reasons} (HTTP {item.http_status})"
         key = problem_key(item.stream, _record_key(item), reason, item.record, _json_default)
         earlier = self._reported.earlier(key)
@@ -347,6 +349,10 @@ class _Line:
     stream: str
 
 
+_ITEM_PATH = re.compile(r"^(\w+)(?:\.|\[)\d+\]?")
+"""`invoices.3.amount …`: Leanpay names an item by its place in the batch, which another
+run's batch may change; the memory keys it as `invoices.*.amount …`."""
+_ANY_ITEM = r"\1.*"
 _LINE_OF = re.compile(r"\s*\(?(?:at )?input line .*$")
 
 

@@ -135,3 +135,15 @@ def test_a_dry_run_and_a_plan_keep_no_memory(tmp_path: Path) -> None:
     tallied: list[RejectedItem] = []
     DeadLetters(str(dead), None, counted_by=tallied.append).reject(item(1))
     assert len(tallied) == 1
+
+
+def test_a_refusal_naming_another_place_in_the_batch_is_the_same_problem(tmp_path: Path) -> None:
+    dead = tmp_path / "rejected.jsonl"
+
+    def refused(place: int) -> RejectedItem:
+        problem = Problem("amount", f"invoices.{place}.amount must not be less than 1")
+        return RejectedItem("s", "externalId 'INV-1' (input line 1)", {"externalId": "INV-1"},
+                            {"externalId": "INV-1"}, (problem,), 422, "{}")  # fmt: skip
+
+    assert run(dead, T1, refused(3)) == 1
+    assert run(dead, T2, refused(7)) == 0
