@@ -10,7 +10,6 @@ delivery's and the checkpoints' business, never the SDK's.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Sequence
 from functools import partial
@@ -23,8 +22,9 @@ from target_leanpay.deadletter import RejectedItem
 from target_leanpay.errors import InputError, quote
 from target_leanpay.items import Chunk, Pending, identify
 from target_leanpay.mapping import Problem, RecordMapper, Reference, Rejection
+from target_leanpay.parking import Document
 from target_leanpay.repeats import differences, repeat_reason
-from target_leanpay.resources import RESOURCES
+from target_leanpay.resources import RESOURCES, Resource
 
 if TYPE_CHECKING:
     from target_leanpay.target import TargetLeanpay
@@ -71,6 +71,9 @@ class LeanpaySink(BatchSink):
         self._map = self.mapper.map
         self._open_seq = self.run.checkpoints.open
         self._claim = self.guard.claim
+        self._parking = self.run.parking
+        self._parking.register(stream_name, self.take)
+        self._referable = self.resource.name in REFERABLE
 
     @property
     def validate_schema(self) -> bool:
@@ -108,8 +111,7 @@ class LeanpaySink(BatchSink):
             )
             self.stats.add(rejected=1)
             return
-        if self._referred:
-            self._mark_references_read_first(result)
+        waits = self._unread_documents(result) if self._referred else None
         external_id = result.get("externalId")
         pending = Pending(
             self._open_seq(),
@@ -128,6 +130,15 @@ class LeanpaySink(BatchSink):
             if isinstance(verdict, Pending):
                 self._reject_repeat(pending, verdict)
                 return
+        if waits:
+            self._parking.park(pending, waits)
+            return
+        self.take(pending)
+        if self._referable and external_id is not None and self._parking.count:
+            self._parking.arrived(self.resource.name, external_id)
+
+    def take(self, pending: Pending) -> None:
+        """Buffer a record on its way (read now, or released by the parking)."""
         if not self._buffer:
             self.buffered_since = time.monotonic()
         self._buffer.append(pending)
@@ -152,16 +163,19 @@ class LeanpaySink(BatchSink):
         self.stats.add(rejected=1)
         self.run.checkpoints.settle([later.seq])
 
-    def _mark_references_read_first(self, payload: dict[str, Any]) -> None:
-        """A reference may wait only for an object read before it (references.py): mark
-        the others now, in input order, while what was read before is exactly known."""
+    def _unread_documents(self, payload: dict[str, Any]) -> list[Document]:
+        """The documents a record names by externalId that this run has not read and
+        Leanpay is not known to hold: it is parked until they are read, or the input ends
+        (parking.py). A reference may wait only for a document read before it."""
+        unread = []
         for name in self.resource.reference_fields:
             value = payload.get(name)
             if not isinstance(value, Reference):
                 continue
             guard = self.run.guards.for_resource(RESOURCES[value.resource])
             if not guard.read_before(value.external_id):
-                payload[name] = dataclasses.replace(value, read_before=False)
+                unread.append((value.resource, value.external_id))
+        return unread
 
     def state_received(self) -> None:
         """A STATE arrived: a stream that has gone quiet sends its partial chunk now.
@@ -202,6 +216,14 @@ class LeanpaySink(BatchSink):
         """Feed the SDK's record_count metric per chunk rather than per record."""
         self.record_counter_metric.increment(self.stats.read - self._metered)
         self._metered = self.stats.read
+
+
+def _referable(resources: dict[str, Resource]) -> frozenset[str]:
+    """The resources a record may name by externalId (invoices, credit notes)."""
+    return frozenset(f.refers_to for r in resources.values() for f in r.fields if f.refers_to)
+
+
+REFERABLE = _referable(RESOURCES)
 
 
 def _same_contents(first: Pending, later: Pending) -> bool:
