@@ -11,6 +11,8 @@ buffered. Its sequence number is open, so STATE stays behind it.
   the buffers of the documents, so the document's chunk is ahead in the pool's FIFO; the
   sending thread that resolves the link waits for an acknowledgement already on its way,
   never for input. Nothing here ever waits: a deadlock is impossible by construction.
+* At each STATE, the records in memory whose documents a listing has shown since (Leanpay
+  holds them) go too.
 * At the end of the input, every record still parked goes to its buffer, in read order:
   its documents are then resolved from what Leanpay holds (the listing, the receipts), and
   a reference still unknown is rejected with the reason.
@@ -110,6 +112,16 @@ class Parking:
         for item in sorted(released, key=lambda p: p.seq):
             self._takers[item.stream](item)
 
+    def recheck(self) -> None:
+        """Release the records in memory whose documents are known now: Leanpay holds
+        them, as a listing that ended since they were parked shows (asked at each STATE,
+        so that STATE need not wait for the end of the input)."""
+        ready = [seq for seq, (_, waits) in self._memory.items() if self._ready(waits)]
+        for seq in ready:
+            item, waits = self._memory.pop(seq)
+            self._unindex(seq, waits)
+            self._takers[item.stream](item)
+
     def release_all(self) -> None:
         """The input ended: every parked record goes to its buffer, in read order."""
         if not self.parked:
@@ -120,8 +132,8 @@ class Parking:
         for _, (item, _waits) in heapq.merge(in_memory, self._all_on_disk()):
             self._takers[item.stream](item)
         logger.info(
-            "%s read before the documents they name waited for them (at most %d in "
-            "memory, %d on disk)",
+            "%s naming documents not read yet (nor known to Leanpay) waited for them (at "
+            "most %d in memory, %d on disk)",
             plural(self.parked, "record"),
             self.peak_in_memory,
             self.spilled,

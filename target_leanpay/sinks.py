@@ -183,6 +183,8 @@ class LeanpaySink(BatchSink):
         Otherwise its last records would hold every later checkpoint back until the end
         of input (or the SDK's 5-minute drain) while other streams keep loading.
         """
+        if self._referred and self._parking.in_memory:
+            self._parking.recheck()  # documents a listing has shown since
         if self._records_since_state == 0:
             self.flush()
         self._records_since_state = 0

@@ -104,3 +104,17 @@ def test_nothing_parked_releases_nothing() -> None:
     parking.arrived("invoices", "INV-1")
     parking.release_all()
     assert taken == [] and parking.parked == 0
+
+
+def test_records_whose_documents_a_listing_has_shown_since_are_released_at_a_recheck() -> None:
+    documents = Documents()
+    parking, taken = parking_with(documents)
+    parking.park(link(1, "INV-OLD"), [("invoices", "INV-OLD")])
+    parking.park(link(2, "INV-LATER"), [("invoices", "INV-LATER")])
+    parking.recheck()
+    assert taken == []
+    documents.read.add(("invoices", "INV-OLD"))  # the first listing has ended: Leanpay holds it
+    parking.recheck()
+    assert [p.seq for p in taken] == [1] and parking.count == 1
+    documents.arrive(parking, "invoices", "INV-LATER")
+    assert [p.seq for p in taken] == [1, 2] and parking.count == 0
