@@ -48,8 +48,9 @@ Document = tuple[str, str]
 """(resource, externalId) of an invoice or credit note a record waits for."""
 IsRead = Callable[[str, str], bool]
 """Whether this run has read the document (or Leanpay is known to hold it)."""
-Take = Callable[[Pending], None]
-"""A stream's sink taking a released record into its buffer."""
+Take = Callable[[Pending], object]
+"""A stream's sink taking a released record: it claims its externalId (a record is
+claimed only once released, as a claim holds it in memory) and buffers it."""
 
 
 class Parking:

@@ -123,27 +123,31 @@ class LeanpaySink(BatchSink):
             self.stream_name,
             self.stats,
         )
-        if external_id is not None:
-            verdict = self._claim(external_id, pending, _same_contents)
-            if verdict == "parked":
-                return  # settled with its twin, sent earlier in this run
-            if isinstance(verdict, Pending):
-                self._reject_repeat(pending, verdict)
-                return
-        if waits:
+        if waits:  # claimed once released: a claim holds its record in memory
             self._parking.park(pending, waits)
             return
-        self.take(pending)
+        if not self.take(pending):
+            return
         if self._referable and external_id is not None and self._parking.count:
             self._parking.arrived(self.resource.name, external_id)
 
-    def take(self, pending: Pending) -> None:
-        """Buffer a record on its way (read now, or released by the parking)."""
+    def take(self, pending: Pending) -> bool:
+        """Claim the record's externalId and buffer it (read now, or released by the
+        parking); False when it is not buffered (a twin waits for the first record, or
+        repeats it with other contents and is rejected)."""
+        if pending.external_id is not None:
+            verdict = self._claim(pending.external_id, pending, _same_contents)
+            if verdict == "parked":
+                return False  # settled with its twin, sent earlier in this run
+            if isinstance(verdict, Pending):
+                self._reject_repeat(pending, verdict)
+                return False
         if not self._buffer:
             self.buffered_since = time.monotonic()
         self._buffer.append(pending)
         if len(self._buffer) >= self._request_size:
             self.flush()
+        return True
 
     def _reject_repeat(self, later: Pending, first: Pending) -> None:
         """A record repeating the externalId of one on its way, with other contents."""

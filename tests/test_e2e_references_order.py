@@ -108,3 +108,30 @@ def test_a_large_waiting_set_waits_on_disk_past_the_constant(
         f"{count} records naming documents not read yet (nor known to Leanpay) waited for them "
         f"(at most {PARKED_IN_MEMORY} in memory, 150 on disk)"
     ) in result.stderr
+
+
+def test_a_repeated_link_read_before_its_documents_is_sent_once(
+    leanpay: StandIn, tmp_path: Path
+) -> None:
+    messages = [
+        *SCHEMAS,
+        link(1, "INV-1", "CN-1"),
+        link(1, "INV-1", "CN-1"),  # the same row twice
+        credit_note(1),
+        invoice(1),
+        step(1),
+    ]
+
+    result = run_target(config(leanpay, tmp_path, max_in_flight=2), messages)
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.states == [{"step": 1}]
+    [stored] = leanpay.store("links")
+    assert stored["invoiceId"] == ids_by_external_id(leanpay, "invoices")["INV-1"]
+    posts = batch_posts(leanpay, "/links/batch")
+    assert [i["externalId"] for post in posts for i in post["body"]["links"]] == ["LNK-1"]
+    assert (
+        "stream 'erp-links' -> links: 2 records read, 1 acknowledged, 1 already present"
+        in result.stderr
+    )
+    assert dead_letters(tmp_path) == []
