@@ -5,11 +5,13 @@ the end of the input, and a large waiting set held mostly on disk."""
 
 from __future__ import annotations
 
+import json
+import signal
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from conftest import batch_posts, run_target
+from conftest import Running, batch_posts, run_target, singer_input, wait_for
 from test_e2e_references import (
     SCHEMAS,
     config,
@@ -135,3 +137,24 @@ def test_a_repeated_link_read_before_its_documents_is_sent_once(
         in result.stderr
     )
     assert dead_letters(tmp_path) == []
+
+
+def test_a_signal_while_a_link_waits_for_its_invoice_writes_no_state_past_it(
+    leanpay: StandIn, tmp_path: Path
+) -> None:
+    messages = [
+        *SCHEMAS, invoice(100), credit_note(0), step(1),
+        link(0, "INV-0", "CN-0"),  # INV-0 is not read yet: the link waits
+        step(2), invoice(1), step(3),
+    ]  # fmt: skip
+    target = Running(config(leanpay, tmp_path, batch_size_rows=1))
+    target.feed(singer_input(messages))  # stdin stays open: INV-0 may come yet
+
+    wait_for(lambda: len(leanpay.store("invoices")) == 2 and target.stdout)
+    target.process.send_signal(signal.SIGTERM)
+
+    assert target.process.wait(timeout=60) == 128 + signal.SIGTERM
+    target.kill()  # already gone: collects its output
+    # invoice 1 is acknowledged, but steps 2 and 3 cover the waiting link
+    assert [json.loads(line) for line in target.stdout] == [{"step": 1}]
+    assert leanpay.store("links") == []
