@@ -5,7 +5,8 @@ its line number and never enters a request. Good ones are buffered until the req
 size (<= 100) is reached, then handed to a sending thread, which delivers them while
 reading goes on. The SDK's `process_batch` (end of input, schema change, the SDK's
 periodic drain) only flushes the partial chunk: acknowledgement and STATE are the
-delivery's and the checkpoints' business, never the SDK's.
+delivery's and the checkpoints' business, never the SDK's. A link or payback naming an
+invoice or credit note not read yet is parked until it is (parking.py), then buffered.
 """
 
 from __future__ import annotations
