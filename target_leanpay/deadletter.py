@@ -19,6 +19,11 @@ them again and sets them aside itself. So a run whose key Leanpay refuses at its
 request adds nothing, and a re-run adds each rejection once under its own run_id. The
 exception is a run stopped by `max_rejections`: its rejections are the reason it failed,
 and they are all written. Memory: the rejections between two STATE messages.
+
+A problem an earlier run already wrote (the same stream, record, reason and contents:
+`reported.py`, a sidecar beside the file) is not written again and logs no WARNING: the
+summary counts such records in one line, with the time they were first reported. A real
+run only: a dry run's file is its own, emptied at each start, and a plan writes nothing.
 """
 
 from __future__ import annotations
@@ -28,14 +33,16 @@ import decimal
 import json
 import logging
 import os
+import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from target_leanpay.errors import DeadLetterError, RejectedRecord, TooManyRejections, quote
 from target_leanpay.mapping import Problem, Reference
+from target_leanpay.reported import Reported, Written, problem_key, since
 from target_leanpay.runmark import RunMark
 
 logger = logging.getLogger("target-leanpay")
@@ -123,13 +130,20 @@ class DeadLetters:
         """Records rejected by this run (written or waiting)."""
         self.changed_count = 0
         """Records changed in the source that Leanpay cannot update (`changed`)."""
+        self.repeated = {"rejected": 0, "changed": 0}
+        """Of those, the problems an earlier run wrote: not written again, counted in the
+        summary (`still_set_aside`)."""
+        self._repeated_since: str | None = None  # the earliest first report among them
         self._lock = threading.Lock()
-        self._file: IO[str] | None = None
-        self._waiting: list[str] = []
+        self._file: IO[bytes] | None = None
+        self._waiting: list[_Line] = []
         self._waiting_changed = 0  # of the lines waiting, those of `changed`
+        self._reported: Reported | None = None
         if fresh and path is not None and counted_by is None:
             with self._lock:
-                self._open("w")
+                self._open("wb")
+        elif path is not None and counted_by is None:
+            self._reported = Reported(path, run_started=self._run.started)
 
     def reject(self, item: RejectedItem) -> None:
         """Record `item` as rejected; raise if the run must stop because of it."""
@@ -146,12 +160,15 @@ class DeadLetters:
                 f"Rejected {item.describe()}. {fate}. Fix the record, or set "
                 "dead_letter_path to set such records aside and load the rest."
             )
-        line = self._line(item)
+        key = self._already_reported(item, changed=False)
+        line = None if key is None else _Line(self._line(item), key, item.stream)
         with self._lock:
-            self._waiting.append(line)
             self.count += 1
             count = self.count
-        if count <= WARN_LIMIT:
+            if line is not None:
+                self._waiting.append(line)
+            new = count - self.repeated["rejected"]
+        if key is not None and new <= WARN_LIMIT:
             logger.warning("Rejected %s; set aside in %s", item.headline(), self.path)
         if self.max_rejections is not None and count > self.max_rejections:
             self.commit()  # the reason the run fails: the user reads them there
@@ -169,10 +186,13 @@ class DeadLetters:
         in its report instead."""
         if self._counted_by is not None:
             return
+        key = self._already_reported(item, changed=True)
         with self._lock:
             self.changed_count += 1
-            count = self.changed_count
-        if count <= WARN_LIMIT:
+            new = self.changed_count - self.repeated["changed"]
+        if key is None:
+            return  # written by an earlier run: counted in the summary only
+        if new <= WARN_LIMIT:
             reasons = "; ".join(p.reason for p in item.problems)
             where = f" (noted in {self.path})" if self.path is not None else ""
             logger.warning(
@@ -182,8 +202,28 @@ class DeadLetters:
             return
         line = self._line(item, outcome="changed, not updatable", changes=changes)
         with self._lock:
-            self._waiting.append(line)
+            self._waiting.append(_Line(line, key, item.stream))
             self._waiting_changed += 1
+
+    def _already_reported(self, item: RejectedItem, *, changed: bool) -> str | None:
+        """The key to remember `item`'s problem by, or None when an earlier run wrote it
+        (then it is counted in `repeated`, and written nowhere)."""
+        if self._reported is None:
+            return ""
+        outcome = "changed, not updatable" if changed else "rejected"
+        reasons = "; ".join(
+            f"{p.field}: {_ITEM_PATH.sub(_ANY_ITEM, p.reason)}" for p in item.problems
+        )
+        reason = f"{outcome}: {reasons} (HTTP {item.http_status})"
+        key = problem_key(item.stream, _record_key(item), reason, item.record, _json_default)
+        earlier = self._reported.earlier(key)
+        if earlier is None:
+            return key
+        with self._lock:
+            self.repeated["changed" if changed else "rejected"] += 1
+            if self._repeated_since is None or earlier.first < self._repeated_since:
+                self._repeated_since = earlier.first  # one format (RunMark): text order
+        return None
 
     def _line(self, item: RejectedItem, **outcome: Any) -> str:
         """One line of the file: the run, the record, what happened to it and why."""
@@ -214,9 +254,11 @@ class DeadLetters:
                 return
             try:
                 if self._file is None:
-                    self._open("a")
+                    self._open("ab")
                 assert self._file is not None
-                self._file.write("".join(line + "\n" for line in self._waiting))
+                at = self._file.seek(0, os.SEEK_END)
+                lines = [waiting.text.encode("utf-8") for waiting in self._waiting]
+                self._file.write(b"".join(line + b"\n" for line in lines))
                 self._file.flush()
                 os.fsync(self._file.fileno())
             except OSError as exc:
@@ -224,14 +266,21 @@ class DeadLetters:
                     f"Cannot write the dead-letter file {self.path} ({exc.strerror}); "
                     f"the {len(self._waiting)} rejected records waiting for it stay unsettled"
                 ) from None
+            written = []
+            for waiting, line in zip(self._waiting, lines, strict=True):
+                if waiting.key:
+                    written.append(Written(waiting.key, waiting.stream, at, line))
+                at += len(line) + 1
             self._waiting.clear()
             self._waiting_changed = 0
+            if self._reported is not None:  # after the lines are on disk, never before
+                self._reported.written(written)
 
     def _open(self, mode: str) -> None:
         assert self.path is not None
         try:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            self._file = open(self.path, mode, encoding="utf-8")  # noqa: SIM115 - close()
+            self._file = open(self.path, mode)  # noqa: SIM115 - close()
         except OSError as exc:
             raise DeadLetterError(
                 f"Cannot open the dead-letter file {self.path} ({exc.strerror})"
@@ -242,12 +291,15 @@ class DeadLetters:
         how many will not be (no STATE covered them: the next run reads them again)."""
         with self._lock:
             waiting = len(self._waiting) - self._waiting_changed
-        written = self.count - waiting
-        if self.count > WARN_LIMIT:
+            new = self.count - self.repeated["rejected"]
+            new_changed = self.changed_count - self.repeated["changed"]
+            repeated, first = dict(self.repeated), self._repeated_since
+        written = new - waiting
+        if new > WARN_LIMIT:
             where = "" if waiting else f", all in {self.path}"
-            logger.warning("… %d more rejected records%s", self.count - WARN_LIMIT, where)
-        if self.changed_count > WARN_LIMIT:
-            more = self.changed_count - WARN_LIMIT
+            logger.warning("… %d more rejected records%s", new - WARN_LIMIT, where)
+        if new_changed > WARN_LIMIT:
+            more = new_changed - WARN_LIMIT
             where = "" if self.path is None else f" (see {self.path})"
             logger.warning("… %d more records changed in the source, not updatable%s", more, where)
         if written:
@@ -267,15 +319,61 @@ class DeadLetters:
                 "it" if waiting == 1 else "them",
                 "it" if waiting == 1 else "them",
             )
+        if first is not None:
+            logger.warning("Summary: %s", still_set_aside(repeated, first, self.path))
 
-    def close(self, *, keep_waiting: bool = True) -> None:
+    def close(self, *, keep_waiting: bool = True, streams_read: Iterable[str] = ()) -> None:
         """Write the waiting lines (the run ended well), or drop them (it failed or was
-        stopped: no STATE covers them), then close the file."""
+        stopped: no STATE covers them), then close the file. `streams_read`: the streams
+        a run that ended well read; the memory forgets their problems it did not meet
+        again (reported.py)."""
         if keep_waiting:
             self.commit()
+            if self._reported is not None:
+                self._reported.forget_unmet(streams_read)
         with self._lock:
             self._waiting.clear()
             self._waiting_changed = 0
             if self._file is not None:
                 self._file.close()
                 self._file = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Line:
+    """A line waiting for the next STATE, and the problem the memory keeps it under ("":
+    none, the run has no memory)."""
+
+    text: str
+    key: str
+    stream: str
+
+
+_ITEM_PATH = re.compile(r"^(\w+)(?:\.|\[)\d+\]?")
+"""`invoices.3.amount …`: Leanpay names an item by its place in the batch, which another
+run's batch may change; the memory keys it as `invoices.*.amount …`."""
+_ANY_ITEM = r"\1.*"
+_LINE_OF = re.compile(r"\s*\(?(?:at )?input line .*$")
+
+
+def _record_key(item: RejectedItem) -> str:
+    """The record's own key: its externalId, else its key properties (its line number,
+    which a re-sent input may shift, left out: the contents digest tells records apart)."""
+    external_id = item.record.get("externalId", item.record.get("external_id"))
+    if external_id not in (None, ""):
+        return f"externalId {external_id}"
+    return _LINE_OF.sub("", item.ident)
+
+
+def still_set_aside(repeated: dict[str, int], first: str, path: str | None) -> str:
+    """`11 records still set aside, unchanged since 2026-12-03T09:00Z (8 rejected, 3
+    changed, not updatable); see the dead-letter file rejected.jsonl`: the problems an
+    earlier run wrote (`repeated`: rejected, changed), first reported at `first`."""
+    rejected, changed = repeated["rejected"], repeated["changed"]
+    parts = [f"{rejected} rejected"] if rejected else []
+    parts += [f"{changed} changed, not updatable"] if changed else []
+    count = rejected + changed
+    return (
+        f"{count} record{'' if count == 1 else 's'} still set aside, unchanged since "
+        f"{since([first])} ({', '.join(parts)}); see the dead-letter file {path}"
+    )

@@ -87,7 +87,7 @@ Mapping rules (user-facing; the README's mapping guide copies them):
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from typing import Any, Final, Literal, NamedTuple
 
@@ -182,11 +182,6 @@ class Reference:
 
     resource: str
     external_id: str
-    read_before: bool = field(default=True, compare=False)
-    """Whether this run had read (or Leanpay held) the object when the record naming it was
-    read: only then may the reference wait for the object's acknowledgement. The sink sets
-    it; a reference read before its object never waits (it could wait for a chunk that can
-    never get a sending thread)."""
 
     def __str__(self) -> str:
         return f"{self.resource} {self.external_id!r}"

@@ -4,16 +4,14 @@ A link needs Leanpay's `invoiceId` and `creditNoteId`, a payback `creditNoteId`:
 ERP holds. Records may name those objects by externalId instead (`Reference`), and the
 sending thread resolves them, just before the chunk is sent:
 
-* an object this run read before the record naming it is waited for: its Leanpay id
-  comes with Leanpay's acknowledgement (the sink hands a chunk with references over only
-  after every chunk read before it, so the object's chunk is already on its way); if
+* an object this run read is waited for: its Leanpay id comes with Leanpay's
+  acknowledgement. A record naming an object read later in the input was parked until
+  then (parking.py), and the sink hands a chunk with references over only after the
+  chunks of the objects read before it, so the object's chunk is already on its way; if
   Leanpay refused it, so is the reference;
-* an object read after the record naming it is never waited for (its chunk may be
-  queued behind the reference's, on the only sending thread: a deadlock): only what
-  Leanpay held before this run counts, so the result is the same at every max_in_flight
-  and in a plan;
-* otherwise invoices are looked up in the replay listing, and credit notes (which have
-  no list endpoint) in the receipts of earlier runs (`receipts_path`);
+* otherwise (the input has ended without it) invoices are looked up in the replay
+  listing, and credit notes (which have no list endpoint) in the receipts of earlier
+  runs (`receipts_path`);
 * an id that cannot be found, or that several objects share, is a rejection with the
   reason: never a guess.
 
@@ -46,8 +44,6 @@ class References:
         guard = self._guard_for(resource)
         external_id = reference.external_id
         what = f"{resource.name} with externalId {show(external_id)}"
-        if not reference.read_before:
-            return self._named_before_its_object(guard, external_id, what)
         leanpay_id = guard.settled_id(external_id)
         if leanpay_id == SEVERAL:
             raise InvalidValue(
@@ -69,30 +65,14 @@ class References:
             )
         raise InvalidValue(f"no {what} is known to Leanpay ({self._looked(guard)})")
 
-    def _named_before_its_object(self, guard: ReplayGuard[Any], external_id: str, what: str) -> str:
-        """A reference read before any record of its object: it may not wait for this run
-        to send the object (the object's chunk may be queued behind it, the only sending
-        thread busy waiting: a deadlock), so only what Leanpay held before this run counts,
-        whatever this run sends meanwhile: the same answer at every max_in_flight."""
-        held, leanpay_id = guard.held_before_run(external_id)
-        if not held:
-            raise InvalidValue(f"no {what} is known to Leanpay ({self._looked(guard)})")
-        if leanpay_id == SEVERAL:
-            raise InvalidValue(
-                f"several Leanpay {what} exist; refer to the one meant by its Leanpay id"
-            )
-        if leanpay_id is None:
-            raise InvalidValue(f"Leanpay holds {what} but its listing gave no id")
-        return leanpay_id
-
     def _looked(self, guard: ReplayGuard[Any]) -> str:
         """Where the id was looked for, so the user knows what to change."""
         if guard.checks_leanpay:
-            return "not listed by Leanpay, nor created earlier in this input"
+            return "not listed by Leanpay, nor loaded from this input"
         if guard.resource.list_path is None:
             return (
-                f"{guard.resource.name} cannot be listed: only those created earlier in this "
-                "input or recorded in receipts_path by an earlier run can be referred to by "
+                f"{guard.resource.name} cannot be listed: only those loaded from this input "
+                "or recorded in receipts_path by an earlier run can be referred to by "
                 "externalId"
             )
         if self._dry_run:

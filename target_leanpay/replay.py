@@ -493,18 +493,11 @@ class ReplayGuard(Generic[T]):
     def read_before(self, external_id: str) -> bool:
         """Whether this run has claimed `external_id` (it is on its way, or settled) or
         Leanpay is known to hold it: asked by the reading thread when a reference to it is
-        read, to tell whether the reference may wait for the object's outcome."""
+        read, to tell whether the reference may wait for the object's outcome, or must be
+        parked until the object is read (parking.py)."""
         if self._twins.seen(external_id):
             return True
         return bool(self._known.among([external_id]))
-
-    def held_before_run(self, external_id: str) -> tuple[bool, str | None]:
-        """Whether Leanpay held `external_id` before this run sent anything (the first
-        listing, the receipts of earlier runs), and its Leanpay id (SEVERAL when several
-        objects carry it). Waits for the first listing, never for this run's requests: the
-        answer is the same whatever this run's timing."""
-        self.held([])
-        return self._known.before_run(external_id)
 
     def fate(self, external_id: str) -> Fate | None:
         """Whether the record with `external_id` was refused by Leanpay in this run, or

@@ -24,6 +24,7 @@ from target_leanpay.checkpoint import Checkpoints, State
 from target_leanpay.client import DryRunClient, LeanpayClient
 from target_leanpay.deadletter import DeadLetters
 from target_leanpay.delivery import Delivery, Sender
+from target_leanpay.parking import Parking
 from target_leanpay.plan import Plan
 from target_leanpay.pool import SendPool
 from target_leanpay.progress import Progress
@@ -31,6 +32,7 @@ from target_leanpay.reader import NumberedReader
 from target_leanpay.receipts import Receipts
 from target_leanpay.references import References
 from target_leanpay.replay import PageReader, ReplayGuards
+from target_leanpay.resources import RESOURCES
 from target_leanpay.runmark import RunMark
 from target_leanpay.settings import Settings
 from target_leanpay.state_output import StateOutput
@@ -118,6 +120,8 @@ class Run:
             index_dir=settings.index_dir,
             writes=not writes_nothing,
         )
+        self.parking = Parking(self._is_read)
+        """Links and paybacks read before the documents they name (parking.py)."""
         # a dry run writes its requests in input order: one thread; a real run one per
         # request in flight: a chunk keeps its thread through retries and waits, so
         # max_in_flight chunks at most are being delivered
@@ -148,16 +152,21 @@ class Run:
             ),
         )
         self._closing = ExitStack()
-        for resource in (self.guards, self.client, self.dry_run, self.receipts):
+        for resource in (self.guards, self.client, self.dry_run, self.receipts, self.parking):
             if resource is not None:
                 self._closing.callback(resource.close)
         self._closing.callback(self._close_dead_letters)
         self._closing.callback(self.pool.shutdown)
 
+    def _is_read(self, resource: str, external_id: str) -> bool:
+        """Whether this run has read the document, or Leanpay is known to hold it."""
+        return self.guards.for_resource(RESOURCES[resource]).read_before(external_id)
+
     def _close_dead_letters(self) -> None:
         """A run that ended well writes its last rejections; one that failed or was
         stopped (`stopping`) drops those no STATE covered (see deadletter.py)."""
-        self.dead_letters.close(keep_waiting=not self.stopping.is_set())
+        read = [name for name, stats in self.progress.streams.items() if stats.read]
+        self.dead_letters.close(keep_waiting=not self.stopping.is_set(), streams_read=read)
 
     def close(self) -> None:
         """Release threads, files and connections (again harmless)."""

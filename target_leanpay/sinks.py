@@ -5,12 +5,12 @@ its line number and never enters a request. Good ones are buffered until the req
 size (<= 100) is reached, then handed to a sending thread, which delivers them while
 reading goes on. The SDK's `process_batch` (end of input, schema change, the SDK's
 periodic drain) only flushes the partial chunk: acknowledgement and STATE are the
-delivery's and the checkpoints' business, never the SDK's.
+delivery's and the checkpoints' business, never the SDK's. A link or payback naming an
+invoice or credit note not read yet is parked until it is (parking.py), then buffered.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Sequence
 from functools import partial
@@ -23,8 +23,9 @@ from target_leanpay.deadletter import RejectedItem
 from target_leanpay.errors import InputError, quote
 from target_leanpay.items import Chunk, Pending, identify
 from target_leanpay.mapping import Problem, RecordMapper, Reference, Rejection
+from target_leanpay.parking import Document
 from target_leanpay.repeats import differences, repeat_reason
-from target_leanpay.resources import RESOURCES
+from target_leanpay.resources import RESOURCES, Resource
 
 if TYPE_CHECKING:
     from target_leanpay.target import TargetLeanpay
@@ -71,6 +72,9 @@ class LeanpaySink(BatchSink):
         self._map = self.mapper.map
         self._open_seq = self.run.checkpoints.open
         self._claim = self.guard.claim
+        self._parking = self.run.parking
+        self._parking.register(stream_name, self.take)
+        self._referable = self.resource.name in REFERABLE
 
     @property
     def validate_schema(self) -> bool:
@@ -108,8 +112,7 @@ class LeanpaySink(BatchSink):
             )
             self.stats.add(rejected=1)
             return
-        if self._referred:
-            self._mark_references_read_first(result)
+        waits = self._unread_documents(result) if self._referred else None
         external_id = result.get("externalId")
         pending = Pending(
             self._open_seq(),
@@ -121,18 +124,31 @@ class LeanpaySink(BatchSink):
             self.stream_name,
             self.stats,
         )
-        if external_id is not None:
-            verdict = self._claim(external_id, pending, _same_contents)
+        if waits:  # claimed once released: a claim holds its record in memory
+            self._parking.park(pending, waits)
+            return
+        if not self.take(pending):
+            return
+        if self._referable and external_id is not None and self._parking.count:
+            self._parking.arrived(self.resource.name, external_id)
+
+    def take(self, pending: Pending) -> bool:
+        """Claim the record's externalId and buffer it (read now, or released by the
+        parking); False when it is not buffered (a twin waits for the first record, or
+        repeats it with other contents and is rejected)."""
+        if pending.external_id is not None:
+            verdict = self._claim(pending.external_id, pending, _same_contents)
             if verdict == "parked":
-                return  # settled with its twin, sent earlier in this run
+                return False  # settled with its twin, sent earlier in this run
             if isinstance(verdict, Pending):
                 self._reject_repeat(pending, verdict)
-                return
+                return False
         if not self._buffer:
             self.buffered_since = time.monotonic()
         self._buffer.append(pending)
         if len(self._buffer) >= self._request_size:
             self.flush()
+        return True
 
     def _reject_repeat(self, later: Pending, first: Pending) -> None:
         """A record repeating the externalId of one on its way, with other contents."""
@@ -152,16 +168,19 @@ class LeanpaySink(BatchSink):
         self.stats.add(rejected=1)
         self.run.checkpoints.settle([later.seq])
 
-    def _mark_references_read_first(self, payload: dict[str, Any]) -> None:
-        """A reference may wait only for an object read before it (references.py): mark
-        the others now, in input order, while what was read before is exactly known."""
+    def _unread_documents(self, payload: dict[str, Any]) -> list[Document]:
+        """The documents a record names by externalId that this run has not read and
+        Leanpay is not known to hold: it is parked until they are read, or the input ends
+        (parking.py). A reference may wait only for a document read before it."""
+        unread = []
         for name in self.resource.reference_fields:
             value = payload.get(name)
             if not isinstance(value, Reference):
                 continue
             guard = self.run.guards.for_resource(RESOURCES[value.resource])
             if not guard.read_before(value.external_id):
-                payload[name] = dataclasses.replace(value, read_before=False)
+                unread.append((value.resource, value.external_id))
+        return unread
 
     def state_received(self) -> None:
         """A STATE arrived: a stream that has gone quiet sends its partial chunk now.
@@ -169,6 +188,8 @@ class LeanpaySink(BatchSink):
         Otherwise its last records would hold every later checkpoint back until the end
         of input (or the SDK's 5-minute drain) while other streams keep loading.
         """
+        if self._referred and self._parking.in_memory:
+            self._parking.recheck()  # documents a listing has shown since
         if self._records_since_state == 0:
             self.flush()
         self._records_since_state = 0
@@ -202,6 +223,14 @@ class LeanpaySink(BatchSink):
         """Feed the SDK's record_count metric per chunk rather than per record."""
         self.record_counter_metric.increment(self.stats.read - self._metered)
         self._metered = self.stats.read
+
+
+def _referable(resources: dict[str, Resource]) -> frozenset[str]:
+    """The resources a record may name by externalId (invoices, credit notes)."""
+    return frozenset(f.refers_to for r in resources.values() for f in r.fields if f.refers_to)
+
+
+REFERABLE = _referable(RESOURCES)
 
 
 def _same_contents(first: Pending, later: Pending) -> bool:

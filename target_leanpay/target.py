@@ -339,7 +339,9 @@ class TargetLeanpay(Target):
         self.run.checkpoints.state_received(message_dict["value"])
 
     def process_endofpipe(self) -> None:
-        """Send what is buffered, wait for every answer, then summarise."""
+        """Release what waited for documents, send what is buffered, wait for every
+        answer, then summarise."""
+        self.run.parking.release_all()
         super().process_endofpipe()
         with self.run.interrupt.blocking():
             self.run.pool.wait_all()

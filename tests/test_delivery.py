@@ -618,7 +618,7 @@ def test_an_unresolvable_reference_is_dead_lettered_with_its_reason_and_nothing_
         {
             "field": "invoiceId",
             "reason": "no invoices with externalId 'INV-404' is known to Leanpay (not listed "
-            "by Leanpay, nor created earlier in this input)",
+            "by Leanpay, nor loaded from this input)",
         }
     ]
     assert line["payload"]["invoiceId"] == {"resource": "invoices", "externalId": "INV-404"}

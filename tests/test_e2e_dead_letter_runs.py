@@ -3,7 +3,8 @@
 Each line names its run (`run_id`, `run_started`, the latter shared with the run's
 receipts); a dry run writes its would-be rejections beside its requests, a plan only
 counts them, a run whose key is refused adds nothing, a failed run keeps only the lines
-its STATE carried, and a re-run adds each rejection once more under its own id.
+its STATE carried, a re-run counts what an earlier run wrote in one line (reported.py),
+and a new file gets every rejection again, under the run's own id.
 """
 
 from __future__ import annotations
@@ -138,19 +139,31 @@ def test_each_run_adds_its_own_rejections_once_and_only_what_it_meant(
     assert emitted(failed.states) == [100]
     after_failure = read_lines(dead)
     assert [line for _, _, line in after_failure] == every_bad
-    [failed_run] = runs_of(after_failure)
+    assert len(runs_of(after_failure)) == 1
 
-    # the same input again: the 100 loaded invoices are present, 20 and 30 rejected again
+    # the same input again: the 100 loaded invoices are present, 20 and 30 rejected again,
+    # as the failed run already wrote them: counted in one line, not written again
     leanpay.state.faults.clear()
     rerun = run_target(target_config(leanpay, tmp_path, **settings), messages())
     assert rerun.returncode == 0, rerun.stderr
     assert_checkpoints(rerun, last=250, every=50)
-    final = read_lines(dead)
-    assert final[:2] == after_failure
-    assert [line for _, _, line in final] == every_bad + every_bad
-    [rerun_id] = runs_of(final[2:])
-    assert runs_of(final) == [failed_run, rerun_id]
+    assert read_lines(dead) == after_failure
+    failed_started = after_failure[0][1]
+    since = datetime.datetime.fromisoformat(failed_started).strftime("%Y-%m-%dT%H:%MZ")
+    assert (
+        f"Summary: 2 records still set aside, unchanged since {since} (2 rejected); see the "
+        f"dead-letter file {dead}"
+    ) in rerun.stderr
+    assert "Rejected stream" not in rerun.stderr
     # one start per run, on its receipts and its rejections alike
-    starts = {json.loads(line)["run_started"] for line in receipts.read_text().splitlines()}
-    assert starts == {started for _, started, _ in final}
-    assert "Summary: 2 rejected records set aside in the dead-letter file" in rerun.stderr
+    starts = [json.loads(line)["run_started"] for line in receipts.read_text().splitlines()]
+    assert starts[0] == failed_started
+
+    # the dead-letter file moved away (rotated): the next run writes them again
+    dead.rename(tmp_path / "rejected.old.jsonl")
+    rotated = run_target(target_config(leanpay, tmp_path, **settings), messages())
+    assert rotated.returncode == 0, rotated.stderr
+    final = read_lines(dead)
+    assert [line for _, _, line in final] == every_bad
+    assert runs_of(final) != runs_of(after_failure)
+    assert "Summary: 2 rejected records set aside in the dead-letter file" in rotated.stderr

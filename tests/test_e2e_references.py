@@ -211,12 +211,12 @@ def test_an_unknown_reference_is_dead_lettered_with_its_reason(
     assert reasons == {
         "LNK-1": [
             {"field": "invoiceId", "reason": "no invoices with externalId 'INV-NOPE' is known "
-             "to Leanpay (not listed by Leanpay, nor created earlier in this input)"}
+             "to Leanpay (not listed by Leanpay, nor loaded from this input)"}
         ],
         "PB-2": [
             {"field": "creditNoteId", "reason": "no credit_notes with externalId 'CN-404' is "
-             "known to Leanpay (credit_notes cannot be listed: only those created earlier in "
-             "this input or recorded in receipts_path by an earlier run can be referred to by "
+             "known to Leanpay (credit_notes cannot be listed: only those loaded from this "
+             "input or recorded in receipts_path by an earlier run can be referred to by "
              "externalId)"}
         ],
     }  # fmt: skip
