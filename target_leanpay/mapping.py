@@ -149,6 +149,11 @@ class MappingSettings:
     date_formats: tuple[str, ...] = ()
     decimal_separator: DecimalSeparator = "."
 
+    @property
+    def unit_places(self) -> int:
+        """Decimal places of the source's amounts: 2 in euros, 0 in cents."""
+        return MAJOR_UNIT_PLACES if self.amount_unit == "major" else 0
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -279,8 +284,7 @@ class RecordMapper:
             problem = date_format_problem(fmt)
             if problem is not None:
                 raise ValueError(f"date_formats: {problem}")
-        places = MAJOR_UNIT_PLACES if settings.amount_unit == "major" else 0
-        self._amount = amount_converter(places, settings.decimal_separator)
+        self._amount = amount_converter(settings.unit_places, settings.decimal_separator)
         self._date = date_converter(settings.date_formats)
         self.resource = resource
         self.settings = settings
