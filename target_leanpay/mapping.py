@@ -373,7 +373,13 @@ class RecordMapper:
     def _resolve_client(self, record: Mapping[str, Any]) -> str:
         """The Leanpay client UUID for the record's clientExternalId, from `client_ids` only."""
         first = CLIENT_EXTERNAL_KEYS[0]
-        key = _source_key(record, CLIENT_EXTERNAL_KEYS)
+        blank = next((name for name in CLIENT_EXTERNAL_KEYS if name in record), None)
+        missing = (
+            "is required"
+            if blank is None
+            else f"is required, and {blank} (the client code it is looked up by) is empty"
+        )
+        key = _source_key(record, CLIENT_EXTERNAL_KEYS, missing)
         client_id = self._client_ids.get(key)
         if client_id is not None:
             return client_id

@@ -100,6 +100,7 @@ class Run:
                 max_in_flight=settings.max_in_flight,
                 max_list_in_flight=settings.max_list_in_flight,
                 stopping=self.stopping,
+                unowned_retry=self.progress.unowned_retry,
             )
         self.dry_run = DryRunClient(settings.dry_run_path) if writes_nothing else None
         send: Sender
