@@ -2,8 +2,8 @@
 
 `plan: true` lists what Leanpay holds (GET only), maps and checks every record, and
 writes the requests a real run would send to `dry_run_path`, as a dry run does. Instead
-of stopping at a rejection, it counts them, and ends with one report per stream and a
-one-line verdict a user can act on. The counts are those of the real run that follows,
+of stopping at a rejection, it counts them, and ends with a one-line verdict a user can
+act on (the first line of its end, before the run's summary), then one report per stream. The counts are those of the real run that follows,
 as long as the tenant and the input do not change in between.
 
 The report names what to fix: every problem is counted under its reason (a record with
