@@ -3,8 +3,9 @@
 `plan: true` lists what Leanpay holds (GET only), maps and checks every record, and
 writes the requests a real run would send to `dry_run_path`, as a dry run does. Instead
 of stopping at a rejection, it counts them, and ends with a one-line verdict a user can
-act on (the first line of its end, before the run's summary), then one report per stream. The counts are those of the real run that follows,
-as long as the tenant and the input do not change in between.
+act on (the first line of its end, before the run's summary), then one report per
+stream. The counts are those of the real run that follows, as long as the tenant and
+the input do not change in between.
 
 The report names what to fix: every problem is counted under its reason (a record with
 two bad fields counts under both, so the counts of a stream's reasons may add up to more
