@@ -49,6 +49,6 @@ def test_the_demo_writes_nothing_outside_the_project(tmp_path: Path) -> None:
     written = sorted(p.relative_to(home).as_posix() for p in home.rglob("*"))
     assert written == [], [w for w in written if w.count("/") < 3]
     index = sorted(p.name for p in (ROOT / "output" / "cache" / "target-leanpay").iterdir())
-    assert any(re.fullmatch(r"127\.0\.0\.1.*\.sqlite", name) for name in index), index
+    assert any(name.endswith(".sqlite") for name in index), index  # the stand-in tenant's
     # and `make clean` removes it
     assert re.search(r"^clean:\n\trm -rf .*\boutput\b", (ROOT / "Makefile").read_text(), re.M)
