@@ -6,13 +6,17 @@
 #      (invoices from the listing, credit notes from the receipts of step 1);
 #   3. what the stand-in received, the receipts file (also read back as a tap), and
 #      the STATE Meltano stored.
-# Every step is `meltano run`, with the project's meltano.yml.
+# Every step is `meltano run`, with the project's meltano.yml. Everything the demo writes
+# stays under output/ (which `make clean` removes), caches included: the stand-in listens
+# on a new port each time, and the tenant index named after it would otherwise pile up in
+# ~/.cache/target-leanpay (Meltano's own version check and state go there too).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MELTANO=${MELTANO:-meltano}
 mkdir -p output
-rm -f output/dead-letter.jsonl output/receipts.jsonl output/plan-requests.jsonl \
-  output/standin-url.txt
+rm -rf output/dead-letter.jsonl output/receipts.jsonl output/plan-requests.jsonl \
+  output/standin-url.txt output/cache output/state
+export XDG_CACHE_HOME="$PWD/output/cache" XDG_STATE_HOME="$PWD/output/state"
 
 python -m leanpay_standin --port 0 --api-key demo-key --url-file output/standin-url.txt \
   >output/standin.log 2>&1 &

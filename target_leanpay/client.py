@@ -66,6 +66,8 @@ from target_leanpay.throttle import Throttle
 
 logger = logging.getLogger("target-leanpay.client")
 
+API_PATH = "/v1/public"
+"""How the URL of Leanpay's public API ends (https://api.leanpay.fr/v1/public)."""
 ITEM_STATUSES = frozenset({400, 409, 422})
 """Refusals that blame the content of the batch rather than the request."""
 
@@ -171,10 +173,14 @@ class LeanpayClient:
         max_list_in_flight: int,
         stopping: threading.Event,
         backoff_base: float = 0.5,
+        unowned_retry: OnRetry | None = None,
     ) -> None:
         """`max_in_flight`: the most POSTs on the wire at once; `max_list_in_flight`: the
-        most list pages. The throttle may allow fewer after a 429."""
+        most list pages. The throttle may allow fewer after a 429. `unowned_retry` is told
+        of each retry of a request no stream's `on_retry` counts (a listing's GETs), so
+        that the run's summary counts every retry it logged."""
         self.api_url = api_url.rstrip("/")
+        self.unowned_retry = unowned_retry
         self.host = _host(self.api_url)
         """Named when Leanpay cannot be reached (never the key: settings refuse user:pass@)."""
         self.timeout = (min(10.0, timeout), timeout)
@@ -283,6 +289,7 @@ class LeanpayClient:
         on_retry: OnRetry | None,
     ) -> _Answered:
         attempts = counted = 0
+        on_retry = on_retry or self.unowned_retry
 
         def give_up(failure: Exception) -> bool:
             nonlocal attempts, counted
@@ -344,12 +351,10 @@ class LeanpayClient:
                 if answer.status == 429:  # slow down before the slot is free again
                     self._too_many(where, answer, started)
         except requests.ConnectTimeout as exc:
-            failure = ApiError(f"{where}: could not connect to {self.host} ({_reason(exc)})")
-            raise _Retryable(failure, None) from None
+            raise _Retryable(ApiError(f"{where}: {self._unreachable(exc)}"), None) from None
         except (requests.Timeout, requests.ConnectionError, urllib3.exceptions.HTTPError) as exc:
             if _never_sent(exc):
-                failure = ApiError(f"{where}: could not connect to {self.host} ({_reason(exc)})")
-                raise _Retryable(failure, None) from None
+                raise _Retryable(ApiError(f"{where}: {self._unreachable(exc)}"), None) from None
             if method in IDEMPOTENT:
                 raise _Retryable(ApiError(f"{where}: {_reason(exc)}"), None) from None
             raise Ambiguous(
@@ -361,6 +366,16 @@ class LeanpayClient:
         if answer.status < 500:
             self.throttle.clean()
         return self._classify(method, where, answer)
+
+    def _unreachable(self, exc: BaseException) -> str:
+        """Why no byte of a request left: the host's name unknown (DNS), or no connection."""
+        if _unresolved(exc):
+            name = urllib.parse.urlsplit(self.api_url).hostname
+            return (
+                f"the host name {name!r} could not be resolved ({_reason(exc)}); check the "
+                "api_url setting"
+            )
+        return f"could not connect to {self.host} ({_reason(exc)})"
 
     def _exchange(self, prepared: requests.PreparedRequest) -> _Answered:
         """Send, and read the whole answer in one read.
@@ -402,6 +417,11 @@ class LeanpayClient:
             )
         text = self._scrub(answer.text)
         said = f"{where}: HTTP {status}: {quote(text) or '(empty body)'}"
+        if status == 404 and not self.api_url.endswith(API_PATH):
+            said += (
+                f" — there is no such endpoint under {self.api_url}: api_url must end with "
+                f"{API_PATH}, as Leanpay's does (https://api.leanpay.fr{API_PATH})"
+            )
         if status in (401, 403):
             raise AuthError(
                 f"{said} — Leanpay refused the credentials; check the api_key setting",
@@ -432,7 +452,13 @@ def _host(url: str) -> str:
 def _never_sent(exc: BaseException) -> bool:
     """True when the connection failed before any byte of the request left."""
     text = repr(exc)
-    return "NewConnectionError" in text or "Failed to establish" in text
+    return "NewConnectionError" in text or "Failed to establish" in text or _unresolved(exc)
+
+
+def _unresolved(exc: BaseException) -> bool:
+    """True when the host's name could not be resolved (DNS): nothing was sent."""
+    text = repr(exc)
+    return "NameResolutionError" in text or "Failed to resolve" in text
 
 
 def _reason(exc: BaseException) -> str:

@@ -149,6 +149,11 @@ class MappingSettings:
     date_formats: tuple[str, ...] = ()
     decimal_separator: DecimalSeparator = "."
 
+    @property
+    def unit_places(self) -> int:
+        """Decimal places of the source's amounts: 2 in euros, 0 in cents."""
+        return MAJOR_UNIT_PLACES if self.amount_unit == "major" else 0
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -274,8 +279,7 @@ class RecordMapper:
             problem = date_format_problem(fmt)
             if problem is not None:
                 raise ValueError(f"date_formats: {problem}")
-        places = MAJOR_UNIT_PLACES if settings.amount_unit == "major" else 0
-        self._amount = amount_converter(places, settings.decimal_separator)
+        self._amount = amount_converter(settings.unit_places, settings.decimal_separator)
         self._date = date_converter(settings.date_formats)
         self.resource = resource
         self.settings = settings
@@ -364,7 +368,13 @@ class RecordMapper:
     def _resolve_client(self, record: Mapping[str, Any]) -> str:
         """The Leanpay client UUID for the record's clientExternalId, from `client_ids` only."""
         first = CLIENT_EXTERNAL_KEYS[0]
-        key = _source_key(record, CLIENT_EXTERNAL_KEYS)
+        blank = next((name for name in CLIENT_EXTERNAL_KEYS if name in record), None)
+        missing = (
+            "is required"
+            if blank is None
+            else f"is required, and {blank} (the client code it is looked up by) is empty"
+        )
+        key = _source_key(record, CLIENT_EXTERNAL_KEYS, missing)
         client_id = self._client_ids.get(key)
         if client_id is not None:
             return client_id

@@ -2,9 +2,10 @@
 
 `plan: true` lists what Leanpay holds (GET only), maps and checks every record, and
 writes the requests a real run would send to `dry_run_path`, as a dry run does. Instead
-of stopping at a rejection, it counts them, and ends with one report per stream and a
-one-line verdict a user can act on. The counts are those of the real run that follows,
-as long as the tenant and the input do not change in between.
+of stopping at a rejection, it counts them, and ends with a one-line verdict a user can
+act on (the first line of its end, before the run's summary), then one report per
+stream. The counts are those of the real run that follows, as long as the tenant and
+the input do not change in between.
 
 The report names what to fix: every problem is counted under its reason (a record with
 two bad fields counts under both, so the counts of a stream's reasons may add up to more
@@ -93,13 +94,13 @@ class Plan:
                 self._first_rejected = item
 
     def report(self, streams: dict[str, StreamStats], requests: int, path: str) -> None:
-        """One block per stream, the unmapped client codes, then the verdict."""
+        """The verdict, then one block per stream and the unmapped client codes."""
         for line in self.lines(streams, requests, path):
             logger.info("Plan: %s", line)
 
     def lines(self, streams: dict[str, StreamStats], requests: int, path: str) -> list[str]:
         """The report, line by line (without the `Plan: ` each is logged with)."""
-        lines: list[str] = []
+        lines = [self.verdict(streams, requests, path)]
         for stats in streams.values():
             lines.append(
                 f"stream '{stats.stream}' -> {stats.resource}: "
@@ -123,7 +124,6 @@ class Plan:
             lines += self._reason_lines(self._reasons.get(stats.stream, {}))
         if self._unmapped:
             lines.append(self._unmapped_line())
-        lines.append(self.verdict(streams, requests, path))
         return lines
 
     def changed(self, stream: str, ident: str, what: str) -> None:
@@ -171,21 +171,27 @@ class Plan:
         )
 
     def verdict(self, streams: dict[str, StreamStats], requests: int, path: str) -> str:
-        """The one line a user acts on; it names the requests file."""
+        """The one line a user acts on, first in the plan's end; it names the requests file.
+
+        Nothing *new* to send (every record already in Leanpay, changed but not updatable,
+        or set aside: a scheduled tap's usual second run, which exits 0) is told apart from
+        nothing that *could* be sent (every record rejected: something to fix).
+        """
         send = sum(s.acknowledged for s in streams.values())
         present = sum(s.already_present - s.repeated for s in streams.values())
+        repeated = sum(s.repeated for s in streams.values())
         rejected = sum(s.rejected for s in streams.values())
-        held = f"; {present} already in Leanpay" if present else ""
         updated = sum(s.updated for s in streams.values())
         changed = sum(s.changed for s in streams.values())
+        held = f"; {present} already in Leanpay" if present else ""
         if changed:
-            held += f"; {changed} changed but cannot be updated (listed above)"
+            held += f"; {changed} changed but cannot be updated (listed below)"
         updates = f" and {plural(updated, 'update')}" if updated else ""
         sending = f"{plural(send, 'record')}{updates} in {plural(requests, 'request')}"
-        if rejected and not send:
+        if rejected and not (send or updated or present or repeated or changed):
             return (
-                f"NOT READY: no record would be sent ({plural(rejected, 'rejected record')}"
-                f"{held}); fix the reasons above. The requests file {path} is empty"
+                f"NOT READY: no record could be sent ({plural(rejected, 'rejected record')}); "
+                f"fix the reasons below. The requests file {path} is empty"
             )
         if rejected and self.dead_letter_path is None:
             first = self._first_rejected
@@ -196,14 +202,33 @@ class Plan:
                 f"dead_letter_path to set them aside. The requests file {path} holds the "
                 f"other {sending}"
             )
+        if not send and not updated:
+            where = _nothing_new(present, repeated, changed, rejected, self.dead_letter_path)
+            return (
+                f"NOTHING NEW TO SEND: {where}; a real run would send nothing and exit 0. "
+                f"The requests file {path} is empty"
+            )
         if rejected:
             return (
                 f"READY WITH REJECTIONS: a real run would send {sending}{held} and set "
                 f"{rejected} aside in {self.dead_letter_path}; the requests are written to "
                 f"{path}"
             )
-        if not send and not updated:
-            return (
-                f"NOTHING TO DO: no record would be sent{held}; the requests file {path} is empty"
-            )
         return f"READY: a real run would send {sending}{held}; they are written to {path}"
+
+
+def _nothing_new(
+    present: int, repeated: int, changed: int, rejected: int, dead_letter_path: str | None
+) -> str:
+    """Where every record of a plan with nothing new to send goes, the counts beside."""
+    outcomes = [
+        (present, f"already in Leanpay ({present})"),
+        (repeated, f"repeating an earlier record of the input ({repeated})"),
+        (changed, f"changed but cannot be updated ({changed}, listed below)"),
+        (rejected, f"would be set aside ({rejected}, in {dead_letter_path})"),
+    ]
+    named = [outcome for count, outcome in outcomes if count]
+    if not named:
+        return "the input holds no record"
+    listed = named[0] if len(named) == 1 else f"{', '.join(named[:-1])} or {named[-1]}"
+    return f"every record is {listed}"

@@ -94,6 +94,8 @@ class Progress:
         self.interval = interval
         self.dry_run = dry_run
         self.streams: dict[str, StreamStats] = {}
+        self.unowned_retries = 0
+        """Retries of requests no stream owns (reading what Leanpay holds: GET /invoices)."""
         self._started = time.monotonic()
         self._next_log = self._started + interval
         self._lock = threading.Lock()
@@ -104,6 +106,11 @@ class Progress:
         if stats is None:
             stats = self.streams[stream] = StreamStats(stream, resource)
         return stats
+
+    def unowned_retry(self, _message: str) -> None:
+        """Count one retry of a request no stream owns (the client logged it)."""
+        with self._lock:
+            self.unowned_retries += 1
 
     def maybe_log(self) -> None:
         """Log a progress line if the interval has passed."""
@@ -140,3 +147,9 @@ class Progress:
         label = "Summary (dry run)" if self.dry_run else "Summary"
         for stats in self.streams.values():
             logger.info("%s: %s", label, stats.summary(dry_run=self.dry_run))
+        if self.unowned_retries:
+            logger.info(
+                "%s: %s reading what Leanpay holds (GET), counted in no stream's line",
+                label,
+                plural(self.unowned_retries, "retry"),
+            )

@@ -426,7 +426,7 @@ class ReplayGuard(Generic[T]):
         """The receipts of earlier runs, for a resource the listing settles: the listing
         wins. Those it does not show (deleted in Leanpay, or receipts of another tenant)
         are reported once, after the first listing, and sent again."""
-        self._receipted = [e for e, *_ in pairs]
+        self._receipted = list(dict.fromkeys(e for e, *_ in pairs))  # one per object, not line
 
     def _report_doubts(self) -> None:
         """After the first listing: what the receipts say and Leanpay does not show."""

@@ -37,6 +37,7 @@ from target_leanpay.runmark import RunMark
 from target_leanpay.settings import Settings
 from target_leanpay.state_output import StateOutput
 from target_leanpay.updates import Putter, Updates
+from target_leanpay.values import amount_shown
 
 
 def _discard(_state: State) -> None:
@@ -101,6 +102,7 @@ class Run:
                 max_in_flight=settings.max_in_flight,
                 max_list_in_flight=settings.max_list_in_flight,
                 stopping=self.stopping,
+                unowned_retry=self.progress.unowned_retry,
             )
         self.dry_run = DryRunClient(settings.dry_run_path) if writes_nothing else None
         send: Sender
@@ -149,6 +151,9 @@ class Run:
                 dead_letters=self.dead_letters,
                 receipts=self.receipts,
                 noted=None if self.plan is None else self.plan.changed,
+                amount_shown=amount_shown(
+                    settings.mapping.unit_places, settings.mapping.decimal_separator
+                ),
             ),
         )
         self._closing = ExitStack()

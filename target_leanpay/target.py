@@ -349,11 +349,11 @@ class TargetLeanpay(Target):
         with self.run.interrupt.blocking():  # until the STATE reader has taken the last line
             self.run.state_output.drain()
         self.run.close()
-        self._log_summary()
         dry_run = self.run.dry_run
-        if self.run.plan is not None and dry_run is not None:
+        if self.run.plan is not None and dry_run is not None:  # its verdict opens the end
             self.run.plan.report(self.run.progress.streams, dry_run.requests, dry_run.path)
-        elif dry_run is not None:
+        self._log_summary()
+        if self.run.plan is None and dry_run is not None:
             self.logger.info(
                 "Dry run: %s written to %s; nothing was sent to Leanpay and no STATE is written",
                 plural(dry_run.requests, "request"),

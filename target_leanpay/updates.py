@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -35,7 +35,8 @@ from target_leanpay.mapping import Problem
 from target_leanpay.progress import StreamStats
 from target_leanpay.receipts import Receipts
 from target_leanpay.replay import SEVERAL
-from target_leanpay.resources import Resource
+from target_leanpay.resources import Kind, Resource
+from target_leanpay.values import show
 
 logger = logging.getLogger("target-leanpay")
 
@@ -107,11 +108,63 @@ class NotUpdatable:
 Decision = Put | NotUpdatable | None
 """None: unchanged (or unknown), already present."""
 
+Describe = Callable[[list[Change]], str]
+"""How the changes of one record read in a message (`changes.describe`, or `in_source`)."""
+
+
+def in_source(
+    resource: Resource,
+    found: list[Change],
+    record: Mapping[str, Any],
+    amount_shown: Callable[[int], str],
+) -> str:
+    """The changes as the source wrote them: `amount: 28092,19 → 9 999,99 (in cents:
+    2809219 → 999999)` for an export in euros with a decimal comma; a value sent in
+    another form than written (a date `05/04/2024`) is quoted beside the one compared.
+    Leanpay's side is shown in the source's unit (`amount_shown`); `record` is the record
+    as read (after stream maps)."""
+    kinds = {f.name: f for f in resource.fields}
+    described = []
+    for change in found:
+        fld = kinds[change.field]
+        written = record.get(fld.name, record.get(fld.snake_name))
+        if fld.kind is Kind.MONEY and _in_other_units(change, written, amount_shown):
+            new = _amount(change.new, amount_shown) if written is None else str(written).strip()
+            described.append(
+                f"{change.field}: {_amount(change.old, amount_shown)} → {new} "
+                f"(in cents: {_amount(change.old, str)} → {_amount(change.new, str)})"
+            )
+        elif isinstance(written, str) and written != change.new:
+            described.append(f"{change} (written {show(written)})")
+        else:
+            described.append(str(change))
+    return "; ".join(described)
+
+
+def _amount(value: object, shown: Callable[[int], str]) -> str:
+    """An amount Leanpay holds or would get (cents), `shown`; one of another type as is."""
+    if value is None:
+        return "(none)"
+    return shown(value) if isinstance(value, int) else show(value)
+
+
+def _in_other_units(change: Change, written: object, amount_shown: Callable[[int], str]) -> bool:
+    """Whether an amount reads otherwise in the source than in Leanpay's cents."""
+    return isinstance(written, str) or any(
+        isinstance(value, int) and amount_shown(value) != str(value)
+        for value in (change.old, change.new)
+    )
+
 
 def decide(
-    resource: Resource, leanpay_id: str | None, held: dict[str, Any] | None, wire: dict[str, Any]
+    resource: Resource,
+    leanpay_id: str | None,
+    held: dict[str, Any] | None,
+    wire: dict[str, Any],
+    describe: Describe = changes.describe,
 ) -> Decision:
-    """What to do with a record Leanpay holds (`held`: its kept fields, None if unknown)."""
+    """What to do with a record Leanpay holds (`held`: its kept fields, None if unknown);
+    `describe` words the changes in the reason."""
     if held is None:
         return None
     found = changes.differences(resource, held, wire)
@@ -122,7 +175,7 @@ def decide(
     if updatable is None:
         return NotUpdatable(
             found,
-            f"changed in the source ({changes.describe(found)}), and Leanpay's API cannot "
+            f"changed in the source ({describe(found)}), and Leanpay's API cannot "
             f"update {article}: change it in Leanpay, or delete it there and load this record "
             "again",
         )
@@ -131,7 +184,7 @@ def decide(
         carried = " and ".join(updatable.fields)
         return NotUpdatable(
             found,
-            f"changed in the source ({changes.describe(found)}); Leanpay's API can update "
+            f"changed in the source ({describe(found)}); Leanpay's API can update "
             f"only the {carried} of {article}, not its {', '.join(others)}: change it in "
             "Leanpay (delete it there and load this record again)",
         )
@@ -139,7 +192,7 @@ def decide(
         known = "several Leanpay objects carry its externalId" if leanpay_id else "not known"
         return NotUpdatable(
             found,
-            f"changed in the source ({changes.describe(found)}), but its Leanpay id is "
+            f"changed in the source ({describe(found)}), but its Leanpay id is "
             f"{known}, so it cannot be updated: change it in Leanpay",
         )
     body = {name: wire.get(name) for name in (*updatable.fields, *updatable.also)}
@@ -192,9 +245,12 @@ class Updates:
         dead_letters: DeadLetters,
         receipts: Receipts,
         noted: Noted | None = None,
+        amount_shown: Callable[[int], str] = str,
     ) -> None:
-        """`noted`: a plan, which lists each difference in its report."""
+        """`noted`: a plan, which lists each difference in its report; `amount_shown`:
+        Leanpay's cents in the source's unit (`values.amount_shown`), for messages."""
         self._put = put
+        self._amount_shown = amount_shown
         self._dead_letters = dead_letters
         self._receipts = receipts
         self._noted = noted
@@ -210,7 +266,8 @@ class Updates:
             if stored is None:  # unknown: never a change
                 done.unchanged.append(item)
                 continue
-            decision = decide(resource, leanpay_id, changes.decode(stored), item.wire)
+            describe = self._describer(resource, item)
+            decision = decide(resource, leanpay_id, changes.decode(stored), item.wire, describe)
             if decision is None:
                 done.unchanged.append(item)
             elif isinstance(decision, NotUpdatable):
@@ -224,6 +281,10 @@ class Updates:
                     done.refused.append((item, *refusal))
         return done
 
+    def _describer(self, resource: Resource, item: Item) -> Describe:
+        """The changes of `item`, worded in its source's units (`in_source`)."""
+        return lambda found: in_source(resource, found, item.record, self._amount_shown)
+
     def _update(
         self, resource: Resource, guard: Holdings, held: Item, put: Put, leanpay_id: str
     ) -> tuple[tuple[Problem, ...], ApiError] | None:
@@ -233,6 +294,7 @@ class Updates:
             held.stats.add(retries=1)
 
         held.stats.add(requests=1)
+        described = self._describer(resource, held)(put.changes)
         try:
             self._put(put.path, put.body, on_retry=count_retry)
         except (ItemsRefused, ApiError) as error:
@@ -240,7 +302,7 @@ class Updates:
                 raise
             what = "no longer holds it (404)" if error.status == 404 else "refused the values"
             reason = (
-                f"changed in the source ({changes.describe(put.changes)}); PUT {put.path} to "
+                f"changed in the source ({described}); PUT {put.path} to "
                 f"update it failed: Leanpay {what}: {error.api_said}"
             )
             return (Problem("(item)", reason),), error
@@ -249,7 +311,7 @@ class Updates:
         pair = [(external_id, leanpay_id)]
         self._receipts.record(held.stream, resource.name, pair, sent={external_id: kept})
         guard.now_holds(external_id, changes.encode(kept))
-        self._note(held, changes.describe(put.changes), put.path)
+        self._note(held, described, put.path)
         return None
 
     def _report(self, held: Item, decision: NotUpdatable) -> None:

@@ -280,6 +280,20 @@ def amount_converter(unit_places: int, separator: DecimalSeparator) -> Callable[
     return comma
 
 
+def amount_shown(unit_places: int, separator: DecimalSeparator) -> Callable[[int], str]:
+    """Minor units written back in the source's unit and decimal separator, for messages
+    that quote an amount Leanpay holds beside the source's own: 2809219 -> `28092,19`
+    (euros, decimal comma); with amounts in cents, the cents themselves."""
+
+    def shown(cents: int) -> str:
+        if not unit_places:
+            return str(cents)
+        whole, part = divmod(cents, 10**unit_places)
+        return f"{whole}{separator}{part:0{unit_places}d}"
+
+    return shown
+
+
 def to_date(value: object) -> str:
     """A calendar day as YYYY-MM-DD: the day as written or held, never shifted to UTC."""
     if type(value) is str:

@@ -19,7 +19,8 @@ from target_leanpay.errors import ApiError, ItemsRefused, RetriesExhausted
 from target_leanpay.progress import StreamStats
 from target_leanpay.receipts import Receipts
 from target_leanpay.resources import ADDRESSES, CREDIT_NOTES, INVOICES, LINKS, PAYBACKS
-from target_leanpay.updates import NotUpdatable, Put, Updates, decide
+from target_leanpay.updates import NotUpdatable, Put, Updates, decide, in_source
+from target_leanpay.values import amount_shown
 
 CLIENT = "6513270e-269e-4d37-b2a7-4de452e6b438"
 INVOICE = {
@@ -82,6 +83,29 @@ def test_references_compare_by_the_leanpay_id_they_resolved_to() -> None:
 
 
 # -- updates.decide ----------------------------------------------------------------------
+
+
+def test_changes_are_told_in_the_source_s_units() -> None:
+    found = [Change("amount", 2_809_219, 999_999), Change("netAmount", None, 833_333)]
+    record = {"amount": " 9 999,99", "net_amount": "8 333,33"}
+    euros = amount_shown(2, ",")
+    assert in_source(INVOICES, found, record, euros) == (
+        "amount: 28092,19 → 9 999,99 (in cents: 2809219 → 999999); "
+        "netAmount: (none) → 8 333,33 (in cents: (none) → 833333)"
+    )
+    # a source in cents, as numbers: the cents alone, as before
+    assert in_source(INVOICES, found[:1], {"amount": 999_999}, amount_shown(0, ".")) == (
+        "amount: 2809219 → 999999"
+    )
+    # euros as JSON numbers: Leanpay's side in euros too
+    assert in_source(INVOICES, found[:1], {"amount": Decimal("9999.99")}, amount_shown(2, ".")) == (
+        "amount: 28092.19 → 9999.99 (in cents: 2809219 → 999999)"
+    )
+    due = [Change("dueDate", "2024-03-31", "2024-04-30")]
+    assert in_source(INVOICES, due, {"due_date": "30/04/2024"}, euros) == (
+        "dueDate: '2024-03-31' → '2024-04-30' (written '30/04/2024')"
+    )
+    assert amount_shown(2, ",")(5) == "0,05"
 
 
 def test_unknown_or_unchanged_is_no_decision() -> None:

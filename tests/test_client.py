@@ -211,6 +211,27 @@ def test_connection_refused_is_retried_then_reported() -> None:
     assert "could not connect" in str(failure.value) or "Connection refused" in str(failure.value)
 
 
+def test_a_post_to_a_host_dns_cannot_resolve_was_never_sent_so_it_is_retried() -> None:
+    """Nothing left the machine: not an ambiguous request (which would need a listing)."""
+    retries: list[str] = []
+    client = LeanpayClient(
+        api_url="https://leanpay.invalid/v1/public",  # never resolves (RFC 6761)
+        api_key=API_KEY,
+        timeout=2,
+        max_retries=1,
+        max_retry_wait=0.1,
+        max_in_flight=1,
+        max_list_in_flight=1,
+        stopping=threading.Event(),
+        backoff_base=0.01,
+        unowned_retry=retries.append,
+    )
+    with pytest.raises(RetriesExhausted) as failure:
+        post(client, [payload(1)])
+    assert "the host name 'leanpay.invalid' could not be resolved" in str(failure.value)
+    assert len(retries) == 1  # no stream's on_retry was given: told to unowned_retry
+
+
 def test_a_stopping_run_makes_no_request(leanpay: StandIn) -> None:
     client = client_for(leanpay)
     client.stopping.set()

@@ -421,3 +421,33 @@ def test_a_link_moved_to_another_invoice_is_reported_by_the_ids_its_references_r
     )
     assert line["payload"]["invoiceId"] == invoices["INV-2"]
     assert summary(second)[LINKS]["changed, not updatable"] == 1
+
+
+def test_a_changed_amount_is_told_in_the_source_s_units(leanpay: StandIn, tmp_path: Path) -> None:
+    """A French export in euros with a decimal comma: the report quotes `28 092,19` and
+    `9 999,99` as the source wrote them (Leanpay's side in the same unit), the cents
+    after; a date written otherwise than sent is quoted beside the one compared."""
+    french = config(
+        leanpay, tmp_path, amount_unit="major", decimal_separator=",", date_formats=["%d/%m/%Y"]
+    )
+    first = run_target(
+        french, [schema(INVOICES), invoice(1, amount="28 092,19", dueDate="31/03/2024"), STATE]
+    )
+    assert first.returncode == 0, first.stderr
+    assert leanpay.store("invoices")[0]["amount"] == 2_809_219
+
+    second = run_target(
+        french, [schema(INVOICES), invoice(1, amount="9 999,99", dueDate="30/04/2024"), STATE]
+    )
+
+    assert second.returncode == 0, second.stderr
+    told = (
+        "changed in the source (amount: 28092,19 → 9 999,99 (in cents: 2809219 → 999999); "
+        "dueDate: '2024-03-31' → '2024-04-30' (written '30/04/2024')), and Leanpay's API "
+        "cannot update an invoice"
+    )
+    assert told in second.stderr  # the WARNING
+    [line] = dead_letters(tmp_path)
+    assert told in line["reasons"][0]["reason"]
+    assert line["changes"][0] == {"field": "amount", "leanpay": 2_809_219, "source": 999_999}
+    assert [r["method"] for r in leanpay.requests()].count("POST") == 1

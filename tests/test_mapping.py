@@ -533,6 +533,9 @@ def test_client_resources_are_the_expected_ones() -> None:
     assert CLIENT_RESOURCES == ["addresses", "credit_notes", "invoices", "misc_operations"]
 
 
+LOOKED_UP_BY = "(the client code it is looked up by)"
+
+
 @pytest.mark.parametrize("resource", CLIENT_RESOURCES)
 @pytest.mark.parametrize(
     ("client", "client_ids", "expected"),
@@ -684,11 +687,20 @@ def test_client_resources_are_the_expected_ones() -> None:
         pytest.param(
             {"clientId": None, "clientExternalId": None},
             {},
-            Problem("clientId", "is required"),
+            Problem("clientId", f"is required, and clientExternalId {LOOKED_UP_BY} is empty"),
             id="both-null",
         ),
         pytest.param(
-            {"clientExternalId": "  "}, {}, Problem("clientId", "is required"), id="blank-external"
+            {"clientExternalId": "  "},
+            {},
+            Problem("clientId", f"is required, and clientExternalId {LOOKED_UP_BY} is empty"),
+            id="blank-external",
+        ),
+        pytest.param(
+            {"client_external_id": ""},
+            {},
+            Problem("clientId", f"is required, and client_external_id {LOOKED_UP_BY} is empty"),
+            id="blank-snake-external",
         ),
     ],
 )

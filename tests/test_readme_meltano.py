@@ -318,3 +318,40 @@ def test_every_setting_set_by_its_variable_reaches_the_target(
         "INV-3",
     ]
     assert not (tmp_path / "dl.jsonl").exists()
+
+
+def test_meltano_add_without_the_pip_url_variable_fails_as_the_readme_says(
+    tmp_path: Path,
+) -> None:
+    """The definition installs `${TARGET_LEANPAY_PIP_URL}`; unset, Meltano expands it to
+    nothing and gives uv nothing to install (a definition cannot make Meltano name the
+    variable). The README quotes that failure and names the variable right beside it."""
+    assert MELTANO is not None
+    env = {name: value for name, value in os.environ.items() if not name.startswith("TARGET_")}
+    env.update(
+        PATH=f"{Path(MELTANO).parent}{os.pathsep}{env['PATH']}",
+        MELTANO_SEND_ANONYMOUS_USAGE_STATS="false",
+    )
+    init = ["meltano", "init", "project", "--no_usage_stats"]
+    subprocess.run(init, cwd=tmp_path, env=env, capture_output=True, check=True, timeout=120)
+
+    added = subprocess.run(
+        ["meltano", "add", "target-leanpay", "--from-ref", str(ROOT / "target-leanpay.yml")],
+        cwd=tmp_path / "project",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+    assert added.returncode != 0
+    said = " ".join((added.stdout + added.stderr).replace("│", " ").split())
+    failure = "error: the following required arguments were not provided: <PACKAGE|--requirements"
+    assert failure in said, said[-2000:]
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index(SECTION) : readme.index("\n## ", readme.index(SECTION) + 1)]
+    [paragraph] = [p for p in section.split("\n\n") if failure in " ".join(p.split())]
+    assert "TARGET_LEANPAY_PIP_URL" in paragraph and "unset" in paragraph
+    commands = readme_commands()
+    assert commands.splitlines()[0].startswith("echo 'TARGET_LEANPAY_PIP_URL=")  # set first

@@ -105,25 +105,34 @@ FRENCH_SECTION = "### A French export"
 
 
 def french_blocks() -> dict[str, str]:
-    """The French export section's blocks: the CSV, the tap's record (the first json
-    block), the target's config (yaml) and what Leanpay receives (the second json block)."""
+    """The French export section's blocks: the CSV, tap-csv's own config (the first yaml
+    block), the tap's record (the first json block), the target's config (the second yaml)
+    and what Leanpay receives (the second json block)."""
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     start = readme.index(FRENCH_SECTION)
     section = readme[start : readme.index("\n### ", start + 1)]
     blocks = re.findall(r"```(\w+)\n(.*?)```", section, re.DOTALL)
-    assert [kind for kind, _ in blocks] == ["csv", "json", "yaml", "json"], blocks
-    return dict(
-        zip(["csv", "record", "config", "received"], [text for _, text in blocks], strict=True)
-    )
+    assert [kind for kind, _ in blocks] == ["csv", "yaml", "json", "yaml", "json"], blocks
+    names = ["csv", "tap", "record", "config", "received"]
+    return dict(zip(names, [text for _, text in blocks], strict=True))
 
 
 def test_the_readme_french_export_loads_as_written(tmp_path: Path) -> None:
     blocks = french_blocks()
     record = json.loads(blocks["record"])
+    # tap-csv's own config (MeltanoLabs' variant: one `files` entry per stream) reads the
+    # CSV as shown, into the stream the target's stream maps name, keyed as they say
+    [tap] = yaml.safe_load(blocks["tap"])  # an entry of meltano.yml's extractors
+    assert (tap["name"], tap["variant"]) == ("tap-csv", "meltanolabs")
+    [source] = tap["config"]["files"]
     # the record is the CSV row as tap-csv reads it: every column a string
-    assert list(csv.DictReader(io.StringIO(blocks["csv"]), delimiter=";")) == [record]
+    rows = csv.DictReader(io.StringIO(blocks["csv"]), delimiter=source["delimiter"])
+    assert list(rows) == [record]
     config = yaml.safe_load(blocks["config"])
     stream = next(iter(config["stream_maps"]))
+    assert source["entity"] == stream
+    assert source["keys"] == ["numero"]
+    assert config["stream_maps"][stream]["externalId"] == source["keys"][0]
     messages = [
         {
             "type": "SCHEMA",

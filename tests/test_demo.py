@@ -1,0 +1,59 @@
+"""`make demo`'s script keeps everything it writes under the project: run with a HOME of
+its own, nothing appears there (no tenant index in ~/.cache, one per random port), and
+the index it keeps is under output/, which `make clean` removes."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from test_meltano import MELTANO, ROOT, project_lock
+from test_readme_meltano import MELTANO_PYTHON
+
+__all__ = ["project_lock"]  # the fixture: one `meltano run` in this project at a time
+
+
+@pytest.mark.skipif(not MELTANO, reason="MELTANO is set by `make test` (needs .venv-meltano)")
+@pytest.mark.skipif(
+    MELTANO_PYTHON is not None and sys.version_info[:2] != MELTANO_PYTHON,
+    reason=f"run once, on Meltano's own Python {MELTANO_PYTHON}: the demo is the same on each",
+)
+@pytest.mark.usefixtures("project_lock")
+def test_the_demo_writes_nothing_outside_the_project(tmp_path: Path) -> None:
+    assert MELTANO is not None
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("TARGET_LEANPAY_", "XDG_"))
+    }
+    env.update(
+        HOME=str(home),
+        MELTANO=MELTANO,
+        MELTANO_SEND_ANONYMOUS_USAGE_STATS="false",
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}",  # as `make demo` does
+    )
+
+    demo = subprocess.run(
+        ["bash", "scripts/demo.sh"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+    assert demo.returncode == 0, (demo.stdout + demo.stderr)[-3000:]
+    assert "== What the stand-in received" in demo.stdout
+    written = sorted(p.relative_to(home).as_posix() for p in home.rglob("*"))
+    assert written == [], [w for w in written if w.count("/") < 3]
+    index = sorted(p.name for p in (ROOT / "output" / "cache" / "target-leanpay").iterdir())
+    assert any(name.endswith(".sqlite") for name in index), index  # the stand-in tenant's
+    # and `make clean` removes it
+    assert re.search(r"^clean:\n\trm -rf .*\boutput\b", (ROOT / "Makefile").read_text(), re.M)
