@@ -276,6 +276,27 @@ class LeanpayClient:
             )
         return data
 
+    def find(self, path: str) -> dict[str, Any] | None:
+        """GET one object by its Leanpay id (`/invoices/{id}`); None when Leanpay answers
+        404 (it does not hold it). Retried like any GET."""
+        try:  # params: no per-path template (one per id would be kept for the whole run)
+            answer = self._with_retries(lambda: self._send("GET", path, params={}), on_retry=None)
+        except ApiError as error:
+            if error.status == 404:
+                return None
+            raise
+        try:
+            found = msgspec.json.decode(answer.body)
+        except msgspec.DecodeError:
+            found = None
+        if not isinstance(found, dict):
+            raise ApiError(
+                f"GET {path} answered an unexpected body",
+                status=answer.status,
+                body=self._scrub(answer.text),
+            )
+        return found
+
     def _with_retries(
         self,
         call: Callable[[], _Answered],

@@ -24,6 +24,7 @@ from target_leanpay.checkpoint import Checkpoints, State
 from target_leanpay.client import DryRunClient, LeanpayClient
 from target_leanpay.deadletter import DeadLetters
 from target_leanpay.delivery import Delivery, Sender
+from target_leanpay.finds import Finds
 from target_leanpay.plan import Plan
 from target_leanpay.pool import SendPool
 from target_leanpay.progress import Progress
@@ -145,6 +146,10 @@ class Run:
                 dead_letters=self.dead_letters,
                 receipts=self.receipts,
                 noted=None if self.plan is None else self.plan.changed,
+            ),
+            finds=Finds(
+                None if self.client is None else self.client.find,
+                concurrency=settings.max_list_in_flight,
             ),
         )
         self._closing = ExitStack()
