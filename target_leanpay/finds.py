@@ -88,8 +88,9 @@ class Finds:
                 guard.confirm_since(guard.now())  # every page: the index is distrusted
                 gone, to_find = listing.in_doubt(leanpay_ids)
             return gone, to_find
-        if resource.listed_first and listing is not None:
-            return set(), []  # a full listing of this run read them
+        if resource.listed_first and listing is not None:  # a full listing of this run
+            reread = listing.reread  # read more than once: only its last reading counts
+            return ({i for i in leanpay_ids if i not in reread} if reread else set()), []
         return set(), leanpay_ids  # the receipts' word
 
     def _found_gone(

@@ -86,6 +86,9 @@ class Listing:
         self._keep = keep
         self.blind: frozenset[str] = frozenset()
         """The rows of the last complete listing whose inside field was absent."""
+        self.reread: frozenset[str] | None = None
+        """After a listing read more than once: the rows of the reading that proved itself
+        (rows an earlier reading handed over may have been deleted since)."""
         self.name = name
         self.path = path
         self._inside = inside
@@ -120,6 +123,7 @@ class Listing:
             listed, problem = self._attempt(remember, first, objects)
             if not problem:
                 self.blind = listed.blind
+                self.reread = listed.seen if attempt > 1 else None
                 return listed
         raise ApiError(
             f"Replay safety: Leanpay's list of {self.name} changed under each of "

@@ -107,7 +107,10 @@ class TenantListing:
         found = read_delta(page, view, self._read_pages, wave=self._concurrency)
         if isinstance(found, Delta):
             return self._walked(index, found, page, remember, view.watermark())
-        self._say_once(f"Replay safety: every page of {self.name} is read: {found.reason}")
+        reason = found.reason
+        if self._deleted > 0:  # distrusted by this run's own delta
+            reason = f"the index holds {self.name} Leanpay deleted, which finds did not settle"
+        self._say_once(f"Replay safety: every page of {self.name} is read: {reason}")
         index.begin_full_listing()
         listed = self._listing.read_all(
             remember,
@@ -117,7 +120,7 @@ class TenantListing:
         )
         index.verified(total=index.count(), order=found.order)
         self._newest = index.watermark().newest
-        self._listed_in_full(listed.seen, found.order)
+        self._listed_in_full(listed.seen, found.order, reread=self._listing.reread is not None)
         return listed
 
     def _walked(
@@ -157,14 +160,17 @@ class TenantListing:
             self._loaded = True
         return Listed(found.pages, found.total, with_ids, new=len(found.new))
 
-    def _listed_in_full(self, seen: frozenset[str], order: str | None) -> None:
+    def _listed_in_full(
+        self, seen: frozenset[str], order: str | None, *, reread: bool = False
+    ) -> None:
         """Every page was read and proved itself: nothing the index holds is in doubt.
-        After a delta of this run, the ids loaded from the index include any Leanpay
-        deleted since: from now on, only those this listing saw are held."""
+        After a delta of this run (or a reading that did not prove itself), the ids
+        handed over include any Leanpay deleted since: from now on, only those this
+        listing saw are held."""
         with self._guard:
             self._deleted = 0
             self._order = order
-            if self._loaded:
+            if self._loaded or reread:
                 self._listed = seen
 
     # -- re-proving what the index holds (finds.py asks) ---------------------------------

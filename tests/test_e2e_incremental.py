@@ -139,11 +139,13 @@ def test_an_invoice_deleted_in_leanpay_and_sent_again_is_created_again_once(
     result = run_target(config, invoices_with_state(1000, every=100))
 
     assert result.returncode == 0, result.stderr
-    assert "every page of invoices is read: Leanpay lists 2999 invoices, 1 fewer than the " in (
-        result.stderr
+    assert "the tenant index holds 1 invoices more than Leanpay lists" in result.stderr
+    # its 1,000 repeats: found by id within the pages of a full listing (120), then listed
+    found = sum(
+        1 for r in tenant.requests()[since:] if r["method"] == "GET" and r["path"] != "/invoices"
     )
-    assert result.stderr.count("every page of invoices is read") == 1
-    assert sorted(pages_read(tenant, since)) == list(range(1, 121))  # 2,999 invoices: 120
+    read = pages_read(tenant, since)
+    assert found <= 120 and sorted(set(read)) == list(range(1, 121)) and len(read) <= 120 + 3
     sent = [item["externalId"] for p in posts(tenant, since) for item in p["body"]["invoices"]]
     assert sent == ["INV-00500"]
     stored_once(tenant, range(1000))
