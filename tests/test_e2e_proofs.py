@@ -280,6 +280,7 @@ def test_a_refused_batch_is_checked_before_its_other_items_are_sent_again(
             leanpay, tmp_path, max_in_flight=1, dead_letter_path=str(tmp_path / "dead.jsonl")
         )
         ok(run_target(config, invoices_with_state(10, every=10, start=5000)))  # the index
+        next_second()
         leanpay.add_faults(
             {"action": "partial_refusal", "path": "/invoices/batch", "index": 49, "times": 1}
         )
@@ -308,6 +309,7 @@ def test_a_tenant_this_target_filled_gets_delta_runs(tmp_path: Path, order: str)
         config = target_config(leanpay, tmp_path)
         ok(run_target(config, invoices_with_state(1000, every=100)))
         for run in range(2):
+            next_second()
             since = len(leanpay.requests())
             start = 990 + 100 * run
             result = run_target(config, invoices_with_state(110, every=110, start=start))
@@ -332,6 +334,7 @@ def test_an_hourly_full_table_tap_costs_two_pages_and_a_deletion_is_sent_again(
         ok(run_target(config, invoices_with_state(300, every=100)))
         pages = math.ceil(5000 / 25)
         for _hour in range(2):
+            next_second()
             since = len(leanpay.requests())
             result = run_target(config, invoices_with_state(300, every=100))
             ok(result)
