@@ -171,7 +171,7 @@ def read_delta(  # noqa: PLR0911 - one return per reason
         (got[page_count],) = read_pages([page_count])
         order = infer_order(first.rows + got[page_count].rows)
         if order is None:
-            return FullListing("page 1 and the last page share one createdAt: no order shows")
+            return _both_ends(first, got[page_count], known, mark.newest, total)
     if order == "unordered":
         return FullListing("the pages are in no order of createdAt")
     order = order or "newest"  # one page: read whole either way
@@ -196,6 +196,25 @@ def read_delta(  # noqa: PLR0911 - one return per reason
             if walk.crossed:
                 return walk.result(pages, whole=False)
     return walk.result(pages, whole=True)
+
+
+def _both_ends(
+    first: Page, last: Page, known: Known, newest: int | None, total: int
+) -> Delta | FullListing:
+    """Page 1 and the last page share one createdAt: no order shows. When it is not newer
+    than the watermark, nothing newer exists at either end, where any order by time would
+    put it: only the count is left to say what the index is worth (a creation in the
+    middle, in a list in no order of time, offset exactly by a deletion is the limit the
+    README names). Otherwise every page is read."""
+    tie = first.rows[0].created_at if first.rows else None
+    if tie is None or newest is None or tie > newest:
+        return FullListing("page 1 and the last page share one createdAt: no order shows")
+    walk = _Walk(known, newest, total, "newest")
+    for page in (first, last):
+        problem = walk.page(page)
+        if problem is not None:
+            return FullListing(problem)
+    return walk.result(2, whole=False)
 
 
 class _Walk:

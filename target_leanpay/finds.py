@@ -21,6 +21,7 @@ compares (`updates.py`). Finds of a chunk go out concurrently. A dry run finds n
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -52,12 +53,23 @@ class Finds:
         """`find` None (a dry run): every belief stands."""
         self._find = find
         self._concurrency = max(concurrency, 1)
+        self._one_chunk_at_a_time = threading.Lock()
 
     def gone(
         self, resource: Resource, guard: ReplayGuard[Any], external_ids: Sequence[str]
     ) -> set[str]:
         """Of these externalIds, believed held, those Leanpay no longer holds: the guard
-        forgets them, and they are sent again."""
+        forgets them, and they are sent again. The tenant index's doubts are settled one
+        chunk at a time (its finds still go out together): one chunk's 404s may explain
+        every deletion the count showed, and spare the next chunk its finds."""
+        if isinstance(guard.listing, TenantListing):
+            with self._one_chunk_at_a_time:
+                return self._gone(resource, guard, external_ids)
+        return self._gone(resource, guard, external_ids)
+
+    def _gone(
+        self, resource: Resource, guard: ReplayGuard[Any], external_ids: Sequence[str]
+    ) -> set[str]:
         prefix = FIND_PATHS.get(resource.name)
         if self._find is None or prefix is None or not external_ids:
             return set()

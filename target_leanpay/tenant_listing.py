@@ -1,12 +1,26 @@
-"""The invoices of one tenant, listed at the cost of what is new.
+"""The invoices of one tenant, listed at the cost of what is new, and what that proves.
 
 Each listing reads page 1 first: its invoices name the tenant (`tenantId`), which names
 its index (`tenant_index.py`) and its lock (`tenant_lock.py`, taken before the first
-listing and held to the end of the run). Then `delta.py` reads only the pages that can
-hold what the index lacks, or says why every page must be read (logged once per reason
-at INFO); either way the index is brought up to date and verified. Invoices Leanpay
-acknowledges in this run are added to it as they are acknowledged, so that a
-re-listing after an uncertain answer, and the next run, look only past them.
+listing and held to the end of the run). Then `delta.py` walks every row newer than the
+watermark, or says why every page must be read (logged once per reason at INFO); either
+way the index is brought up to date. Invoices Leanpay acknowledges in this run are added
+to it as they are acknowledged, and move its watermark, so that the next run does not
+read them again; this run's own re-listings keep the boundary of what it listed.
+
+What the walk's count says decides what the index is worth (`finds.py` asks):
+
+* it adds up: the index holds exactly what Leanpay lists; nothing more is needed;
+* the index holds more (deleted in Leanpay): the repeats of this run are found by id while
+  the finds stay within the pages of a full listing, then every page is read once, in
+  this run. The index is rebuilt in this run when that listing happens, or when the 404s
+  explain every missing invoice (it is whole again, with no listing); otherwise in the
+  next run, which lists every page: a deficit left unexplained would cost finds on every
+  later run, and one listing settles it for good (the index is marked unverified at once,
+  so a killed run leaves nothing that looks verified);
+* the index holds fewer (a late row, one created in the watermark's second): every page,
+  this run: no find looks up an externalId, and an unknown row the input holds would be
+  sent twice.
 
 A tenant that lists nothing has no id yet: its index is made from the first
 acknowledgement, which names the tenant, when the first listing saw it empty.
@@ -141,7 +155,7 @@ class TenantListing:
             index.verified(total=found.total, order=found.order)
             self._newest = index.watermark().newest
             self._listed_in_full(frozenset(r.leanpay_id for r in found.read), found.order)
-            return Listed(found.pages, found.total, with_ids, seen=frozenset())
+            return Listed(found.pages, found.total, sum(1 for r in found.read if r.external_id))
         index.add(found.new)
         index.verified(total=found.total, order=found.order)
         self._newest = _newest(found.read, self._newest or mark.newest)

@@ -135,10 +135,24 @@ def test_pages_that_tie_are_compared_with_the_last_page_and_walked(order: str) -
         assert tenant.read == [last, *range(last - 1, last - 9, -1)]
 
 
-def test_page_one_and_the_last_page_tying_tell_no_order() -> None:
+def test_a_tenant_in_one_createdat_at_the_watermark_is_proved_by_its_count() -> None:
+    # a reload of the whole tenant within one second: no order shows, but nothing newer
+    # than the watermark is at either end, where an order by time would put it
     rows = [row(n, 7) for n in range(100)]
     tenant = FakeTenant(rows)
     found = delta(tenant, synced(rows))
+    assert isinstance(found, Delta) and found.new == [] and found.deleted == 0
+    assert tenant.read == [4] and found.pages == 2
+
+    tenant = FakeTenant([*rows[:50], row(100, 7), *rows[50:]])  # one more in that second
+    found = delta(tenant, synced(rows))
+    assert isinstance(found, FullListing) and "count does not add up" in found.reason
+
+
+def test_page_one_and_the_last_page_tying_past_the_watermark_tell_no_order() -> None:
+    rows = [row(n, 9) for n in range(100)]
+    tenant = FakeTenant(rows)
+    found = delta(tenant, synced([row(0, 7)]))
     assert isinstance(found, FullListing)
     assert "page 1 and the last page share one createdAt" in found.reason
     assert tenant.read == [4]
