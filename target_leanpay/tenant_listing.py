@@ -33,7 +33,6 @@ import logging
 import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -307,12 +306,7 @@ class TenantListing:
         return index
 
     def _read_pages(self, numbers: Sequence[int]) -> list[Page]:
-        if len(numbers) == 1 or self._concurrency == 1:
-            return [page_of(n, self._listing.read_page(n)) for n in numbers]
-        with ThreadPoolExecutor(
-            min(self._concurrency, len(numbers)), thread_name_prefix="leanpay-list"
-        ) as threads:
-            bodies = list(threads.map(self._listing.read_page, numbers))
+        bodies = self._listing.read_pages(numbers)
         return [page_of(n, body) for n, body in zip(numbers, bodies, strict=True)]
 
     def _say_once(self, message: str) -> None:
