@@ -470,7 +470,15 @@ class Delivery:
         after a listing made for these very items."""
         held = chunk.guard.held([p.external_id for p in items if p.external_id is not None])
         if prove and held and self._finds is not None:
-            held -= self._finds.gone(chunk.resource, chunk.guard, sorted(held))
+            try:
+                held -= self._finds.gone(chunk.resource, chunk.guard, sorted(held))
+            except ApiError as error:
+                raise type(error)(
+                    f"{chunk.describe(items)}: could not check that Leanpay still holds the "
+                    f"records it is believed to hold, so none is sent or skipped: {error}",
+                    status=error.status,
+                    body=error.body,
+                ) from None
         if not held:
             return items
         changed = self._reject_changed_repeats(chunk, [p for p in items if p.external_id in held])
