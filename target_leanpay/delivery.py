@@ -14,8 +14,11 @@ The policy, one outcome of a POST at a time:
 * 2xx listing every item: acknowledged;
 * 2xx listing some: those are acknowledged; the rest are unconfirmed, handled like an
   unanswered request (below), or the run stops when the resource cannot be listed;
+* before an item is settled as already present, what says so (the tenant index, the
+  receipts) is re-proved where it must be (`finds.py`): a 404 sends it again;
 * 400/409/422 naming item paths (`invoices.3.amount ...`): those items are rejected, the
-  rest sent again;
+  rest sent again (invoices: once a listing that starts then settled those Leanpay kept:
+  an import without a transaction keeps the items before the refused one);
 * 400/409/422 naming no item: bisection. One bad item among n costs at most
   2*ceil(log2 n) extra requests (14 for 100); k bad items at most 14*k, and a chunk never
   costs more than 2n-1 requests. When bisection ends with every item refused, unnamed,
