@@ -70,8 +70,7 @@ class Finds:
     def _gone(
         self, resource: Resource, guard: ReplayGuard[Any], external_ids: Sequence[str]
     ) -> set[str]:
-        prefix = FIND_PATHS.get(resource.name)
-        if self._find is None or prefix is None or not external_ids:
+        if not self._in_question(resource, guard) or not external_ids:
             return set()
         holdings = guard.holdings(external_ids)
         by_id = {i: e for e, (i, _) in holdings.items() if i is not None and i != SEVERAL}
@@ -88,6 +87,16 @@ class Finds:
                 min(missing),
             )
         return missing
+
+    def _in_question(self, resource: Resource, guard: ReplayGuard[Any]) -> bool:
+        """Whether anything this resource's guard believes may need a proof (cheap: most
+        chunks of a delta run that added up ask nothing more)."""
+        if self._find is None or resource.name not in FIND_PATHS:
+            return False
+        listing = guard.listing
+        if isinstance(listing, TenantListing):
+            return listing.doubts
+        return not (resource.listed_first and listing is not None and listing.reread is None)
 
     def _in_doubt(
         self, resource: Resource, guard: ReplayGuard[Any], leanpay_ids: list[str]

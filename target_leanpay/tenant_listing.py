@@ -188,6 +188,12 @@ class TenantListing:
 
     # -- re-proving what the index holds (finds.py asks) ---------------------------------
 
+    @property
+    def doubts(self) -> bool:
+        """Whether some invoice the index holds may be gone (finds.py asks first)."""
+        with self._guard:
+            return self._listed is not None or self._deleted > 0
+
     def in_doubt(self, leanpay_ids: Sequence[str]) -> tuple[set[str], list[str]]:
         """Of these invoices the index holds: those a full listing of this run did not
         see (gone), and those to find by id because the count did not add up."""
