@@ -403,3 +403,34 @@ def test_links_and_credit_notes_believed_from_receipts_are_found_by_id(tmp_path:
         assert posted == ["/links/batch"]  # the deleted link only: the others are there
         assert [link["externalId"] for link in leanpay.store("links")] == ["LNK-0"]
         assert "Leanpay no longer holds 1 link" in result.stderr
+
+
+def test_finds_answering_404_beyond_what_the_count_allows_are_not_believed(
+    tmp_path: Path,
+) -> None:
+    # a path Leanpay does not serve answers 404 too: more 404s than deletions the count
+    # showed, and every page is read instead of sending Leanpay's invoices twice
+    with StandIn(api_key=API_KEY, order="newest") as leanpay:
+        leanpay.seed_invoices(5000)  # 212 pages: 100 finds cost less
+        config = target_config(leanpay, tmp_path)
+        ok(run_target(config, invoices_with_state(300, every=100)))
+        assert leanpay.delete(external_ids=["INV-00010"]) == 1
+        leanpay.add_faults(
+            {
+                "action": "status",
+                "method": "GET",
+                "path": "/invoices/{id}",
+                "status": 404,
+                "times": None,
+            }
+        )
+        since = len(leanpay.requests())
+
+        result = run_target(config, invoices_with_state(300, every=100))
+
+        ok(result)
+        assert "more than the count allows: every page is read instead" in result.stderr
+        assert sent(leanpay, since) == ["INV-00010"]
+        stored_once(leanpay, range(300))
+        assert 0 < finds(leanpay, since) <= 100  # one chunk's, then no more
+        assert set(pages_read(leanpay, since)) == set(range(1, 213))  # 5,299 invoices
