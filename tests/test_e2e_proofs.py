@@ -434,3 +434,22 @@ def test_finds_answering_404_beyond_what_the_count_allows_are_not_believed(
         stored_once(leanpay, range(300))
         assert 0 < finds(leanpay, since) <= 100  # one chunk's, then no more
         assert set(pages_read(leanpay, since)) == set(range(1, 213))  # 5,299 invoices
+
+
+def test_an_invoice_that_became_visible_late_is_caught_by_the_count(tmp_path: Path) -> None:
+    # another writer's long transaction: INV-00300 gets its createdAt before the last
+    # listing, is listed only after it, below the watermark where no walk reads
+    with StandIn(api_key=API_KEY, order="newest") as leanpay:
+        leanpay.seed_invoices(500)
+        config = target_config(leanpay, tmp_path)
+        leanpay.store_late([payload(300)])
+        ok(run_target(config, invoices_with_state(100, every=100)))
+        leanpay.reveal_late()
+        since = len(leanpay.requests())
+
+        result = run_target(config, invoices_with_state(301, every=100))
+
+        ok(result)
+        assert "the count does not add up: Leanpay lists 601 invoices, 1 more" in result.stderr
+        assert sorted(sent(leanpay, since)) == [f"INV-{i:05d}" for i in range(100, 300)]
+        stored_once(leanpay, range(301))
