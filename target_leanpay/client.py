@@ -113,7 +113,8 @@ class _Answered(NamedTuple):
 
 
 class _Retryable(Exception):
-    """A failure worth another attempt; carries the server's requested wait, if any."""
+    """A failure worth another attempt; carries the wait it must take, when decided (the
+    server's Retry-After, or a 429's pause), else the retry's backoff decides."""
 
     def __init__(
         self,
@@ -189,6 +190,8 @@ class LeanpayClient:
         self.backoff_base = backoff_base
         self.stopping = stopping
         self.throttle = Throttle({"POST": max_in_flight, "GET": max_list_in_flight}, stopping)
+        self._attempt = threading.local()
+        """The attempt a request is on (0: the first), for a 429's backoff."""
         self._scrub = RedactSecrets([api_key]).scrub  # bodies may echo the key: mask first
         self._templates: dict[tuple[str, str], requests.PreparedRequest] = {}
         self.session = requests.Session()
@@ -282,6 +285,27 @@ class LeanpayClient:
             )
         return data
 
+    def find(self, path: str) -> dict[str, Any] | None:
+        """GET one object by its Leanpay id (`/invoices/{id}`); None when Leanpay answers
+        404 (it does not hold it). Retried like any GET."""
+        try:  # params: no per-path template (one per id would be kept for the whole run)
+            answer = self._with_retries(lambda: self._send("GET", path, params={}), on_retry=None)
+        except ApiError as error:
+            if error.status == 404:
+                return None
+            raise
+        try:
+            found = msgspec.json.decode(answer.body)
+        except msgspec.DecodeError:
+            found = None
+        if not isinstance(found, dict):
+            raise ApiError(
+                f"GET {path} answered an unexpected body",
+                status=answer.status,
+                body=self._scrub(answer.text),
+            )
+        return found
+
     def _with_retries(
         self,
         call: Callable[[], _Answered],
@@ -299,8 +323,6 @@ class LeanpayClient:
 
         def log_retry(details: Any) -> None:
             failure = details["exception"]
-            if failure.error.status == 429 and failure.retry_after is None:
-                self.throttle.pause(details["wait"])  # (a Retry-After paused at once)
             left = plural(self.max_retries - counted, "retry")
             message = (
                 f"{failure.error} (attempt {attempts}{', not counted' if failure.free else ''};"
@@ -309,6 +331,10 @@ class LeanpayClient:
             logger.warning(message)
             if on_retry is not None:
                 on_retry(message)
+
+        def attempt() -> _Answered:
+            self._attempt.number = attempts  # a 429's backoff (`_too_many`) needs it
+            return call()
 
         retrying = backoff.on_exception(
             _wait_times,
@@ -321,7 +347,7 @@ class LeanpayClient:
             logger=None,
             base=self.backoff_base,
             cap=self.max_retry_wait,
-        )(call)
+        )(attempt)
         try:
             return retrying()
         except _Retryable as exhausted:
@@ -397,13 +423,21 @@ class LeanpayClient:
         return _Answered(response.status_code, response.headers, body)
 
     def _too_many(self, where: str, answer: _Answered, started: float) -> None:
+        """A 429, the one place it is handled: slow down (throttle.py) and pause every
+        request for its Retry-After (capped), else for the backoff this request's retry
+        takes, before its slot is free again: no request starts meanwhile. The retry then
+        waits exactly that pause."""
         text = self._scrub(answer.text)
         said = f"{where}: HTTP 429: {quote(text) or '(empty body)'}"
         retry_after = parse_retry_after(answer.headers.get("Retry-After"))
         slowed = self.throttle.too_many(started)
-        if retry_after is not None:  # else the pause is the retry's backoff (log_retry)
-            self.throttle.pause(min(retry_after, self.max_retry_wait))
-        raise _Retryable(ApiError(said, status=429, body=text), retry_after, free=slowed)
+        if retry_after is not None:
+            wait = min(retry_after, self.max_retry_wait)
+        else:
+            attempt = getattr(self._attempt, "number", 0)
+            wait = random.uniform(0, min(self.max_retry_wait, self.backoff_base * 2**attempt))
+        self.throttle.pause(wait)
+        raise _Retryable(ApiError(said, status=429, body=text), wait, free=slowed)
 
     def _classify(self, method: str, where: str, answer: _Answered) -> _Answered:
         status = answer.status

@@ -14,8 +14,11 @@ The policy, one outcome of a POST at a time:
 * 2xx listing every item: acknowledged;
 * 2xx listing some: those are acknowledged; the rest are unconfirmed, handled like an
   unanswered request (below), or the run stops when the resource cannot be listed;
+* before an item is settled as already present, what says so (the tenant index, the
+  receipts) is re-proved where it must be (`finds.py`): a 404 sends it again;
 * 400/409/422 naming item paths (`invoices.3.amount ...`): those items are rejected, the
-  rest sent again;
+  rest sent again (invoices: once a listing that starts then settled those Leanpay kept:
+  an import without a transaction keeps the items before the refused one);
 * 400/409/422 naming no item: bisection. One bad item among n costs at most
   2*ceil(log2 n) extra requests (14 for 100); k bad items at most 14*k, and a chunk never
   costs more than 2n-1 requests. When bisection ends with every item refused, unnamed,
@@ -52,7 +55,9 @@ from target_leanpay.checkpoint import Checkpoints
 from target_leanpay.client import OnRetry
 from target_leanpay.deadletter import DeadLetters, RejectedItem
 from target_leanpay.errors import Ambiguous, ApiError, ItemsRefused, Stopped
+from target_leanpay.finds import Finds
 from target_leanpay.items import Chunk, Created, Pending
+from target_leanpay.listing import Listing
 from target_leanpay.mapping import Problem, Reference
 from target_leanpay.progress import Progress
 from target_leanpay.receipts import Receipts
@@ -136,11 +141,14 @@ class Delivery:
         max_wait: float,
         dry_run: bool = False,
         updates: Updates | None = None,
+        finds: Finds | None = None,
     ) -> None:
         """`dry_run`: nothing is held in Leanpay (a plain dry run): notes say so.
         `updates`: what becomes of an item Leanpay holds that changed in the source (None:
-        every such item is already present, unchecked)."""
+        every such item is already present, unchecked). `finds`: re-proves, by id, what
+        Leanpay is believed to hold before an item is skipped (None: beliefs stand)."""
         self._updates = updates
+        self._finds = finds
         self._send = send
         self._checkpoints = checkpoints
         self._dead_letters = dead_letters
@@ -251,6 +259,7 @@ class Delivery:
             for index, problems in sorted(blamed.items()):
                 self._refused(chunk, _Refusal(items[index], tuple(problems), refusal))
             rest = [item for index, item in enumerate(items) if index not in blamed]
+            rest = self._kept_before_refusal(chunk, rest)
             if rest:
                 self._post(chunk, rest, refused, ambiguous_tries=ambiguous_tries)
             return
@@ -260,8 +269,30 @@ class Delivery:
             return
         middle = len(items) // 2
         logger.info("%s refused without naming an item; bisecting", chunk.describe(items))
+        kept = {id(p) for p in self._kept_before_refusal(chunk, items)}
         for half in (items[:middle], items[middle:]):
-            self._post(chunk, half, refused, ambiguous_tries=ambiguous_tries)
+            to_send = [p for p in half if id(p) in kept]
+            if to_send:
+                self._post(chunk, to_send, refused, ambiguous_tries=ambiguous_tries)
+
+    def _kept_before_refusal(self, chunk: Chunk, items: list[Pending]) -> list[Pending]:
+        """A refusal is a belief too: nothing documents that a batch import is
+        all-or-nothing, and one that checks a rule while inserting keeps what came before
+        the refused item. Where Leanpay can be listed (invoices), a listing that starts
+        now (a delta: a page or two) settles what it holds of the refused batch's other
+        items before they are sent again; return the rest. Elsewhere they are sent again
+        (README: what a partial refusal would do)."""
+        guard = chunk.guard
+        if not items or not chunk.resource.listed_first or not guard.checks_leanpay:
+            return items
+        try:
+            guard.confirm_since(guard.now())
+        except Stopped:
+            raise ApiError(
+                f"{chunk.describe(items)}: the run stopped before it could check which of "
+                "a refused batch's items Leanpay kept"
+            ) from None
+        return self._sift(chunk, items, prove=False)
 
     def _after_ambiguous(
         self,
@@ -317,7 +348,8 @@ class Delivery:
                 guard.wait_until(ended + wait_seconds)
         except Stopped:
             raise Ambiguous(f"{chunk.describe(items)} failed: {unknown}") from None
-        missing = self._sift(chunk, items) if guard.checks_leanpay else items
+        missing = self._sift(chunk, items, prove=False) if guard.checks_leanpay else items
+        missing = self._cannot_tell(chunk, missing, unknown)
         unverifiable = [p.ident for p in missing if p.external_id is None]
         if guard.checks_leanpay and unverifiable:
             logger.warning(
@@ -363,7 +395,9 @@ class Delivery:
                     f"{chunk.describe(suspects)}: the run stopped before it could check "
                     "what Leanpay holds of them"
                 ) from None
-            return items
+            told = {id(p) for p in self._cannot_tell(chunk, suspects, None)}
+            set_aside = {id(p) for p in suspects} - told
+            return [p for p in items if id(p) not in set_aside]
         sidecar = self._receipts.sending_path
         reason = (
             "a run that stopped abruptly (kill -9, a crash) was sending it to Leanpay when it "
@@ -379,6 +413,29 @@ class Delivery:
         )
         self._set_aside(chunk, suspects, reason, None)
         return [p for p in items if p.external_id not in doubted]
+
+    def _cannot_tell(
+        self, chunk: Chunk, items: list[Pending], error: ApiError | None
+    ) -> list[Pending]:
+        """Of items a listing did not show, those it could not tell: objects listed inside
+        rows (links in `creditNoteLinks`) whose row lacked the field. Absent is "cannot
+        tell", never "none": they are set aside, never sent twice; return the others."""
+        listing = chunk.guard.listing
+        inside = chunk.resource.listed_inside
+        if not isinstance(listing, Listing) or inside is None or not listing.blind:
+            return items
+        parent = next((f.name for f in chunk.resource.fields if f.refers_to == "invoices"), "")
+        blind = [p for p in items if p.wire.get(parent) in listing.blind]
+        if blind:
+            reason = (
+                f"Leanpay may hold it: the answer was lost, and its invoice's row in "
+                f"GET {listing.path} has no {inside} field to tell; sending it again could "
+                "store it twice. Check it in Leanpay and load it again only if it is missing"
+            )
+            logger.warning("%s: %d set aside: %s", chunk.describe(blind), len(blind), reason)
+            self._set_aside(chunk, blind, reason, error)
+        set_aside = {id(p) for p in blind}
+        return [p for p in items if id(p) not in set_aside]
 
     def _wait_before_checking(self, unknown: Ambiguous) -> float:
         """How long Leanpay may still be working on the request: nothing once it answered."""
@@ -409,10 +466,22 @@ class Delivery:
 
     # -- settling --------------------------------------------------------------------
 
-    def _sift(self, chunk: Chunk, items: list[Pending]) -> list[Pending]:
+    def _sift(self, chunk: Chunk, items: list[Pending], *, prove: bool = True) -> list[Pending]:
         """Settle the items Leanpay already holds; return the ones still to send. An item
-        repeating one this run sent, with other contents, is rejected (repeats.py)."""
+        repeating one this run sent, with other contents, is rejected (repeats.py).
+        `prove`: what the index or the receipts say is re-proved first (finds.py); not
+        after a listing made for these very items."""
         held = chunk.guard.held([p.external_id for p in items if p.external_id is not None])
+        if prove and held and self._finds is not None:
+            try:
+                held -= self._finds.gone(chunk.resource, chunk.guard, sorted(held))
+            except ApiError as error:
+                raise type(error)(
+                    f"{chunk.describe(items)}: could not check that Leanpay still holds the "
+                    f"records it is believed to hold, so none is sent or skipped: {error}",
+                    status=error.status,
+                    body=error.body,
+                ) from None
         if not held:
             return items
         changed = self._reject_changed_repeats(chunk, [p for p in items if p.external_id in held])

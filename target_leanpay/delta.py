@@ -1,22 +1,31 @@
-"""Delta listing: read only the pages of `GET /invoices` that can hold invoices the
-tenant index lacks, and prove the result against Leanpay's own `total`.
+"""Delta listing: read only the pages of `GET /invoices` that hold invoices created since
+the tenant index was last verified, and say what Leanpay's `total` then proves.
 
-Leanpay documents no list order. The order is inferred from `createdAt` on page 1
-(newest first, oldest first, or neither) and verified on every row read after it. Then:
+Leanpay documents no list order and no filter (`../shared/design.md`, "What a listing can
+prove"). So:
 
-* newest first: the invoices the index lacks are on the first pages; oldest first, on
-  the last ones (`pageCount`), read backwards. Either way the rows are walked from the
-  newest down, and the walk stops once it has found `total - invoices in the index` of
-  them, the count that adds up when nothing was deleted;
-* anything that disagrees means a full listing, with the reason: a count below the
-  index's (deletions), rows out of order, a `total` that changes between pages, an
-  invoice the index lacks that is older than the newest one the last verified listing
-  saw, a walk that passes that watermark without finding the count, more new ones than
-  the count allows, an order that differs from the one seen last time, or an index so
-  far behind that reading every page costs about as much.
+* **The order** is inferred from distinct `createdAt` values, never from one page that
+  ties: page 1 when its rows differ, else page 1 against the last page (a batch of 100
+  shares one `createdAt`, so a tenant this target filled has pages that all tie). Every
+  row read after that must agree with it.
+* **The walk** reads the rows from the newest down (page 1 onwards, or `pageCount`
+  backwards) to the boundary: the first row that is not strictly newer than the
+  watermark (the newest `createdAt` the index held when last verified). It never stops
+  at a count. Rows that share the watermark's own `createdAt` are not read again: one
+  created there since is caught by the count, like a row that became visible late.
+* **The count** decides what the index is worth: with the rows the walk found, the index
+  holds exactly `total` invoices (adds up: nothing it holds was deleted, up to a deletion
+  offset exactly by a late row), more (`deleted`: it holds invoices Leanpay no longer
+  lists; which ones only a find by id or a full listing can tell, `tenant_listing.py`),
+  or fewer (it lacks invoices Leanpay holds and no find by externalId exists: every page
+  is read, this run).
+* A walk that reaches the end of the list without the boundary read every page: when
+  their distinct rows add up to `total`, it is a full listing and rebuilds the index.
 
-This module only decides; it reads pages through the callable it is given, which is
-what lets the unit tests drive every case with a fake tenant.
+Anything that disagrees (rows out of order, a `total` that changes between pages, a
+page 1 and a last page that tie) means a full listing, with the reason. This module only
+decides; it reads pages through the callable it is given, which is what lets the unit
+tests drive every case with a fake tenant.
 """
 
 from __future__ import annotations
@@ -37,7 +46,7 @@ Order = Literal["newest", "oldest"]
 
 @dataclass(frozen=True, slots=True)
 class Page:
-    """One page of `GET /invoices`, as the delta needs it."""
+    """One page of `GET /invoices`, parsed."""
 
     number: int
     rows: list[Row]
@@ -117,12 +126,19 @@ class Known(Protocol):
 
 @dataclass(frozen=True)
 class Delta:
-    """A verified delta: the invoices the index lacked; the index plus these is the tenant."""
+    """A walk to the boundary: what it read, and what the count then says."""
 
     new: list[Row]
+    """The rows the index lacked."""
+    read: list[Row]
+    """Every row the walk read: each proves its own presence."""
     pages: int
     order: Order
     total: int
+    whole: bool = False
+    """The walk read every page and its distinct rows add up to `total`: a full listing."""
+    deleted: int = 0
+    """The index holds at least this many invoices Leanpay no longer lists (0: adds up)."""
 
 
 @dataclass(frozen=True)
@@ -131,99 +147,90 @@ class FullListing:
 
     reason: str
     order: Order | None = None
-    """The order page 1 showed, if any (recorded with the full listing)."""
+    """The order the pages showed, if any (recorded with the full listing)."""
 
 
 PageReader = Callable[[Sequence[int]], list[Page]]
 """Reads these pages (several at once), returned in the order asked."""
 
 
-def _as_order(value: str | None) -> Order | None:
-    return "newest" if value == "newest" else "oldest" if value == "oldest" else None
-
-
-def read_delta(
+def read_delta(  # noqa: PLR0911 - one return per reason
     first: Page, known: Known, read_pages: PageReader, *, wave: int
 ) -> Delta | FullListing:
-    """Read, from page 1 already read, what the index lacks; or say why not."""
-    planned = _plan(first, known)
-    if isinstance(planned, FullListing):
-        return planned
-    order, expected, needed = planned
-    assert first.total is not None and first.page_count is not None
-    walk = _Walk(known, known.watermark(), expected, first.total, order)
-    sequence = list(range(1, first.page_count + 1))
+    """Read, from page 1 already read, every row newer than the watermark; or say why
+    every page must be read. `wave`: pages read at once past the first estimate."""
+    mark = known.watermark()
+    if not mark.complete:
+        return FullListing("no verified index of this tenant yet")
+    total, page_count = first.total, first.page_count
+    if total is None or page_count is None:
+        return FullListing("the pages carry no total or pageCount")
+    got = {1: first}
+    order = infer_order(first.rows)
+    if order is None and page_count > 1:  # page 1 ties: compare it with the other end
+        (got[page_count],) = read_pages([page_count])
+        order = infer_order(first.rows + got[page_count].rows)
+        if order is None:
+            return _both_ends(first, got[page_count], known, mark.newest, total)
+    if order == "unordered":
+        return FullListing("the pages are in no order of createdAt")
+    order = order or "newest"  # one page: read whole either way
+    sequence = list(range(1, page_count + 1))
     if order == "oldest":
         sequence.reverse()
-    pages = 1  # page 1, read by the caller
-    position, batch = 0, needed
+    walk = _Walk(known, mark.newest, total, order)
+    rows_per_page = max(len(first.rows), 1)
+    batch = math.ceil((max(total - known.count(), 0) + 1) / rows_per_page)
+    pages, position = len(got), 0
     while position < len(sequence):
-        numbers = sequence[position : position + batch]
+        numbers = sequence[position : position + max(batch, 1)]
         position, batch = position + len(numbers), wave
-        to_read = [n for n in numbers if n != 1]
-        got = {p.number: p for p in read_pages(to_read)} if to_read else {}
-        pages += len(to_read)
-        got[1] = first
+        to_read = [n for n in numbers if n not in got]
+        if to_read:
+            got.update((p.number, p) for p in read_pages(to_read))
+            pages += len(to_read)
         for number in numbers:
             problem = walk.page(got[number])
             if problem is not None:
                 return FullListing(problem, order)
-            if walk.done:
-                return Delta(list(walk.found.values()), pages, order, first.total)
-    return FullListing(walk.short(), order)
+            if walk.crossed:
+                return walk.result(pages, whole=False)
+    return walk.result(pages, whole=True)
 
 
-def _plan(first: Page, known: Known) -> tuple[Order, int, int] | FullListing:  # noqa: PLR0911
-    """The order, how many invoices the index lacks, and how many pages to read first;
-    or why a delta cannot be trusted (one return per reason, in the order checked)."""
-    seen = infer_order(first.rows)
-    shown = _as_order(seen)
-    mark = known.watermark()
-    if not mark.complete:
-        return FullListing("no verified index of this tenant yet", shown)
-    total, page_count = first.total, first.page_count
-    if total is None or page_count is None:
-        return FullListing("the pages carry no total or pageCount", shown)
-    expected = total - known.count()
-    if expected < 0:
-        return FullListing(
-            f"Leanpay lists {total} invoices, {-expected} fewer than the index holds "
-            "(deleted in Leanpay?)",
-            shown,
-        )
-    if seen == "unordered":
-        return FullListing("page 1 is in no order of createdAt")
-    order = shown or _as_order(mark.order)
-    if order is None:
-        if page_count > 1:
-            return FullListing("the list order cannot be told from page 1")
-        order = "newest"  # one page: read whole either way
-    if mark.order is not None and order != mark.order:
-        return FullListing(f"the list was {mark.order} first, it is now {order} first", order)
-    needed = max(math.ceil(expected / max(len(first.rows), 1)), 1)
-    if page_count > 2 and 2 * needed > page_count:
-        return FullListing(
-            f"{expected} invoices are new since the index was last verified: reading every "
-            "page costs about as much",
-            order,
-        )
-    return order, expected, needed
+def _both_ends(
+    first: Page, last: Page, known: Known, newest: int | None, total: int
+) -> Delta | FullListing:
+    """Page 1 and the last page share one createdAt: no order shows. When it is not newer
+    than the watermark, nothing newer exists at either end, where any order by time would
+    put it: only the count is left to say what the index is worth (a creation in the
+    middle, in a list in no order of time, offset exactly by a deletion is the limit the
+    README names). Otherwise every page is read."""
+    tie = first.rows[0].created_at if first.rows else None
+    if tie is None or newest is None or tie > newest:
+        return FullListing("page 1 and the last page share one createdAt: no order shows")
+    walk = _Walk(known, newest, total, "newest")
+    for page in (first, last):
+        problem = walk.page(page)
+        if problem is not None:
+            return FullListing(problem)
+    return walk.result(2, whole=False)
 
 
 class _Walk:
     """The rows from the newest down, checked one at a time."""
 
-    def __init__(self, known: Known, mark: Watermark, expected: int, total: int, order: Order):
+    def __init__(self, known: Known, newest: int | None, total: int, order: Order) -> None:
         self._known = known
-        self._mark = mark
-        self._expected = expected
+        self._newest = newest
         self._total = total
-        self._order = order
+        self._order: Order = order
         self._last: int | None = None
-        self.found: dict[str, Row] = {}
-        self.done = False
+        self.read: dict[str, Row] = {}
+        self.new: dict[str, Row] = {}
+        self.crossed = False
 
-    def page(self, page: Page) -> str | None:  # noqa: PLR0911 - one reason per return
+    def page(self, page: Page) -> str | None:
         """Check one page; return why the delta fails, if it does."""
         if page.total != self._total:
             return f"the tenant changed while it was read (total {self._total}, then {page.total})"
@@ -235,30 +242,30 @@ class _Walk:
             if self._last is not None and row.created_at > self._last:
                 return f"the {self._order}-first order does not hold on page {page.number}"
             self._last = row.created_at
-            if row.leanpay_id in held or row.leanpay_id in self.found:
-                continue
-            newest = self._mark.newest
-            if newest is not None and row.created_at < newest:
-                return (
-                    f"invoice {row.leanpay_id} (page {page.number}) is older than the newest "
-                    "the index holds, yet missing from it"
-                )
-            self.found[row.leanpay_id] = row
-        if len(self.found) > self._expected:
-            return (
-                f"more invoices are missing from the index ({len(self.found)}) than the "
-                f"count allows ({self._expected}): some it holds were deleted in Leanpay?"
-            )
-        self.done = len(self.found) == self._expected
-        newest = self._mark.newest
-        if not self.done and newest is not None and self._last is not None and self._last < newest:
-            return self.short()
+            self.read[row.leanpay_id] = row
+            if row.leanpay_id not in held:
+                self.new[row.leanpay_id] = row
+            if self._newest is not None and row.created_at <= self._newest:
+                self.crossed = True  # the boundary; the rest of the page comes free
         return None
 
-    def short(self) -> str:
-        """The count does not add up."""
-        return (
-            f"the count does not add up: Leanpay lists {self._total} invoices, the index "
-            f"holds {self._total - self._expected} and only {len(self.found)} new ones were "
-            "found where new ones are listed"
-        )
+    def result(self, pages: int, *, whole: bool) -> Delta | FullListing:
+        """What the count says once the walk ended (at the boundary, or past page 1)."""
+        new, read = list(self.new.values()), list(self.read.values())
+        if whole:
+            if len(read) != self._total:
+                return FullListing(
+                    f"every page was read, and its {len(read)} distinct invoices do not add up "
+                    f"to the {self._total} Leanpay lists",
+                    self._order,
+                )
+            return Delta(new, read, pages, self._order, self._total, whole=True)
+        short = self._total - self._known.count() - len(new)
+        if short > 0:
+            return FullListing(
+                f"the count does not add up: Leanpay lists {self._total} invoices, {short} "
+                "more than the index and the rows created since hold (one that became "
+                "visible late, or created in the second of the last listing)",
+                self._order,
+            )
+        return Delta(new, read, pages, self._order, self._total, deleted=-short)

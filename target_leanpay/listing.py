@@ -1,12 +1,17 @@
-"""Listing: read every page of a list endpoint, several pages at a time.
+"""Listing: read every page of a list endpoint, several pages at a time, and prove that
+every row that existed when it began was seen.
 
 `GET /invoices?page=N` has no filter and no documented page size: a tenant of 100k
 invoices may be thousands of pages. The first page says how many there are
 (`pageCount`); the others are then read by `concurrency` threads at once, so a listing
-costs about `pages x latency / concurrency` instead of `pages x latency`. Every page
-says the count again: when it grows (objects created meanwhile, which in a newest-first
-order push the oldest onto a new page), the new pages are read too. Without a usable
-`pageCount`, pages are read one after another until an empty one.
+costs about `pages x latency / concurrency` instead of `pages x latency`. Without a
+usable `pageCount`, pages are read one after another until an empty one.
+
+Pages shift while they are read: a deletion moves every later row up one page, and one
+row is then never seen. So a listing proves itself: every page must give the `total`
+page 1 gave, and the distinct rows read must add up to it. When they do not, the tenant
+changed under the listing, which is read again, `MAX_ATTEMPTS` times at most; then the
+run stops with one line saying so (nothing sent, STATE untouched).
 
 A progress line says where a long listing is. When the run stops (a signal, a failure
 elsewhere), no further page is requested; the pages on the wire are abandoned with the
@@ -18,12 +23,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
-from target_leanpay.errors import Stopped
+from target_leanpay.errors import ApiError, Stopped
 
 logger = logging.getLogger("target-leanpay.replay")
 
@@ -41,6 +46,8 @@ Objects = Callable[[list[Any]], None]
 """Receives each page's objects whole (the tenant index keeps their ids and times)."""
 
 PROGRESS_INTERVAL_SECONDS = 5.0
+MAX_ATTEMPTS = 3
+"""Listings of a tenant that keeps changing under them before the run gives up."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +60,11 @@ class Listed:
     new: int | None = None
     """A delta (tenant_listing.py): how many invoices the index lacked; None: every page
     was read, `rows` counts them."""
+    seen: frozenset[str] = frozenset()
+    """The Leanpay ids of the rows a full listing read (each row once)."""
+    blind: frozenset[str] = frozenset()
+    """Objects listed inside rows (links): the ids of the rows that lack the field, whose
+    objects cannot be told (absent is "cannot tell", never "none")."""
 
 
 class Listing:
@@ -72,6 +84,11 @@ class Listing:
         """`inside`: the objects are listed inside each row, under that key. `keep`: what
         is kept of each object beside its ids (changes.py)."""
         self._keep = keep
+        self.blind: frozenset[str] = frozenset()
+        """The rows of the last complete listing whose inside field was absent."""
+        self.reread: frozenset[str] | None = None
+        """After a listing read more than once: the rows of the reading that proved itself
+        (rows an earlier reading handed over may have been deleted since)."""
         self.name = name
         self.path = path
         self._inside = inside
@@ -85,40 +102,63 @@ class Listing:
         *,
         first: dict[str, Any] | None = None,
         objects: Objects | None = None,
+        restart: Callable[[], None] | None = None,
     ) -> Listed:
         """Read every page, handing each page's externalIds to `remember` (and its
-        objects to `objects`); `first`: page 1, already read."""
+        objects to `objects`); `first`: page 1, already read. A listing that does not
+        prove itself is read again (`restart` is called first); ApiError when none does."""
+        problem = ""
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            if attempt > 1:
+                logger.info(
+                    "Replay safety: %s are listed again (attempt %d of %d): %s",
+                    self.name,
+                    attempt,
+                    MAX_ATTEMPTS,
+                    problem,
+                )
+                first = None
+                if restart is not None:
+                    restart()
+            listed, problem = self._attempt(remember, first, objects)
+            if not problem:
+                self.blind = listed.blind
+                self.reread = listed.seen if attempt > 1 else None
+                return listed
+        raise ApiError(
+            f"Replay safety: Leanpay's list of {self.name} changed under each of "
+            f"{MAX_ATTEMPTS} listings (the last: {problem}), so which {self.name} it holds "
+            "cannot be proved; nothing was sent. Run again once the tenant is quiet"
+        )
+
+    def _attempt(
+        self, remember: ExternalIds, first: dict[str, Any] | None, objects: Objects | None
+    ) -> tuple[Listed, str]:
+        """One reading of every page, and why it proves nothing ("" when it does)."""
         progress = _Progress(self.name)
         if first is None:
             first = self._page(1, remember, progress, objects)
         else:
             self._hand_over(first, remember, objects)
-        declared = first.get("pageCount")
-        if not isinstance(declared, int) or isinstance(declared, bool):
-            return self._one_by_one(first, remember, progress, objects)
-        progress.total = last = declared
-        rows, ids = self._count(first)
+        proof = _Proof(first, self._objects, self._inside)
+        declared = _int(first.get("pageCount"))
+        if declared is None:
+            return self._one_by_one(first, remember, progress, objects, proof)
+        progress.total = declared
         threads = ThreadPoolExecutor(self._concurrency, thread_name_prefix="leanpay-list")
         try:
-            pending: set[Future[dict[str, Any]]] = set()
+            pending: set[Future[tuple[int, dict[str, Any]]]] = set()
             page = 2
-            while pending or page <= last:
-                while page <= last and len(pending) < self._concurrency:
-                    pending.add(threads.submit(self._page, page, remember, progress, objects))
+            while pending or page <= declared:
+                while page <= declared and len(pending) < self._concurrency:
+                    pending.add(threads.submit(self._numbered, page, remember, progress, objects))
                     page += 1
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:  # re-raises the error of a page that failed
-                    body = future.result()
-                    page_rows, page_ids = self._count(body)
-                    rows, ids = rows + page_rows, ids + page_ids
-                    # objects created meanwhile may push the last ones onto a new page
-                    # (in a newest-first order): read up to the largest count any page gave
-                    grown = body.get("pageCount")
-                    if isinstance(grown, int) and not isinstance(grown, bool) and grown > last:
-                        progress.total = last = grown
+                    proof.add(*future.result())
         finally:  # on a failure or a stop, pages still on the wire are abandoned
             threads.shutdown(wait=False, cancel_futures=True)
-        return Listed(max(last, 1), rows, ids)
+        return proof.listed(max(declared, 1)), proof.problem()
 
     def _one_by_one(
         self,
@@ -126,15 +166,19 @@ class Listing:
         remember: ExternalIds,
         progress: _Progress,
         objects: Objects | None,
-    ) -> Listed:
-        rows, ids = self._count(first)
+        proof: _Proof,
+    ) -> tuple[Listed, str]:
         page, body = 1, first
         while body.get("data"):
             page += 1
             body = self._page(page, remember, progress, objects)
-            page_rows, page_ids = self._count(body)
-            rows, ids = rows + page_rows, ids + page_ids
-        return Listed(page, rows, ids)
+            proof.add(page, body)
+        return proof.listed(page), proof.problem()
+
+    def _numbered(
+        self, page: int, remember: ExternalIds, progress: _Progress, objects: Objects | None
+    ) -> tuple[int, dict[str, Any]]:
+        return page, self._page(page, remember, progress, objects)
 
     def _page(
         self, page: int, remember: ExternalIds, progress: _Progress, objects: Objects | None
@@ -143,6 +187,15 @@ class Listing:
         self._hand_over(body, remember, objects)
         progress.page_read()
         return body
+
+    def read_pages(self, numbers: Sequence[int]) -> list[dict[str, Any]]:
+        """These pages, `concurrency` at a time, in the order asked (a delta's wave)."""
+        if len(numbers) <= 1 or self._concurrency == 1:
+            return [self.read_page(n) for n in numbers]
+        with ThreadPoolExecutor(
+            min(self._concurrency, len(numbers)), thread_name_prefix="leanpay-list"
+        ) as threads:
+            return list(threads.map(self.read_page, numbers))
 
     def read_page(self, page: int) -> dict[str, Any]:
         """One page; Stopped once the run stops."""
@@ -170,9 +223,56 @@ class Listing:
             for inner in row[self._inside]
         ]
 
-    def _count(self, body: dict[str, Any]) -> tuple[int, int]:
-        objects = self._objects(body)
-        return len(objects), sum(1 for o in objects if isinstance(o, dict) and o.get("externalId"))
+
+class _Proof:
+    """What one reading of every page proves: the same `total` on every page, and as
+    many distinct rows as that total."""
+
+    def __init__(
+        self,
+        first: dict[str, Any],
+        objects: Callable[[dict[str, Any]], list[Any]],
+        inside: str | None,
+    ) -> None:
+        self.total = _int(first.get("total"))
+        self._objects = objects
+        self._inside = inside
+        self.blind: set[str] = set()
+        self.rows = self.with_ids = 0
+        self.seen: set[str] = set()
+        self.changed = ""
+        self.add(1, first)
+
+    def add(self, number: int, body: dict[str, Any]) -> None:
+        """Count one page's rows (each page once, from the thread that collects them)."""
+        found = self._objects(body)
+        self.rows += len(found)
+        self.with_ids += sum(1 for o in found if isinstance(o, dict) and o.get("externalId"))
+        total = _int(body.get("total"))
+        if total != self.total and not self.changed:
+            self.changed = f"total {self.total} on page 1, {total} on page {number}"
+        for place, row in enumerate(body.get("data") or []):
+            leanpay_id = row.get("id") if isinstance(row, dict) else None
+            self.seen.add(leanpay_id if isinstance(leanpay_id, str) else f"#{number}.{place}")
+            inside = row.get(self._inside) if self._inside and isinstance(row, dict) else []
+            if not isinstance(inside, list):
+                self.blind.add(str(leanpay_id))  # a documented field absent: cannot tell
+
+    def problem(self) -> str:
+        if self.changed:
+            return f"the tenant changed while it was read ({self.changed})"
+        if self.total is not None and len(self.seen) != self.total:
+            return f"{len(self.seen)} distinct rows were read where Leanpay lists {self.total}"
+        return ""
+
+    def listed(self, pages: int) -> Listed:
+        return Listed(
+            pages, self.rows, self.with_ids, seen=frozenset(self.seen), blind=frozenset(self.blind)
+        )
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 class _Progress:

@@ -220,6 +220,14 @@ class KnownIds:
         with self._lock:
             self._close()
 
+    def forget(self, ids: Sequence[str]) -> None:
+        """Leanpay no longer holds these (a find answered 404)."""
+        with self._lock:
+            for part in _in_parts(ids):
+                marks = ",".join("?" * len(part))
+                query = f"DELETE FROM known WHERE external_id IN ({marks})"  # noqa: S608 - placeholders only
+                self._db.execute(query, part)
+
 
 def _in_parts(ids: Sequence[str]) -> Iterator[Sequence[str]]:
     """`ids` in slices of at most MAX_QUERY_IDS: one statement each."""
@@ -509,6 +517,10 @@ class ReplayGuard(Generic[T]):
         self._known.close()
         if isinstance(self.listing, TenantListing):
             self.listing.close()
+
+    def forget(self, external_ids: Sequence[str]) -> None:
+        """A find answered 404 for these: Leanpay does not hold them (finds.py)."""
+        self._known.forget(external_ids)
 
 
 def _kept(resource: Resource, row: dict[str, Any]) -> bytes:

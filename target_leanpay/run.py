@@ -24,6 +24,7 @@ from target_leanpay.checkpoint import Checkpoints, State
 from target_leanpay.client import DryRunClient, LeanpayClient
 from target_leanpay.deadletter import DeadLetters
 from target_leanpay.delivery import Delivery, Sender
+from target_leanpay.finds import Finds
 from target_leanpay.parking import Parking
 from target_leanpay.plan import Plan
 from target_leanpay.pool import SendPool
@@ -154,6 +155,10 @@ class Run:
                 amount_shown=amount_shown(
                     settings.mapping.unit_places, settings.mapping.decimal_separator
                 ),
+            ),
+            finds=Finds(
+                None if self.client is None else self.client.find,
+                concurrency=settings.max_list_in_flight,
             ),
         )
         self._closing = ExitStack()

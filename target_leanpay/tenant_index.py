@@ -268,6 +268,29 @@ class TenantIndex:
         with self._lock:
             self._db.close()
 
+    def forget(self, leanpay_ids: Sequence[str]) -> None:
+        """Leanpay no longer holds these (a find answered 404): drop them."""
+        with self._lock, _transaction(self._db):
+            self._db.executemany(
+                "DELETE FROM invoices WHERE leanpay_id = ?", [(i,) for i in leanpay_ids]
+            )
+
+    def advance(self, newest: int) -> None:
+        """This run acknowledged invoices created up to `newest`: a later run need not read
+        them again (one another writer created meanwhile below it is caught by the count,
+        like a late row)."""
+        with self._lock, _transaction(self._db):
+            self._db.execute(
+                "UPDATE meta SET value = max(coalesce(value, ?), ?) WHERE key = 'newest'",
+                (newest, newest),
+            )
+
+    def distrust(self) -> None:
+        """The index holds invoices Leanpay no longer lists: keep its rows for this run's
+        finds, but let no later run believe it before a full listing."""
+        with self._lock, _transaction(self._db):
+            self._db.execute("UPDATE meta SET value = 0 WHERE key = 'complete'")
+
 
 class _transaction:  # noqa: N801 - used as a statement
     """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on an error (autocommit connections)."""

@@ -322,6 +322,31 @@ def test_a_400_naming_items_dead_letters_them_and_sends_the_rest_once(
     assert line["http_status"] == 400
 
 
+def stores_before(index: int) -> Answer:
+    """An import without a transaction: the items before `index` are stored, then a 400
+    names that one."""
+
+    def answer(leanpay: FakeLeanpay, items: list[dict[str, Any]]) -> list[Created] | None:
+        leanpay.store(items[:index])
+        body = json.dumps({"message": [f"invoices.{index}.reference already used"]})
+        raise ItemsRefused("HTTP 400", status=400, body=body)
+
+    return answer
+
+
+def test_a_partial_refusal_is_listed_before_the_rest_is_sent_again(
+    tmp_path: Path, leanpay: FakeLeanpay
+) -> None:
+    leanpay.script = [stores_before(2)]
+    h = Harness(leanpay, tmp_path)
+    h.delivery.deliver(h.chunk(5))
+    assert leanpay.posts == [ids(0, 1, 2, 3, 4), ids(3, 4)]  # not X0 and X1, kept
+    assert leanpay.tenant == ["X0", "X1", "X3", "X4"]
+    assert sorted(h.checkpoints.settled) == [0, 1, 2, 3, 4]
+    (line,) = h.dead_lettered()
+    assert line["record"]["externalId"] == "X2"
+
+
 def test_an_opaque_400_is_bisected_to_the_bad_item(tmp_path: Path, leanpay: FakeLeanpay) -> None:
     leanpay.script = [refuses_when({"X5"})] * 20
     h = Harness(leanpay, tmp_path)

@@ -91,7 +91,7 @@ def test_a_run_of_10_repeated_and_100_new_reads_only_the_pages_of_what_is_new(
         expected = {"newest": [1], "oldest": [1, last], "id": list(range(1, last + 1))}[order]
         assert sorted(pages_read(leanpay, since)) == expected
         if order == "id":
-            assert "every page of invoices is read: page 1 is in no order of createdAt" in (
+            assert "every page of invoices is read: the pages are in no order of createdAt" in (
                 result.stderr
             )
         else:
@@ -139,11 +139,13 @@ def test_an_invoice_deleted_in_leanpay_and_sent_again_is_created_again_once(
     result = run_target(config, invoices_with_state(1000, every=100))
 
     assert result.returncode == 0, result.stderr
-    assert "every page of invoices is read: Leanpay lists 2999 invoices, 1 fewer than the " in (
-        result.stderr
+    assert "the tenant index holds 1 invoices more than Leanpay lists" in result.stderr
+    # its 1,000 repeats: found by id within the pages of a full listing (120), then listed
+    found = sum(
+        1 for r in tenant.requests()[since:] if r["method"] == "GET" and r["path"] != "/invoices"
     )
-    assert result.stderr.count("every page of invoices is read") == 1
-    assert sorted(pages_read(tenant, since)) == list(range(1, 121))  # 2,999 invoices: 120
+    read = pages_read(tenant, since)
+    assert found <= 120 and sorted(set(read)) == list(range(1, 121)) and len(read) <= 120 + 3
     sent = [item["externalId"] for p in posts(tenant, since) for item in p["body"]["invoices"]]
     assert sent == ["INV-00500"]
     stored_once(tenant, range(1000))
@@ -166,7 +168,7 @@ def test_an_answer_lost_after_storing_is_checked_by_reading_the_first_pages_only
     assert result.returncode == 0, result.stderr
     # page 1 before sending; after the lost answer, the pages that can hold its 100
     read = pages_read(tenant, since)
-    assert read[0] == 1 and sorted(read[1:]) == [1, 2, 3, 4]
+    assert read[0] == 1 and sorted(read[1:]) == [1, 2, 3, 4, 5]  # the boundary opens page 5
     assert "listed again (for 1 uncertain request)" in result.stderr
     assert len(posts(tenant, since)) == 3  # the dropped one is not sent again
     stored_once(tenant, range(1300))
@@ -192,7 +194,8 @@ def test_a_run_killed_mid_load_resumes_with_a_delta_and_loads_every_invoice_once
     assert result.returncode == 0, result.stderr
     assert "every page" not in result.stderr
     read = pages_read(tenant, resumed_from)
-    assert read[0] == 1 and len(read) <= 1 + 16 and max(read) <= 16  # <= 4 batches in flight
+    # <= 4 batches in flight: 16 pages, and the page the boundary opens
+    assert read[0] == 1 and len(read) <= 1 + 17 and max(read) <= 17
     stored_once(tenant, range(2000))
     assert len(pages_read(tenant, since)) < PAGES
 

@@ -16,6 +16,7 @@ class Pages:
 
     def __init__(self, rows: int, size: int, *, page_count: bool = True) -> None:
         self.ids = [f"E{n}" for n in range(rows)]
+        self.total_shown: int | None = None
         self.size = size
         self.page_count = page_count
         self.asked: list[int] = []
@@ -34,6 +35,7 @@ class Pages:
                 self.gate.wait(timeout=10)  # proves `parties` pages are on the wire at once
             rows = self.ids[(page - 1) * self.size : page * self.size]
             body: dict[str, Any] = {"data": [{"externalId": x, "id": x} for x in rows]}
+            body["total"] = len(self.ids) if self.total_shown is None else self.total_shown
             if self.page_count:
                 body["pageCount"] = -(-len(self.ids) // self.size)
             return body
@@ -58,8 +60,10 @@ def read(pages: Pages, concurrency: int, stopping: threading.Event | None = None
         stopping=stopping or threading.Event(),
     )
     listed = listing.read_all(remember)
-    assert listed == Listed(pages=-(-len(pages.ids) // pages.size) or 1, rows=len(seen),
-                            external_ids=len(seen))  # fmt: skip
+    assert (listed.pages, listed.rows, listed.external_ids) == (
+        -(-len(pages.ids) // pages.size) or 1, len(seen), len(seen)
+    )  # fmt: skip
+    assert listed.seen == frozenset(seen)
     return seen
 
 
@@ -90,7 +94,8 @@ def test_without_a_page_count_pages_are_read_until_an_empty_one() -> None:
     pages = Pages(rows=5, size=2, page_count=False)
     listing = Listing("invoices", "/invoices", pages, concurrency=4, stopping=threading.Event())
     seen: list[tuple[str, str | None, bytes | None]] = []
-    assert listing.read_all(seen.extend) == Listed(pages=4, rows=5, external_ids=5)
+    listed = listing.read_all(seen.extend)
+    assert listed == Listed(pages=4, rows=5, external_ids=5, seen=frozenset(pages.ids))
     assert pages.asked == [1, 2, 3, 4]
     assert seen == [(x, x, None) for x in pages.ids]  # each externalId with its Leanpay id
 
@@ -137,11 +142,12 @@ def test_no_page_is_asked_for_once_the_run_stops() -> None:
     assert pages.asked == [1, 2, 3]
 
 
-def test_pages_that_appear_during_the_listing_are_read_too() -> None:
+def test_a_creation_during_the_listing_makes_it_read_again() -> None:
     # newest first: 12 objects created while the listing runs push the oldest 12 onto
-    # pages that the first page's count did not have
+    # pages that page 1's count did not have: the totals disagree, every page is read again
     pages = Pages(rows=50, size=10)
     grown = False
+    restarts: list[int] = []
 
     def growing(path: str, page: int) -> dict[str, Any]:
         nonlocal grown
@@ -152,7 +158,66 @@ def test_pages_that_appear_during_the_listing_are_read_too() -> None:
 
     listing = Listing("invoices", "/invoices", growing, concurrency=1, stopping=threading.Event())
     seen: list[tuple[str, str | None, bytes | None]] = []
+    listed = listing.read_all(seen.extend, restart=lambda: restarts.append(len(pages.asked)))
+    assert pages.asked == [1, 2, 3, 4, 5, 1, 2, 3, 4, 5, 6, 7]  # 62 objects: 7 pages of 10
+    assert restarts == [5]
+    assert listed.pages == 7 and listed.rows == 62 and len(listed.seen) == 62
+
+
+def test_a_deletion_during_the_listing_that_hides_a_row_makes_it_read_again() -> None:
+    # page 2 is read after E5 was deleted: E19 moves to page 1 (already read) and is never
+    # seen in this reading; the totals on pages 1 and 2 disagree
+    pages = Pages(rows=30, size=10)
+    deleted = False
+
+    def deleting(path: str, page: int) -> dict[str, Any]:
+        nonlocal deleted
+        if page == 2 and not deleted:
+            deleted = True
+            pages.ids.remove("E5")
+        return pages(path, page)
+
+    listing = Listing("invoices", "/invoices", deleting, concurrency=1, stopping=threading.Event())
+    seen: list[tuple[str, str | None, bytes | None]] = []
     listed = listing.read_all(seen.extend)
-    assert sorted(pages.asked) == [1, 2, 3, 4, 5, 6, 7]  # 62 objects: 7 pages of 10
-    assert listed.pages == 7
-    assert {f"E{n}" for n in range(50)} <= {row[0] for row in seen}  # none of the first missed
+    assert pages.asked == [1, 2, 3, 1, 2, 3]
+    assert listed.seen == frozenset(pages.ids) and "E19" in listed.seen
+
+
+def test_distinct_rows_that_do_not_add_up_are_read_again_then_the_run_stops() -> None:
+    # a total that never matches the rows: a bounded number of readings, then one line
+    pages = Pages(rows=30, size=10)
+    pages.total_shown = 31
+    listing = Listing("invoices", "/invoices", pages, concurrency=2, stopping=threading.Event())
+    with pytest.raises(ApiError) as failed:
+        listing.read_all(lambda rows: None)
+    assert sorted(pages.asked) == [1, 1, 1, 2, 2, 2, 3, 3, 3]  # MAX_ATTEMPTS readings
+    assert str(failed.value) == (
+        "Replay safety: Leanpay's list of invoices changed under each of 3 listings (the "
+        "last: 30 distinct rows were read where Leanpay lists 31), so which invoices it "
+        "holds cannot be proved; nothing was sent. Run again once the tenant is quiet"
+    )
+
+
+def test_rows_lacking_the_field_objects_are_listed_under_are_told_apart() -> None:
+    rows = [
+        {"id": "i1", "creditNoteLinks": [{"externalId": "L1"}]},
+        {"id": "i2"},  # the field is absent: its links cannot be told
+        {"id": "i3", "creditNoteLinks": []},
+    ]
+
+    def one_page(path: str, page: int) -> dict[str, Any]:
+        return {"data": rows, "total": 3, "pageCount": 1}
+
+    listing = Listing(
+        "links",
+        "/invoices",
+        one_page,
+        concurrency=1,
+        stopping=threading.Event(),
+        inside="creditNoteLinks",
+    )
+    seen: list[tuple[str, str | None, bytes | None]] = []
+    listed = listing.read_all(seen.extend)
+    assert [row[0] for row in seen] == ["L1"]
+    assert listed.blind == frozenset({"i2"}) and listing.blind == frozenset({"i2"})
