@@ -108,8 +108,8 @@ class Known(Protocol):
     def count(self) -> int:
         """Invoices in the index."""
 
-    def has(self, leanpay_ids: Sequence[str]) -> set[str]:
-        """Which of these the index holds."""
+    def has(self, rows: Sequence[Row]) -> set[str]:
+        """The Leanpay ids of these rows the index holds (by createdAt and id)."""
 
     def watermark(self) -> Watermark:
         """What the last verified listing established."""
@@ -228,7 +228,7 @@ class _Walk:
         if page.total != self._total:
             return f"the tenant changed while it was read (total {self._total}, then {page.total})"
         rows = page.rows if self._order == "newest" else list(reversed(page.rows))
-        held = self._known.has([row.leanpay_id for row in rows])
+        held = self._known.has(rows)
         for row in rows:
             if row.created_at is None:
                 return f"an invoice on page {page.number} has no readable createdAt"

@@ -19,13 +19,11 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 from target_leanpay.delta import Delta, Page, page_of, read_delta, row_of, tenant_of
 from target_leanpay.listing import ExternalIds, Listed, Listing
-from target_leanpay.tenant_index import Row, TenantIndex, host_stem, tenant_stem
-from target_leanpay.tenant_lock import TenantLock
+from target_leanpay.store import InvoiceCache, Row, Store, TenantKey, host_of
 
 logger = logging.getLogger("target-leanpay.replay")
 
@@ -38,7 +36,7 @@ class TenantListing:
         listing: Listing,
         *,
         api_url: str,
-        folder: Path,
+        store: Store,
         writable: bool,
         concurrency: int,
         stopping: threading.Event,
@@ -48,18 +46,20 @@ class TenantListing:
         self.name = listing.name
         self._listing = listing
         self._api_url = api_url
-        self._folder = folder
+        self._store = store
         self._writable = writable
         self._concurrency = concurrency
-        self._lock = TenantLock(folder, host_stem(api_url), stopping=stopping) if writable else None
-        self._index: TenantIndex | None = None
+        self._lock = store.lock(host_of(api_url), stopping=stopping) if writable else None
+        self._index: InvoiceCache | None = None
+        self.tenant: str | None = None
+        """The tenant this run loads, once a listing or an acknowledgement named it."""
         self._first_done = False
         self._empty_at_start = False
         self._guard = threading.Lock()
         self._reasons: set[str] = set()
 
     @property
-    def index(self) -> TenantIndex | None:
+    def index(self) -> InvoiceCache | None:
         """The tenant's index, once the tenant is known."""
         return self._index
 
@@ -78,13 +78,15 @@ class TenantListing:
         try:
             return self._through(index, page, first, remember)
         except sqlite3.DatabaseError as damaged:  # past the checks on opening: do without
-            self._say_once(f"Replay safety: the tenant index {index.path} failed ({damaged})")
+            self._say_once(
+                f"Replay safety: the tenant index in {self._store.where} failed ({damaged})"
+            )
             self._index = None
             index.close()
             return self._listing.read_all(remember, first=first)
 
     def _through(
-        self, index: TenantIndex, page: Page, first: dict[str, Any], remember: ExternalIds
+        self, index: InvoiceCache, page: Page, first: dict[str, Any], remember: ExternalIds
     ) -> Listed:
         """A delta when the index allows, else every page; the index verified after."""
         found = read_delta(page, index, self._read_pages, wave=self._concurrency)
@@ -141,9 +143,9 @@ class TenantListing:
             tenant = tenant_of(page_of(1, body))
             waited = False
             if self._lock is not None:
-                stem = tenant_stem(self._api_url, tenant) if tenant else None
+                key = TenantKey.of(self._api_url, tenant) if tenant else None
                 try:
-                    waited = self._lock.hold_tenant(stem) if stem else self._lock.hold_new_tenant()
+                    waited = self._lock.hold_tenant(key) if key else self._lock.hold_new_tenant()
                 except OSError as unusable:
                     return self._without_folder(body, unusable)
             if waited:  # another run sent meanwhile: what was read is stale
@@ -168,13 +170,14 @@ class TenantListing:
             "Replay safety: the tenant index folder %s cannot be used (%s): every page is "
             "read in each run, and another run on this tenant is not waited for; set "
             "index_dir to a writable folder",
-            self._folder,
+            self._store.where,
             unusable,
         )
         return body
 
-    def _open(self, tenant: str) -> TenantIndex:
-        index = TenantIndex(self._folder, self._api_url, tenant, writable=self._writable)
+    def _open(self, tenant: str) -> InvoiceCache:
+        self.tenant = tenant
+        index = self._store.cache(TenantKey.of(self._api_url, tenant), writable=self._writable)
         if index.problem is not None:
             self._say_once(f"Replay safety: {index.problem}; every page is read once")
         return index
