@@ -279,8 +279,9 @@ class ReplayGuard(Generic[T]):
         """externalId -> (Leanpay id, what Leanpay holds of it or None), for those of
         `external_ids` this run knows (KnownIds) or the tenant's cache holds: looked up
         per chunk, never loaded whole. Both knowing one externalId by two ids: SEVERAL."""
+        cached = self._cached(external_ids)  # first: a damaged cache is listed again
         known = self._known.holdings(external_ids)
-        for external_id, found in self._cached(external_ids).items():
+        for external_id, found in cached.items():
             mine = known.get(external_id)
             if mine is None or mine[0] is None:
                 known[external_id] = (found.leanpay_id, found.contents)
@@ -507,11 +508,11 @@ class ReplayGuard(Generic[T]):
         objects carry it). Waits for the first listing, never for this run's requests: the
         answer is the same whatever this run's timing."""
         self.held([])
+        found = self._cached([external_id]).get(external_id)  # first: damage is listed
         before, leanpay_id = self._known.before_run(external_id)
         if before or self._known.among([external_id]):
             return before, leanpay_id
-        found = self._cached([external_id]).get(external_id)  # cached before this run
-        return (False, None) if found is None else (True, found.leanpay_id)
+        return (False, None) if found is None else (True, found.leanpay_id)  # held before
 
     def fate(self, external_id: str) -> Fate | None:
         """Whether the record with `external_id` was refused by Leanpay in this run, or

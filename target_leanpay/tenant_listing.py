@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from target_leanpay.delta import Delta, Page, page_of, read_delta, row_of, tenant_of
+from target_leanpay.errors import Stopped
 from target_leanpay.listing import ExternalIds, Listed, Listing
 from target_leanpay.store import InvoiceCache, Row, Store, TenantKey, host_of
 
@@ -57,6 +58,7 @@ class TenantListing:
         self._empty_at_start = False
         self._guard = threading.Lock()
         self._reasons: set[str] = set()
+        self._closed = False
 
     @property
     def index(self) -> InvoiceCache | None:
@@ -78,6 +80,8 @@ class TenantListing:
         try:
             return self._through(index, page, first, remember)
         except sqlite3.DatabaseError as damaged:  # past the checks on opening: do without
+            if self._closed:  # the run ended under a listing nobody waits for
+                raise Stopped("the run is over: the listing is not needed") from None
             self._say_once(
                 f"Replay safety: the tenant index in {self._store.where} failed ({damaged})"
             )
@@ -123,10 +127,14 @@ class TenantListing:
                     self._index.verified(total=0, order=None)  # empty when the run began
             self._index.add(rows)
         except sqlite3.Error as failed:  # the next listing finds the count short: a full one
+            if self._closed:
+                return
             self._say_once(f"Replay safety: the tenant index cannot be written ({failed})")
 
     def close(self) -> None:
-        """Close the index and let another run load the tenant."""
+        """Close the index and let another run load the tenant (a listing still under
+        way, that nobody waits for, ends quietly)."""
+        self._closed = True
         if self._index is not None:
             self._index.close()
         if self._lock is not None:
