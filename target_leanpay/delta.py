@@ -21,6 +21,7 @@ what lets the unit tests drive every case with a fake tenant.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Callable, Sequence
@@ -47,8 +48,12 @@ class Page:
 
 def created_at(value: Any) -> int | None:
     """A `createdAt` date-time in microseconds since the epoch; None if unreadable."""
-    if not isinstance(value, str):
-        return None
+    return _created_at(value) if isinstance(value, str) else None
+
+
+@functools.lru_cache(maxsize=1024)
+def _created_at(value: str) -> int | None:
+    """Cached: a batch's items, and a page's rows, mostly share one `createdAt`."""
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:

@@ -17,6 +17,7 @@ from typing import Any
 
 import msgspec
 
+from target_leanpay.items import identify
 from target_leanpay.mapping import Reference
 
 SHOWN_DIFFERENCES = 5
@@ -29,22 +30,25 @@ def _reference_as_data(value: Any) -> Any:
 
 
 _encode = msgspec.json.Encoder(enc_hook=_reference_as_data).encode
-_decode = msgspec.json.Decoder(tuple[str, dict[str, Any]]).decode
+_decode = msgspec.json.Decoder(tuple[int, dict[str, Any]]).decode
 
 
-def remembered(ident: str, payload: dict[str, Any]) -> bytes:
-    """What is kept of a record Leanpay acknowledged: where it was read, and its payload."""
-    return _encode((ident, payload))
+def remembered(line: int, payload: dict[str, Any]) -> bytes:
+    """What is kept of a record Leanpay acknowledged: its input line, and its payload
+    (the place a message names is built only if a repeat needs it)."""
+    return _encode((line, payload))
 
 
-def recalled(kept: bytes) -> tuple[str, dict[str, Any]]:
-    """The record's place and payload, from `remembered`."""
-    return _decode(kept)
+def recalled(kept: bytes, external_id: str) -> tuple[str, dict[str, Any]]:
+    """The place (as `items.identify` names it) and payload of the record with
+    `external_id`, from `remembered`."""
+    line, payload = _decode(kept)
+    return identify({"externalId": external_id}, (), line), payload
 
 
 def as_data(payload: dict[str, Any]) -> dict[str, Any]:
     """The payload as `recalled` gives it back (references as their externalIds)."""
-    return recalled(remembered("", payload))[1]
+    return _decode(remembered(0, payload))[1]
 
 
 def differences(first: dict[str, Any], later: dict[str, Any]) -> list[str]:

@@ -41,6 +41,7 @@ from typing import Any, Generic, TypeVar
 
 from target_leanpay import changes
 from target_leanpay.errors import AuthError, Stopped
+from target_leanpay.items import Created, Pending
 from target_leanpay.listing import Listed, Listing
 from target_leanpay.progress import plural
 from target_leanpay.receipts import Receipts
@@ -420,11 +421,11 @@ class ReplayGuard(Generic[T]):
 
     # -- claims and acknowledgements ------------------------------------------------
 
-    def stored(self, objects: Sequence[Any]) -> None:
-        """Leanpay's answer listed these objects as created: the tenant index keeps them
-        (`acknowledged` settles their records)."""
+    def stored(self, created: Sequence[Created], items: Sequence[Pending]) -> None:
+        """Leanpay's answer listed these objects as created from these items: the tenant
+        index keeps them (`acknowledged` settles their records)."""
         if isinstance(self.listing, TenantListing):
-            self.listing.stored(objects)
+            self.listing.stored(created, {p.external_id: p.wire for p in items if p.external_id})
 
     def doubt(self, pairs: Iterable[tuple[str, ...] | Listed_]) -> None:
         """The receipts of earlier runs, for a resource the listing settles: the listing

@@ -17,12 +17,14 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from target_leanpay.delta import Delta, Page, page_of, read_delta, row_of, tenant_of
+from target_leanpay import changes
+from target_leanpay.delta import Delta, Page, created_at, page_of, read_delta, row_of, tenant_of
 from target_leanpay.errors import Stopped
+from target_leanpay.items import Created
 from target_leanpay.listing import ExternalIds, Listed, Listing
 from target_leanpay.store import InvoiceCache, Row, Store, TenantKey, host_of
 
@@ -110,10 +112,10 @@ class TenantListing:
         index.verified(total=index.count(), order=found.order)
         return listed
 
-    def stored(self, objects: Iterable[Any]) -> None:
-        """Leanpay acknowledged these invoices (its answer's objects): the index holds
-        them from now on."""
-        rows = _rows(objects)
+    def stored(self, created: Iterable[Created], sent: Mapping[str, dict[str, Any]]) -> None:
+        """Leanpay acknowledged these invoices (its answer's objects), `sent` by externalId:
+        the index holds them from now on."""
+        rows = _acknowledged(created, sent)
         if not rows or not self._writable:
             return
         try:
@@ -207,3 +209,15 @@ class TenantListing:
 
 def _rows(objects: Iterable[Any]) -> list[Row]:
     return [row for row in map(row_of, objects) if row is not None]
+
+
+def _acknowledged(created: Iterable[Created], sent: Mapping[str, dict[str, Any]]) -> list[Row]:
+    """Rows of what Leanpay just created: its answer's id, tenantId and createdAt, and the
+    fields as sent (compared in `changes.kept` form when read: no work per invoice on the
+    path every acknowledged invoice takes)."""
+    rows = []
+    for c in created:
+        if c.id:
+            fields = changes.encode(sent.get(c.externalId or "", {}))
+            rows.append(Row(c.id, c.externalId, created_at(c.createdAt), c.tenantId, fields))
+    return rows
