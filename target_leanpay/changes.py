@@ -134,4 +134,13 @@ def _normal(kind: Kind, value: Any) -> Any:
 
 
 def _show(value: Any) -> str:
-    return "(none)" if value is None else repr(value)
+    """A value as a message shows it; a reference by externalId (as read, or as data) by
+    its resource and externalId."""
+    if value is None:
+        return "(none)"
+    resource, external_id = getattr(value, "resource", None), getattr(value, "external_id", None)
+    if isinstance(value, dict) and set(value) == {"resource", "externalId"}:
+        resource, external_id = value["resource"], value["externalId"]
+    if isinstance(resource, str) and isinstance(external_id, str):
+        return f"{resource} {external_id!r}"
+    return repr(value)

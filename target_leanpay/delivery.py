@@ -57,7 +57,7 @@ from target_leanpay.mapping import Problem, Reference
 from target_leanpay.progress import Progress
 from target_leanpay.receipts import Receipts
 from target_leanpay.references import References
-from target_leanpay.repeats import as_data, differences, recalled, remembered, repeat_reason
+from target_leanpay.repeats import as_data, recalled, remembered, repeat_reason
 from target_leanpay.resources import Resource
 from target_leanpay.updates import Updates
 from target_leanpay.values import InvalidValue
@@ -450,7 +450,7 @@ class Delivery:
             if kept is None:
                 continue
             first_ident, first_payload = recalled(kept, item.external_id or "")
-            changed = differences(first_payload, as_data(item.payload))
+            changed = changes.differences(chunk.resource, first_payload, as_data(item.payload))
             if changed:
                 assert item.external_id is not None
                 reason = repeat_reason(item.external_id, first_ident, changed)
