@@ -154,17 +154,19 @@ class TenantIndex:
             return int(self._meta["count"])
 
     def has(self, rows: Sequence[Row]) -> set[str]:
-        """The Leanpay ids of `rows` the cache holds (by `createdAt` and id)."""
-        keys = [(r.created_at, r.leanpay_id) for r in rows if r.created_at is not None]
+        """The Leanpay ids of `rows` the cache holds (by `createdAt` and id: a search of
+        the key's first column, which SQLite does not do for a row value `IN`)."""
+        wanted = {(r.created_at, r.leanpay_id) for r in rows if r.created_at is not None}
+        times = sorted({created for created, _ in wanted})
         found: set[str] = set()
         with self._lock:
-            for part in _parts(keys, _MAX_VARIABLES // 2):
-                values = ",".join(["(?, ?)"] * len(part))
+            for part in _parts(times, _MAX_VARIABLES):
+                marks = ",".join("?" * len(part))
                 query = (
-                    "SELECT leanpay_id FROM invoices WHERE (created_at, leanpay_id) "  # noqa: S608 - placeholders only
-                    f"IN (VALUES {values})"
+                    "SELECT created_at, leanpay_id FROM invoices "  # noqa: S608 - placeholders only
+                    f"WHERE created_at IN ({marks})"
                 )
-                found.update(row[0] for row in self._db.execute(query, _flat(part)))
+                found.update(i for c, i in self._db.execute(query, part) if (c, i) in wanted)
         return found
 
     def find(self, external_ids: Sequence[str]) -> dict[str, Found]:
@@ -313,10 +315,6 @@ def _check_row(
 def _parts(values: list[_T], size: int) -> Iterator[list[_T]]:
     for start in range(0, len(values), size):
         yield values[start : start + size]
-
-
-def _flat(pairs: Sequence[tuple[int, str]]) -> list[object]:
-    return [value for pair in pairs for value in pair]
 
 
 class _transaction:  # noqa: N801 - used as a statement
