@@ -109,6 +109,7 @@ from harness import (
 )
 from incremental import Incremental
 from network_ideal import dry_run, records_per_second
+from tenant_size import TenantSize
 
 LATENCY_MS = 50.0
 TENANT = 20_000
@@ -132,7 +133,7 @@ NOISY = 0.1
 """CPU of unrelated processes (share of one core) above which a run is flagged noisy."""
 SUMMARY = re.compile(r"Summary: .*? (\d+) acknowledged, (\d+) already present, (\d+) rejected")
 READER_DONE = re.compile(r"completed processing \d+ lines of input \(\d+ schemas, (\d+) records")
-SECTIONS = ("cpu", "latency", "memory", "listing", "faults", "rate", "incremental")
+SECTIONS = ("cpu", "latency", "memory", "listing", "faults", "rate", "incremental", "size")
 
 
 # -- what the target says about itself -----------------------------------------------
@@ -781,7 +782,21 @@ def run_sections(
         sections.append(rate_section(server, inputs["rate"], workdir))
     if "incremental" in wanted:
         sections.append(incremental_section(server, workdir))
+    if "size" in wanted:
+        sections.append(size_section(server, workdir, args.tenant_sizes))
     return sections
+
+
+def size_section(server: StandIn, workdir: Path, sizes: Sequence[int]) -> Section:
+    """8. The same run into tenants of growing size (tenant_size.py)."""
+    section = Section("8. Tenant size: 10 repeated + 100 new, CPU at latency 0")
+    runs = TenantSize(server, workdir, run_target, section.add)
+    runs.measure(sorted(sizes))
+    section.figures = [
+        Figure(name, measured, against, "", goal, passed)
+        for name, measured, against, goal, passed in runs.figures
+    ]
+    return section
 
 
 def incremental_section(server: StandIn, workdir: Path) -> Section:
@@ -855,6 +870,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--repeat", type=int, default=5, help="runs of the CPU and latency sections (odd)"
+    )
+    parser.add_argument(
+        "--tenant-sizes",
+        type=int,
+        nargs="+",
+        default=[20_000, 200_000],
+        help="tenants of section 8 (the largest also at 50 ms)",
     )
     parser.add_argument(
         "--only", nargs="+", choices=SECTIONS, default=list(SECTIONS), help="sections to run"

@@ -28,8 +28,9 @@ from typing import Any
 
 from target_leanpay import changes
 from target_leanpay.progress import plural
-from target_leanpay.replay import SEVERAL, ReplayGuard
+from target_leanpay.replay import ReplayGuard
 from target_leanpay.resources import Resource
+from target_leanpay.store import SEVERAL
 from target_leanpay.tenant_listing import TenantListing
 
 logger = logging.getLogger("target-leanpay.replay")

@@ -7,8 +7,10 @@ behaviour for a repeated externalId, so the target does not rely on one:
 * when a stream of a listable resource (invoices: `GET /invoices?page=N`) starts, the
   tenant is listed in the background: only the pages of what is new since the tenant
   index was last verified (`tenant_listing.py`, `delta.py`), else every page, several
-  at a time (`listing.py`); the externalIds are kept (`KnownIds`, on disk); reading and
-  mapping go on meanwhile, but no chunk is sent before the listing is complete;
+  at a time (`listing.py`), into the tenant index (the store's cache, `store.py`); what
+  this run learns beyond the index is kept in `KnownIds` (on disk); each chunk looks
+  its externalIds up in both (never the whole index); reading and mapping go on
+  meanwhile, but no chunk is sent before the listing is complete;
 * each record's externalId is *claimed* when it is read; a later record with the same
   externalId waits for the first one's outcome (acknowledged -> "already present";
   refused -> refused too, pointing at the first). This holds for every resource, with
@@ -37,17 +39,17 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import partial
-from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from target_leanpay import changes
 from target_leanpay.errors import AuthError, Stopped
+from target_leanpay.items import Created, Pending
 from target_leanpay.listing import Listed, Listing
 from target_leanpay.progress import plural
 from target_leanpay.receipts import Receipts
 from target_leanpay.resources import Resource
-from target_leanpay.tenant_index import TenantIndex
-from target_leanpay.tenant_listing import TenantListing
+from target_leanpay.store import SEVERAL, CacheDamaged, Found, InvoiceCache, Row, Store
+from target_leanpay.tenant_listing import TenantListing, acknowledged_rows
 from target_leanpay.twins import Fate, Twins
 
 logger = logging.getLogger("target-leanpay.replay")
@@ -67,15 +69,6 @@ MAX_QUERY_IDS = 500
 """Ids per statement, far below SQLite's variable limit (999 before SQLite 3.32)."""
 
 
-SEVERAL = "*"
-"""The Leanpay id of an externalId that several Leanpay objects carry: none can be chosen."""
-_LOAD_INDEX = (
-    "INSERT INTO known SELECT external_id, CASE WHEN count(DISTINCT leanpay_id) > 1 "
-    "THEN '*' ELSE max(leanpay_id) END, 1, NULL, max(contents) FROM tenant.invoices "
-    "WHERE external_id IS NOT NULL "
-    "GROUP BY external_id ON CONFLICT (external_id) DO UPDATE SET before_run = 1"
-)
-"""Every invoice of an attached tenant index, known before this run ('*': SEVERAL)."""
 Pair = tuple[str, str | None]
 """(externalId, Leanpay id or None when unknown)."""
 Listed_ = tuple[str, str | None, bytes | None]
@@ -83,10 +76,11 @@ Listed_ = tuple[str, str | None, bytes | None]
 
 
 class KnownIds:
-    """The externalIds Leanpay holds, with their Leanpay ids, in a private temporary
+    """What this run learned of Leanpay beyond the tenant index (a listing without one,
+    a delta's rows, the receipts, what it sent), with Leanpay ids, in a private temporary
     SQLite file.
 
-    Replay safety must remember every externalId of the tenant plus every one this run
+    It may have to hold every externalId of a tenant listed whole plus every one this run
     sent: a Python set of a million strings costs ~100 MB and grows with the input. A
     SQLite table keeps them on disk (deleted when the run ends) behind a small page cache,
     so memory stays flat whatever the tenant or input size, and a chunk of 100 is checked
@@ -157,14 +151,6 @@ class KnownIds:
                 found.update(row[0] for row in self._db.execute(query, part))
         return found
 
-    def leanpay_id(self, external_id: str) -> str | None:
-        """The Leanpay id known for `external_id` (SEVERAL, or None when unknown)."""
-        with self._lock:
-            row = self._db.execute(
-                "SELECT leanpay_id FROM known WHERE external_id = ?", (external_id,)
-            ).fetchone()
-        return None if row is None else row[0]
-
     def sent(self, ids: Sequence[str]) -> dict[str, bytes]:
         """The payloads this run sent for those of `ids` it created."""
         found: dict[str, bytes] = {}
@@ -198,22 +184,6 @@ class KnownIds:
                 (external_id,),
             ).fetchone()
         return (False, None) if row is None else (True, row[0])
-
-    def load(self, index: TenantIndex) -> None:
-        """Remember every invoice of the tenant index, as held before this run (one
-        statement when the index is a file: no row passes through Python)."""
-        path = index.on_disk
-        if path is None:
-            rows = index.pairs()
-            held = {e: contents for e, _, contents in rows if contents is not None}
-            self.add([(e, i) for e, i, _ in rows], before_run=True, held=held)
-            return
-        with self._lock:
-            self._db.execute("ATTACH DATABASE ? AS tenant", (path.resolve().as_uri() + "?mode=ro",))
-            try:
-                self._db.execute(_LOAD_INDEX)
-            finally:
-                self._db.execute("DETACH DATABASE tenant")
 
     def close(self) -> None:
         """Delete the temporary file."""
@@ -275,6 +245,12 @@ class ReplayGuard(Generic[T]):
         self._on_wire: set[int] = set()
         self._post_ids = itertools.count()
         self._receipted: list[str] = []
+        self._unsettled: dict[str, Row] = {}
+        """Invoices Leanpay's answer listed, for the index once `acknowledged`."""
+        self._rebuilding = False
+        """A full listing replaces a damaged cache: what it lists and this run did not
+        know already was held before the run (this run's are known before the cache has
+        them: `stored`)."""
         self.listings = 0
 
     @property
@@ -312,7 +288,49 @@ class ReplayGuard(Generic[T]):
                 if self._first_failure is not None:
                     raise self._first_failure
                 self._wait_a_little()
-        return self._known.among(external_ids)
+        return set(self._lookup(external_ids))
+
+    def _lookup(self, external_ids: Sequence[str]) -> dict[str, tuple[str | None, bytes | None]]:
+        """externalId -> (Leanpay id, what Leanpay holds of it or None), for those of
+        `external_ids` this run knows (KnownIds) or the tenant's cache holds: looked up
+        per chunk, never loaded whole. Both knowing one externalId by two ids: SEVERAL."""
+        cached = self._cached(external_ids)  # first: a damaged cache is listed again
+        known = self._known.holdings(external_ids)
+        before: list[tuple[str, str | None]] = []
+        for external_id, found in cached.items():
+            mine = known.get(external_id)
+            if mine is None:  # this run's are known before the cache has them (`stored`)
+                before.append((external_id, found.leanpay_id))
+                known[external_id] = (found.leanpay_id, found.contents)
+            elif mine[0] is None:
+                known[external_id] = (found.leanpay_id, mine[1] or found.contents)
+            elif mine[0] != found.leanpay_id:
+                known[external_id] = (SEVERAL, mine[1])
+            elif mine[1] is None:
+                known[external_id] = (mine[0], found.contents)
+        if before:  # held before this run: said so however this run settles them
+            self._known.add(before, before_run=True)
+        return known
+
+    def _cache(self) -> InvoiceCache | None:
+        listing = self.listing
+        return listing.index if isinstance(listing, TenantListing) else None
+
+    def _cached(self, external_ids: Sequence[str]) -> dict[str, Found]:
+        """What the tenant's cache holds of these. A value it cannot decode or trust means
+        it is not used: marked damaged, and a full listing (which rebuilds it) is read
+        before the answer, never a traceback nor a wrong answer."""
+        cache = self._cache()
+        if cache is None or not external_ids:
+            return {}
+        try:
+            return cache.find(external_ids)
+        except CacheDamaged as damaged:
+            logger.info("Replay safety: %s; every page of %s is read", damaged, self.resource.name)
+            cache.damaged(str(damaged))
+            self._rebuilding = True
+            self.confirm_since(self._clock())
+            return {}
 
     @contextmanager
     def posting(self) -> Iterator[None]:
@@ -390,7 +408,8 @@ class ReplayGuard(Generic[T]):
             waiting = len(self._wanted)
             self._changed.release()
             try:
-                listed = self._read(listing, before_run=self._listed_from is None)
+                rebuild, self._rebuilding = self._rebuilding, False
+                listed = self._read(listing, before_run=self._listed_from is None, rebuild=rebuild)
             finally:
                 self._changed.acquire()
         finally:
@@ -400,13 +419,12 @@ class ReplayGuard(Generic[T]):
         self._listed_from = max(started, self._listed_from or started)
         _log_listing(self.resource.name, listed, self._clock() - started, self.listings, waiting)
 
-    def _read(self, listing: Listing | TenantListing, *, before_run: bool) -> Listed:
+    def _read(
+        self, listing: Listing | TenantListing, *, before_run: bool, rebuild: bool = False
+    ) -> Listed:
+        remember = self._rebuilt if rebuild else partial(self._remember, before_run=before_run)
         try:
-            listed = listing.read_all(partial(self._remember, before_run=before_run))
-            if isinstance(listing, TenantListing) and listed.new is not None and before_run:
-                assert listing.index is not None, "a delta needs an index"
-                self._known.load(listing.index)  # the rest of the tenant, known before
-            return listed
+            return listing.read_all(remember)
         except AuthError as refused:
             raise AuthError(
                 f"{refused} (while listing {self.resource.name} for replay safety: the "
@@ -424,11 +442,16 @@ class ReplayGuard(Generic[T]):
 
     # -- claims and acknowledgements ------------------------------------------------
 
-    def stored(self, objects: Sequence[Any]) -> None:
-        """Leanpay's answer listed these objects as created: the tenant index keeps them
-        (`acknowledged` settles their records)."""
+    def stored(self, created: Sequence[Created], items: Sequence[Pending]) -> None:
+        """Leanpay's answer listed these objects as created from these items: the tenant
+        index keeps them once `acknowledged` made them known as this run's (a cached row
+        the run does not know is one Leanpay held before it: `_lookup`)."""
         if isinstance(self.listing, TenantListing):
-            self.listing.stored(objects)
+            rows = acknowledged_rows(
+                created, {p.external_id: p.wire for p in items if p.external_id}
+            )
+            with self._changed:
+                self._unsettled.update((r.external_id, r) for r in rows if r.external_id)
 
     def doubt(self, pairs: Iterable[tuple[str, ...] | Listed_]) -> None:
         """The receipts of earlier runs, for a resource the listing settles: the listing
@@ -439,7 +462,7 @@ class ReplayGuard(Generic[T]):
     def _report_doubts(self) -> None:
         """After the first listing: what the receipts say and Leanpay does not show."""
         receipted, self._receipted = self._receipted, []
-        held = self._known.among(receipted)
+        held = self._lookup(receipted)
         missing = [e for e in receipted if e not in held]
         if missing:
             logger.warning(
@@ -461,10 +484,17 @@ class ReplayGuard(Generic[T]):
         pairs = [(external_id, leanpay_id) for external_id, leanpay_id, _ in rows]
         self._known.add(pairs, before_run=before_run, held=held)
 
+    def _rebuilt(self, rows: list[Listed_]) -> None:
+        """A page of the listing that replaces a damaged cache: what this run did not know
+        already, Leanpay held before it."""
+        known = self._known.among([external_id for external_id, _, _ in rows])
+        self._remember([r for r in rows if r[0] in known], before_run=False)
+        self._remember([r for r in rows if r[0] not in known], before_run=True)
+
     def holdings(self, external_ids: Sequence[str]) -> dict[str, tuple[str | None, bytes | None]]:
         """For a change check (updates.py): externalId -> (Leanpay id, what Leanpay holds
         of it, `changes.kept` encoded, or None when unknown)."""
-        return self._known.holdings(external_ids)
+        return self._lookup(external_ids)
 
     def now_holds(self, external_id: str, kept: bytes) -> None:
         """Leanpay holds these fields for `external_id` now (updated by this run)."""
@@ -477,6 +507,10 @@ class ReplayGuard(Generic[T]):
         `sent` (if any); return the twins that were waiting."""
         pairs = list(pairs)
         self._known.add(pairs, sent=sent)
+        if isinstance(self.listing, TenantListing) and self._unsettled:
+            with self._changed:
+                rows = [r for e, _ in pairs if (r := self._unsettled.pop(e, None)) is not None]
+            self.listing.stored(rows)
         return self._twins.release([external_id for external_id, _ in pairs])
 
     def sent_earlier(self, external_ids: Sequence[str]) -> dict[str, bytes]:
@@ -495,7 +529,7 @@ class ReplayGuard(Generic[T]):
         than one object carries it. `was_refused` tells a refusal apart."""
         self._twins.wait_settled(external_id)
         if self.held([external_id]):
-            return self._known.leanpay_id(external_id)
+            return self._lookup([external_id])[external_id][0]
         return None
 
     def read_before(self, external_id: str) -> bool:
@@ -574,15 +608,15 @@ class ReplayGuards:
         stopping: threading.Event,
         receipts: Receipts,
         api_url: str = "",
-        index_dir: Path | None = None,
+        store: Store | None = None,
         writes: bool = True,
     ) -> None:
         """`read_page` None: a dry run, which reads nothing and assumes an empty tenant.
-        `index_dir`: where tenant indexes live (None: none is used); `writes` False (a
+        `store`: where tenants' caches live (None: none is used); `writes` False (a
         plan): they are read, never written."""
         self._read_page = read_page
         self._api_url = api_url
-        self._index_dir = index_dir
+        self._store = store
         self._writes = writes
         self._enabled = enabled
         self._concurrency = concurrency
@@ -613,8 +647,8 @@ class ReplayGuards:
         """The tenant this run loads, once a listing has named it."""
         for guard in self._guards.values():
             listing = guard.listing
-            if isinstance(listing, TenantListing) and listing.index is not None:
-                return listing.index.tenant_id
+            if isinstance(listing, TenantListing) and listing.tenant is not None:
+                return listing.tenant
         return None
 
     def _listing(self, resource: Resource) -> Listing | TenantListing | None:
@@ -636,12 +670,12 @@ class ReplayGuards:
             inside=resource.listed_inside,
             keep=partial(_kept, resource),
         )
-        if not resource.listed_first or self._index_dir is None:
+        if not resource.listed_first or self._store is None:
             return listing  # links: inside their invoices, every page, when in doubt
         return TenantListing(
             listing,
             api_url=self._api_url,
-            folder=self._index_dir,
+            store=self._store,
             writable=self._writes,
             concurrency=self._concurrency,
             stopping=self._stopping,

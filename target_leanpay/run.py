@@ -25,12 +25,12 @@ from target_leanpay.client import DryRunClient, LeanpayClient
 from target_leanpay.deadletter import DeadLetters
 from target_leanpay.delivery import Delivery, Sender
 from target_leanpay.finds import Finds
+from target_leanpay.folder_store import FolderStore
 from target_leanpay.parking import Parking
 from target_leanpay.plan import Plan
 from target_leanpay.pool import SendPool
 from target_leanpay.progress import Progress
 from target_leanpay.reader import NumberedReader
-from target_leanpay.receipts import Receipts
 from target_leanpay.references import References
 from target_leanpay.replay import PageReader, ReplayGuards
 from target_leanpay.resources import RESOURCES
@@ -91,7 +91,8 @@ class Run:
             _discard if writes_nothing else self.state_output.put,
             make_durable=self.dead_letters.commit,
         )
-        self.receipts = Receipts(settings.receipts_path, writable=not writes_nothing, run=self.mark)
+        self.store = FolderStore(settings.index_dir, settings.receipts_path, self.mark)
+        self.receipts = self.store.promises(writable=not writes_nothing)
         self.client: LeanpayClient | None = None
         if not settings.dry_run:
             self.client = LeanpayClient(
@@ -120,7 +121,7 @@ class Run:
             stopping=self.stopping,
             receipts=self.receipts,
             api_url=settings.api_url,
-            index_dir=settings.index_dir,
+            store=self.store,
             writes=not writes_nothing,
         )
         self.parking = Parking(self._is_read)

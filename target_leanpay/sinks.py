@@ -19,12 +19,13 @@ from typing import TYPE_CHECKING, Any
 from singer_sdk.exceptions import InvalidRecord
 from singer_sdk.sinks import BatchSink
 
+from target_leanpay.changes import differences
 from target_leanpay.deadletter import RejectedItem
 from target_leanpay.errors import InputError, quote
 from target_leanpay.items import Chunk, Pending, identify
 from target_leanpay.mapping import Problem, RecordMapper, Reference, Rejection
 from target_leanpay.parking import Document
-from target_leanpay.repeats import differences, repeat_reason
+from target_leanpay.repeats import repeat_reason
 from target_leanpay.resources import RESOURCES, Resource
 
 if TYPE_CHECKING:
@@ -137,7 +138,7 @@ class LeanpaySink(BatchSink):
         parking); False when it is not buffered (a twin waits for the first record, or
         repeats it with other contents and is rejected)."""
         if pending.external_id is not None:
-            verdict = self._claim(pending.external_id, pending, _same_contents)
+            verdict = self._claim(pending.external_id, pending, self._same_contents)
             if verdict == "parked":
                 return False  # settled with its twin, sent earlier in this run
             if isinstance(verdict, Pending):
@@ -154,7 +155,9 @@ class LeanpaySink(BatchSink):
         """A record repeating the externalId of one on its way, with other contents."""
         assert later.external_id is not None
         reason = repeat_reason(
-            later.external_id, first.ident, differences(first.payload, later.payload)
+            later.external_id,
+            first.ident,
+            differences(self.resource, first.payload, later.payload),
         )
         self.run.dead_letters.reject(
             RejectedItem(
@@ -167,6 +170,13 @@ class LeanpaySink(BatchSink):
         )
         self.stats.add(rejected=1)
         self.run.checkpoints.settle([later.seq])
+
+    def _same_contents(self, first: Pending, later: Pending) -> bool:
+        """Twins share a fate only when they say the same (repeats.py): identical
+        payloads at once, else as changes compare (`changes.differences`)."""
+        return first.payload == later.payload or not differences(
+            self.resource, first.payload, later.payload
+        )
 
     def _unread_documents(self, payload: dict[str, Any]) -> list[Document]:
         """The documents a record names by externalId that this run has not read and
@@ -231,8 +241,3 @@ def _referable(resources: dict[str, Resource]) -> frozenset[str]:
 
 
 REFERABLE = _referable(RESOURCES)
-
-
-def _same_contents(first: Pending, later: Pending) -> bool:
-    """Twins share a fate only when they say the same (repeats.py)."""
-    return first.payload == later.payload

@@ -32,14 +32,15 @@ import dataclasses
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
-from pathlib import Path
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from target_leanpay.delta import Delta, Page, page_of, read_delta, row_of, tenant_of
+from target_leanpay import changes
+from target_leanpay.delta import Delta, Page, created_at, page_of, read_delta, row_of, tenant_of
+from target_leanpay.errors import Stopped
+from target_leanpay.items import Created
 from target_leanpay.listing import ExternalIds, Listed, Listing
-from target_leanpay.tenant_index import Row, TenantIndex, Watermark, host_stem, tenant_stem
-from target_leanpay.tenant_lock import TenantLock
+from target_leanpay.store import InvoiceCache, Row, Store, TenantKey, Watermark, host_of
 
 logger = logging.getLogger("target-leanpay.replay")
 
@@ -52,7 +53,7 @@ class TenantListing:
         listing: Listing,
         *,
         api_url: str,
-        folder: Path,
+        store: Store,
         writable: bool,
         concurrency: int,
         stopping: threading.Event,
@@ -62,11 +63,13 @@ class TenantListing:
         self.name = listing.name
         self._listing = listing
         self._api_url = api_url
-        self._folder = folder
+        self._store = store
         self._writable = writable
         self._concurrency = concurrency
-        self._lock = TenantLock(folder, host_stem(api_url), stopping=stopping) if writable else None
-        self._index: TenantIndex | None = None
+        self._lock = store.lock(host_of(api_url), stopping=stopping) if writable else None
+        self._index: InvoiceCache | None = None
+        self.tenant: str | None = None
+        """The tenant this run loads, once a listing or an acknowledgement named it."""
         self._first_done = False
         self._empty_at_start = False
         self._guard = threading.Lock()
@@ -82,13 +85,14 @@ class TenantListing:
         """After a delta, a full listing of this run: the invoices it saw."""
         self._budget = 0
         self._finds = 0
+        self._closed = False
         self._newest: int | None = None
         """The boundary of this run's walks: the newest row a listing of this run read
         (the index's own watermark also moves past what this run acknowledged, for the
         next run; a batch stored while its answer was lost may be older than those)."""
 
     @property
-    def index(self) -> TenantIndex | None:
+    def index(self) -> InvoiceCache | None:
         """The tenant's index, once the tenant is known."""
         return self._index
 
@@ -107,13 +111,17 @@ class TenantListing:
         try:
             return self._through(index, page, first, remember)
         except sqlite3.DatabaseError as damaged:  # past the checks on opening: do without
-            self._say_once(f"Replay safety: the tenant index {index.path} failed ({damaged})")
+            if self._closed:  # the run ended under a listing nobody waits for
+                raise Stopped("the run is over: the listing is not needed") from None
+            self._say_once(
+                f"Replay safety: the tenant index in {self._store.where} failed ({damaged})"
+            )
             self._index = None
             index.close()
             return self._listing.read_all(remember, first=first)
 
     def _through(
-        self, index: TenantIndex, page: Page, first: dict[str, Any], remember: ExternalIds
+        self, index: InvoiceCache, page: Page, first: dict[str, Any], remember: ExternalIds
     ) -> Listed:
         """A delta when the index allows, else every page; the index verified after."""
         view = _RunView(index, self._newest)
@@ -138,7 +146,7 @@ class TenantListing:
 
     def _walked(
         self,
-        index: TenantIndex,
+        index: InvoiceCache,
         found: Delta,
         page: Page,
         remember: ExternalIds,
@@ -227,20 +235,20 @@ class TenantListing:
                 return False
             self._deleted -= len(leanpay_ids)
             whole_again = self._deleted == 0
-        if self._writable:
-            index.forget(leanpay_ids)
-            if whole_again:
-                index.verified(total=index.count(), order=self._order)
+        index.forget(leanpay_ids)  # a plan's index forgets them in memory only
+        if whole_again:
+            index.verified(total=index.count(), order=self._order)
         return True
 
-    def stored(self, objects: Iterable[Any]) -> None:
-        """Leanpay acknowledged these invoices (its answer's objects): the index holds
-        them from now on."""
-        rows = _rows(objects)
+    def stored(self, rows: Sequence[Row]) -> None:
+        """Leanpay acknowledged these invoices (`acknowledged_rows`): the index holds them
+        from now on."""
         if not rows or not self._writable:
             return
         try:
             with self._guard:
+                if self._closed:
+                    return
                 if self._index is None:
                     tenant = next((r.tenant_id for r in rows if r.tenant_id), None)
                     if tenant is None or not self._empty_at_start:
@@ -256,7 +264,9 @@ class TenantListing:
             self._say_once(f"Replay safety: the tenant index cannot be written ({failed})")
 
     def close(self) -> None:
-        """Close the index and let another run load the tenant."""
+        """Close the index and let another run load the tenant (a listing still under
+        way, that nobody waits for, ends quietly)."""
+        self._closed = True
         if self._index is not None:
             self._index.close()
         if self._lock is not None:
@@ -273,9 +283,9 @@ class TenantListing:
             tenant = tenant_of(page_of(1, body))
             waited = False
             if self._lock is not None:
-                stem = tenant_stem(self._api_url, tenant) if tenant else None
+                key = TenantKey.of(self._api_url, tenant) if tenant else None
                 try:
-                    waited = self._lock.hold_tenant(stem) if stem else self._lock.hold_new_tenant()
+                    waited = self._lock.hold_tenant(key) if key else self._lock.hold_new_tenant()
                 except OSError as unusable:
                     return self._without_folder(body, unusable)
             if waited:  # another run sent meanwhile: what was read is stale
@@ -300,13 +310,14 @@ class TenantListing:
             "Replay safety: the tenant index folder %s cannot be used (%s): every page is "
             "read in each run, and another run on this tenant is not waited for; set "
             "index_dir to a writable folder",
-            self._folder,
+            self._store.where,
             unusable,
         )
         return body
 
-    def _open(self, tenant: str) -> TenantIndex:
-        index = TenantIndex(self._folder, self._api_url, tenant, writable=self._writable)
+    def _open(self, tenant: str) -> InvoiceCache:
+        self.tenant = tenant
+        index = self._store.cache(TenantKey.of(self._api_url, tenant), writable=self._writable)
         if index.problem is not None:
             self._say_once(f"Replay safety: {index.problem}; every page is read once")
         return index
@@ -337,7 +348,7 @@ class _RunView:
     """The index as this run's walks see it: its watermark is the newest row this run
     listed, not the newest it acknowledged."""
 
-    def __init__(self, index: TenantIndex, newest: int | None) -> None:
+    def __init__(self, index: InvoiceCache, newest: int | None) -> None:
         self._index = index
         self._newest = newest
         self.count = index.count
@@ -348,3 +359,15 @@ class _RunView:
         if self._newest is None or not mark.complete:
             return mark
         return dataclasses.replace(mark, newest=self._newest)
+
+
+def acknowledged_rows(created: Iterable[Created], sent: Mapping[str, dict[str, Any]]) -> list[Row]:
+    """Rows of what Leanpay just created: its answer's id, tenantId and createdAt, and the
+    fields as sent (compared in `changes.kept` form when read: no work per invoice on the
+    path every acknowledged invoice takes)."""
+    rows = []
+    for c in created:
+        if c.id:
+            fields = changes.encode(sent.get(c.externalId or "", {}))
+            rows.append(Row(c.id, c.externalId, created_at(c.createdAt), c.tenantId, fields))
+    return rows
