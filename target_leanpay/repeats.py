@@ -38,8 +38,9 @@ _decode = msgspec.json.Decoder(tuple[int, dict[str, Any]]).decode
 
 def remembered(line: int, payload: dict[str, Any]) -> bytes:
     """What is kept of a record Leanpay acknowledged: its input line, and its payload
-    (the place a message names is built only if a repeat needs it)."""
-    return _encode((line, payload))
+    (the place a message names is built only if a repeat needs it; a BATCH file's record
+    is kept by its BATCH message's line: `Place` is an int)."""
+    return _encode((int(line), payload))
 
 
 def recalled(kept: bytes, external_id: str) -> tuple[str, dict[str, Any]]:

@@ -293,7 +293,12 @@ class ReplayGuard(Generic[T]):
     def _lookup(self, external_ids: Sequence[str]) -> dict[str, tuple[str | None, bytes | None]]:
         """externalId -> (Leanpay id, what Leanpay holds of it or None), for those of
         `external_ids` this run knows (KnownIds) or the tenant's cache holds: looked up
-        per chunk, never loaded whole. Both knowing one externalId by two ids: SEVERAL."""
+        per chunk, never loaded whole. Both knowing one externalId by two ids: SEVERAL.
+        Not while a listing is read: a full one empties the cache before refilling it
+        (never called inside `posting`, which such a listing waits for)."""
+        with self._changed:
+            while self._listing_now:
+                self._wait_a_little()
         cached = self._cached(external_ids)  # first: a damaged cache is listed again
         known = self._known.holdings(external_ids)
         before: list[tuple[str, str | None]] = []
@@ -537,9 +542,13 @@ class ReplayGuard(Generic[T]):
         Leanpay is known to hold it: asked by the reading thread when a reference to it is
         read, to tell whether the reference may wait for the object's outcome, or must be
         parked until the object is read (parking.py)."""
-        if self._twins.seen(external_id):
+        if self._twins.seen(external_id) or self._known.among([external_id]):
             return True
-        return bool(self._known.among([external_id]))
+        cache = self._cache()  # held before the run: waiting costs nothing
+        try:
+            return cache is not None and bool(cache.find([external_id]))
+        except CacheDamaged:  # parked: settled once a listing has rebuilt the cache
+            return False
 
     def fate(self, external_id: str) -> Fate | None:
         """Whether the record with `external_id` was refused by Leanpay in this run, or

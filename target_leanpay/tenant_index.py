@@ -308,14 +308,14 @@ class TenantIndex:
         """This run acknowledged invoices created up to `newest`: a later run need not read
         them again (one another writer created meanwhile below it is caught by the count,
         like a late row)."""
-        known = self._meta["newest"]
-        value = newest if known is None else max(known, newest)
-        if self._read_only:
-            with self._lock:
+        with self._lock:  # read and written under one lock: concurrent batches race here
+            known = self._meta["newest"]
+            value = newest if known is None else max(known, newest)
+            if self._read_only:
                 self._meta["newest"] = value
-            return
-        with self._lock, _transaction(self._db):
-            self._set(newest=value)
+                return
+            with _transaction(self._db):
+                self._set(newest=value)
 
     def distrust(self) -> None:
         """The index holds invoices Leanpay no longer lists: keep its rows for this run's

@@ -16,7 +16,6 @@ import pytest
 
 from target_leanpay.errors import Stopped
 from target_leanpay.folder_store import FolderStore
-from target_leanpay.items import Created
 from target_leanpay.listing import Listing
 from target_leanpay.replay import ReplayGuard
 from target_leanpay.resources import INVOICES
@@ -134,11 +133,8 @@ def test_a_guard_looks_up_each_chunk_in_the_cache_after_a_delta_of_one_page(
         "INV-1000",
     }
     assert tenant.pages == [1]
-    assert again.held_before_run("INV-3") == (True, "id-3")  # cached before this run
     assert again.settled_id("INV-1000") == "id-1000"  # listed in this run's delta
     assert again.holdings(["INV-7"])["INV-7"][0] == "id-7"
-    again.acknowledged([("INV-x", "id-x")])
-    assert again.held_before_run("INV-x") == (False, None)
     again.close()
 
 
@@ -162,7 +158,6 @@ def test_a_cached_value_that_cannot_be_decoded_costs_one_full_listing_and_a_righ
     assert tenant.pages == [1, 1, 2, 3, 4]  # the delta, then every page
     assert "unreadable fields of invoice id-7" in caplog.text
     assert again.holdings(["INV-7"])["INV-7"] == ("id-7", again.holdings(["INV-7"])["INV-7"][1])
-    assert again.held_before_run("INV-7") == (True, "id-7")
     again.close()
     tenant.pages.clear()
     guard_of(tenant, store).close()
@@ -197,21 +192,3 @@ def test_a_listing_nobody_waits_for_ends_quietly_when_the_run_closes_under_it(
 
     assert len(outcome) == 1 and isinstance(outcome[0], Stopped)
     assert "failed" not in caplog.text and "closed database" not in caplog.text
-
-
-def test_what_the_cache_held_before_the_run_is_told_apart_from_what_this_run_created(
-    tmp_path: Path,
-) -> None:
-    store = FolderStore(tmp_path, None, RunMark.new())
-    tenant = Tenant(100)
-    guard_of(tenant, store).close()
-    guard = guard_of(tenant, store)
-    created = Tenant.invoice(100)
-    # this run's invoice, in the cache before its records are settled
-    guard.stored([Created(created["id"], created["externalId"], created["createdAt"], TENANT)], [])
-    assert guard.held_before_run("INV-100") == (False, None)
-    # a repeat of an invoice the cache held before the run, settled as already present
-    assert guard.held(["INV-3"]) == {"INV-3"}
-    guard.acknowledged([("INV-3", "id-3")])
-    assert guard.held_before_run("INV-3") == (True, "id-3")
-    guard.close()
