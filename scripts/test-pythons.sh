@@ -29,8 +29,10 @@ find_python() {
   done
 }
 
-# Each virtualenv is set up in turn (pip writes the project's egg-info: two at once would
-# race), while the suites of the versions already set up are running.
+# Each virtualenv is set up in turn, by uv (the Makefile's, in .venv; the editable install
+# writes the project's egg-info: two at once would race), while the suites of the versions
+# already set up are running.
+UV=${UV:-.venv/bin/uv}
 mkdir -p "$LOGS"
 started=() pids=() tested=() skipped=() failed=()
 # background jobs of a script ignore Ctrl-C: stop them with it
@@ -45,8 +47,8 @@ for version in $VERSIONS; do
   venv=".venv-py$version"
   if [ ! -f "$venv/.installed" ] || [ pyproject.toml -nt "$venv/.installed" ]; then
     echo "== Python $version: setting up $venv with $python"
-    "$python" -m venv "$venv" &&
-      "$venv/bin/pip" install --quiet --disable-pip-version-check -e '.[dev]' &&
+    "$UV" venv --quiet --clear --python "$python" "$venv" &&
+      "$UV" pip install --quiet --python "$venv/bin/python" -e '.[dev]' &&
       touch "$venv/.installed" || { failed+=("$version (setup)"); continue; }
   fi
   log="$LOGS/python$version.log"
