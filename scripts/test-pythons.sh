@@ -7,8 +7,9 @@
 # The suites run side by side: most of a suite's time is spent waiting (on the stand-in's
 # latency, on a target's start-up), not computing, so three at once take little longer
 # than one. Each one's output goes to .test-logs/pythonX.Y.log and is printed whole when
-# it ends, in version order. The tests use free ports and temporary folders only; the
-# one that shares the project's .meltano folder takes a lock (tests/test_meltano.py).
+# it ends, in version order. The tests use free ports and temporary folders only; those
+# that run Meltano (the project's .meltano folder) run on Meltano's Python alone
+# (tests/support/meltano.py).
 # The summary names every version whose suite ran, and among them those that failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
