@@ -30,8 +30,9 @@ from conftest import (
     target_config,
     wait_for,
 )
-from test_e2e_references import ROUTES, SCHEMAS, credit_note, link
-from test_e2e_references import invoice as erp_invoice
+from support.dead_letters import dead_letters
+from support.erp import ROUTES, SCHEMAS, credit_note, link
+from support.erp import invoice as erp_invoice
 
 from leanpay_standin import StandIn
 
@@ -43,10 +44,6 @@ def references_first() -> list[dict[str, Any]]:
     credit_notes = [credit_note(n) for n in range(50)]
     invoices = [erp_invoice(n) for n in range(200)]
     return [*SCHEMAS, *links, *credit_notes, *invoices, {"type": "STATE", "value": {"done": 400}}]
-
-
-def dead_letters(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
 @pytest.mark.parametrize(("max_in_flight", "plan"), [(1, False), (2, False), (4, False), (1, True)])
