@@ -29,7 +29,12 @@ def _meltano_python() -> tuple[int, int] | None:
 
 
 MELTANO_PYTHON = _meltano_python()
+INSTALLS_SECONDS = 600
+"""The bound of one Meltano test (pyproject's 120 s is for the others): Meltano installs
+packages, which beside the suites of other Pythons took more than 120 s where an idle
+machine takes 20 s; its commands' own timeouts stop a hang."""
 on_meltanos_python = [
+    pytest.mark.timeout(INSTALLS_SECONDS),
     pytest.mark.skipif(not MELTANO, reason="MELTANO is set by `make test` (needs .venv-meltano)"),
     pytest.mark.skipif(
         MELTANO_PYTHON is not None and sys.version_info[:2] != MELTANO_PYTHON,
