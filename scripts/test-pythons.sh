@@ -7,8 +7,9 @@
 # The suites run side by side: most of a suite's time is spent waiting (on the stand-in's
 # latency, on a target's start-up), not computing, so three at once take little longer
 # than one. Each one's output goes to .test-logs/pythonX.Y.log and is printed whole when
-# it ends, in version order. The tests use free ports and temporary folders only; the
-# one that shares the project's .meltano folder takes a lock (tests/test_meltano.py).
+# it ends, in version order. The tests use free ports and temporary folders only; those
+# that run Meltano (the project's .meltano folder) run on Meltano's Python alone
+# (tests/support/meltano.py).
 # The summary names every version whose suite ran, and among them those that failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -29,8 +30,10 @@ find_python() {
   done
 }
 
-# Each virtualenv is set up in turn (pip writes the project's egg-info: two at once would
-# race), while the suites of the versions already set up are running.
+# Each virtualenv is set up in turn, by uv (the Makefile's, in .venv; the editable install
+# writes the project's egg-info: two at once would race), while the suites of the versions
+# already set up are running.
+UV=${UV:-.venv/bin/uv}
 mkdir -p "$LOGS"
 started=() pids=() tested=() skipped=() failed=()
 # background jobs of a script ignore Ctrl-C: stop them with it
@@ -45,8 +48,8 @@ for version in $VERSIONS; do
   venv=".venv-py$version"
   if [ ! -f "$venv/.installed" ] || [ pyproject.toml -nt "$venv/.installed" ]; then
     echo "== Python $version: setting up $venv with $python"
-    "$python" -m venv "$venv" &&
-      "$venv/bin/pip" install --quiet --disable-pip-version-check -e '.[dev]' &&
+    "$UV" venv --quiet --clear --python "$python" "$venv" &&
+      "$UV" pip install --quiet --python "$venv/bin/python" -e '.[dev]' &&
       touch "$venv/.installed" || { failed+=("$version (setup)"); continue; }
   fi
   log="$LOGS/python$version.log"

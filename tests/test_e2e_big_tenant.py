@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from conftest import (
+    API_KEY,
     Running,
     emitted,
     invoice,
@@ -254,3 +255,34 @@ def test_a_429_pauses_every_request_and_the_in_flight_limit_falls_then_recovers(
     assert "Leanpay answered 429 (too many requests): up to 2 requests in flight (halved)" in log
     assert "Leanpay answered 429: every request waits 1.0 s" in log
     assert log.index("(halved)") < log.index("Leanpay answers cleanly again: up to 3 requests")
+
+
+def test_a_rate_limited_tenant_is_not_hammered_with_one_429_per_success(tmp_path: Path) -> None:
+    """throttle.py: "A rate-limited tenant is neither hammered nor left idle"; a 429
+    "costs a 429 or two ... near 5% of requests at worst". With Leanpay allowing 5
+    requests a second (burst 1), after every pause the throttle lets requests go back to
+    back (it bounds concurrency, not rate): the first takes the one token, the next gets
+    429 and pauses everything for a whole second. Observed: about one 429 per accepted
+    request, ~1 request/s instead of 5, and in about one run of four a batch meets six
+    429s in a row and the whole run fails ("gave up after 6 attempts").
+
+    Judged by the pattern of answers, not a ratio over 30 requests: the search for the
+    pace costs a fixed number of 429s that would dominate any ratio of a short run."""
+    with StandIn(api_key=API_KEY, rate_limit=5, rate_burst=1) as leanpay:
+        config = target_config(leanpay, tmp_path, batch_size_rows=10, max_retry_wait=60)
+        messages: list[Any] = [schema(), *(invoice(i) for i in range(300)), state(300)]
+        result = run_target(config, messages, timeout=120)
+        answers = [e["status"] for e in leanpay.requests() if e["method"] == "POST"]
+    assert result.returncode == 0, result.stderr[-800:]
+    assert Counter(answers)[201] == 30, Counter(answers)
+    # The pace is found by halving: 4 -> 2 -> 1 in flight (3 refusals in the first round,
+    # 1 or 2 at two in flight), then the spacing doubles from 5 ms (or two round trips)
+    # until requests are 0.2 s apart (at most 1 + 6 refusals): a bounded search,
+    # whatever the length of the run (given 2 more for a slow machine's overlaps) ...
+    pattern = "".join("x" if status == 429 else "." for status in answers)
+    found = pattern.find("." * 10)
+    assert found >= 0, f"never 10 accepted in a row: {pattern}"
+    assert pattern[:found].count("x") <= 3 + 2 + 7 + 2, pattern
+    # ... after which a 429 only marks a step back up (one per 32 clean answers, at most)
+    assert pattern[found:].count("x") <= 1 + len(pattern[found:]) // 32, pattern
+    assert "one request in flight, starting at least" in result.stderr

@@ -9,22 +9,27 @@ import re
 from pathlib import Path
 from typing import Any
 
-from conftest import CLIENT_ID, Result, run_target, target_config
-from test_e2e_references import dead_letters
-from test_e2e_references import ids_by_external_id as ids
+from conftest import CLIENT_ID, Result, run_target
+from support import erp
+from support.dead_letters import dead_letters
+from support.erp import (
+    CREDIT_NOTES,
+    INVOICES,
+    LINKS,
+    PAYBACKS,
+    credit_note,
+    invoice,
+    link,
+    payback,
+    record,
+    schema,
+)
+from support.erp import ids_by_external_id as ids
 
 from leanpay_standin import StandIn
 
-INVOICES, CREDITS, LINKS, REFUNDS, MISC, ADDRESSES = (
-    "erp-invoices", "erp-credits", "erp-links", "erp-refunds", "erp-misc", "erp-addresses",
-)  # fmt: skip
-ROUTES = {
-    CREDITS: "credit_notes",
-    LINKS: "links",
-    REFUNDS: "paybacks",
-    MISC: "misc_operations",
-    ADDRESSES: "addresses",
-}
+MISC, ADDRESSES = "erp-misc", "erp-addresses"
+ROUTES = {**erp.ROUTES, MISC: "misc_operations", ADDRESSES: "addresses"}
 
 
 def is_find(entry: dict[str, Any]) -> bool:
@@ -35,51 +40,6 @@ def is_find(entry: dict[str, Any]) -> bool:
 def methods(entries: list[dict[str, Any]]) -> list[str]:
     """The methods of the requests other than finds, in order."""
     return [r["method"] for r in entries if not is_find(r)]
-
-
-def schema(stream: str) -> dict[str, Any]:
-    return {
-        "type": "SCHEMA",
-        "stream": stream,
-        "schema": {"type": "object", "properties": {}},
-        "key_properties": ["externalId"],
-    }
-
-
-def record(stream: str, **fields: Any) -> dict[str, Any]:
-    return {"type": "RECORD", "stream": stream, "record": fields}
-
-
-def invoice(n: int, **changed: Any) -> dict[str, Any]:
-    fields = {
-        "externalId": f"INV-{n}", "clientId": CLIENT_ID, "reference": f"F-{n}",
-        "amount": 249_620 + n, "issueDate": "2024-03-01", "dueDate": "2024-03-31",
-    }  # fmt: skip
-    return record(INVOICES, **{**fields, **changed})
-
-
-def credit_note(n: int, **changed: Any) -> dict[str, Any]:
-    fields = {
-        "externalId": f"CN-{n}", "clientId": CLIENT_ID, "reference": f"A-{n}",
-        "amount": 500 + n, "issueDate": "2024-03-05",
-    }  # fmt: skip
-    return record(CREDITS, **{**fields, **changed})
-
-
-def link(n: int, **changed: Any) -> dict[str, Any]:
-    fields = {
-        "externalId": f"LNK-{n}", "invoiceExternalId": f"INV-{n}",
-        "creditNoteExternalId": f"CN-{n}", "amount": 100 + n, "date": "2024-03-10",
-    }  # fmt: skip
-    return record(LINKS, **{**fields, **changed})
-
-
-def payback(n: int, **changed: Any) -> dict[str, Any]:
-    fields = {
-        "externalId": f"PB-{n}", "creditNoteExternalId": f"CN-{n}", "amount": 50 + n,
-        "date": "2024-03-12",
-    }  # fmt: skip
-    return record(REFUNDS, **{**fields, **changed})
 
 
 def misc(n: int) -> dict[str, Any]:
@@ -97,7 +57,7 @@ def address(n: int) -> dict[str, Any]:
 
 
 STATE = {"type": "STATE", "value": {"done": True}}
-SCHEMAS = [schema(s) for s in (INVOICES, CREDITS, LINKS, REFUNDS, MISC, ADDRESSES)]
+SCHEMAS = [schema(s) for s in (INVOICES, CREDIT_NOTES, LINKS, PAYBACKS, MISC, ADDRESSES)]
 
 
 def everything(
@@ -108,7 +68,7 @@ def everything(
     invoices = invoices or {}
     return [
         *SCHEMAS,
-        *(invoice(n, **invoices.get(n, {})) for n in range(3)),
+        *(invoice(n, **{"amount": 249_620 + n, **invoices.get(n, {})}) for n in range(3)),
         credit_note(0, **changed.get("credit", {})),
         credit_note(1),
         link(0, **changed.get("link", {})),
@@ -122,14 +82,7 @@ def everything(
 
 
 def config(leanpay: StandIn, tmp_path: Path, **settings: Any) -> Path:
-    return target_config(
-        leanpay,
-        tmp_path,
-        stream_resources=ROUTES,
-        dead_letter_path=str(tmp_path / "dead.jsonl"),
-        receipts_path=str(tmp_path / "receipts.jsonl"),
-        **settings,
-    )
+    return erp.config(leanpay, tmp_path, stream_resources=ROUTES, **settings)
 
 
 def writes(leanpay: StandIn) -> list[tuple[str, str, Any]]:
@@ -193,10 +146,10 @@ def test_changed_invoices_and_credit_note_are_reported_with_both_values(
         "acknowledged": 0, "already present": 1, "updated": 0, "changed, not updatable": 2,
         "rejected": 0,
     }  # fmt: skip
-    assert summary(second)[CREDITS]["changed, not updatable"] == 1
+    assert summary(second)[CREDIT_NOTES]["changed, not updatable"] == 1
     lines = sorted(dead_letters(tmp_path), key=lambda x: x["record_id"])  # streams: any order
     assert [(x["stream"], x["outcome"], x["changes"]) for x in lines] == [
-        (CREDITS, "changed, not updatable",
+        (CREDIT_NOTES, "changed, not updatable",
          [{"field": "amount", "leanpay": 500, "source": 650}]),
         (INVOICES, "changed, not updatable",
          [{"field": "amount", "leanpay": 249_621, "source": 254_621}]),
@@ -244,7 +197,7 @@ def test_a_changed_link_and_payback_are_updated_through_put_and_their_receipts_f
         "acknowledged": 0, "already present": 1, "updated": 1, "changed, not updatable": 0,
         "rejected": 0,
     }  # fmt: skip
-    assert summary(second)[REFUNDS]["updated"] == 1
+    assert summary(second)[PAYBACKS]["updated"] == 1
     assert dead_letters(tmp_path) == []
     assert "WARNING" not in second.stderr, second.stderr
     receipts = [json.loads(x) for x in (tmp_path / "receipts.jsonl").read_text().splitlines()]
@@ -272,7 +225,7 @@ def test_unchanged_records_of_every_kind_stay_silent(leanpay: StandIn, tmp_path:
     assert "WARNING" not in again.stderr, again.stderr
     assert dead_letters(tmp_path) == []
     assert {s: c["already present"] for s, c in summary(again).items()} == {
-        INVOICES: 3, CREDITS: 2, LINKS: 2, REFUNDS: 2, MISC: 1, ADDRESSES: 1,
+        INVOICES: 3, CREDIT_NOTES: 2, LINKS: 2, PAYBACKS: 2, MISC: 1, ADDRESSES: 1,
     }  # fmt: skip
     assert all("updated" not in c for c in summary(again).values())
 
@@ -291,8 +244,8 @@ def test_receipts_without_the_fields_sent_compare_with_what_a_find_shows(
 
     assert again.returncode == 0, again.stderr
     assert "CN-0' (input line 10): changed in the source (amount: 500 → 650)" in again.stderr
-    assert summary(again)[CREDITS]["already present"] == 1
-    assert summary(again)[CREDITS]["changed, not updatable"] == 1
+    assert summary(again)[CREDIT_NOTES]["already present"] == 1
+    assert summary(again)[CREDIT_NOTES]["changed, not updatable"] == 1
 
 
 def test_a_put_answered_404_or_400_is_dead_lettered_with_why(
@@ -317,7 +270,7 @@ def test_a_put_answered_404_or_400_is_dead_lettered_with_why(
         ("PUT", f"/paybacks/{ids(leanpay, 'paybacks')['PB-0']}"),
     ]
     lines = sorted(dead_letters(tmp_path), key=lambda x: x["stream"])  # streams: any order
-    assert [(x["stream"], x["http_status"]) for x in lines] == [(LINKS, 404), (REFUNDS, 400)]
+    assert [(x["stream"], x["http_status"]) for x in lines] == [(LINKS, 404), (PAYBACKS, 400)]
     assert "Leanpay no longer holds it (404)" in lines[0]["reasons"][0]["reason"]
     assert "amount: 100 → 180" in lines[0]["reasons"][0]["reason"]
     assert "amount must not be greater than 60" in lines[1]["api_message"]
@@ -352,8 +305,8 @@ def test_a_put_whose_answer_is_lost_or_a_5xx_is_sent_again_and_leanpay_holds_one
     assert [(o["externalId"], o["amount"]) for o in leanpay.store("paybacks")] == [
         ("PB-0", 75), ("PB-1", 51),
     ]  # fmt: skip
-    assert summary(second)[LINKS]["updated"] == summary(second)[REFUNDS]["updated"] == 1
-    assert traffic(second, LINKS) == traffic(second, REFUNDS) == (1, 1)
+    assert summary(second)[LINKS]["updated"] == summary(second)[PAYBACKS]["updated"] == 1
+    assert traffic(second, LINKS) == traffic(second, PAYBACKS) == (1, 1)
     assert dead_letters(tmp_path) == []
 
 
@@ -410,7 +363,7 @@ def test_a_plan_counts_and_lists_what_the_real_run_then_does(
     assert planned == done
     assert done[INVOICES] == (0, 2, 0, 1)
     assert done[LINKS] == (0, 1, 1, 0)
-    assert done[REFUNDS] == (0, 1, 1, 0)
+    assert done[PAYBACKS] == (0, 1, 1, 0)
 
 
 def test_a_link_moved_to_another_invoice_is_reported_by_the_ids_its_references_resolve_to(

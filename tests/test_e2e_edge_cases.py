@@ -6,6 +6,7 @@ import json
 import signal
 from pathlib import Path
 
+import pytest
 from conftest import (
     API_KEY,
     STREAM,
@@ -243,3 +244,23 @@ def test_a_sending_failure_during_the_signal_grace_period_is_reported(
 def test_the_key_is_sent_raw(leanpay: StandIn, tmp_path: Path) -> None:
     run_target(target_config(leanpay, tmp_path), invoices_with_state(1))
     assert {r["headers"]["Authorization"] for r in leanpay.requests()} == {API_KEY}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [("POST", "/invoices/batch", 429), ("GET", "/invoices", 503)],
+)
+def test_an_odd_retry_after_is_not_a_crash(
+    leanpay: StandIn, tmp_path: Path, method: str, path: str, status: int
+) -> None:
+    """parse_retry_after uses str.isdigit(), true for '²' (a Latin-1 byte a proxy may
+    send), then float('²') raises ValueError in a sending thread: "failed
+    unexpectedly" with a traceback and exit 1, instead of ignoring the header (backoff)."""
+    leanpay.add_faults(
+        {"action": "status", "status": status, "method": method, "path": path,
+         "headers": {"Retry-After": "\u00b2"}},
+    )  # fmt: skip
+    config = target_config(leanpay, tmp_path, max_retry_wait=1)
+    result = run_target(config, [schema(), *(invoice(i) for i in range(3)), state(3)])
+    assert "Traceback" not in result.stderr, result.stderr[-1500:]
+    assert result.returncode == 0, result.stderr[-800:]

@@ -873,3 +873,70 @@ def test_replay_safety_reads_every_page_of_a_big_tenant_once(tmp_path: Path) -> 
         pages = math.ceil(existing / leanpay.state.settings.page_size)
         listed = sorted(int(g["query"]["page"]) for g in gets(journal))
         assert listed == list(range(1, pages + 1))  # every page once, none past pageCount
+
+
+class PagesWaitForPosts:
+    """Makes the stand-in list invoices newest first (the API notes: "no sort order
+    documented ... in any order"; newest first is the usual default of a SaaS list).
+
+    To make the interleaving deterministic, a re-listing's pages after the first are
+    answered only once `grow_by` more invoices were stored after its first page was
+    read (at most `patience` seconds): it does not cause the target to POST, it only
+    lets POSTs the target makes meanwhile land first.
+    """
+
+    def __init__(self, leanpay: StandIn, grow_by: int, patience: float = 10) -> None:
+        self.store = store = leanpay.state.store["invoices"]
+        self.original = store.page
+        self.grow_by, self.patience = grow_by, patience
+        self.listings = 0
+        self.size_at_first_page = 0
+        self.relisting = threading.Event()
+        store.page = self.page  # type: ignore[method-assign]
+
+    def page(self, start: int, stop: int, order: Any) -> tuple[list[Any], int]:
+        store = self.store
+        if start == 0:
+            self.listings += 1
+            self.size_at_first_page = len(store)
+            if self.listings >= 2:
+                self.relisting.set()
+        elif self.listings >= 2:
+            deadline = time.monotonic() + self.patience
+            while len(store) < self.size_at_first_page + self.grow_by:
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.01)
+        return self.original(start, stop, "newest")
+
+
+@pytest.mark.parametrize("mode", ["accept", "refuse"])
+def test_a_re_listing_newest_first_while_other_posts_land_finds_the_unanswered_batch(
+    tmp_path: Path, mode: str
+) -> None:
+    """The re-listing after an unanswered POST must not read pages while the run's other
+    POSTs land: with a list that is not in creation order, new invoices shift the pages
+    under it, the unanswered batch (stored, now beyond the pageCount the first page
+    declared) goes unseen and is sent again (accept: stored twice; refuse: the run stops
+    telling the user to "fix the record" of an invoice Leanpay holds)."""
+    with StandIn(api_key=API_KEY, duplicates=mode, page_size=5) as leanpay:
+        # patience: a page waits (at most) for POSTs to land; the target sends none while
+        # it re-lists, so every page is answered after 0.3 s, within request_timeout
+        listing = PagesWaitForPosts(leanpay, grow_by=25, patience=0.3)
+        leanpay.add_faults({"action": "drop_after_store", "path": "/invoices/batch"})
+        config = target_config(
+            leanpay, tmp_path, batch_size_rows=5, max_in_flight=4, max_list_in_flight=1,
+            max_retry_wait=1, request_timeout=1,
+        )  # fmt: skip
+        run = Running(config)
+        run.feed(singer_input([schema(), *(invoice(i) for i in range(30)), state(30)]))
+        run.wait_for_stderr("then checking which items Leanpay holds")
+        assert listing.relisting.wait(20), "no re-listing"
+        run.feed(singer_input([*(invoice(i) for i in range(30, 130)), state(130)]))
+        run.close_input()
+        code = run.process.wait(60)
+        counts = Counter(o["externalId"] for o in leanpay.store())
+    doubled = sorted(k for k, v in counts.items() if v > 1)
+    assert doubled == [], f"stored twice: {doubled}"
+    assert code == 0, "".join(run.stderr)[-1500:]
+    assert len(counts) == 130

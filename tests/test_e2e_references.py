@@ -10,92 +10,24 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import (
-    CLIENT_ID,
-    run_target,
-    target_config,
+from conftest import API_KEY, CLIENT_ID, run_target
+from support.dead_letters import dead_letters
+from support.erp import (
+    CREDIT_NOTES,
+    INVOICES,
+    LINKS,
+    SCHEMAS,
+    config,
+    credit_note,
+    ids_by_external_id,
+    invoice,
+    link,
+    payback,
+    record,
+    state,
 )
 
 from leanpay_standin import StandIn
-
-INVOICES, CREDIT_NOTES, LINKS, PAYBACKS = "erp-invoices", "erp-credits", "erp-links", "erp-refunds"
-ROUTES = {CREDIT_NOTES: "credit_notes", LINKS: "links", PAYBACKS: "paybacks"}
-
-
-def schema(stream: str, *names: str) -> dict[str, Any]:
-    return {
-        "type": "SCHEMA",
-        "stream": stream,
-        "schema": {"type": "object", "properties": {n: {} for n in names}},
-        "key_properties": ["externalId"],
-    }
-
-
-def record(stream: str, **fields: Any) -> dict[str, Any]:
-    return {"type": "RECORD", "stream": stream, "record": fields}
-
-
-def state(n: int) -> dict[str, Any]:
-    return {"type": "STATE", "value": {"done": n}}
-
-
-def invoice(n: int) -> dict[str, Any]:
-    return record(
-        INVOICES, externalId=f"INV-{n}", clientId=CLIENT_ID, reference=f"F-{n}",
-        amount=10_000 + n, issueDate="2024-03-01", dueDate="2024-03-31",
-    )  # fmt: skip
-
-
-def credit_note(n: int) -> dict[str, Any]:
-    return record(
-        CREDIT_NOTES, externalId=f"CN-{n}", clientId=CLIENT_ID, reference=f"A-{n}",
-        amount=500 + n, issueDate="2024-03-05",
-    )  # fmt: skip
-
-
-def link(n: int, invoice: str, credit_note: str) -> dict[str, Any]:
-    return record(
-        LINKS, externalId=f"LNK-{n}", invoiceExternalId=invoice,
-        creditNoteExternalId=credit_note, amount=100 + n, date="2024-03-10",
-    )  # fmt: skip
-
-
-def payback(n: int, credit_note: str) -> dict[str, Any]:
-    return record(
-        PAYBACKS, externalId=f"PB-{n}", credit_note_external_id=credit_note, amount=50,
-        date="2024-03-12",
-    )  # fmt: skip
-
-
-SCHEMAS = [
-    schema(INVOICES, "externalId", "clientId", "reference", "amount", "issueDate", "dueDate"),
-    schema(CREDIT_NOTES, "externalId", "clientId", "reference", "amount", "issueDate"),
-    schema(LINKS, "externalId", "invoiceExternalId", "creditNoteExternalId", "amount", "date"),
-    schema(PAYBACKS, "externalId", "credit_note_external_id", "amount", "date"),
-]
-
-
-def ids_by_external_id(leanpay: StandIn, resource: str) -> dict[str, str]:
-    stored = leanpay.store(resource)
-    counts = Counter(o["externalId"] for o in stored)
-    assert set(counts.values()) <= {1}, counts  # each once
-    return {o["externalId"]: o["id"] for o in stored}
-
-
-def config(leanpay: StandIn, tmp_path: Path, **settings: Any) -> Path:
-    return target_config(
-        leanpay,
-        tmp_path,
-        stream_resources=ROUTES,
-        dead_letter_path=str(tmp_path / "dead.jsonl"),
-        receipts_path=str(tmp_path / "receipts.jsonl"),
-        **settings,
-    )
-
-
-def dead_letters(tmp_path: Path) -> list[dict[str, Any]]:
-    path = tmp_path / "dead.jsonl"
-    return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
 
 
 def test_links_by_external_ids_carry_the_uuids_leanpay_gave(
@@ -328,3 +260,46 @@ def _counts(pattern: re.Pattern[str], stderr: str) -> dict[str, tuple[int, ...]]
     }
     assert found, stderr[-2000:]
     return found
+
+
+CREDIT_NOTE_LOAD = [
+    *SCHEMAS,
+    invoice(0),
+    credit_note(0),
+    credit_note(1),
+    state(1),
+    link(0, "INV-0", "CN-0"),
+    payback(0, "CN-1"),
+    state(2),
+]
+
+
+@pytest.mark.parametrize("mode", ["accept", "refuse"])
+def test_an_unanswered_credit_note_post_is_set_aside_never_sent_again(
+    tmp_path: Path, mode: str
+) -> None:
+    """Credit notes cannot be listed: after a dropped connection nothing can tell whether
+    Leanpay stored them. Sending them again stored them twice (a duplicate-accepting
+    Leanpay) or had them dead-lettered as "already exists" and their link and payback as
+    "refused" (a refusing one). Now they are set aside, never sent twice, with a reason
+    saying to check them; the link and payback naming them say why they cannot be sent."""
+    with StandIn(api_key=API_KEY, duplicates=mode) as leanpay:
+        leanpay.add_faults({"action": "drop_after_store", "path": "/credit-notes/batch"})
+        result = run_target(
+            config(leanpay, tmp_path, max_retry_wait=1, request_timeout=1), CREDIT_NOTE_LOAD
+        )
+        counts = Counter(o["externalId"] for o in leanpay.store("credit_notes"))
+        posts = [r for r in leanpay.requests() if r["path"] == "/credit-notes/batch"]
+    assert result.returncode == 0, result.stderr
+    assert counts == {"CN-0": 1, "CN-1": 1}, counts  # stored once, by the lost request
+    assert len(posts) == 1
+    reasons = {
+        d["record"].get("externalId"): d["reasons"][0]["reason"] for d in dead_letters(tmp_path)
+    }
+    assert set(reasons) == {"CN-0", "CN-1", "LNK-0", "PB-0"}
+    assert reasons["CN-0"].startswith("Leanpay may have stored it: ")
+    assert (
+        "may be in Leanpay, but the answer that would have given its id was lost"
+        in (reasons["LNK-0"])
+    )
+    assert [s["done"] for s in result.states][-1] == 2

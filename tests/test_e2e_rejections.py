@@ -27,6 +27,7 @@ from conftest import (
     run_target,
     target_config,
 )
+from support.dead_letters import dead_letters
 
 from leanpay_standin import StandIn
 
@@ -59,12 +60,11 @@ def record_of(i: int, *, drop: tuple[str, ...] = (), **changes: Any) -> dict[str
     return record
 
 
-def dead_letters(path: Path) -> list[dict[str, Any]]:
-    """The dead-letter file, one JSON object per line; `rejected_at` and the run's mark
-    (`run_id`, `run_started`, one per run: tests/test_e2e_dead_letter_runs.py) dropped."""
-    text = path.read_text(encoding="utf-8")
-    assert text.endswith("\n")
-    lines = [json.loads(line) for line in text.splitlines()]
+def unstamped_dead_letters(path: Path) -> list[dict[str, Any]]:
+    """The dead-letter file's lines, `rejected_at` and the run's mark (`run_id`,
+    `run_started`, one per run: tests/test_e2e_dead_letter_runs.py) dropped."""
+    assert path.read_text(encoding="utf-8").endswith("\n")
+    lines = dead_letters(path)
     for line in lines:
         stamp = datetime.datetime.fromisoformat(line.pop("rejected_at"))
         assert stamp.tzinfo is not None
@@ -138,7 +138,7 @@ def test_local_and_server_rejections_go_to_the_dead_letter_file_and_the_rest_loa
     assert stored_ids(leanpay) == [ext(i) for i in range(250) if i not in (30, 170)]
 
     refusal = nest_body(["invoices.69.reference refused by test rule"])
-    lines = dead_letters(dead)
+    lines = unstamped_dead_letters(dead)
     assert len(lines) == 2
     local, server = lines
     assert json.loads(server.pop("api_message")) == refusal
@@ -285,7 +285,7 @@ def test_a_refusal_that_names_no_item_is_bisected_to_the_bad_item(
     accepted = leanpay.posted_items()
     assert sorted(accepted, key=lambda item: item["externalId"]) == [payload(i) for i in good]
     refusal = nest_body(["Validation failed"])
-    [line] = dead_letters(dead)
+    [line] = unstamped_dead_letters(dead)
     assert json.loads(line.pop("api_message")) == refusal
     assert line == {
         "stream": STREAM,
@@ -325,7 +325,10 @@ def test_two_unnamed_bad_items_cost_at_most_the_bound_each(
     stored = stored_ids(leanpay)
     assert sorted(stored) == [ext(i) for i in range(100) if i not in (10, 90)]
     assert len(stored) == len(set(stored))
-    assert [line["record"]["externalId"] for line in dead_letters(dead)] == [ext(10), ext(90)]
+    assert [line["record"]["externalId"] for line in unstamped_dead_letters(dead)] == [
+        ext(10),
+        ext(90),
+    ]
     assert emitted(result.states) == [100]
 
 
@@ -359,7 +362,7 @@ def test_a_refusal_naming_the_item_index_costs_exactly_one_more_request(
     ]
     assert stored_ids(leanpay) == [ext(i) for i in good]
     text = message if isinstance(message, str) else message[0]
-    [line] = dead_letters(dead)
+    [line] = unstamped_dead_letters(dead)
     assert json.loads(line.pop("api_message")) == body
     assert line == {
         "stream": STREAM,
@@ -417,7 +420,10 @@ def test_max_rejections_stops_the_run_at_the_first_rejection_past_the_limit(
     assert sizes(leanpay) == [(100, 201)]
     assert stored_ids(leanpay) == [ext(i) for i in range(101) if i != 30]
     assert emitted(result.states) == [100]
-    assert [line["record"]["externalId"] for line in dead_letters(dead)] == [ext(30), ext(130)]
+    assert [line["record"]["externalId"] for line in unstamped_dead_letters(dead)] == [
+        ext(30),
+        ext(130),
+    ]
     error = assert_one_paragraph_error(result.stderr)
     assert "max_rejections (1)" in error
     assert "INV-00130" in error
@@ -444,7 +450,10 @@ def test_max_rejections_counts_server_refusals_too(leanpay: StandIn, tmp_path: P
     assert sizes(leanpay) == [(100, 400)]
     assert stored_ids(leanpay) == []
     assert result.stdout == ""
-    assert [line["record"]["externalId"] for line in dead_letters(dead)] == [ext(10), ext(20)]
+    assert [line["record"]["externalId"] for line in unstamped_dead_letters(dead)] == [
+        ext(10),
+        ext(20),
+    ]
     error = assert_one_paragraph_error(result.stderr)
     assert "max_rejections (1)" in error
 
@@ -472,7 +481,7 @@ def test_a_non_json_refusal_of_a_single_item_is_dead_lettered_with_the_text(
     assert result.returncode == 0, result.stderr
     assert sizes(leanpay) == [(1, 400)]
     assert stored_ids(leanpay) == []
-    assert dead_letters(dead) == [
+    assert unstamped_dead_letters(dead) == [
         {
             "stream": STREAM,
             "record_id": "externalId 'INV-00000' (input line 2)",

@@ -4,7 +4,6 @@ the plan tells them apart from what Leanpay holds."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +19,15 @@ from conftest import (
     target_config,
     wait_for,
 )
+from support.dead_letters import dead_letters
 
 from leanpay_standin import StandIn
 
 
-def dead_letters(path: Path) -> dict[str, list[str]]:
-    lines = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+def reasons_by_record(path: Path) -> dict[str, list[str]]:
+    """The dead-letter file's reasons, by the record each line names."""
     found: dict[str, list[str]] = {}
-    for line in lines:
+    for line in dead_letters(path):
         found.setdefault(line["record_id"], []).extend(r["reason"] for r in line["reasons"])
     return found
 
@@ -55,7 +55,7 @@ def test_a_repeat_with_other_contents_is_rejected_side_by_side_and_a_same_one_is
     assert sorted(stored) == ["INV-00001", "INV-00002", "INV-00003"]
     assert stored["INV-00002"]["amount"] == 1002
     assert [p["items"] for p in batch_posts(leanpay)] == [3]
-    assert dead_letters(rejected) == {
+    assert reasons_by_record(rejected) == {
         "externalId 'INV-00002' (input line 5)": [
             "repeats externalId 'INV-00002' of an earlier record of this input (externalId "
             "'INV-00002' (input line 4)) with other contents (amount: 1002 → 1200); only the "

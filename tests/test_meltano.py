@@ -1,37 +1,26 @@
-"""One `meltano run tap-jsonl target-leanpay` end to end, as the README's demo does it."""
+"""One `meltano run tap-jsonl target-leanpay` end to end, as the README's demo does it, in
+this project (its .meltano folder), on Meltano's own Python (tests/support/meltano.py): the
+suites of the other Pythons, running side by side, leave the folder to this one."""
 
 from __future__ import annotations
 
 import csv
-import fcntl
 import json
 import os
 import subprocess
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
-import pytest
+from support.meltano import MELTANO, on_meltanos_python
 
 from leanpay_standin import StandIn
 
 ROOT = Path(__file__).resolve().parent.parent
-MELTANO = os.environ.get("MELTANO")
 
 
-@pytest.fixture
-def project_lock() -> Iterator[None]:
-    """One `meltano run` in this project at a time: scripts/test-pythons.sh runs the
-    suites of several Pythons side by side, and Meltano writes the tap's catalog and
-    state under .meltano/run/ at fixed names."""
-    (ROOT / ".meltano").mkdir(exist_ok=True)
-    with (ROOT / ".meltano" / "test.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield
+pytestmark = on_meltanos_python
 
 
-@pytest.mark.skipif(not MELTANO, reason="MELTANO is set by `make test` (needs .venv-meltano)")
-@pytest.mark.usefixtures("project_lock")
 def test_meltano_run_loads_the_sample_invoices(tmp_path: Path) -> None:
     assert MELTANO is not None
     rows = [json.loads(line) for line in (ROOT / "samples/invoices.jsonl").read_text().splitlines()]

@@ -6,7 +6,7 @@ The commands are the README section's shell block, with its placeholders filled 
 clone's path, the key, `tap-jsonl` for `tap-x`); the stand-in's URL comes from
 TARGET_LEANPAY_API_URL. Meltano (the MELTANO variable, set by `make test`) installs the
 target from this clone into a virtualenv of Meltano's own Python, so these tests run on
-that Python only: on the others the same commands would test the same installation.
+that Python only (tests/support/meltano.py).
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,34 +23,17 @@ from typing import Any
 import pytest
 import yaml
 from conftest import API_KEY, CLIENT_ID
+from support.meltano import MELTANO, on_meltanos_python
 
 from leanpay_standin import StandIn
 
 ROOT = Path(__file__).resolve().parent.parent
-MELTANO = os.environ.get("MELTANO")
 SECTION = "## Quick start: in your Meltano project"
 PLACEHOLDERS = {"/path/to/target-leanpay": str(ROOT), "<key>": API_KEY, "tap-x": "tap-jsonl"}
 OTHER_CLIENT = "0f5c7d38-5a1e-4f0e-9d57-3b1c2a9e8f21"
 
 
-def _meltano_python() -> tuple[int, int] | None:
-    """The Python version of Meltano's virtualenv (its pyvenv.cfg), if MELTANO is set."""
-    if not MELTANO:
-        return None
-    config = Path(MELTANO).resolve().parent.parent / "pyvenv.cfg"
-    found = re.search(r"^version(?:_info)?\s*=\s*(\d+)\.(\d+)", config.read_text(), re.M)
-    assert found, f"no version in {config}"
-    return int(found.group(1)), int(found.group(2))
-
-
-MELTANO_PYTHON = _meltano_python()
-pytestmark = [
-    pytest.mark.skipif(not MELTANO, reason="MELTANO is set by `make test` (needs .venv-meltano)"),
-    pytest.mark.skipif(
-        MELTANO_PYTHON is not None and sys.version_info[:2] != MELTANO_PYTHON,
-        reason=f"run on Meltano's own Python {MELTANO_PYTHON}, where Meltano installs the target",
-    ),
-]
+pytestmark = on_meltanos_python
 
 
 def readme_commands() -> str:
