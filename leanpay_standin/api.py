@@ -177,6 +177,21 @@ LISTS: Mapping[str, str] = MappingProxyType({"/invoices": "invoices"})
 Only invoices can be listed; the notes document no page size, filter or sort order.
 """
 
+FINDS: Mapping[str, str] = MappingProxyType(
+    {
+        "/invoices/": "invoices",
+        "/credit-notes/": "credit_notes",
+        "/links/": "links",
+        "/paybacks/": "paybacks",
+    }
+)
+"""Finds by Leanpay id (`GET <prefix>{id}`), by the path up to the id, to the resource.
+
+Each answers one object as a batch answer shows it (an invoice with its
+`creditNoteLinks[]`, a credit note with its `paybacks[]` and `invoiceLinks[]`); the notes
+leave an unknown id undocumented: a NestJS 404, as for an update.
+"""
+
 DATETIME_RESOURCES = frozenset({"invoices", "credit_notes"})
 """Resources whose answers show their `date` properties as date-times: the notes say
 invoice and credit-note `issueDate`, `dueDate` and `sentDate` come back so, although

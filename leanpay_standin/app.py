@@ -5,10 +5,10 @@ order mirrors a NestJS service: route (404), auth guard (401), throttler guard (
 a rate limit is set), body validation (400; 409 for refused duplicates), then the
 handler (404 for an update naming an unknown id). Fault rules are consulted after the
 throttler, so credentials and the rate limit always apply, and before validation, so an
-injected 429 or drop does not depend on the batch's content (except reject_items, which
-exists to refuse content). A body (batch or update) is parsed before the throttler only
-so that the journal shows it: a throttled request gets its 429 even when its body is
-not JSON.
+injected 429 or drop does not depend on the batch's content (except reject_items and
+partial_refusal, which exist to refuse content, after validation). A body (batch or
+update) is parsed before the throttler only so that the journal shows it: a throttled
+request gets its 429 even when its body is not JSON.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from leanpay_standin.api import BATCHES, LISTS, UPDATES
+from leanpay_standin.api import BATCHES, FINDS, LISTS, UPDATES
 from leanpay_standin.faults import FaultRule
 from leanpay_standin.state import State
 from leanpay_standin.store import Conflict
@@ -102,6 +102,10 @@ def _api_map() -> Map:
         Rule(u.prefix + "<object_id>", endpoint=("update", u.name), methods=["PUT"])
         for u in UPDATES.values()
     ]
+    rules += [
+        Rule(prefix + "<object_id>", endpoint=("find", name), methods=["GET"])
+        for prefix, name in FINDS.items()
+    ]
     return Map(rules, strict_slashes=False, merge_slashes=False)
 
 
@@ -114,6 +118,9 @@ _CONTROL_MAP = Map(
         Rule("/faults", endpoint="faults", methods=["GET", "POST"]),
         Rule("/seed", endpoint="seed", methods=["POST"]),
         Rule("/delete", endpoint="delete", methods=["POST"]),
+        Rule("/empty", endpoint="empty", methods=["POST"]),
+        Rule("/late", endpoint="late", methods=["POST"]),
+        Rule("/reveal", endpoint="reveal", methods=["POST"]),
         Rule("/health", endpoint="health", methods=["GET"]),
     ],
     strict_slashes=False,
@@ -182,7 +189,7 @@ class StandInApp:
 
         parsed: Any = None
         items = None
-        if kind != "list":
+        if kind in ("batch", "update"):
             parsed = self._parse_body(request, entry)
         if kind == "batch":
             items = _batch_items(parsed, BATCHES[resource_name].body_key)
@@ -194,18 +201,52 @@ class StandInApp:
         if isinstance(parsed, Response):
             return parsed
 
-        rule = self.state.faults.take(request.method, path, items)
+        page = _page(request) if kind == "list" else None
+        rule = self.state.faults.take(request.method, path, items, page)
         if rule is not None:
-            early = _before_store(rule)
+            early = self._delete_for(rule) or _before_store(rule)
             if early is not None:
                 return early
-        if kind == "list":
-            response = self._list(request, resource_name)
-        elif kind == "update":
-            response = self._update(resource_name, arguments["object_id"], parsed)
-        else:
-            response = self._batch(resource_name, parsed, rule)
+        response = self._handle(
+            kind, resource_name, request, arguments.get("object_id"), parsed=parsed, rule=rule
+        )
         return response if rule is None else _after_store(rule, response)
+
+    def _handle(
+        self,
+        kind: str,
+        resource_name: str,
+        request: Request,
+        object_id: str | None,
+        *,
+        parsed: Any,
+        rule: FaultRule | None,
+    ) -> Response:
+        """The handler's answer to a request past every guard."""
+        if kind == "list":
+            return self._list(request, resource_name)
+        if object_id is None:
+            return self._batch(resource_name, parsed, rule)
+        if kind == "find":
+            return self._find(resource_name, object_id)
+        return self._update(resource_name, object_id, parsed)
+
+    def _delete_for(self, rule: FaultRule) -> Response | None:
+        """A delete_before_answer rule's deletion; a 500 if it finds nothing to delete."""
+        if rule.action != "delete_before_answer":
+            return None
+        external_ids = [] if rule.delete_external_id is None else [rule.delete_external_id]
+        ids = []
+        if rule.delete_which is not None:
+            end = self.state.store["invoices"].end(rule.delete_which)
+            ids = [] if end is None else [end]
+            if end is None:
+                return nest_error(500, "fault rule delete_before_answer: no invoice to delete")
+        try:
+            self.state.delete("invoices", ids, external_ids)
+        except ValueError as error:
+            return nest_error(500, f"fault rule delete_before_answer: {error}")
+        return None
 
     def _throttle(self) -> Response | None:
         """The 429 of a request the rate limit refuses; None if it may proceed."""
@@ -242,9 +283,14 @@ class StandInApp:
                     ],
                 )
             return nest_error(400, ["Validation failed"])
+        partial = rule if rule is not None and rule.action == "partial_refusal" else None
+        if partial is not None:
+            items = items[: partial.index]  # stored one by one until the refused item
         result = self.state.store[resource_name].commit(items, self.state.settings.duplicates)
         if isinstance(result, Conflict):
             return nest_error(409, result.messages)
+        if partial is not None:
+            return nest_error(400, partial.refusal(schema.body_key))
         return json_response({"data": result}, 201)
 
     def _update(self, resource_name: str, object_id: str, body: Any) -> Response:
@@ -253,15 +299,27 @@ class StandInApp:
             return nest_error(400, problems)
         updated = self.state.store[resource_name].update(object_id, body)
         if updated is None:
-            noun = BATCHES[resource_name].body_key[:-1]  # "link", "payback"
-            return nest_error(404, f"{noun} {object_id} not found")
+            return _not_found(resource_name, object_id)
         return json_response(updated)
 
+    def _find(self, resource_name: str, object_id: str) -> Response:
+        found = self.state.store[resource_name].find(object_id)
+        if found is None:
+            return _not_found(resource_name, object_id)
+        return json_response(self._without_omitted([found])[0])
+
+    def _without_omitted(self, objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The objects without the fields the `omit_fields` setting leaves out."""
+        omitted = self.state.settings.omit_fields
+        for obj in objects if omitted else ():
+            for name in omitted:
+                obj.pop(name, None)
+        return objects
+
     def _list(self, request: Request, resource_name: str) -> Response:
-        raw_page = request.args.get("page", "1")
-        if not (raw_page.isascii() and raw_page.isdigit()) or int(raw_page) < 1:
+        page = _page(request)
+        if page is None:
             return nest_error(400, ["page must be a positive integer"])
-        page = int(raw_page)
         settings = self.state.settings
         size = settings.page_size
         objects, total = self.state.store[resource_name].page(
@@ -269,7 +327,7 @@ class StandInApp:
         )
         return json_response(
             {
-                "data": objects,
+                "data": self._without_omitted(objects),
                 "count": len(objects),
                 "total": total,
                 "page": page,
@@ -330,7 +388,10 @@ class StandInApp:
         client_id = spec.get("client_id")
         if client_id is not None and not isinstance(client_id, str):
             raise ValueError("client_id must be a string")
-        return {"seeded": len(self.state.store.seed_invoices(count, client_id))}
+        batch = spec.get("batch")
+        if batch is not None and type(batch) is not int:
+            raise ValueError("batch must be a positive integer")
+        return {"seeded": len(self.state.store.seed_invoices(count, client_id, batch))}
 
     def _control_delete(self, request: Request, payload: Any) -> Any:
         spec = _object(payload)
@@ -346,8 +407,33 @@ class StandInApp:
             raise ValueError("resource must be a string")
         return {"deleted": self.state.delete(resource_name, ids, external_ids)}
 
+    def _control_empty(self, request: Request, payload: Any) -> Any:
+        return {"deleted": self.state.empty_tenant()}
+
+    def _control_late(self, request: Request, payload: Any) -> Any:
+        spec = _object(payload)
+        if set(spec) != {"invoices"} or not isinstance(spec["invoices"], list):
+            raise ValueError('expected {"invoices": [invoice, ...]}')
+        return {"data": self.state.store_late(spec["invoices"])}
+
+    def _control_reveal(self, request: Request, payload: Any) -> Any:
+        return {"revealed": self.state.reveal_late()}
+
     def _control_health(self, request: Request, payload: Any) -> Any:
         return {"ok": True}
+
+
+def _page(request: Request) -> int | None:
+    """A list request's page (1 when not given); None if it is no positive integer."""
+    raw_page = request.args.get("page", "1")
+    if not (raw_page.isascii() and raw_page.isdigit()) or int(raw_page) < 1:
+        return None
+    return int(raw_page)
+
+
+def _not_found(resource_name: str, object_id: str) -> Response:
+    noun = BATCHES[resource_name].body_key[:-1]  # "invoice", "creditNote", "link", "payback"
+    return nest_error(404, f"{noun} {object_id} not found")
 
 
 def _batch_items(body: Any, body_key: str) -> list[Any] | None:

@@ -8,9 +8,10 @@ a test cannot silently disable the fault it meant to inject.
 
 A rule is a JSON object: `action`, optionally `path` (e.g. "/invoices/batch"; a segment
 written `{…}` matches any one segment, as the API reference writes ids: "/links/{id}"
-matches every `/links/<id>`, and `/links/batch` too unless `method` says PUT), `method`
-and `times` (uses before it wears out; default 1, null = forever; reject_items defaults
-to forever), plus the action's own keys:
+matches every `/links/<id>`, and `/links/batch` too unless `method` says PUT), `method`,
+`page` (only a list request for that page: `GET /invoices?page=3`) and `times` (uses
+before it wears out; default 1, null = forever; reject_items defaults to forever), plus
+the action's own keys:
 
 - `status` (`status`, `headers`, `body` or `raw_body`): answer that instead, storing
   nothing. Without a body: `{"statusCode": <status>, "message": <reason phrase>}`.
@@ -22,6 +23,16 @@ to forever), plus the action's own keys:
 - `delay_before_store` / `delay_after_store` (`seconds`): sleep before or after it.
 - `reject_items` (`match: {field: [values]}`, `name_items`): answer 400 for a batch
   holding an item whose field has one of the values, naming the items or not.
+- `delete_before_answer` (`externalId`, or `which`: "oldest" or "newest" in createdAt
+  order): delete that invoice, as someone in Leanpay's UI would at that moment (journaled
+  like `POST /_control/delete`, after the request that triggered it), then answer as usual:
+  on a list path with `page`, the pages shift under a reader. Nothing to delete: a 500
+  saying so (a test's typo must not pass for a deletion).
+- `partial_refusal` (`index`, `field`, `message`): a batch import without a transaction
+  that checks a business rule while inserting: the valid batch's items before `index`
+  (from 0) are stored, then 400 naming that item, `["invoices.<index>.<field> refused
+  while inserting by test rule"]` (`field` default "reference"), or `message` as a
+  business-rule string. Applies only to a batch holding an item at `index`.
 """
 
 from __future__ import annotations
@@ -40,11 +51,14 @@ Action = Literal[
     "delay_before_store",
     "delay_after_store",
     "reject_items",
+    "delete_before_answer",
+    "partial_refusal",
 ]
 ACTIONS: tuple[str, ...] = get_args(Action)
 _UNSET: Any = object()
 
-_COMMON_KEYS = frozenset({"action", "path", "method", "times"})
+_COMMON_KEYS = frozenset({"action", "path", "method", "page", "times"})
+DELETION_ENDS = ("oldest", "newest")
 _PLACEHOLDER = re.compile(r"\{[^/{}]*\}")
 _ACTION_KEYS: dict[str, frozenset[str]] = {
     "status": frozenset({"status", "headers", "body", "raw_body"}),
@@ -54,6 +68,8 @@ _ACTION_KEYS: dict[str, frozenset[str]] = {
     "delay_before_store": frozenset({"seconds"}),
     "delay_after_store": frozenset({"seconds"}),
     "reject_items": frozenset({"match", "name_items"}),
+    "delete_before_answer": frozenset({"externalId", "which"}),
+    "partial_refusal": frozenset({"index", "field", "message"}),
 }
 
 
@@ -72,13 +88,23 @@ class FaultRule:
     seconds: float = 0.0
     match: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     name_items: bool = True
+    page: int | None = None
+    delete_external_id: str | None = None
+    delete_which: str | None = None
+    """delete_before_answer: the invoice's externalId, or "oldest" / "newest"."""
+    index: int = 0
+    refused_field: str = "reference"
+    message: str | None = None
+    """partial_refusal: the refused item, and what the answer names."""
     used: int = 0
     path_pattern: re.Pattern[str] | None = None
     """`path` as a pattern when it holds `{…}` segments."""
 
-    def applies_to(self, method: str, path: str) -> bool:
-        """Whether the rule's path and method (when given) match the request's."""
+    def applies_to(self, method: str, path: str, page: int | None = None) -> bool:
+        """Whether the rule's path, method and page (when given) match the request's."""
         if self.method is not None and self.method != method:
+            return False
+        if self.page is not None and self.page != page:
             return False
         if self.path_pattern is not None:
             return self.path_pattern.fullmatch(path) is not None
@@ -106,6 +132,14 @@ class FaultRule:
                     break
         return found
 
+    def refusal(self, body_key: str) -> str | list[str]:
+        """A partial_refusal's 400 message."""
+        if self.message is not None:
+            return self.message
+        return [
+            f"{body_key}.{self.index}.{self.refused_field} refused while inserting by test rule"
+        ]
+
     def describe(self) -> dict[str, Any]:
         """The rule as JSON, for `GET /_control/faults`."""
         described: dict[str, Any] = {
@@ -123,6 +157,12 @@ class FaultRule:
             described.update(
                 match={k: list(v) for k, v in self.match.items()}, name_items=self.name_items
             )
+        elif self.action == "delete_before_answer":
+            described.update(externalId=self.delete_external_id, which=self.delete_which)
+        elif self.action == "partial_refusal":
+            described.update(index=self.index, field=self.refused_field, message=self.message)
+        if self.page is not None:
+            described["page"] = self.page
         return described
 
 
@@ -151,6 +191,9 @@ def parse_rule(spec: Mapping[str, Any]) -> FaultRule:
         "times must be a positive integer or null (unlimited)",
     )
     rule.times = times
+    page: Any = spec.get("page")
+    _require(page is None or (type(page) is int and page >= 1), "page must be an integer >= 1")
+    rule.page = page
     if action in ("status", "status_after_store"):
         _parse_status(rule, spec)
     elif action in ("delay_before_store", "delay_after_store"):
@@ -159,7 +202,32 @@ def parse_rule(spec: Mapping[str, Any]) -> FaultRule:
         rule.seconds = float(seconds)
     elif action == "reject_items":
         _parse_reject(rule, spec)
+    elif action == "delete_before_answer":
+        _parse_deletion(rule, spec)
+    elif action == "partial_refusal":
+        _parse_partial_refusal(rule, spec)
     return rule
+
+
+def _parse_partial_refusal(rule: FaultRule, spec: Mapping[str, Any]) -> None:
+    index: Any = spec.get("index")
+    _require(type(index) is int and index >= 0, "partial_refusal needs index, an integer >= 0")
+    rule.index = index
+    rule.refused_field = _optional_str(spec, "field") or rule.refused_field
+    rule.message = _optional_str(spec, "message")
+
+
+def _parse_deletion(rule: FaultRule, spec: Mapping[str, Any]) -> None:
+    rule.delete_external_id = _optional_str(spec, "externalId")
+    which: Any = spec.get("which")
+    _require(
+        which is None or which in DELETION_ENDS, f"which must be one of {', '.join(DELETION_ENDS)}"
+    )
+    _require(
+        (rule.delete_external_id is None) != (which is None),
+        "delete_before_answer needs externalId or which (oldest, newest), not both",
+    )
+    rule.delete_which = which
 
 
 def _parse_reject(rule: FaultRule, spec: Mapping[str, Any]) -> None:
@@ -223,10 +291,17 @@ class FaultBook:
         with self._lock:
             return [rule.describe() for rule in self._rules]
 
-    def take(self, method: str, path: str, items: Sequence[object] | None) -> FaultRule | None:
+    def take(
+        self,
+        method: str,
+        path: str,
+        items: Sequence[object] | None,
+        page: int | None = None,
+    ) -> FaultRule | None:
         """Consume one use of the first rule applying to this request, if any.
 
-        A reject_items rule only applies to a batch holding an item it matches.
+        A reject_items rule only applies to a batch holding an item it matches, a
+        partial_refusal to one holding an item at its index.
         """
         if not self._rules:
             return None
@@ -234,9 +309,11 @@ class FaultBook:
             for rule in self._rules:
                 if not rule.active:
                     continue
-                if not rule.applies_to(method, path):
+                if not rule.applies_to(method, path, page):
                     continue
                 if rule.action == "reject_items" and not (items and rule.offending(items)):
+                    continue
+                if rule.action == "partial_refusal" and not (items and len(items) > rule.index):
                     continue
                 rule.used += 1
                 return rule

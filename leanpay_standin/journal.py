@@ -14,7 +14,11 @@ before the other was answered.
 A deletion through the control API (`POST /_control/delete`) is journaled too, so a test
 sees where it fell among the API requests: method "DELETE", path "/_control/delete",
 query `{"resource": name}`, body `{"ids": [...], "externalIds": [...]}` of the objects
-deleted, items their count, status 200, no headers.
+deleted, items their count, status 200, no headers. So is a tenant emptied
+(`POST /_control/empty`): method "DELETE", path "/_control/empty", body the count of
+objects each resource had, items their sum. Invoices stored late (`POST /_control/late`)
+and revealed (`POST /_control/reveal`) are journaled with method "POST", path the control
+path, body `{"ids": [...], "externalIds": [...]}` of those invoices, items their count.
 """
 
 from __future__ import annotations
@@ -58,16 +62,34 @@ class Journal:
         self, resource_name: str, ids: list[str], external_ids: list[str | None], at: float
     ) -> None:
         """Record a deletion made through the controls, among the API requests."""
+        body = {"ids": ids, "externalIds": external_ids}
+        self._note_control("DELETE", "/_control/delete", {"resource": resource_name}, body, at)
+
+    def note_emptying(self, emptied: dict[str, int], at: float) -> None:
+        """Record a tenant emptied through the controls, among the API requests."""
+        self._note_control("DELETE", "/_control/empty", {}, dict(emptied), at)
+
+    def note_late(
+        self, path: str, ids: list[str], external_ids: list[str | None], at: float
+    ) -> None:
+        """Record invoices stored late, or revealed, through the controls."""
+        self._note_control("POST", path, {}, {"ids": ids, "externalIds": external_ids}, at)
+
+    def _note_control(
+        self, method: str, path: str, query: dict[str, str], body: dict[str, Any], at: float
+    ) -> None:
+        """A control call among the API requests; items: the objects it concerned."""
+        items = len(body["ids"]) if "ids" in body else sum(body.values())
         with self._lock:
             self._entries.append(
                 {
-                    "method": "DELETE",
-                    "path": "/_control/delete",
-                    "query": {"resource": resource_name},
+                    "method": method,
+                    "path": path,
+                    "query": query,
                     "headers": {},
-                    "body": {"ids": ids, "externalIds": external_ids},
+                    "body": body,
                     "status": 200,
-                    "items": len(ids),
+                    "items": items,
                     "time": at,
                     "answered": at,
                 }

@@ -7,7 +7,7 @@ through this object (same process, no HTTP round trip needed for inspection).
 from __future__ import annotations
 
 import threading
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self
 
@@ -24,7 +24,10 @@ class StandIn:
     The settings (see `state.Settings`) can be changed while running with `configure`:
     duplicates, latency_ms, page_size (default 25), order (of `GET /invoices`: "oldest"
     first, the default, "newest" first or by "id"), log_bodies, rate_limit (requests per
-    second, None or 0 = unlimited) and rate_burst (None = max(1, rate_limit)).
+    second, None or 0 = unlimited), rate_burst (None = max(1, rate_limit)), created_at
+    ("millisecond", the default, or "second": see `clock`), date_zone (None, or the zone
+    whose midnight invoice and credit-note dates are echoed as, e.g. "Europe/Paris") and
+    omit_fields (fields left out of list rows and finds, e.g. ["creditNoteLinks"]).
     """
 
     def __init__(
@@ -142,12 +145,20 @@ class StandIn:
         self.state.settings.update(settings)
 
     def reset(self) -> None:
-        """Clear stored objects, the request journal and fault rules; refill the bucket."""
+        """Clear stored objects, the request journal and fault rules; refill the bucket.
+
+        The tenant id stays and createdAt never goes back (see `empty_tenant`)."""
         self.state.reset()
 
-    def seed_invoices(self, n: int, client_id: str | None = None) -> list[str]:
-        """Store `n` invoices `seed-000001`, ... as previously imported; return externalIds."""
-        return self.state.store.seed_invoices(n, client_id)
+    def seed_invoices(
+        self, n: int, client_id: str | None = None, *, batch: int | None = None
+    ) -> list[str]:
+        """Store `n` invoices `seed-000001`, ... as previously imported; return externalIds.
+
+        `batch`: as a target filled the tenant, each `batch` invoices sharing one createdAt
+        (distinct between batches; `seed_invoices(200_000, batch=100)`).
+        """
+        return self.state.store.seed_invoices(n, client_id, batch)
 
     def delete(
         self,
@@ -163,6 +174,22 @@ class StandIn:
         """
         return self.state.delete(resource_name, ids, external_ids)
 
+    def empty_tenant(self) -> int:
+        """Delete every object of every resource, as when a tenant is emptied in Leanpay
+        (journaled); return how many. Unlike `reset`, the journal, fault rules and seed
+        numbering go on; like it, the tenant id stays and createdAt never goes back."""
+        return self.state.empty_tenant()
+
+    def store_late(self, items: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """Store invoices as another writer's long transaction would: invisible to
+        `GET /invoices` and its total (and to finds and duplicate checks) until
+        `reveal_late`, with the createdAt of now (journaled; validated as a batch)."""
+        return self.state.store_late(items)
+
+    def reveal_late(self) -> int:
+        """Commit the late invoices: listed from now on, at their createdAt's place."""
+        return self.state.reveal_late()
+
     # -- observation -----------------------------------------------------------------
 
     def requests(self) -> list[dict[str, Any]]:
@@ -171,8 +198,10 @@ class StandIn:
 
     def store(self, resource_name: str = "invoices") -> list[dict[str, Any]]:
         """The objects of a resource, as the API shows them (dates of invoices and credit
-        notes as date-times, an invoice's links inside it), in creation order whatever
-        the listing's `order`."""
+        notes as date-times, links and paybacks nested in their documents), oldest first
+        whatever the listing's `order`: creation order, except that objects sharing a
+        createdAt (created_at="second") come by id; late ones are left out until
+        revealed."""
         return self.state.store[resource_name].objects()[0]
 
     def posted_items(self, resource_name: str = "invoices") -> list[dict[str, Any]]:

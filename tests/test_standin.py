@@ -774,6 +774,115 @@ def test_seeded_invoices_were_created_before_now() -> None:
     assert clock.stamp() == "2023-11-14T23:13:20.250Z"
 
 
+def test_a_clock_by_the_second_gives_a_batch_and_its_second_one_stamp() -> None:
+    from leanpay_standin.clock import Clock, Resolution  # noqa: PLC0415 - the unit under test
+
+    wall = [1_700_000_000.25]
+    resolution: list[Resolution] = ["second"]
+    clock = Clock(lambda: wall[0], lambda: resolution[0])
+    assert clock.stamps(3) == ["2023-11-14T22:13:20.000Z"] * 3
+    wall[0] += 0.7  # the same wall-clock second: the same stamp
+    assert clock.stamps(2, ending_now=True) == ["2023-11-14T22:13:20.000Z"] * 2
+    assert clock.stamp() == "2023-11-14T22:13:20.000Z"
+    wall[0] += 0.1
+    assert clock.stamps(1) == ["2023-11-14T22:13:21.000Z"]
+    resolution[0] = "millisecond"
+    assert clock.stamps(2) == ["2023-11-14T22:13:21.050Z", "2023-11-14T22:13:21.051Z"]
+    resolution[0] = "second"  # never before what the millisecond clock gave
+    assert clock.stamps(1) == ["2023-11-14T22:13:22.000Z"]
+    wall[0] -= 3600  # the wall clock jumps back: the stand-in's does not
+    assert clock.stamps(1) == ["2023-11-14T22:13:22.000Z"]
+    assert clock.batch_stamps(3) == [
+        "2023-11-14T22:13:23.000Z",
+        "2023-11-14T22:13:24.000Z",
+        "2023-11-14T22:13:25.000Z",
+    ]  # each after everything before, even the wall clock
+    wall[0] += 7200
+    assert clock.batch_stamps(2) == ["2023-11-14T23:13:20.000Z", "2023-11-14T23:13:21.000Z"]
+    assert clock.batch_stamps(0) == []
+    resolution[0] = "millisecond"
+    assert clock.batch_stamps(2) == ["2023-11-14T23:13:21.049Z", "2023-11-14T23:13:21.050Z"]
+
+
+@pytest.fixture
+def wall(standin: StandIn) -> list[float]:
+    """`standin`'s createdAt clock reads this wall clock, which the test moves by hand."""
+    now = [1_700_000_000.25]
+    standin.state.store.clock.now = lambda: now[0]
+    return now
+
+
+def test_batches_of_one_second_share_a_created_at_and_list_by_id(
+    standin: StandIn, session: requests.Session, wall: list[float]
+) -> None:
+    standin.configure(created_at="second", page_size=7)
+    first = post(session, standin, [invoice(n) for n in range(1, 11)]).json()["data"]
+    wall[0] += 0.5
+    second = post(session, standin, [invoice(n) for n in range(11, 21)]).json()["data"]
+    wall[0] += 0.5
+    third = post(session, standin, [invoice(n) for n in range(21, 24)]).json()["data"]
+    one_second = [obj["createdAt"] for obj in first + second]
+    assert one_second == ["2023-11-14T22:13:20.000Z"] * 20
+    assert [obj["createdAt"] for obj in third] == ["2023-11-14T22:13:21.000Z"] * 3
+    tied = first + second
+    by_id = sorted(tied, key=lambda obj: obj["id"])
+    assert by_id != tied  # 20 random ids in creation order: one chance in 20!
+    listed = listing(session, standin)
+    assert listed == [*by_id, *sorted(third, key=lambda obj: obj["id"])]
+    standin.configure(order="newest")
+    assert listing(session, standin) == listed[::-1]
+    assert standin.store() == listed  # the control view: the list order, oldest first
+    standin.configure(created_at="millisecond")
+    (later,) = post(session, standin, [invoice(30)]).json()["data"]
+    assert later["createdAt"] == "2023-11-14T22:13:21.250Z"
+
+
+@pytest.mark.parametrize("resolution", ["millisecond", "second"])
+@pytest.mark.parametrize("how", ["python", "http"])
+def test_a_tenant_filled_by_a_target_has_one_created_at_per_batch(
+    standin: StandIn, wall: list[float], resolution: str, how: str
+) -> None:
+    standin.configure(created_at=resolution)
+    if how == "python":
+        assert standin.seed_invoices(250, batch=100)[-1] == "seed-000250"
+    else:
+        seed = {"count": 250, "batch": 100}
+        answer = requests.post(standin.root_url + "/_control/seed", json=seed, timeout=5)
+        assert answer.json() == {"seeded": 250}
+    stored = standin.store()
+    batches = [stored[:100], stored[100:200], stored[200:]]
+    expected = {
+        "millisecond": ["2023-11-14T22:13:20.248Z", "2023-11-14T22:13:20.249Z",
+                        "2023-11-14T22:13:20.250Z"],
+        "second": ["2023-11-14T22:13:18.000Z", "2023-11-14T22:13:19.000Z",
+                   "2023-11-14T22:13:20.000Z"],
+    }[resolution]  # fmt: skip
+    for batch, stamp, numbers in zip(batches, expected, (1, 101, 201), strict=True):
+        assert {obj["createdAt"] for obj in batch} == {stamp}
+        assert {obj["externalId"] for obj in batch} == {
+            f"seed-{n:06d}" for n in range(numbers, numbers + len(batch))
+        }
+        assert [obj["id"] for obj in batch] == sorted(obj["id"] for obj in batch)
+
+
+def test_seeding_in_batches_of_nothing_is_refused(standin: StandIn) -> None:
+    with pytest.raises(ValueError, match="batch must be a positive integer"):
+        standin.seed_invoices(10, batch=0)
+    answer = requests.post(
+        standin.root_url + "/_control/seed", json={"count": 1, "batch": "100"}, timeout=5
+    )
+    assert (answer.status_code, answer.json()) == (
+        400,
+        {"error": "batch must be a positive integer"},
+    )
+    assert standin.store() == []
+
+
+def test_unknown_created_at_resolution_is_refused(standin: StandIn) -> None:
+    with pytest.raises(ValueError, match="created_at must be one of millisecond, second"):
+        standin.configure(created_at="minute")
+
+
 def test_ids_are_unique_uuid4s_in_no_particular_order() -> None:
     from leanpay_standin.store import IdFactory  # noqa: PLC0415 - the unit under test
 
@@ -821,6 +930,51 @@ def test_invoice_and_credit_note_dates_are_echoed_as_date_times(
     assert standin.posted_items("credit_notes") == [note, {**note, "dueDate": "2024-04-05"}]
 
 
+@pytest.mark.parametrize("how", ["configure", "http"])
+def test_a_tenant_in_paris_echoes_its_dates_as_midnight_there(
+    standin: StandIn, session: requests.Session, how: str
+) -> None:
+    if how == "configure":
+        standin.configure(date_zone="Europe/Paris")
+    else:
+        url = standin.root_url + "/_control/config"
+        assert requests.post(url, json={"date_zone": "Europe/Paris"}, timeout=5).ok
+    winter = invoice(1, issueDate="2024-03-05", dueDate="2024-07-05", sentDate="2024-01-01")
+    (shown,) = post(session, standin, [winter]).json()["data"]
+    assert (shown["issueDate"], shown["dueDate"], shown["sentDate"]) == (
+        "2024-03-04T23:00:00.000Z", "2024-07-04T22:00:00.000Z", "2023-12-31T23:00:00.000Z",
+    )  # fmt: skip
+    assert listing(session, standin) == [shown]
+    assert find(session, standin, "invoices", shown["id"]) == (200, shown)
+    note = {
+        "clientId": CLIENT,
+        "reference": "CN-1",
+        "amount": 500,
+        "issueDate": "2024-10-27",
+        "dueDate": "2024-10-28",
+    }  # summer time ends on the 27th at 03:00
+    (credit_note,) = post(session, standin, [note], "credit_notes").json()["data"]
+    assert (credit_note["issueDate"], credit_note["dueDate"]) == (
+        "2024-10-26T22:00:00.000Z", "2024-10-27T23:00:00.000Z",
+    )  # fmt: skip
+    assert find(session, standin, "credit_notes", credit_note["id"])[1] == credit_note
+    link = {"invoiceId": shown["id"], "creditNoteId": credit_note["id"], "amount": 1,
+            "date": "2024-03-05", "externalId": "L-1"}  # fmt: skip
+    assert post(session, standin, [link], "links").json()["data"][0]["date"] == "2024-03-05"
+    assert standin.posted_items() == [winter]  # received as sent
+    standin.configure(date_zone="America/New_York")  # an echo, not what is stored
+    assert listing(session, standin)[0]["issueDate"] == "2024-03-05T05:00:00.000Z"
+    standin.configure(date_zone=None)
+    assert listing(session, standin)[0]["issueDate"] == "2024-03-05T00:00:00.000Z"
+
+
+@pytest.mark.parametrize("zone", ["Mars/Olympus", "+01:00", 1, ""])
+def test_date_zone_must_be_a_zone_name(standin: StandIn, zone: Any) -> None:
+    with pytest.raises(ValueError, match="date_zone must be an IANA time zone"):
+        standin.configure(date_zone=zone)
+    assert standin.state.settings.date_zone is None
+
+
 # -- links inside listed invoices, PUT /links/{id} and /paybacks/{id} --------------------
 
 
@@ -844,8 +998,11 @@ def references(http: requests.Session, standin: StandIn) -> dict[str, dict[str, 
     return {obj["externalId"]: obj for obj in created}
 
 
-def link_view(link: dict[str, Any]) -> dict[str, Any]:
-    return {k: link[k] for k in ("id", "externalId", "creditNoteId", "amount", "date")}
+def link_in_invoice(link: dict[str, Any], note: dict[str, Any]) -> dict[str, Any]:
+    """A link as the reference shows it inside its invoice: no id of its own."""
+    return {"date": link["date"], "amount": link["amount"],
+            "defaultCurrencyAmount": link["amount"], "externalId": link["externalId"],
+            "creditNote": {"id": note["id"], "externalId": note["externalId"]}}  # fmt: skip
 
 
 def test_listed_invoices_carry_their_credit_note_links(
@@ -853,18 +1010,137 @@ def test_listed_invoices_carry_their_credit_note_links(
 ) -> None:
     made = references(session, standin)
     first, second = listing(session, standin)
-    assert [link_view(x) for x in first["creditNoteLinks"]] == [
-        {"id": made["L-1"]["id"], "externalId": "L-1", "creditNoteId": made["CN-1"]["id"],
-         "amount": 100, "date": "2024-03-01"},
-        {"id": made["L-2"]["id"], "externalId": "L-2", "creditNoteId": made["CN-1"]["id"],
-         "amount": 200, "date": "2024-03-02"},
+    assert first["creditNoteLinks"] == [
+        {"date": "2024-03-01", "amount": 100, "defaultCurrencyAmount": 100, "externalId": "L-1",
+         "creditNote": {"id": made["CN-1"]["id"], "externalId": "CN-1"}},
+        {"date": "2024-03-02", "amount": 200, "defaultCurrencyAmount": 200, "externalId": "L-2",
+         "creditNote": {"id": made["CN-1"]["id"], "externalId": "CN-1"}},
     ]  # fmt: skip
-    assert first["creditNoteLinks"] == [made["L-1"], made["L-2"]]  # the link as created
-    assert second["creditNoteLinks"] == [made["L-3"]]
+    assert second["creditNoteLinks"] == [link_in_invoice(made["L-3"], made["CN-1"])]
     assert made["L-3"]["invoiceId"] == second["id"]
     assert standin.store() == [first, second]
     standin.delete("links", external_ids=["L-1"])
     assert [x["externalId"] for x in listing(session, standin)[0]["creditNoteLinks"]] == ["L-2"]
+
+
+def find(http: requests.Session, standin: StandIn, resource: str, object_id: str) -> Any:
+    """`GET /<resource>/{id}`: (status, body)."""
+    response = http.get(f"{standin.url}{FIND_PATHS[resource]}{object_id}", timeout=5)
+    return response.status_code, response.json()
+
+
+FIND_PATHS = {
+    "invoices": "/invoices/",
+    "credit_notes": "/credit-notes/",
+    "links": "/links/",
+    "paybacks": "/paybacks/",
+}
+
+
+def test_each_document_is_found_by_its_leanpay_id(
+    standin: StandIn, session: requests.Session
+) -> None:
+    made = references(session, standin)
+    first, second = listing(session, standin)
+    assert find(session, standin, "invoices", first["id"]) == (200, first)
+    assert find(session, standin, "invoices", second["id"]) == (200, second)
+    note = made["CN-1"]
+    status, found_note = find(session, standin, "credit_notes", note["id"])
+    assert status == 200
+    assert found_note == {
+        **note,
+        "paybacks": [{"date": "2024-03-12", "amount": 50, "defaultCurrencyAmount": 50,
+                      "externalId": "PB-1"}],
+        "invoiceLinks": [
+            {"date": f"2024-03-0{n}", "amount": 100 * n, "defaultCurrencyAmount": 100 * n,
+             "externalId": f"L-{n}", "invoice": {"id": invoice_id, "externalId": external_id}}
+            for n, invoice_id, external_id in (
+                (1, first["id"], "ext-1"), (2, first["id"], "ext-1"), (3, second["id"], "ext-2"))
+        ],
+    }  # fmt: skip
+    assert find(session, standin, "links", made["L-2"]["id"]) == (200, made["L-2"])
+    assert find(session, standin, "paybacks", made["PB-1"]["id"]) == (200, made["PB-1"])
+    finds = [e for e in standin.requests() if e["method"] == "GET" and e["path"] != "/invoices"]
+    assert [(e["path"], e["status"], e["items"], e["body"]) for e in finds] == [
+        (f"/invoices/{first['id']}", 200, None, None),
+        (f"/invoices/{second['id']}", 200, None, None),
+        (f"/credit-notes/{note['id']}", 200, None, None),
+        (f"/links/{made['L-2']['id']}", 200, None, None),
+        (f"/paybacks/{made['PB-1']['id']}", 200, None, None),
+    ]
+    assert all(e["headers"]["Authorization"] == KEY for e in finds)
+
+
+@pytest.mark.parametrize(
+    ("resource", "noun"),
+    [("invoices", "invoice"), ("credit_notes", "creditNote"), ("links", "link"),
+     ("paybacks", "payback")],
+)  # fmt: skip
+def test_finding_an_unknown_or_deleted_id_is_a_nest_404(
+    standin: StandIn, session: requests.Session, resource: str, noun: str
+) -> None:
+    made = references(session, standin)
+    unknown = str(uuid.uuid4())
+    assert find(session, standin, resource, unknown) == (
+        404,
+        {"statusCode": 404, "message": f"{noun} {unknown} not found", "error": "Not Found"},
+    )
+    victim = {"invoices": "ext-1", "credit_notes": "CN-1", "links": "L-1", "paybacks": "PB-1"}
+    gone = made[victim[resource]]["id"]
+    assert find(session, standin, resource, gone)[0] == 200
+    standin.delete(resource, ids=[gone])
+    assert find(session, standin, resource, gone)[1]["message"] == f"{noun} {gone} not found"
+    response = requests.get(f"{standin.url}{FIND_PATHS[resource]}{unknown}", timeout=5)
+    assert response.status_code == 401
+    assert [e["status"] for e in standin.requests() if e["method"] == "GET"] == [404, 200, 404, 401]
+
+
+def test_a_link_shows_the_other_document_even_once_deleted(
+    standin: StandIn, session: requests.Session
+) -> None:
+    made = references(session, standin)
+    standin.delete("credit_notes", external_ids=["CN-1"])
+    first, _ = listing(session, standin)
+    assert [x["creditNote"] for x in first["creditNoteLinks"]] == [
+        {"id": made["CN-1"]["id"], "externalId": None}
+    ] * 2
+
+
+@pytest.mark.parametrize("how", ["configure", "http"])
+def test_omitted_fields_are_missing_from_list_rows_and_finds_only(
+    standin: StandIn, session: requests.Session, how: str
+) -> None:
+    made = references(session, standin)
+    omitted = ["creditNoteLinks", "invoiceLinks", "paybacks"]
+    if how == "configure":
+        standin.configure(omit_fields=omitted)
+    else:
+        url = standin.root_url + "/_control/config"
+        assert requests.post(url, json={"omit_fields": omitted}, timeout=5).status_code == 200
+    assert (
+        requests.get(standin.root_url + "/_control/config", timeout=5).json()["omit_fields"]
+        == omitted
+    )
+    first, second = listing(session, standin)
+    assert "creditNoteLinks" not in first and "creditNoteLinks" not in second
+    assert first == {k: v for k, v in made["ext-1"].items() if k != "creditNoteLinks"}
+    status, found = find(session, standin, "invoices", first["id"])
+    assert status == 200 and found == first
+    status, note = find(session, standin, "credit_notes", made["CN-1"]["id"])
+    assert status == 200
+    assert note == {k: v for k, v in made["CN-1"].items() if k not in omitted}
+    answered = post(session, standin, [invoice(3)]).json()["data"][0]
+    assert answered["creditNoteLinks"] == []  # a batch answer keeps every field
+    assert "creditNoteLinks" in standin.store()[0]  # and so does the control view
+    standin.configure(omit_fields=[])
+    assert "creditNoteLinks" in listing(session, standin)[0]
+
+
+@pytest.mark.parametrize("value", ["creditNoteLinks", [1], None])
+def test_omit_fields_must_be_a_list_of_names(standin: StandIn, value: Any) -> None:
+    with pytest.raises(ValueError, match="omit_fields must be a list of field names"):
+        standin.configure(omit_fields=value)
+    assert standin.state.settings.omit_fields == []
 
 
 @pytest.mark.parametrize(
@@ -905,7 +1181,11 @@ def test_put_updates_a_link_or_a_payback(
     assert len(stored) == (3 if resource == "links" else 1)
     if resource == "links":
         (first, _) = listing(session, standin)
-        assert first["creditNoteLinks"] == [made["L-1"], updated]
+        note = made["CN-1"]
+        assert first["creditNoteLinks"] == [
+            link_in_invoice(made["L-1"], note),
+            link_in_invoice(updated, note),
+        ]
     (entry,) = [e for e in standin.requests() if e["method"] == "PUT"]
     assert (entry["method"], entry["path"], entry["body"], entry["status"]) == (
         "PUT", path, body, 200,
@@ -1053,6 +1333,147 @@ def test_fault_paths_with_a_placeholder_match_one_segment(
 
 
 # -- deletion -------------------------------------------------------------------------------
+
+
+def control(standin: StandIn, endpoint: str, payload: Any = None) -> Any:
+    """POST a control endpoint; its JSON answer (a 200 asserted)."""
+    answer = requests.post(f"{standin.root_url}/_control/{endpoint}", json=payload, timeout=5)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def test_credit_notes_links_and_paybacks_can_be_deleted(
+    standin: StandIn, session: requests.Session
+) -> None:
+    made = references(session, standin)
+    note = made["CN-1"]
+    assert control(standin, "delete", {"resource": "paybacks", "externalIds": ["PB-1"]}) == {
+        "deleted": 1
+    }
+    assert control(standin, "delete", {"resource": "links", "ids": [made["L-2"]["id"]]}) == {
+        "deleted": 1
+    }
+    status, found = find(session, standin, "credit_notes", note["id"])
+    assert (status, found["paybacks"]) == (200, [])
+    assert [x["externalId"] for x in found["invoiceLinks"]] == ["L-1", "L-3"]
+    first, _ = listing(session, standin)
+    assert [x["externalId"] for x in first["creditNoteLinks"]] == ["L-1"]
+    assert find(session, standin, "paybacks", made["PB-1"]["id"])[0] == 404
+    assert standin.delete("credit_notes", ids=[note["id"]]) == 1
+    assert find(session, standin, "credit_notes", note["id"])[0] == 404
+    assert [x["externalId"] for x in standin.store("links")] == ["L-1", "L-3"]  # no cascade
+    deletions = [
+        (e["path"], e["query"], e["body"], e["items"])
+        for e in standin.requests()
+        if e["method"] == "DELETE"
+    ]
+    assert deletions == [
+        ("/_control/delete", {"resource": "paybacks"},
+         {"ids": [made["PB-1"]["id"]], "externalIds": ["PB-1"]}, 1),
+        ("/_control/delete", {"resource": "links"},
+         {"ids": [made["L-2"]["id"]], "externalIds": ["L-2"]}, 1),
+        ("/_control/delete", {"resource": "credit_notes"},
+         {"ids": [note["id"]], "externalIds": ["CN-1"]}, 1),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("how", ["python", "http"])
+def test_an_emptied_tenant_keeps_its_id_its_clock_and_the_journal(
+    standin: StandIn, session: requests.Session, wall: list[float], how: str
+) -> None:
+    standin.seed_invoices(30)
+    made = references(session, standin)
+    standin.add_faults({"action": "status", "status": 503, "path": "/nowhere"})
+    before = standin.requests()
+    if how == "python":
+        assert standin.empty_tenant() == 30 + 2 + 1 + 3 + 1
+    else:
+        assert control(standin, "empty") == {"deleted": 37}
+    for resource in BATCHES:
+        assert standin.store(resource) == []
+    page = session.get(standin.url + "/invoices", timeout=5).json()
+    assert (page["total"], page["pageCount"], page["data"]) == (0, 0, [])
+    assert find(session, standin, "invoices", made["ext-1"]["id"])[0] == 404
+    journal = standin.requests()
+    assert journal[: len(before)] == before
+    emptied = journal[len(before)]
+    assert (emptied["method"], emptied["path"], emptied["items"]) == (
+        "DELETE", "/_control/empty", 37,
+    )  # fmt: skip
+    assert emptied["body"] == {"invoices": 32, "credit_notes": 1, "paybacks": 1, "links": 3,
+                               "misc_operations": 0, "addresses": 0}  # fmt: skip
+    assert len(standin.faults()) == 1
+    wall[0] -= 3600  # the wall clock goes back: createdAt does not
+    (again,) = post(session, standin, [invoice(1)]).json()["data"]
+    assert again["tenantId"] == made["ext-1"]["tenantId"]
+    assert again["createdAt"] > made["PB-1"]["createdAt"]
+    assert standin.seed_invoices(1) == ["seed-000031"]  # a new invoice, not an old one
+
+
+def test_a_reset_keeps_the_tenant_id_and_never_moves_created_at_back(
+    standin: StandIn, session: requests.Session, wall: list[float]
+) -> None:
+    standin.configure(created_at="second")
+    (before,) = post(session, standin, [invoice(1)]).json()["data"]
+    standin.reset()
+    wall[0] -= 60
+    (after,) = post(session, standin, [invoice(1)]).json()["data"]
+    assert after["tenantId"] == before["tenantId"]
+    assert after["createdAt"] == before["createdAt"]  # the same second at most, never before
+    assert standin.seed_invoices(1) == ["seed-000001"]  # a reset restarts the numbering
+
+
+@pytest.mark.parametrize("how", ["python", "http"])
+def test_late_invoices_stay_out_of_the_listing_until_revealed(
+    standin: StandIn, session: requests.Session, wall: list[float], how: str
+) -> None:
+    standin.seed_invoices(3)
+    wall[0] += 1
+    if how == "python":
+        late = standin.store_late([invoice(1), invoice(2)])
+    else:
+        late = control(standin, "late", {"invoices": [invoice(1), invoice(2)]})["data"]
+    assert [obj["externalId"] for obj in late] == ["ext-1", "ext-2"]
+    assert late[0]["createdAt"] == "2023-11-14T22:13:21.250Z"  # when stored, not revealed
+    wall[0] += 1
+    visible = post(session, standin, [invoice(3)]).json()["data"]
+    listed = listing(session, standin)
+    seeds = ["seed-000001", "seed-000002", "seed-000003"]
+    assert [obj["externalId"] for obj in listed] == [*seeds, "ext-3"]
+    assert find(session, standin, "invoices", late[0]["id"])[0] == 404
+    assert [obj["externalId"] for obj in standin.store()] == [*seeds, "ext-3"]
+    if how == "python":
+        assert standin.reveal_late() == 2
+    else:
+        assert control(standin, "reveal") == {"revealed": 2}
+    listed = listing(session, standin)
+    assert [obj["externalId"] for obj in listed][3:] == ["ext-1", "ext-2", "ext-3"]
+    assert listed[3:] == [*late, *visible]
+    assert find(session, standin, "invoices", late[1]["id"]) == (200, late[1])
+    journal = [(e["method"], e["path"], e["items"]) for e in standin.requests()]
+    assert [entry for entry in journal if entry[0] == "POST"] == [
+        ("POST", "/_control/late", 2),
+        ("POST", "/invoices/batch", 1),
+        ("POST", "/_control/reveal", 2),
+    ]
+    (stored,) = [e for e in standin.requests() if e["path"] == "/_control/late"]
+    assert stored["body"] == {"ids": [obj["id"] for obj in late], "externalIds": ["ext-1", "ext-2"]}
+    assert standin.reveal_late() == 0
+
+
+def test_late_invoices_are_validated_as_a_batch_and_go_with_the_tenant(
+    standin: StandIn, session: requests.Session
+) -> None:
+    with pytest.raises(ValueError, match=r"invoices\.1\.amount must not be less than 0"):
+        standin.store_late([invoice(1), invoice(2, amount=-1)])
+    answer = requests.post(standin.root_url + "/_control/late", json=[invoice(1)], timeout=5)
+    assert answer.status_code == 400
+    standin.store_late([invoice(1)])
+    standin.empty_tenant()
+    assert standin.reveal_late() == 0
+    standin.store_late([invoice(2)])
+    standin.reset()
+    assert standin.reveal_late() == 0 and standin.store() == []
 
 
 def test_deleted_invoices_leave_the_listing_and_the_journal_says_when(
@@ -1306,6 +1727,122 @@ def test_faults_do_not_bypass_auth(standin: StandIn) -> None:
     assert standin.faults()[0]["used"] == 0
 
 
+def read_pages(http: requests.Session, standin: StandIn, pages: int) -> list[dict[str, Any]]:
+    """`GET /invoices?page=1..pages`, one after the other."""
+    return [
+        http.get(standin.url + "/invoices", params={"page": n}, timeout=5).json()
+        for n in range(1, pages + 1)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("order", "deletion", "gone", "unseen"),
+    [
+        ("oldest", {"which": "oldest"}, 1, 6),
+        ("oldest", {"externalId": "seed-000003"}, 3, 6),
+        ("newest", {"which": "newest"}, 20, 15),
+    ],
+)
+def test_a_deletion_before_page_k_shifts_the_pages_under_a_reader(
+    session: requests.Session, order: str, deletion: dict[str, str], gone: int, unseen: int
+) -> None:
+    with StandIn(api_key=KEY, page_size=5, order=order) as standin:  # type: ignore[arg-type]
+        standin.seed_invoices(20)
+        rule = {"action": "delete_before_answer", "path": "/invoices", "page": 2, **deletion}
+        standin.add_faults(rule)
+        pages = read_pages(session, standin, 4)
+        assert [p["total"] for p in pages] == [20, 19, 19, 19]
+        seen = {obj["externalId"] for p in pages for obj in p["data"]}
+        every = {f"seed-{n:06d}" for n in range(1, 21)}
+        assert seen == every - {f"seed-{unseen:06d}"}  # shifted onto page 1, never seen
+        assert f"seed-{gone:06d}" not in {obj["externalId"] for obj in standin.store()}
+        journal = [(e["method"], e["path"], e["query"]) for e in standin.requests()]
+        assert journal == [
+            ("GET", "/invoices", {"page": "1"}),
+            ("GET", "/invoices", {"page": "2"}),
+            ("DELETE", "/_control/delete", {"resource": "invoices"}),
+            ("GET", "/invoices", {"page": "3"}),
+            ("GET", "/invoices", {"page": "4"}),
+        ]
+        assert standin.requests()[2]["body"]["externalIds"] == [f"seed-{gone:06d}"]
+        assert read_pages(session, standin, 2)[1]["total"] == 19  # worn out: once
+        assert standin.faults()[0] == {
+            "action": "delete_before_answer", "path": "/invoices", "method": None, "times": 1,
+            "used": 1, "page": 2, "externalId": deletion.get("externalId"),
+            "which": deletion.get("which"),
+        }  # fmt: skip
+
+
+def test_a_deletion_rule_finding_nothing_answers_500_and_deletes_nothing(
+    standin: StandIn, session: requests.Session
+) -> None:
+    standin.seed_invoices(3)
+    standin.add_faults(
+        {"action": "delete_before_answer", "path": "/invoices", "externalId": "seed-000009"}
+    )
+    response = session.get(standin.url + "/invoices", timeout=5)
+    assert response.status_code == 500
+    assert "no such invoices: externalId 'seed-000009'" in response.json()["message"]
+    assert len(standin.store()) == 3
+    standin.reset()
+    standin.add_faults({"action": "delete_before_answer", "which": "newest"})
+    response = session.get(standin.url + "/invoices", timeout=5)
+    assert response.json()["message"] == "fault rule delete_before_answer: no invoice to delete"
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({}, ["invoices.49.reference refused while inserting by test rule"]),
+        ({"field": "clientId"}, ["invoices.49.clientId refused while inserting by test rule"]),
+        ({"message": "Client not found"}, "Client not found"),
+    ],
+)
+def test_a_partial_refusal_keeps_the_items_before_the_refused_one(
+    standin: StandIn, session: requests.Session, extra: dict[str, str], message: Any
+) -> None:
+    rule = {"action": "partial_refusal", "path": "/invoices/batch", "index": 49, **extra}
+    standin.add_faults(rule)
+    short = post(session, standin, [invoice(n) for n in range(1, 50)])  # no item 49
+    assert short.status_code == 201
+    refused = post(session, standin, [invoice(n) for n in range(101, 201)])
+    assert refused.status_code == 400
+    assert refused.json() == {"statusCode": 400, "message": message, "error": "Bad Request"}
+    stored = [obj["externalId"] for obj in standin.store()]
+    assert stored == [f"ext-{n}" for n in (*range(1, 50), *range(101, 150))]
+    assert [e["status"] for e in standin.requests()] == [201, 400]
+    assert standin.posted_items() == [invoice(n) for n in range(1, 50)]  # 2xx answers only
+    again = post(session, standin, [invoice(n) for n in range(101, 201)])
+    assert again.status_code == 201  # once: times defaults to 1
+    assert len(standin.store()) == 49 + 49 + 100
+
+
+def test_a_partial_refusal_validates_the_whole_batch_first(
+    standin: StandIn, session: requests.Session
+) -> None:
+    standin.add_faults({"action": "partial_refusal", "index": 0, "times": None})
+    invalid = post(session, standin, [invoice(1), invoice(2, amount=-1)])
+    assert messages(invalid) == ["invoices.1.amount must not be less than 0"]
+    refused = post(session, standin, [invoice(1), invoice(2)], "invoices")
+    assert messages(refused) == ["invoices.0.reference refused while inserting by test rule"]
+    note = {"clientId": CLIENT, "reference": "CN-1", "amount": 1, "issueDate": "2024-03-05"}
+    assert messages(post(session, standin, [note], "credit_notes")) == [
+        "creditNotes.0.reference refused while inserting by test rule"
+    ]
+    assert standin.store() == [] and standin.store("credit_notes") == []
+
+
+def test_any_rule_may_apply_to_one_page_only(standin: StandIn, session: requests.Session) -> None:
+    standin.seed_invoices(60)
+    standin.add_faults({"action": "status", "status": 503, "path": "/invoices", "page": 3})
+    statuses = [
+        session.get(standin.url + "/invoices", params={"page": n}, timeout=5).status_code
+        for n in (1, 2, 3, 3)
+    ]
+    assert statuses == [200, 200, 503, 200]
+    assert session.get(standin.url + "/invoices", timeout=5).status_code == 200  # page 1
+
+
 @pytest.mark.parametrize(
     "rule",
     [
@@ -1318,6 +1855,14 @@ def test_faults_do_not_bypass_auth(standin: StandIn) -> None:
         {"action": "status_after_store"},
         {"action": "status_after_store", "status": 500, "seconds": 1},
         {"action": "status_after_store", "status": 500, "body": {}, "raw_body": ""},
+        {"action": "status", "status": 500, "page": 0},
+        {"action": "delete_before_answer"},
+        {"action": "delete_before_answer", "which": "oldest", "externalId": "seed-000001"},
+        {"action": "delete_before_answer", "which": "first"},
+        {"action": "delete_before_answer", "externalId": 1},
+        {"action": "partial_refusal"},
+        {"action": "partial_refusal", "index": -1},
+        {"action": "partial_refusal", "index": 3, "message": ["x"]},
     ],
 )
 def test_malformed_rules_are_refused(standin: StandIn, rule: dict[str, Any]) -> None:
@@ -1783,6 +2328,9 @@ def test_cli_defaults_to_pages_of_25_and_seeds_a_tenant(session: requests.Sessio
             "log_bodies": True,
             "rate_limit": None,
             "rate_burst": None,
+            "created_at": "millisecond",
+            "date_zone": None,
+            "omit_fields": [],
         }
         last = session.get(url + "/invoices", params={"page": 3}, timeout=5).json()
         assert (last["total"], last["pageCount"], last["count"]) == (60, 3, 10)
