@@ -50,6 +50,7 @@ import msgspec
 from target_leanpay import changes
 from target_leanpay.checkpoint import Checkpoints
 from target_leanpay.client import OnRetry
+from target_leanpay.date_zone import DateZones
 from target_leanpay.deadletter import DeadLetters, RejectedItem
 from target_leanpay.errors import Ambiguous, ApiError, ItemsRefused, Stopped
 from target_leanpay.items import Chunk, Created, Pending
@@ -136,11 +137,14 @@ class Delivery:
         max_wait: float,
         dry_run: bool = False,
         updates: Updates | None = None,
+        date_zones: DateZones | None = None,
     ) -> None:
         """`dry_run`: nothing is held in Leanpay (a plain dry run): notes say so.
         `updates`: what becomes of an item Leanpay holds that changed in the source (None:
-        every such item is already present, unchecked)."""
+        every such item is already present, unchecked). `date_zones`: learns the tenant's
+        time zone from the dates each answer echoes."""
         self._updates = updates
+        self._date_zones = date_zones
         self._send = send
         self._checkpoints = checkpoints
         self._dead_letters = dead_letters
@@ -213,6 +217,8 @@ class Delivery:
         """Settle what Leanpay's 2xx answer lists; the rest is not known to be stored."""
         ids = {c.externalId: c.id for c in created or () if c.externalId}
         tenant = next((c.tenantId for c in created or () if c.tenantId), None)
+        if created and self._date_zones is not None:
+            self._date_zones.learn(tenant, created, items)
         if created is not None and len(created) >= len(items):
             self._settle(chunk, items, present=False, ids=ids, tenant=tenant)
             return

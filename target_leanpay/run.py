@@ -22,6 +22,7 @@ from pathlib import Path
 
 from target_leanpay.checkpoint import Checkpoints, State
 from target_leanpay.client import DryRunClient, LeanpayClient
+from target_leanpay.date_zone import DateZones
 from target_leanpay.deadletter import DeadLetters
 from target_leanpay.delivery import Delivery, Sender
 from target_leanpay.folder_store import FolderStore
@@ -119,6 +120,9 @@ class Run:
             store=self.store,
             writes=not writes_nothing,
         )
+        date_zones = DateZones(
+            self.store, settings.api_url, self.guards.tenant, writes=not writes_nothing
+        )
         # a dry run writes its requests in input order: one thread; a real run one per
         # request in flight: a chunk keeps its thread through retries and waits, so
         # max_in_flight chunks at most are being delivered
@@ -141,11 +145,13 @@ class Run:
             no_answer_wait=min(settings.max_retry_wait, 2 * settings.request_timeout),
             max_wait=settings.max_retry_wait,
             dry_run=settings.dry_run,
+            date_zones=date_zones,
             updates=Updates(
                 put=self.dry_run.put if self.dry_run is not None else _put_of(self.client),
                 dead_letters=self.dead_letters,
                 receipts=self.receipts,
                 noted=None if self.plan is None else self.plan.changed,
+                date_zones=date_zones,
             ),
         )
         self._closing = ExitStack()

@@ -29,6 +29,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from target_leanpay import changes
 from target_leanpay.changes import Change
 from target_leanpay.client import OnRetry
+from target_leanpay.date_zone import DateZones
 from target_leanpay.deadletter import WARN_LIMIT, DeadLetters, RejectedItem
 from target_leanpay.errors import ApiError, ItemsRefused
 from target_leanpay.mapping import Problem
@@ -109,12 +110,17 @@ Decision = Put | NotUpdatable | None
 
 
 def decide(
-    resource: Resource, leanpay_id: str | None, held: dict[str, Any] | None, wire: dict[str, Any]
+    resource: Resource,
+    leanpay_id: str | None,
+    held: dict[str, Any] | None,
+    wire: dict[str, Any],
+    zone: str | None = None,
 ) -> Decision:
-    """What to do with a record Leanpay holds (`held`: its kept fields, None if unknown)."""
+    """What to do with a record Leanpay holds (`held`: its kept fields, None if unknown;
+    `zone`: the tenant's time zone, its echoed dates' days, None if not known)."""
     if held is None:
         return None
-    found = changes.differences(resource, held, wire)
+    found = changes.differences(resource, held, wire, zone)
     if not found:
         return None
     article = ARTICLES.get(resource.name, f"a {resource.name}")
@@ -192,8 +198,11 @@ class Updates:
         dead_letters: DeadLetters,
         receipts: Receipts,
         noted: Noted | None = None,
+        date_zones: DateZones | None = None,
     ) -> None:
-        """`noted`: a plan, which lists each difference in its report."""
+        """`noted`: a plan, which lists each difference in its report; `date_zones`: the
+        tenant's time zone, in which echoed dates are compared."""
+        self._date_zones = date_zones
         self._put = put
         self._dead_letters = dead_letters
         self._receipts = receipts
@@ -205,12 +214,13 @@ class Updates:
         """Compare each item with what Leanpay holds, then update, report or keep it."""
         done: Sorted[T] = Sorted()
         known = guard.holdings([i.external_id for i in items if i.external_id is not None])
+        zone = self._date_zones.zone() if self._date_zones is not None else None
         for item in items:
             leanpay_id, stored = known.get(item.external_id or "", (None, None))
             if stored is None:  # unknown: never a change
                 done.unchanged.append(item)
                 continue
-            decision = decide(resource, leanpay_id, changes.decode(stored), item.wire)
+            decision = decide(resource, leanpay_id, changes.decode(stored), item.wire, zone)
             if decision is None:
                 done.unchanged.append(item)
             elif isinstance(decision, NotUpdatable):
