@@ -59,7 +59,9 @@ def writes(leanpay: StandIn, since: int) -> list[str]:
 
 
 def loaded_in_paris(leanpay: StandIn, tmp_path: Path) -> int:
-    """Run 1: the 50 invoices created in a Paris tenant; return the journal's length."""
+    """Run 1: the 50 invoices created in a Paris tenant; then the tenant index (a cache:
+    what this run sent) is lost, as a new schema or a damaged file loses it, so that the
+    next run compares with what the listing shows. Return the journal's length."""
     leanpay.configure(date_zone="Europe/Paris")
     first = run_target(config(leanpay, tmp_path), messages())
     assert first.returncode == 0, first.stderr
@@ -67,6 +69,10 @@ def loaded_in_paris(leanpay: StandIn, tmp_path: Path) -> int:
     assert leanpay.store()[-1]["issueDate"] == "2024-07-24T22:00:00.000Z"
     assert summary(first)[STREAM]["acknowledged"] == COUNT
     assert kept_zones(tmp_path) == ["Europe/Paris"]  # learned from the batch answer
+    indexes = list((tmp_path / "index").glob("*.sqlite*"))
+    assert indexes
+    for index in indexes:
+        index.unlink()
     return len(leanpay.requests())
 
 
@@ -119,6 +125,14 @@ def test_the_zone_kept_in_the_store_decides_a_run_that_sends_nothing(
         ("'INV-00003'", [{"field": "issueDate", "leanpay": "2024-01-04", "source": "2024-01-03"}]),
         ("'INV-00040'", [{"field": "issueDate", "leanpay": "2024-07-16", "source": "2024-07-15"}]),
     ]
+
+    for facts in (tmp_path / "index").glob("*.facts.json"):  # without it: "cannot tell"
+        facts.unlink()
+    (tmp_path / "dead.jsonl").unlink()
+    third = run_target(config(leanpay, tmp_path), messages(**earlier))
+    assert third.returncode == 0, third.stderr
+    assert summary(third)[STREAM]["already present"] == COUNT
+    assert dead_letters(tmp_path) == []
 
 
 def test_before_any_zone_is_known_a_paris_echo_is_no_change(
