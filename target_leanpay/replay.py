@@ -632,8 +632,9 @@ class ReplayGuards:
         return guard
 
     def tenant(self) -> str | None:
-        """The tenant this run loads, once a listing has named it."""
-        for guard in self._guards.values():
+        """The tenant this run loads, once a listing has named it (sending threads ask too:
+        the guards are copied at once, since `for_resource` may add one meanwhile)."""
+        for guard in list(self._guards.values()):
             listing = guard.listing
             if isinstance(listing, TenantListing) and listing.tenant is not None:
                 return listing.tenant
