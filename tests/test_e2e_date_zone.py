@@ -151,3 +151,25 @@ def test_before_any_zone_is_known_a_paris_echo_is_no_change(
     assert summary(run)[STREAM]["already present"] == COUNT
     assert dead_letters(tmp_path) == []
     assert kept_zones(tmp_path) == []  # nothing sent: nothing learned
+
+
+def test_a_zone_the_echoes_contradict_is_replaced_with_one_warning(
+    leanpay: StandIn, tmp_path: Path
+) -> None:
+    """A tenant first seen echoing UTC midnights, then Paris ones (its zone changed in
+    Leanpay): said once however many batches show it, and the fact replaced."""
+    first = run_target(config(leanpay, tmp_path), messages())
+    assert first.returncode == 0, first.stderr
+    assert kept_zones(tmp_path) == ["UTC"]
+    leanpay.configure(date_zone="Europe/Paris")
+    more = [schema(), *(invoice(i, **dates(i % COUNT)) for i in range(100, 300)), state(300)]
+
+    second = run_target(config(leanpay, tmp_path), more)
+
+    assert second.returncode == 0, second.stderr
+    assert len([r for r in leanpay.requests() if r["path"] == "/invoices/batch"]) == 3
+    warnings = [line for line in second.stderr.splitlines() if "WARNING" in line]
+    assert len(warnings) == 1, second.stderr
+    assert "which is not midnight in UTC" in warnings[0]
+    assert "its dates are now read in Europe/Paris" in warnings[0]
+    assert kept_zones(tmp_path) == ["Europe/Paris"]
