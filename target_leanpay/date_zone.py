@@ -45,6 +45,7 @@ ECHOED = ("issueDate", "dueDate", "sentDate")
 """The fields a batch answer echoes as date-times (items.Created)."""
 
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_ZULU = re.compile(r"^(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2}:\d{2})(?:\.0+)?Z$")
 
 
 class Facts(Protocol):
@@ -57,11 +58,22 @@ class Facts(Protocol):
         """Keep a fact about tenant `key`, durably."""
 
 
-@functools.lru_cache(maxsize=65536)
 def compared(value: str) -> str:
     """A date as it compares (changes.kept): the day of a date, of a date-time without an
     offset, or of a UTC midnight; else its instant in UTC (`2024-03-04T23:00:00Z`), whose
-    day only a zone names. A value that is no date is left as it is."""
+    day only a zone names. A value that is no date is left as it is. Run for every date
+    of every listed row: the form Leanpay echoes (`...T23:00:00.000Z`) is read without
+    building a datetime."""
+    zulu = _ZULU.match(value)
+    if zulu is None:
+        return _compared(value)
+    day, clock = zulu.groups()
+    return day if clock == "00:00:00" else f"{day}T{clock}Z"
+
+
+@functools.lru_cache(maxsize=4096)
+def _compared(value: str) -> str:
+    """`compared`, for any other form."""
     text = value.strip()
     if _DAY.match(text):
         return text
