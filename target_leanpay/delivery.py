@@ -217,15 +217,15 @@ class Delivery:
         """Settle what Leanpay's 2xx answer lists; the rest is not known to be stored."""
         ids = {c.externalId: c.id for c in created or () if c.externalId}
         tenant = next((c.tenantId for c in created or () if c.tenantId), None)
-        if created and self._date_zones is not None:
-            self._date_zones.learn(tenant, created, items)
         if created is not None and len(created) >= len(items):
             self._settle(chunk, items, present=False, ids=ids, tenant=tenant)
+            self._learn_dates(tenant, created, items)
             return
         confirmed = [p for p in items if p.external_id in ids]
         unconfirmed = [p for p in items if p.external_id not in ids]
         if confirmed:
             self._settle(chunk, confirmed, present=False, ids=ids, tenant=tenant)
+            self._learn_dates(tenant, created or [], confirmed)
         said = "no readable list" if created is None else f"{len(created)} objects"
         unknown = Ambiguous(
             f"Leanpay answered 2xx, but its answer ({said}) does not confirm "
@@ -238,6 +238,14 @@ class Delivery:
                 "they may or may not be stored. Check them in Leanpay; STATE stops before them."
             )
         self._after_ambiguous(chunk, unconfirmed, unknown, refused, ambiguous_tries=ambiguous_tries)
+
+    def _learn_dates(
+        self, tenant: str | None, created: list[Created], items: list[Pending]
+    ) -> None:
+        """The tenant's time zone, from the dates the answer echoes (date_zone.py); after
+        their receipts are written, so that nothing it raises leaves them unwritten."""
+        if self._date_zones is not None:
+            self._date_zones.learn(tenant, created, items)
 
     def _isolate(
         self,
