@@ -8,8 +8,10 @@ what cannot be listed, from the receipts this target wrote when it created the o
 
 How values compare, whatever form Leanpay echoes them in:
 
-* dates as calendar dates: `2024-03-05` == `2024-03-05T00:00:00Z` == `...T00:00:00.000Z`
-  (the date part as written; no time zone is applied);
+* dates as calendar dates: `2024-03-05` == `2024-03-05T00:00:00Z` == `...T00:00:00.000Z`;
+  any other instant Leanpay echoes (`2024-03-04T23:00:00Z`) is kept as that instant, and
+  names a day in the tenant's time zone, an input of the comparison (date_zone.py): until
+  that zone is known, a day UTC or Europe/Paris would give "cannot tell" (no change);
 * money as integers (`12000` == `Decimal("12000")`);
 * absent and null alike;
 * references by externalId by the Leanpay id they resolve to (the wire payload holds it);
@@ -23,18 +25,17 @@ Unknown (a receipt written before receipts kept the fields sent) is never a chan
 from __future__ import annotations
 
 import functools
-import re
 from decimal import Decimal
 from typing import Any, NamedTuple
 
 import msgspec
 
+from target_leanpay import date_zone
 from target_leanpay.resources import Kind, Resource
 
 DERIVED: dict[str, frozenset[str]] = {"invoices": frozenset({"sentDate"})}
 """Fields compared only when the record carries them: Leanpay may fill them itself."""
 
-_DAY = re.compile(r"^(\d{4}-\d{2}-\d{2})(?:[T ].*)?$")
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(dict[str, Any]).decode
 
@@ -97,10 +98,13 @@ def decode(stored: bytes) -> dict[str, Any]:
     return _decode(stored)
 
 
-def differences(resource: Resource, held: dict[str, Any], wire: dict[str, Any]) -> list[Change]:
+def differences(
+    resource: Resource, held: dict[str, Any], wire: dict[str, Any], zone: str | None = None
+) -> list[Change]:
     """The fields whose value Leanpay holds (`held`: its fields in any form, e.g. a payload
     as sent or `kept`) differs from what the target would send (`wire`, references
-    resolved), in the resource's field order; both compared in their `kept` form."""
+    resolved), in the resource's field order; both compared in their `kept` form, an
+    echoed instant as its day in the tenant's time zone `zone` (None: not known)."""
     held, sent = kept(resource, held), kept(resource, wire)
     derived = DERIVED.get(resource.name, frozenset())
     changes = []
@@ -108,8 +112,8 @@ def differences(resource: Resource, held: dict[str, Any], wire: dict[str, Any]) 
         if name in derived and name not in sent:
             continue
         old, new = held.get(name), sent.get(name)
-        if old != new:
-            changes.append(Change(name, old, new))
+        if old != new and not date_zone.same_day(old, new, zone):
+            changes.append(Change(name, date_zone.shown(old, zone), new))
     return changes
 
 
@@ -123,8 +127,7 @@ def _normal(kind: Kind, value: Any) -> Any:
     if value is None:
         return None
     if kind is Kind.DATE and isinstance(value, str):
-        match = _DAY.match(value.strip())
-        return match.group(1) if match else value
+        return date_zone.compared(value)
     if kind is Kind.MONEY:
         if isinstance(value, Decimal) and value == value.to_integral_value():
             return int(value)

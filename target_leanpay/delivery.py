@@ -53,6 +53,7 @@ import msgspec
 from target_leanpay import changes
 from target_leanpay.checkpoint import Checkpoints
 from target_leanpay.client import OnRetry
+from target_leanpay.date_zone import DateZones
 from target_leanpay.deadletter import DeadLetters, RejectedItem
 from target_leanpay.errors import Ambiguous, ApiError, ItemsRefused, Stopped
 from target_leanpay.finds import Finds
@@ -142,13 +143,16 @@ class Delivery:
         dry_run: bool = False,
         updates: Updates | None = None,
         finds: Finds | None = None,
+        date_zones: DateZones | None = None,
     ) -> None:
         """`dry_run`: nothing is held in Leanpay (a plain dry run): notes say so.
         `updates`: what becomes of an item Leanpay holds that changed in the source (None:
         every such item is already present, unchecked). `finds`: re-proves, by id, what
-        Leanpay is believed to hold before an item is skipped (None: beliefs stand)."""
+        Leanpay is believed to hold before an item is skipped (None: beliefs stand).
+        `date_zones`: learns the tenant's time zone from the dates each answer echoes."""
         self._updates = updates
         self._finds = finds
+        self._date_zones = date_zones
         self._send = send
         self._checkpoints = checkpoints
         self._dead_letters = dead_letters
@@ -223,11 +227,13 @@ class Delivery:
         tenant = next((c.tenantId for c in created or () if c.tenantId), None)
         if created is not None and len(created) >= len(items):
             self._settle(chunk, items, present=False, ids=ids, tenant=tenant)
+            self._learn_dates(tenant, created, items)
             return
         confirmed = [p for p in items if p.external_id in ids]
         unconfirmed = [p for p in items if p.external_id not in ids]
         if confirmed:
             self._settle(chunk, confirmed, present=False, ids=ids, tenant=tenant)
+            self._learn_dates(tenant, created or [], confirmed)
         said = "no readable list" if created is None else f"{len(created)} objects"
         unknown = Ambiguous(
             f"Leanpay answered 2xx, but its answer ({said}) does not confirm "
@@ -240,6 +246,14 @@ class Delivery:
                 "they may or may not be stored. Check them in Leanpay; STATE stops before them."
             )
         self._after_ambiguous(chunk, unconfirmed, unknown, refused, ambiguous_tries=ambiguous_tries)
+
+    def _learn_dates(
+        self, tenant: str | None, created: list[Created], items: list[Pending]
+    ) -> None:
+        """The tenant's time zone, from the dates the answer echoes (date_zone.py); after
+        their receipts are written, so that nothing it raises leaves them unwritten."""
+        if self._date_zones is not None:
+            self._date_zones.learn(tenant, created, items)
 
     def _isolate(
         self,

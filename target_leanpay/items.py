@@ -27,6 +27,9 @@ class Created(msgspec.Struct, frozen=True):
     externalId: str | None = None  # noqa: N815 - Leanpay's name
     createdAt: str | None = None  # noqa: N815 - kept by the tenant index
     tenantId: str | None = None  # noqa: N815 - names the tenant index
+    issueDate: Any = None  # noqa: N815 - dates echoed: they show the tenant's zone (date_zone.py)
+    dueDate: Any = None  # noqa: N815
+    sentDate: Any = None  # noqa: N815
 
 
 def identify(record: Mapping[str, Any], key_properties: Sequence[str], line: int) -> str:

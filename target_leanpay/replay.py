@@ -644,7 +644,7 @@ class ReplayGuards:
                 guard = self._guards[resource.name] = ReplayGuard(
                     resource, self._listing(resource), stopping=self._stopping
                 )
-                earlier = self._receipts.earlier(resource.name, self._tenant())
+                earlier = self._receipts.earlier(resource.name, self.tenant())
                 if resource.listed_first and self._enabled:
                     guard.doubt(earlier)  # the listing wins (a dry run assumes it empty)
                 else:
@@ -652,9 +652,10 @@ class ReplayGuards:
                 guard.start()
         return guard
 
-    def _tenant(self) -> str | None:
-        """The tenant this run loads, once a listing has named it."""
-        for guard in self._guards.values():
+    def tenant(self) -> str | None:
+        """The tenant this run loads, once a listing has named it (sending threads ask too:
+        the guards are copied at once, since `for_resource` may add one meanwhile)."""
+        for guard in list(self._guards.values()):
             listing = guard.listing
             if isinstance(listing, TenantListing) and listing.tenant is not None:
                 return listing.tenant

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from target_leanpay.checkpoint import Checkpoints, State
 from target_leanpay.client import DryRunClient, LeanpayClient
+from target_leanpay.date_zone import DateZones
 from target_leanpay.deadletter import DeadLetters
 from target_leanpay.delivery import Delivery, Sender
 from target_leanpay.finds import Finds
@@ -126,6 +127,9 @@ class Run:
         )
         self.parking = Parking(self._is_read)
         """Links and paybacks read before the documents they name (parking.py)."""
+        date_zones = DateZones(
+            self.store, settings.api_url, self.guards.tenant, writes=not writes_nothing
+        )
         # a dry run writes its requests in input order: one thread; a real run one per
         # request in flight: a chunk keeps its thread through retries and waits, so
         # max_in_flight chunks at most are being delivered
@@ -148,6 +152,7 @@ class Run:
             no_answer_wait=min(settings.max_retry_wait, 2 * settings.request_timeout),
             max_wait=settings.max_retry_wait,
             dry_run=settings.dry_run,
+            date_zones=date_zones,
             updates=Updates(
                 put=self.dry_run.put if self.dry_run is not None else _put_of(self.client),
                 dead_letters=self.dead_letters,
@@ -156,6 +161,7 @@ class Run:
                 amount_shown=amount_shown(
                     settings.mapping.unit_places, settings.mapping.decimal_separator
                 ),
+                date_zones=date_zones,
             ),
             finds=Finds(
                 None if self.client is None else self.client.find,

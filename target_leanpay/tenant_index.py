@@ -49,8 +49,9 @@ from target_leanpay.store import (
 
 __all__ = ["Row", "TenantIndex", "Watermark", "default_index_dir"]
 
-SCHEMA_VERSION = 2
-"""`PRAGMA user_version` of the files this code writes; any other is rebuilt."""
+SCHEMA_VERSION = 3
+"""`PRAGMA user_version` of the files this code writes; any other is rebuilt (3: a listed
+date echoed at another instant than UTC midnight is kept as that instant, date_zone.py)."""
 SUFFIX = ".sqlite"
 _MAX_VARIABLES = 500
 """Values per statement, far below SQLite's variable limit (999 before SQLite 3.32)."""

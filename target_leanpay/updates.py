@@ -29,6 +29,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from target_leanpay import changes
 from target_leanpay.changes import Change
 from target_leanpay.client import OnRetry
+from target_leanpay.date_zone import DateZones
 from target_leanpay.deadletter import WARN_LIMIT, DeadLetters, RejectedItem
 from target_leanpay.errors import ApiError, ItemsRefused
 from target_leanpay.mapping import Problem
@@ -161,13 +162,16 @@ def decide(
     leanpay_id: str | None,
     held: dict[str, Any] | None,
     wire: dict[str, Any],
+    *,
     describe: Describe = changes.describe,
+    zone: str | None = None,
 ) -> Decision:
     """What to do with a record Leanpay holds (`held`: its kept fields, None if unknown);
-    `describe` words the changes in the reason."""
+    `describe` words the changes in the reason; `zone`: the tenant's time zone, its echoed
+    dates' days, None if not known."""
     if held is None:
         return None
-    found = changes.differences(resource, held, wire)
+    found = changes.differences(resource, held, wire, zone)
     if not found:
         return None
     article = ARTICLES.get(resource.name, f"a {resource.name}")
@@ -246,9 +250,12 @@ class Updates:
         receipts: Receipts,
         noted: Noted | None = None,
         amount_shown: Callable[[int], str] = str,
+        date_zones: DateZones | None = None,
     ) -> None:
         """`noted`: a plan, which lists each difference in its report; `amount_shown`:
-        Leanpay's cents in the source's unit (`values.amount_shown`), for messages."""
+        Leanpay's cents in the source's unit (`values.amount_shown`), for messages;
+        `date_zones`: the tenant's time zone, in which echoed dates are compared."""
+        self._date_zones = date_zones
         self._put = put
         self._amount_shown = amount_shown
         self._dead_letters = dead_letters
@@ -261,13 +268,21 @@ class Updates:
         """Compare each item with what Leanpay holds, then update, report or keep it."""
         done: Sorted[T] = Sorted()
         known = guard.holdings([i.external_id for i in items if i.external_id is not None])
+        zone = self._date_zones.zone() if self._date_zones is not None else None
         for item in items:
             leanpay_id, stored = known.get(item.external_id or "", (None, None))
             if stored is None:  # unknown: never a change
                 done.unchanged.append(item)
                 continue
             describe = self._describer(resource, item)
-            decision = decide(resource, leanpay_id, changes.decode(stored), item.wire, describe)
+            decision = decide(
+                resource,
+                leanpay_id,
+                changes.decode(stored),
+                item.wire,
+                describe=describe,
+                zone=zone,
+            )
             if decision is None:
                 done.unchanged.append(item)
             elif isinstance(decision, NotUpdatable):

@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from conftest import Running, batch_posts, run_target, singer_input, wait_for
-from test_e2e_references import (
+from support.dead_letters import dead_letters
+from support.erp import (
     SCHEMAS,
     config,
     credit_note,
-    dead_letters,
     ids_by_external_id,
     invoice,
     link,

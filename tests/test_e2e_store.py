@@ -20,7 +20,7 @@ from conftest import (
     state,
     target_config,
 )
-from test_e2e_references import ROUTES, SCHEMAS, credit_note
+from support.erp import ROUTES, SCHEMAS, credit_note
 
 from leanpay_standin import StandIn
 

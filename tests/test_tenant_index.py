@@ -67,7 +67,7 @@ def test_a_full_listing_cut_short_leaves_an_index_that_says_so(tmp_path: Path) -
     [
         (lambda p: p.write_bytes(p.read_bytes()[:1500]), "unusable"),
         (lambda p: p.write_bytes(b"not a database at all, not even close" * 40), "unusable"),
-        (lambda p: _sql(p, "PRAGMA user_version = 99"), "schema version 99, not 2"),
+        (lambda p: _sql(p, "PRAGMA user_version = 99"), "schema version 99, not 3"),
         (lambda p: _sql(p, "UPDATE meta SET value = 'other' WHERE key = 'tenant'"), "'other'"),
         (lambda p: _sql(p, "UPDATE meta SET value = 'x' WHERE key = 'newest'"), "newest"),
         (lambda p: _sql(p, "UPDATE meta SET value = -3 WHERE key = 'count'"), "count"),
