@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import IO, Any, ClassVar
 
 import pytest
+from support.postgres import PostgresServer, running_server
 
 from leanpay_standin import StandIn
 
@@ -28,6 +29,19 @@ def leanpay() -> Iterator[StandIn]:
     """A fresh stand-in per test, duplicates accepted (the dangerous live behaviour)."""
     with StandIn(api_key=API_KEY) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One real PostgreSQL server for the session (tests/support/postgres.py)."""
+    with running_server() as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_url(postgres: PostgresServer) -> str:
+    """A `postgresql://` store URL to a database of this test's own."""
+    return postgres.url(postgres.new_database())
 
 
 def schema(stream: str = STREAM, key_properties: Sequence[str] = ("externalId",)) -> dict[str, Any]:
