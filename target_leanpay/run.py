@@ -115,7 +115,7 @@ class Run:
             stopping=self.stopping,
             receipts=self.receipts,
             api_url=settings.api_url,
-            index_dir=settings.index_dir,
+            index_dir=settings.store.folder,
             writes=not writes_nothing,
         )
         # a dry run writes its requests in input order: one thread; a real run one per

@@ -39,12 +39,6 @@ _MAX_QUERY_IDS = 500
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 
-def default_index_dir() -> Path:
-    """`$XDG_CACHE_HOME/target-leanpay`, else `~/.cache/target-leanpay`."""
-    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(cache) / "target-leanpay"
-
-
 def host_stem(api_url: str) -> str:
     """The API host (and port, when given), safe in a file name."""
     parts = urlsplit(api_url)

@@ -150,8 +150,8 @@ def singer_input(messages: Sequence[dict[str, Any] | str]) -> str:
 
 def target_config(leanpay: StandIn | None, tmp_path: Path, **settings: Any) -> Path:
     """Write a config file pointing at the stand-in; return its path. The tenant index
-    lives in `tmp_path/index` (never in the user's ~/.cache) unless a test says."""
-    config: dict[str, Any] = {"max_retry_wait": 2, "index_dir": str(tmp_path / "index")}
+    lives in `tmp_path/index` (never in the user's ~/.local/state) unless a test says."""
+    config: dict[str, Any] = {"max_retry_wait": 2, "store": str(tmp_path / "index")}
     if leanpay is not None:
         config.update(api_key=API_KEY, api_url=leanpay.url)
     config.update(settings)
