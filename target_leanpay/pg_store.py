@@ -1,0 +1,587 @@
+"""The store in PostgreSQL (`store.Store`, second implementation): for runs that land on
+different machines (containers, CI runners, CronJobs) and share one database.
+
+**Schema.** Everything lives in a PostgreSQL schema of its own, `target_leanpay` unless
+the URL's `options=-csearch_path=<name>` names another; it is created on first use. Its
+`versions` table says which layout each part was written with: on a change, the CACHE
+part (invoices, watermarks) is dropped and rebuilt from a listing; the PROMISES part
+(receipts, sending marks, facts) is migrated step by step (`PROMISES_MIGRATIONS`), never
+dropped. A store written by a newer target-leanpay, or a schema holding tables this
+target did not make, stops the run with one line naming the store.
+
+**Tenants.** Every row carries its API host (`store.host_of`) and, for the cache, its
+`tenantId`; every query names both: one tenant's rows are never read for another.
+
+**Durability.** Promises are written with `synchronous_commit` on, each in a transaction
+that has committed when the call returns: before the STATE that covers them.
+
+**Failures.** PostgreSQL down or refusing: one line naming the store (the URL without its
+password), exit non-zero, no STATE. A connection lost mid-run: the write that needed it
+fails, so does the chunk, and no STATE passes what the store recorded; the lock's
+heartbeat (`pg_lock.py`) stops the run when the lock may be gone.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import msgspec
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from target_leanpay import changes
+from target_leanpay.errors import TargetLeanpayError
+from target_leanpay.pg_lock import PgTenantLock, lock_key
+from target_leanpay.store import (
+    NO_WATERMARK,
+    SEVERAL,
+    CacheDamaged,
+    Found,
+    PromisesDamaged,
+    Receipt,
+    Row,
+    TenantKey,
+    Watermark,
+)
+from target_leanpay.store_location import masked_store_url
+
+DEFAULT_SCHEMA = "target_leanpay"
+CACHE_VERSION = 1
+PROMISES_VERSION = 1
+PROMISES_MIGRATIONS: dict[int, list[str]] = {}
+"""Statements that bring the promises from version N to N + 1 (none yet: version 1 is the
+first). A migration transforms rows in place; it never drops a promise."""
+
+CLIENT_KEEPALIVES = {
+    "keepalives": "1",
+    "keepalives_idle": "30",
+    "keepalives_interval": "10",
+    "keepalives_count": "3",
+    "tcp_user_timeout": "30000",
+    "connect_timeout": "15",
+}
+"""libpq's side: this process notices a silent server (unless the URL says otherwise)."""
+SERVER_KEEPALIVES = {
+    "tcp_keepalives_idle": 60,
+    "tcp_keepalives_interval": 10,
+    "tcp_keepalives_count": 6,
+    "tcp_user_timeout": 30000,
+}
+"""The server's side, for this session: a dead machine's session, and its lock, go
+within 60 + 6 x 10 s = 2 minutes."""
+
+logger = logging.getLogger("target-leanpay")
+
+_SEARCH_PATH = re.compile(r"(?:-c\s*|--)search_path\s*=\s*(\S+)")
+
+_CACHE_TABLES = ("invoices", "watermarks")
+_CACHE_DDL = (
+    "CREATE TABLE invoices (host text NOT NULL, tenant text NOT NULL, "
+    "leanpay_id text NOT NULL, external_id text, created_at bigint, contents bytea, "
+    "PRIMARY KEY (host, tenant, leanpay_id))",
+    "CREATE INDEX invoices_external_id ON invoices (host, tenant, external_id)",
+    "CREATE TABLE watermarks (host text NOT NULL, tenant text NOT NULL, "
+    "complete boolean NOT NULL, newest bigint, total bigint NOT NULL, list_order text, "
+    "PRIMARY KEY (host, tenant))",
+)
+_PROMISES_DDL = (
+    "CREATE TABLE receipts (seq bigserial PRIMARY KEY, host text NOT NULL, "
+    "resource text NOT NULL, external_id text NOT NULL, leanpay_id text NOT NULL, "
+    "stream text NOT NULL, run_started text NOT NULL, tenant text, sent bytea)",
+    "CREATE INDEX receipts_external_id ON receipts (host, resource, external_id)",
+    "CREATE TABLE sending (host text NOT NULL, resource text NOT NULL, "
+    "external_id text NOT NULL, marked_at timestamptz NOT NULL DEFAULT now(), "
+    "PRIMARY KEY (host, resource, external_id))",
+    "CREATE TABLE facts (host text NOT NULL, tenant text NOT NULL, name text NOT NULL, "
+    "value text NOT NULL, PRIMARY KEY (host, tenant, name))",
+)
+
+
+class StoreError(TargetLeanpayError):
+    """The PostgreSQL store cannot be used: one line naming it, without its password."""
+
+
+def schema_of(url: str) -> str:
+    """The schema the URL's `options` put first on the search path, else the default."""
+    options = conninfo_to_dict(url).get("options") or ""
+    found = _SEARCH_PATH.search(str(options))
+    if found is None:
+        return DEFAULT_SCHEMA
+    first = found.group(1).split(",")[0].strip().strip('"')
+    return first or DEFAULT_SCHEMA
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+class PgStore:
+    """`store.Store` in one PostgreSQL schema, through one connection per run."""
+
+    def __init__(self, url: str, *, stopping: threading.Event | None = None) -> None:
+        self.schema = schema_of(url)
+        self.where = f"{masked_store_url(url)} (schema {self.schema})"
+        self._stopping = stopping
+        given = conninfo_to_dict(url)
+        extra = {name: value for name, value in CLIENT_KEEPALIVES.items() if name not in given}
+        try:
+            self._connection: psycopg.Connection[tuple[Any, ...]] = psycopg.connect(
+                make_conninfo(url, **extra), autocommit=True
+            )
+        except psycopg.Error as refused:
+            raise StoreError(
+                f"The store {self.where} cannot be reached: {_one_line(refused)}"
+            ) from None
+        try:
+            self._prepare()
+        except psycopg.Error as failed:
+            self._connection.close()
+            raise StoreError(
+                f"The store {self.where} cannot be used: {_one_line(failed)}"
+            ) from None
+        except StoreError:
+            self._connection.close()
+            raise
+
+    # -- the session and the schema ---------------------------------------------------
+
+    def _prepare(self) -> None:
+        db = self._connection
+        for name, value in SERVER_KEEPALIVES.items():
+            db.execute(sql.SQL("SET {} = {}").format(sql.Identifier(name), sql.Literal(value)))
+        db.execute("SET synchronous_commit = on")  # promises: durable before STATE
+        schema = sql.Identifier(self.schema)
+        with db.transaction():
+            # two first runs at once: one creates, the other waits and finds it made
+            db.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(self.schema, "schema"),))
+            db.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(schema))
+            db.execute(sql.SQL("SET LOCAL search_path = {}").format(schema))
+            versions = self._versions()
+            self._cache_layout(versions.get("cache"))
+            self._promises_layout(versions.get("promises"))
+        db.execute(sql.SQL("SET search_path = {}").format(schema))
+
+    def _versions(self) -> dict[str, int]:
+        tables = {
+            row[0]
+            for row in self._connection.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
+                (self.schema,),
+            )
+        }
+        if "versions" not in tables:
+            if tables:
+                raise StoreError(
+                    f"The store {self.where} holds tables target-leanpay did not make "
+                    f"({', '.join(sorted(tables))}): name a schema of its own with "
+                    "options=-csearch_path=<schema> in the URL"
+                )
+            self._connection.execute(
+                "CREATE TABLE versions (part text PRIMARY KEY, version integer NOT NULL)"
+            )
+            return {}
+        try:
+            rows = self._connection.execute("SELECT part, version FROM versions").fetchall()
+        except psycopg.Error as foreign:
+            raise StoreError(
+                f"The store {self.where} has a versions table target-leanpay did not make "
+                f"({_one_line(foreign)})"
+            ) from None
+        return {str(part): int(version) for part, version in rows}
+
+    def _newer(self, part: str, found: int, known: int) -> StoreError:
+        return StoreError(
+            f"The store {self.where} holds {part} of version {found}, written by a newer "
+            f"target-leanpay (this one knows version {known}): upgrade target-leanpay"
+        )
+
+    def _cache_layout(self, found: int | None) -> None:
+        """The cache at CACHE_VERSION: made, or dropped and made again (it is a cache)."""
+        if found == CACHE_VERSION:
+            return
+        if found is not None and found > CACHE_VERSION:
+            raise self._newer("its cache", found, CACHE_VERSION)
+        db = self._connection
+        for table in _CACHE_TABLES:
+            db.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(table)))
+        for statement in _CACHE_DDL:
+            db.execute(statement)
+        self._set_version("cache", CACHE_VERSION)
+
+    def _promises_layout(self, found: int | None) -> None:
+        """The promises at PROMISES_VERSION: made, or migrated; never dropped."""
+        if found == PROMISES_VERSION:
+            return
+        if found is not None and found > PROMISES_VERSION:
+            raise self._newer("promises", found, PROMISES_VERSION)
+        db = self._connection
+        if found is None:
+            for statement in _PROMISES_DDL:
+                db.execute(statement)
+        else:
+            for version in range(found, PROMISES_VERSION):
+                for statement in PROMISES_MIGRATIONS[version]:
+                    db.execute(statement)
+        self._set_version("promises", PROMISES_VERSION)
+
+    def _set_version(self, part: str, version: int) -> None:
+        self._connection.execute(
+            "INSERT INTO versions VALUES (%s, %s) ON CONFLICT (part) DO UPDATE SET "
+            "version = excluded.version",
+            (part, version),
+        )
+
+    # -- the Store protocol -----------------------------------------------------------
+
+    def cache(self, key: TenantKey, *, writable: bool) -> PgInvoiceCache:
+        """The cache of tenant `key`; a plan (`writable` False) works on a copy of its
+        rows in temporary tables, which the session drops."""
+        return PgInvoiceCache(self._connection, key, writable=writable)
+
+    def promises(self, host: str, *, writable: bool) -> PgPromises:
+        """The promises of the API host `host`."""
+        return PgPromises(self._connection, host, writable=writable, where=self.where)
+
+    def lock(self, host: str, *, stopping: threading.Event) -> PgTenantLock:
+        """A lock holder for tenants of `host`; a lost connection stops the run."""
+
+        def lost(message: str) -> None:
+            logger.error("%s", message)
+            stopping.set()
+
+        return PgTenantLock(
+            self._connection,
+            schema=self.schema,
+            host=host,
+            where=self.where,
+            stopping=stopping,
+            lost=lost,
+        )
+
+    def close(self) -> None:
+        """Close the connection: PostgreSQL drops this run's locks."""
+        self._connection.close()
+
+
+class PgInvoiceCache:
+    """`store.InvoiceCache` for one tenant, in the store's schema."""
+
+    def __init__(
+        self, connection: psycopg.Connection[tuple[Any, ...]], key: TenantKey, *, writable: bool
+    ) -> None:
+        self._db = connection
+        self._key = (key.host, key.tenant_id)
+        self.writable = writable
+        self.problem: str | None = None
+        self._invoices = sql.Identifier("invoices")
+        self._watermarks = sql.Identifier("watermarks")
+        if not writable:
+            self._copy_for_a_plan()
+
+    def _copy_for_a_plan(self) -> None:
+        """Temporary copies of this tenant's rows: what a plan learns stays in them."""
+        self._invoices = sql.Identifier("pg_temp", "plan_invoices")
+        self._watermarks = sql.Identifier("pg_temp", "plan_watermarks")
+        with self._db.transaction():
+            for copy, table, key in (
+                (self._invoices, "invoices", "host, tenant, leanpay_id"),
+                (self._watermarks, "watermarks", "host, tenant"),
+            ):
+                self._db.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(copy))
+                self._db.execute(
+                    sql.SQL(
+                        "CREATE TABLE {} AS SELECT * FROM {} WHERE host = %s AND tenant = %s"
+                    ).format(copy, sql.Identifier(table)),
+                    self._key,
+                )
+                self._db.execute(
+                    sql.SQL("ALTER TABLE {} ADD PRIMARY KEY ({})").format(copy, sql.SQL(key))
+                )
+
+    def _query(self, text: str) -> sql.Composed:
+        return sql.SQL(text).format(invoices=self._invoices, watermarks=self._watermarks)
+
+    def count(self) -> int:
+        """Invoices in the cache."""
+        row = self._db.execute(
+            self._query("SELECT count(*) FROM {invoices} WHERE host = %s AND tenant = %s"),
+            self._key,
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    def has(self, rows: Sequence[Row]) -> set[str]:
+        """The Leanpay ids of `rows` the cache holds."""
+        ids = [row.leanpay_id for row in rows]
+        if not ids:
+            return set()
+        found = self._db.execute(
+            self._query(
+                "SELECT leanpay_id FROM {invoices} WHERE host = %s AND tenant = %s "
+                "AND leanpay_id = ANY(%s)"
+            ),
+            (*self._key, ids),
+        )
+        return {str(row[0]) for row in found}
+
+    def find(self, external_ids: Sequence[str]) -> dict[str, Found]:
+        """What the cache holds for those of `external_ids` it holds."""
+        if not external_ids:
+            return {}
+        rows = self._db.execute(
+            self._query(
+                "SELECT external_id, leanpay_id, contents FROM {invoices} "
+                "WHERE host = %s AND tenant = %s AND external_id = ANY(%s)"
+            ),
+            (*self._key, list(external_ids)),
+        ).fetchall()
+        found: dict[str, Found] = {}
+        for external_id, leanpay_id, contents in rows:
+            held = None if contents is None else bytes(contents)
+            if held is not None:
+                try:
+                    changes.decode(held)
+                except (msgspec.DecodeError, msgspec.ValidationError) as garbled:
+                    raise CacheDamaged(f"invoice {leanpay_id}: {garbled}") from None
+            if external_id in found:
+                found[external_id] = Found(SEVERAL, None)
+            else:
+                found[external_id] = Found(str(leanpay_id), held)
+        return found
+
+    def watermark(self) -> Watermark:
+        """What the last verified listing established."""
+        row = self._db.execute(
+            self._query(
+                "SELECT complete, newest, total, list_order FROM {watermarks} "
+                "WHERE host = %s AND tenant = %s"
+            ),
+            self._key,
+        ).fetchone()
+        if row is None or not row[0]:
+            return NO_WATERMARK
+        complete, newest, total, order = row
+        return Watermark(bool(complete), newest, int(total), order)
+
+    def add(self, rows: Iterable[Row]) -> None:
+        """Remember these invoices (listed, or acknowledged)."""
+        values = [(*self._key, r.leanpay_id, r.external_id, r.created_at, r.contents) for r in rows]
+        if not values:
+            return
+        with self._db.transaction(), self._db.cursor() as cursor:
+            cursor.executemany(
+                self._query(
+                    "INSERT INTO {invoices} (host, tenant, leanpay_id, external_id, "
+                    "created_at, contents) VALUES (%s, %s, %s, %s, %s, %s) "
+                    "ON CONFLICT (host, tenant, leanpay_id) DO UPDATE SET "
+                    "external_id = excluded.external_id, "
+                    "created_at = coalesce(excluded.created_at, {invoices}.created_at), "
+                    "contents = coalesce(excluded.contents, {invoices}.contents)"
+                ),
+                values,
+            )
+
+    def _set_watermark(self, mark: Watermark) -> None:
+        self._db.execute(
+            self._query(
+                "INSERT INTO {watermarks} (host, tenant, complete, newest, total, list_order) "
+                "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (host, tenant) DO UPDATE SET "
+                "complete = excluded.complete, newest = excluded.newest, "
+                "total = excluded.total, list_order = excluded.list_order"
+            ),
+            (*self._key, mark.complete, mark.newest, mark.total, mark.order),
+        )
+
+    def begin_full_listing(self) -> None:
+        """Forget every invoice of the tenant and its watermark."""
+        with self._db.transaction():
+            self._set_watermark(NO_WATERMARK)
+            self._db.execute(
+                self._query("DELETE FROM {invoices} WHERE host = %s AND tenant = %s"), self._key
+            )
+
+    def verified(self, *, total: int, order: str | None) -> None:
+        """A listing proved the cache whole: the watermark is the newest `createdAt` held."""
+        with self._db.transaction():
+            row = self._db.execute(
+                self._query(
+                    "SELECT max(created_at) FROM {invoices} WHERE host = %s AND tenant = %s"
+                ),
+                self._key,
+            ).fetchone()
+            self._set_watermark(Watermark(True, row[0] if row else None, total, order))
+
+    def damaged(self, reason: str) -> None:
+        """Not verified any more: the next listing is a full one."""
+        self._set_watermark(NO_WATERMARK)
+
+    def close(self) -> None:
+        """Nothing to close: the connection is the store's (a plan's copies go with it)."""
+
+
+class PgPromises:
+    """`store.Promises` of one API host."""
+
+    def __init__(
+        self,
+        connection: psycopg.Connection[tuple[Any, ...]],
+        host: str,
+        *,
+        writable: bool,
+        where: str,
+    ) -> None:
+        self._db = connection
+        self._host = host
+        self._writable = writable
+        self.where = where
+        self._uncertain = self._earlier_doubts()
+
+    def _earlier_doubts(self) -> dict[str, set[str]]:
+        """Marks without a receipt, left by runs that died while sending; marks that got
+        their receipt are dropped (what the folder store's compaction does)."""
+        try:
+            if self._writable:
+                self._db.execute(
+                    "DELETE FROM sending s WHERE host = %s AND EXISTS (SELECT 1 FROM receipts r "
+                    "WHERE r.host = s.host AND r.resource = s.resource "
+                    "AND r.external_id = s.external_id)",
+                    (self._host,),
+                )
+            rows = self._db.execute(
+                "SELECT resource, external_id FROM sending s WHERE host = %s AND NOT EXISTS "
+                "(SELECT 1 FROM receipts r WHERE r.host = s.host AND r.resource = s.resource "
+                "AND r.external_id = s.external_id)",
+                (self._host,),
+            ).fetchall()
+        except psycopg.Error as failed:
+            raise PromisesDamaged(
+                f"The sending marks in {self.where} cannot be read: {_one_line(failed)}"
+            ) from None
+        doubts: dict[str, set[str]] = {}
+        for resource, external_id in rows:
+            doubts.setdefault(str(resource), set()).add(str(external_id))
+        return doubts
+
+    def _rows(self, query: str, args: Sequence[Any]) -> list[tuple[Any, ...]]:
+        try:
+            return self._db.execute(query, args).fetchall()
+        except psycopg.Error as failed:
+            raise PromisesDamaged(
+                f"The receipts in {self.where} cannot be read: {_one_line(failed)}"
+            ) from None
+
+    def _write(self, what: str, query: str, values: Sequence[Sequence[Any]]) -> None:
+        if not self._writable or not values:
+            return
+        try:
+            with self._db.transaction(), self._db.cursor() as cursor:
+                cursor.executemany(query, values)
+        except psycopg.Error as failed:
+            raise StoreError(
+                f"Cannot write {what} to the store {self.where} ({_one_line(failed)}): "
+                "no STATE is written past them"
+            ) from None
+
+    def receipts(
+        self, resource: str, external_ids: Sequence[str], tenant: str | None
+    ) -> dict[str, Receipt]:
+        """The newest receipt of each of `external_ids` that has one."""
+        if not external_ids:
+            return {}
+        rows = self._rows(
+            "SELECT DISTINCT ON (external_id) resource, external_id, leanpay_id, stream, "
+            "run_started, tenant, sent FROM receipts WHERE host = %s AND resource = %s "
+            "AND external_id = ANY(%s) AND (%s::text IS NULL OR tenant IS NULL OR tenant = %s) "
+            "ORDER BY external_id, seq DESC",
+            (self._host, resource, list(external_ids), tenant, tenant),
+        )
+        return {str(row[1]): _receipt(row) for row in rows}
+
+    def all_receipts(self, resource: str, tenant: str | None) -> Iterator[Receipt]:
+        """Every receipt of `resource`, oldest first."""
+        rows = self._rows(
+            "SELECT resource, external_id, leanpay_id, stream, run_started, tenant, sent "
+            "FROM receipts WHERE host = %s AND resource = %s "
+            "AND (%s::text IS NULL OR tenant IS NULL OR tenant = %s) ORDER BY seq",
+            (self._host, resource, tenant, tenant),
+        )
+        return iter([_receipt(row) for row in rows])
+
+    def record(self, receipts: Sequence[Receipt]) -> None:
+        """Keep the receipts of one acknowledged batch, committed when this returns."""
+        self._write(
+            "receipts",
+            "INSERT INTO receipts (host, resource, external_id, leanpay_id, stream, "
+            "run_started, tenant, sent) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+            [
+                (
+                    self._host,
+                    r.resource,
+                    r.external_id,
+                    r.leanpay_id,
+                    r.stream,
+                    r.run_started,
+                    r.tenant_id,
+                    r.sent,
+                )
+                for r in receipts
+            ],
+        )
+
+    def mark_sending(self, resource: str, external_ids: Sequence[str]) -> None:
+        """Note a POST's items before it is sent, committed when this returns."""
+        self._write(
+            "sending marks",
+            "INSERT INTO sending (host, resource, external_id) VALUES (%s, %s, %s) "
+            "ON CONFLICT DO NOTHING",
+            [(self._host, resource, external_id) for external_id in external_ids],
+        )
+
+    def lift(self, resource: str, external_ids: Sequence[str]) -> None:
+        """Leanpay refused that POST: its marks go."""
+        self._write(
+            "lifted marks",
+            "DELETE FROM sending WHERE host = %s AND resource = %s AND external_id = %s",
+            [(self._host, resource, external_id) for external_id in external_ids],
+        )
+
+    def uncertain(self, resource: str) -> set[str]:
+        """The externalIds of `resource` an earlier run was sending when it died."""
+        return set(self._uncertain.get(resource, set()))
+
+    def fact(self, tenant: str, name: str) -> str | None:
+        """A fact learned about `tenant`, if any."""
+        rows = self._rows(
+            "SELECT value FROM facts WHERE host = %s AND tenant = %s AND name = %s",
+            (self._host, tenant, name),
+        )
+        return str(rows[0][0]) if rows else None
+
+    def keep_fact(self, tenant: str, name: str, value: str) -> None:
+        """Remember a fact about `tenant` (the newest value wins)."""
+        self._write(
+            "a fact",
+            "INSERT INTO facts VALUES (%s, %s, %s, %s) ON CONFLICT (host, tenant, name) "
+            "DO UPDATE SET value = excluded.value",
+            [(self._host, tenant, name, value)],
+        )
+
+    def close(self) -> None:
+        """Nothing to close: every write has committed; the connection is the store's."""
+
+
+def _receipt(row: Sequence[Any]) -> Receipt:
+    resource, external_id, leanpay_id, stream, run_started, tenant, sent = row
+    return Receipt(
+        resource=str(resource),
+        external_id=str(external_id),
+        leanpay_id=str(leanpay_id),
+        stream=str(stream),
+        run_started=str(run_started),
+        tenant_id=None if tenant is None else str(tenant),
+        sent=None if sent is None else bytes(sent),
+    )
