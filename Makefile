@@ -15,9 +15,10 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $@
 
-$(MELTANO_VENV)/.installed:
+# meltano[postgres]: the deployment recipe's state backend is PostgreSQL (README, tests)
+$(MELTANO_VENV)/.installed: Makefile
 	$(PYTHON) -m venv $(MELTANO_VENV)
-	$(MELTANO_VENV)/bin/pip install --quiet --disable-pip-version-check 'meltano==4.4.1'
+	$(MELTANO_VENV)/bin/pip install --quiet --disable-pip-version-check 'meltano[postgres]==4.4.1'
 	touch $@
 
 .meltano/.installed: $(MELTANO_VENV)/.installed meltano.yml pyproject.toml

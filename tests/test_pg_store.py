@@ -5,10 +5,12 @@ PostgreSQL is down or refuses."""
 from __future__ import annotations
 
 import logging
+import re
 import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -319,3 +321,21 @@ def test_a_lost_connection_while_holding_the_lock_stops_the_run(
     with pytest.raises(psycopg.Error):
         store._connection.execute("SELECT 1")
     store.close()
+
+
+def test_the_readmes_statement_releases_an_uncertain_item(
+    postgres: PostgresServer, database: str
+) -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme[readme.index("### Releasing an uncertain item") :]
+    found = re.search(r"```sql\n(.*?)```", section, re.DOTALL)
+    assert found is not None
+    dead_run = PgStore(postgres.url(database))
+    dead_run.promises(HOST, writable=True).mark_sending("credit_notes", ["CN-2024-0042", "CN-7"])
+    dead_run.close()
+
+    postgres.sql(database, found.group(1))
+
+    resumed = PgStore(postgres.url(database))
+    assert resumed.promises(HOST, writable=True).uncertain("credit_notes") == {"CN-7"}
+    resumed.close()

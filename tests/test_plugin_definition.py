@@ -136,7 +136,7 @@ def test_meltano_yml_declares_the_same_loader(
     assert loader["settings"] == definition["settings"]
     for key in ("namespace", "executable", "capabilities"):
         assert loader[key] == definition[key]
-    assert loader["pip_url"] == "-e ."  # the clone, not the package index
+    assert loader["pip_url"] == "-e .[postgres]"  # the clone, not the package index
     names = {s["name"] for s in definition["settings"]}
     assert set(loader["config"]) <= names
 
