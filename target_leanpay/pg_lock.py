@@ -28,6 +28,7 @@ import psycopg
 
 from target_leanpay.errors import Stopped
 from target_leanpay.store import TenantKey
+from target_leanpay.store_location import StoreError
 
 logger = logging.getLogger("target-leanpay.replay")
 
@@ -86,7 +87,13 @@ class PgTenantLock:
         function = "pg_try_advisory_lock_shared" if shared else "pg_try_advisory_lock"
         waited = False
         while True:
-            row = self._connection.execute(f"SELECT {function}(%s)", (key,)).fetchone()
+            try:
+                row = self._connection.execute(f"SELECT {function}(%s)", (key,)).fetchone()
+            except psycopg.Error as failed:
+                raise StoreError(
+                    f"The store {self._where} failed while taking the tenant's lock: "
+                    f"{' '.join(str(failed).split())}"
+                ) from None
             if row is not None and row[0]:
                 self._held.append((key, shared))
                 self._start_heartbeat()

@@ -23,11 +23,12 @@ heartbeat (`pg_lock.py`) stops the run when the lock may be gone.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import threading
-from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, TypeVar, cast
 
 import msgspec
 import psycopg
@@ -35,7 +36,6 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from target_leanpay import changes
-from target_leanpay.errors import TargetLeanpayError
 from target_leanpay.pg_lock import PgTenantLock, lock_key
 from target_leanpay.store import (
     NO_WATERMARK,
@@ -48,7 +48,7 @@ from target_leanpay.store import (
     TenantKey,
     Watermark,
 )
-from target_leanpay.store_location import masked_store_url
+from target_leanpay.store_location import StoreError, masked_store_url
 
 DEFAULT_SCHEMA = "target_leanpay"
 CACHE_VERSION = 1
@@ -80,6 +80,7 @@ logger = logging.getLogger("target-leanpay")
 _SEARCH_PATH = re.compile(r"(?:-c\s*|--)search_path\s*=\s*(\S+)")
 
 _CACHE_TABLES = ("invoices", "watermarks")
+_PROMISES_TABLES = ("receipts", "sending", "facts")
 _CACHE_DDL = (
     "CREATE TABLE invoices (host text NOT NULL, tenant text NOT NULL, "
     "leanpay_id text NOT NULL, external_id text, created_at bigint, contents bytea, "
@@ -102,10 +103,6 @@ _PROMISES_DDL = (
 )
 
 
-class StoreError(TargetLeanpayError):
-    """The PostgreSQL store cannot be used: one line naming it, without its password."""
-
-
 def schema_of(url: str) -> str:
     """The schema the URL's `options` put first on the search path, else the default."""
     options = conninfo_to_dict(url).get("options") or ""
@@ -118,6 +115,26 @@ def schema_of(url: str) -> str:
 
 def _one_line(error: BaseException) -> str:
     return " ".join(str(error).split()) or type(error).__name__
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _named(method: F) -> F:
+    """A PostgreSQL failure during `method` (a lost connection, a dropped table) becomes
+    one line naming the store (`self.where`): the run fails, STATE stays behind."""
+
+    @functools.wraps(method)
+    def named(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except psycopg.Error as failed:
+            raise StoreError(
+                f"The store {self.where} failed: {_one_line(failed)}; no STATE is written "
+                "past what it recorded"
+            ) from None
+
+    return cast(F, named)
 
 
 class PgStore:
@@ -161,12 +178,23 @@ class PgStore:
             db.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(self.schema, "schema"),))
             db.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(schema))
             db.execute(sql.SQL("SET LOCAL search_path = {}").format(schema))
-            versions = self._versions()
-            self._cache_layout(versions.get("cache"))
-            self._promises_layout(versions.get("promises"))
+            versions, tables = self._versions()
+            cache = versions.get("cache")
+            if not set(_CACHE_TABLES) <= tables:
+                cache = None  # a cache table dropped by hand: the cache is made again
+            self._cache_layout(cache)
+            promises = versions.get("promises")
+            if promises is not None and not set(_PROMISES_TABLES) <= tables:
+                raise StoreError(
+                    f"The store {self.where} lost tables of its promises "
+                    f"({', '.join(sorted(set(_PROMISES_TABLES) - tables))}): restore them "
+                    "from a backup (what this target sent is not known without them)"
+                )
+            self._promises_layout(promises)
         db.execute(sql.SQL("SET search_path = {}").format(schema))
 
-    def _versions(self) -> dict[str, int]:
+    def _versions(self) -> tuple[dict[str, int], set[str]]:
+        """The version of each part, and the tables the schema holds."""
         tables = {
             row[0]
             for row in self._connection.execute(
@@ -184,7 +212,7 @@ class PgStore:
             self._connection.execute(
                 "CREATE TABLE versions (part text PRIMARY KEY, version integer NOT NULL)"
             )
-            return {}
+            return {}, tables
         try:
             rows = self._connection.execute("SELECT part, version FROM versions").fetchall()
         except psycopg.Error as foreign:
@@ -192,7 +220,7 @@ class PgStore:
                 f"The store {self.where} has a versions table target-leanpay did not make "
                 f"({_one_line(foreign)})"
             ) from None
-        return {str(part): int(version) for part, version in rows}
+        return {str(part): int(version) for part, version in rows}, tables
 
     def _newer(self, part: str, found: int, known: int) -> StoreError:
         return StoreError(
@@ -241,7 +269,7 @@ class PgStore:
     def cache(self, key: TenantKey, *, writable: bool) -> PgInvoiceCache:
         """The cache of tenant `key`; a plan (`writable` False) works on a copy of its
         rows in temporary tables, which the session drops."""
-        return PgInvoiceCache(self._connection, key, writable=writable)
+        return PgInvoiceCache(self._connection, key, writable=writable, where=self.where)
 
     def promises(self, host: str, *, writable: bool) -> PgPromises:
         """The promises of the API host `host`."""
@@ -272,9 +300,15 @@ class PgInvoiceCache:
     """`store.InvoiceCache` for one tenant, in the store's schema."""
 
     def __init__(
-        self, connection: psycopg.Connection[tuple[Any, ...]], key: TenantKey, *, writable: bool
+        self,
+        connection: psycopg.Connection[tuple[Any, ...]],
+        key: TenantKey,
+        *,
+        writable: bool,
+        where: str,
     ) -> None:
         self._db = connection
+        self.where = where
         self._key = (key.host, key.tenant_id)
         self.writable = writable
         self.problem: str | None = None
@@ -283,6 +317,7 @@ class PgInvoiceCache:
         if not writable:
             self._copy_for_a_plan()
 
+    @_named
     def _copy_for_a_plan(self) -> None:
         """Temporary copies of this tenant's rows: what a plan learns stays in them."""
         self._invoices = sql.Identifier("pg_temp", "plan_invoices")
@@ -306,6 +341,7 @@ class PgInvoiceCache:
     def _query(self, text: str) -> sql.Composed:
         return sql.SQL(text).format(invoices=self._invoices, watermarks=self._watermarks)
 
+    @_named
     def count(self) -> int:
         """Invoices in the cache."""
         row = self._db.execute(
@@ -314,6 +350,7 @@ class PgInvoiceCache:
         ).fetchone()
         return int(row[0]) if row else 0
 
+    @_named
     def has(self, rows: Sequence[Row]) -> set[str]:
         """The Leanpay ids of `rows` the cache holds."""
         ids = [row.leanpay_id for row in rows]
@@ -328,6 +365,7 @@ class PgInvoiceCache:
         )
         return {str(row[0]) for row in found}
 
+    @_named
     def find(self, external_ids: Sequence[str]) -> dict[str, Found]:
         """What the cache holds for those of `external_ids` it holds."""
         if not external_ids:
@@ -353,6 +391,20 @@ class PgInvoiceCache:
                 found[external_id] = Found(str(leanpay_id), held)
         return found
 
+    @_named
+    def pairs(self) -> list[tuple[str, str | None, bytes | None]]:
+        """(externalId, Leanpay id, contents) of every invoice with an externalId: the
+        whole tenant, for the listing code that still loads it (`store_index.py`)."""
+        rows = self._db.execute(
+            self._query(
+                "SELECT external_id, leanpay_id, contents FROM {invoices} "
+                "WHERE host = %s AND tenant = %s AND external_id IS NOT NULL"
+            ),
+            self._key,
+        )
+        return [(str(e), str(i), None if c is None else bytes(c)) for e, i, c in rows]
+
+    @_named
     def watermark(self) -> Watermark:
         """What the last verified listing established."""
         row = self._db.execute(
@@ -367,6 +419,7 @@ class PgInvoiceCache:
         complete, newest, total, order = row
         return Watermark(bool(complete), newest, int(total), order)
 
+    @_named
     def add(self, rows: Iterable[Row]) -> None:
         """Remember these invoices (listed, or acknowledged)."""
         values = [(*self._key, r.leanpay_id, r.external_id, r.created_at, r.contents) for r in rows]
@@ -396,6 +449,7 @@ class PgInvoiceCache:
             (*self._key, mark.complete, mark.newest, mark.total, mark.order),
         )
 
+    @_named
     def begin_full_listing(self) -> None:
         """Forget every invoice of the tenant and its watermark."""
         with self._db.transaction():
@@ -404,6 +458,7 @@ class PgInvoiceCache:
                 self._query("DELETE FROM {invoices} WHERE host = %s AND tenant = %s"), self._key
             )
 
+    @_named
     def verified(self, *, total: int, order: str | None) -> None:
         """A listing proved the cache whole: the watermark is the newest `createdAt` held."""
         with self._db.transaction():
@@ -415,6 +470,7 @@ class PgInvoiceCache:
             ).fetchone()
             self._set_watermark(Watermark(True, row[0] if row else None, total, order))
 
+    @_named
     def damaged(self, reason: str) -> None:
         """Not verified any more: the next listing is a full one."""
         self._set_watermark(NO_WATERMARK)

@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from target_leanpay import changes
 from target_leanpay.errors import AuthError, Stopped
@@ -49,6 +49,9 @@ from target_leanpay.resources import Resource
 from target_leanpay.tenant_index import TenantIndex
 from target_leanpay.tenant_listing import TenantListing
 from target_leanpay.twins import Fate, Twins
+
+if TYPE_CHECKING:  # psycopg is an optional extra
+    from target_leanpay.pg_store import PgStore
 
 logger = logging.getLogger("target-leanpay.replay")
 
@@ -571,6 +574,7 @@ class ReplayGuards:
         api_url: str = "",
         index_dir: Path | None = None,
         writes: bool = True,
+        store: PgStore | None = None,
     ) -> None:
         """`read_page` None: a dry run, which reads nothing and assumes an empty tenant.
         `index_dir`: where tenant indexes live (None: none is used); `writes` False (a
@@ -578,6 +582,7 @@ class ReplayGuards:
         self._read_page = read_page
         self._api_url = api_url
         self._index_dir = index_dir
+        self._store = store
         self._writes = writes
         self._enabled = enabled
         self._concurrency = concurrency
@@ -631,12 +636,13 @@ class ReplayGuards:
             inside=resource.listed_inside,
             keep=partial(_kept, resource),
         )
-        if not resource.listed_first or self._index_dir is None:
+        if not resource.listed_first or (self._index_dir is None and self._store is None):
             return listing  # links: inside their invoices, every page, when in doubt
         return TenantListing(
             listing,
             api_url=self._api_url,
-            folder=self._index_dir,
+            folder=self._index_dir or Path(),
+            store=self._store,
             writable=self._writes,
             concurrency=self._concurrency,
             stopping=self._stopping,

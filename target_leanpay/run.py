@@ -19,6 +19,7 @@ from __future__ import annotations
 import threading
 from contextlib import ExitStack
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from target_leanpay.checkpoint import Checkpoints, State
 from target_leanpay.client import DryRunClient, LeanpayClient
@@ -36,6 +37,9 @@ from target_leanpay.settings import Settings
 from target_leanpay.state_output import StateOutput
 from target_leanpay.updates import Putter, Updates
 
+if TYPE_CHECKING:  # psycopg is an optional extra
+    from target_leanpay.pg_store import PgStore
+
 
 def _discard(_state: State) -> None:
     """A dry run or a plan writes no STATE: the next real run must not skip what was not
@@ -46,6 +50,16 @@ def _put_of(client: LeanpayClient | None) -> Putter:
     """The real client's PUT (a run that sends is never without its client)."""
     assert client is not None
     return client.put
+
+
+def _pg_store(settings: Settings) -> PgStore | None:
+    """The PostgreSQL store when `store` is a URL and the run reads Leanpay (a dry run
+    reads nothing); connecting now makes PostgreSQL down a line before anything is read."""
+    if settings.store.url is None or settings.dry_run or not settings.replay_safety:
+        return None
+    from target_leanpay.pg_store import PgStore  # noqa: PLC0415 - psycopg: an optional extra
+
+    return PgStore(settings.store.url)
 
 
 def dry_run_rejections_path(dry_run_path: str) -> str:
@@ -108,6 +122,7 @@ class Run:
             send = self.client.post_batch
         if self.dry_run is not None:
             send = self.dry_run.post_batch
+        self.store = _pg_store(settings)
         self.guards = ReplayGuards(
             read_page,
             enabled=settings.replay_safety,
@@ -117,6 +132,7 @@ class Run:
             api_url=settings.api_url,
             index_dir=settings.store.folder,
             writes=not writes_nothing,
+            store=self.store,
         )
         # a dry run writes its requests in input order: one thread; a real run one per
         # request in flight: a chunk keeps its thread through retries and waits, so
@@ -148,7 +164,7 @@ class Run:
             ),
         )
         self._closing = ExitStack()
-        for resource in (self.guards, self.client, self.dry_run, self.receipts):
+        for resource in (self.store, self.guards, self.client, self.dry_run, self.receipts):
             if resource is not None:
                 self._closing.callback(resource.close)
         self._closing.callback(self._close_dead_letters)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from target_leanpay.credentials import masked_url, url_credentials
+from target_leanpay.errors import TargetLeanpayError
 from target_leanpay.redaction import MASK
 
 URL_SCHEMES = ("postgresql://", "postgres://")
@@ -30,6 +31,10 @@ POSTGRES_EXTRA = (
 )
 """What installs psycopg, the driver a `postgresql://` store needs."""
 _PASSWORD_PARAMETER = re.compile(r"(?i)([?&]password=)([^&#]*)")
+
+
+class StoreError(TargetLeanpayError):
+    """The store cannot be used: one line naming it (a URL without its password)."""
 
 
 def default_store_dir() -> Path:

@@ -20,12 +20,17 @@ import threading
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from target_leanpay.delta import Delta, Page, page_of, read_delta, row_of, tenant_of
 from target_leanpay.listing import ExternalIds, Listed, Listing
+from target_leanpay.store import TenantKey, host_of
 from target_leanpay.tenant_index import Row, TenantIndex, host_stem, tenant_stem
 from target_leanpay.tenant_lock import TenantLock
+
+if TYPE_CHECKING:  # psycopg is an optional extra
+    from target_leanpay.pg_lock import PgTenantLock
+    from target_leanpay.pg_store import PgStore
 
 logger = logging.getLogger("target-leanpay.replay")
 
@@ -42,16 +47,24 @@ class TenantListing:
         writable: bool,
         concurrency: int,
         stopping: threading.Event,
+        store: PgStore | None = None,
     ) -> None:
         """`writable` False (a plan): the index is read, never written, and no lock is
-        taken (a plan sends nothing)."""
+        taken (a plan sends nothing). `store`: the index and lock live in PostgreSQL."""
         self.name = listing.name
         self._listing = listing
         self._api_url = api_url
         self._folder = folder
         self._writable = writable
         self._concurrency = concurrency
-        self._lock = TenantLock(folder, host_stem(api_url), stopping=stopping) if writable else None
+        self._store = store
+        self._lock: TenantLock | PgTenantLock | None = None
+        if writable:
+            self._lock = (
+                TenantLock(folder, host_stem(api_url), stopping=stopping)
+                if store is None
+                else store.lock(host_of(api_url), stopping=stopping)
+            )
         self._index: TenantIndex | None = None
         self._first_done = False
         self._empty_at_start = False
@@ -141,9 +154,8 @@ class TenantListing:
             tenant = tenant_of(page_of(1, body))
             waited = False
             if self._lock is not None:
-                stem = tenant_stem(self._api_url, tenant) if tenant else None
                 try:
-                    waited = self._lock.hold_tenant(stem) if stem else self._lock.hold_new_tenant()
+                    waited = self._hold(self._lock, tenant)
                 except OSError as unusable:
                     return self._without_folder(body, unusable)
             if waited:  # another run sent meanwhile: what was read is stale
@@ -173,7 +185,20 @@ class TenantListing:
         )
         return body
 
+    def _hold(self, lock: TenantLock | PgTenantLock, tenant: str | None) -> bool:
+        if tenant is None:
+            return lock.hold_new_tenant()
+        if isinstance(lock, TenantLock):
+            return lock.hold_tenant(tenant_stem(self._api_url, tenant))
+        return lock.hold_tenant(TenantKey.of(self._api_url, tenant))
+
     def _open(self, tenant: str) -> TenantIndex:
+        if self._store is not None:
+            from target_leanpay.store_index import CacheIndex  # noqa: PLC0415 - psycopg
+
+            key = TenantKey.of(self._api_url, tenant)
+            cache = self._store.cache(key, writable=self._writable)
+            return CacheIndex(cache, host=key.host, tenant_id=tenant, where=self._store.where)
         index = TenantIndex(self._folder, self._api_url, tenant, writable=self._writable)
         if index.problem is not None:
             self._say_once(f"Replay safety: {index.problem}; every page is read once")

@@ -170,8 +170,11 @@ def run_target(
     messages: Sequence[dict[str, Any] | str],
     *,
     timeout: float = 90,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
 ) -> Result:
-    """Pipe `messages` into the target CLI and wait for it."""
+    """Pipe `messages` into the target CLI and wait for it (`env`, `cwd`: another
+    machine's, see tests/test_e2e_store.py)."""
     started = time.monotonic()
     done = subprocess.run(
         target_command(config_path),
@@ -179,13 +182,20 @@ def run_target(
         capture_output=True,
         text=True,
         timeout=timeout,
-        env={**os.environ, "PYTHONWARNINGS": "error"},
+        env={**(os.environ if env is None else env), "PYTHONWARNINGS": "error"},
+        cwd=cwd,
         check=False,
     )
     return Result(done.returncode, done.stdout, done.stderr, time.monotonic() - started)
 
 
-def start_target(config_path: Path, *, own_group: bool = False) -> subprocess.Popen[str]:
+def start_target(
+    config_path: Path,
+    *,
+    own_group: bool = False,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+) -> subprocess.Popen[str]:
     """Start the target CLI with a pipe on stdin, for tests that signal or kill it.
 
     `own_group`: as a terminal's foreground job, whose process group a signal (Ctrl-C,
@@ -198,6 +208,8 @@ def start_target(config_path: Path, *, own_group: bool = False) -> subprocess.Po
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=own_group,
+        env=env,
+        cwd=cwd,
     )
 
 
@@ -233,8 +245,15 @@ class Running:
 
     started: ClassVar[list[Running]] = []
 
-    def __init__(self, config: Path, *, own_group: bool = False) -> None:
-        self.process = start_target(config, own_group=own_group)
+    def __init__(
+        self,
+        config: Path,
+        *,
+        own_group: bool = False,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
+        self.process = start_target(config, own_group=own_group, env=env, cwd=cwd)
         Running.started.append(self)
         self.stdout: list[str] = []
         self.stderr: list[str] = []

@@ -19,8 +19,9 @@ from support.postgres import PASSWORD, PostgresServer
 
 from target_leanpay import changes, pg_lock
 from target_leanpay.errors import Stopped
-from target_leanpay.pg_store import CACHE_VERSION, PgStore, StoreError, schema_of
+from target_leanpay.pg_store import CACHE_VERSION, PgStore, schema_of
 from target_leanpay.store import SEVERAL, CacheDamaged, Receipt, Row, TenantKey, Watermark
+from target_leanpay.store_location import StoreError
 
 HOST = "api.leanpay.fr"
 TENANT = TenantKey(HOST, "tenant-a")
@@ -187,6 +188,19 @@ def test_promises_of_a_newer_version_stop_the_run_and_are_left_as_they_are(
         "(this one knows version 1): upgrade target-leanpay"
     )
     assert postgres.sql(database, "SELECT count(*) FROM target_leanpay.receipts") == [(1,)]
+
+
+def test_lost_promises_stop_the_run_and_a_lost_cache_is_made_again(
+    postgres: PostgresServer, database: str
+) -> None:
+    PgStore(postgres.url(database)).close()
+    postgres.sql(database, "DROP TABLE target_leanpay.watermarks")
+    PgStore(postgres.url(database)).close()
+    assert "watermarks" in tables(postgres, database, "target_leanpay")
+    postgres.sql(database, "DROP TABLE target_leanpay.sending")
+
+    with pytest.raises(StoreError, match=r"lost tables of its promises \(sending\)"):
+        PgStore(postgres.url(database))
 
 
 def test_a_schema_of_someone_elses_tables_is_refused(
