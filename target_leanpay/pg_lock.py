@@ -56,6 +56,7 @@ class PgTenantLock:
         where: str,
         stopping: threading.Event,
         lost: Callable[[str], None],
+        guard: threading.RLock,
     ) -> None:
         """`lost(message)`: called once when the connection fails while a lock is held."""
         self._connection = connection
@@ -64,6 +65,8 @@ class PgTenantLock:
         self._where = where
         self._stopping = stopping
         self._lost = lost
+        self._guard = guard
+        """The store's: one thread at a time on its connection."""
         self._held: list[tuple[int, bool]] = []
         self._beating: threading.Event | None = None
         self.waited = False
@@ -88,7 +91,8 @@ class PgTenantLock:
         waited = False
         while True:
             try:
-                row = self._connection.execute(f"SELECT {function}(%s)", (key,)).fetchone()
+                with self._guard:
+                    row = self._connection.execute(f"SELECT {function}(%s)", (key,)).fetchone()
             except psycopg.Error as failed:
                 raise StoreError(
                     f"The store {self._where} failed while taking the tenant's lock: "
@@ -120,7 +124,8 @@ class PgTenantLock:
     def _heartbeat(self, beating: threading.Event) -> None:
         while not beating.wait(HEARTBEAT_SECONDS):
             try:
-                self._connection.execute("SELECT 1")
+                with self._guard:
+                    self._connection.execute("SELECT 1")
             except psycopg.Error as failed:
                 if beating.is_set():
                     return  # released meanwhile: nothing was lost
@@ -143,6 +148,7 @@ class PgTenantLock:
         for key, shared in reversed(held):
             function = "pg_advisory_unlock_shared" if shared else "pg_advisory_unlock"
             try:
-                self._connection.execute(f"SELECT {function}(%s)", (key,))
+                with self._guard:
+                    self._connection.execute(f"SELECT {function}(%s)", (key,))
             except psycopg.Error:
                 return  # the session is gone, and its locks with it

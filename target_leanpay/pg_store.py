@@ -121,13 +121,16 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _named(method: F) -> F:
-    """A PostgreSQL failure during `method` (a lost connection, a dropped table) becomes
-    one line naming the store (`self.where`): the run fails, STATE stays behind."""
+    """One thread at a time on the store's connection (`self._guard`: the run's sending
+    and listing threads share it, and a transaction must not interleave with another's
+    statements); a PostgreSQL failure (a lost connection, a dropped table) becomes one
+    line naming the store (`self.where`): the run fails, STATE stays behind."""
 
     @functools.wraps(method)
     def named(self: Any, *args: Any, **kwargs: Any) -> Any:
         try:
-            return method(self, *args, **kwargs)
+            with self._guard:
+                return method(self, *args, **kwargs)
         except psycopg.Error as failed:
             raise StoreError(
                 f"The store {self.where} failed: {_one_line(failed)}; no STATE is written "
@@ -143,6 +146,8 @@ class PgStore:
     def __init__(self, url: str, *, stopping: threading.Event | None = None) -> None:
         self.schema = schema_of(url)
         self.where = f"{masked_store_url(url)} (schema {self.schema})"
+        self._guard = threading.RLock()
+        """Held by every use of the connection (see `_named`)."""
         self._stopping = stopping
         given = conninfo_to_dict(url)
         extra = {name: value for name, value in CLIENT_KEEPALIVES.items() if name not in given}
@@ -269,11 +274,15 @@ class PgStore:
     def cache(self, key: TenantKey, *, writable: bool) -> PgInvoiceCache:
         """The cache of tenant `key`; a plan (`writable` False) works on a copy of its
         rows in temporary tables, which the session drops."""
-        return PgInvoiceCache(self._connection, key, writable=writable, where=self.where)
+        return PgInvoiceCache(
+            self._connection, key, writable=writable, where=self.where, guard=self._guard
+        )
 
     def promises(self, host: str, *, writable: bool) -> PgPromises:
         """The promises of the API host `host`."""
-        return PgPromises(self._connection, host, writable=writable, where=self.where)
+        return PgPromises(
+            self._connection, host, writable=writable, where=self.where, guard=self._guard
+        )
 
     def lock(self, host: str, *, stopping: threading.Event) -> PgTenantLock:
         """A lock holder for tenants of `host`; a lost connection stops the run."""
@@ -289,6 +298,7 @@ class PgStore:
             where=self.where,
             stopping=stopping,
             lost=lost,
+            guard=self._guard,
         )
 
     def close(self) -> None:
@@ -306,9 +316,11 @@ class PgInvoiceCache:
         *,
         writable: bool,
         where: str,
+        guard: threading.RLock,
     ) -> None:
         self._db = connection
         self.where = where
+        self._guard = guard
         self._key = (key.host, key.tenant_id)
         self.writable = writable
         self.problem: str | None = None
@@ -394,7 +406,7 @@ class PgInvoiceCache:
     @_named
     def pairs(self) -> list[tuple[str, str | None, bytes | None]]:
         """(externalId, Leanpay id, contents) of every invoice with an externalId: the
-        whole tenant, for the listing code that still loads it (`store_index.py`)."""
+        whole tenant, for the listing code that still loads it (`store_adapters.py`)."""
         rows = self._db.execute(
             self._query(
                 "SELECT external_id, leanpay_id, contents FROM {invoices} "
@@ -489,13 +501,16 @@ class PgPromises:
         *,
         writable: bool,
         where: str,
+        guard: threading.RLock,
     ) -> None:
         self._db = connection
+        self._guard = guard
         self._host = host
         self._writable = writable
         self.where = where
         self._uncertain = self._earlier_doubts()
 
+    @_named
     def _earlier_doubts(self) -> dict[str, set[str]]:
         """Marks without a receipt, left by runs that died while sending; marks that got
         their receipt are dropped (what the folder store's compaction does)."""
@@ -542,6 +557,7 @@ class PgPromises:
                 "no STATE is written past them"
             ) from None
 
+    @_named
     def receipts(
         self, resource: str, external_ids: Sequence[str], tenant: str | None
     ) -> dict[str, Receipt]:
@@ -557,6 +573,7 @@ class PgPromises:
         )
         return {str(row[1]): _receipt(row) for row in rows}
 
+    @_named
     def all_receipts(self, resource: str, tenant: str | None) -> Iterator[Receipt]:
         """Every receipt of `resource`, oldest first."""
         rows = self._rows(
@@ -567,6 +584,7 @@ class PgPromises:
         )
         return iter([_receipt(row) for row in rows])
 
+    @_named
     def record(self, receipts: Sequence[Receipt]) -> None:
         """Keep the receipts of one acknowledged batch, committed when this returns."""
         self._write(
@@ -588,6 +606,7 @@ class PgPromises:
             ],
         )
 
+    @_named
     def mark_sending(self, resource: str, external_ids: Sequence[str]) -> None:
         """Note a POST's items before it is sent, committed when this returns."""
         self._write(
@@ -597,6 +616,7 @@ class PgPromises:
             [(self._host, resource, external_id) for external_id in external_ids],
         )
 
+    @_named
     def lift(self, resource: str, external_ids: Sequence[str]) -> None:
         """Leanpay refused that POST: its marks go."""
         self._write(
@@ -609,6 +629,7 @@ class PgPromises:
         """The externalIds of `resource` an earlier run was sending when it died."""
         return set(self._uncertain.get(resource, set()))
 
+    @_named
     def fact(self, tenant: str, name: str) -> str | None:
         """A fact learned about `tenant`, if any."""
         rows = self._rows(
@@ -617,6 +638,7 @@ class PgPromises:
         )
         return str(rows[0][0]) if rows else None
 
+    @_named
     def keep_fact(self, tenant: str, name: str, value: str) -> None:
         """Remember a fact about `tenant` (the newest value wins)."""
         self._write(

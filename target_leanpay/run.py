@@ -35,6 +35,7 @@ from target_leanpay.replay import PageReader, ReplayGuards
 from target_leanpay.runmark import RunMark
 from target_leanpay.settings import Settings
 from target_leanpay.state_output import StateOutput
+from target_leanpay.store import host_of
 from target_leanpay.updates import Putter, Updates
 
 if TYPE_CHECKING:  # psycopg is an optional extra
@@ -55,7 +56,7 @@ def _put_of(client: LeanpayClient | None) -> Putter:
 def _pg_store(settings: Settings) -> PgStore | None:
     """The PostgreSQL store when `store` is a URL and the run reads Leanpay (a dry run
     reads nothing); connecting now makes PostgreSQL down a line before anything is read."""
-    if settings.store.url is None or settings.dry_run or not settings.replay_safety:
+    if settings.store.url is None or settings.dry_run:
         return None
     from target_leanpay.pg_store import PgStore  # noqa: PLC0415 - psycopg: an optional extra
 
@@ -101,7 +102,18 @@ class Run:
             _discard if writes_nothing else self.state_output.put,
             make_durable=self.dead_letters.commit,
         )
-        self.receipts = Receipts(settings.receipts_path, writable=not writes_nothing, run=self.mark)
+        self.store = _pg_store(settings)
+        if self.store is None:
+            self.receipts = Receipts(
+                settings.receipts_path, writable=not writes_nothing, run=self.mark
+            )
+        else:  # receipts and sending marks live in the store
+            from target_leanpay.store_adapters import StoreReceipts  # noqa: PLC0415 - psycopg
+
+            promises = self.store.promises(host_of(settings.api_url), writable=not writes_nothing)
+            self.receipts = StoreReceipts(
+                promises, settings.receipts_path, writable=not writes_nothing, run=self.mark
+            )
         self.client: LeanpayClient | None = None
         if not settings.dry_run:
             self.client = LeanpayClient(
@@ -122,7 +134,6 @@ class Run:
             send = self.client.post_batch
         if self.dry_run is not None:
             send = self.dry_run.post_batch
-        self.store = _pg_store(settings)
         self.guards = ReplayGuards(
             read_page,
             enabled=settings.replay_safety,

@@ -194,7 +194,7 @@ class TenantListing:
 
     def _open(self, tenant: str) -> TenantIndex:
         if self._store is not None:
-            from target_leanpay.store_index import CacheIndex  # noqa: PLC0415 - psycopg
+            from target_leanpay.store_adapters import CacheIndex  # noqa: PLC0415 - psycopg
 
             key = TenantKey.of(self._api_url, tenant)
             cache = self._store.cache(key, writable=self._writable)

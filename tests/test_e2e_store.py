@@ -5,6 +5,7 @@ shows was read and stored, the STATE lines and the exit codes."""
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import socket
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 from conftest import (
     API_KEY,
+    CLIENT_ID,
     Result,
     Running,
     emitted,
@@ -29,6 +31,7 @@ from support.postgres import PASSWORD, PostgresServer
 from leanpay_standin import StandIn
 
 SEEDED = 2000  # 80 pages of 25
+CREDITS = "erp-credits"
 PAGES = math.ceil(SEEDED / 25)
 
 
@@ -286,3 +289,91 @@ def test_a_connection_lost_mid_run_fails_it_with_state_behind_what_was_stored(
 
     assert resumed.returncode == 0, resumed.stderr
     stored_once(tenant, range(2000))
+
+
+# -- promises: credit notes, which Leanpay cannot list ----------------------------------
+
+
+def credit_note(n: int) -> dict[str, Any]:
+    record = {
+        "externalId": f"CN-{n}", "clientId": CLIENT_ID, "reference": f"A-{n}",
+        "amount": 500 + n, "issueDate": "2024-03-05",
+    }  # fmt: skip
+    return {"type": "RECORD", "stream": CREDITS, "record": record}
+
+
+def credit_notes(count: int) -> list[dict[str, Any]]:
+    """SCHEMA, credit notes, a STATE after every 100."""
+    fields = ("externalId", "clientId", "reference", "amount", "issueDate")
+    messages: list[dict[str, Any]] = [
+        {
+            "type": "SCHEMA",
+            "stream": CREDITS,
+            "schema": {"type": "object", "properties": {name: {} for name in fields}},
+            "key_properties": ["externalId"],
+        }
+    ]
+    for n in range(count):
+        messages.append(credit_note(n))
+        if (n + 1) % 100 == 0:
+            messages.append({"type": "STATE", "value": {"done": n + 1}})
+    return messages
+
+
+def promises_settings(machine: Machine) -> dict[str, Any]:
+    """PostgreSQL keeps the promises itself; with a folder store they are still the
+    receipts file, here on the volume both machines mount."""
+    settings: dict[str, Any] = {
+        "stream_resources": {CREDITS: "credit_notes"},
+        "dead_letter_path": str(machine.work / "rejected.jsonl"),
+        "max_in_flight": 1,
+    }
+    if not machine.store.startswith("postgresql://"):
+        settings["receipts_path"] = str(Path(machine.store) / "receipts.jsonl")
+    return settings
+
+
+def test_credit_notes_on_the_wire_at_a_kill_9_are_never_sent_again_from_another_machine(
+    leanpay: StandIn, tmp_path: Path, store: str
+) -> None:
+    leanpay.add_faults(  # the second batch is stored, its answer late: the kill lands there
+        {"path": "/credit-notes/batch", "action": "delay_before_store", "seconds": 0, "times": 1},
+        {"path": "/credit-notes/batch", "action": "delay_after_store", "seconds": 20, "times": 1},
+    )
+    a, b = Machine(tmp_path / "a", store), Machine(tmp_path / "b", store)
+    messages = credit_notes(300)
+    target = a.start(a.config(leanpay, **promises_settings(a)))
+    target.feed(singer_input(messages))
+    wait_for(lambda: len(leanpay.store("credit_notes")) == 200)
+    wait_for(lambda: target.states == [{"done": 100}])  # the unanswered batch is not covered
+    target.kill()
+
+    resumed = b.run(b.config(leanpay, **promises_settings(b)), messages)
+
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    stored = Counter(o["externalId"] for o in leanpay.store("credit_notes"))
+    assert stored == {f"CN-{n}": 1 for n in range(300)}  # never twice
+    letters = [json.loads(line) for line in (b.work / "rejected.jsonl").read_text().splitlines()]
+    assert sorted(d["record"]["externalId"] for d in letters) == sorted(
+        f"CN-{n}" for n in range(100, 200)
+    )
+    reasons = [d["reasons"][0]["reason"] for d in letters]
+    assert all("was sending it to Leanpay when it died" in reason for reason in reasons)
+    if store.startswith("postgresql://"):  # where to release one, without the password
+        assert all("the sending table of the store postgresql://********@" in r for r in reasons)
+    assert resumed.states[-1] == {"done": 300}
+    assert PASSWORD not in resumed.stderr
+
+
+def test_a_credit_note_created_on_one_machine_is_known_on_another(
+    leanpay: StandIn, tmp_path: Path, store: str
+) -> None:
+    a, b = Machine(tmp_path / "a", store), Machine(tmp_path / "b", store)
+    first = a.run(a.config(leanpay, **promises_settings(a)), credit_notes(1))
+    assert first.returncode == 0, first.stderr
+
+    again = b.run(b.config(leanpay, **promises_settings(b)), credit_notes(1))
+
+    assert again.returncode == 0, again.stderr
+    assert len(leanpay.store("credit_notes")) == 1
+    assert "1 already present" in again.stderr
