@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 MELTANO_VENV := .venv-meltano
 MELTANO := $(MELTANO_VENV)/bin/meltano
 
-.PHONY: demo test lint bench bench-incremental clean
+.PHONY: demo test lint bench bench-incremental bench-store clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,9 @@ bench: $(BIN)/.installed
 
 bench-incremental: $(BIN)/.installed
 	$(BIN)/python benchmarks/throughput.py --only incremental
+
+bench-store: $(BIN)/.installed
+	$(BIN)/python benchmarks/throughput.py --only store
 
 clean:
 	rm -rf $(VENV) $(MELTANO_VENV) .venv-py3.* .meltano output .test-logs

