@@ -220,7 +220,8 @@ SCHEMA = th.PropertiesList(
         secret=True,
         title="Store",
         description="Where the target keeps what it must remember between runs (what it "
-        "learned of each Leanpay tenant, and its lock): a folder, or a postgresql:// URL "
+        "learned of each Leanpay tenant and the tenant's lock; in PostgreSQL, also the "
+        "receipts and sending marks): a folder, or a postgresql:// URL "
         "that runs on different machines share (needs the postgres extra; its schema is "
         "target_leanpay unless the URL's options=-csearch_path=... names another). Unset: "
         "$XDG_STATE_HOME/target-leanpay, else ~/.local/state/target-leanpay.",
