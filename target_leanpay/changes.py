@@ -22,6 +22,7 @@ Unknown (a receipt written before receipts kept the fields sent) is never a chan
 
 from __future__ import annotations
 
+import functools
 import re
 from decimal import Decimal
 from typing import Any, NamedTuple
@@ -56,15 +57,34 @@ def compared_fields(resource: Resource) -> tuple[str, ...]:
 
 def kept(resource: Resource, obj: dict[str, Any]) -> dict[str, Any]:
     """The compared fields of `obj` (a wire payload or a listed row), normalised; null and
-    absent fields are left out, so that they compare alike."""
+    absent fields are left out, so that they compare alike. Run for every acknowledged
+    and listed invoice: values already in their compared form (a date as `YYYY-MM-DD`,
+    money as an int) skip `_normal`."""
     found: dict[str, Any] = {}
-    for fld in resource.fields:
-        if fld.name == "externalId":
+    for name, kind in _kinds(resource):
+        value = obj.get(name)
+        if value is None:
             continue
-        value = _normal(fld.kind, obj.get(fld.name))
-        if value is not None:
-            found[fld.name] = value
+        if kind is not None and not (
+            type(value) is str and len(value) == 10 if kind is Kind.DATE else type(value) is int
+        ):
+            value = _normal(kind, value)
+            if value is None:
+                continue
+        found[name] = value
     return found
+
+
+@functools.cache
+def _kinds(resource: Resource) -> tuple[tuple[str, Kind | None], ...]:
+    """The compared fields, with their kind where `_normal` may change a value (a date
+    as a 10-character string, or money as an int, is already as it compares)."""
+    changing = (Kind.DATE, Kind.MONEY)
+    return tuple(
+        (f.name, f.kind if f.kind in changing else None)
+        for f in resource.fields
+        if f.name != "externalId"
+    )
 
 
 def encode(fields: dict[str, Any]) -> bytes:
@@ -78,9 +98,10 @@ def decode(stored: bytes) -> dict[str, Any]:
 
 
 def differences(resource: Resource, held: dict[str, Any], wire: dict[str, Any]) -> list[Change]:
-    """The fields whose value Leanpay holds (`held`, `kept`) differs from what the target
-    would send (`wire`, references resolved), in the resource's field order."""
-    sent = kept(resource, wire)
+    """The fields whose value Leanpay holds (`held`: its fields in any form, e.g. a payload
+    as sent or `kept`) differs from what the target would send (`wire`, references
+    resolved), in the resource's field order; both compared in their `kept` form."""
+    held, sent = kept(resource, held), kept(resource, wire)
     derived = DERIVED.get(resource.name, frozenset())
     changes = []
     for name in compared_fields(resource):
@@ -113,4 +134,13 @@ def _normal(kind: Kind, value: Any) -> Any:
 
 
 def _show(value: Any) -> str:
-    return "(none)" if value is None else repr(value)
+    """A value as a message shows it; a reference by externalId (as read, or as data) by
+    its resource and externalId."""
+    if value is None:
+        return "(none)"
+    resource, external_id = getattr(value, "resource", None), getattr(value, "external_id", None)
+    if isinstance(value, dict) and set(value) == {"resource", "externalId"}:
+        resource, external_id = value["resource"], value["externalId"]
+    if isinstance(resource, str) and isinstance(external_id, str):
+        return f"{resource} {external_id!r}"
+    return repr(value)

@@ -57,7 +57,7 @@ from target_leanpay.mapping import Problem, Reference
 from target_leanpay.progress import Progress
 from target_leanpay.receipts import Receipts
 from target_leanpay.references import References
-from target_leanpay.repeats import as_data, differences, recalled, remembered, repeat_reason
+from target_leanpay.repeats import as_data, recalled, remembered, repeat_reason
 from target_leanpay.resources import Resource
 from target_leanpay.updates import Updates
 from target_leanpay.values import InvalidValue
@@ -187,10 +187,7 @@ class Delivery:
                 self._receipts.mark_sending(chunk.resource.name, [e for e in marked if e])
                 created = self._send(chunk.resource, payloads, on_retry=count_retry)
                 if created:  # in the tenant index before a re-listing may start
-                    sent = {p.external_id: p.wire for p in items if p.external_id}
-                    chunk.guard.stored(
-                        [{**sent.get(c.externalId or "", {}), **_fields(c)} for c in created]
-                    )
+                    chunk.guard.stored(created, items)
         except ItemsRefused as refusal:
             self._receipts.refused(chunk.resource.name, [e for e in marked if e])
             self._isolate(chunk, items, refusal, refused, ambiguous_tries=ambiguous_tries)
@@ -452,8 +449,8 @@ class Delivery:
             kept = sent.get(item.external_id or "")
             if kept is None:
                 continue
-            first_ident, first_payload = recalled(kept)
-            changed = differences(first_payload, as_data(item.payload))
+            first_ident, first_payload = recalled(kept, item.external_id or "")
+            changed = changes.differences(chunk.resource, first_payload, as_data(item.payload))
             if changed:
                 assert item.external_id is not None
                 reason = repeat_reason(item.external_id, first_ident, changed)
@@ -488,7 +485,7 @@ class Delivery:
         sent = None
         if not present or counted is not None:  # created or changed by this run: a later
             # repeat with other contents is rejected (repeats.py), an identical one is quiet
-            sent = {p.external_id: remembered(p.ident, p.payload) for p in items if p.external_id}
+            sent = {p.external_id: remembered(p.line, p.payload) for p in items if p.external_id}
         twins = chunk.guard.acknowledged(pairs, sent)
         if present:  # a chunk's items are all of its stream; twins may be of another
             chunk.stats.add(**{counted or "already_present": len(items)})
@@ -592,8 +589,3 @@ def _count(items: Sequence[Pending], counter: str) -> None:
     """Add to each item's own stream counters (twins may belong to another stream)."""
     for stats, number in Counter(p.stats for p in items).items():
         stats.add(**{counter: number})
-
-
-def _fields(created: Created) -> dict[str, Any]:
-    """An acknowledged object's fields as its answer gave them (those it gave)."""
-    return {k: v for k, v in msgspec.structs.asdict(created).items() if v is not None}

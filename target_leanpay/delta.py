@@ -21,6 +21,7 @@ what lets the unit tests drive every case with a fake tenant.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Callable, Sequence
@@ -47,8 +48,12 @@ class Page:
 
 def created_at(value: Any) -> int | None:
     """A `createdAt` date-time in microseconds since the epoch; None if unreadable."""
-    if not isinstance(value, str):
-        return None
+    return _created_at(value) if isinstance(value, str) else None
+
+
+@functools.lru_cache(maxsize=1024)
+def _created_at(value: str) -> int | None:
+    """Cached: a batch's items, and a page's rows, mostly share one `createdAt`."""
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
@@ -108,8 +113,8 @@ class Known(Protocol):
     def count(self) -> int:
         """Invoices in the index."""
 
-    def has(self, leanpay_ids: Sequence[str]) -> set[str]:
-        """Which of these the index holds."""
+    def has(self, rows: Sequence[Row]) -> set[str]:
+        """The Leanpay ids of these rows the index holds (by createdAt and id)."""
 
     def watermark(self) -> Watermark:
         """What the last verified listing established."""
@@ -228,7 +233,7 @@ class _Walk:
         if page.total != self._total:
             return f"the tenant changed while it was read (total {self._total}, then {page.total})"
         rows = page.rows if self._order == "newest" else list(reversed(page.rows))
-        held = self._known.has([row.leanpay_id for row in rows])
+        held = self._known.has(rows)
         for row in rows:
             if row.created_at is None:
                 return f"an invoice on page {page.number} has no readable createdAt"

@@ -27,7 +27,7 @@ import functools
 import logging
 import re
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar, cast
 
 import msgspec
@@ -37,13 +37,15 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from target_leanpay import changes
 from target_leanpay.pg_lock import PgTenantLock, lock_key
+from target_leanpay.receipts import Receipts
+from target_leanpay.runmark import RunMark
 from target_leanpay.store import (
     NO_WATERMARK,
     SEVERAL,
     CacheDamaged,
+    Earlier,
     Found,
     PromisesDamaged,
-    Receipt,
     Row,
     TenantKey,
     Watermark,
@@ -143,12 +145,18 @@ def _named(method: F) -> F:
 class PgStore:
     """`store.Store` in one PostgreSQL schema, through one connection per run."""
 
-    def __init__(self, url: str, *, stopping: threading.Event | None = None) -> None:
+    def __init__(
+        self, url: str, *, host: str, run: RunMark | None = None, export: str | None = None
+    ) -> None:
+        """`host`: the API host (`store.host_of`) whose promises this run keeps; `run`:
+        the mark its receipts carry; `export`: `receipts_path`, written as well."""
         self.schema = schema_of(url)
+        self._host = host
+        self._run = run or RunMark.new()
+        self._export = export
         self.where = f"{masked_store_url(url)} (schema {self.schema})"
         self._guard = threading.RLock()
         """Held by every use of the connection (see `_named`)."""
-        self._stopping = stopping
         given = conninfo_to_dict(url)
         extra = {name: value for name, value in CLIENT_KEEPALIVES.items() if name not in given}
         try:
@@ -278,10 +286,34 @@ class PgStore:
             self._connection, key, writable=writable, where=self.where, guard=self._guard
         )
 
-    def promises(self, host: str, *, writable: bool) -> PgPromises:
-        """The promises of the API host `host`."""
+    def promises(self, *, writable: bool) -> PgPromises:
+        """The promises of this run's API host (and the export file, if any)."""
         return PgPromises(
-            self._connection, host, writable=writable, where=self.where, guard=self._guard
+            self._connection,
+            self._host,
+            writable=writable,
+            where=self.where,
+            guard=self._guard,
+            run=self._run,
+            export=self._export,
+        )
+
+    @_named
+    def fact(self, key: TenantKey, name: str) -> str | None:
+        """A fact learned about tenant `key`, if any."""
+        row = self._connection.execute(
+            "SELECT value FROM facts WHERE host = %s AND tenant = %s AND name = %s",
+            (key.host, key.tenant_id, name),
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    @_named
+    def keep_fact(self, key: TenantKey, name: str, value: str) -> None:
+        """Remember a fact about tenant `key` (the newest value wins), committed."""
+        self._connection.execute(
+            "INSERT INTO facts VALUES (%s, %s, %s, %s) ON CONFLICT (host, tenant, name) "
+            "DO UPDATE SET value = excluded.value",
+            (key.host, key.tenant_id, name, value),
         )
 
     def lock(self, host: str, *, stopping: threading.Event) -> PgTenantLock:
@@ -491,8 +523,10 @@ class PgInvoiceCache:
         """Nothing to close: the connection is the store's (a plan's copies go with it)."""
 
 
-class PgPromises:
-    """`store.Promises` of one API host."""
+class PgPromises(Receipts):
+    """`store.Promises` of one API host, with the receipts file's methods (the run hands
+    either to delivery). `receipts_path`, when set, is written as well once each receipt
+    is committed here: an export for a warehouse, never read."""
 
     def __init__(
         self,
@@ -502,13 +536,17 @@ class PgPromises:
         writable: bool,
         where: str,
         guard: threading.RLock,
+        run: RunMark,
+        export: str | None,
     ) -> None:
+        super().__init__(export, writable=writable, run=run)  # the export file, if any
         self._db = connection
         self._guard = guard
         self._host = host
         self._writable = writable
-        self.where = where
-        self._uncertain = self._earlier_doubts()
+        self.path = self.where = where
+        self.sending_path = f"the sending table of the store {where}"
+        self._pg_uncertain = self._earlier_doubts()
 
     @_named
     def _earlier_doubts(self) -> dict[str, set[str]]:
@@ -537,14 +575,6 @@ class PgPromises:
             doubts.setdefault(str(resource), set()).add(str(external_id))
         return doubts
 
-    def _rows(self, query: str, args: Sequence[Any]) -> list[tuple[Any, ...]]:
-        try:
-            return self._db.execute(query, args).fetchall()
-        except psycopg.Error as failed:
-            raise PromisesDamaged(
-                f"The receipts in {self.where} cannot be read: {_one_line(failed)}"
-            ) from None
-
     def _write(self, what: str, query: str, values: Sequence[Sequence[Any]]) -> None:
         if not self._writable or not values:
             return
@@ -558,35 +588,34 @@ class PgPromises:
             ) from None
 
     @_named
-    def receipts(
-        self, resource: str, external_ids: Sequence[str], tenant: str | None
-    ) -> dict[str, Receipt]:
-        """The newest receipt of each of `external_ids` that has one."""
-        if not external_ids:
-            return {}
-        rows = self._rows(
-            "SELECT DISTINCT ON (external_id) resource, external_id, leanpay_id, stream, "
-            "run_started, tenant, sent FROM receipts WHERE host = %s AND resource = %s "
-            "AND external_id = ANY(%s) AND (%s::text IS NULL OR tenant IS NULL OR tenant = %s) "
-            "ORDER BY external_id, seq DESC",
-            (self._host, resource, list(external_ids), tenant, tenant),
+    def earlier(self, resource: str, tenant: str | None = None) -> Iterator[Earlier]:
+        """Every receipt of `resource`, oldest first; with `tenant`, none naming another."""
+        try:
+            rows = self._db.execute(
+                "SELECT external_id, leanpay_id, sent FROM receipts WHERE host = %s "
+                "AND resource = %s AND (%s::text IS NULL OR tenant IS NULL OR tenant = %s) "
+                "ORDER BY seq",
+                (self._host, resource, tenant, tenant),
+            ).fetchall()
+        except psycopg.Error as failed:
+            raise PromisesDamaged(
+                f"The receipts in {self.where} cannot be read: {_one_line(failed)}"
+            ) from None
+        return iter(
+            [(str(e), str(i), None if sent is None else bytes(sent)) for e, i, sent in rows]
         )
-        return {str(row[1]): _receipt(row) for row in rows}
 
     @_named
-    def all_receipts(self, resource: str, tenant: str | None) -> Iterator[Receipt]:
-        """Every receipt of `resource`, oldest first."""
-        rows = self._rows(
-            "SELECT resource, external_id, leanpay_id, stream, run_started, tenant, sent "
-            "FROM receipts WHERE host = %s AND resource = %s "
-            "AND (%s::text IS NULL OR tenant IS NULL OR tenant = %s) ORDER BY seq",
-            (self._host, resource, tenant, tenant),
-        )
-        return iter([_receipt(row) for row in rows])
-
-    @_named
-    def record(self, receipts: Sequence[Receipt]) -> None:
+    def record(
+        self,
+        stream: str,
+        resource: str,
+        acknowledged: Sequence[tuple[str, str]],
+        tenant: str | None = None,
+        sent: Mapping[str, dict[str, Any]] | None = None,
+    ) -> None:
         """Keep the receipts of one acknowledged batch, committed when this returns."""
+        fields = sent or {}
         self._write(
             "receipts",
             "INSERT INTO receipts (host, resource, external_id, leanpay_id, stream, "
@@ -594,17 +623,20 @@ class PgPromises:
             [
                 (
                     self._host,
-                    r.resource,
-                    r.external_id,
-                    r.leanpay_id,
-                    r.stream,
-                    r.run_started,
-                    r.tenant_id,
-                    r.sent,
+                    resource,
+                    external_id,
+                    leanpay_id,
+                    stream,
+                    self._run_started,
+                    tenant,
+                    changes.encode(fields[external_id]) if external_id in fields else None,
                 )
-                for r in receipts
+                for external_id, leanpay_id in acknowledged
             ],
         )
+        if self._file is None:  # no export: what the store kept is what was written
+            self.written += len(acknowledged)
+        super().record(stream, resource, acknowledged, tenant, sent)  # the export
 
     @_named
     def mark_sending(self, resource: str, external_ids: Sequence[str]) -> None:
@@ -617,7 +649,7 @@ class PgPromises:
         )
 
     @_named
-    def lift(self, resource: str, external_ids: Sequence[str]) -> None:
+    def refused(self, resource: str, external_ids: Sequence[str]) -> None:
         """Leanpay refused that POST: its marks go."""
         self._write(
             "lifted marks",
@@ -627,39 +659,4 @@ class PgPromises:
 
     def uncertain(self, resource: str) -> set[str]:
         """The externalIds of `resource` an earlier run was sending when it died."""
-        return set(self._uncertain.get(resource, set()))
-
-    @_named
-    def fact(self, tenant: str, name: str) -> str | None:
-        """A fact learned about `tenant`, if any."""
-        rows = self._rows(
-            "SELECT value FROM facts WHERE host = %s AND tenant = %s AND name = %s",
-            (self._host, tenant, name),
-        )
-        return str(rows[0][0]) if rows else None
-
-    @_named
-    def keep_fact(self, tenant: str, name: str, value: str) -> None:
-        """Remember a fact about `tenant` (the newest value wins)."""
-        self._write(
-            "a fact",
-            "INSERT INTO facts VALUES (%s, %s, %s, %s) ON CONFLICT (host, tenant, name) "
-            "DO UPDATE SET value = excluded.value",
-            [(self._host, tenant, name, value)],
-        )
-
-    def close(self) -> None:
-        """Nothing to close: every write has committed; the connection is the store's."""
-
-
-def _receipt(row: Sequence[Any]) -> Receipt:
-    resource, external_id, leanpay_id, stream, run_started, tenant, sent = row
-    return Receipt(
-        resource=str(resource),
-        external_id=str(external_id),
-        leanpay_id=str(leanpay_id),
-        stream=str(stream),
-        run_started=str(run_started),
-        tenant_id=None if tenant is None else str(tenant),
-        sent=None if sent is None else bytes(sent),
-    )
+        return set(self._pg_uncertain.get(resource, set()))

@@ -1,4 +1,10 @@
-"""Receipts: a durable record of every item Leanpay acknowledged, kept across runs.
+"""Receipts: a durable record of every item Leanpay acknowledged, kept across runs: the
+folder store's PROMISES (`store.Promises`, `folder_store.py`).
+
+The receipts file is the one truth of what this target created, not a copy of it: users
+read Leanpay's ids from it, and the next run reads it back. Any line that ends whole and
+cannot be read is damage: the run stops with one line naming the file (`PromisesDamaged`),
+never skips it. A store kept elsewhere (a database) keeps these promises itself.
 
 With `receipts_path` set, each acknowledged item becomes one JSON line:
 `{"resource", "externalId", "id", "stream", "run_started", "tenantId", "sent"}`, `sent`
@@ -48,13 +54,12 @@ import msgspec
 
 from target_leanpay.errors import ConfigError, TargetLeanpayError
 from target_leanpay.runmark import RunMark
+from target_leanpay.store import Earlier, PromisesDamaged
 
 logger = logging.getLogger("target-leanpay")
 
 Pair = tuple[str, str]
 """(externalId, Leanpay id) of one acknowledged item."""
-Earlier = tuple[str, str, bytes | None]
-"""(externalId, Leanpay id, the fields sent, encoded as `changes.encode` does, or None)."""
 
 
 class Receipt(msgspec.Struct, frozen=True):
@@ -100,7 +105,7 @@ class Receipts:
     def __init__(self, path: str | None, *, writable: bool, run: RunMark | None = None) -> None:
         """`writable` False (a dry run, a plan): the file is read, never written. `run`:
         whose start the receipts carry (the run's dead letters carry the same)."""
-        self.path = path
+        self.path = self.where = path
         self.written = 0
         self._run_started = (run or RunMark.new()).started
         self._lock = threading.Lock()
@@ -134,7 +139,7 @@ class Receipts:
                 try:
                     receipt = _decode(line)
                 except msgspec.DecodeError as exc:
-                    raise ConfigError(
+                    raise PromisesDamaged(
                         f"receipts {self.path} line {number} is not a receipt ({exc}); "
                         "target-leanpay writes that file itself: restore it or start a new one"
                     ) from None
@@ -186,13 +191,17 @@ class Receipts:
         if not os.path.exists(self.sending_path):
             return marked
         with open(self.sending_path, "rb") as lines:
-            for line in lines:
+            for number, line in enumerate(lines, 1):
                 if not line.endswith(b"\n"):
                     continue  # torn by a kill: its POST never started
                 try:
                     sending = _decode_sending(line)
-                except msgspec.DecodeError:
-                    continue  # not ours to judge; the marks that read stay
+                except msgspec.DecodeError as exc:
+                    raise PromisesDamaged(
+                        f"{self.sending_path} line {number} is not a sending mark ({exc}); "
+                        "target-leanpay writes that file itself: restore it (or delete the "
+                        "line, if you know what Leanpay holds of its items)"
+                    ) from None
                 ids = marked.setdefault(sending.resource, set())
                 if sending.answered:
                     ids.difference_update(sending.externalIds)

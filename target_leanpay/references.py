@@ -27,8 +27,9 @@ from collections.abc import Callable
 from typing import Any
 
 from target_leanpay.mapping import Reference
-from target_leanpay.replay import SEVERAL, ReplayGuard
+from target_leanpay.replay import ReplayGuard
 from target_leanpay.resources import RESOURCES, Resource
+from target_leanpay.store import SEVERAL
 from target_leanpay.values import InvalidValue, show
 
 

@@ -8,7 +8,8 @@ Leanpay gets: sending the second would store a duplicate, and dropping it silent
 leave Leanpay and the ERP disagreeing without a word.
 
 Contents are the mapped payload, as read (references by externalId unresolved), so the
-comparison does not depend on when the first one was sent.
+comparison does not depend on when the first one was sent; they are compared as changes
+are (`changes.differences`: normalised, absent and null alike).
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from typing import Any
 
 import msgspec
 
+from target_leanpay import changes
+from target_leanpay.changes import Change
+from target_leanpay.items import identify
 from target_leanpay.mapping import Reference
 
 SHOWN_DIFFERENCES = 5
@@ -29,37 +33,31 @@ def _reference_as_data(value: Any) -> Any:
 
 
 _encode = msgspec.json.Encoder(enc_hook=_reference_as_data).encode
-_decode = msgspec.json.Decoder(tuple[str, dict[str, Any]]).decode
+_decode = msgspec.json.Decoder(tuple[int, dict[str, Any]]).decode
 
 
-def remembered(ident: str, payload: dict[str, Any]) -> bytes:
-    """What is kept of a record Leanpay acknowledged: where it was read, and its payload."""
-    return _encode((ident, payload))
+def remembered(line: int, payload: dict[str, Any]) -> bytes:
+    """What is kept of a record Leanpay acknowledged: its input line, and its payload
+    (the place a message names is built only if a repeat needs it)."""
+    return _encode((line, payload))
 
 
-def recalled(kept: bytes) -> tuple[str, dict[str, Any]]:
-    """The record's place and payload, from `remembered`."""
-    return _decode(kept)
+def recalled(kept: bytes, external_id: str) -> tuple[str, dict[str, Any]]:
+    """The place (as `items.identify` names it) and payload of the record with
+    `external_id`, from `remembered`."""
+    line, payload = _decode(kept)
+    return identify({"externalId": external_id}, (), line), payload
 
 
 def as_data(payload: dict[str, Any]) -> dict[str, Any]:
     """The payload as `recalled` gives it back (references as their externalIds)."""
-    return recalled(remembered("", payload))[1]
+    return _decode(remembered(0, payload))[1]
 
 
-def differences(first: dict[str, Any], later: dict[str, Any]) -> list[str]:
-    """`field: old → new` for each field whose value differs (absent shown as absent)."""
-    found = []
-    for name in [*first, *(n for n in later if n not in first)]:
-        old, new = first.get(name, _ABSENT), later.get(name, _ABSENT)
-        if old != new:
-            found.append(f"{name}: {_show(old)} → {_show(new)}")
-    return found
-
-
-def repeat_reason(external_id: str, first_ident: str, changed: list[str]) -> str:
-    """Why a repeat with other contents is rejected, both values side by side."""
-    shown = "; ".join(changed[:SHOWN_DIFFERENCES])
+def repeat_reason(external_id: str, first_ident: str, changed: list[Change]) -> str:
+    """Why a repeat with other contents is rejected, both values side by side (as
+    `changes.differences` finds them: the one comparison of repeats and changes)."""
+    shown = changes.describe(changed[:SHOWN_DIFFERENCES])
     if len(changed) > SHOWN_DIFFERENCES:
         shown += f"; and {len(changed) - SHOWN_DIFFERENCES} more"
     return (
@@ -67,19 +65,3 @@ def repeat_reason(external_id: str, first_ident: str, changed: list[str]) -> str
         f"({first_ident}) with other contents ({shown}); only the first is sent: fix the "
         "source so that one externalId names one document"
     )
-
-
-class _Absent:
-    def __repr__(self) -> str:
-        return "(absent)"
-
-
-_ABSENT = _Absent()
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, Reference):
-        return f"{value.resource} {value.external_id!r}"
-    if isinstance(value, dict) and set(value) == {"resource", "externalId"}:
-        return f"{value['resource']} {value['externalId']!r}"
-    return repr(value)

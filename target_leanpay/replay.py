@@ -37,21 +37,18 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import partial
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from target_leanpay import changes
 from target_leanpay.errors import AuthError, Stopped
+from target_leanpay.items import Created, Pending
 from target_leanpay.listing import Listed, Listing
 from target_leanpay.progress import plural
 from target_leanpay.receipts import Receipts
 from target_leanpay.resources import Resource
-from target_leanpay.tenant_index import TenantIndex
+from target_leanpay.store import SEVERAL, CacheDamaged, Found, InvoiceCache, Store
 from target_leanpay.tenant_listing import TenantListing
 from target_leanpay.twins import Fate, Twins
-
-if TYPE_CHECKING:  # psycopg is an optional extra
-    from target_leanpay.pg_store import PgStore
 
 logger = logging.getLogger("target-leanpay.replay")
 
@@ -70,15 +67,6 @@ MAX_QUERY_IDS = 500
 """Ids per statement, far below SQLite's variable limit (999 before SQLite 3.32)."""
 
 
-SEVERAL = "*"
-"""The Leanpay id of an externalId that several Leanpay objects carry: none can be chosen."""
-_LOAD_INDEX = (
-    "INSERT INTO known SELECT external_id, CASE WHEN count(DISTINCT leanpay_id) > 1 "
-    "THEN '*' ELSE max(leanpay_id) END, 1, NULL, max(contents) FROM tenant.invoices "
-    "WHERE external_id IS NOT NULL "
-    "GROUP BY external_id ON CONFLICT (external_id) DO UPDATE SET before_run = 1"
-)
-"""Every invoice of an attached tenant index, known before this run ('*': SEVERAL)."""
 Pair = tuple[str, str | None]
 """(externalId, Leanpay id or None when unknown)."""
 Listed_ = tuple[str, str | None, bytes | None]
@@ -160,14 +148,6 @@ class KnownIds:
                 found.update(row[0] for row in self._db.execute(query, part))
         return found
 
-    def leanpay_id(self, external_id: str) -> str | None:
-        """The Leanpay id known for `external_id` (SEVERAL, or None when unknown)."""
-        with self._lock:
-            row = self._db.execute(
-                "SELECT leanpay_id FROM known WHERE external_id = ?", (external_id,)
-            ).fetchone()
-        return None if row is None else row[0]
-
     def sent(self, ids: Sequence[str]) -> dict[str, bytes]:
         """The payloads this run sent for those of `ids` it created."""
         found: dict[str, bytes] = {}
@@ -201,22 +181,6 @@ class KnownIds:
                 (external_id,),
             ).fetchone()
         return (False, None) if row is None else (True, row[0])
-
-    def load(self, index: TenantIndex) -> None:
-        """Remember every invoice of the tenant index, as held before this run (one
-        statement when the index is a file: no row passes through Python)."""
-        path = index.on_disk
-        if path is None:
-            rows = index.pairs()
-            held = {e: contents for e, _, contents in rows if contents is not None}
-            self.add([(e, i) for e, i, _ in rows], before_run=True, held=held)
-            return
-        with self._lock:
-            self._db.execute("ATTACH DATABASE ? AS tenant", (path.resolve().as_uri() + "?mode=ro",))
-            try:
-                self._db.execute(_LOAD_INDEX)
-            finally:
-                self._db.execute("DETACH DATABASE tenant")
 
     def close(self) -> None:
         """Delete the temporary file."""
@@ -270,6 +234,9 @@ class ReplayGuard(Generic[T]):
         self._on_wire: set[int] = set()
         self._post_ids = itertools.count()
         self._receipted: list[str] = []
+        self._rebuilding = False
+        """A full listing replaces a damaged cache: what it lists was held before the run,
+        unless this run says otherwise (acknowledged)."""
         self.listings = 0
 
     @property
@@ -307,7 +274,43 @@ class ReplayGuard(Generic[T]):
                 if self._first_failure is not None:
                     raise self._first_failure
                 self._wait_a_little()
-        return self._known.among(external_ids)
+        return set(self._lookup(external_ids))
+
+    def _lookup(self, external_ids: Sequence[str]) -> dict[str, tuple[str | None, bytes | None]]:
+        """externalId -> (Leanpay id, what Leanpay holds of it or None), for those of
+        `external_ids` this run knows (KnownIds) or the tenant's cache holds: looked up
+        per chunk, never loaded whole. Both knowing one externalId by two ids: SEVERAL."""
+        cached = self._cached(external_ids)  # first: a damaged cache is listed again
+        known = self._known.holdings(external_ids)
+        for external_id, found in cached.items():
+            mine = known.get(external_id)
+            if mine is None or mine[0] is None:
+                known[external_id] = (found.leanpay_id, found.contents)
+            elif mine[0] != found.leanpay_id:
+                known[external_id] = (SEVERAL, mine[1])
+            elif mine[1] is None:
+                known[external_id] = (mine[0], found.contents)
+        return known
+
+    def _cache(self) -> InvoiceCache | None:
+        listing = self.listing
+        return listing.index if isinstance(listing, TenantListing) else None
+
+    def _cached(self, external_ids: Sequence[str]) -> dict[str, Found]:
+        """What the tenant's cache holds of these. A value it cannot decode or trust means
+        it is not used: marked damaged, and a full listing (which rebuilds it) is read
+        before the answer, never a traceback nor a wrong answer."""
+        cache = self._cache()
+        if cache is None or not external_ids:
+            return {}
+        try:
+            return cache.find(external_ids)
+        except CacheDamaged as damaged:
+            logger.info("Replay safety: %s; every page of %s is read", damaged, self.resource.name)
+            cache.damaged(str(damaged))
+            self._rebuilding = True
+            self.confirm_since(self._clock())
+            return {}
 
     @contextmanager
     def posting(self) -> Iterator[None]:
@@ -385,7 +388,9 @@ class ReplayGuard(Generic[T]):
             waiting = len(self._wanted)
             self._changed.release()
             try:
-                listed = self._read(listing, before_run=self._listed_from is None)
+                before_run = self._listed_from is None or self._rebuilding
+                self._rebuilding = False
+                listed = self._read(listing, before_run=before_run)
             finally:
                 self._changed.acquire()
         finally:
@@ -398,9 +403,6 @@ class ReplayGuard(Generic[T]):
     def _read(self, listing: Listing | TenantListing, *, before_run: bool) -> Listed:
         try:
             listed = listing.read_all(partial(self._remember, before_run=before_run))
-            if isinstance(listing, TenantListing) and listed.new is not None and before_run:
-                assert listing.index is not None, "a delta needs an index"
-                self._known.load(listing.index)  # the rest of the tenant, known before
             return listed
         except AuthError as refused:
             raise AuthError(
@@ -419,11 +421,11 @@ class ReplayGuard(Generic[T]):
 
     # -- claims and acknowledgements ------------------------------------------------
 
-    def stored(self, objects: Sequence[Any]) -> None:
-        """Leanpay's answer listed these objects as created: the tenant index keeps them
-        (`acknowledged` settles their records)."""
+    def stored(self, created: Sequence[Created], items: Sequence[Pending]) -> None:
+        """Leanpay's answer listed these objects as created from these items: the tenant
+        index keeps them (`acknowledged` settles their records)."""
         if isinstance(self.listing, TenantListing):
-            self.listing.stored(objects)
+            self.listing.stored(created, {p.external_id: p.wire for p in items if p.external_id})
 
     def doubt(self, pairs: Iterable[tuple[str, ...] | Listed_]) -> None:
         """The receipts of earlier runs, for a resource the listing settles: the listing
@@ -434,7 +436,7 @@ class ReplayGuard(Generic[T]):
     def _report_doubts(self) -> None:
         """After the first listing: what the receipts say and Leanpay does not show."""
         receipted, self._receipted = self._receipted, []
-        held = self._known.among(receipted)
+        held = self._lookup(receipted)
         missing = [e for e in receipted if e not in held]
         if missing:
             logger.warning(
@@ -459,7 +461,7 @@ class ReplayGuard(Generic[T]):
     def holdings(self, external_ids: Sequence[str]) -> dict[str, tuple[str | None, bytes | None]]:
         """For a change check (updates.py): externalId -> (Leanpay id, what Leanpay holds
         of it, `changes.kept` encoded, or None when unknown)."""
-        return self._known.holdings(external_ids)
+        return self._lookup(external_ids)
 
     def now_holds(self, external_id: str, kept: bytes) -> None:
         """Leanpay holds these fields for `external_id` now (updated by this run)."""
@@ -490,7 +492,7 @@ class ReplayGuard(Generic[T]):
         than one object carries it. `was_refused` tells a refusal apart."""
         self._twins.wait_settled(external_id)
         if self.held([external_id]):
-            return self._known.leanpay_id(external_id)
+            return self._lookup([external_id])[external_id][0]
         return None
 
     def read_before(self, external_id: str) -> bool:
@@ -507,7 +509,11 @@ class ReplayGuard(Generic[T]):
         objects carry it). Waits for the first listing, never for this run's requests: the
         answer is the same whatever this run's timing."""
         self.held([])
-        return self._known.before_run(external_id)
+        found = self._cached([external_id]).get(external_id)  # first: damage is listed
+        before, leanpay_id = self._known.before_run(external_id)
+        if before or self._known.among([external_id]):
+            return before, leanpay_id
+        return (False, None) if found is None else (True, found.leanpay_id)  # held before
 
     def fate(self, external_id: str) -> Fate | None:
         """Whether the record with `external_id` was refused by Leanpay in this run, or
@@ -572,16 +578,14 @@ class ReplayGuards:
         stopping: threading.Event,
         receipts: Receipts,
         api_url: str = "",
-        index_dir: Path | None = None,
+        store: Store | None = None,
         writes: bool = True,
-        store: PgStore | None = None,
     ) -> None:
         """`read_page` None: a dry run, which reads nothing and assumes an empty tenant.
-        `index_dir`: where tenant indexes live (None: none is used); `writes` False (a
+        `store`: where tenants' caches live (None: none is used); `writes` False (a
         plan): they are read, never written."""
         self._read_page = read_page
         self._api_url = api_url
-        self._index_dir = index_dir
         self._store = store
         self._writes = writes
         self._enabled = enabled
@@ -613,8 +617,8 @@ class ReplayGuards:
         """The tenant this run loads, once a listing has named it."""
         for guard in self._guards.values():
             listing = guard.listing
-            if isinstance(listing, TenantListing) and listing.index is not None:
-                return listing.index.tenant_id
+            if isinstance(listing, TenantListing) and listing.tenant is not None:
+                return listing.tenant
         return None
 
     def _listing(self, resource: Resource) -> Listing | TenantListing | None:
@@ -636,12 +640,11 @@ class ReplayGuards:
             inside=resource.listed_inside,
             keep=partial(_kept, resource),
         )
-        if not resource.listed_first or (self._index_dir is None and self._store is None):
+        if not resource.listed_first or self._store is None:
             return listing  # links: inside their invoices, every page, when in doubt
         return TenantListing(
             listing,
             api_url=self._api_url,
-            folder=self._index_dir or Path(),
             store=self._store,
             writable=self._writes,
             concurrency=self._concurrency,

@@ -25,11 +25,11 @@ from target_leanpay.checkpoint import Checkpoints, State
 from target_leanpay.client import DryRunClient, LeanpayClient
 from target_leanpay.deadletter import DeadLetters
 from target_leanpay.delivery import Delivery, Sender
+from target_leanpay.folder_store import FolderStore
 from target_leanpay.plan import Plan
 from target_leanpay.pool import SendPool
 from target_leanpay.progress import Progress
 from target_leanpay.reader import NumberedReader
-from target_leanpay.receipts import Receipts
 from target_leanpay.references import References
 from target_leanpay.replay import PageReader, ReplayGuards
 from target_leanpay.runmark import RunMark
@@ -53,14 +53,16 @@ def _put_of(client: LeanpayClient | None) -> Putter:
     return client.put
 
 
-def _pg_store(settings: Settings) -> PgStore | None:
-    """The PostgreSQL store when `store` is a URL and the run reads Leanpay (a dry run
-    reads nothing); connecting now makes PostgreSQL down a line before anything is read."""
-    if settings.store.url is None or settings.dry_run:
-        return None
+def open_store(settings: Settings, run: RunMark) -> FolderStore | PgStore:
+    """The folder store, or the PostgreSQL one when `store` is a URL: connected now, so
+    that PostgreSQL down or refusing is one line before anything is read or sent."""
+    if settings.store.url is None:
+        assert settings.store.folder is not None
+        return FolderStore(settings.store.folder, settings.receipts_path, run)
     from target_leanpay.pg_store import PgStore  # noqa: PLC0415 - psycopg: an optional extra
 
-    return PgStore(settings.store.url)
+    host = host_of(settings.api_url)
+    return PgStore(settings.store.url, host=host, run=run, export=settings.receipts_path)
 
 
 def dry_run_rejections_path(dry_run_path: str) -> str:
@@ -102,18 +104,8 @@ class Run:
             _discard if writes_nothing else self.state_output.put,
             make_durable=self.dead_letters.commit,
         )
-        self.store = _pg_store(settings)
-        if self.store is None:
-            self.receipts = Receipts(
-                settings.receipts_path, writable=not writes_nothing, run=self.mark
-            )
-        else:  # receipts and sending marks live in the store
-            from target_leanpay.store_adapters import StoreReceipts  # noqa: PLC0415 - psycopg
-
-            promises = self.store.promises(host_of(settings.api_url), writable=not writes_nothing)
-            self.receipts = StoreReceipts(
-                promises, settings.receipts_path, writable=not writes_nothing, run=self.mark
-            )
+        self.store = open_store(settings, self.mark)
+        self.receipts = self.store.promises(writable=not writes_nothing)
         self.client: LeanpayClient | None = None
         if not settings.dry_run:
             self.client = LeanpayClient(
@@ -141,9 +133,8 @@ class Run:
             stopping=self.stopping,
             receipts=self.receipts,
             api_url=settings.api_url,
-            index_dir=settings.store.folder,
-            writes=not writes_nothing,
             store=self.store,
+            writes=not writes_nothing,
         )
         # a dry run writes its requests in input order: one thread; a real run one per
         # request in flight: a chunk keeps its thread through retries and waits, so

@@ -19,11 +19,12 @@ from typing import TYPE_CHECKING, Any
 from singer_sdk.exceptions import InvalidRecord
 from singer_sdk.sinks import BatchSink
 
+from target_leanpay.changes import differences
 from target_leanpay.deadletter import RejectedItem
 from target_leanpay.errors import InputError, quote
 from target_leanpay.items import Chunk, Pending, identify
 from target_leanpay.mapping import Problem, RecordMapper, Reference, Rejection
-from target_leanpay.repeats import differences, repeat_reason
+from target_leanpay.repeats import repeat_reason
 from target_leanpay.resources import RESOURCES
 
 if TYPE_CHECKING:
@@ -123,7 +124,7 @@ class LeanpaySink(BatchSink):
             self.stats,
         )
         if external_id is not None:
-            verdict = self._claim(external_id, pending, _same_contents)
+            verdict = self._claim(external_id, pending, self._same_contents)
             if verdict == "parked":
                 return  # settled with its twin, sent earlier in this run
             if isinstance(verdict, Pending):
@@ -139,7 +140,9 @@ class LeanpaySink(BatchSink):
         """A record repeating the externalId of one on its way, with other contents."""
         assert later.external_id is not None
         reason = repeat_reason(
-            later.external_id, first.ident, differences(first.payload, later.payload)
+            later.external_id,
+            first.ident,
+            differences(self.resource, first.payload, later.payload),
         )
         self.run.dead_letters.reject(
             RejectedItem(
@@ -152,6 +155,13 @@ class LeanpaySink(BatchSink):
         )
         self.stats.add(rejected=1)
         self.run.checkpoints.settle([later.seq])
+
+    def _same_contents(self, first: Pending, later: Pending) -> bool:
+        """Twins share a fate only when they say the same (repeats.py): identical
+        payloads at once, else as changes compare (`changes.differences`)."""
+        return first.payload == later.payload or not differences(
+            self.resource, first.payload, later.payload
+        )
 
     def _mark_references_read_first(self, payload: dict[str, Any]) -> None:
         """A reference may wait only for an object read before it (references.py): mark
@@ -203,8 +213,3 @@ class LeanpaySink(BatchSink):
         """Feed the SDK's record_count metric per chunk rather than per record."""
         self.record_counter_metric.increment(self.stats.read - self._metered)
         self._metered = self.stats.read
-
-
-def _same_contents(first: Pending, later: Pending) -> bool:
-    """Twins share a fate only when they say the same (repeats.py)."""
-    return first.payload == later.payload

@@ -8,13 +8,13 @@ It keeps two kinds of things, and the line between them is the point of this mod
   writes (a crash), and a cache that is missing, foreign, of another version or damaged
   (any value a run reads and cannot decode or trust: `CacheDamaged`) is rebuilt from a
   listing: it costs pages, never a wrong answer or a traceback;
-* **PROMISES** (`Promises`): what only this target knows and Leanpay cannot be asked for:
-  the objects it created (receipts: Leanpay id and the fields sent, for every resource:
-  credit notes cannot be listed at all), the sending marks written before a POST of a
-  resource that cannot be listed (lifted on refusal), and a few facts about a tenant
-  (`fact`: its date zone, for instance). A promise is durable before the STATE that
-  covers it, and is never dropped nor rebuilt: a damaged one stops the run with one line
-  naming where it lives (`PromisesDamaged`), exit non-zero, no STATE.
+* **PROMISES** (`Promises`, and `Store.fact`): what only this target knows and Leanpay
+  cannot be asked for: the objects it created (receipts: Leanpay id and the fields sent,
+  for every resource: credit notes cannot be listed at all), the sending marks written
+  before a POST of a resource that cannot be listed (lifted on refusal), and a few facts
+  about a tenant (its date zone, for instance). A promise is durable before the STATE
+  that covers it, and is never dropped nor rebuilt: a damaged one stops the run with one
+  line naming where it lives (`PromisesDamaged`), exit non-zero, no STATE.
 
 Plus the **tenant lock** (`TenantLock`): one run per tenant at a time, taken per
 (`TenantKey`), waited for (said once), released when its process dies.
@@ -29,13 +29,11 @@ port dropped: `api.leanpay.fr` and `api.leanpay.fr:443` are one key) and its `te
 
 from __future__ import annotations
 
-import os
 import re
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 from urllib.parse import urlsplit
 
 from target_leanpay.errors import TargetLeanpayError
@@ -73,11 +71,11 @@ class TenantKey:
     @property
     def stem(self) -> str:
         """`<host>-<tenantId>`, safe in a file name (a port as `_443`)."""
-        return f"{host_stem(self.host)}-{_UNSAFE.sub('_', self.tenant_id)}"
+        return f"{safe_name(self.host)}-{_UNSAFE.sub('_', self.tenant_id)}"
 
 
-def host_stem(host: str) -> str:
-    """A `host_of` value, safe in a file name."""
+def safe_name(host: str) -> str:
+    """A `host_of` value, safe in a file name (`127.0.0.1:8042` -> `127.0.0.1_8042`)."""
     return _UNSAFE.sub("_", host.replace(":", "_"))
 
 
@@ -182,19 +180,9 @@ class InvoiceCache(Protocol):
 # -- the PROMISES -----------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Receipt:
-    """One object this target created (or updated in place), as a promise."""
-
-    resource: str
-    external_id: str
-    leanpay_id: str
-    stream: str
-    run_started: str
-    tenant_id: str | None = None
-    """The tenant Leanpay's answer named (None: not named, or an old receipt)."""
-    sent: bytes | None = None
-    """The fields sent (`changes.kept`, `changes.encode`d); None: not kept (old receipts)."""
+Earlier = tuple[str, str, bytes | None]
+"""One receipt: (externalId, Leanpay id, the fields sent, `changes.encode`d, or None when
+it did not keep them)."""
 
 
 class PromisesDamaged(TargetLeanpayError):
@@ -203,30 +191,35 @@ class PromisesDamaged(TargetLeanpayError):
 
 
 class Promises(Protocol):
-    """PROMISES: what only this target knows about Leanpay, per API host. Thread-safe.
+    """PROMISES: what only this target knows about Leanpay. Thread-safe.
 
     Every write is durable when it returns: receipts before the STATE that covers them,
     sending marks before the POST they mark. Nothing here is ever rebuilt from Leanpay.
     A run that does not know its tenant yet (nothing listed names it) passes
-    `tenant=None` and sees the receipts of every tenant of the host.
+    `tenant=None` and sees the receipts of every tenant.
     """
 
-    where: str
-    """Where they live, for messages (a path; never a password)."""
+    where: str | None
+    """Where they live, for messages (a path; never a password); None: nowhere (a run
+    without receipts_path keeps none: what cannot be listed is sent at least once)."""
 
-    def receipts(
-        self, resource: str, external_ids: Sequence[str], tenant: str | None
-    ) -> dict[str, Receipt]:
-        """The newest receipt of each of `external_ids` that has one (per chunk)."""
+    def earlier(self, resource: str, tenant: str | None = None) -> Iterator[Earlier]:
+        """Every receipt of `resource` kept by earlier runs, oldest first (a later one of
+        the same externalId supersedes it); with `tenant`, none naming another tenant.
+        PromisesDamaged if one cannot be read."""
         ...
 
-    def all_receipts(self, resource: str, tenant: str | None) -> Iterator[Receipt]:
-        """Every receipt of `resource`, oldest first (a later one supersedes an earlier
-        one of the same externalId): for what must be checked against a listing."""
-        ...
-
-    def record(self, receipts: Sequence[Receipt]) -> None:
-        """Keep the receipts of one acknowledged batch (or update), durably."""
+    def record(
+        self,
+        stream: str,
+        resource: str,
+        acknowledged: Sequence[tuple[str, str]],
+        tenant: str | None = None,
+        sent: Mapping[str, dict[str, Any]] | None = None,
+    ) -> None:
+        """Keep the receipts of one acknowledged batch (or update): (externalId, Leanpay
+        id) pairs, of `tenant` as Leanpay's answer names it, with the fields `sent`
+        (`changes.kept`) by externalId. Durable on return."""
         ...
 
     def mark_sending(self, resource: str, external_ids: Sequence[str]) -> None:
@@ -234,22 +227,14 @@ class Promises(Protocol):
         that a run resuming after this one dies knows they may be in Leanpay."""
         ...
 
-    def lift(self, resource: str, external_ids: Sequence[str]) -> None:
-        """Leanpay refused that POST: its items are not stored, their marks go (need not
-        be durable: a lost lift leaves them uncertain, the safe side)."""
+    def refused(self, resource: str, external_ids: Sequence[str]) -> None:
+        """Leanpay refused that POST: its items are not stored, their marks are lifted
+        (need not be durable: a lost lift leaves them uncertain, the safe side)."""
         ...
 
     def uncertain(self, resource: str) -> set[str]:
         """The externalIds of `resource` an earlier run marked and never got a receipt
         for: it died while they were on the wire."""
-        ...
-
-    def fact(self, tenant: str, name: str) -> str | None:
-        """A fact learned about `tenant` (e.g. "date_zone"), None if none is known."""
-        ...
-
-    def keep_fact(self, tenant: str, name: str, value: str) -> None:
-        """Remember a fact about `tenant`, durably (the newest value wins)."""
         ...
 
     def close(self) -> None:
@@ -298,17 +283,20 @@ class Store(Protocol):
         a fresh one is given, with `problem` saying why."""
         ...
 
-    def promises(self, host: str, *, writable: bool) -> Promises:
-        """The promises of the API host `host` (`host_of`); `writable` False: read only."""
+    def promises(self, *, writable: bool) -> Promises:
+        """The promises (receipts, sending marks); `writable` False: read, never written.
+        PromisesDamaged if they cannot be read."""
+        ...
+
+    def fact(self, key: TenantKey, name: str) -> str | None:
+        """A fact learned about tenant `key` (e.g. "date_zone"), None if none is known: a
+        promise-like value (a run that sends nothing still knows it)."""
+        ...
+
+    def keep_fact(self, key: TenantKey, name: str, value: str) -> None:
+        """Remember a fact about tenant `key`, durably (the newest value wins)."""
         ...
 
     def lock(self, host: str, *, stopping: threading.Event) -> TenantLock:
         """A lock holder for tenants of `host` (nothing held yet); `stopping` ends a wait."""
         ...
-
-
-def default_folder() -> Path:
-    """Where the folder store lives by default (the `index_dir` setting's default):
-    `$XDG_CACHE_HOME/target-leanpay`, else `~/.cache/target-leanpay`."""
-    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(cache) / "target-leanpay"

@@ -1,144 +1,108 @@
-"""The tenant index: what the target learned of one Leanpay tenant's invoices, kept on
-disk between runs so that a scheduled run lists only what is new (`delta.py`).
+"""The folder store's CACHE (`store.InvoiceCache`): one tenant's invoices in one SQLite
+file, so that a scheduled run lists only what is new (`delta.py`).
 
-One SQLite file per tenant, named from what identifies the tenant without the key: the
-API host (and port) and the `tenantId` every listed or acknowledged invoice carries
-(`api.leanpay.fr-<tenantId>.sqlite`). Nothing of the key, nor anything derived from it,
-is written into the file or its name. It holds, per invoice, its Leanpay id, externalId
-and `createdAt`, and the fields change detection compares (`changes.kept`),
-and the watermark of the last verified listing: whether that listing was complete, the
-newest `createdAt` it saw, Leanpay's `total` then, and the order the list was seen in.
+The file is named from what identifies the tenant without the key (`TenantKey.stem`:
+`api.leanpay.fr-<tenantId>.sqlite`; the scheme's default port is no part of it). Nothing
+of the key, nor anything derived from it, is written into the file or its name.
 
-An index is only ever a hint. Every run checks it against Leanpay (`delta.py`); a
-missing, foreign (another host or tenant), damaged (not a database, a schema of another
-version, a torn file) or inconsistent one costs one full listing, never a wrong answer.
-Writes are SQLite transactions in WAL mode: a kill -9 at any moment leaves the last
-committed state; a full listing first marks the index incomplete, so a listing cut short
-is never taken for a complete one.
+Costs. Rows are keyed by time, `(createdAt, Leanpay id)`: invoices are created in time
+order, so an acknowledged batch appends its rows at the end of the table's B-tree and a
+commit touches a handful of pages (a key of random Leanpay ids rewrote hundreds). A small
+index by externalId answers a chunk's lookups (`find`, one statement per chunk): a run
+never loads the whole cache, nor checks the whole file. The meta values (watermark, count)
+are read once on opening and kept in memory: this run holds the tenant's lock, so nobody
+else writes them.
+
+A hint, never a truth. A missing, foreign (another host or tenant), damaged (not a
+database, another schema version, a meta value out of its type) cache is replaced by an
+empty unverified one on opening; a value read later that cannot be decoded or trusted
+(`find`: CacheDamaged) makes the caller mark it `damaged`, which costs a full listing.
+A garbled value nothing reads (the externalId of an old row) cannot be seen without a
+whole-file check, and none is made. Writes are WAL transactions with `synchronous =
+NORMAL`: a kill -9 keeps the last commit, a power cut may lose the last ones (the delta
+finds them again); a full listing first marks the cache incomplete, so one cut short is
+never taken for a complete one.
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
-import re
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from urllib.parse import urlsplit
+from typing import Any, TypeVar
 
-logger = logging.getLogger("target-leanpay.replay")
+import msgspec
 
-SCHEMA_VERSION = 1
+from target_leanpay.store import (
+    NO_WATERMARK,
+    SEVERAL,
+    CacheDamaged,
+    Found,
+    Row,
+    TenantKey,
+    Watermark,
+)
+
+__all__ = ["Row", "TenantIndex", "Watermark"]
+
+SCHEMA_VERSION = 2
 """`PRAGMA user_version` of the files this code writes; any other is rebuilt."""
 SUFFIX = ".sqlite"
-_MAX_QUERY_IDS = 500
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+_MAX_VARIABLES = 500
+"""Values per statement, far below SQLite's variable limit (999 before SQLite 3.32)."""
+_ORDERS = (None, "newest", "oldest")
 
-
-def host_stem(api_url: str) -> str:
-    """The API host (and port, when given), safe in a file name."""
-    parts = urlsplit(api_url)
-    host = parts.hostname or "unknown-host"
-    if parts.port is not None:
-        host = f"{host}_{parts.port}"
-    return _UNSAFE.sub("_", host)
-
-
-def tenant_stem(api_url: str, tenant_id: str) -> str:
-    """`<host>-<tenantId>`: names a tenant's index and lock, without the key."""
-    return f"{host_stem(api_url)}-{_UNSAFE.sub('_', tenant_id)}"
-
-
-@dataclass(frozen=True, slots=True)
-class Row:
-    """One invoice as listed or acknowledged."""
-
-    leanpay_id: str
-    external_id: str | None
-    created_at: int | None
-    """`createdAt` in microseconds since the epoch (None: absent or unreadable)."""
-    tenant_id: str | None = None
-    contents: bytes | None = None
-    """The fields a change is looked for in (`changes.kept`, encoded); None: unknown."""
-
-
-@dataclass(frozen=True, slots=True)
-class Watermark:
-    """What the last verified listing established (`complete` False: none did)."""
-
-    complete: bool
-    newest: int | None
-    """The newest `createdAt` that listing saw (None: the tenant was empty)."""
-    total: int
-    order: str | None
-    """"newest" or "oldest" first, as seen; None when it could not be told."""
-
-
-_NO_WATERMARK = Watermark(False, None, 0, None)
-
-
-class IndexDamaged(Exception):
-    """The file is not an index this code can trust."""
+_T = TypeVar("_T")
 
 
 class TenantIndex:
-    """The index of one tenant. Thread-safe; `writable` False (a plan) writes nothing:
+    """The cache of one tenant. Thread-safe; `writable` False (a plan) writes nothing:
     the file is read if it is sound, and what the run learns stays in memory."""
 
-    def __init__(self, folder: Path, api_url: str, tenant_id: str, *, writable: bool) -> None:
-        self.host = host_stem(api_url)
-        self.tenant_id = tenant_id
-        self.path = folder / (tenant_stem(api_url, tenant_id) + SUFFIX)
+    def __init__(self, folder: Path, key: TenantKey, *, writable: bool) -> None:
+        self.host = key.host
+        self.tenant_id = key.tenant_id
+        self.path = folder / (key.stem + SUFFIX)
         self.writable = writable
         self._lock = threading.Lock()
         self.problem: str | None = None
         """Why an existing file was not used (logged by the caller with the fallback)."""
+        self._meta: dict[str, Any] = {}
         self._db = self._open(folder)
 
     # -- opening -----------------------------------------------------------------------
 
     def _open(self, folder: Path) -> sqlite3.Connection:
-        existed = self.path.exists()
-        if existed:
+        if self.path.exists():
             try:
                 return self._open_existing()
-            except (sqlite3.DatabaseError, IndexDamaged) as damaged:
+            except (sqlite3.DatabaseError, CacheDamaged) as damaged:
                 self.problem = f"the index {self.path} is unusable ({damaged})"
                 if self.writable:
                     _remove(self.path)
         if not self.writable:
             return self._fresh(sqlite3.connect(":memory:", check_same_thread=False))
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)  # externalIds: the user's
-        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        db.execute("PRAGMA journal_mode = WAL")
-        db.execute("PRAGMA synchronous = NORMAL")
-        return self._fresh(db)
+        return self._fresh(_connect(self.path))
 
     def _open_existing(self) -> sqlite3.Connection:
         if self.writable:
-            db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            db = _connect(self.path)
         else:
             uri = self.path.resolve().as_uri() + "?mode=ro"
             db = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None)
         try:
             version = db.execute("PRAGMA user_version").fetchone()[0]
             if version != SCHEMA_VERSION:
-                raise IndexDamaged(f"schema version {version}, not {SCHEMA_VERSION}")
-            meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
-            if meta.get("host") != self.host or meta.get("tenant") != self.tenant_id:
-                raise IndexDamaged(
-                    f"it belongs to {meta.get('host')!r}, tenant {meta.get('tenant')!r}"
+                raise CacheDamaged(f"schema version {version}, not {SCHEMA_VERSION}")
+            self._meta = _checked_meta(dict(db.execute("SELECT key, value FROM meta")))
+            if self._meta["host"] != self.host or self._meta["tenant"] != self.tenant_id:
+                raise CacheDamaged(
+                    f"it belongs to {self._meta['host']!r}, tenant {self._meta['tenant']!r}"
                 )
-            check = db.execute("PRAGMA quick_check").fetchone()[0]
-            if check != "ok":
-                raise IndexDamaged(f"SQLite finds it damaged: {check}")
-            if self.writable:
-                db.execute("PRAGMA journal_mode = WAL")
-                db.execute("PRAGMA synchronous = NORMAL")
         except BaseException:
             db.close()
             raise
@@ -151,27 +115,27 @@ class TenantIndex:
 
     def _fresh(self, db: sqlite3.Connection) -> sqlite3.Connection:
         db.isolation_level = None
+        self._meta = {
+            "host": self.host,
+            "tenant": self.tenant_id,
+            "complete": 0,
+            "newest": None,
+            "total": 0,
+            "order": None,
+            "count": 0,
+        }
         with _transaction(db):
             db.execute("DROP TABLE IF EXISTS invoices")
             db.execute("DROP TABLE IF EXISTS meta")
-            # contents: the fields change detection compares (changes.kept, encoded)
+            # contents: the compared fields (changes.kept, encoded)
             db.execute(
-                "CREATE TABLE invoices (leanpay_id TEXT PRIMARY KEY, external_id TEXT, "
-                "created_at INTEGER, contents BLOB) WITHOUT ROWID"
+                "CREATE TABLE invoices (created_at INTEGER NOT NULL, leanpay_id TEXT NOT NULL, "
+                "external_id TEXT, contents BLOB, PRIMARY KEY (created_at, leanpay_id)) "
+                "WITHOUT ROWID"
             )
             db.execute("CREATE INDEX invoices_external_id ON invoices (external_id)")
             db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID")
-            db.executemany(
-                "INSERT INTO meta VALUES (?, ?)",
-                [
-                    ("host", self.host),
-                    ("tenant", self.tenant_id),
-                    ("complete", 0),
-                    ("newest", None),
-                    ("total", 0),
-                    ("order", None),
-                ],
-            )
+            db.executemany("INSERT INTO meta VALUES (?, ?)", list(self._meta.items()))
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         return db
 
@@ -179,88 +143,178 @@ class TenantIndex:
 
     @property
     def on_disk(self) -> Path | None:
-        """The file a run may read the invoices from (None: they live in memory)."""
+        """The file the invoices are kept in (None: they live in memory, a plan)."""
         return self.path if self.writable else None
 
     def count(self) -> int:
-        """Invoices in the index."""
+        """Invoices in the cache."""
         with self._lock:
-            return int(self._db.execute("SELECT count(*) FROM invoices").fetchone()[0])
+            return int(self._meta["count"])
 
-    def has(self, leanpay_ids: Sequence[str]) -> set[str]:
-        """The Leanpay ids of `leanpay_ids` the index holds."""
+    def has(self, rows: Sequence[Row]) -> set[str]:
+        """The Leanpay ids of `rows` the cache holds (by `createdAt` and id)."""
+        keys = [(r.created_at, r.leanpay_id) for r in rows if r.created_at is not None]
         found: set[str] = set()
         with self._lock:
-            for start in range(0, len(leanpay_ids), _MAX_QUERY_IDS):
-                part = leanpay_ids[start : start + _MAX_QUERY_IDS]
-                marks = ",".join("?" * len(part))
-                query = f"SELECT leanpay_id FROM invoices WHERE leanpay_id IN ({marks})"  # noqa: S608 - placeholders only
-                found.update(row[0] for row in self._db.execute(query, part))
+            for part in _parts(keys, _MAX_VARIABLES // 2):
+                values = ",".join(["(?, ?)"] * len(part))
+                query = (
+                    "SELECT leanpay_id FROM invoices WHERE (created_at, leanpay_id) "  # noqa: S608 - placeholders only
+                    f"IN (VALUES {values})"
+                )
+                found.update(row[0] for row in self._db.execute(query, _flat(part)))
         return found
 
-    def pairs(self) -> list[tuple[str, str | None, bytes | None]]:
-        """(externalId, Leanpay id, contents) of every invoice that has an externalId."""
+    def find(self, external_ids: Sequence[str]) -> dict[str, Found]:
+        """What the cache holds for those of `external_ids` it holds; CacheDamaged if a
+        value read cannot be decoded or trusted."""
+        rows: list[tuple[object, ...]] = []
         with self._lock:
-            return list(
-                self._db.execute(
-                    "SELECT external_id, leanpay_id, contents FROM invoices "
-                    "WHERE external_id IS NOT NULL"
+            for part in _parts(list(external_ids), _MAX_VARIABLES):
+                marks = ",".join("?" * len(part))
+                query = (
+                    "SELECT external_id, leanpay_id, created_at, contents FROM invoices "  # noqa: S608 - placeholders only
+                    f"WHERE external_id IN ({marks})"
                 )
-            )
+                rows += self._db.execute(query, part)
+        found: dict[str, Found] = {}
+        for external_id, leanpay_id, created_at, contents in rows:
+            _check_row(self.path, external_id, leanpay_id, created_at, contents)
+            assert isinstance(external_id, str) and isinstance(leanpay_id, str)
+            known = found.get(external_id)
+            several = known is not None and known.leanpay_id != leanpay_id
+            kept = contents if isinstance(contents, bytes) else None
+            found[external_id] = Found(SEVERAL if several else leanpay_id, kept)
+        return found
 
     def watermark(self) -> Watermark:
         """What the last verified listing established."""
         with self._lock:
-            meta = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
-        if not meta.get("complete"):
-            return _NO_WATERMARK
-        newest = meta.get("newest")
-        order = meta.get("order")
-        return Watermark(
-            True,
-            int(newest) if newest is not None else None,
-            int(meta.get("total") or 0),
-            str(order) if order is not None else None,
-        )
+            meta = self._meta
+            if not meta["complete"]:
+                return NO_WATERMARK
+            newest = meta["newest"]
+            order = meta["order"]
+            return Watermark(
+                True,
+                newest if isinstance(newest, int) else None,
+                int(meta["total"]),
+                order if isinstance(order, str) else None,
+            )
 
     # -- writing -----------------------------------------------------------------------
 
     def add(self, rows: Iterable[Row]) -> None:
-        """Remember these invoices (listed, or acknowledged: each is one Leanpay holds)."""
-        values = [(r.leanpay_id, r.external_id, r.created_at, r.contents) for r in rows]
+        """Remember these invoices (listed, or acknowledged: each is one Leanpay holds).
+        A row without `createdAt` is not kept: the next delta finds it again."""
+        values = [
+            (r.created_at, r.leanpay_id, r.external_id, r.contents)
+            for r in rows
+            if r.created_at is not None
+        ]
         if not values:
             return
         with self._lock, _transaction(self._db):
+            before = self._db.total_changes
             self._db.executemany(
-                "INSERT INTO invoices (leanpay_id, external_id, created_at, contents) "
-                "VALUES (?, ?, ?, ?) ON CONFLICT (leanpay_id) DO UPDATE SET "
-                "external_id = excluded.external_id, "
-                "created_at = coalesce(excluded.created_at, invoices.created_at), "
-                "contents = coalesce(excluded.contents, invoices.contents)",
+                "INSERT OR IGNORE INTO invoices (created_at, leanpay_id, external_id, contents) "
+                "VALUES (?, ?, ?, ?)",
                 values,
             )
+            added = self._db.total_changes - before
+            if added < len(values):  # some were held: keep what is newly known of them
+                self._db.executemany(
+                    "UPDATE invoices SET external_id = ?3, contents = coalesce(?4, contents) "
+                    "WHERE created_at = ?1 AND leanpay_id = ?2",
+                    values,
+                )
+            self._set(count=int(self._meta["count"]) + added)
 
     def begin_full_listing(self) -> None:
         """Forget every invoice and the watermark: a full listing refills it; cut short,
-        the index says it is incomplete."""
+        the cache says it is incomplete."""
         with self._lock, _transaction(self._db):
             self._db.execute("DELETE FROM invoices")
-            self._db.execute("UPDATE meta SET value = 0 WHERE key = 'complete'")
+            self._set(complete=0, count=0)
 
     def verified(self, *, total: int, order: str | None) -> None:
-        """A listing just proved the index whole (Leanpay's `total` then): record the
-        watermark: the newest `createdAt` the index holds."""
+        """A listing just proved the cache whole (Leanpay's `total` then): record the
+        watermark, the newest `createdAt` held."""
         with self._lock, _transaction(self._db):
             newest = self._db.execute("SELECT max(created_at) FROM invoices").fetchone()[0]
-            self._db.executemany(
-                "UPDATE meta SET value = ? WHERE key = ?",
-                [(1, "complete"), (newest, "newest"), (total, "total"), (order, "order")],
-            )
+            self._set(complete=1, newest=newest, total=total, order=order)
+
+    def damaged(self, reason: str) -> None:
+        """A value read could not be trusted: not verified any more (the next listing is
+        a full one, which empties and refills the cache)."""
+        self.problem = f"the index {self.path} is damaged ({reason})"
+        with self._lock, _transaction(self._db):
+            self._set(complete=0)
+
+    def _set(self, **values: object) -> None:
+        """Write meta values (inside a transaction, holding the lock)."""
+        self._db.executemany(
+            "UPDATE meta SET value = ? WHERE key = ?", [(v, k) for k, v in values.items()]
+        )
+        self._meta.update(values)
 
     def close(self) -> None:
         """Close the file (committed writes are on disk)."""
         with self._lock:
             self._db.close()
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    db.execute("PRAGMA journal_mode = WAL")
+    db.execute("PRAGMA synchronous = NORMAL")
+    return db
+
+
+def _checked_meta(meta: dict[str, Any]) -> dict[str, Any]:
+    """The meta values, each of its type; CacheDamaged if one is not."""
+    ints = {"complete": (0, 1), "total": None, "count": None}
+    for key, allowed in ints.items():
+        value = meta.get(key)
+        if not isinstance(value, int) or value < 0 or (allowed and value not in allowed):
+            raise CacheDamaged(f"its {key} is {value!r}")
+    if meta.get("newest") is not None and not isinstance(meta.get("newest"), int):
+        raise CacheDamaged(f"its newest is {meta.get('newest')!r}")
+    if meta.get("order") not in _ORDERS:
+        raise CacheDamaged(f"its order is {meta.get('order')!r}")
+    return meta
+
+
+_decode_contents = msgspec.json.Decoder(dict[str, object]).decode
+
+
+def _check_row(
+    path: Path, external_id: object, leanpay_id: object, created_at: object, contents: object
+) -> None:
+    """CacheDamaged unless every value of a row read is of its type and decodes."""
+    problem = None
+    if not isinstance(external_id, str) or not isinstance(leanpay_id, str) or not leanpay_id:
+        problem = "an id that is not text"
+    elif not isinstance(created_at, int):
+        problem = f"a createdAt of {created_at!r}"
+    elif contents is not None:
+        try:
+            if not isinstance(contents, bytes):
+                raise msgspec.DecodeError("not bytes")
+            _decode_contents(contents)
+        except msgspec.DecodeError:
+            problem = f"unreadable fields of invoice {leanpay_id}"
+    if problem is not None:
+        raise CacheDamaged(f"{path}: {problem}")
+
+
+def _parts(values: list[_T], size: int) -> Iterator[list[_T]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def _flat(pairs: Sequence[tuple[int, str]]) -> list[object]:
+    return [value for pair in pairs for value in pair]
 
 
 class _transaction:  # noqa: N801 - used as a statement
@@ -277,7 +331,7 @@ class _transaction:  # noqa: N801 - used as a statement
 
 
 def _remove(path: Path) -> None:
-    """Delete a damaged index and its WAL files."""
+    """Delete a damaged cache and its WAL files."""
     for suffix in ("", "-wal", "-shm"):
         with contextlib.suppress(FileNotFoundError):
             os.remove(f"{path}{suffix}")

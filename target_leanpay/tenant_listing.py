@@ -17,20 +17,16 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from target_leanpay.delta import Delta, Page, page_of, read_delta, row_of, tenant_of
+from target_leanpay import changes
+from target_leanpay.delta import Delta, Page, created_at, page_of, read_delta, row_of, tenant_of
+from target_leanpay.errors import Stopped
+from target_leanpay.items import Created
 from target_leanpay.listing import ExternalIds, Listed, Listing
-from target_leanpay.store import TenantKey, host_of
-from target_leanpay.tenant_index import Row, TenantIndex, host_stem, tenant_stem
-from target_leanpay.tenant_lock import TenantLock
-
-if TYPE_CHECKING:  # psycopg is an optional extra
-    from target_leanpay.pg_lock import PgTenantLock
-    from target_leanpay.pg_store import PgStore
+from target_leanpay.store import InvoiceCache, Row, Store, TenantKey, host_of
 
 logger = logging.getLogger("target-leanpay.replay")
 
@@ -43,36 +39,31 @@ class TenantListing:
         listing: Listing,
         *,
         api_url: str,
-        folder: Path,
+        store: Store,
         writable: bool,
         concurrency: int,
         stopping: threading.Event,
-        store: PgStore | None = None,
     ) -> None:
         """`writable` False (a plan): the index is read, never written, and no lock is
-        taken (a plan sends nothing). `store`: the index and lock live in PostgreSQL."""
+        taken (a plan sends nothing)."""
         self.name = listing.name
         self._listing = listing
         self._api_url = api_url
-        self._folder = folder
+        self._store = store
         self._writable = writable
         self._concurrency = concurrency
-        self._store = store
-        self._lock: TenantLock | PgTenantLock | None = None
-        if writable:
-            self._lock = (
-                TenantLock(folder, host_stem(api_url), stopping=stopping)
-                if store is None
-                else store.lock(host_of(api_url), stopping=stopping)
-            )
-        self._index: TenantIndex | None = None
+        self._lock = store.lock(host_of(api_url), stopping=stopping) if writable else None
+        self._index: InvoiceCache | None = None
+        self.tenant: str | None = None
+        """The tenant this run loads, once a listing or an acknowledgement named it."""
         self._first_done = False
         self._empty_at_start = False
         self._guard = threading.Lock()
         self._reasons: set[str] = set()
+        self._closed = False
 
     @property
-    def index(self) -> TenantIndex | None:
+    def index(self) -> InvoiceCache | None:
         """The tenant's index, once the tenant is known."""
         return self._index
 
@@ -91,13 +82,17 @@ class TenantListing:
         try:
             return self._through(index, page, first, remember)
         except sqlite3.DatabaseError as damaged:  # past the checks on opening: do without
-            self._say_once(f"Replay safety: the tenant index {index.path} failed ({damaged})")
+            if self._closed:  # the run ended under a listing nobody waits for
+                raise Stopped("the run is over: the listing is not needed") from None
+            self._say_once(
+                f"Replay safety: the tenant index in {self._store.where} failed ({damaged})"
+            )
             self._index = None
             index.close()
             return self._listing.read_all(remember, first=first)
 
     def _through(
-        self, index: TenantIndex, page: Page, first: dict[str, Any], remember: ExternalIds
+        self, index: InvoiceCache, page: Page, first: dict[str, Any], remember: ExternalIds
     ) -> Listed:
         """A delta when the index allows, else every page; the index verified after."""
         found = read_delta(page, index, self._read_pages, wave=self._concurrency)
@@ -117,10 +112,10 @@ class TenantListing:
         index.verified(total=index.count(), order=found.order)
         return listed
 
-    def stored(self, objects: Iterable[Any]) -> None:
-        """Leanpay acknowledged these invoices (its answer's objects): the index holds
-        them from now on."""
-        rows = _rows(objects)
+    def stored(self, created: Iterable[Created], sent: Mapping[str, dict[str, Any]]) -> None:
+        """Leanpay acknowledged these invoices (its answer's objects), `sent` by externalId:
+        the index holds them from now on."""
+        rows = _acknowledged(created, sent)
         if not rows or not self._writable:
             return
         try:
@@ -134,10 +129,14 @@ class TenantListing:
                     self._index.verified(total=0, order=None)  # empty when the run began
             self._index.add(rows)
         except sqlite3.Error as failed:  # the next listing finds the count short: a full one
+            if self._closed:
+                return
             self._say_once(f"Replay safety: the tenant index cannot be written ({failed})")
 
     def close(self) -> None:
-        """Close the index and let another run load the tenant."""
+        """Close the index and let another run load the tenant (a listing still under
+        way, that nobody waits for, ends quietly)."""
+        self._closed = True
         if self._index is not None:
             self._index.close()
         if self._lock is not None:
@@ -154,8 +153,9 @@ class TenantListing:
             tenant = tenant_of(page_of(1, body))
             waited = False
             if self._lock is not None:
+                key = TenantKey.of(self._api_url, tenant) if tenant else None
                 try:
-                    waited = self._hold(self._lock, tenant)
+                    waited = self._lock.hold_tenant(key) if key else self._lock.hold_new_tenant()
                 except OSError as unusable:
                     return self._without_folder(body, unusable)
             if waited:  # another run sent meanwhile: what was read is stale
@@ -180,26 +180,14 @@ class TenantListing:
             "Replay safety: the tenant index folder %s cannot be used (%s): every page is "
             "read in each run, and another run on this tenant is not waited for; set "
             "store to a writable folder",
-            self._folder,
+            self._store.where,
             unusable,
         )
         return body
 
-    def _hold(self, lock: TenantLock | PgTenantLock, tenant: str | None) -> bool:
-        if tenant is None:
-            return lock.hold_new_tenant()
-        if isinstance(lock, TenantLock):
-            return lock.hold_tenant(tenant_stem(self._api_url, tenant))
-        return lock.hold_tenant(TenantKey.of(self._api_url, tenant))
-
-    def _open(self, tenant: str) -> TenantIndex:
-        if self._store is not None:
-            from target_leanpay.store_adapters import CacheIndex  # noqa: PLC0415 - psycopg
-
-            key = TenantKey.of(self._api_url, tenant)
-            cache = self._store.cache(key, writable=self._writable)
-            return CacheIndex(cache, host=key.host, tenant_id=tenant, where=self._store.where)
-        index = TenantIndex(self._folder, self._api_url, tenant, writable=self._writable)
+    def _open(self, tenant: str) -> InvoiceCache:
+        self.tenant = tenant
+        index = self._store.cache(TenantKey.of(self._api_url, tenant), writable=self._writable)
         if index.problem is not None:
             self._say_once(f"Replay safety: {index.problem}; every page is read once")
         return index
@@ -221,3 +209,15 @@ class TenantListing:
 
 def _rows(objects: Iterable[Any]) -> list[Row]:
     return [row for row in map(row_of, objects) if row is not None]
+
+
+def _acknowledged(created: Iterable[Created], sent: Mapping[str, dict[str, Any]]) -> list[Row]:
+    """Rows of what Leanpay just created: its answer's id, tenantId and createdAt, and the
+    fields as sent (compared in `changes.kept` form when read: no work per invoice on the
+    path every acknowledged invoice takes)."""
+    rows = []
+    for c in created:
+        if c.id:
+            fields = changes.encode(sent.get(c.externalId or "", {}))
+            rows.append(Row(c.id, c.externalId, created_at(c.createdAt), c.tenantId, fields))
+    return rows

@@ -1,4 +1,4 @@
-"""One target per tenant at a time: an OS file lock beside the tenant index.
+"""The folder store's tenant lock (`store.TenantLock`): an OS file lock per tenant.
 
 Two runs loading one tenant (an hourly job that overran) must not both send: each would
 list before the other's invoices exist and send them again. The second run *waits* for
@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import IO
 
 from target_leanpay.errors import Stopped
+from target_leanpay.store import TenantKey, safe_name
 
 logger = logging.getLogger("target-leanpay.replay")
 
@@ -34,20 +35,21 @@ class TenantLock:
     """The locks one run holds: released by `release`, or by the process's end."""
 
     def __init__(self, folder: Path, host: str, *, stopping: threading.Event) -> None:
+        """`host`: `store.host_of` the API URL (one tenant, one lock, however written)."""
         self._folder = folder
-        self._host = host
+        self._host = safe_name(host)
         self._stopping = stopping
         self._held: list[IO[bytes]] = []
         self.waited = False
 
-    def hold_tenant(self, stem: str) -> bool:
-        """Hold the host's lock shared and the tenant `stem`'s exclusively; True if
+    def hold_tenant(self, key: TenantKey) -> bool:
+        """Hold the host's lock shared and the tenant `key`'s exclusively; True if
         another run held them first (what was listed before is stale)."""
         self.release()
         waited = self._take(
             self._host + ".lock", fcntl.LOCK_SH, "a new Leanpay tenant of this host"
         )
-        return self._take(stem + ".lock", fcntl.LOCK_EX, "this Leanpay tenant") or waited
+        return self._take(key.stem + ".lock", fcntl.LOCK_EX, "this Leanpay tenant") or waited
 
     def hold_new_tenant(self) -> bool:
         """Hold the host's lock exclusively (a tenant that lists nothing yet)."""

@@ -34,8 +34,8 @@ from target_leanpay.errors import ApiError, ItemsRefused
 from target_leanpay.mapping import Problem
 from target_leanpay.progress import StreamStats
 from target_leanpay.receipts import Receipts
-from target_leanpay.replay import SEVERAL
 from target_leanpay.resources import Resource
+from target_leanpay.store import SEVERAL
 
 logger = logging.getLogger("target-leanpay")
 

@@ -16,8 +16,10 @@ from target_leanpay import changes
 from target_leanpay.changes import Change
 from target_leanpay.deadletter import DeadLetters
 from target_leanpay.errors import ApiError, ItemsRefused, RetriesExhausted
+from target_leanpay.mapping import Reference
 from target_leanpay.progress import StreamStats
 from target_leanpay.receipts import Receipts
+from target_leanpay.repeats import repeat_reason
 from target_leanpay.resources import ADDRESSES, CREDIT_NOTES, INVOICES, LINKS, PAYBACKS
 from target_leanpay.updates import NotUpdatable, Put, Updates, decide
 
@@ -269,3 +271,18 @@ def test_each_put_and_each_of_its_retries_is_counted_for_its_stream(tmp_path: Pa
     receipts.close()
     assert done.updated == [item]
     assert (item.stats.requests, item.stats.retries) == (1, 1)
+
+
+def test_repeats_are_compared_as_changes_are_with_references_shown_by_external_id() -> None:
+    first = {"amount": 1002, "netAmount": None, "invoiceId": Reference("invoices", "INV-1")}
+    later = {"amount": 1200, "invoiceId": Reference("invoices", "INV-2")}
+    found = changes.differences(LINKS, first, later)
+    assert [c.field for c in found] == ["invoiceId", "amount"]
+    assert repeat_reason("L-1", "externalId 'L-1' (input line 4)", found) == (
+        "repeats externalId 'L-1' of an earlier record of this input (externalId 'L-1' "
+        "(input line 4)) with other contents (invoiceId: invoices 'INV-1' → invoices "
+        "'INV-2'; amount: 1002 → 1200); only the first is sent: fix the source so that one "
+        "externalId names one document"
+    )
+    alike = {"amount": 1002, "invoiceId": Reference("invoices", "INV-1")}
+    assert changes.differences(LINKS, first, alike) == []  # absent and null alike

@@ -61,8 +61,8 @@ class FakeIndex:
     def count(self) -> int:
         return len(self.ids)
 
-    def has(self, leanpay_ids: Sequence[str]) -> set[str]:
-        return {i for i in leanpay_ids if i in self.ids}
+    def has(self, rows: Sequence[Row]) -> set[str]:
+        return {r.leanpay_id for r in rows if r.leanpay_id in self.ids}
 
     def watermark(self) -> Watermark:
         return self.mark

@@ -20,7 +20,7 @@ from support.postgres import PASSWORD, PostgresServer
 from target_leanpay import changes, pg_lock
 from target_leanpay.errors import Stopped
 from target_leanpay.pg_store import CACHE_VERSION, PgStore, schema_of
-from target_leanpay.store import SEVERAL, CacheDamaged, Receipt, Row, TenantKey, Watermark
+from target_leanpay.store import SEVERAL, CacheDamaged, Promises, Row, TenantKey, Watermark
 from target_leanpay.store_location import StoreError
 
 HOST = "api.leanpay.fr"
@@ -34,7 +34,7 @@ def database(postgres: PostgresServer) -> str:
 
 @pytest.fixture
 def store(postgres: PostgresServer, database: str) -> Iterator[PgStore]:
-    opened = PgStore(postgres.url(database))
+    opened = PgStore(postgres.url(database), host=HOST)
     yield opened
     opened.close()
 
@@ -52,20 +52,21 @@ def row(n: int, external_id: str | None = None, contents: bytes | None = None) -
     return Row(f"lp-{n}", external_id or f"INV-{n}", 1_700_000_000_000_000 + n, None, contents)
 
 
-def receipt(external_id: str, leanpay_id: str, tenant: str | None = "tenant-a") -> Receipt:
-    return Receipt("credit_notes", external_id, leanpay_id, "s", "2026-12-03T12:00:00Z", tenant)
+def keep(promises: Promises, *pairs: tuple[str, str], tenant: str | None = "tenant-a") -> None:
+    """Receipts of credit notes, as delivery records an acknowledged batch."""
+    promises.record("s", "credit_notes", list(pairs), tenant, {pairs[0][0]: {"amount": 1}})
 
 
 def test_the_schema_is_made_on_first_use_in_its_own_postgresql_schema(
     postgres: PostgresServer, database: str
 ) -> None:
-    PgStore(postgres.url(database)).close()
+    PgStore(postgres.url(database), host=HOST).close()
     assert tables(postgres, database, "target_leanpay") == {
         "versions", "invoices", "watermarks", "receipts", "sending", "facts",
     }  # fmt: skip
     assert tables(postgres, database, "public") == set()
 
-    PgStore(postgres.url(database, options="-csearch_path%3Dleanpay_prod")).close()
+    PgStore(postgres.url(database, options="-csearch_path%3Dleanpay_prod"), host=HOST).close()
 
     assert "receipts" in tables(postgres, database, "leanpay_prod")
     assert schema_of("postgresql://h/d?options=-c%20search_path%3Dx,public") == "x"
@@ -90,19 +91,21 @@ def test_a_tenants_cache_holds_what_was_added_and_its_watermark(store: PgStore) 
     assert not cache.watermark().complete
 
 
-def test_one_tenants_rows_are_never_read_for_another(store: PgStore) -> None:
+def test_one_tenants_rows_are_never_read_for_another(
+    store: PgStore, postgres: PostgresServer, database: str
+) -> None:
     store.cache(TENANT, writable=True).add([row(1)])
     store.cache(TENANT, writable=True).verified(total=1, order=None)
     for other in (TenantKey(HOST, "tenant-b"), TenantKey("api.leanpay.es", "tenant-a")):
         cache = store.cache(other, writable=True)
         assert (cache.count(), cache.find(["INV-1"]), cache.has([row(1)])) == (0, {}, set())
         assert not cache.watermark().complete
-    store.promises(HOST, writable=True).record([receipt("CN-1", "cn-1")])
-    assert (
-        store.promises("api.leanpay.es", writable=True).receipts("credit_notes", ["CN-1"], None)
-        == {}
-    )
-    assert store.promises(HOST, writable=True).receipts("credit_notes", ["CN-1"], "tenant-b") == {}
+    keep(store.promises(writable=True), ("CN-1", "cn-1"))
+    elsewhere = PgStore(postgres.url(database), host="api.leanpay.es")
+    assert list(elsewhere.promises(writable=True).earlier("credit_notes")) == []
+    elsewhere.close()
+    assert list(store.promises(writable=True).earlier("credit_notes", "tenant-b")) == []
+    assert store.fact(TenantKey(HOST, "tenant-b"), "date_zone") is None
 
 
 def test_a_garbled_value_makes_the_cache_damaged_not_a_traceback(
@@ -127,26 +130,29 @@ def test_a_plan_works_on_a_copy_and_writes_nothing(store: PgStore) -> None:
 def test_receipts_newest_first_per_external_id_and_marks_without_a_receipt_are_doubts(
     postgres: PostgresServer, database: str
 ) -> None:
-    first = PgStore(postgres.url(database))
-    promises = first.promises(HOST, writable=True)
-    promises.record([receipt("CN-1", "old"), receipt("CN-2", "cn-2", tenant=None)])
-    promises.record([receipt("CN-1", "new")])
+    first = PgStore(postgres.url(database), host=HOST)
+    promises = first.promises(writable=True)
+    keep(promises, ("CN-1", "old"))
+    keep(promises, ("CN-2", "cn-2"), tenant=None)
+    keep(promises, ("CN-1", "new"))
+    keep(promises, ("CN-5", "other"), tenant="tenant-b")
     promises.mark_sending("credit_notes", ["CN-3", "CN-4", "CN-1"])
-    promises.lift("credit_notes", ["CN-4"])
-    promises.keep_fact("tenant-a", "date_zone", "Europe/Paris")
+    promises.refused("credit_notes", ["CN-4"])
+    first.keep_fact(TENANT, "date_zone", "Europe/Paris")
     assert promises.uncertain("credit_notes") == set()  # this run's own marks
     first.close()
 
-    reopened = PgStore(postgres.url(database))
-    later = reopened.promises(HOST, writable=True)
+    reopened = PgStore(postgres.url(database), host=HOST)
+    later = reopened.promises(writable=True)
 
-    got = later.receipts("credit_notes", ["CN-1", "CN-2", "CN-9"], "tenant-a")
-    assert {k: v.leanpay_id for k, v in got.items()} == {"CN-1": "new", "CN-2": "cn-2"}
-    assert [r.leanpay_id for r in later.all_receipts("credit_notes", None)] == [
-        "old", "cn-2", "new",
-    ]  # fmt: skip
+    assert list(later.earlier("credit_notes", "tenant-a")) == [
+        ("CN-1", "old", changes.encode({"amount": 1})),
+        ("CN-2", "cn-2", changes.encode({"amount": 1})),
+        ("CN-1", "new", changes.encode({"amount": 1})),
+    ]  # oldest first; none of another tenant
+    assert [i for _, i, _ in later.earlier("credit_notes")] == ["old", "cn-2", "new", "other"]
     assert later.uncertain("credit_notes") == {"CN-3"}
-    assert later.fact("tenant-a", "date_zone") == "Europe/Paris"
+    assert reopened.fact(TENANT, "date_zone") == "Europe/Paris"
     assert postgres.sql(database, "SELECT external_id FROM target_leanpay.sending") == [("CN-3",)]
     reopened.close()
 
@@ -155,18 +161,18 @@ def test_a_new_cache_version_rebuilds_the_cache_and_keeps_every_promise(
     postgres: PostgresServer, database: str, store: PgStore
 ) -> None:
     store.cache(TENANT, writable=True).add([row(1)])
-    store.promises(HOST, writable=True).record([receipt("CN-1", "cn-1")])
-    store.promises(HOST, writable=True).mark_sending("credit_notes", ["CN-2"])
+    keep(store.promises(writable=True), ("CN-1", "cn-1"))
+    store.promises(writable=True).mark_sending("credit_notes", ["CN-2"])
     postgres.sql(
         database, "UPDATE target_leanpay.versions SET version = %s WHERE part = 'cache'",
         CACHE_VERSION - 1,
     )  # fmt: skip
 
-    again = PgStore(postgres.url(database))
+    again = PgStore(postgres.url(database), host=HOST)
 
     assert again.cache(TENANT, writable=True).count() == 0
-    promises = again.promises(HOST, writable=True)
-    assert promises.receipts("credit_notes", ["CN-1"], None)["CN-1"].leanpay_id == "cn-1"
+    promises = again.promises(writable=True)
+    assert [i for _, i, _ in promises.earlier("credit_notes")] == ["cn-1"]
     assert promises.uncertain("credit_notes") == {"CN-2"}
     again.close()
 
@@ -174,13 +180,13 @@ def test_a_new_cache_version_rebuilds_the_cache_and_keeps_every_promise(
 def test_promises_of_a_newer_version_stop_the_run_and_are_left_as_they_are(
     postgres: PostgresServer, database: str, store: PgStore
 ) -> None:
-    store.promises(HOST, writable=True).record([receipt("CN-1", "cn-1")])
+    keep(store.promises(writable=True), ("CN-1", "cn-1"))
     postgres.sql(
         database, "UPDATE target_leanpay.versions SET version = 99 WHERE part = 'promises'"
     )
 
     with pytest.raises(StoreError) as refused:
-        PgStore(postgres.url(database))
+        PgStore(postgres.url(database), host=HOST)
 
     assert str(refused.value) == (
         f"The store postgresql://********@127.0.0.1:{postgres.port}/{database} (schema "
@@ -193,14 +199,14 @@ def test_promises_of_a_newer_version_stop_the_run_and_are_left_as_they_are(
 def test_lost_promises_stop_the_run_and_a_lost_cache_is_made_again(
     postgres: PostgresServer, database: str
 ) -> None:
-    PgStore(postgres.url(database)).close()
+    PgStore(postgres.url(database), host=HOST).close()
     postgres.sql(database, "DROP TABLE target_leanpay.watermarks")
-    PgStore(postgres.url(database)).close()
+    PgStore(postgres.url(database), host=HOST).close()
     assert "watermarks" in tables(postgres, database, "target_leanpay")
     postgres.sql(database, "DROP TABLE target_leanpay.sending")
 
     with pytest.raises(StoreError, match=r"lost tables of its promises \(sending\)"):
-        PgStore(postgres.url(database))
+        PgStore(postgres.url(database), host=HOST)
 
 
 def test_a_schema_of_someone_elses_tables_is_refused(
@@ -210,7 +216,7 @@ def test_a_schema_of_someone_elses_tables_is_refused(
     postgres.sql(database, "CREATE TABLE target_leanpay.invoices (id int)")
 
     with pytest.raises(StoreError, match=r"holds tables target-leanpay did not make \(invoices\)"):
-        PgStore(postgres.url(database))
+        PgStore(postgres.url(database), host=HOST)
 
 
 def test_postgresql_down_or_refusing_is_one_line_naming_the_store_without_its_password(
@@ -219,7 +225,7 @@ def test_postgresql_down_or_refusing_is_one_line_naming_the_store_without_its_pa
     with socket_that_refuses() as port:
         url = f"postgresql://loader:{PASSWORD}@127.0.0.1:{port}/meltano"
         with pytest.raises(StoreError) as down:
-            PgStore(url)
+            PgStore(url, host=HOST)
     message = str(down.value)
     assert message.startswith(
         f"The store postgresql://********@127.0.0.1:{port}/meltano (schema target_leanpay) "
@@ -228,7 +234,7 @@ def test_postgresql_down_or_refusing_is_one_line_naming_the_store_without_its_pa
     assert "\n" not in message and PASSWORD not in message
 
     with pytest.raises(StoreError) as refused:
-        PgStore(postgres.url(database, password="not-the-password"))
+        PgStore(postgres.url(database, password="not-the-password"), host=HOST)
     assert "password authentication failed" in str(refused.value)
     assert "not-the-password" not in str(refused.value)
 
@@ -275,7 +281,7 @@ def test_a_second_run_on_the_tenant_waits_saying_so_once_until_the_first_ends(
     ) as holder:
         assert holder.stdout is not None
         assert holder.stdout.readline() == "held\n"
-        second = PgStore(url)
+        second = PgStore(url, host=HOST)
         lock = second.lock(HOST, stopping=threading.Event())
         waited: list[bool] = []
         caplog.set_level(logging.INFO, logger="target-leanpay.replay")
@@ -298,7 +304,7 @@ HOLD_AND_WAIT = """
 import sys, threading
 from target_leanpay.pg_store import PgStore
 from target_leanpay.store import TenantKey
-store = PgStore(sys.argv[1])
+store = PgStore(sys.argv[1], host="api.leanpay.fr")
 store.lock("api.leanpay.fr", stopping=threading.Event()).hold_tenant(
     TenantKey("api.leanpay.fr", "tenant-a"))
 print("held", flush=True)
@@ -307,7 +313,10 @@ sys.stdin.read()
 
 
 def test_a_stop_ends_the_wait(postgres: PostgresServer, database: str) -> None:
-    first, second = PgStore(postgres.url(database)), PgStore(postgres.url(database))
+    first, second = (
+        PgStore(postgres.url(database), host=HOST),
+        PgStore(postgres.url(database), host=HOST),
+    )
     first.lock(HOST, stopping=threading.Event()).hold_new_tenant()
     stopping = threading.Event()
     stopping.set()
@@ -322,7 +331,7 @@ def test_a_lost_connection_while_holding_the_lock_stops_the_run(
     caplog: pytest.LogCaptureFixture,
 ) -> None:  # fmt: skip
     monkeypatch.setattr(pg_lock, "HEARTBEAT_SECONDS", 0.05)
-    store = PgStore(postgres.url(database))
+    store = PgStore(postgres.url(database), host=HOST)
     stopping = threading.Event()
     store.lock(HOST, stopping=stopping).hold_tenant(TENANT)
     [(pid,)] = store._connection.execute("SELECT pg_backend_pid()").fetchall()
@@ -344,12 +353,12 @@ def test_the_readmes_statement_releases_an_uncertain_item(
     section = readme[readme.index("### Releasing an uncertain item") :]
     found = re.search(r"```sql\n(.*?)```", section, re.DOTALL)
     assert found is not None
-    dead_run = PgStore(postgres.url(database))
-    dead_run.promises(HOST, writable=True).mark_sending("credit_notes", ["CN-2024-0042", "CN-7"])
+    dead_run = PgStore(postgres.url(database), host=HOST)
+    dead_run.promises(writable=True).mark_sending("credit_notes", ["CN-2024-0042", "CN-7"])
     dead_run.close()
 
     postgres.sql(database, found.group(1))
 
-    resumed = PgStore(postgres.url(database))
-    assert resumed.promises(HOST, writable=True).uncertain("credit_notes") == {"CN-7"}
+    resumed = PgStore(postgres.url(database), host=HOST)
+    assert resumed.promises(writable=True).uncertain("credit_notes") == {"CN-7"}
     resumed.close()

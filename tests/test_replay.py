@@ -15,8 +15,9 @@ from conftest import wait_for
 
 from target_leanpay.errors import AuthError, Stopped
 from target_leanpay.listing import Listing
-from target_leanpay.replay import MAX_QUERY_IDS, SEVERAL, KnownIds, ReplayGuard
+from target_leanpay.replay import MAX_QUERY_IDS, KnownIds, ReplayGuard
 from target_leanpay.resources import CREDIT_NOTES, INVOICES
+from target_leanpay.store import SEVERAL
 
 
 class Tenant:
@@ -62,8 +63,8 @@ def test_ids_added_in_one_call_beyond_one_statement_are_all_remembered() -> None
     known.add([])
     assert known.among(ids) == set(ids)
     assert known.among(["id-x", ids[-1]]) == {ids[-1]}
-    assert known.leanpay_id(ids[3]) == "uuid-id-3"  # an unknown id does not erase it
-    assert known.leanpay_id("id-x") is None
+    assert known.holdings([ids[3]])[ids[3]][0] == "uuid-id-3"  # an unknown id does not erase it
+    assert known.holdings(["id-x"]) == {}
     known.close()
 
 
@@ -71,8 +72,8 @@ def test_an_external_id_two_leanpay_objects_carry_resolves_to_several() -> None:
     known = KnownIds()
     known.add([("INV-1", "uuid-a"), ("INV-2", None)])
     known.add([("INV-1", "uuid-b"), ("INV-2", "uuid-c"), ("INV-1", "uuid-a")])
-    assert known.leanpay_id("INV-1") == SEVERAL
-    assert known.leanpay_id("INV-2") == "uuid-c"
+    assert known.holdings(["INV-1"])["INV-1"][0] == SEVERAL
+    assert known.holdings(["INV-2"])["INV-2"][0] == "uuid-c"
     known.close()
 
 

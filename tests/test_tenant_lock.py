@@ -11,7 +11,11 @@ import pytest
 from conftest import wait_for
 
 from target_leanpay.errors import Stopped
+from target_leanpay.store import TenantKey
 from target_leanpay.tenant_lock import TenantLock
+
+T1 = TenantKey("api.leanpay.fr", "t1")
+T2 = TenantKey("api.leanpay.fr", "t2")
 
 
 def lock(tmp_path: Path, stopping: threading.Event | None = None) -> TenantLock:
@@ -35,10 +39,10 @@ def test_a_second_run_on_the_tenant_waits_for_the_first(
 ) -> None:
     caplog.set_level(logging.INFO)
     first, second = lock(tmp_path), lock(tmp_path)
-    assert first.hold_tenant("api.leanpay.fr-t1") is False
+    assert first.hold_tenant(T1) is False
     other = lock(tmp_path)
-    assert other.hold_tenant("api.leanpay.fr-t2") is False  # another tenant: no wait
-    assert waiting_for(first, lambda: second.hold_tenant("api.leanpay.fr-t1"), caplog) == [True]
+    assert other.hold_tenant(T2) is False  # another tenant: no wait
+    assert waiting_for(first, lambda: second.hold_tenant(T1), caplog) == [True]
     assert caplog.text.count("Another target-leanpay run is loading this Leanpay tenant") == 1
     second.release()
     other.release()
@@ -50,7 +54,7 @@ def test_a_run_into_an_empty_tenant_holds_the_host(
     caplog.set_level(logging.INFO)
     empty, named = lock(tmp_path), lock(tmp_path)
     assert empty.hold_new_tenant() is False
-    assert waiting_for(empty, lambda: named.hold_tenant("api.leanpay.fr-t1"), caplog) == [True]
+    assert waiting_for(empty, lambda: named.hold_tenant(T1), caplog) == [True]
     assert "a new Leanpay tenant of this host" in caplog.text
     named.release()
 
@@ -58,10 +62,10 @@ def test_a_run_into_an_empty_tenant_holds_the_host(
 def test_a_stop_ends_the_wait(tmp_path: Path) -> None:
     stopping = threading.Event()
     first = lock(tmp_path)
-    first.hold_tenant("api.leanpay.fr-t1")
+    first.hold_tenant(T1)
     stopping.set()
     second = lock(tmp_path, stopping)
     with pytest.raises(Stopped, match="waiting for another run"):
-        second.hold_tenant("api.leanpay.fr-t1")
+        second.hold_tenant(T1)
     second.release()
     first.release()
