@@ -436,19 +436,6 @@ class PgInvoiceCache:
         return found
 
     @_named
-    def pairs(self) -> list[tuple[str, str | None, bytes | None]]:
-        """(externalId, Leanpay id, contents) of every invoice with an externalId: the
-        whole tenant, for the listing code that still loads it (`store_adapters.py`)."""
-        rows = self._db.execute(
-            self._query(
-                "SELECT external_id, leanpay_id, contents FROM {invoices} "
-                "WHERE host = %s AND tenant = %s AND external_id IS NOT NULL"
-            ),
-            self._key,
-        )
-        return [(str(e), str(i), None if c is None else bytes(c)) for e, i, c in rows]
-
-    @_named
     def watermark(self) -> Watermark:
         """What the last verified listing established."""
         row = self._db.execute(
