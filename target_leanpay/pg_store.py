@@ -53,7 +53,9 @@ from target_leanpay.store import (
 from target_leanpay.store_location import StoreError, masked_store_url
 
 DEFAULT_SCHEMA = "target_leanpay"
-CACHE_VERSION = 1
+CACHE_VERSION = 2
+"""2: the invoices' keys lead with the id looked up (version 1's led with the tenant, and
+a planner without statistics read the whole tenant for each chunk)."""
 PROMISES_VERSION = 1
 PROMISES_MIGRATIONS: dict[int, list[str]] = {}
 """Statements that bring the promises from version N to N + 1 (none yet: version 1 is the
@@ -86,8 +88,10 @@ _PROMISES_TABLES = ("receipts", "sending", "facts")
 _CACHE_DDL = (
     "CREATE TABLE invoices (host text NOT NULL, tenant text NOT NULL, "
     "leanpay_id text NOT NULL, external_id text, created_at bigint, contents bytea, "
-    "PRIMARY KEY (host, tenant, leanpay_id))",
-    "CREATE INDEX invoices_external_id ON invoices (host, tenant, external_id)",
+    "PRIMARY KEY (leanpay_id, host, tenant))",
+    # each lookup's index leads with the ids it is given: a chunk's lookup costs its rows,
+    # whatever the planner knows of the table (a first load runs before any statistics)
+    "CREATE INDEX invoices_external_id ON invoices (external_id, host, tenant)",
     "CREATE TABLE watermarks (host text NOT NULL, tenant text NOT NULL, "
     "complete boolean NOT NULL, newest bigint, total bigint NOT NULL, list_order text, "
     "PRIMARY KEY (host, tenant))",
@@ -368,7 +372,7 @@ class PgInvoiceCache:
         self._watermarks = sql.Identifier("pg_temp", "plan_watermarks")
         with self._db.transaction():
             for copy, table, key in (
-                (self._invoices, "invoices", "host, tenant, leanpay_id"),
+                (self._invoices, "invoices", "leanpay_id, host, tenant"),
                 (self._watermarks, "watermarks", "host, tenant"),
             ):
                 self._db.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(copy))
@@ -453,21 +457,27 @@ class PgInvoiceCache:
     @_named
     def add(self, rows: Iterable[Row]) -> None:
         """Remember these invoices (listed, or acknowledged)."""
-        values = [(*self._key, r.leanpay_id, r.external_id, r.created_at, r.contents) for r in rows]
-        if not values:
+        latest = {row.leanpay_id: row for row in rows}  # one statement updates a row once
+        if not latest:
             return
-        with self._db.transaction(), self._db.cursor() as cursor:
-            cursor.executemany(
-                self._query(
-                    "INSERT INTO {invoices} (host, tenant, leanpay_id, external_id, "
-                    "created_at, contents) VALUES (%s, %s, %s, %s, %s, %s) "
-                    "ON CONFLICT (host, tenant, leanpay_id) DO UPDATE SET "
-                    "external_id = excluded.external_id, "
-                    "created_at = coalesce(excluded.created_at, {invoices}.created_at), "
-                    "contents = coalesce(excluded.contents, {invoices}.contents)"
-                ),
-                values,
-            )
+        kept = latest.values()
+        self._db.execute(  # one statement, one round trip: columns as arrays
+            self._query(
+                "INSERT INTO {invoices} (host, tenant, leanpay_id, external_id, created_at, "
+                "contents) SELECT %s, %s, * FROM unnest(%s::text[], %s::text[], "
+                "%s::bigint[], %s::bytea[]) ON CONFLICT (leanpay_id, host, tenant) DO UPDATE "
+                "SET external_id = excluded.external_id, "
+                "created_at = coalesce(excluded.created_at, {invoices}.created_at), "
+                "contents = coalesce(excluded.contents, {invoices}.contents)"
+            ),
+            (
+                *self._key,
+                [r.leanpay_id for r in kept],
+                [r.external_id for r in kept],
+                [r.created_at for r in kept],
+                [r.contents for r in kept],
+            ),
+        )
 
     def _set_watermark(self, mark: Watermark) -> None:
         self._db.execute(
@@ -562,12 +572,12 @@ class PgPromises(Receipts):
             doubts.setdefault(str(resource), set()).add(str(external_id))
         return doubts
 
-    def _write(self, what: str, query: str, values: Sequence[Sequence[Any]]) -> None:
-        if not self._writable or not values:
+    def _write(self, what: str, query: str, values: Sequence[Any]) -> None:
+        """One statement (the rows as arrays), committed when this returns."""
+        if not self._writable:
             return
         try:
-            with self._db.transaction(), self._db.cursor() as cursor:
-                cursor.executemany(query, values)
+            self._db.execute(query, values)
         except psycopg.Error as failed:
             raise StoreError(
                 f"Cannot write {what} to the store {self.where} ({_one_line(failed)}): "
@@ -603,24 +613,24 @@ class PgPromises(Receipts):
     ) -> None:
         """Keep the receipts of one acknowledged batch, committed when this returns."""
         fields = sent or {}
-        self._write(
-            "receipts",
-            "INSERT INTO receipts (host, resource, external_id, leanpay_id, stream, "
-            "run_started, tenant, sent) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-            [
+        if acknowledged:
+            self._write(
+                "receipts",
+                "INSERT INTO receipts (host, resource, stream, run_started, tenant, "
+                "external_id, leanpay_id, sent) SELECT %s, %s, %s, %s, %s, r.e, r.i, r.s FROM "
+                "unnest(%s::text[], %s::text[], %s::bytea[]) WITH ORDINALITY AS r(e, i, s, n) "
+                "ORDER BY n",
                 (
                     self._host,
                     resource,
-                    external_id,
-                    leanpay_id,
                     stream,
                     self._run_started,
                     tenant,
-                    changes.encode(fields[external_id]) if external_id in fields else None,
-                )
-                for external_id, leanpay_id in acknowledged
-            ],
-        )
+                    [e for e, _ in acknowledged],
+                    [i for _, i in acknowledged],
+                    [changes.encode(fields[e]) if e in fields else None for e, _ in acknowledged],
+                ),
+            )
         if self._file is None:  # no export: what the store kept is what was written
             self.written += len(acknowledged)
         super().record(stream, resource, acknowledged, tenant, sent)  # the export
@@ -628,21 +638,23 @@ class PgPromises(Receipts):
     @_named
     def mark_sending(self, resource: str, external_ids: Sequence[str]) -> None:
         """Note a POST's items before it is sent, committed when this returns."""
-        self._write(
-            "sending marks",
-            "INSERT INTO sending (host, resource, external_id) VALUES (%s, %s, %s) "
-            "ON CONFLICT DO NOTHING",
-            [(self._host, resource, external_id) for external_id in external_ids],
-        )
+        if external_ids:
+            self._write(
+                "sending marks",
+                "INSERT INTO sending (host, resource, external_id) SELECT %s, %s, "
+                "unnest(%s::text[]) ON CONFLICT DO NOTHING",
+                (self._host, resource, list(external_ids)),
+            )
 
     @_named
     def refused(self, resource: str, external_ids: Sequence[str]) -> None:
         """Leanpay refused that POST: its marks go."""
-        self._write(
-            "lifted marks",
-            "DELETE FROM sending WHERE host = %s AND resource = %s AND external_id = %s",
-            [(self._host, resource, external_id) for external_id in external_ids],
-        )
+        if external_ids:
+            self._write(
+                "lifted marks",
+                "DELETE FROM sending WHERE host = %s AND resource = %s AND external_id = ANY(%s)",
+                (self._host, resource, list(external_ids)),
+            )
 
     def uncertain(self, resource: str) -> set[str]:
         """The externalIds of `resource` an earlier run was sending when it died."""
