@@ -124,7 +124,11 @@ class Receipts:
             if writable:
                 self._sending = self._compact_sending()
         except OSError as exc:
+            self.close()
             raise ConfigError(f"receipts_path {path!r} cannot be opened: {exc.strerror}") from None
+        except PromisesDamaged:
+            self.close()
+            raise
 
     def earlier(self, resource: str, tenant: str | None = None) -> Iterator[Earlier]:
         """(externalId, id, fields sent) of every receipt of `resource` in the file (earlier

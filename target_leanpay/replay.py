@@ -7,8 +7,10 @@ behaviour for a repeated externalId, so the target does not rely on one:
 * when a stream of a listable resource (invoices: `GET /invoices?page=N`) starts, the
   tenant is listed in the background: only the pages of what is new since the tenant
   index was last verified (`tenant_listing.py`, `delta.py`), else every page, several
-  at a time (`listing.py`); the externalIds are kept (`KnownIds`, on disk); reading and
-  mapping go on meanwhile, but no chunk is sent before the listing is complete;
+  at a time (`listing.py`), into the tenant index (the store's cache, `store.py`); what
+  this run learns beyond the index is kept in `KnownIds` (on disk); each chunk looks
+  its externalIds up in both (never the whole index); reading and mapping go on
+  meanwhile, but no chunk is sent before the listing is complete;
 * each record's externalId is *claimed* when it is read; a later record with the same
   externalId waits for the first one's outcome (acknowledged -> "already present";
   refused -> refused too, pointing at the first). This holds for every resource, with
@@ -74,10 +76,11 @@ Listed_ = tuple[str, str | None, bytes | None]
 
 
 class KnownIds:
-    """The externalIds Leanpay holds, with their Leanpay ids, in a private temporary
+    """What this run learned of Leanpay beyond the tenant index (a listing without one,
+    a delta's rows, the receipts, what it sent), with Leanpay ids, in a private temporary
     SQLite file.
 
-    Replay safety must remember every externalId of the tenant plus every one this run
+    It may have to hold every externalId of a tenant listed whole plus every one this run
     sent: a Python set of a million strings costs ~100 MB and grows with the input. A
     SQLite table keeps them on disk (deleted when the run ends) behind a small page cache,
     so memory stays flat whatever the tenant or input size, and a chunk of 100 is checked

@@ -60,7 +60,9 @@ _T = TypeVar("_T")
 
 class TenantIndex:
     """The cache of one tenant. Thread-safe; `writable` False (a plan) writes nothing:
-    the file is read if it is sound, and what the run learns stays in memory."""
+    the file is read in place if it is sound (never copied whole), and what the run
+    learns lives in `KnownIds`: here only the watermark and count change, in memory; a
+    full listing hides the file's rows."""
 
     def __init__(self, folder: Path, key: TenantKey, *, writable: bool) -> None:
         self.host = key.host
@@ -71,6 +73,10 @@ class TenantIndex:
         self.problem: str | None = None
         """Why an existing file was not used (logged by the caller with the fallback)."""
         self._meta: dict[str, Any] = {}
+        self._read_only = False
+        """A plan's view of an existing file: writes change `_meta` only."""
+        self._hidden = False
+        """A plan's full listing began: the file's rows are not the tenant's any more."""
         self._db = self._open(folder)
 
     # -- opening -----------------------------------------------------------------------
@@ -106,11 +112,7 @@ class TenantIndex:
         except BaseException:
             db.close()
             raise
-        if not self.writable:  # a plan writes nothing: work on a copy in memory
-            memory = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
-            db.backup(memory)
-            db.close()
-            return memory
+        self._read_only = not self.writable
         return db
 
     def _fresh(self, db: sqlite3.Connection) -> sqlite3.Connection:
@@ -141,34 +143,35 @@ class TenantIndex:
 
     # -- reading -----------------------------------------------------------------------
 
-    @property
-    def on_disk(self) -> Path | None:
-        """The file the invoices are kept in (None: they live in memory, a plan)."""
-        return self.path if self.writable else None
-
     def count(self) -> int:
         """Invoices in the cache."""
         with self._lock:
             return int(self._meta["count"])
 
     def has(self, rows: Sequence[Row]) -> set[str]:
-        """The Leanpay ids of `rows` the cache holds (by `createdAt` and id)."""
-        keys = [(r.created_at, r.leanpay_id) for r in rows if r.created_at is not None]
+        """The Leanpay ids of `rows` the cache holds (by `createdAt` and id: a search of
+        the key's first column, which SQLite does not do for a row value `IN`)."""
+        wanted = {(r.created_at, r.leanpay_id) for r in rows if r.created_at is not None}
+        if self._hidden:
+            return set()
+        times = sorted({created for created, _ in wanted})
         found: set[str] = set()
         with self._lock:
-            for part in _parts(keys, _MAX_VARIABLES // 2):
-                values = ",".join(["(?, ?)"] * len(part))
+            for part in _parts(times, _MAX_VARIABLES):
+                marks = ",".join("?" * len(part))
                 query = (
-                    "SELECT leanpay_id FROM invoices WHERE (created_at, leanpay_id) "  # noqa: S608 - placeholders only
-                    f"IN (VALUES {values})"
+                    "SELECT created_at, leanpay_id FROM invoices "  # noqa: S608 - placeholders only
+                    f"WHERE created_at IN ({marks})"
                 )
-                found.update(row[0] for row in self._db.execute(query, _flat(part)))
+                found.update(i for c, i in self._db.execute(query, part) if (c, i) in wanted)
         return found
 
     def find(self, external_ids: Sequence[str]) -> dict[str, Found]:
         """What the cache holds for those of `external_ids` it holds; CacheDamaged if a
         value read cannot be decoded or trusted."""
         rows: list[tuple[object, ...]] = []
+        if self._hidden:
+            return {}
         with self._lock:
             for part in _parts(list(external_ids), _MAX_VARIABLES):
                 marks = ",".join("?" * len(part))
@@ -214,6 +217,13 @@ class TenantIndex:
         ]
         if not values:
             return
+        if self._read_only:
+            with self._lock:
+                newest = max(v[0] for v in values)
+                known = self._meta["newest"]
+                self._meta["count"] += len(values)
+                self._meta["newest"] = newest if known is None else max(known, newest)
+            return
         with self._lock, _transaction(self._db):
             before = self._db.total_changes
             self._db.executemany(
@@ -233,6 +243,10 @@ class TenantIndex:
     def begin_full_listing(self) -> None:
         """Forget every invoice and the watermark: a full listing refills it; cut short,
         the cache says it is incomplete."""
+        if self._read_only:
+            self._hidden = True
+            self._meta.update(complete=0, count=0, newest=None)
+            return
         with self._lock, _transaction(self._db):
             self._db.execute("DELETE FROM invoices")
             self._set(complete=0, count=0)
@@ -240,6 +254,9 @@ class TenantIndex:
     def verified(self, *, total: int, order: str | None) -> None:
         """A listing just proved the cache whole (Leanpay's `total` then): record the
         watermark, the newest `createdAt` held."""
+        if self._read_only:
+            self._meta.update(complete=1, total=total, order=order)
+            return
         with self._lock, _transaction(self._db):
             newest = self._db.execute("SELECT max(created_at) FROM invoices").fetchone()[0]
             self._set(complete=1, newest=newest, total=total, order=order)
@@ -248,6 +265,9 @@ class TenantIndex:
         """A value read could not be trusted: not verified any more (the next listing is
         a full one, which empties and refills the cache)."""
         self.problem = f"the index {self.path} is damaged ({reason})"
+        if self._read_only:
+            self._meta.update(complete=0)
+            return
         with self._lock, _transaction(self._db):
             self._set(complete=0)
 
@@ -311,10 +331,6 @@ def _check_row(
 def _parts(values: list[_T], size: int) -> Iterator[list[_T]]:
     for start in range(0, len(values), size):
         yield values[start : start + size]
-
-
-def _flat(pairs: Sequence[tuple[int, str]]) -> list[object]:
-    return [value for pair in pairs for value in pair]
 
 
 class _transaction:  # noqa: N801 - used as a statement

@@ -20,6 +20,7 @@ from conftest import (
     state,
     target_config,
 )
+from test_e2e_references import ROUTES, SCHEMAS, credit_note
 
 from leanpay_standin import StandIn
 
@@ -128,3 +129,42 @@ def test_a_run_whose_every_record_is_rejected_says_nothing_of_the_index(
         assert "10 rejected" in result.stderr
         assert "closed database" not in result.stderr
         assert "failed" not in result.stderr
+
+
+NOT_A_RECEIPT = b'{"resource":"credit_notes","externalId":"CN-0","id":12}\n'
+NOT_A_MARK = b'{"resource":"credit_notes","externalIds":"CN-0"}\n'
+
+
+@pytest.mark.parametrize(
+    ("damaged", "line", "says"),
+    [
+        ("receipts.jsonl", NOT_A_RECEIPT, "is not a receipt"),
+        ("receipts.jsonl.sending", NOT_A_MARK, "is not a sending mark"),
+    ],
+    ids=["receipt", "sending-mark"],
+)
+def test_a_damaged_promise_stops_the_run_naming_its_file_and_sends_nothing(
+    tmp_path: Path, damaged: str, line: bytes, says: str
+) -> None:
+    with StandIn(api_key=API_KEY) as leanpay:
+        config = target_config(
+            leanpay,
+            tmp_path,
+            stream_resources=ROUTES,
+            receipts_path=str(tmp_path / "receipts.jsonl"),
+        )
+        done = {"type": "STATE", "value": {"done": 3}}
+        messages = [SCHEMAS[1], *(credit_note(n) for n in range(3)), done]
+        assert run_target(config, messages).returncode == 0
+        number = len((tmp_path / damaged).read_bytes().splitlines()) + 1
+        with (tmp_path / damaged).open("ab") as promise:
+            promise.write(line)
+        since = len(leanpay.requests())
+
+        result = run_target(config, [*messages[:-1], credit_note(3), done])
+
+        assert result.returncode == 1
+        assert result.stdout == ""  # no STATE
+        assert f"{tmp_path / damaged} line {number} {says}" in result.stderr
+        assert "Traceback" not in result.stderr and "Warning" not in result.stderr
+        assert [r for r in leanpay.requests()[since:] if r["method"] == "POST"] == []

@@ -185,3 +185,18 @@ def test_receipts_say_their_tenant_and_another_tenants_are_not_used(tmp_path: Pa
     ]
     assert len(list(again.earlier("credit_notes"))) == 3  # tenant not known yet: all
     again.close()
+
+
+def test_a_plan_reads_the_file_in_place_and_its_full_listing_hides_the_rows(
+    tmp_path: Path,
+) -> None:
+    filled(tmp_path).close()
+    plan = TenantIndex(tmp_path, KEY, writable=False)
+    assert plan.find(["INV-1"]) == {"INV-1": Found("id-1", None)}
+    plan.begin_full_listing()  # a plan's own full listing: KnownIds holds what it lists
+    assert plan.find(["INV-1"]) == {} and plan.has([Row("id-1", None, 1001)]) == set()
+    assert plan.watermark().complete is False and plan.count() == 0
+    plan.close()
+    again = TenantIndex(tmp_path, KEY, writable=True)
+    assert again.count() == 3 and again.watermark().complete  # the file was not touched
+    again.close()
