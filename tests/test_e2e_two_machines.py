@@ -377,3 +377,27 @@ def test_a_credit_note_created_on_one_machine_is_known_on_another(
     assert again.returncode == 0, again.stderr
     assert len(leanpay.store("credit_notes")) == 1
     assert "1 already present" in again.stderr
+
+
+def test_a_plan_on_another_machine_reads_the_store_and_writes_nothing_to_it(
+    tenant: StandIn, tmp_path: Path, store: str
+) -> None:
+    first_load(Machine(tmp_path / "a", store), tenant)
+    other = Machine(tmp_path / "b", store)
+    since = len(tenant.requests())
+
+    plan = other.run(
+        other.config(tenant, plan=True, dry_run_path=str(other.work / "plan.jsonl")),
+        invoices_with_state(110, every=10, start=990),
+    )
+
+    assert plan.returncode == 0, plan.stderr
+    assert plan.stdout == ""  # a plan writes no STATE
+    assert posted(tenant, since) == []
+    assert len(pages_read(tenant, since)) <= 5
+    since = len(tenant.requests())
+    real = other.run(other.config(tenant), invoices_with_state(110, every=10, start=990))
+    assert real.returncode == 0, real.stderr
+    assert len(pages_read(tenant, since)) <= 5  # the plan left the store as it was
+    assert sorted(posted(tenant, since)) == [f"INV-{i:05d}" for i in range(1000, 1100)]
+    stored_once(tenant, range(1100))
