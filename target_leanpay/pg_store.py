@@ -12,8 +12,8 @@ target did not make, stops the run with one line naming the store.
 **Tenants.** Every row carries its API host (`store.host_of`) and, for the cache, its
 `tenantId`; every query names both: one tenant's rows are never read for another.
 
-**Durability.** Promises are written with `synchronous_commit` on, each in a transaction
-that has committed when the call returns: before the STATE that covers them.
+**Durability.** Promises are written with `synchronous_commit` on, each write one
+statement that has committed when the call returns: before the STATE that covers them.
 
 **Failures.** PostgreSQL down or refusing: one line naming the store (the URL without its
 password), exit non-zero, no STATE. A connection lost mid-run: the write that needed it
@@ -156,6 +156,13 @@ class PgStore:
     ) -> None:
         """`host`: the API host (`store.host_of`) whose promises this run keeps; `run`:
         the mark its receipts carry; `export`: `receipts_path`, written as well."""
+        try:
+            given = conninfo_to_dict(url)
+        except psycopg.Error as bad:
+            raise StoreError(
+                f"The store {masked_store_url(url)} is not a PostgreSQL URL libpq can read: "
+                f"{_one_line(bad)}"
+            ) from None
         self.schema = schema_of(url)
         self._host = host
         self._run = run or RunMark.new()
@@ -163,7 +170,6 @@ class PgStore:
         self.where = f"{masked_store_url(url)} (schema {self.schema})"
         self._guard = threading.RLock()
         """Held by every use of the connection (see `_named`)."""
-        given = conninfo_to_dict(url)
         extra = {name: value for name, value in CLIENT_KEEPALIVES.items() if name not in given}
         try:
             self._connection: psycopg.Connection[tuple[Any, ...]] = psycopg.connect(

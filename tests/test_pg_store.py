@@ -239,6 +239,16 @@ def test_postgresql_down_or_refusing_is_one_line_naming_the_store_without_its_pa
     assert "not-the-password" not in str(refused.value)
 
 
+def test_a_url_libpq_cannot_read_is_one_line() -> None:
+    with pytest.raises(StoreError) as bad:
+        PgStore(f"postgresql://loader:{PASSWORD}@db.internal/meltano?no_such_option=1", host=HOST)
+    assert str(bad.value).startswith(
+        "The store postgresql://********@db.internal/meltano?no_such_option=1 is not a "
+        "PostgreSQL URL libpq can read: "
+    )
+    assert PASSWORD not in str(bad.value)
+
+
 class socket_that_refuses:  # noqa: N801 - used as a statement
     """A port on 127.0.0.1 nothing listens on (bound, never listening)."""
 
