@@ -238,8 +238,9 @@ class ReplayGuard(Generic[T]):
         self._post_ids = itertools.count()
         self._receipted: list[str] = []
         self._rebuilding = False
-        """A full listing replaces a damaged cache: what it lists was held before the run,
-        unless this run says otherwise (acknowledged)."""
+        """A full listing replaces a damaged cache: what it lists and this run did not
+        know already was held before the run (this run's are known before the cache has
+        them: `stored`)."""
         self.listings = 0
 
     @property
@@ -285,14 +286,20 @@ class ReplayGuard(Generic[T]):
         per chunk, never loaded whole. Both knowing one externalId by two ids: SEVERAL."""
         cached = self._cached(external_ids)  # first: a damaged cache is listed again
         known = self._known.holdings(external_ids)
+        before: list[tuple[str, str | None]] = []
         for external_id, found in cached.items():
             mine = known.get(external_id)
-            if mine is None or mine[0] is None:
+            if mine is None:  # this run's are known before the cache has them (`stored`)
+                before.append((external_id, found.leanpay_id))
                 known[external_id] = (found.leanpay_id, found.contents)
+            elif mine[0] is None:
+                known[external_id] = (found.leanpay_id, mine[1] or found.contents)
             elif mine[0] != found.leanpay_id:
                 known[external_id] = (SEVERAL, mine[1])
             elif mine[1] is None:
                 known[external_id] = (mine[0], found.contents)
+        if before:  # held before this run: said so however this run settles them
+            self._known.add(before, before_run=True)
         return known
 
     def _cache(self) -> InvoiceCache | None:
@@ -391,9 +398,8 @@ class ReplayGuard(Generic[T]):
             waiting = len(self._wanted)
             self._changed.release()
             try:
-                before_run = self._listed_from is None or self._rebuilding
-                self._rebuilding = False
-                listed = self._read(listing, before_run=before_run)
+                rebuild, self._rebuilding = self._rebuilding, False
+                listed = self._read(listing, before_run=self._listed_from is None, rebuild=rebuild)
             finally:
                 self._changed.acquire()
         finally:
@@ -403,10 +409,12 @@ class ReplayGuard(Generic[T]):
         self._listed_from = max(started, self._listed_from or started)
         _log_listing(self.resource.name, listed, self._clock() - started, self.listings, waiting)
 
-    def _read(self, listing: Listing | TenantListing, *, before_run: bool) -> Listed:
+    def _read(
+        self, listing: Listing | TenantListing, *, before_run: bool, rebuild: bool = False
+    ) -> Listed:
+        remember = self._rebuilt if rebuild else partial(self._remember, before_run=before_run)
         try:
-            listed = listing.read_all(partial(self._remember, before_run=before_run))
-            return listed
+            return listing.read_all(remember)
         except AuthError as refused:
             raise AuthError(
                 f"{refused} (while listing {self.resource.name} for replay safety: the "
@@ -428,6 +436,9 @@ class ReplayGuard(Generic[T]):
         """Leanpay's answer listed these objects as created from these items: the tenant
         index keeps them (`acknowledged` settles their records)."""
         if isinstance(self.listing, TenantListing):
+            # known as this run's before the cache has them: a cached row KnownIds lacks
+            # is one Leanpay held before the run (`_lookup`, `held_before_run`)
+            self._known.add([(c.externalId, c.id) for c in created if c.externalId])
             self.listing.stored(created, {p.external_id: p.wire for p in items if p.external_id})
 
     def doubt(self, pairs: Iterable[tuple[str, ...] | Listed_]) -> None:
@@ -460,6 +471,13 @@ class ReplayGuard(Generic[T]):
         held = {external_id: kept for external_id, _, kept in rows if kept is not None}
         pairs = [(external_id, leanpay_id) for external_id, leanpay_id, _ in rows]
         self._known.add(pairs, before_run=before_run, held=held)
+
+    def _rebuilt(self, rows: list[Listed_]) -> None:
+        """A page of the listing that replaces a damaged cache: what this run did not know
+        already, Leanpay held before it."""
+        known = self._known.among([external_id for external_id, _, _ in rows])
+        self._remember([r for r in rows if r[0] in known], before_run=False)
+        self._remember([r for r in rows if r[0] not in known], before_run=True)
 
     def holdings(self, external_ids: Sequence[str]) -> dict[str, tuple[str | None, bytes | None]]:
         """For a change check (updates.py): externalId -> (Leanpay id, what Leanpay holds
@@ -512,11 +530,8 @@ class ReplayGuard(Generic[T]):
         objects carry it). Waits for the first listing, never for this run's requests: the
         answer is the same whatever this run's timing."""
         self.held([])
-        found = self._cached([external_id]).get(external_id)  # first: damage is listed
-        before, leanpay_id = self._known.before_run(external_id)
-        if before or self._known.among([external_id]):
-            return before, leanpay_id
-        return (False, None) if found is None else (True, found.leanpay_id)  # held before
+        self._lookup([external_id])  # what the cache held before the run, known as such
+        return self._known.before_run(external_id)
 
     def fate(self, external_id: str) -> Fate | None:
         """Whether the record with `external_id` was refused by Leanpay in this run, or

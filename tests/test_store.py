@@ -16,6 +16,7 @@ import pytest
 
 from target_leanpay.errors import Stopped
 from target_leanpay.folder_store import FolderStore
+from target_leanpay.items import Created
 from target_leanpay.listing import Listing
 from target_leanpay.replay import ReplayGuard
 from target_leanpay.resources import INVOICES
@@ -196,3 +197,21 @@ def test_a_listing_nobody_waits_for_ends_quietly_when_the_run_closes_under_it(
 
     assert len(outcome) == 1 and isinstance(outcome[0], Stopped)
     assert "failed" not in caplog.text and "closed database" not in caplog.text
+
+
+def test_what_the_cache_held_before_the_run_is_told_apart_from_what_this_run_created(
+    tmp_path: Path,
+) -> None:
+    store = FolderStore(tmp_path, None, RunMark.new())
+    tenant = Tenant(100)
+    guard_of(tenant, store).close()
+    guard = guard_of(tenant, store)
+    created = Tenant.invoice(100)
+    # this run's invoice, in the cache before its records are settled
+    guard.stored([Created(created["id"], created["externalId"], created["createdAt"], TENANT)], [])
+    assert guard.held_before_run("INV-100") == (False, None)
+    # a repeat of an invoice the cache held before the run, settled as already present
+    assert guard.held(["INV-3"]) == {"INV-3"}
+    guard.acknowledged([("INV-3", "id-3")])
+    assert guard.held_before_run("INV-3") == (True, "id-3")
+    guard.close()
