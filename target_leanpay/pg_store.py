@@ -23,32 +23,22 @@ heartbeat (`pg_lock.py`) stops the run when the lock may be gone.
 
 from __future__ import annotations
 
-import functools
 import logging
 import re
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any, TypeVar, cast
+from typing import Any
 
-import msgspec
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from target_leanpay import changes
+from target_leanpay.pg_cache import PgInvoiceCache
 from target_leanpay.pg_lock import PgTenantLock, lock_key
-from target_leanpay.receipts import Receipts
+from target_leanpay.pg_promises import PgPromises
+from target_leanpay.pg_session import named, one_line
 from target_leanpay.runmark import RunMark
 from target_leanpay.store import (
-    NO_WATERMARK,
-    SEVERAL,
-    CacheDamaged,
-    Earlier,
-    Found,
-    PromisesDamaged,
-    Row,
     TenantKey,
-    Watermark,
 )
 from target_leanpay.store_location import StoreError, masked_store_url
 
@@ -121,33 +111,6 @@ def schema_of(url: str) -> str:
     return first or DEFAULT_SCHEMA
 
 
-def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split()) or type(error).__name__
-
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _named(method: F) -> F:
-    """One thread at a time on the store's connection (`self._guard`: the run's sending
-    and listing threads share it, and a transaction must not interleave with another's
-    statements); a PostgreSQL failure (a lost connection, a dropped table) becomes one
-    line naming the store (`self.where`): the run fails, STATE stays behind."""
-
-    @functools.wraps(method)
-    def named(self: Any, *args: Any, **kwargs: Any) -> Any:
-        try:
-            with self._guard:
-                return method(self, *args, **kwargs)
-        except psycopg.Error as failed:
-            raise StoreError(
-                f"The store {self.where} failed: {_one_line(failed)}; no STATE is written "
-                "past what it recorded"
-            ) from None
-
-    return cast(F, named)
-
-
 class PgStore:
     """`store.Store` in one PostgreSQL schema, through one connection per run."""
 
@@ -161,7 +124,7 @@ class PgStore:
         except psycopg.Error as bad:
             raise StoreError(
                 f"The store {masked_store_url(url)} is not a PostgreSQL URL libpq can read: "
-                f"{_one_line(bad)}"
+                f"{one_line(bad)}"
             ) from None
         self.schema = schema_of(url)
         self._host = host
@@ -169,7 +132,7 @@ class PgStore:
         self._export = export
         self.where = f"{masked_store_url(url)} (schema {self.schema})"
         self._guard = threading.RLock()
-        """Held by every use of the connection (see `_named`)."""
+        """Held by every use of the connection (see `pg_session.named`)."""
         extra = {name: value for name, value in CLIENT_KEEPALIVES.items() if name not in given}
         try:
             self._connection: psycopg.Connection[tuple[Any, ...]] = psycopg.connect(
@@ -177,15 +140,13 @@ class PgStore:
             )
         except psycopg.Error as refused:
             raise StoreError(
-                f"The store {self.where} cannot be reached: {_one_line(refused)}"
+                f"The store {self.where} cannot be reached: {one_line(refused)}"
             ) from None
         try:
             self._prepare()
         except psycopg.Error as failed:
             self._connection.close()
-            raise StoreError(
-                f"The store {self.where} cannot be used: {_one_line(failed)}"
-            ) from None
+            raise StoreError(f"The store {self.where} cannot be used: {one_line(failed)}") from None
         except StoreError:
             self._connection.close()
             raise
@@ -243,7 +204,7 @@ class PgStore:
         except psycopg.Error as foreign:
             raise StoreError(
                 f"The store {self.where} has a versions table target-leanpay did not make "
-                f"({_one_line(foreign)})"
+                f"({one_line(foreign)})"
             ) from None
         return {str(part): int(version) for part, version in rows}, tables
 
@@ -310,7 +271,7 @@ class PgStore:
             export=self._export,
         )
 
-    @_named
+    @named
     def fact(self, key: TenantKey, name: str) -> str | None:
         """A fact learned about tenant `key`, if any."""
         row = self._connection.execute(
@@ -319,7 +280,7 @@ class PgStore:
         ).fetchone()
         return None if row is None else str(row[0])
 
-    @_named
+    @named
     def keep_fact(self, key: TenantKey, name: str, value: str) -> None:
         """Remember a fact about tenant `key` (the newest value wins), committed."""
         self._connection.execute(
@@ -348,322 +309,3 @@ class PgStore:
     def close(self) -> None:
         """Close the connection: PostgreSQL drops this run's locks."""
         self._connection.close()
-
-
-class PgInvoiceCache:
-    """`store.InvoiceCache` for one tenant, in the store's schema."""
-
-    def __init__(
-        self,
-        connection: psycopg.Connection[tuple[Any, ...]],
-        key: TenantKey,
-        *,
-        writable: bool,
-        where: str,
-        guard: threading.RLock,
-    ) -> None:
-        self._db = connection
-        self.where = where
-        self._guard = guard
-        self._key = (key.host, key.tenant_id)
-        self.writable = writable
-        self.problem: str | None = None
-        self._invoices = sql.Identifier("invoices")
-        self._watermarks = sql.Identifier("watermarks")
-        if not writable:
-            self._copy_for_a_plan()
-
-    @_named
-    def _copy_for_a_plan(self) -> None:
-        """Temporary copies of this tenant's rows: what a plan learns stays in them."""
-        self._invoices = sql.Identifier("pg_temp", "plan_invoices")
-        self._watermarks = sql.Identifier("pg_temp", "plan_watermarks")
-        with self._db.transaction():
-            for copy, table, key in (
-                (self._invoices, "invoices", "leanpay_id, host, tenant"),
-                (self._watermarks, "watermarks", "host, tenant"),
-            ):
-                self._db.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(copy))
-                self._db.execute(
-                    sql.SQL(
-                        "CREATE TABLE {} AS SELECT * FROM {} WHERE host = %s AND tenant = %s"
-                    ).format(copy, sql.Identifier(table)),
-                    self._key,
-                )
-                self._db.execute(
-                    sql.SQL("ALTER TABLE {} ADD PRIMARY KEY ({})").format(copy, sql.SQL(key))
-                )
-
-    def _query(self, text: str) -> sql.Composed:
-        return sql.SQL(text).format(invoices=self._invoices, watermarks=self._watermarks)
-
-    @_named
-    def count(self) -> int:
-        """Invoices in the cache."""
-        row = self._db.execute(
-            self._query("SELECT count(*) FROM {invoices} WHERE host = %s AND tenant = %s"),
-            self._key,
-        ).fetchone()
-        return int(row[0]) if row else 0
-
-    @_named
-    def has(self, rows: Sequence[Row]) -> set[str]:
-        """The Leanpay ids of `rows` the cache holds."""
-        ids = [row.leanpay_id for row in rows]
-        if not ids:
-            return set()
-        found = self._db.execute(
-            self._query(
-                "SELECT leanpay_id FROM {invoices} WHERE host = %s AND tenant = %s "
-                "AND leanpay_id = ANY(%b)"
-            ),
-            (*self._key, ids),
-        )
-        return {str(row[0]) for row in found}
-
-    @_named
-    def find(self, external_ids: Sequence[str]) -> dict[str, Found]:
-        """What the cache holds for those of `external_ids` it holds."""
-        if not external_ids:
-            return {}
-        rows = self._db.execute(
-            self._query(
-                "SELECT external_id, leanpay_id, contents FROM {invoices} "
-                "WHERE host = %s AND tenant = %s AND external_id = ANY(%b)"
-            ),
-            (*self._key, list(external_ids)),
-        ).fetchall()
-        found: dict[str, Found] = {}
-        for external_id, leanpay_id, contents in rows:
-            held = None if contents is None else bytes(contents)
-            if held is not None:
-                try:
-                    changes.decode(held)
-                except (msgspec.DecodeError, msgspec.ValidationError) as garbled:
-                    raise CacheDamaged(f"invoice {leanpay_id}: {garbled}") from None
-            if external_id in found:
-                found[external_id] = Found(SEVERAL, None)
-            else:
-                found[external_id] = Found(str(leanpay_id), held)
-        return found
-
-    @_named
-    def watermark(self) -> Watermark:
-        """What the last verified listing established."""
-        row = self._db.execute(
-            self._query(
-                "SELECT complete, newest, total, list_order FROM {watermarks} "
-                "WHERE host = %s AND tenant = %s"
-            ),
-            self._key,
-        ).fetchone()
-        if row is None or not row[0]:
-            return NO_WATERMARK
-        complete, newest, total, order = row
-        return Watermark(bool(complete), newest, int(total), order)
-
-    @_named
-    def add(self, rows: Iterable[Row]) -> None:
-        """Remember these invoices (listed, or acknowledged)."""
-        latest = {row.leanpay_id: row for row in rows}  # one statement updates a row once
-        if not latest:
-            return
-        kept = latest.values()
-        self._db.execute(  # one statement, one round trip: columns as arrays
-            self._query(
-                "INSERT INTO {invoices} (host, tenant, leanpay_id, external_id, created_at, "
-                "contents) SELECT %s, %s, * FROM unnest(%b::text[], %b::text[], "
-                "%b::bigint[], %b::bytea[]) ON CONFLICT (leanpay_id, host, tenant) DO UPDATE "
-                "SET external_id = excluded.external_id, "
-                "created_at = coalesce(excluded.created_at, {invoices}.created_at), "
-                "contents = coalesce(excluded.contents, {invoices}.contents)"
-            ),
-            (
-                *self._key,
-                [r.leanpay_id for r in kept],
-                [r.external_id for r in kept],
-                [r.created_at for r in kept],
-                [r.contents for r in kept],
-            ),
-        )
-
-    def _set_watermark(self, mark: Watermark) -> None:
-        self._db.execute(
-            self._query(
-                "INSERT INTO {watermarks} (host, tenant, complete, newest, total, list_order) "
-                "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (host, tenant) DO UPDATE SET "
-                "complete = excluded.complete, newest = excluded.newest, "
-                "total = excluded.total, list_order = excluded.list_order"
-            ),
-            (*self._key, mark.complete, mark.newest, mark.total, mark.order),
-        )
-
-    @_named
-    def begin_full_listing(self) -> None:
-        """Forget every invoice of the tenant and its watermark."""
-        with self._db.transaction():
-            self._set_watermark(NO_WATERMARK)
-            self._db.execute(
-                self._query("DELETE FROM {invoices} WHERE host = %s AND tenant = %s"), self._key
-            )
-
-    @_named
-    def verified(self, *, total: int, order: str | None) -> None:
-        """A listing proved the cache whole: the watermark is the newest `createdAt` held."""
-        with self._db.transaction():
-            row = self._db.execute(
-                self._query(
-                    "SELECT max(created_at) FROM {invoices} WHERE host = %s AND tenant = %s"
-                ),
-                self._key,
-            ).fetchone()
-            self._set_watermark(Watermark(True, row[0] if row else None, total, order))
-
-    @_named
-    def damaged(self, reason: str) -> None:
-        """Not verified any more: the next listing is a full one."""
-        self._set_watermark(NO_WATERMARK)
-
-    def close(self) -> None:
-        """Nothing to close: the connection is the store's (a plan's copies go with it)."""
-
-
-class PgPromises(Receipts):
-    """`store.Promises` of one API host, with the receipts file's methods (the run hands
-    either to delivery). `receipts_path`, when set, is written as well once each receipt
-    is committed here: an export for a warehouse, never read."""
-
-    def __init__(
-        self,
-        connection: psycopg.Connection[tuple[Any, ...]],
-        host: str,
-        *,
-        writable: bool,
-        where: str,
-        guard: threading.RLock,
-        run: RunMark,
-        export: str | None,
-    ) -> None:
-        super().__init__(export, writable=writable, run=run)  # the export file, if any
-        self._db = connection
-        self._guard = guard
-        self._host = host
-        self._writable = writable
-        self.path = self.where = where
-        self.sending_path = f"the sending table of the store {where}"
-        self._pg_uncertain = self._earlier_doubts()
-
-    @_named
-    def _earlier_doubts(self) -> dict[str, set[str]]:
-        """Marks without a receipt, left by runs that died while sending; marks that got
-        their receipt are dropped (what the folder store's compaction does)."""
-        try:
-            if self._writable:
-                self._db.execute(
-                    "DELETE FROM sending s WHERE host = %s AND EXISTS (SELECT 1 FROM receipts r "
-                    "WHERE r.host = s.host AND r.resource = s.resource "
-                    "AND r.external_id = s.external_id)",
-                    (self._host,),
-                )
-            rows = self._db.execute(
-                "SELECT resource, external_id FROM sending s WHERE host = %s AND NOT EXISTS "
-                "(SELECT 1 FROM receipts r WHERE r.host = s.host AND r.resource = s.resource "
-                "AND r.external_id = s.external_id)",
-                (self._host,),
-            ).fetchall()
-        except psycopg.Error as failed:
-            raise PromisesDamaged(
-                f"The sending marks in {self.where} cannot be read: {_one_line(failed)}"
-            ) from None
-        doubts: dict[str, set[str]] = {}
-        for resource, external_id in rows:
-            doubts.setdefault(str(resource), set()).add(str(external_id))
-        return doubts
-
-    def _write(self, what: str, query: str, values: Sequence[Any]) -> None:
-        """One statement (the rows as arrays), committed when this returns."""
-        if not self._writable:
-            return
-        try:
-            self._db.execute(query, values)
-        except psycopg.Error as failed:
-            raise StoreError(
-                f"Cannot write {what} to the store {self.where} ({_one_line(failed)}): "
-                "no STATE is written past them"
-            ) from None
-
-    @_named
-    def earlier(self, resource: str, tenant: str | None = None) -> Iterator[Earlier]:
-        """Every receipt of `resource`, oldest first; with `tenant`, none naming another."""
-        try:
-            rows = self._db.execute(
-                "SELECT external_id, leanpay_id, sent FROM receipts WHERE host = %s "
-                "AND resource = %s AND (%s::text IS NULL OR tenant IS NULL OR tenant = %s) "
-                "ORDER BY seq",
-                (self._host, resource, tenant, tenant),
-            ).fetchall()
-        except psycopg.Error as failed:
-            raise PromisesDamaged(
-                f"The receipts in {self.where} cannot be read: {_one_line(failed)}"
-            ) from None
-        return iter(
-            [(str(e), str(i), None if sent is None else bytes(sent)) for e, i, sent in rows]
-        )
-
-    @_named
-    def record(
-        self,
-        stream: str,
-        resource: str,
-        acknowledged: Sequence[tuple[str, str]],
-        tenant: str | None = None,
-        sent: Mapping[str, dict[str, Any]] | None = None,
-    ) -> None:
-        """Keep the receipts of one acknowledged batch, committed when this returns."""
-        fields = sent or {}
-        if acknowledged:
-            self._write(
-                "receipts",
-                "INSERT INTO receipts (host, resource, stream, run_started, tenant, "
-                "external_id, leanpay_id, sent) SELECT %s, %s, %s, %s, %s, r.e, r.i, r.s FROM "
-                "unnest(%b::text[], %b::text[], %b::bytea[]) WITH ORDINALITY AS r(e, i, s, n) "
-                "ORDER BY n",
-                (
-                    self._host,
-                    resource,
-                    stream,
-                    self._run_started,
-                    tenant,
-                    [e for e, _ in acknowledged],
-                    [i for _, i in acknowledged],
-                    [changes.encode(fields[e]) if e in fields else None for e, _ in acknowledged],
-                ),
-            )
-        if self._file is None:  # no export: what the store kept is what was written
-            self.written += len(acknowledged)
-        super().record(stream, resource, acknowledged, tenant, sent)  # the export
-
-    @_named
-    def mark_sending(self, resource: str, external_ids: Sequence[str]) -> None:
-        """Note a POST's items before it is sent, committed when this returns."""
-        if external_ids:
-            self._write(
-                "sending marks",
-                "INSERT INTO sending (host, resource, external_id) SELECT %s, %s, "
-                "unnest(%b::text[]) ON CONFLICT DO NOTHING",
-                (self._host, resource, list(external_ids)),
-            )
-
-    @_named
-    def refused(self, resource: str, external_ids: Sequence[str]) -> None:
-        """Leanpay refused that POST: its marks go."""
-        if external_ids:
-            self._write(
-                "lifted marks",
-                "DELETE FROM sending WHERE host = %s AND resource = %s AND external_id = ANY(%b)",
-                (self._host, resource, list(external_ids)),
-            )
-
-    def uncertain(self, resource: str) -> set[str]:
-        """The externalIds of `resource` an earlier run was sending when it died."""
-        return set(self._pg_uncertain.get(resource, set()))
