@@ -48,8 +48,8 @@ from target_leanpay.listing import Listed, Listing
 from target_leanpay.progress import plural
 from target_leanpay.receipts import Receipts
 from target_leanpay.resources import Resource
-from target_leanpay.store import SEVERAL, CacheDamaged, Found, InvoiceCache, Store
-from target_leanpay.tenant_listing import TenantListing
+from target_leanpay.store import SEVERAL, CacheDamaged, Found, InvoiceCache, Row, Store
+from target_leanpay.tenant_listing import TenantListing, acknowledged_rows
 from target_leanpay.twins import Fate, Twins
 
 logger = logging.getLogger("target-leanpay.replay")
@@ -237,6 +237,8 @@ class ReplayGuard(Generic[T]):
         self._on_wire: set[int] = set()
         self._post_ids = itertools.count()
         self._receipted: list[str] = []
+        self._unsettled: dict[str, Row] = {}
+        """Invoices Leanpay's answer listed, for the index once `acknowledged`."""
         self._rebuilding = False
         """A full listing replaces a damaged cache: what it lists and this run did not
         know already was held before the run (this run's are known before the cache has
@@ -434,12 +436,14 @@ class ReplayGuard(Generic[T]):
 
     def stored(self, created: Sequence[Created], items: Sequence[Pending]) -> None:
         """Leanpay's answer listed these objects as created from these items: the tenant
-        index keeps them (`acknowledged` settles their records)."""
+        index keeps them once `acknowledged` made them known as this run's (a cached row
+        the run does not know is one Leanpay held before it: `_lookup`)."""
         if isinstance(self.listing, TenantListing):
-            # known as this run's before the cache has them: a cached row KnownIds lacks
-            # is one Leanpay held before the run (`_lookup`, `held_before_run`)
-            self._known.add([(c.externalId, c.id) for c in created if c.externalId])
-            self.listing.stored(created, {p.external_id: p.wire for p in items if p.external_id})
+            rows = acknowledged_rows(
+                created, {p.external_id: p.wire for p in items if p.external_id}
+            )
+            with self._changed:
+                self._unsettled.update((r.external_id, r) for r in rows if r.external_id)
 
     def doubt(self, pairs: Iterable[tuple[str, ...] | Listed_]) -> None:
         """The receipts of earlier runs, for a resource the listing settles: the listing
@@ -495,6 +499,10 @@ class ReplayGuard(Generic[T]):
         `sent` (if any); return the twins that were waiting."""
         pairs = list(pairs)
         self._known.add(pairs, sent=sent)
+        if isinstance(self.listing, TenantListing) and self._unsettled:
+            with self._changed:
+                rows = [r for e, _ in pairs if (r := self._unsettled.pop(e, None)) is not None]
+            self.listing.stored(rows)
         return self._twins.release([external_id for external_id, _ in pairs])
 
     def sent_earlier(self, external_ids: Sequence[str]) -> dict[str, bytes]:

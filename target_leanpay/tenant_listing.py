@@ -97,11 +97,11 @@ class TenantListing:
         """A delta when the index allows, else every page; the index verified after."""
         found = read_delta(page, index, self._read_pages, wave=self._concurrency)
         if isinstance(found, Delta):
-            index.add(found.new)
-            index.verified(total=found.total, order=found.order)
-            remember(
+            remember(  # the run knows them before the index has them (replay.py)
                 [(r.external_id, r.leanpay_id, r.contents) for r in found.new if r.external_id]
             )
+            index.add(found.new)
+            index.verified(total=found.total, order=found.order)
             with_ids = sum(1 for r in found.new if r.external_id)
             return Listed(found.pages, found.total, with_ids, new=len(found.new))
         self._say_once(f"Replay safety: every page of {self.name} is read: {found.reason}")
@@ -112,10 +112,9 @@ class TenantListing:
         index.verified(total=index.count(), order=found.order)
         return listed
 
-    def stored(self, created: Iterable[Created], sent: Mapping[str, dict[str, Any]]) -> None:
-        """Leanpay acknowledged these invoices (its answer's objects), `sent` by externalId:
-        the index holds them from now on."""
-        rows = _acknowledged(created, sent)
+    def stored(self, rows: Sequence[Row]) -> None:
+        """Leanpay acknowledged these invoices (`acknowledged_rows`): the index holds them
+        from now on."""
         if not rows or not self._writable:
             return
         try:
@@ -211,7 +210,7 @@ def _rows(objects: Iterable[Any]) -> list[Row]:
     return [row for row in map(row_of, objects) if row is not None]
 
 
-def _acknowledged(created: Iterable[Created], sent: Mapping[str, dict[str, Any]]) -> list[Row]:
+def acknowledged_rows(created: Iterable[Created], sent: Mapping[str, dict[str, Any]]) -> list[Row]:
     """Rows of what Leanpay just created: its answer's id, tenantId and createdAt, and the
     fields as sent (compared in `changes.kept` form when read: no work per invoice on the
     path every acknowledged invoice takes)."""
