@@ -13,7 +13,7 @@ MELTANO := $(MELTANO_VENV)/bin/meltano
 UV := $(BIN)/uv
 UV_REQUIREMENT := uv~=0.13.8
 
-.PHONY: demo test lint bench bench-incremental clean
+.PHONY: demo test lint bench bench-incremental bench-store clean
 
 $(BIN)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -21,9 +21,10 @@ $(BIN)/.installed: pyproject.toml Makefile
 	$(UV) pip install --quiet --python $(BIN)/python -e '.[dev]'
 	touch $@
 
-$(MELTANO_VENV)/.installed: | $(BIN)/.installed
+# meltano[postgres]: the deployment recipe's state backend is PostgreSQL (README, tests)
+$(MELTANO_VENV)/.installed: Makefile | $(BIN)/.installed
 	$(UV) venv --quiet --clear --python $(PYTHON) $(MELTANO_VENV)
-	$(UV) pip install --quiet --python $(MELTANO_VENV)/bin/python 'meltano==4.4.1'
+	$(UV) pip install --quiet --python $(MELTANO_VENV)/bin/python 'meltano[postgres]==4.4.1'
 	touch $@
 
 .meltano/.installed: $(MELTANO_VENV)/.installed meltano.yml pyproject.toml
@@ -46,6 +47,9 @@ bench: $(BIN)/.installed
 
 bench-incremental: $(BIN)/.installed
 	$(BIN)/python benchmarks/throughput.py --only incremental
+
+bench-store: $(BIN)/.installed
+	$(BIN)/python benchmarks/throughput.py --only store
 
 clean:
 	rm -rf $(VENV) $(MELTANO_VENV) .venv-py3.* .meltano output .test-logs

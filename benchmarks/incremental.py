@@ -113,7 +113,7 @@ class Incremental:
     def run(self, label: str, source: Input, index: Path | None, **settings: Any) -> Run:
         config = {"max_retry_wait": MAX_RETRY_WAIT, **settings}
         if index is not None:
-            config["index_dir"] = str(index)
+            config["store"] = str(index)
         run = self._run_target(
             self.server, source, self.workdir, label=label, timeout=900, settings=config
         )
@@ -263,7 +263,7 @@ class Incremental:
         config = {
             "api_key": API_KEY,
             "api_url": self.server.url,
-            "index_dir": str(index),
+            "store": str(index),
             "max_retry_wait": MAX_RETRY_WAIT,
         }
         path = self.workdir / "killed.json"

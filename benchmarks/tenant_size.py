@@ -92,7 +92,7 @@ class TenantSize:
     def _setup(self, size: int, latency: float = 0) -> dict[str, object]:
         self.server.reset(0, seed_invoices=size)
         self.server.configure(order="newest")
-        settings: dict[str, object] = {"index_dir": str(self.workdir / f"store-{size}")}
+        settings: dict[str, object] = {"store": str(self.workdir / f"store-{size}")}
         setup = self.run(f"{size:,}: setup, 1,000 (lists all)", 1, LOADED, **settings)
         self.check(setup, size + LOADED)
         self.server.configure(latency_ms=latency)

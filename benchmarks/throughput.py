@@ -66,6 +66,10 @@ a time and waits a fixed time after any 5xx. `--only SECTION ...` runs some sect
    repeated + 100 new, another writer's invoice sent again, one answer lost after
    storing, a resume after kill -9; listed by id, a full listing. Run alone with
    `make bench-incremental` (~2-3 minutes).
+9. **Stores** (issue 24; `store_bench.py`): CPU per 100k invoices with the PostgreSQL
+   store over the folder store's, and a second run from another machine into a
+   200,000-invoice tenant with each store: pages, and seconds over the folder store.
+   Run alone with `make bench-store`.
 
 Where the CPU goes: `python benchmarks/profile_target.py`.
 """
@@ -109,6 +113,7 @@ from harness import (
 )
 from incremental import Incremental
 from network_ideal import dry_run, records_per_second
+from store_bench import StoreBench, postgres
 from tenant_size import TenantSize
 
 LATENCY_MS = 50.0
@@ -133,7 +138,9 @@ NOISY = 0.1
 """CPU of unrelated processes (share of one core) above which a run is flagged noisy."""
 SUMMARY = re.compile(r"Summary: .*? (\d+) acknowledged, (\d+) already present, (\d+) rejected")
 READER_DONE = re.compile(r"completed processing \d+ lines of input \(\d+ schemas, (\d+) records")
-SECTIONS = ("cpu", "latency", "memory", "listing", "faults", "rate", "incremental", "size")
+SECTIONS = (
+    "cpu", "latency", "memory", "listing", "faults", "rate", "incremental", "size", "store",
+)  # fmt: skip
 
 
 # -- what the target says about itself -----------------------------------------------
@@ -784,7 +791,25 @@ def run_sections(
         sections.append(incremental_section(server, workdir))
     if "size" in wanted:
         sections.append(size_section(server, workdir, args.tenant_sizes))
+    if "store" in wanted:
+        sections.append(store_section(server, inputs["main"], workdir, args.repeat))
     return sections
+
+
+def store_section(server: StandIn, source: Input, workdir: Path, repeat: int) -> Section:
+    """9. The PostgreSQL store beside the folder store (store_bench.py)."""
+    section = Section("9. Stores: PostgreSQL beside the folder")
+    with postgres() as pg:
+        bench = StoreBench(
+            server, workdir, pg=pg, run_target=run_target, check_load=check_load, add=section.add
+        )
+        bench.cpu(source, min(repeat, 3))
+        bench.second_machine()
+    section.figures = [
+        Figure(name, measured, against, "", goal, passed)
+        for name, measured, against, goal, passed in bench.figures
+    ]
+    return section
 
 
 def size_section(server: StandIn, workdir: Path, sizes: Sequence[int]) -> Section:
@@ -819,7 +844,7 @@ def input_sizes(args: argparse.Namespace) -> dict[str, int]:
     """The inputs the selected sections need."""
     wanted = set(args.only)
     sizes = {
-        "main": args.records if wanted & {"cpu", "memory"} else 0,
+        "main": args.records if wanted & {"cpu", "memory", "store"} else 0,
         "big": args.big if "memory" in wanted else 0,
         "latency": args.latency_records if "latency" in wanted else 0,
         "rate": args.rate_records if "rate" in wanted else 0,

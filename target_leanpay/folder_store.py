@@ -1,4 +1,4 @@
-"""The folder store (`store.Store`): the `index_dir` folder on the local disk.
+"""The folder store (`store.Store`): the `store` setting's folder on the local disk.
 
 * the CACHE: one SQLite file per tenant (`tenant_index.py`, `<host>-<tenantId>.sqlite`);
 * the lock: OS file locks beside them (`tenant_lock.py`);
@@ -46,6 +46,9 @@ class FolderStore:
     def lock(self, host: str, *, stopping: threading.Event) -> TenantLock:
         """Locks of `host`'s tenants: `<host>.lock` and `<host>-<tenantId>.lock`."""
         return FileLock(self.folder, host, stopping=stopping)
+
+    def close(self) -> None:
+        """Nothing to close: the cache, the promises and the lock close themselves."""
 
     def fact(self, key: TenantKey, name: str) -> str | None:
         """A fact about tenant `key`; PromisesDamaged if its file cannot be read."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 import threading
 from contextlib import ExitStack
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from target_leanpay.checkpoint import Checkpoints, State
 from target_leanpay.client import DryRunClient, LeanpayClient
@@ -38,8 +39,12 @@ from target_leanpay.resources import RESOURCES
 from target_leanpay.runmark import RunMark
 from target_leanpay.settings import Settings
 from target_leanpay.state_output import StateOutput
+from target_leanpay.store import host_of
 from target_leanpay.updates import Putter, Updates
 from target_leanpay.values import amount_shown
+
+if TYPE_CHECKING:  # psycopg is an optional extra
+    from target_leanpay.pg_store import PgStore
 
 
 def _discard(_state: State) -> None:
@@ -51,6 +56,18 @@ def _put_of(client: LeanpayClient | None) -> Putter:
     """The real client's PUT (a run that sends is never without its client)."""
     assert client is not None
     return client.put
+
+
+def open_store(settings: Settings, run: RunMark) -> FolderStore | PgStore:
+    """The folder store, or the PostgreSQL one when `store` is a URL: connected now, so
+    that PostgreSQL down or refusing is one line before anything is read or sent."""
+    if settings.store.url is None:
+        assert settings.store.folder is not None
+        return FolderStore(settings.store.folder, settings.receipts_path, run)
+    from target_leanpay.pg_store import PgStore  # noqa: PLC0415 - psycopg: an optional extra
+
+    host = host_of(settings.api_url)
+    return PgStore(settings.store.url, host=host, run=run, export=settings.receipts_path)
 
 
 def dry_run_rejections_path(dry_run_path: str) -> str:
@@ -92,7 +109,7 @@ class Run:
             _discard if writes_nothing else self.state_output.put,
             make_durable=self.dead_letters.commit,
         )
-        self.store = FolderStore(settings.index_dir, settings.receipts_path, self.mark)
+        self.store = open_store(settings, self.mark)
         self.receipts = self.store.promises(writable=not writes_nothing)
         self.client: LeanpayClient | None = None
         if not settings.dry_run:
@@ -169,7 +186,14 @@ class Run:
             ),
         )
         self._closing = ExitStack()
-        for resource in (self.guards, self.client, self.dry_run, self.receipts, self.parking):
+        for resource in (
+            self.store,
+            self.guards,
+            self.client,
+            self.dry_run,
+            self.receipts,
+            self.parking,
+        ):
             if resource is not None:
                 self._closing.callback(resource.close)
         self._closing.callback(self._close_dead_letters)

@@ -24,7 +24,13 @@ from target_leanpay.credentials import key_problem, url_credentials, url_problem
 from target_leanpay.errors import ConfigError, quote
 from target_leanpay.mapping import MappingSettings
 from target_leanpay.resources import MAX_ITEMS_PER_REQUEST, RESOURCES, Resource
-from target_leanpay.tenant_index import default_index_dir
+from target_leanpay.store_location import (
+    StoreLocation,
+    default_store_dir,
+    is_store_url,
+    store_secrets,
+)
+from target_leanpay.store_location import url_problem as store_url_problem
 from target_leanpay.values import date_format_problem
 
 DEFAULT_RESOURCE = "invoices"
@@ -209,14 +215,16 @@ SCHEMA = th.PropertiesList(
         "links and paybacks, and to never send again what this target created.",
     ),
     th.Property(
-        "index_dir",
+        "store",
         th.StringType,
-        title="Tenant index folder",
-        description="Folder of the tenant index that replay safety keeps between runs (one "
-        "SQLite file per Leanpay tenant, named from the API host and tenant id, and its "
-        "lock), so that a run lists only the invoices created since the last one. Unset: "
-        "$XDG_CACHE_HOME/target-leanpay, else ~/.cache/target-leanpay. A missing or "
-        "damaged index costs one full listing.",
+        secret=True,
+        title="Store",
+        description="Where the target keeps what it must remember between runs (what it "
+        "learned of each Leanpay tenant and the tenant's lock; in PostgreSQL, also the "
+        "receipts and sending marks): a folder, or a postgresql:// URL "
+        "that runs on different machines share (needs the postgres extra; its schema is "
+        "target_leanpay unless the URL's options=-csearch_path=... names another). Unset: "
+        "$XDG_STATE_HOME/target-leanpay, else ~/.local/state/target-leanpay.",
     ),
     th.Property(
         "replay_safety",
@@ -225,7 +233,7 @@ SCHEMA = th.PropertiesList(
         title="Replay safety",
         description="Read the externalIds Leanpay already holds (GET /invoices) and never "
         "send one again. The first run reads every page, max_list_in_flight at a time; "
-        "later runs read only the pages of invoices created since (see index_dir). Turn "
+        "later runs read only the pages of invoices created since (see store). Turn "
         "off only for loads into an empty tenant (records repeating an externalId within "
         "one input are held back either way).",
     ),
@@ -256,6 +264,11 @@ for _builtin in (STREAM_MAPS_CONFIG, FLATTENING_CONFIG):
 
 KNOWN = frozenset(SCHEMA["properties"])
 """Every setting a config may hold; any other key is refused."""
+REPLACED = {
+    "index_dir": "index_dir was replaced by store (a folder or a postgresql:// URL, where "
+    "the target keeps what it must remember between runs): rename the setting to store",
+}
+"""Settings of earlier versions, each refused with what replaced it."""
 
 SECRETS = frozenset(name for name, spec in SCHEMA["properties"].items() if spec.get("secret"))
 
@@ -286,7 +299,7 @@ class Settings:
     dry_run_path: str
     plan: bool
     receipts_path: str | None
-    index_dir: Path
+    store: StoreLocation
     replay_safety: bool
     validate_records: bool
 
@@ -306,6 +319,9 @@ def unknown_settings(config: Mapping[str, Any]) -> list[str]:
     problems = []
     for name in config:
         if name in KNOWN:
+            continue
+        if name in REPLACED:
+            problems.append(REPLACED[name])
             continue
         guess = closest(str(name))
         hint = f"; did you mean {guess}?" if guess else " (target-leanpay --about lists them)"
@@ -334,13 +350,16 @@ def _schema_problems(config: Mapping[str, Any]) -> dict[str, list[str]]:
 def secret_values(config: Mapping[str, Any]) -> list[str]:
     """What the log filter must mask before anything of this config is checked or logged."""
     secrets: list[str] = []
-    for name in SECRETS:
+    for name in SECRETS - {"store"}:
         value = config.get(name)
         if isinstance(value, str):
             secrets += [value, value.strip()]
     url = config.get("api_url")
     if isinstance(url, str):
         secrets += url_credentials(url)
+    store = config.get("store")
+    if isinstance(store, str):  # a folder is shown; a URL's password never
+        secrets += store_secrets(store)
     return secrets
 
 
@@ -415,15 +434,27 @@ def _within_limits(values: Mapping[str, Any], problems: list[str]) -> dict[str, 
     return {name: _positive(values[name], name, problems, most) for name, most in limits.items()}
 
 
-def _index_dir(given: str | None, problems: list[str]) -> Path:
-    """The tenant index's folder: given (checked like a file's folder), else the cache."""
+def _store(given: str | None, problems: list[str]) -> StoreLocation:
+    """The store: a PostgreSQL URL, or a folder (checked like a file's folder), else the
+    default folder."""
     if given is None:
-        return default_index_dir()
+        return StoreLocation(folder=default_store_dir())
+    if is_store_url(given):
+        problem = store_url_problem(given)
+        if problem is not None:
+            problems.append(problem)
+        return StoreLocation(url=given.strip())
+    if "://" in given:
+        problems.append(
+            f"store {given!r} is neither a folder nor a postgresql:// URL (the only kind of "
+            "URL a store can be)"
+        )
+        return StoreLocation(folder=Path(given))
     try:
-        check_writable(str(Path(given) / "index.sqlite"), "index_dir")
+        check_writable(str(Path(given) / "index.sqlite"), "store")
     except ConfigError as unwritable:
         problems += unwritable.problems
-    return Path(given)
+    return StoreLocation(folder=Path(given))
 
 
 def _date_formats(formats: list[str], problems: list[str]) -> tuple[str, ...]:
@@ -488,7 +519,7 @@ def parse(config: Mapping[str, Any]) -> Settings:
                 check_writable(path, setting)
             except ConfigError as unwritable:
                 problems += unwritable.problems
-    index_dir = _index_dir(values.get("index_dir") or None, problems)
+    store = _store(values.get("store") or None, problems)
     max_rejections = values.get("max_rejections")
     if max_rejections is not None and max_rejections < 0:
         problems.append(f"max_rejections must be 0 or more (got {max_rejections})")
@@ -519,7 +550,7 @@ def parse(config: Mapping[str, Any]) -> Settings:
         dry_run_path=values["dry_run_path"],
         plan=plan,
         receipts_path=receipts_path,
-        index_dir=index_dir,
+        store=store,
         replay_safety=bool(values["replay_safety"]),
         validate_records=bool(values["validate_records"]),
     )

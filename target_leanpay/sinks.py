@@ -48,7 +48,8 @@ class LeanpaySink(BatchSink):
         self.mapper = RecordMapper(self.resource, self.run.settings.mapping)
         self.stats = self.run.progress.stats_for(stream_name, self.resource.name)
         self.guard = self.run.guards.for_resource(self.resource)
-        if not self.resource.listed_first and self.run.settings.receipts_path is None:
+        unkept = self.run.settings.receipts_path is None and self.run.settings.store.url is None
+        if not self.resource.listed_first and unkept:  # a PostgreSQL store keeps receipts
             self.logger.warning(
                 "stream '%s' loads %s without receipts_path: a later run given the same "
                 "records sends them again (Leanpay cannot be asked which it holds). Set "

@@ -29,12 +29,10 @@ port dropped: `api.leanpay.fr` and `api.leanpay.fr:443` are one key) and its `te
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 from urllib.parse import urlsplit
 
@@ -316,10 +314,3 @@ class Store(Protocol):
     def lock(self, host: str, *, stopping: threading.Event) -> TenantLock:
         """A lock holder for tenants of `host` (nothing held yet); `stopping` ends a wait."""
         ...
-
-
-def default_folder() -> Path:
-    """Where the folder store lives by default (the `index_dir` setting's default):
-    `$XDG_CACHE_HOME/target-leanpay`, else `~/.cache/target-leanpay`."""
-    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(cache) / "target-leanpay"

@@ -44,10 +44,9 @@ from target_leanpay.store import (
     Row,
     TenantKey,
     Watermark,
-    default_folder,
 )
 
-__all__ = ["Row", "TenantIndex", "Watermark", "default_index_dir"]
+__all__ = ["Row", "TenantIndex", "Watermark"]
 
 SCHEMA_VERSION = 3
 """`PRAGMA user_version` of the files this code writes; any other is rebuilt (3: a listed
@@ -57,7 +56,6 @@ _MAX_VARIABLES = 500
 """Values per statement, far below SQLite's variable limit (999 before SQLite 3.32)."""
 _ORDERS = (None, "newest", "oldest")
 
-default_index_dir = default_folder
 _T = TypeVar("_T")
 
 

@@ -309,7 +309,7 @@ class TenantListing:
         logger.warning(
             "Replay safety: the tenant index folder %s cannot be used (%s): every page is "
             "read in each run, and another run on this tenant is not waited for; set "
-            "index_dir to a writable folder",
+            "store to a writable folder",
             self._store.where,
             unusable,
         )

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import IO, Any, ClassVar
 
 import pytest
+from support.postgres import PostgresServer, running_server
 from support.singer import (
     API_KEY,
     CLIENT_ID,
@@ -53,6 +54,19 @@ def leanpay() -> Iterator[StandIn]:
         yield server
 
 
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One real PostgreSQL server for the session (tests/support/postgres.py)."""
+    with running_server() as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_url(postgres: PostgresServer) -> str:
+    """A `postgresql://` store URL to a database of this test's own."""
+    return postgres.url(postgres.new_database())
+
+
 @dataclass
 class Result:
     """What one CLI run produced."""
@@ -85,8 +99,8 @@ def assert_checkpoints(result: Result, last: int, every: int) -> None:
 
 def target_config(leanpay: StandIn | None, tmp_path: Path, **settings: Any) -> Path:
     """Write a config file pointing at the stand-in; return its path. The tenant index
-    lives in `tmp_path/index` (never in the user's ~/.cache) unless a test says."""
-    config: dict[str, Any] = {"max_retry_wait": 2, "index_dir": str(tmp_path / "index")}
+    lives in `tmp_path/index` (never in the user's ~/.local/state) unless a test says."""
+    config: dict[str, Any] = {"max_retry_wait": 2, "store": str(tmp_path / "index")}
     if leanpay is not None:
         config.update(api_key=API_KEY, api_url=leanpay.url)
     config.update(settings)
@@ -105,8 +119,11 @@ def run_target(
     messages: Sequence[dict[str, Any] | str],
     *,
     timeout: float = 90,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
 ) -> Result:
-    """Pipe `messages` into the target CLI and wait for it."""
+    """Pipe `messages` into the target CLI and wait for it (`env`, `cwd`: another
+    machine's, see tests/test_e2e_store.py)."""
     started = time.monotonic()
     done = subprocess.run(
         target_command(config_path),
@@ -114,13 +131,20 @@ def run_target(
         capture_output=True,
         text=True,
         timeout=timeout,
-        env={**os.environ, "PYTHONWARNINGS": "error"},
+        env={**(os.environ if env is None else env), "PYTHONWARNINGS": "error"},
+        cwd=cwd,
         check=False,
     )
     return Result(done.returncode, done.stdout, done.stderr, time.monotonic() - started)
 
 
-def start_target(config_path: Path, *, own_group: bool = False) -> subprocess.Popen[str]:
+def start_target(
+    config_path: Path,
+    *,
+    own_group: bool = False,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+) -> subprocess.Popen[str]:
     """Start the target CLI with a pipe on stdin, for tests that signal or kill it.
 
     `own_group`: as a terminal's foreground job, whose process group a signal (Ctrl-C,
@@ -133,6 +157,8 @@ def start_target(config_path: Path, *, own_group: bool = False) -> subprocess.Po
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=own_group,
+        env=env,
+        cwd=cwd,
     )
 
 
@@ -168,8 +194,15 @@ class Running:
 
     started: ClassVar[list[Running]] = []
 
-    def __init__(self, config: Path, *, own_group: bool = False) -> None:
-        self.process = start_target(config, own_group=own_group)
+    def __init__(
+        self,
+        config: Path,
+        *,
+        own_group: bool = False,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
+        self.process = start_target(config, own_group=own_group, env=env, cwd=cwd)
         Running.started.append(self)
         self.stdout: list[str] = []
         self.stderr: list[str] = []

@@ -295,24 +295,24 @@ def test_a_second_run_on_the_same_tenant_waits_for_the_first(
     assert "100 already present" in "".join(second.stderr)
 
 
-def test_by_default_the_index_is_in_the_users_cache_and_an_unusable_one_costs_listings(
+def test_by_default_the_store_is_the_users_state_folder_and_an_unusable_one_costs_listings(
     tenant: StandIn, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config = target_config(tenant, tmp_path)
     settings = json.loads(config.read_text())
-    del settings["index_dir"]
+    del settings["store"]
     config.write_text(json.dumps(settings))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
 
     first = run_target(config, invoices_with_state(10, every=10))
 
     assert first.returncode == 0, first.stderr
     tenant_id = tenant.store()[0]["tenantId"]
-    folder = tmp_path / "cache" / "target-leanpay"
+    folder = tmp_path / "state" / "target-leanpay"
     assert (folder / f"127.0.0.1_{tenant.port}-{tenant_id}.sqlite").exists()
     assert folder.stat().st_mode & 0o777 == 0o700
     (tmp_path / "not-a-folder").write_text("")
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "not-a-folder"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "not-a-folder"))
     since = len(tenant.requests())
 
     second = run_target(config, invoices_with_state(10, every=10))

@@ -125,8 +125,9 @@ def test_the_definition_has_only_what_meltano_hub_reads(definition: dict[str, An
     assert set(definition) <= HUB_LOADER_KEYS
     for setting in definition["settings"]:
         assert set(setting) <= HUB_SETTING_KEYS, setting["name"]
-    [key] = [s for s in definition["settings"] if s.get("sensitive")]
-    assert key["name"] == "api_key" and key["kind"] == "string"  # not the deprecated password
+    sensitive = [s for s in definition["settings"] if s.get("sensitive")]
+    assert [s["name"] for s in sensitive] == ["api_key", "store"]  # a store URL's password
+    assert {s["kind"] for s in sensitive} == {"string"}  # not the deprecated password
 
 
 def test_meltano_yml_declares_the_same_loader(
@@ -135,7 +136,7 @@ def test_meltano_yml_declares_the_same_loader(
     assert loader["settings"] == definition["settings"]
     for key in ("namespace", "executable", "capabilities"):
         assert loader[key] == definition[key]
-    assert loader["pip_url"] == "-e ."  # the clone, not the package index
+    assert loader["pip_url"] == "-e .[postgres]"  # the clone, not the package index
     names = {s["name"] for s in definition["settings"]}
     assert set(loader["config"]) <= names
 

@@ -233,7 +233,7 @@ def every_setting(tmp_path: Path, leanpay: StandIn) -> dict[str, tuple[str, Any]
         "dry_run_path": (str(tmp_path / "dry.jsonl"), str(tmp_path / "dry.jsonl")),
         "plan": ("false", False),
         "receipts_path": (str(tmp_path / "receipts.jsonl"), str(tmp_path / "receipts.jsonl")),
-        "index_dir": (str(tmp_path / "index"), str(tmp_path / "index")),
+        "store": (str(tmp_path / "index"), str(tmp_path / "index")),
         "replay_safety": ("false", False),
         "require_external_id": ("true", True),
         "validate_records": ("true", True),

@@ -11,7 +11,7 @@ import pytest
 
 from target_leanpay.receipts import Receipts
 from target_leanpay.store import SEVERAL, CacheDamaged, Found, Row, TenantKey, Watermark
-from target_leanpay.tenant_index import TenantIndex, default_index_dir
+from target_leanpay.tenant_index import TenantIndex
 
 URL = "https://api.leanpay.fr/v1/public"
 TENANT = "9b1f0c1e-7d0a-4c55-9a57-0f4b7d9b2a10"
@@ -31,14 +31,6 @@ def test_the_file_is_named_from_the_host_and_tenant(tmp_path: Path) -> None:
     assert index.path == tmp_path / f"api.leanpay.fr-{TENANT}.sqlite"
     assert TenantKey.of("http://127.0.0.1:8042", "a/b").stem == "127.0.0.1_8042-a_b"
     index.close()
-
-
-def test_the_default_folder_is_the_users_cache(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("XDG_CACHE_HOME", "/srv/cache")
-    assert default_index_dir() == Path("/srv/cache/target-leanpay")
-    monkeypatch.delenv("XDG_CACHE_HOME")
-    monkeypatch.setenv("HOME", "/home/ada")
-    assert default_index_dir() == Path("/home/ada/.cache/target-leanpay")
 
 
 def test_a_verified_index_is_found_again_by_the_next_run(tmp_path: Path) -> None:
