@@ -21,30 +21,30 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from target_leanpay.checkpoint import Checkpoints, State
-from target_leanpay.client import DryRunClient, LeanpayClient
-from target_leanpay.date_zone import DateZones
-from target_leanpay.deadletter import DeadLetters
-from target_leanpay.delivery import Delivery, Sender
-from target_leanpay.finds import Finds
-from target_leanpay.folder_store import FolderStore
-from target_leanpay.parking import Parking
-from target_leanpay.plan import Plan
-from target_leanpay.pool import SendPool
-from target_leanpay.progress import Progress
-from target_leanpay.reader import NumberedReader
-from target_leanpay.references import References
-from target_leanpay.replay import PageReader, ReplayGuards
-from target_leanpay.resources import RESOURCES
-from target_leanpay.runmark import RunMark
-from target_leanpay.settings import Settings
-from target_leanpay.state_output import StateOutput
-from target_leanpay.store import host_of
-from target_leanpay.updates import Putter, Updates
-from target_leanpay.values import amount_shown
+from target_leanpay.config.settings import Settings
+from target_leanpay.leanpay.client import DryRunClient, LeanpayClient
+from target_leanpay.leanpay.pool import SendPool
+from target_leanpay.listings.finds import Finds
+from target_leanpay.listings.replay import PageReader, ReplayGuards
+from target_leanpay.output.checkpoint import Checkpoints, State
+from target_leanpay.output.deadletter import DeadLetters
+from target_leanpay.output.plan import Plan
+from target_leanpay.output.progress import Progress
+from target_leanpay.output.runmark import RunMark
+from target_leanpay.output.state_output import StateOutput
+from target_leanpay.records.resources import RESOURCES
+from target_leanpay.records.values import amount_shown
+from target_leanpay.sending.delivery import Delivery, Sender
+from target_leanpay.sending.parking import Parking
+from target_leanpay.sending.references import References
+from target_leanpay.sending.updates import Putter, Updates
+from target_leanpay.source.reader import NumberedReader
+from target_leanpay.store.date_zone import DateZones
+from target_leanpay.store.folder_store import FolderStore
+from target_leanpay.store.store import host_of
 
 if TYPE_CHECKING:  # psycopg is an optional extra
-    from target_leanpay.pg_store import PgStore
+    from target_leanpay.store.pg_store import PgStore
 
 
 def _discard(_state: State) -> None:
@@ -64,7 +64,7 @@ def open_store(settings: Settings, run: RunMark) -> FolderStore | PgStore:
     if settings.store.url is None:
         assert settings.store.folder is not None
         return FolderStore(settings.store.folder, settings.receipts_path, run)
-    from target_leanpay.pg_store import PgStore  # noqa: PLC0415 - psycopg: an optional extra
+    from target_leanpay.store.pg_store import PgStore  # noqa: PLC0415 - psycopg: an optional extra
 
     host = host_of(settings.api_url)
     return PgStore(settings.store.url, host=host, run=run, export=settings.receipts_path)

@@ -19,14 +19,14 @@ from typing import TYPE_CHECKING, Any
 from singer_sdk.exceptions import InvalidRecord
 from singer_sdk.sinks import BatchSink
 
-from target_leanpay.changes import differences
-from target_leanpay.deadletter import RejectedItem
-from target_leanpay.errors import InputError, quote
-from target_leanpay.items import Chunk, Pending, identify
-from target_leanpay.mapping import Problem, RecordMapper, Reference, Rejection
-from target_leanpay.parking import Document
-from target_leanpay.repeats import repeat_reason
-from target_leanpay.resources import RESOURCES, Resource
+from target_leanpay.leanpay.errors import InputError, quote
+from target_leanpay.output.deadletter import RejectedItem
+from target_leanpay.records.mapping import Problem, RecordMapper, Reference, Rejection
+from target_leanpay.records.resources import RESOURCES, Resource
+from target_leanpay.sending.items import Chunk, Pending, identify
+from target_leanpay.sending.parking import Document
+from target_leanpay.sending.repeats import repeat_reason
+from target_leanpay.store.changes import differences
 
 if TYPE_CHECKING:
     from target_leanpay.target import TargetLeanpay

@@ -35,10 +35,11 @@ from singer_sdk.helpers._classproperty import classproperty
 from singer_sdk.helpers.capabilities import CapabilitiesEnum, PluginCapabilities
 from singer_sdk.mapper import SameRecordTransform, StreamMap
 
-from target_leanpay import batch_files, redaction
-from target_leanpay.about import render_markdown, render_text
-from target_leanpay.config_input import ConfigSources, read_config_args, read_environment
-from target_leanpay.errors import (
+from target_leanpay.config import redaction
+from target_leanpay.config.about import render_markdown, render_text
+from target_leanpay.config.config_input import ConfigSources, read_config_args, read_environment
+from target_leanpay.config.settings import SCHEMA, parse, secret_values
+from target_leanpay.leanpay.errors import (
     ConfigError,
     InputError,
     MissingKeyProperties,
@@ -48,13 +49,13 @@ from target_leanpay.errors import (
     TargetLeanpayError,
     quote,
 )
-from target_leanpay.interrupt import Terminated
-from target_leanpay.progress import plural
-from target_leanpay.reader import NumberedReader
-from target_leanpay.rest_of_input import discard_rest_of_input, exit_before_reading
+from target_leanpay.output.progress import plural
 from target_leanpay.run import Run
-from target_leanpay.settings import SCHEMA, parse, secret_values
 from target_leanpay.sinks import LeanpaySink
+from target_leanpay.source import batch_files
+from target_leanpay.source.interrupt import Terminated
+from target_leanpay.source.reader import NumberedReader
+from target_leanpay.source.rest_of_input import discard_rest_of_input, exit_before_reading
 
 HELP = (
     "Load receivables into Leanpay from a Singer tap's output on stdin: invoices by "

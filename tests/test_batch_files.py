@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from target_leanpay import batch_files
-from target_leanpay.batch_files import Place
-from target_leanpay.errors import InputError
+from target_leanpay.leanpay.errors import InputError
+from target_leanpay.source import batch_files
+from target_leanpay.source.batch_files import Place
 
 
 def message(manifest: list[str], **encoding: Any) -> dict[str, Any]:

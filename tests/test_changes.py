@@ -12,17 +12,17 @@ from typing import Any
 
 import pytest
 
-from target_leanpay import changes
-from target_leanpay.changes import Change
-from target_leanpay.deadletter import DeadLetters
-from target_leanpay.errors import ApiError, ItemsRefused, RetriesExhausted
-from target_leanpay.mapping import Reference
-from target_leanpay.progress import StreamStats
-from target_leanpay.receipts import Receipts
-from target_leanpay.repeats import repeat_reason
-from target_leanpay.resources import ADDRESSES, CREDIT_NOTES, INVOICES, LINKS, PAYBACKS
-from target_leanpay.updates import NotUpdatable, Put, Updates, decide, in_source
-from target_leanpay.values import amount_shown
+from target_leanpay.leanpay.errors import ApiError, ItemsRefused, RetriesExhausted
+from target_leanpay.output.deadletter import DeadLetters
+from target_leanpay.output.progress import StreamStats
+from target_leanpay.records.mapping import Reference
+from target_leanpay.records.resources import ADDRESSES, CREDIT_NOTES, INVOICES, LINKS, PAYBACKS
+from target_leanpay.records.values import amount_shown
+from target_leanpay.sending.repeats import repeat_reason
+from target_leanpay.sending.updates import NotUpdatable, Put, Updates, decide, in_source
+from target_leanpay.store import changes
+from target_leanpay.store.changes import Change
+from target_leanpay.store.receipts import Receipts
 
 CLIENT = "6513270e-269e-4d37-b2a7-4de452e6b438"
 INVOICE = {

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from target_leanpay.checkpoint import Checkpoints
-from target_leanpay.deadletter import DeadLetters, RejectedItem
-from target_leanpay.errors import DeadLetterError
-from target_leanpay.mapping import Problem
+from target_leanpay.leanpay.errors import DeadLetterError
+from target_leanpay.output.checkpoint import Checkpoints
+from target_leanpay.output.deadletter import DeadLetters, RejectedItem
+from target_leanpay.records.mapping import Problem
 
 
 def tracker() -> tuple[Checkpoints, list[dict[str, Any]]]:

@@ -12,9 +12,9 @@ import pytest
 from conftest import API_KEY, payload
 
 from leanpay_standin import StandIn
-from target_leanpay import throttle
-from target_leanpay.client import LeanpayClient, parse_retry_after
-from target_leanpay.errors import (
+from target_leanpay.leanpay import throttle
+from target_leanpay.leanpay.client import LeanpayClient, parse_retry_after
+from target_leanpay.leanpay.errors import (
     Ambiguous,
     ApiError,
     AuthError,
@@ -22,7 +22,7 @@ from target_leanpay.errors import (
     RetriesExhausted,
     Stopped,
 )
-from target_leanpay.resources import INVOICES
+from target_leanpay.records.resources import INVOICES
 
 BATCH = "/invoices/batch"
 

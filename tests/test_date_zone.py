@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from target_leanpay import changes, date_zone
-from target_leanpay.date_zone import DateZones, choose, compared, same_day
-from target_leanpay.items import Created, Pending
-from target_leanpay.progress import StreamStats
-from target_leanpay.resources import INVOICES
-from target_leanpay.store import TenantKey
+from target_leanpay.output.progress import StreamStats
+from target_leanpay.records.resources import INVOICES
+from target_leanpay.sending.items import Created, Pending
+from target_leanpay.store import changes, date_zone
+from target_leanpay.store.date_zone import DateZones, choose, compared, same_day
+from target_leanpay.store.store import TenantKey
 
 URL = "https://api.leanpay.test/v1/public"
 PARIS_WINTER = ("2024-03-05", "2024-03-04T23:00:00Z")

@@ -15,20 +15,20 @@ from typing import Any
 
 import pytest
 
-from target_leanpay import changes
-from target_leanpay.checkpoint import Checkpoints
-from target_leanpay.client import Created
-from target_leanpay.deadletter import DeadLetters
-from target_leanpay.delivery import Chunk, Delivery, Pending
-from target_leanpay.errors import Ambiguous, ApiError, ItemsRefused, RejectedRecord
-from target_leanpay.listing import Listing
-from target_leanpay.mapping import Reference
-from target_leanpay.progress import Progress, StreamStats
-from target_leanpay.receipts import Receipts
-from target_leanpay.references import References
-from target_leanpay.replay import ReplayGuard
-from target_leanpay.resources import CREDIT_NOTES, INVOICES, LINKS, PAYBACKS, Resource
-from target_leanpay.updates import Updates
+from target_leanpay.leanpay.client import Created
+from target_leanpay.leanpay.errors import Ambiguous, ApiError, ItemsRefused, RejectedRecord
+from target_leanpay.listings.listing import Listing
+from target_leanpay.listings.replay import ReplayGuard
+from target_leanpay.output.checkpoint import Checkpoints
+from target_leanpay.output.deadletter import DeadLetters
+from target_leanpay.output.progress import Progress, StreamStats
+from target_leanpay.records.mapping import Reference
+from target_leanpay.records.resources import CREDIT_NOTES, INVOICES, LINKS, PAYBACKS, Resource
+from target_leanpay.sending.delivery import Chunk, Delivery, Pending
+from target_leanpay.sending.references import References
+from target_leanpay.sending.updates import Updates
+from target_leanpay.store import changes
+from target_leanpay.store.receipts import Receipts
 
 STREAM = "erp"
 NO_ANSWER_WAIT = 7.0

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from target_leanpay.delta import (
+from target_leanpay.listings.delta import (
     Delta,
     FullListing,
     Page,
@@ -17,7 +17,7 @@ from target_leanpay.delta import (
     page_of,
     read_delta,
 )
-from target_leanpay.tenant_index import Row, Watermark
+from target_leanpay.store.tenant_index import Row, Watermark
 
 SIZE = 25
 

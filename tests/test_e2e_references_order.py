@@ -24,7 +24,7 @@ from support.erp import (
 )
 
 from leanpay_standin import StandIn
-from target_leanpay.parking import PARKED_IN_MEMORY
+from target_leanpay.sending.parking import PARKED_IN_MEMORY
 
 
 def step(n: int) -> dict[str, Any]:

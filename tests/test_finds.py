@@ -6,11 +6,11 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from target_leanpay import changes
-from target_leanpay.finds import Finds
-from target_leanpay.listing import Listing
-from target_leanpay.replay import ReplayGuard
-from target_leanpay.resources import CREDIT_NOTES, INVOICES
+from target_leanpay.listings.finds import Finds
+from target_leanpay.listings.listing import Listing
+from target_leanpay.listings.replay import ReplayGuard
+from target_leanpay.records.resources import CREDIT_NOTES, INVOICES
+from target_leanpay.store import changes
 
 
 class FakeLeanpay:

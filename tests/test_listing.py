@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from target_leanpay.errors import ApiError, Stopped
-from target_leanpay.listing import Listed, Listing
+from target_leanpay.leanpay.errors import ApiError, Stopped
+from target_leanpay.listings.listing import Listed, Listing
 
 
 class Pages:

@@ -1,4 +1,4 @@
-"""Record -> Leanpay item mapping: every rule of `target_leanpay.mapping`, with exact outputs.
+"""Record -> Leanpay item mapping: every rule of `records.mapping`, with exact outputs.
 
 Each test states the payload or the exact `Problem` expected, because the reasons end up in
 the dead-letter file and in the logs, where users read them.
@@ -20,7 +20,8 @@ from typing import Any
 
 import pytest
 
-from target_leanpay.mapping import (
+from target_leanpay.config.settings import DEFAULTS
+from target_leanpay.records.mapping import (
     REMEMBERED_VALUES,
     MappingSettings,
     Problem,
@@ -29,9 +30,8 @@ from target_leanpay.mapping import (
     Rejection,
     unmapped_client,
 )
-from target_leanpay.resources import RESOURCES, Field, Kind
-from target_leanpay.settings import DEFAULTS
-from target_leanpay.values import MAX_AMOUNT, InvalidValue, date_format_problem, show
+from target_leanpay.records.resources import RESOURCES, Field, Kind
+from target_leanpay.records.values import MAX_AMOUNT, InvalidValue, date_format_problem, show
 
 U1 = "3f2b8c1e-7a4d-4e2b-9c1f-0a1b2c3d4e5f"
 U2 = "a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d"

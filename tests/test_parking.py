@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from target_leanpay.batch_files import Place
-from target_leanpay.items import Pending
-from target_leanpay.mapping import Reference
-from target_leanpay.parking import PARKED_IN_MEMORY, Parking
-from target_leanpay.progress import StreamStats
+from target_leanpay.output.progress import StreamStats
+from target_leanpay.records.mapping import Reference
+from target_leanpay.sending.items import Pending
+from target_leanpay.sending.parking import PARKED_IN_MEMORY, Parking
+from target_leanpay.source.batch_files import Place
 
 STATS = StreamStats("links-stream", "links")
 

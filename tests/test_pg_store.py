@@ -17,11 +17,11 @@ import pytest
 from conftest import wait_for
 from support.postgres import PASSWORD, PostgresServer
 
-from target_leanpay import changes, pg_lock
-from target_leanpay.errors import Stopped
-from target_leanpay.pg_store import CACHE_VERSION, PgStore, schema_of
-from target_leanpay.store import SEVERAL, CacheDamaged, Promises, Row, TenantKey, Watermark
-from target_leanpay.store_location import StoreError
+from target_leanpay.config.store_location import StoreError
+from target_leanpay.leanpay.errors import Stopped
+from target_leanpay.store import changes, pg_lock
+from target_leanpay.store.pg_store import CACHE_VERSION, PgStore, schema_of
+from target_leanpay.store.store import SEVERAL, CacheDamaged, Promises, Row, TenantKey, Watermark
 
 HOST = "api.leanpay.fr"
 TENANT = TenantKey(HOST, "tenant-a")
@@ -193,7 +193,7 @@ def test_promises_of_a_newer_version_stop_the_run_and_are_left_as_they_are(
         "target_leanpay) holds promises of version 99, written by a newer target-leanpay "
         "(this one knows version 1): upgrade target-leanpay"
     )
-    assert postgres.sql(database, "SELECT count(*) FROM target_leanpay.receipts") == [(1,)]
+    assert postgres.sql(database, "SELECT count(*) FROM target_leanpay.store.receipts") == [(1,)]
 
 
 def test_lost_promises_stop_the_run_and_a_lost_cache_is_made_again(
@@ -312,8 +312,8 @@ def test_a_second_run_on_the_tenant_waits_saying_so_once_until_the_first_ends(
 
 HOLD_AND_WAIT = """
 import sys, threading
-from target_leanpay.pg_store import PgStore
-from target_leanpay.store import TenantKey
+from target_leanpay.store.pg_store import PgStore
+from target_leanpay.store.store import TenantKey
 store = PgStore(sys.argv[1], host="api.leanpay.fr")
 store.lock("api.leanpay.fr", stopping=threading.Event()).hold_tenant(
     TenantKey("api.leanpay.fr", "tenant-a"))

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from target_leanpay.deadletter import RejectedItem
-from target_leanpay.mapping import UNMAPPED_CLIENT, Problem
-from target_leanpay.plan import EXAMPLES, MAX_CLIENT_CODES, MAX_REASONS, Plan
-from target_leanpay.progress import StreamStats
+from target_leanpay.output.deadletter import RejectedItem
+from target_leanpay.output.plan import EXAMPLES, MAX_CLIENT_CODES, MAX_REASONS, Plan
+from target_leanpay.output.progress import StreamStats
+from target_leanpay.records.mapping import UNMAPPED_CLIENT, Problem
 
 
 def item(n: int, *problems: Problem) -> RejectedItem:

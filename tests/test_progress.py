@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from target_leanpay.progress import Progress
+from target_leanpay.output.progress import Progress
 
 
 def test_progress_logs_at_most_once_per_interval(caplog: pytest.LogCaptureFixture) -> None:

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from target_leanpay.errors import InputError
-from target_leanpay.interrupt import Terminated
-from target_leanpay.reader import NumberedReader, _Blocks
+from target_leanpay.leanpay.errors import InputError
+from target_leanpay.source.interrupt import Terminated
+from target_leanpay.source.reader import NumberedReader, _Blocks
 
 SCHEMA = b'{"type": "SCHEMA", "stream": "s", "schema": {}, "key_properties": []}\n'
 

@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 from conftest import wait_for
 
-from target_leanpay.errors import AuthError, Stopped
-from target_leanpay.listing import Listing
-from target_leanpay.replay import MAX_QUERY_IDS, KnownIds, ReplayGuard
-from target_leanpay.resources import CREDIT_NOTES, INVOICES
-from target_leanpay.store import SEVERAL
+from target_leanpay.leanpay.errors import AuthError, Stopped
+from target_leanpay.listings.listing import Listing
+from target_leanpay.listings.replay import MAX_QUERY_IDS, KnownIds, ReplayGuard
+from target_leanpay.records.resources import CREDIT_NOTES, INVOICES
+from target_leanpay.store.store import SEVERAL
 
 
 class Tenant:

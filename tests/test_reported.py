@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from target_leanpay.deadletter import DeadLetters, RejectedItem
-from target_leanpay.mapping import Problem
-from target_leanpay.reported import Reported, sidecar_of
-from target_leanpay.runmark import RunMark
+from target_leanpay.output.deadletter import DeadLetters, RejectedItem
+from target_leanpay.output.reported import Reported, sidecar_of
+from target_leanpay.output.runmark import RunMark
+from target_leanpay.records.mapping import Problem
 
 
 def item(n: int, reason: str = "must be >= 0", stream: str = "s", **record: Any) -> RejectedItem:

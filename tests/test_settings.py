@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from target_leanpay.config_input import read_config_file, read_environment
-from target_leanpay.errors import ConfigError
-from target_leanpay.resources import CREDIT_NOTES, INVOICES
-from target_leanpay.settings import DEFAULTS, SCHEMA, parse
+from target_leanpay.config.config_input import read_config_file, read_environment
+from target_leanpay.config.settings import DEFAULTS, SCHEMA, parse
+from target_leanpay.leanpay.errors import ConfigError
+from target_leanpay.records.resources import CREDIT_NOTES, INVOICES
 
 KEY = "lp_live_0123456789"
 

@@ -11,8 +11,8 @@ from decimal import Decimal
 
 import pytest
 
-from target_leanpay.errors import OutputClosed
-from target_leanpay.state_output import StateOutput, encode_state
+from target_leanpay.leanpay.errors import OutputClosed
+from target_leanpay.output.state_output import StateOutput, encode_state
 
 
 def test_lines_are_written_in_order_and_drain_waits_for_them(

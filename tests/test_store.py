@@ -14,14 +14,14 @@ from typing import Any
 
 import pytest
 
-from target_leanpay.errors import Stopped
-from target_leanpay.folder_store import FolderStore
-from target_leanpay.listing import Listing
-from target_leanpay.replay import ReplayGuard
-from target_leanpay.resources import INVOICES
-from target_leanpay.runmark import RunMark
-from target_leanpay.store import PromisesDamaged, TenantKey, host_of
-from target_leanpay.tenant_listing import TenantListing
+from target_leanpay.leanpay.errors import Stopped
+from target_leanpay.listings.listing import Listing
+from target_leanpay.listings.replay import ReplayGuard
+from target_leanpay.listings.tenant_listing import TenantListing
+from target_leanpay.output.runmark import RunMark
+from target_leanpay.records.resources import INVOICES
+from target_leanpay.store.folder_store import FolderStore
+from target_leanpay.store.store import PromisesDamaged, TenantKey, host_of
 
 URL = "https://api.leanpay.fr/v1/public"
 TENANT = "9b1f0c1e-7d0a-4c55-9a57-0f4b7d9b2a10"

@@ -12,10 +12,10 @@ import pytest
 from conftest import run_target, target_config
 
 from leanpay_standin import StandIn
-from target_leanpay import store_location
-from target_leanpay.errors import ConfigError
-from target_leanpay.settings import parse, secret_values
-from target_leanpay.store_location import StoreLocation, masked_store_url
+from target_leanpay.config import store_location
+from target_leanpay.config.settings import parse, secret_values
+from target_leanpay.config.store_location import StoreLocation, masked_store_url
+from target_leanpay.leanpay.errors import ConfigError
 
 KEY = "lp_live_0123456789"
 PASSWORD = "s3cr3t-pg-pass"

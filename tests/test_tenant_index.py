@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from target_leanpay.receipts import Receipts
-from target_leanpay.store import SEVERAL, CacheDamaged, Found, Row, TenantKey, Watermark
-from target_leanpay.tenant_index import TenantIndex
+from target_leanpay.store.receipts import Receipts
+from target_leanpay.store.store import SEVERAL, CacheDamaged, Found, Row, TenantKey, Watermark
+from target_leanpay.store.tenant_index import TenantIndex
 
 URL = "https://api.leanpay.fr/v1/public"
 TENANT = "9b1f0c1e-7d0a-4c55-9a57-0f4b7d9b2a10"

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from conftest import wait_for
 
-from target_leanpay.errors import Stopped
-from target_leanpay.store import TenantKey
-from target_leanpay.tenant_lock import TenantLock
+from target_leanpay.leanpay.errors import Stopped
+from target_leanpay.store.store import TenantKey
+from target_leanpay.store.tenant_lock import TenantLock
 
 T1 = TenantKey("api.leanpay.fr", "t1")
 T2 = TenantKey("api.leanpay.fr", "t2")

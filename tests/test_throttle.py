@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from target_leanpay.errors import Stopped
-from target_leanpay.throttle import (
+from target_leanpay.leanpay.errors import Stopped
+from target_leanpay.leanpay.throttle import (
     CLEAN_ANSWERS_PER_STEP,
     LONGEST_SPACING,
     SHORTEST_SPACING,

@@ -7,8 +7,8 @@ import threading
 import pytest
 from conftest import wait_for
 
-from target_leanpay.errors import Stopped
-from target_leanpay.twins import Twins
+from target_leanpay.leanpay.errors import Stopped
+from target_leanpay.sending.twins import Twins
 
 
 @pytest.fixture

@@ -1,0 +1,1 @@
+"""Settings: read once, checked, never printed with their secrets."""

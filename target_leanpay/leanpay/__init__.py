@@ -1,0 +1,1 @@
+"""Leanpay's HTTP API: one session, retries, 429 in one place, its errors."""

@@ -1,0 +1,276 @@
+"""Delta listing: read only the pages of `GET /invoices` that hold invoices created since
+the tenant index was last verified, and say what Leanpay's `total` then proves.
+
+Leanpay documents no list order and no filter (`../shared/design.md`, "What a listing can
+prove"). So:
+
+* **The order** is inferred from distinct `createdAt` values, never from one page that
+  ties: page 1 when its rows differ, else page 1 against the last page (a batch of 100
+  shares one `createdAt`, so a tenant this target filled has pages that all tie). Every
+  row read after that must agree with it.
+* **The walk** reads the rows from the newest down (page 1 onwards, or `pageCount`
+  backwards) to the boundary: the first row that is not strictly newer than the
+  watermark (the newest `createdAt` the index held when last verified). It never stops
+  at a count. Rows that share the watermark's own `createdAt` are not read again: one
+  created there since is caught by the count, like a row that became visible late.
+* **The count** decides what the index is worth: with the rows the walk found, the index
+  holds exactly `total` invoices (adds up: nothing it holds was deleted, up to a deletion
+  offset exactly by a late row), more (`deleted`: it holds invoices Leanpay no longer
+  lists; which ones only a find by id or a full listing can tell, `tenant_listing.py`),
+  or fewer (it lacks invoices Leanpay holds and no find by externalId exists: every page
+  is read, this run).
+* A walk that reaches the end of the list without the boundary read every page: when
+  their distinct rows add up to `total`, it is a full listing and rebuilds the index.
+
+Anything that disagrees (rows out of order, a `total` that changes between pages, a
+page 1 and a last page that tie) means a full listing, with the reason. This module only
+decides; it reads pages through the callable it is given, which is what lets the unit
+tests drive every case with a fake tenant.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+from target_leanpay.records.resources import INVOICES
+from target_leanpay.store import changes
+from target_leanpay.store.tenant_index import Row, Watermark
+
+Order = Literal["newest", "oldest"]
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of `GET /invoices`, parsed."""
+
+    number: int
+    rows: list[Row]
+    total: int | None
+    page_count: int | None
+
+
+def created_at(value: Any) -> int | None:
+    """A `createdAt` date-time in microseconds since the epoch; None if unreadable."""
+    return _created_at(value) if isinstance(value, str) else None
+
+
+@functools.lru_cache(maxsize=1024)
+def _created_at(value: str) -> int | None:
+    """Cached: a batch's items, and a page's rows, mostly share one `createdAt`."""
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        return None
+    return int(moment.timestamp()) * 1_000_000 + moment.microsecond
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def row_of(obj: Any) -> Row | None:
+    """The invoice `obj` as a Row; None without a Leanpay id."""
+    if not isinstance(obj, dict) or not isinstance(obj.get("id"), str):
+        return None
+    external_id = obj.get("externalId")
+    tenant = obj.get("tenantId")
+    return Row(
+        obj["id"],
+        str(external_id) if external_id not in (None, "") else None,
+        created_at(obj.get("createdAt")),
+        tenant if isinstance(tenant, str) else None,
+        changes.encode(changes.kept(INVOICES, obj)),
+    )
+
+
+def page_of(number: int, body: dict[str, Any]) -> Page:
+    """Parse a page's JSON object."""
+    rows = [row for row in map(row_of, body.get("data") or []) if row is not None]
+    return Page(number, rows, _int(body.get("total")), _int(body.get("pageCount")))
+
+
+def tenant_of(page: Page) -> str | None:
+    """The tenantId the page's invoices carry (None: an empty page, or none given)."""
+    return next((row.tenant_id for row in page.rows if row.tenant_id), None)
+
+
+def infer_order(rows: Sequence[Row]) -> Order | Literal["unordered"] | None:
+    """The order of `rows` by createdAt; None when it cannot be told (fewer than two
+    distinct times); "unordered" when it holds neither way or a time is missing."""
+    times = [row.created_at for row in rows]
+    if any(t is None for t in times):
+        return "unordered"
+    pairs = list(itertools.pairwise(times))
+    up = any(a < b for a, b in pairs)  # type: ignore[operator]
+    down = any(a > b for a, b in pairs)  # type: ignore[operator]
+    if up and down:
+        return "unordered"
+    return "oldest" if up else "newest" if down else None
+
+
+class Known(Protocol):
+    """What the delta asks of the index (`TenantIndex`, or a fake)."""
+
+    def count(self) -> int:
+        """Invoices in the index."""
+
+    def has(self, rows: Sequence[Row]) -> set[str]:
+        """The Leanpay ids of these rows the index holds (by createdAt and id)."""
+
+    def watermark(self) -> Watermark:
+        """What the last verified listing established."""
+
+
+@dataclass(frozen=True)
+class Delta:
+    """A walk to the boundary: what it read, and what the count then says."""
+
+    new: list[Row]
+    """The rows the index lacked."""
+    read: list[Row]
+    """Every row the walk read: each proves its own presence."""
+    pages: int
+    order: Order
+    total: int
+    whole: bool = False
+    """The walk read every page and its distinct rows add up to `total`: a full listing."""
+    deleted: int = 0
+    """The index holds at least this many invoices Leanpay no longer lists (0: adds up)."""
+
+
+@dataclass(frozen=True)
+class FullListing:
+    """The delta cannot be trusted: every page must be read."""
+
+    reason: str
+    order: Order | None = None
+    """The order the pages showed, if any (recorded with the full listing)."""
+
+
+PageReader = Callable[[Sequence[int]], list[Page]]
+"""Reads these pages (several at once), returned in the order asked."""
+
+
+def read_delta(  # noqa: PLR0911 - one return per reason
+    first: Page, known: Known, read_pages: PageReader, *, wave: int
+) -> Delta | FullListing:
+    """Read, from page 1 already read, every row newer than the watermark; or say why
+    every page must be read. `wave`: pages read at once past the first estimate."""
+    mark = known.watermark()
+    if not mark.complete:
+        return FullListing("no verified index of this tenant yet")
+    total, page_count = first.total, first.page_count
+    if total is None or page_count is None:
+        return FullListing("the pages carry no total or pageCount")
+    got = {1: first}
+    order = infer_order(first.rows)
+    if order is None and page_count > 1:  # page 1 ties: compare it with the other end
+        (got[page_count],) = read_pages([page_count])
+        order = infer_order(first.rows + got[page_count].rows)
+        if order is None:
+            return _both_ends(first, got[page_count], known, mark.newest, total)
+    if order == "unordered":
+        return FullListing("the pages are in no order of createdAt")
+    order = order or "newest"  # one page: read whole either way
+    sequence = list(range(1, page_count + 1))
+    if order == "oldest":
+        sequence.reverse()
+    walk = _Walk(known, mark.newest, total, order)
+    rows_per_page = max(len(first.rows), 1)
+    batch = math.ceil((max(total - known.count(), 0) + 1) / rows_per_page)
+    pages, position = len(got), 0
+    while position < len(sequence):
+        numbers = sequence[position : position + max(batch, 1)]
+        position, batch = position + len(numbers), wave
+        to_read = [n for n in numbers if n not in got]
+        if to_read:
+            got.update((p.number, p) for p in read_pages(to_read))
+            pages += len(to_read)
+        for number in numbers:
+            problem = walk.page(got[number])
+            if problem is not None:
+                return FullListing(problem, order)
+            if walk.crossed:
+                return walk.result(pages, whole=False)
+    return walk.result(pages, whole=True)
+
+
+def _both_ends(
+    first: Page, last: Page, known: Known, newest: int | None, total: int
+) -> Delta | FullListing:
+    """Page 1 and the last page share one createdAt: no order shows. When it is not newer
+    than the watermark, nothing newer exists at either end, where any order by time would
+    put it: only the count is left to say what the index is worth (a creation in the
+    middle, in a list in no order of time, offset exactly by a deletion is the limit the
+    README names). Otherwise every page is read."""
+    tie = first.rows[0].created_at if first.rows else None
+    if tie is None or newest is None or tie > newest:
+        return FullListing("page 1 and the last page share one createdAt: no order shows")
+    walk = _Walk(known, newest, total, "newest")
+    for page in (first, last):
+        problem = walk.page(page)
+        if problem is not None:
+            return FullListing(problem)
+    return walk.result(2, whole=False)
+
+
+class _Walk:
+    """The rows from the newest down, checked one at a time."""
+
+    def __init__(self, known: Known, newest: int | None, total: int, order: Order) -> None:
+        self._known = known
+        self._newest = newest
+        self._total = total
+        self._order: Order = order
+        self._last: int | None = None
+        self.read: dict[str, Row] = {}
+        self.new: dict[str, Row] = {}
+        self.crossed = False
+
+    def page(self, page: Page) -> str | None:
+        """Check one page; return why the delta fails, if it does."""
+        if page.total != self._total:
+            return f"the tenant changed while it was read (total {self._total}, then {page.total})"
+        rows = page.rows if self._order == "newest" else list(reversed(page.rows))
+        held = self._known.has(rows)
+        for row in rows:
+            if row.created_at is None:
+                return f"an invoice on page {page.number} has no readable createdAt"
+            if self._last is not None and row.created_at > self._last:
+                return f"the {self._order}-first order does not hold on page {page.number}"
+            self._last = row.created_at
+            self.read[row.leanpay_id] = row
+            if row.leanpay_id not in held:
+                self.new[row.leanpay_id] = row
+            if self._newest is not None and row.created_at <= self._newest:
+                self.crossed = True  # the boundary; the rest of the page comes free
+        return None
+
+    def result(self, pages: int, *, whole: bool) -> Delta | FullListing:
+        """What the count says once the walk ended (at the boundary, or past page 1)."""
+        new, read = list(self.new.values()), list(self.read.values())
+        if whole:
+            if len(read) != self._total:
+                return FullListing(
+                    f"every page was read, and its {len(read)} distinct invoices do not add up "
+                    f"to the {self._total} Leanpay lists",
+                    self._order,
+                )
+            return Delta(new, read, pages, self._order, self._total, whole=True)
+        short = self._total - self._known.count() - len(new)
+        if short > 0:
+            return FullListing(
+                f"the count does not add up: Leanpay lists {self._total} invoices, {short} "
+                "more than the index and the rows created since hold (one that became "
+                "visible late, or created in the second of the last listing)",
+                self._order,
+            )
+        return Delta(new, read, pages, self._order, self._total, deleted=-short)

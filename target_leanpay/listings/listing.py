@@ -1,0 +1,308 @@
+"""Listing: read every page of a list endpoint, several pages at a time, and prove that
+every row that existed when it began was seen.
+
+`GET /invoices?page=N` has no filter and no documented page size: a tenant of 100k
+invoices may be thousands of pages. The first page says how many there are
+(`pageCount`); the others are then read by `concurrency` threads at once, so a listing
+costs about `pages x latency / concurrency` instead of `pages x latency`. Without a
+usable `pageCount`, pages are read one after another until an empty one.
+
+Pages shift while they are read: a deletion moves every later row up one page, and one
+row is then never seen. So a listing proves itself: every page must give the `total`
+page 1 gave, and the distinct rows read must add up to it. When they do not, the tenant
+changed under the listing, which is read again, `MAX_ATTEMPTS` times at most; then the
+run stops with one line saying so (nothing sent, STATE untouched).
+
+A progress line says where a long listing is. When the run stops (a signal, a failure
+elsewhere), no further page is requested; the pages on the wire are abandoned with the
+process.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Any
+
+from target_leanpay.leanpay.errors import ApiError, Stopped
+
+logger = logging.getLogger("target-leanpay.replay")
+
+PageReader = Callable[[str, int], dict[str, Any]]
+"""(path, page number from 1) -> the page's JSON object: `{data, pageCount, ...}`."""
+Row = tuple[str, str | None, bytes | None]
+"""(externalId, Leanpay id, what `keep` made of the row: None without `keep`)."""
+ExternalIds = Callable[[list[Row]], None]
+"""Receives the rows of each page's objects that carry an externalId, from whichever
+thread read it."""
+Keep = Callable[[dict[str, Any]], bytes]
+"""What is kept of each listed object besides its ids (the fields a change shows in)."""
+
+Objects = Callable[[list[Any]], None]
+"""Receives each page's objects whole (the tenant index keeps their ids and times)."""
+
+PROGRESS_INTERVAL_SECONDS = 5.0
+MAX_ATTEMPTS = 3
+"""Listings of a tenant that keeps changing under them before the run gives up."""
+
+
+@dataclass(frozen=True)
+class Listed:
+    """What one listing saw."""
+
+    pages: int
+    rows: int
+    external_ids: int
+    new: int | None = None
+    """A delta (tenant_listing.py): how many invoices the index lacked; None: every page
+    was read, `rows` counts them."""
+    seen: frozenset[str] = frozenset()
+    """The Leanpay ids of the rows a full listing read (each row once)."""
+    blind: frozenset[str] = frozenset()
+    """Objects listed inside rows (links): the ids of the rows that lack the field, whose
+    objects cannot be told (absent is "cannot tell", never "none")."""
+
+
+class Listing:
+    """One resource's list endpoint, read whole by `read_all`."""
+
+    def __init__(
+        self,
+        name: str,
+        path: str,
+        read_page: PageReader,
+        *,
+        concurrency: int,
+        stopping: threading.Event,
+        inside: str | None = None,
+        keep: Keep | None = None,
+    ) -> None:
+        """`inside`: the objects are listed inside each row, under that key. `keep`: what
+        is kept of each object beside its ids (changes.py)."""
+        self._keep = keep
+        self.blind: frozenset[str] = frozenset()
+        """The rows of the last complete listing whose inside field was absent."""
+        self.reread: frozenset[str] | None = None
+        """After a listing read more than once: the rows of the reading that proved itself
+        (rows an earlier reading handed over may have been deleted since)."""
+        self.name = name
+        self.path = path
+        self._inside = inside
+        self._read_page = read_page
+        self._concurrency = concurrency
+        self._stopping = stopping
+
+    def read_all(
+        self,
+        remember: ExternalIds,
+        *,
+        first: dict[str, Any] | None = None,
+        objects: Objects | None = None,
+        restart: Callable[[], None] | None = None,
+    ) -> Listed:
+        """Read every page, handing each page's externalIds to `remember` (and its
+        objects to `objects`); `first`: page 1, already read. A listing that does not
+        prove itself is read again (`restart` is called first); ApiError when none does."""
+        problem = ""
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            if attempt > 1:
+                logger.info(
+                    "Replay safety: %s are listed again (attempt %d of %d): %s",
+                    self.name,
+                    attempt,
+                    MAX_ATTEMPTS,
+                    problem,
+                )
+                first = None
+                if restart is not None:
+                    restart()
+            listed, problem = self._attempt(remember, first, objects)
+            if not problem:
+                self.blind = listed.blind
+                self.reread = listed.seen if attempt > 1 else None
+                return listed
+        raise ApiError(
+            f"Replay safety: Leanpay's list of {self.name} changed under each of "
+            f"{MAX_ATTEMPTS} listings (the last: {problem}), so which {self.name} it holds "
+            "cannot be proved; nothing was sent. Run again once the tenant is quiet"
+        )
+
+    def _attempt(
+        self, remember: ExternalIds, first: dict[str, Any] | None, objects: Objects | None
+    ) -> tuple[Listed, str]:
+        """One reading of every page, and why it proves nothing ("" when it does)."""
+        progress = _Progress(self.name)
+        if first is None:
+            first = self._page(1, remember, progress, objects)
+        else:
+            self._hand_over(first, remember, objects)
+        proof = _Proof(first, self._objects, self._inside)
+        declared = _int(first.get("pageCount"))
+        if declared is None:
+            return self._one_by_one(first, remember, progress, objects, proof)
+        progress.total = declared
+        threads = ThreadPoolExecutor(self._concurrency, thread_name_prefix="leanpay-list")
+        try:
+            pending: set[Future[tuple[int, dict[str, Any]]]] = set()
+            page = 2
+            while pending or page <= declared:
+                while page <= declared and len(pending) < self._concurrency:
+                    pending.add(threads.submit(self._numbered, page, remember, progress, objects))
+                    page += 1
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:  # re-raises the error of a page that failed
+                    proof.add(*future.result())
+        finally:  # on a failure or a stop, pages still on the wire are abandoned
+            threads.shutdown(wait=False, cancel_futures=True)
+        return proof.listed(max(declared, 1)), proof.problem()
+
+    def _one_by_one(
+        self,
+        first: dict[str, Any],
+        remember: ExternalIds,
+        progress: _Progress,
+        objects: Objects | None,
+        proof: _Proof,
+    ) -> tuple[Listed, str]:
+        page, body = 1, first
+        while body.get("data"):
+            page += 1
+            body = self._page(page, remember, progress, objects)
+            proof.add(page, body)
+        return proof.listed(page), proof.problem()
+
+    def _numbered(
+        self, page: int, remember: ExternalIds, progress: _Progress, objects: Objects | None
+    ) -> tuple[int, dict[str, Any]]:
+        return page, self._page(page, remember, progress, objects)
+
+    def _page(
+        self, page: int, remember: ExternalIds, progress: _Progress, objects: Objects | None
+    ) -> dict[str, Any]:
+        body = self.read_page(page)
+        self._hand_over(body, remember, objects)
+        progress.page_read()
+        return body
+
+    def read_pages(self, numbers: Sequence[int]) -> list[dict[str, Any]]:
+        """These pages, `concurrency` at a time, in the order asked (a delta's wave)."""
+        if len(numbers) <= 1 or self._concurrency == 1:
+            return [self.read_page(n) for n in numbers]
+        with ThreadPoolExecutor(
+            min(self._concurrency, len(numbers)), thread_name_prefix="leanpay-list"
+        ) as threads:
+            return list(threads.map(self.read_page, numbers))
+
+    def read_page(self, page: int) -> dict[str, Any]:
+        """One page; Stopped once the run stops."""
+        if self._stopping.is_set():
+            raise Stopped(f"listing {self.name} stopped before page {page}: the run is stopping")
+        return self._read_page(self.path, page)
+
+    def _hand_over(
+        self, body: dict[str, Any], remember: ExternalIds, objects: Objects | None
+    ) -> None:
+        found = self._objects(body)
+        remember(_external_ids(found, self._keep))
+        if objects is not None:
+            objects(found)
+
+    def _objects(self, body: dict[str, Any]) -> list[Any]:
+        """The page's objects of this resource: its rows, or what each row holds inside."""
+        rows = body.get("data") or []
+        if self._inside is None:
+            return list(rows)
+        return [
+            inner
+            for row in rows
+            if isinstance(row, dict) and isinstance(row.get(self._inside), list)
+            for inner in row[self._inside]
+        ]
+
+
+class _Proof:
+    """What one reading of every page proves: the same `total` on every page, and as
+    many distinct rows as that total."""
+
+    def __init__(
+        self,
+        first: dict[str, Any],
+        objects: Callable[[dict[str, Any]], list[Any]],
+        inside: str | None,
+    ) -> None:
+        self.total = _int(first.get("total"))
+        self._objects = objects
+        self._inside = inside
+        self.blind: set[str] = set()
+        self.rows = self.with_ids = 0
+        self.seen: set[str] = set()
+        self.changed = ""
+        self.add(1, first)
+
+    def add(self, number: int, body: dict[str, Any]) -> None:
+        """Count one page's rows (each page once, from the thread that collects them)."""
+        found = self._objects(body)
+        self.rows += len(found)
+        self.with_ids += sum(1 for o in found if isinstance(o, dict) and o.get("externalId"))
+        total = _int(body.get("total"))
+        if total != self.total and not self.changed:
+            self.changed = f"total {self.total} on page 1, {total} on page {number}"
+        for place, row in enumerate(body.get("data") or []):
+            leanpay_id = row.get("id") if isinstance(row, dict) else None
+            self.seen.add(leanpay_id if isinstance(leanpay_id, str) else f"#{number}.{place}")
+            inside = row.get(self._inside) if self._inside and isinstance(row, dict) else []
+            if not isinstance(inside, list):
+                self.blind.add(str(leanpay_id))  # a documented field absent: cannot tell
+
+    def problem(self) -> str:
+        if self.changed:
+            return f"the tenant changed while it was read ({self.changed})"
+        if self.total is not None and len(self.seen) != self.total:
+            return f"{len(self.seen)} distinct rows were read where Leanpay lists {self.total}"
+        return ""
+
+    def listed(self, pages: int) -> Listed:
+        return Listed(
+            pages, self.rows, self.with_ids, seen=frozenset(self.seen), blind=frozenset(self.blind)
+        )
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+class _Progress:
+    """`listing invoices: page 400/800`, at most every few seconds."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.total: int | None = None
+        self._read = 0
+        self._next_log = time.monotonic() + PROGRESS_INTERVAL_SECONDS
+        self._lock = threading.Lock()
+
+    def page_read(self) -> None:
+        with self._lock:
+            self._read += 1
+            now = time.monotonic()
+            if now < self._next_log:
+                return
+            self._next_log = now + PROGRESS_INTERVAL_SECONDS
+            read, total = self._read, self.total
+        logger.info("listing %s: page %d/%s", self.name, read, total or "?")
+
+
+def _external_ids(objects: list[Any], keep: Keep | None) -> list[Row]:
+    return [
+        (
+            str(row["externalId"]),
+            row["id"] if isinstance(row.get("id"), str) else None,
+            None if keep is None else keep(row),
+        )
+        for row in objects
+        if isinstance(row, dict) and row.get("externalId")
+    ]

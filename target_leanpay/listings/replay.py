@@ -1,0 +1,697 @@
+"""Replay safety: never send an externalId that Leanpay already holds.
+
+Singer delivery is at-least-once: a resumed run re-sends records after the last STATE,
+and some of them may already be in Leanpay. Leanpay documents no idempotency key and no
+behaviour for a repeated externalId, so the target does not rely on one:
+
+* when a stream of a listable resource (invoices: `GET /invoices?page=N`) starts, the
+  tenant is listed in the background: only the pages of what is new since the tenant
+  index was last verified (`tenant_listing.py`, `delta.py`), else every page, several
+  at a time (`listing.py`), into the tenant index (the store's cache, `store.py`); what
+  this run learns beyond the index is kept in `KnownIds` (on disk); each chunk looks
+  its externalIds up in both (never the whole index); reading and mapping go on
+  meanwhile, but no chunk is sent before the listing is complete;
+* each record's externalId is *claimed* when it is read; a later record with the same
+  externalId waits for the first one's outcome (acknowledged -> "already present";
+  refused -> refused too, pointing at the first). This holds for every resource, with
+  replay safety on or off: twins within one input are never both sent (`twins.py`);
+* just before a chunk is sent, the ids Leanpay holds are sifted out ("already present");
+* after an ambiguous request (sent, but its outcome unknown), only a listing that
+  started after the request ended (and after the wait Leanpay may still need) can say
+  what was stored: `confirm_since` waits for one. Requests that become ambiguous
+  together share it: a re-listing waits for the requests still on the wire, and for
+  the waits of other ambiguous requests ending within `COALESCE_SECONDS`. No POST of the
+  resource starts while it is read: objects this run creates meanwhile would shift the
+  pages under it (in a newest-first order, the uncertain batch past the last page).
+
+Records without an externalId, and resources with no list endpoint, cannot be checked
+against Leanpay: they are sent at least once (README, "Exactly once").
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import sqlite3
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from functools import partial
+from typing import Any, Generic, TypeVar
+
+from target_leanpay.leanpay.errors import AuthError, Stopped
+from target_leanpay.listings.listing import Listed, Listing
+from target_leanpay.listings.tenant_listing import TenantListing, acknowledged_rows
+from target_leanpay.output.progress import plural
+from target_leanpay.records.resources import Resource
+from target_leanpay.sending.items import Created, Pending
+from target_leanpay.sending.twins import Fate, Twins
+from target_leanpay.store import changes
+from target_leanpay.store.receipts import Receipts
+from target_leanpay.store.store import SEVERAL, CacheDamaged, Found, InvoiceCache, Row, Store
+
+logger = logging.getLogger("target-leanpay.replay")
+
+T = TypeVar("T")
+PageReader = Callable[[str, int], dict[str, Any]]
+Clock = Callable[[], float]
+Pause = Callable[[threading.Condition, float], object]
+"""Waits on a held condition for up to some seconds (`Condition.wait`; a fake in tests)."""
+
+COALESCE_SECONDS = 1.0
+"""Ambiguous requests whose waits end within this long of each other share one listing."""
+POLL_SECONDS = 0.2
+"""How often a thread waiting on a listing looks at the run's stop flag."""
+
+MAX_QUERY_IDS = 500
+"""Ids per statement, far below SQLite's variable limit (999 before SQLite 3.32)."""
+
+
+Pair = tuple[str, str | None]
+"""(externalId, Leanpay id or None when unknown)."""
+Listed_ = tuple[str, str | None, bytes | None]
+"""(externalId, Leanpay id, what Leanpay holds of it: `changes.kept`, encoded, or None)."""
+
+
+class KnownIds:
+    """What this run learned of Leanpay beyond the tenant index (a listing without one,
+    a delta's rows, the receipts, what it sent), with Leanpay ids, in a private temporary
+    SQLite file.
+
+    It may have to hold every externalId of a tenant listed whole plus every one this run
+    sent: a Python set of a million strings costs ~100 MB and grows with the input. A
+    SQLite table keeps them on disk (deleted when the run ends) behind a small page cache,
+    so memory stays flat whatever the tenant or input size, and a chunk of 100 is checked
+    in one query and recorded in one multi-row INSERT. The ids are stored whole: no hash,
+    no collision can ever hide an invoice. Safe to share between threads.
+    """
+
+    def __init__(self) -> None:
+        # "" = a private on-disk temporary database, deleted on close
+        self._db = sqlite3.connect("", check_same_thread=False, isolation_level=None, uri=True)
+        self._db.execute("PRAGMA journal_mode = OFF")
+        self._db.execute("PRAGMA synchronous = OFF")
+        # before_run: Leanpay held it before this run sent anything (the first listing, the
+        # receipts of earlier runs), as opposed to acknowledged or listed again since
+        self._db.execute(
+            # held: what Leanpay holds of it (changes.py's kept fields, encoded), from the
+            # listing or the receipts; NULL when unknown
+            "CREATE TABLE known (external_id TEXT PRIMARY KEY, leanpay_id TEXT, "
+            "before_run INTEGER NOT NULL, sent BLOB, held BLOB) WITHOUT ROWID"
+        )
+        self._lock = threading.Lock()
+        # A run closes it; a target driven in-process whose `listen` raised (the SDK's
+        # standard tests do that) is closed when collected, not left to the connection's
+        # own finaliser (a ResourceWarning since Python 3.13).
+        self._close = weakref.finalize(self, self._db.close)
+
+    def add(
+        self,
+        pairs: Iterable[Pair],
+        *,
+        before_run: bool = False,
+        sent: Mapping[str, bytes] | None = None,
+        held: Mapping[str, bytes] | None = None,
+    ) -> None:
+        """Remember these externalIds and, where given, their Leanpay ids; an externalId
+        seen with two different Leanpay ids gets SEVERAL. `before_run`: Leanpay held them
+        before this run sent anything. `sent`: what this run sent for them (encoded), when
+        it created them. `held`: what Leanpay holds of them (the newest given wins)."""
+        get, get_held = (sent or {}).get, (held or {}).get
+        rows = [
+            (external_id, leanpay_id, get(external_id), get_held(external_id))
+            for external_id, leanpay_id in pairs
+        ]
+        flag = int(before_run)
+        with self._lock:
+            for start in range(0, len(rows), MAX_QUERY_IDS):
+                part = rows[start : start + MAX_QUERY_IDS]
+                values = ",".join([f"(?, ?, {flag}, ?, ?)"] * len(part))
+                self._db.execute(
+                    f"INSERT INTO known VALUES {values} ON CONFLICT (external_id) DO UPDATE "  # noqa: S608 - placeholders only
+                    "SET leanpay_id = CASE WHEN known.leanpay_id IS NULL THEN "
+                    "excluded.leanpay_id WHEN excluded.leanpay_id IS NULL OR "
+                    "excluded.leanpay_id = known.leanpay_id THEN known.leanpay_id "
+                    f"ELSE '{SEVERAL}' END, "
+                    "before_run = max(known.before_run, excluded.before_run), "
+                    "sent = coalesce(excluded.sent, known.sent), "
+                    "held = coalesce(excluded.held, known.held)",
+                    [value for row in part for value in row],
+                )
+
+    def among(self, ids: Sequence[str]) -> set[str]:
+        """The externalIds of `ids` that are remembered."""
+        found: set[str] = set()
+        with self._lock:
+            for part in _in_parts(ids):
+                marks = ",".join("?" * len(part))
+                query = f"SELECT external_id FROM known WHERE external_id IN ({marks})"  # noqa: S608 - placeholders only
+                found.update(row[0] for row in self._db.execute(query, part))
+        return found
+
+    def sent(self, ids: Sequence[str]) -> dict[str, bytes]:
+        """The payloads this run sent for those of `ids` it created."""
+        found: dict[str, bytes] = {}
+        with self._lock:
+            for part in _in_parts(ids):
+                marks = ",".join("?" * len(part))
+                query = (
+                    f"SELECT external_id, sent FROM known WHERE external_id IN ({marks}) "  # noqa: S608 - placeholders only
+                    "AND sent IS NOT NULL"
+                )
+                found.update(self._db.execute(query, part).fetchall())
+        return found
+
+    def holdings(self, ids: Sequence[str]) -> dict[str, tuple[str | None, bytes | None]]:
+        """externalId -> (Leanpay id, what Leanpay holds of it or None), for those of `ids`
+        remembered."""
+        found: dict[str, tuple[str | None, bytes | None]] = {}
+        with self._lock:
+            for part in _in_parts(ids):
+                marks = ",".join("?" * len(part))
+                columns = "external_id, leanpay_id, held"
+                query = f"SELECT {columns} FROM known WHERE external_id IN ({marks})"  # noqa: S608 - placeholders only
+                found.update((e, (i, h)) for e, i, h in self._db.execute(query, part))
+        return found
+
+    def before_run(self, external_id: str) -> tuple[bool, str | None]:
+        """Whether Leanpay held `external_id` before this run sent anything, and its id."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT leanpay_id FROM known WHERE external_id = ? AND before_run = 1",
+                (external_id,),
+            ).fetchone()
+        return (False, None) if row is None else (True, row[0])
+
+    def close(self) -> None:
+        """Delete the temporary file."""
+        with self._lock:
+            self._close()
+
+    def forget(self, ids: Sequence[str]) -> None:
+        """Leanpay no longer holds these (a find answered 404)."""
+        with self._lock:
+            for part in _in_parts(ids):
+                marks = ",".join("?" * len(part))
+                query = f"DELETE FROM known WHERE external_id IN ({marks})"  # noqa: S608 - placeholders only
+                self._db.execute(query, part)
+
+
+def _in_parts(ids: Sequence[str]) -> Iterator[Sequence[str]]:
+    """`ids` in slices of at most MAX_QUERY_IDS: one statement each."""
+    for start in range(0, len(ids), MAX_QUERY_IDS):
+        yield ids[start : start + MAX_QUERY_IDS]
+
+
+class ReplayGuard(Generic[T]):
+    """The externalIds of one resource: those Leanpay holds, and those this run is sending.
+
+    `listing` None: nothing is read from Leanpay (replay safety off, a dry run, or a
+    resource without a list endpoint); twins are still held back, and ids acknowledged
+    in this run still count as held.
+    """
+
+    def __init__(
+        self,
+        resource: Resource,
+        listing: Listing | TenantListing | None,
+        *,
+        stopping: threading.Event,
+        clock: Clock = time.monotonic,
+        pause: Pause = threading.Condition.wait,
+    ) -> None:
+        self.resource = resource
+        self.listing = listing
+        self._stopping = stopping
+        self._clock = clock
+        self._pause = pause
+        self._known = KnownIds()
+        self._twins: Twins[T] = Twins(resource.name, stopping=stopping)
+        self.claim = self._twins.claim
+        """`item` may be sent, unless an earlier twin is on its way (twins.py)."""
+        self._changed = threading.Condition(threading.Lock())
+        self._listed_from: float | None = clock()
+        """When the newest complete listing started (all that Leanpay held then is known):
+        None until the first listing of a resource listed first; -inf for one listed only
+        to settle a doubt (links), so that `confirm_since` always lists."""
+        if listing is not None:
+            self._listed_from = None if resource.listed_first else float("-inf")
+        self._first_failure: BaseException | None = None
+        self._leading = False
+        self._listing_now = False
+        self._wanted: list[float] = []  # `since` of each thread waiting for a listing
+        self._on_wire: set[int] = set()
+        self._post_ids = itertools.count()
+        self._receipted: list[str] = []
+        self._unsettled: dict[str, Row] = {}
+        """Invoices Leanpay's answer listed, for the index once `acknowledged`."""
+        self._rebuilding = False
+        """A full listing replaces a damaged cache: what it lists and this run did not
+        know already was held before the run (this run's are known before the cache has
+        them: `stored`)."""
+        self.listings = 0
+
+    @property
+    def checks_leanpay(self) -> bool:
+        """Whether what Leanpay holds can be listed (else: at least once)."""
+        return self.listing is not None
+
+    def now(self) -> float:
+        """The guard's clock (`time.monotonic`, or a test's)."""
+        return self._clock()
+
+    # -- the listing ------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Begin the first listing in the background; `held` waits for it."""
+        if self.listing is None or not self.resource.listed_first:
+            return
+
+        def first_listing() -> None:
+            try:
+                self.confirm_since(float("-inf"))
+                self._report_doubts()
+            except BaseException as failure:  # raised to the sending threads by `held`
+                with self._changed:
+                    self._first_failure = failure
+                    self._changed.notify_all()
+
+        name = f"leanpay-list-{self.resource.name}"
+        threading.Thread(target=first_listing, name=name, daemon=True).start()
+
+    def held(self, external_ids: Sequence[str]) -> set[str]:
+        """Which of these externalIds Leanpay is known to hold (after the first listing)."""
+        with self._changed:
+            while self._listed_from is None:
+                if self._first_failure is not None:
+                    raise self._first_failure
+                self._wait_a_little()
+        return set(self._lookup(external_ids))
+
+    def _lookup(self, external_ids: Sequence[str]) -> dict[str, tuple[str | None, bytes | None]]:
+        """externalId -> (Leanpay id, what Leanpay holds of it or None), for those of
+        `external_ids` this run knows (KnownIds) or the tenant's cache holds: looked up
+        per chunk, never loaded whole. Both knowing one externalId by two ids: SEVERAL.
+        Not while a listing is read: a full one empties the cache before refilling it
+        (never called inside `posting`, which such a listing waits for)."""
+        with self._changed:
+            while self._listing_now:
+                self._wait_a_little()
+        cached = self._cached(external_ids)  # first: a damaged cache is listed again
+        known = self._known.holdings(external_ids)
+        before: list[tuple[str, str | None]] = []
+        for external_id, found in cached.items():
+            mine = known.get(external_id)
+            if mine is None:  # this run's are known before the cache has them (`stored`)
+                before.append((external_id, found.leanpay_id))
+                known[external_id] = (found.leanpay_id, found.contents)
+            elif mine[0] is None:
+                known[external_id] = (found.leanpay_id, mine[1] or found.contents)
+            elif mine[0] != found.leanpay_id:
+                known[external_id] = (SEVERAL, mine[1])
+            elif mine[1] is None:
+                known[external_id] = (mine[0], found.contents)
+        if before:  # held before this run: said so however this run settles them
+            self._known.add(before, before_run=True)
+        return known
+
+    def _cache(self) -> InvoiceCache | None:
+        listing = self.listing
+        return listing.index if isinstance(listing, TenantListing) else None
+
+    def _cached(self, external_ids: Sequence[str]) -> dict[str, Found]:
+        """What the tenant's cache holds of these. A value it cannot decode or trust means
+        it is not used: marked damaged, and a full listing (which rebuilds it) is read
+        before the answer, never a traceback nor a wrong answer."""
+        cache = self._cache()
+        if cache is None or not external_ids:
+            return {}
+        try:
+            return cache.find(external_ids)
+        except CacheDamaged as damaged:
+            logger.info("Replay safety: %s; every page of %s is read", damaged, self.resource.name)
+            cache.damaged(str(damaged))
+            self._rebuilding = True
+            self.confirm_since(self._clock())
+            return {}
+
+    @contextmanager
+    def posting(self) -> Iterator[None]:
+        """Around a POST: a re-listing waits for the POSTs on the wire when it is due, and
+        no POST starts while one is read (the listing must not change under its feet)."""
+        post = next(self._post_ids)
+        with self._changed:
+            while self._listing_now:
+                self._wait_a_little()
+            self._on_wire.add(post)
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._on_wire.discard(post)
+                self._changed.notify_all()
+
+    def confirm_since(self, since: float) -> None:
+        """Return once a listing that started after `since` has been read whole.
+
+        `since` is when the uncertain request ended, plus the time Leanpay may still need
+        to finish it. One thread at a time leads a listing; the others wait for it, and
+        those it does not cover (their `since` came later) lead the next one.
+        """
+        assert self.listing is not None, "nothing to list"
+        with self._changed:
+            self._wanted.append(since)
+            try:
+                while self._listed_from is None or self._listed_from <= since:
+                    if self._leading:
+                        self._wait_a_little()
+                        continue
+                    self._leading = True
+                    try:
+                        self._lead(self.listing)
+                    finally:
+                        self._leading = False
+                        self._changed.notify_all()
+            finally:
+                self._wanted.remove(since)
+
+    def wait_until(self, moment: float) -> None:
+        """Sleep until `moment` (a `clock` reading); Stopped if the run stops meanwhile."""
+        with self._changed:
+            while (remaining := moment - self._clock()) > 0:
+                self._wait_a_little(remaining)
+
+    def _lead(self, listing: Listing | TenantListing) -> None:
+        """List for every waiter whose `since` is due within COALESCE_SECONDS of the first.
+
+        Called holding `_changed`; released while sleeping and while listing.
+        """
+        earliest = min(self._wanted)
+        while True:  # until strictly after the latest `since` due with the earliest
+            due = max(s for s in self._wanted if s <= earliest + COALESCE_SECONDS)
+            remaining = due - self._clock()
+            if remaining < 0:
+                break
+            self._wait_a_little(max(remaining, 0.001))
+        # Close the gate first, then wait for what is on the wire: a POST can no longer
+        # start between the snapshot and the closing (it would be unseen by this listing,
+        # and its objects would shift the pages under it).
+        self._listing_now = True
+        try:
+            if self._on_wire:  # their outcome may add waiters: let them end first
+                logger.debug(
+                    "listing %s again once the %s on the wire %s answered",
+                    self.resource.name,
+                    plural(len(self._on_wire), "request"),
+                    "is" if len(self._on_wire) == 1 else "are",
+                )
+            while self._on_wire:
+                self._wait_a_little()
+            started = self._clock()
+            waiting = len(self._wanted)
+            self._changed.release()
+            try:
+                rebuild, self._rebuilding = self._rebuilding, False
+                listed = self._read(listing, before_run=self._listed_from is None, rebuild=rebuild)
+            finally:
+                self._changed.acquire()
+        finally:
+            self._listing_now = False
+            self._changed.notify_all()
+        self.listings += 1
+        self._listed_from = max(started, self._listed_from or started)
+        _log_listing(self.resource.name, listed, self._clock() - started, self.listings, waiting)
+
+    def _read(
+        self, listing: Listing | TenantListing, *, before_run: bool, rebuild: bool = False
+    ) -> Listed:
+        remember = self._rebuilt if rebuild else partial(self._remember, before_run=before_run)
+        try:
+            return listing.read_all(remember)
+        except AuthError as refused:
+            raise AuthError(
+                f"{refused} (while listing {self.resource.name} for replay safety: the "
+                "key may lack read access; replay_safety: false skips the listing, at "
+                "the cost described in the README)",
+                status=refused.status,
+                body=refused.body,
+            ) from None
+
+    def _wait_a_little(self, seconds: float = POLL_SECONDS) -> None:
+        """Wait on `_changed` (held) at most `seconds`; give up if the run is stopping."""
+        if self._stopping.is_set():
+            raise Stopped(f"the run is stopping: {self.resource.name} not checked")
+        self._pause(self._changed, min(seconds, POLL_SECONDS))
+
+    # -- claims and acknowledgements ------------------------------------------------
+
+    def stored(self, created: Sequence[Created], items: Sequence[Pending]) -> None:
+        """Leanpay's answer listed these objects as created from these items: the tenant
+        index keeps them once `acknowledged` made them known as this run's (a cached row
+        the run does not know is one Leanpay held before it: `_lookup`)."""
+        if isinstance(self.listing, TenantListing):
+            rows = acknowledged_rows(
+                created, {p.external_id: p.wire for p in items if p.external_id}
+            )
+            with self._changed:
+                self._unsettled.update((r.external_id, r) for r in rows if r.external_id)
+
+    def doubt(self, pairs: Iterable[tuple[str, ...] | Listed_]) -> None:
+        """The receipts of earlier runs, for a resource the listing settles: the listing
+        wins. Those it does not show (deleted in Leanpay, or receipts of another tenant)
+        are reported once, after the first listing, and sent again."""
+        self._receipted = list(dict.fromkeys(e for e, *_ in pairs))  # one per object, not line
+
+    def _report_doubts(self) -> None:
+        """After the first listing: what the receipts say and Leanpay does not show."""
+        receipted, self._receipted = self._receipted, []
+        held = self._lookup(receipted)
+        missing = [e for e in receipted if e not in held]
+        if missing:
+            logger.warning(
+                "receipts_path records %s this target created that Leanpay does not list "
+                "(first: %r): deleted in Leanpay, or the receipts of another tenant (a reset "
+                "stand-in). The listing is believed: they are sent again if the input holds them",
+                plural(len(missing), self.resource.name[:-1]),
+                missing[0],
+            )
+
+    def learn(self, rows: Iterable[Listed_]) -> None:
+        """Objects Leanpay held before this run, with their ids and the fields it holds,
+        known from elsewhere (the receipts of earlier runs)."""
+        self._remember(list(rows), before_run=True)
+
+    def _remember(self, rows: list[Listed_], *, before_run: bool) -> None:
+        """(externalId, Leanpay id, kept fields) of a listing's page, or of receipts."""
+        held = {external_id: kept for external_id, _, kept in rows if kept is not None}
+        pairs = [(external_id, leanpay_id) for external_id, leanpay_id, _ in rows]
+        self._known.add(pairs, before_run=before_run, held=held)
+
+    def _rebuilt(self, rows: list[Listed_]) -> None:
+        """A page of the listing that replaces a damaged cache: what this run did not know
+        already, Leanpay held before it."""
+        known = self._known.among([external_id for external_id, _, _ in rows])
+        self._remember([r for r in rows if r[0] in known], before_run=False)
+        self._remember([r for r in rows if r[0] not in known], before_run=True)
+
+    def holdings(self, external_ids: Sequence[str]) -> dict[str, tuple[str | None, bytes | None]]:
+        """For a change check (updates.py): externalId -> (Leanpay id, what Leanpay holds
+        of it, `changes.kept` encoded, or None when unknown)."""
+        return self._lookup(external_ids)
+
+    def now_holds(self, external_id: str, kept: bytes) -> None:
+        """Leanpay holds these fields for `external_id` now (updated by this run)."""
+        self._known.add([(external_id, None)], held={external_id: kept})
+
+    def acknowledged(
+        self, pairs: Iterable[Pair], sent: Mapping[str, bytes] | None = None
+    ) -> list[T]:
+        """Leanpay holds these now (externalId, id), created by this run with the payloads
+        `sent` (if any); return the twins that were waiting."""
+        pairs = list(pairs)
+        self._known.add(pairs, sent=sent)
+        if isinstance(self.listing, TenantListing) and self._unsettled:
+            with self._changed:
+                rows = [r for e, _ in pairs if (r := self._unsettled.pop(e, None)) is not None]
+            self.listing.stored(rows)
+        return self._twins.release([external_id for external_id, _ in pairs])
+
+    def sent_earlier(self, external_ids: Sequence[str]) -> dict[str, bytes]:
+        """The payloads this run already sent (and Leanpay acknowledged) for these."""
+        return self._known.sent(external_ids)
+
+    def refused(self, external_id: str, *, uncertain: bool = False) -> list[T]:
+        """The claimant was refused, or set aside as `uncertain` (Leanpay may hold it but
+        cannot be asked); return its twins, which cannot be trusted either."""
+        return self._twins.refused(external_id, uncertain=uncertain)
+
+    def settled_id(self, external_id: str) -> str | None:
+        """The Leanpay id of the object with `external_id`, once known: waits while this
+        run is still sending it, and for the first listing. None when it is not in
+        Leanpay (as far as the listing, the receipts and this run know); SEVERAL when more
+        than one object carries it. `was_refused` tells a refusal apart."""
+        self._twins.wait_settled(external_id)
+        if self.held([external_id]):
+            return self._lookup([external_id])[external_id][0]
+        return None
+
+    def read_before(self, external_id: str) -> bool:
+        """Whether this run has claimed `external_id` (it is on its way, or settled) or
+        Leanpay is known to hold it: asked by the reading thread when a reference to it is
+        read, to tell whether the reference may wait for the object's outcome, or must be
+        parked until the object is read (parking.py)."""
+        if self._twins.seen(external_id) or self._known.among([external_id]):
+            return True
+        cache = self._cache()  # held before the run: waiting costs nothing
+        try:
+            return cache is not None and bool(cache.find([external_id]))
+        except CacheDamaged:  # parked: settled once a listing has rebuilt the cache
+            return False
+
+    def fate(self, external_id: str) -> Fate | None:
+        """Whether the record with `external_id` was refused by Leanpay in this run, or
+        set aside because Leanpay may hold it without a way to ask."""
+        return self._twins.fate(external_id)
+
+    def close(self) -> None:
+        """Delete the on-disk id store; close the tenant index and release its lock."""
+        self._known.close()
+        if isinstance(self.listing, TenantListing):
+            self.listing.close()
+
+    def forget(self, external_ids: Sequence[str]) -> None:
+        """A find answered 404 for these: Leanpay does not hold them (finds.py)."""
+        self._known.forget(external_ids)
+
+
+def _kept(resource: Resource, row: dict[str, Any]) -> bytes:
+    """What a listed row shows of the fields a change is looked for in (changes.py)."""
+    return changes.encode(changes.kept(resource, row))
+
+
+def _log_listing(name: str, listed: Listed, seconds: float, number: int, waiting: int) -> None:
+    if listed.rows and not listed.external_ids and listed.new is None:  # a whole listing
+        logger.warning(
+            "Replay safety: Leanpay listed %d %s but none carries an externalId; "
+            "records already loaded cannot be recognised",
+            listed.rows,
+            name,
+        )
+    which = (
+        "listed" if number == 1 else f"listed again (for {plural(waiting, 'uncertain request')})"
+    )
+    if listed.new is not None:
+        logger.info(
+            "Replay safety: %d %s in Leanpay, %d new since the tenant index was verified, "
+            "%s: %s in %.1f s",
+            listed.rows,
+            name,
+            listed.new,
+            which,
+            plural(listed.pages, "page"),
+            seconds,
+        )
+        return
+    logger.info(
+        "Replay safety: %d %s %s, %d with an externalId: %s in %.1f s",
+        listed.rows,
+        name,
+        which,
+        listed.external_ids,
+        plural(listed.pages, "page"),
+        seconds,
+    )
+
+
+class ReplayGuards:
+    """One guard per resource, made when a stream first loads it."""
+
+    def __init__(
+        self,
+        read_page: PageReader | None,
+        *,
+        enabled: bool,
+        concurrency: int,
+        stopping: threading.Event,
+        receipts: Receipts,
+        api_url: str = "",
+        store: Store | None = None,
+        writes: bool = True,
+    ) -> None:
+        """`read_page` None: a dry run, which reads nothing and assumes an empty tenant.
+        `store`: where tenants' caches live (None: none is used); `writes` False (a
+        plan): they are read, never written."""
+        self._read_page = read_page
+        self._api_url = api_url
+        self._store = store
+        self._writes = writes
+        self._enabled = enabled
+        self._concurrency = concurrency
+        self._stopping = stopping
+        self._receipts = receipts
+        self._guards: dict[str, ReplayGuard[Any]] = {}
+        self._lock = threading.Lock()
+
+    def for_resource(self, resource: Resource) -> ReplayGuard[Any]:
+        """The guard of `resource`: made when a stream first loads it (or a reference first
+        names it), knowing this target's receipts; its first listing starts then, in the
+        background."""
+        with self._lock:  # sinks (reading thread) and references (sending threads) ask
+            guard = self._guards.get(resource.name)
+            if guard is None:
+                guard = self._guards[resource.name] = ReplayGuard(
+                    resource, self._listing(resource), stopping=self._stopping
+                )
+                earlier = self._receipts.earlier(resource.name, self.tenant())
+                if resource.listed_first and self._enabled:
+                    guard.doubt(earlier)  # the listing wins (a dry run assumes it empty)
+                else:
+                    guard.learn(earlier)
+                guard.start()
+        return guard
+
+    def tenant(self) -> str | None:
+        """The tenant this run loads, once a listing has named it (sending threads ask too:
+        the guards are copied at once, since `for_resource` may add one meanwhile)."""
+        for guard in list(self._guards.values()):
+            listing = guard.listing
+            if isinstance(listing, TenantListing) and listing.tenant is not None:
+                return listing.tenant
+        return None
+
+    def _listing(self, resource: Resource) -> Listing | TenantListing | None:
+        if not self._enabled or resource.list_path is None:
+            return None
+        if self._read_page is None:
+            logger.info(
+                "Dry run: replay safety assumes an empty tenant for %s (nothing is read "
+                "from Leanpay)",
+                resource.name,
+            )
+            return None
+        listing = Listing(
+            resource.name,
+            resource.list_path,
+            self._read_page,
+            concurrency=self._concurrency,
+            stopping=self._stopping,
+            inside=resource.listed_inside,
+            keep=partial(_kept, resource),
+        )
+        if not resource.listed_first or self._store is None:
+            return listing  # links: inside their invoices, every page, when in doubt
+        return TenantListing(
+            listing,
+            api_url=self._api_url,
+            store=self._store,
+            writable=self._writes,
+            concurrency=self._concurrency,
+            stopping=self._stopping,
+        )
+
+    def close(self) -> None:
+        """Delete every guard's id store."""
+        for guard in self._guards.values():
+            guard.close()

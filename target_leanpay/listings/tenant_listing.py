@@ -1,0 +1,381 @@
+"""The invoices of one tenant, listed at the cost of what is new, and what that proves.
+
+Each listing reads page 1 first: its invoices name the tenant (`tenantId`), which names
+its index (`tenant_index.py`) and its lock (`tenant_lock.py`, taken before the first
+listing and held to the end of the run). Then `delta.py` walks every row newer than the
+watermark, or says why every page must be read (logged once per reason at INFO); either
+way the index is brought up to date. Invoices Leanpay acknowledges in this run are added
+to it as they are acknowledged, and move its watermark, so that the next run does not
+read them again; this run's own re-listings keep the boundary of what it listed.
+
+What the walk's count says decides what the index is worth (`finds.py` asks):
+
+* it adds up: the index holds exactly what Leanpay lists; nothing more is needed;
+* the index holds more (deleted in Leanpay): the repeats of this run are found by id while
+  the finds stay within the pages of a full listing, then every page is read once, in
+  this run. The index is rebuilt in this run when that listing happens, or when the 404s
+  explain every missing invoice (it is whole again, with no listing); otherwise in the
+  next run, which lists every page: a deficit left unexplained would cost finds on every
+  later run, and one listing settles it for good (the index is marked unverified at once,
+  so a killed run leaves nothing that looks verified);
+* the index holds fewer (a late row, one created in the watermark's second): every page,
+  this run: no find looks up an externalId, and an unknown row the input holds would be
+  sent twice.
+
+A tenant that lists nothing has no id yet: its index is made from the first
+acknowledgement, which names the tenant, when the first listing saw it empty.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import sqlite3
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from target_leanpay.leanpay.errors import Stopped
+from target_leanpay.listings.delta import (
+    Delta,
+    Page,
+    created_at,
+    page_of,
+    read_delta,
+    row_of,
+    tenant_of,
+)
+from target_leanpay.listings.listing import ExternalIds, Listed, Listing
+from target_leanpay.sending.items import Created
+from target_leanpay.store import changes
+from target_leanpay.store.store import InvoiceCache, Row, Store, TenantKey, Watermark, host_of
+
+logger = logging.getLogger("target-leanpay.replay")
+
+
+class TenantListing:
+    """`Listing.read_all`'s contract, through the tenant index."""
+
+    def __init__(
+        self,
+        listing: Listing,
+        *,
+        api_url: str,
+        store: Store,
+        writable: bool,
+        concurrency: int,
+        stopping: threading.Event,
+    ) -> None:
+        """`writable` False (a plan): the index is read, never written, and no lock is
+        taken (a plan sends nothing)."""
+        self.name = listing.name
+        self._listing = listing
+        self._api_url = api_url
+        self._store = store
+        self._writable = writable
+        self._concurrency = concurrency
+        self._lock = store.lock(host_of(api_url), stopping=stopping) if writable else None
+        self._index: InvoiceCache | None = None
+        self.tenant: str | None = None
+        """The tenant this run loads, once a listing or an acknowledgement named it."""
+        self._first_done = False
+        self._empty_at_start = False
+        self._guard = threading.Lock()
+        self._reasons: set[str] = set()
+        self._order: str | None = None
+        self._loaded = False
+        """A delta of this run loaded the index's invoices as held."""
+        self._deleted = 0
+        """How many invoices the index holds that Leanpay no longer lists (at least)."""
+        self._walked_ids: set[str] = set()
+        """Invoices the walks of this run read: each proved present."""
+        self._listed: frozenset[str] | None = None
+        """After a delta, a full listing of this run: the invoices it saw."""
+        self._budget = 0
+        self._finds = 0
+        self._closed = False
+        self._newest: int | None = None
+        """The boundary of this run's walks: the newest row a listing of this run read
+        (the index's own watermark also moves past what this run acknowledged, for the
+        next run; a batch stored while its answer was lost may be older than those)."""
+
+    @property
+    def index(self) -> InvoiceCache | None:
+        """The tenant's index, once the tenant is known."""
+        return self._index
+
+    def read_all(self, remember: ExternalIds) -> Listed:
+        """List the tenant (a delta when the index allows), handing the externalIds the
+        index lacked, or every page's, to `remember`."""
+        first = self._first_page()
+        page = page_of(1, first)
+        index = self._index
+        if index is None:  # nothing listed names the tenant: every page (one, mostly)
+            if not self._first_done and not page.rows:
+                self._empty_at_start = True
+            self._first_done = True
+            return self._listing.read_all(remember, first=first)
+        self._first_done = True
+        try:
+            return self._through(index, page, first, remember)
+        except sqlite3.DatabaseError as damaged:  # past the checks on opening: do without
+            if self._closed:  # the run ended under a listing nobody waits for
+                raise Stopped("the run is over: the listing is not needed") from None
+            self._say_once(
+                f"Replay safety: the tenant index in {self._store.where} failed ({damaged})"
+            )
+            self._index = None
+            index.close()
+            return self._listing.read_all(remember, first=first)
+
+    def _through(
+        self, index: InvoiceCache, page: Page, first: dict[str, Any], remember: ExternalIds
+    ) -> Listed:
+        """A delta when the index allows, else every page; the index verified after."""
+        view = _RunView(index, self._newest)
+        found = read_delta(page, view, self._read_pages, wave=self._concurrency)
+        if isinstance(found, Delta):
+            return self._walked(index, found, page, remember, view.watermark())
+        reason = found.reason
+        if self._deleted > 0:  # distrusted by this run's own delta
+            reason = f"the index holds {self.name} Leanpay deleted, which finds did not settle"
+        self._say_once(f"Replay safety: every page of {self.name} is read: {reason}")
+        index.begin_full_listing()
+        listed = self._listing.read_all(
+            remember,
+            first=first,
+            objects=lambda objects: index.add(_rows(objects)),
+            restart=index.begin_full_listing,
+        )
+        index.verified(total=index.count(), order=found.order)
+        self._newest = index.watermark().newest
+        self._listed_in_full(listed.seen, found.order, reread=self._listing.reread is not None)
+        return listed
+
+    def _walked(
+        self,
+        index: InvoiceCache,
+        found: Delta,
+        page: Page,
+        remember: ExternalIds,
+        mark: Watermark,
+    ) -> Listed:
+        """Bring the index up to date with a walk to the boundary, and note what the count
+        says of the rest."""
+        remember([(r.external_id, r.leanpay_id, r.contents) for r in found.read if r.external_id])
+        with_ids = sum(1 for r in found.new if r.external_id)
+        if found.whole:  # every page, adding up: the index is rebuilt from it
+            index.begin_full_listing()
+            index.add(found.read)
+            index.verified(total=found.total, order=found.order)
+            self._newest = index.watermark().newest
+            self._listed_in_full(frozenset(r.leanpay_id for r in found.read), found.order)
+            return Listed(found.pages, found.total, sum(1 for r in found.read if r.external_id))
+        index.add(found.new)
+        index.verified(total=found.total, order=found.order)
+        self._newest = _newest(found.read, self._newest or mark.newest)
+        if found.deleted:
+            index.distrust()
+            self._say_once(
+                f"Replay safety: the tenant index holds {found.deleted} {self.name} more than "
+                f"Leanpay lists (deleted in Leanpay?): the {self.name} of this input it holds "
+                f"are checked by id (at most {page.page_count} finds), else every page is read"
+            )
+        with self._guard:
+            self._deleted = found.deleted
+            self._walked_ids.update(r.leanpay_id for r in found.read)
+            self._budget = page.page_count or 0
+            self._order = found.order
+            self._loaded = True
+        return Listed(found.pages, found.total, with_ids, new=len(found.new))
+
+    def _listed_in_full(
+        self, seen: frozenset[str], order: str | None, *, reread: bool = False
+    ) -> None:
+        """Every page was read and proved itself: nothing the index holds is in doubt.
+        After a delta of this run (or a reading that did not prove itself), the ids
+        handed over include any Leanpay deleted since: from now on, only those this
+        listing saw are held."""
+        with self._guard:
+            self._deleted = 0
+            self._order = order
+            if self._loaded or reread:
+                self._listed = seen
+
+    # -- re-proving what the index holds (finds.py asks) ---------------------------------
+
+    @property
+    def doubts(self) -> bool:
+        """Whether some invoice the index holds may be gone (finds.py asks first)."""
+        with self._guard:
+            return self._listed is not None or self._deleted > 0
+
+    def in_doubt(self, leanpay_ids: Sequence[str]) -> tuple[set[str], list[str]]:
+        """Of these invoices the index holds: those a full listing of this run did not
+        see (gone), and those to find by id because the count did not add up."""
+        with self._guard:
+            if self._listed is not None:
+                return {i for i in leanpay_ids if i not in self._listed}, []
+            if self._deleted <= 0:
+                return set(), []
+            return set(), [i for i in leanpay_ids if i not in self._walked_ids]
+
+    def may_find(self, count: int) -> bool:
+        """Whether `count` more finds keep this run's finds within the pages of a full
+        listing (past that, listing costs less: the caller lists in full)."""
+        with self._guard:
+            if self._finds + count > self._budget:
+                return False
+            self._finds += count
+            return True
+
+    def found_gone(self, leanpay_ids: Sequence[str]) -> bool:
+        """Finds answered 404 for these: the index forgets them; once they explain every
+        invoice the count missed, the index is whole again. False, forgetting nothing,
+        when they are more than the count allows: the finds cannot be believed (a path
+        Leanpay does not serve answers 404 too), and every page must be read instead."""
+        index = self._index
+        if index is None or not leanpay_ids:
+            return True
+        with self._guard:
+            if len(leanpay_ids) > self._deleted:
+                self._finds = self._budget  # no more finds in this run
+                return False
+            self._deleted -= len(leanpay_ids)
+            whole_again = self._deleted == 0
+        index.forget(leanpay_ids)  # a plan's index forgets them in memory only
+        if whole_again:
+            index.verified(total=index.count(), order=self._order)
+        return True
+
+    def stored(self, rows: Sequence[Row]) -> None:
+        """Leanpay acknowledged these invoices (`acknowledged_rows`): the index holds them
+        from now on."""
+        if not rows or not self._writable:
+            return
+        try:
+            with self._guard:
+                if self._closed:
+                    return
+                if self._index is None:
+                    tenant = next((r.tenant_id for r in rows if r.tenant_id), None)
+                    if tenant is None or not self._empty_at_start:
+                        return
+                    self._index = self._open(tenant)
+                    self._index.begin_full_listing()
+                    self._index.verified(total=0, order=None)  # empty when the run began
+            self._index.add(rows)
+            times = [r.created_at for r in rows if r.created_at is not None]
+            if times:
+                self._index.advance(max(times))
+        except sqlite3.Error as failed:  # the next listing finds the count short: a full one
+            self._say_once(f"Replay safety: the tenant index cannot be written ({failed})")
+
+    def close(self) -> None:
+        """Close the index and let another run load the tenant (a listing still under
+        way, that nobody waits for, ends quietly)."""
+        self._closed = True
+        if self._index is not None:
+            self._index.close()
+        if self._lock is not None:
+            self._lock.release()
+
+    # -- page 1, the tenant and its lock ----------------------------------------------
+
+    def _first_page(self) -> dict[str, Any]:
+        """Page 1; the first time, with the tenant's lock held and its index open."""
+        body = self._listing.read_page(1)
+        if self._first_done:
+            return body
+        while True:
+            tenant = tenant_of(page_of(1, body))
+            waited = False
+            if self._lock is not None:
+                key = TenantKey.of(self._api_url, tenant) if tenant else None
+                try:
+                    waited = self._lock.hold_tenant(key) if key else self._lock.hold_new_tenant()
+                except OSError as unusable:
+                    return self._without_folder(body, unusable)
+            if waited:  # another run sent meanwhile: what was read is stale
+                again = self._listing.read_page(1)
+                if tenant_of(page_of(1, again)) != tenant:
+                    body = again
+                    continue  # the tenant is named now: take its own lock
+                body = again
+            if tenant is not None:
+                try:
+                    self._index = self._open(tenant)
+                except (OSError, sqlite3.Error) as unusable:
+                    return self._without_folder(body, unusable)
+            return body
+
+    def _without_folder(self, body: dict[str, Any], unusable: Exception) -> dict[str, Any]:
+        """The index folder cannot be used (a read-only home, a full disk): list every
+        page, as without an index, and say what is lost."""
+        self._lock = None
+        self._writable = False
+        logger.warning(
+            "Replay safety: the tenant index folder %s cannot be used (%s): every page is "
+            "read in each run, and another run on this tenant is not waited for; set "
+            "store to a writable folder",
+            self._store.where,
+            unusable,
+        )
+        return body
+
+    def _open(self, tenant: str) -> InvoiceCache:
+        self.tenant = tenant
+        index = self._store.cache(TenantKey.of(self._api_url, tenant), writable=self._writable)
+        if index.problem is not None:
+            self._say_once(f"Replay safety: {index.problem}; every page is read once")
+        return index
+
+    def _read_pages(self, numbers: Sequence[int]) -> list[Page]:
+        bodies = self._listing.read_pages(numbers)
+        return [page_of(n, body) for n, body in zip(numbers, bodies, strict=True)]
+
+    def _say_once(self, message: str) -> None:
+        if message not in self._reasons:
+            self._reasons.add(message)
+            logger.info("%s", message)
+
+
+def _newest(rows: Iterable[Row], before: int | None) -> int | None:
+    """The newest createdAt among `rows` and `before`."""
+    times = [r.created_at for r in rows if r.created_at is not None]
+    if before is not None:
+        times.append(before)
+    return max(times, default=None)
+
+
+def _rows(objects: Iterable[Any]) -> list[Row]:
+    return [row for row in map(row_of, objects) if row is not None]
+
+
+class _RunView:
+    """The index as this run's walks see it: its watermark is the newest row this run
+    listed, not the newest it acknowledged."""
+
+    def __init__(self, index: InvoiceCache, newest: int | None) -> None:
+        self._index = index
+        self._newest = newest
+        self.count = index.count
+        self.has = index.has
+
+    def watermark(self) -> Watermark:
+        mark = self._index.watermark()
+        if self._newest is None or not mark.complete:
+            return mark
+        return dataclasses.replace(mark, newest=self._newest)
+
+
+def acknowledged_rows(created: Iterable[Created], sent: Mapping[str, dict[str, Any]]) -> list[Row]:
+    """Rows of what Leanpay just created: its answer's id, tenantId and createdAt, and the
+    fields as sent (compared in `changes.kept` form when read: no work per invoice on the
+    path every acknowledged invoice takes)."""
+    rows = []
+    for c in created:
+        if c.id:
+            fields = changes.encode(sent.get(c.externalId or "", {}))
+            rows.append(Row(c.id, c.externalId, created_at(c.createdAt), c.tenantId, fields))
+    return rows

@@ -1,0 +1,1 @@
+"""From a record to a Leanpay item: the import surface as data, pure mapping."""

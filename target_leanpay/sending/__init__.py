@@ -1,0 +1,1 @@
+"""Delivering chunks: references, repeats and twins, the POST, the answer."""

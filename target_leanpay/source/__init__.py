@@ -1,0 +1,1 @@
+"""The input: Singer lines and BATCH files from stdin, and the signals that stop it."""

@@ -1,0 +1,1 @@
+"""What the target remembers: a cache of Leanpay, promises, the lock (folder or PostgreSQL)."""

@@ -1,0 +1,91 @@
+"""The folder store (`store.Store`): the `store` setting's folder on the local disk.
+
+* the CACHE: one SQLite file per tenant (`tenant_index.py`, `<host>-<tenantId>.sqlite`);
+* the lock: OS file locks beside them (`tenant_lock.py`);
+* the PROMISES: the receipts file (`receipts_path`) and its `.sending` sidecar
+  (`receipts.py`). For this store they are the one truth, not a copy: they stay where
+  users read Leanpay's ids from. A run without receipts_path keeps no promise, as it
+  never did (what cannot be listed is then sent at least once, and says so at start);
+* facts about a tenant: `<host>-<tenantId>.facts.json`, replaced atomically.
+
+The folder is made private (0700) when first written: externalIds are the user's data.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+from pathlib import Path
+
+from target_leanpay.output.runmark import RunMark
+from target_leanpay.store.receipts import Receipts
+from target_leanpay.store.store import InvoiceCache, PromisesDamaged, TenantKey, TenantLock
+from target_leanpay.store.tenant_index import TenantIndex
+from target_leanpay.store.tenant_lock import TenantLock as FileLock
+
+
+class FolderStore:
+    """A store in a folder of the local disk (and the receipts file, if any)."""
+
+    def __init__(self, folder: Path, receipts_path: str | None, run: RunMark) -> None:
+        self.folder = folder
+        self.where = str(folder)
+        self._receipts_path = receipts_path
+        self._run = run
+
+    def cache(self, key: TenantKey, *, writable: bool) -> InvoiceCache:
+        """The cache of tenant `key` (`<host>-<tenantId>.sqlite`)."""
+        return TenantIndex(self.folder, key, writable=writable)
+
+    def promises(self, *, writable: bool) -> Receipts:
+        """The receipts file and its sidecar."""
+        return Receipts(self._receipts_path, writable=writable, run=self._run)
+
+    def lock(self, host: str, *, stopping: threading.Event) -> TenantLock:
+        """Locks of `host`'s tenants: `<host>.lock` and `<host>-<tenantId>.lock`."""
+        return FileLock(self.folder, host, stopping=stopping)
+
+    def close(self) -> None:
+        """Nothing to close: the cache, the promises and the lock close themselves."""
+
+    def fact(self, key: TenantKey, name: str) -> str | None:
+        """A fact about tenant `key`; PromisesDamaged if its file cannot be read."""
+        value = self._facts(key).get(name)
+        return value if isinstance(value, str) else None
+
+    def keep_fact(self, key: TenantKey, name: str, value: str) -> None:
+        """Remember a fact about tenant `key`: the file replaced, durably."""
+        facts = {**self._facts(key), name: value}
+        path = self._facts_path(key)
+        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fresh = path.with_name(path.name + ".new")
+        with open(fresh, "w", encoding="utf-8") as out:
+            json.dump(facts, out, sort_keys=True)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(fresh, path)
+        folder = os.open(self.folder, os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
+
+    def _facts_path(self, key: TenantKey) -> Path:
+        return self.folder / f"{key.stem}.facts.json"
+
+    def _facts(self, key: TenantKey) -> dict[str, object]:
+        path = self._facts_path(key)
+        with contextlib.suppress(FileNotFoundError):
+            try:
+                facts = json.loads(path.read_bytes())
+            except ValueError as exc:
+                raise PromisesDamaged(
+                    f"{path} cannot be read ({exc}); target-leanpay writes that file itself: "
+                    "restore it, or delete it to learn its facts again"
+                ) from None
+            if not isinstance(facts, dict):
+                raise PromisesDamaged(f"{path} holds no facts; restore it, or delete it")
+            return facts
+        return {}

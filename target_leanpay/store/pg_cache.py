@@ -1,0 +1,242 @@
+"""The CACHE of the PostgreSQL store (`store.InvoiceCache`): one tenant's invoices and
+the watermark of the last verified listing, rows of the store's `invoices` and
+`watermarks` tables keyed by API host and `tenantId`. A cache: lost or damaged, it is
+rebuilt from a listing (`pg_store.py` drops it on a layout change); never a promise.
+
+A chunk's lookup costs its own rows: each index leads with the ids it is given, and the
+ids travel as binary arrays (`%b`; psycopg writes a text array with a regular expression
+per element).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import msgspec
+import psycopg
+from psycopg import sql
+
+from target_leanpay.store import changes
+from target_leanpay.store.pg_session import named
+from target_leanpay.store.store import (
+    NO_WATERMARK,
+    SEVERAL,
+    CacheDamaged,
+    Found,
+    Row,
+    TenantKey,
+    Watermark,
+)
+
+
+class PgInvoiceCache:
+    """`store.InvoiceCache` for one tenant, in the store's schema."""
+
+    def __init__(
+        self,
+        connection: psycopg.Connection[tuple[Any, ...]],
+        key: TenantKey,
+        *,
+        writable: bool,
+        where: str,
+        guard: threading.RLock,
+    ) -> None:
+        self._db = connection
+        self.where = where
+        self._guard = guard
+        self._key = (key.host, key.tenant_id)
+        self.writable = writable
+        self.problem: str | None = None
+        self._invoices = sql.Identifier("invoices")
+        self._watermarks = sql.Identifier("watermarks")
+        if not writable:
+            self._copy_for_a_plan()
+
+    @named
+    def _copy_for_a_plan(self) -> None:
+        """Temporary copies of this tenant's rows: what a plan learns stays in them."""
+        self._invoices = sql.Identifier("pg_temp", "plan_invoices")
+        self._watermarks = sql.Identifier("pg_temp", "plan_watermarks")
+        with self._db.transaction():
+            for copy, table, key in (
+                (self._invoices, "invoices", "leanpay_id, host, tenant"),
+                (self._watermarks, "watermarks", "host, tenant"),
+            ):
+                self._db.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(copy))
+                self._db.execute(
+                    sql.SQL(
+                        "CREATE TABLE {} AS SELECT * FROM {} WHERE host = %s AND tenant = %s"
+                    ).format(copy, sql.Identifier(table)),
+                    self._key,
+                )
+                self._db.execute(
+                    sql.SQL("ALTER TABLE {} ADD PRIMARY KEY ({})").format(copy, sql.SQL(key))
+                )
+
+    def _query(self, text: str) -> sql.Composed:
+        return sql.SQL(text).format(invoices=self._invoices, watermarks=self._watermarks)
+
+    @named
+    def count(self) -> int:
+        """Invoices in the cache."""
+        row = self._db.execute(
+            self._query("SELECT count(*) FROM {invoices} WHERE host = %s AND tenant = %s"),
+            self._key,
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    @named
+    def has(self, rows: Sequence[Row]) -> set[str]:
+        """The Leanpay ids of `rows` the cache holds."""
+        ids = [row.leanpay_id for row in rows]
+        if not ids:
+            return set()
+        found = self._db.execute(
+            self._query(
+                "SELECT leanpay_id FROM {invoices} WHERE host = %s AND tenant = %s "
+                "AND leanpay_id = ANY(%b)"
+            ),
+            (*self._key, ids),
+        )
+        return {str(row[0]) for row in found}
+
+    @named
+    def find(self, external_ids: Sequence[str]) -> dict[str, Found]:
+        """What the cache holds for those of `external_ids` it holds."""
+        if not external_ids:
+            return {}
+        rows = self._db.execute(
+            self._query(
+                "SELECT external_id, leanpay_id, contents FROM {invoices} "
+                "WHERE host = %s AND tenant = %s AND external_id = ANY(%b)"
+            ),
+            (*self._key, list(external_ids)),
+        ).fetchall()
+        found: dict[str, Found] = {}
+        for external_id, leanpay_id, contents in rows:
+            held = None if contents is None else bytes(contents)
+            if held is not None:
+                try:
+                    changes.decode(held)
+                except (msgspec.DecodeError, msgspec.ValidationError) as garbled:
+                    raise CacheDamaged(f"invoice {leanpay_id}: {garbled}") from None
+            if external_id in found:
+                found[external_id] = Found(SEVERAL, None)
+            else:
+                found[external_id] = Found(str(leanpay_id), held)
+        return found
+
+    @named
+    def watermark(self) -> Watermark:
+        """What the last verified listing established."""
+        row = self._db.execute(
+            self._query(
+                "SELECT complete, newest, total, list_order FROM {watermarks} "
+                "WHERE host = %s AND tenant = %s"
+            ),
+            self._key,
+        ).fetchone()
+        if row is None or not row[0]:
+            return NO_WATERMARK
+        complete, newest, total, order = row
+        return Watermark(bool(complete), newest, int(total), order)
+
+    @named
+    def add(self, rows: Iterable[Row]) -> None:
+        """Remember these invoices (listed, or acknowledged)."""
+        latest = {row.leanpay_id: row for row in rows}  # one statement updates a row once
+        if not latest:
+            return
+        kept = latest.values()
+        self._db.execute(  # one statement, one round trip: columns as arrays
+            self._query(
+                "INSERT INTO {invoices} (host, tenant, leanpay_id, external_id, created_at, "
+                "contents) SELECT %s, %s, * FROM unnest(%b::text[], %b::text[], "
+                "%b::bigint[], %b::bytea[]) ON CONFLICT (leanpay_id, host, tenant) DO UPDATE "
+                "SET external_id = excluded.external_id, "
+                "created_at = coalesce(excluded.created_at, {invoices}.created_at), "
+                "contents = coalesce(excluded.contents, {invoices}.contents)"
+            ),
+            (
+                *self._key,
+                [r.leanpay_id for r in kept],
+                [r.external_id for r in kept],
+                [r.created_at for r in kept],
+                [r.contents for r in kept],
+            ),
+        )
+
+    def _set_watermark(self, mark: Watermark) -> None:
+        self._db.execute(
+            self._query(
+                "INSERT INTO {watermarks} (host, tenant, complete, newest, total, list_order) "
+                "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (host, tenant) DO UPDATE SET "
+                "complete = excluded.complete, newest = excluded.newest, "
+                "total = excluded.total, list_order = excluded.list_order"
+            ),
+            (*self._key, mark.complete, mark.newest, mark.total, mark.order),
+        )
+
+    @named
+    def begin_full_listing(self) -> None:
+        """Forget every invoice of the tenant and its watermark."""
+        with self._db.transaction():
+            self._set_watermark(NO_WATERMARK)
+            self._db.execute(
+                self._query("DELETE FROM {invoices} WHERE host = %s AND tenant = %s"), self._key
+            )
+
+    @named
+    def verified(self, *, total: int, order: str | None) -> None:
+        """A listing proved the cache whole: the watermark is the newest `createdAt` held."""
+        with self._db.transaction():
+            row = self._db.execute(
+                self._query(
+                    "SELECT max(created_at) FROM {invoices} WHERE host = %s AND tenant = %s"
+                ),
+                self._key,
+            ).fetchone()
+            self._set_watermark(Watermark(True, row[0] if row else None, total, order))
+
+    @named
+    def damaged(self, reason: str) -> None:
+        """Not verified any more: the next listing is a full one."""
+        self._set_watermark(NO_WATERMARK)
+
+    @named
+    def forget(self, leanpay_ids: Sequence[str]) -> None:
+        """Leanpay no longer holds these (a find answered 404): drop them."""
+        if leanpay_ids:
+            self._db.execute(
+                self._query(
+                    "DELETE FROM {invoices} WHERE host = %s AND tenant = %s "
+                    "AND leanpay_id = ANY(%b)"
+                ),
+                (*self._key, list(leanpay_ids)),
+            )
+
+    @named
+    def advance(self, newest: int) -> None:
+        """This run acknowledged invoices created up to `newest`: the watermark moves there
+        (in one statement: batches acknowledged at once never move it back)."""
+        self._db.execute(
+            self._query(
+                "UPDATE {watermarks} SET newest = greatest(coalesce(newest, %s), %s) "
+                "WHERE host = %s AND tenant = %s"
+            ),
+            (newest, newest, *self._key),
+        )
+
+    @named
+    def distrust(self) -> None:
+        """Holds invoices Leanpay no longer lists: its rows stay for this run's finds, but
+        no later run believes it before a full listing."""
+        self._db.execute(
+            self._query("UPDATE {watermarks} SET complete = false WHERE host = %s AND tenant = %s"),
+            self._key,
+        )
+
+    def close(self) -> None:
+        """Nothing to close: the connection is the store's (a plan's copies go with it)."""

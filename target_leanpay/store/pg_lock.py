@@ -1,0 +1,154 @@
+"""The tenant lock in PostgreSQL: one run per tenant at a time, across machines.
+
+Session advisory locks, on the store's own connection: a process that dies closes its
+connection and PostgreSQL drops its locks at once. A machine that dies (or is cut off)
+closes nothing: PostgreSQL keeps its session until TCP keepalives find it gone. The
+store's connection asks the server to probe after 60 s of silence, 6 times 10 s apart
+(`pg_store.SERVER_KEEPALIVES`): a dead holder's lock goes within **2 minutes**.
+
+The other side of that bound: a holder cut off from PostgreSQL but not from Leanpay must
+stop sending before its lock goes. While a lock is held, a heartbeat asks the server
+every 10 s; the connection gives up on a silent server after 30 s (`tcp_user_timeout`),
+so a holder knows within 40 s that its lock may be gone: it says so, and stops the run
+(no new request; STATE stays behind what the store recorded).
+
+Keys: the host's lock (shared by runs that know their tenant, exclusive for a tenant
+that lists nothing yet) and the tenant's (exclusive), as the folder store's file locks;
+each is a 64-bit hash of the store's schema, the host and the tenant.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from collections.abc import Callable
+
+import psycopg
+
+from target_leanpay.config.store_location import StoreError
+from target_leanpay.leanpay.errors import Stopped
+from target_leanpay.store.store import TenantKey
+
+logger = logging.getLogger("target-leanpay.replay")
+
+POLL_SECONDS = 0.2
+"""How often a waiting run tries the lock again (and looks at its stop flag)."""
+HEARTBEAT_SECONDS = 10.0
+"""How often a holder checks that its connection, hence its lock, is still alive."""
+
+
+def lock_key(*parts: str) -> int:
+    """A signed 64-bit advisory lock key for `parts` (a collision only makes one run wait)."""
+    digest = hashlib.blake2b("\0".join(parts).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+class PgTenantLock:
+    """`store.TenantLock` on advisory locks of the store's connection."""
+
+    def __init__(
+        self,
+        connection: psycopg.Connection[tuple[object, ...]],
+        *,
+        schema: str,
+        host: str,
+        where: str,
+        stopping: threading.Event,
+        lost: Callable[[str], None],
+        guard: threading.RLock,
+    ) -> None:
+        """`lost(message)`: called once when the connection fails while a lock is held."""
+        self._connection = connection
+        self._schema = schema
+        self._host = host
+        self._where = where
+        self._stopping = stopping
+        self._lost = lost
+        self._guard = guard
+        """The store's: one thread at a time on its connection."""
+        self._held: list[tuple[int, bool]] = []
+        self._beating: threading.Event | None = None
+        self.waited = False
+
+    def hold_tenant(self, key: TenantKey) -> bool:
+        """Hold the host's lock shared and the tenant's exclusively; True if another run
+        held them first."""
+        self.release()
+        host = lock_key(self._schema, self._host)
+        waited = self._take(host, shared=True, what="a new Leanpay tenant of this host")
+        tenant = lock_key(self._schema, key.host, key.tenant_id)
+        return self._take(tenant, shared=False, what="this Leanpay tenant") or waited
+
+    def hold_new_tenant(self) -> bool:
+        """Hold the host's lock exclusively (a tenant that lists nothing yet)."""
+        self.release()
+        host = lock_key(self._schema, self._host)
+        return self._take(host, shared=False, what="a Leanpay tenant of this host")
+
+    def _take(self, key: int, *, shared: bool, what: str) -> bool:
+        function = "pg_try_advisory_lock_shared" if shared else "pg_try_advisory_lock"
+        waited = False
+        while True:
+            try:
+                with self._guard:
+                    row = self._connection.execute(f"SELECT {function}(%s)", (key,)).fetchone()
+            except psycopg.Error as failed:
+                raise StoreError(
+                    f"The store {self._where} failed while taking the tenant's lock: "
+                    f"{' '.join(str(failed).split())}"
+                ) from None
+            if row is not None and row[0]:
+                self._held.append((key, shared))
+                self._start_heartbeat()
+                return waited
+            if not waited:
+                waited = self.waited = True
+                logger.info(
+                    "Another target-leanpay run is loading %s (store %s): waiting for it "
+                    "to end before listing and sending",
+                    what,
+                    self._where,
+                )
+            if self._stopping.wait(POLL_SECONDS):
+                raise Stopped("the run is stopping: it was waiting for another run to end")
+
+    def _start_heartbeat(self) -> None:
+        if self._beating is not None:
+            return
+        beating = self._beating = threading.Event()
+        threading.Thread(
+            target=self._heartbeat, args=(beating,), name="leanpay-store-lock", daemon=True
+        ).start()
+
+    def _heartbeat(self, beating: threading.Event) -> None:
+        while not beating.wait(HEARTBEAT_SECONDS):
+            try:
+                with self._guard:
+                    self._connection.execute("SELECT 1")
+            except psycopg.Error as failed:
+                if beating.is_set():
+                    return  # released meanwhile: nothing was lost
+                self._lost(
+                    f"The store {self._where} stopped answering while this run held the "
+                    f"tenant's lock ({' '.join(str(failed).split())}): the lock may be "
+                    "another run's by now, so this run stops; STATE stays behind what "
+                    "the store recorded"
+                )
+                return
+
+    def release(self) -> None:
+        """Let another run load the tenant (a lost connection released it already)."""
+        if self._beating is not None:
+            self._beating.set()
+            self._beating = None
+        held, self._held = self._held, []
+        if self._connection.closed:
+            return
+        for key, shared in reversed(held):
+            function = "pg_advisory_unlock_shared" if shared else "pg_advisory_unlock"
+            try:
+                with self._guard:
+                    self._connection.execute(f"SELECT {function}(%s)", (key,))
+            except psycopg.Error:
+                return  # the session is gone, and its locks with it

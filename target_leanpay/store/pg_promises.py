@@ -1,0 +1,161 @@
+"""The PROMISES of the PostgreSQL store (`store.Promises`): receipts and sending marks of
+one API host, rows of the store's `receipts` and `sending` tables. Each write is one
+statement committed when the call returns (`synchronous_commit` on): receipts before the
+STATE that covers them, marks before the POST they mark. Never dropped nor rebuilt.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import psycopg
+
+from target_leanpay.config.store_location import StoreError
+from target_leanpay.output.runmark import RunMark
+from target_leanpay.store import changes
+from target_leanpay.store.pg_session import named, one_line
+from target_leanpay.store.receipts import Receipts
+from target_leanpay.store.store import Earlier, PromisesDamaged
+
+
+class PgPromises(Receipts):
+    """`store.Promises` of one API host, with the receipts file's methods (the run hands
+    either to delivery). `receipts_path`, when set, is written as well once each receipt
+    is committed here: an export for a warehouse, never read."""
+
+    def __init__(
+        self,
+        connection: psycopg.Connection[tuple[Any, ...]],
+        host: str,
+        *,
+        writable: bool,
+        where: str,
+        guard: threading.RLock,
+        run: RunMark,
+        export: str | None,
+    ) -> None:
+        super().__init__(export, writable=writable, run=run)  # the export file, if any
+        self._db = connection
+        self._guard = guard
+        self._host = host
+        self._writable = writable
+        self.path = self.where = where
+        self.sending_path = f"the sending table of the store {where}"
+        self._pg_uncertain = self._earlier_doubts()
+
+    @named
+    def _earlier_doubts(self) -> dict[str, set[str]]:
+        """Marks without a receipt, left by runs that died while sending; marks that got
+        their receipt are dropped (what the folder store's compaction does)."""
+        try:
+            if self._writable:
+                self._db.execute(
+                    "DELETE FROM sending s WHERE host = %s AND EXISTS (SELECT 1 FROM receipts r "
+                    "WHERE r.host = s.host AND r.resource = s.resource "
+                    "AND r.external_id = s.external_id)",
+                    (self._host,),
+                )
+            rows = self._db.execute(
+                "SELECT resource, external_id FROM sending s WHERE host = %s AND NOT EXISTS "
+                "(SELECT 1 FROM receipts r WHERE r.host = s.host AND r.resource = s.resource "
+                "AND r.external_id = s.external_id)",
+                (self._host,),
+            ).fetchall()
+        except psycopg.Error as failed:
+            raise PromisesDamaged(
+                f"The sending marks in {self.where} cannot be read: {one_line(failed)}"
+            ) from None
+        doubts: dict[str, set[str]] = {}
+        for resource, external_id in rows:
+            doubts.setdefault(str(resource), set()).add(str(external_id))
+        return doubts
+
+    def _write(self, what: str, query: str, values: Sequence[Any]) -> None:
+        """One statement (the rows as arrays), committed when this returns."""
+        if not self._writable:
+            return
+        try:
+            self._db.execute(query, values)
+        except psycopg.Error as failed:
+            raise StoreError(
+                f"Cannot write {what} to the store {self.where} ({one_line(failed)}): "
+                "no STATE is written past them"
+            ) from None
+
+    @named
+    def earlier(self, resource: str, tenant: str | None = None) -> Iterator[Earlier]:
+        """Every receipt of `resource`, oldest first; with `tenant`, none naming another."""
+        try:
+            rows = self._db.execute(
+                "SELECT external_id, leanpay_id, sent FROM receipts WHERE host = %s "
+                "AND resource = %s AND (%s::text IS NULL OR tenant IS NULL OR tenant = %s) "
+                "ORDER BY seq",
+                (self._host, resource, tenant, tenant),
+            ).fetchall()
+        except psycopg.Error as failed:
+            raise PromisesDamaged(
+                f"The receipts in {self.where} cannot be read: {one_line(failed)}"
+            ) from None
+        return iter(
+            [(str(e), str(i), None if sent is None else bytes(sent)) for e, i, sent in rows]
+        )
+
+    @named
+    def record(
+        self,
+        stream: str,
+        resource: str,
+        acknowledged: Sequence[tuple[str, str]],
+        tenant: str | None = None,
+        sent: Mapping[str, dict[str, Any]] | None = None,
+    ) -> None:
+        """Keep the receipts of one acknowledged batch, committed when this returns."""
+        fields = sent or {}
+        if acknowledged:
+            self._write(
+                "receipts",
+                "INSERT INTO receipts (host, resource, stream, run_started, tenant, "
+                "external_id, leanpay_id, sent) SELECT %s, %s, %s, %s, %s, r.e, r.i, r.s FROM "
+                "unnest(%b::text[], %b::text[], %b::bytea[]) WITH ORDINALITY AS r(e, i, s, n) "
+                "ORDER BY n",
+                (
+                    self._host,
+                    resource,
+                    stream,
+                    self._run_started,
+                    tenant,
+                    [e for e, _ in acknowledged],
+                    [i for _, i in acknowledged],
+                    [changes.encode(fields[e]) if e in fields else None for e, _ in acknowledged],
+                ),
+            )
+        if self._file is None:  # no export: what the store kept is what was written
+            self.written += len(acknowledged)
+        super().record(stream, resource, acknowledged, tenant, sent)  # the export
+
+    @named
+    def mark_sending(self, resource: str, external_ids: Sequence[str]) -> None:
+        """Note a POST's items before it is sent, committed when this returns."""
+        if external_ids:
+            self._write(
+                "sending marks",
+                "INSERT INTO sending (host, resource, external_id) SELECT %s, %s, "
+                "unnest(%b::text[]) ON CONFLICT DO NOTHING",
+                (self._host, resource, list(external_ids)),
+            )
+
+    @named
+    def refused(self, resource: str, external_ids: Sequence[str]) -> None:
+        """Leanpay refused that POST: its marks go."""
+        if external_ids:
+            self._write(
+                "lifted marks",
+                "DELETE FROM sending WHERE host = %s AND resource = %s AND external_id = ANY(%b)",
+                (self._host, resource, list(external_ids)),
+            )
+
+    def uncertain(self, resource: str) -> set[str]:
+        """The externalIds of `resource` an earlier run was sending when it died."""
+        return set(self._pg_uncertain.get(resource, set()))

@@ -1,0 +1,396 @@
+"""The folder store's CACHE (`store.InvoiceCache`): one tenant's invoices in one SQLite
+file, so that a scheduled run lists only what is new (`delta.py`).
+
+The file is named from what identifies the tenant without the key (`TenantKey.stem`:
+`api.leanpay.fr-<tenantId>.sqlite`; the scheme's default port is no part of it). Nothing
+of the key, nor anything derived from it, is written into the file or its name.
+
+Costs. Rows are keyed by time, `(createdAt, Leanpay id)`: invoices are created in time
+order, so an acknowledged batch appends its rows at the end of the table's B-tree and a
+commit touches a handful of pages (a key of random Leanpay ids rewrote hundreds). A small
+index by externalId answers a chunk's lookups (`find`, one statement per chunk): a run
+never loads the whole cache, nor checks the whole file. The meta values (watermark, count)
+are read once on opening and kept in memory: this run holds the tenant's lock, so nobody
+else writes them.
+
+A hint, never a truth. A missing, foreign (another host or tenant), damaged (not a
+database, another schema version, a meta value out of its type) cache is replaced by an
+empty unverified one on opening; a value read later that cannot be decoded or trusted
+(`find`: CacheDamaged) makes the caller mark it `damaged`, which costs a full listing.
+A garbled value nothing reads (the externalId of an old row) cannot be seen without a
+whole-file check, and none is made. Writes are WAL transactions with `synchronous =
+NORMAL`: a kill -9 keeps the last commit, a power cut may lose the last ones (the delta
+finds them again); a full listing first marks the cache incomplete, so one cut short is
+never taken for a complete one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import msgspec
+
+from target_leanpay.store.store import (
+    NO_WATERMARK,
+    SEVERAL,
+    CacheDamaged,
+    Found,
+    Row,
+    TenantKey,
+    Watermark,
+)
+
+__all__ = ["Row", "TenantIndex", "Watermark"]
+
+SCHEMA_VERSION = 3
+"""`PRAGMA user_version` of the files this code writes; any other is rebuilt (3: a listed
+date echoed at another instant than UTC midnight is kept as that instant, date_zone.py)."""
+SUFFIX = ".sqlite"
+_MAX_VARIABLES = 500
+"""Values per statement, far below SQLite's variable limit (999 before SQLite 3.32)."""
+_ORDERS = (None, "newest", "oldest")
+
+_T = TypeVar("_T")
+
+
+class TenantIndex:
+    """The cache of one tenant. Thread-safe; `writable` False (a plan) writes nothing:
+    the file is read in place if it is sound (never copied whole), and what the run
+    learns lives in `KnownIds`: here only the watermark and count change, in memory; a
+    full listing hides the file's rows."""
+
+    def __init__(self, folder: Path, key: TenantKey, *, writable: bool) -> None:
+        self.host = key.host
+        self.tenant_id = key.tenant_id
+        self.path = folder / (key.stem + SUFFIX)
+        self.writable = writable
+        self._lock = threading.Lock()
+        self.problem: str | None = None
+        """Why an existing file was not used (logged by the caller with the fallback)."""
+        self._meta: dict[str, Any] = {}
+        self._read_only = False
+        """A plan's view of an existing file: writes change `_meta` only."""
+        self._hidden = False
+        """A plan's full listing began: the file's rows are not the tenant's any more."""
+        self._forgotten: set[str] = set()
+        """A plan's view: Leanpay ids a find showed gone (the file keeps them)."""
+        self._db = self._open(folder)
+
+    # -- opening -----------------------------------------------------------------------
+
+    def _open(self, folder: Path) -> sqlite3.Connection:
+        if self.path.exists():
+            try:
+                return self._open_existing()
+            except (sqlite3.DatabaseError, CacheDamaged) as damaged:
+                self.problem = f"the index {self.path} is unusable ({damaged})"
+                if self.writable:
+                    _remove(self.path)
+        if not self.writable:
+            return self._fresh(sqlite3.connect(":memory:", check_same_thread=False))
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)  # externalIds: the user's
+        return self._fresh(_connect(self.path))
+
+    def _open_existing(self) -> sqlite3.Connection:
+        if self.writable:
+            db = _connect(self.path)
+        else:
+            uri = self.path.resolve().as_uri() + "?mode=ro"
+            db = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None)
+        try:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version != SCHEMA_VERSION:
+                raise CacheDamaged(f"schema version {version}, not {SCHEMA_VERSION}")
+            self._meta = _checked_meta(dict(db.execute("SELECT key, value FROM meta")))
+            if self._meta["host"] != self.host or self._meta["tenant"] != self.tenant_id:
+                raise CacheDamaged(
+                    f"it belongs to {self._meta['host']!r}, tenant {self._meta['tenant']!r}"
+                )
+        except BaseException:
+            db.close()
+            raise
+        self._read_only = not self.writable
+        return db
+
+    def _fresh(self, db: sqlite3.Connection) -> sqlite3.Connection:
+        db.isolation_level = None
+        self._meta = {
+            "host": self.host,
+            "tenant": self.tenant_id,
+            "complete": 0,
+            "newest": None,
+            "total": 0,
+            "order": None,
+            "count": 0,
+        }
+        with _transaction(db):
+            db.execute("DROP TABLE IF EXISTS invoices")
+            db.execute("DROP TABLE IF EXISTS meta")
+            # contents: the compared fields (changes.kept, encoded)
+            db.execute(
+                "CREATE TABLE invoices (created_at INTEGER NOT NULL, leanpay_id TEXT NOT NULL, "
+                "external_id TEXT, contents BLOB, PRIMARY KEY (created_at, leanpay_id)) "
+                "WITHOUT ROWID"
+            )
+            db.execute("CREATE INDEX invoices_external_id ON invoices (external_id)")
+            db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID")
+            db.executemany("INSERT INTO meta VALUES (?, ?)", list(self._meta.items()))
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        return db
+
+    # -- reading -----------------------------------------------------------------------
+
+    def count(self) -> int:
+        """Invoices in the cache."""
+        with self._lock:
+            return int(self._meta["count"])
+
+    def has(self, rows: Sequence[Row]) -> set[str]:
+        """The Leanpay ids of `rows` the cache holds (by `createdAt` and id: a search of
+        the key's first column, which SQLite does not do for a row value `IN`)."""
+        wanted = {(r.created_at, r.leanpay_id) for r in rows if r.created_at is not None}
+        if self._hidden:
+            return set()
+        times = sorted({created for created, _ in wanted})
+        found: set[str] = set()
+        with self._lock:
+            for part in _parts(times, _MAX_VARIABLES):
+                marks = ",".join("?" * len(part))
+                query = (
+                    "SELECT created_at, leanpay_id FROM invoices "  # noqa: S608 - placeholders only
+                    f"WHERE created_at IN ({marks})"
+                )
+                found.update(i for c, i in self._db.execute(query, part) if (c, i) in wanted)
+        return found
+
+    def find(self, external_ids: Sequence[str]) -> dict[str, Found]:
+        """What the cache holds for those of `external_ids` it holds; CacheDamaged if a
+        value read cannot be decoded or trusted."""
+        rows: list[tuple[object, ...]] = []
+        if self._hidden:
+            return {}
+        with self._lock:
+            for part in _parts(list(external_ids), _MAX_VARIABLES):
+                marks = ",".join("?" * len(part))
+                query = (
+                    "SELECT external_id, leanpay_id, created_at, contents FROM invoices "  # noqa: S608 - placeholders only
+                    f"WHERE external_id IN ({marks})"
+                )
+                rows += self._db.execute(query, part)
+        found: dict[str, Found] = {}
+        for external_id, leanpay_id, created_at, contents in rows:
+            _check_row(self.path, external_id, leanpay_id, created_at, contents)
+            if leanpay_id in self._forgotten:
+                continue
+            assert isinstance(external_id, str) and isinstance(leanpay_id, str)
+            known = found.get(external_id)
+            several = known is not None and known.leanpay_id != leanpay_id
+            kept = contents if isinstance(contents, bytes) else None
+            found[external_id] = Found(SEVERAL if several else leanpay_id, kept)
+        return found
+
+    def watermark(self) -> Watermark:
+        """What the last verified listing established."""
+        with self._lock:
+            meta = self._meta
+            if not meta["complete"]:
+                return NO_WATERMARK
+            newest = meta["newest"]
+            order = meta["order"]
+            return Watermark(
+                True,
+                newest if isinstance(newest, int) else None,
+                int(meta["total"]),
+                order if isinstance(order, str) else None,
+            )
+
+    # -- writing -----------------------------------------------------------------------
+
+    def add(self, rows: Iterable[Row]) -> None:
+        """Remember these invoices (listed, or acknowledged: each is one Leanpay holds).
+        A row without `createdAt` is not kept: the next delta finds it again."""
+        values = [
+            (r.created_at, r.leanpay_id, r.external_id, r.contents)
+            for r in rows
+            if r.created_at is not None
+        ]
+        if not values:
+            return
+        if self._read_only:
+            with self._lock:
+                newest = max(v[0] for v in values)
+                known = self._meta["newest"]
+                self._meta["count"] += len(values)
+                self._meta["newest"] = newest if known is None else max(known, newest)
+            return
+        with self._lock, _transaction(self._db):
+            before = self._db.total_changes
+            self._db.executemany(
+                "INSERT OR IGNORE INTO invoices (created_at, leanpay_id, external_id, contents) "
+                "VALUES (?, ?, ?, ?)",
+                values,
+            )
+            added = self._db.total_changes - before
+            if added < len(values):  # some were held: keep what is newly known of them
+                self._db.executemany(
+                    "UPDATE invoices SET external_id = ?3, contents = coalesce(?4, contents) "
+                    "WHERE created_at = ?1 AND leanpay_id = ?2",
+                    values,
+                )
+            self._set(count=int(self._meta["count"]) + added)
+
+    def begin_full_listing(self) -> None:
+        """Forget every invoice and the watermark: a full listing refills it; cut short,
+        the cache says it is incomplete."""
+        if self._read_only:
+            self._hidden = True
+            self._meta.update(complete=0, count=0, newest=None)
+            return
+        with self._lock, _transaction(self._db):
+            self._db.execute("DELETE FROM invoices")
+            self._set(complete=0, count=0)
+
+    def verified(self, *, total: int, order: str | None) -> None:
+        """A listing just proved the cache whole (Leanpay's `total` then): record the
+        watermark, the newest `createdAt` held."""
+        if self._read_only:
+            self._meta.update(complete=1, total=total, order=order)
+            return
+        with self._lock, _transaction(self._db):
+            newest = self._db.execute("SELECT max(created_at) FROM invoices").fetchone()[0]
+            self._set(complete=1, newest=newest, total=total, order=order)
+
+    def damaged(self, reason: str) -> None:
+        """A value read could not be trusted: not verified any more (the next listing is
+        a full one, which empties and refills the cache)."""
+        self.problem = f"the index {self.path} is damaged ({reason})"
+        if self._read_only:
+            self._meta.update(complete=0)
+            return
+        with self._lock, _transaction(self._db):
+            self._set(complete=0)
+
+    def _set(self, **values: object) -> None:
+        """Write meta values (inside a transaction, holding the lock)."""
+        self._db.executemany(
+            "UPDATE meta SET value = ? WHERE key = ?", [(v, k) for k, v in values.items()]
+        )
+        self._meta.update(values)
+
+    def close(self) -> None:
+        """Close the file (committed writes are on disk)."""
+        with self._lock:
+            self._db.close()
+
+    def forget(self, leanpay_ids: Sequence[str]) -> None:
+        """Leanpay no longer holds these (a find answered 404): drop them."""
+        if self._read_only:
+            with self._lock:
+                self._forgotten.update(leanpay_ids)
+                self._meta["count"] = max(0, int(self._meta["count"]) - len(leanpay_ids))
+            return
+        with self._lock, _transaction(self._db):
+            before = self._db.total_changes
+            self._db.executemany(
+                "DELETE FROM invoices WHERE leanpay_id = ?", [(i,) for i in leanpay_ids]
+            )
+            removed = self._db.total_changes - before
+            self._set(count=int(self._meta["count"]) - removed)
+
+    def advance(self, newest: int) -> None:
+        """This run acknowledged invoices created up to `newest`: a later run need not read
+        them again (one another writer created meanwhile below it is caught by the count,
+        like a late row)."""
+        with self._lock:  # read and written under one lock: concurrent batches race here
+            known = self._meta["newest"]
+            value = newest if known is None else max(known, newest)
+            if self._read_only:
+                self._meta["newest"] = value
+                return
+            with _transaction(self._db):
+                self._set(newest=value)
+
+    def distrust(self) -> None:
+        """The index holds invoices Leanpay no longer lists: keep its rows for this run's
+        finds, but let no later run believe it before a full listing."""
+        if self._read_only:
+            with self._lock:
+                self._meta["complete"] = 0
+            return
+        with self._lock, _transaction(self._db):
+            self._set(complete=0)
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    db.execute("PRAGMA journal_mode = WAL")
+    db.execute("PRAGMA synchronous = NORMAL")
+    return db
+
+
+def _checked_meta(meta: dict[str, Any]) -> dict[str, Any]:
+    """The meta values, each of its type; CacheDamaged if one is not."""
+    ints = {"complete": (0, 1), "total": None, "count": None}
+    for key, allowed in ints.items():
+        value = meta.get(key)
+        if not isinstance(value, int) or value < 0 or (allowed and value not in allowed):
+            raise CacheDamaged(f"its {key} is {value!r}")
+    if meta.get("newest") is not None and not isinstance(meta.get("newest"), int):
+        raise CacheDamaged(f"its newest is {meta.get('newest')!r}")
+    if meta.get("order") not in _ORDERS:
+        raise CacheDamaged(f"its order is {meta.get('order')!r}")
+    return meta
+
+
+_decode_contents = msgspec.json.Decoder(dict[str, object]).decode
+
+
+def _check_row(
+    path: Path, external_id: object, leanpay_id: object, created_at: object, contents: object
+) -> None:
+    """CacheDamaged unless every value of a row read is of its type and decodes."""
+    problem = None
+    if not isinstance(external_id, str) or not isinstance(leanpay_id, str) or not leanpay_id:
+        problem = "an id that is not text"
+    elif not isinstance(created_at, int):
+        problem = f"a createdAt of {created_at!r}"
+    elif contents is not None:
+        try:
+            if not isinstance(contents, bytes):
+                raise msgspec.DecodeError("not bytes")
+            _decode_contents(contents)
+        except msgspec.DecodeError:
+            problem = f"unreadable fields of invoice {leanpay_id}"
+    if problem is not None:
+        raise CacheDamaged(f"{path}: {problem}")
+
+
+def _parts(values: list[_T], size: int) -> Iterator[list[_T]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+class _transaction:  # noqa: N801 - used as a statement
+    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on an error (autocommit connections)."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, kind: object, value: object, traceback: object) -> None:
+        self._db.execute("COMMIT" if kind is None else "ROLLBACK")
+
+
+def _remove(path: Path) -> None:
+    """Delete a damaged cache and its WAL files."""
+    for suffix in ("", "-wal", "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(f"{path}{suffix}")
