@@ -10,19 +10,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-from test_meltano import MELTANO, ROOT, project_lock
-from test_readme_meltano import MELTANO_PYTHON
+from support.meltano import MELTANO, on_meltanos_python
 
-__all__ = ["project_lock"]  # the fixture: one `meltano run` in this project at a time
+ROOT = Path(__file__).resolve().parent.parent
+
+# Meltano's Python only, like the other tests of the project's own Meltano folder: they
+# run one after the other in that suite, so no lock is needed between them.
+pytestmark = on_meltanos_python
 
 
-@pytest.mark.skipif(not MELTANO, reason="MELTANO is set by `make test` (needs .venv-meltano)")
-@pytest.mark.skipif(
-    MELTANO_PYTHON is not None and sys.version_info[:2] != MELTANO_PYTHON,
-    reason=f"run once, on Meltano's own Python {MELTANO_PYTHON}: the demo is the same on each",
-)
-@pytest.mark.usefixtures("project_lock")
 def test_the_demo_writes_nothing_outside_the_project(tmp_path: Path) -> None:
     assert MELTANO is not None
     home = tmp_path / "home"
