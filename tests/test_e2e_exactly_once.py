@@ -177,17 +177,23 @@ def check_resumed(
 @every_mode
 def test_kill_right_after_the_first_acknowledged_batch(server: StandIn, tmp_path: Path) -> None:
     # 75 per request, STATE every 50: the first checkpoint (50) lands inside a batch, so
-    # the tap re-sends 25+ invoices Leanpay holds. Every request is slowed down so that
-    # others are in flight at the kill; stdin stays open (the tap is still running).
-    server.configure(latency_ms=150)
-    config = target_config(server, tmp_path, batch_size_rows=75, max_in_flight=4)
+    # the tap re-sends 25 invoices Leanpay holds (100 when the second request got there:
+    # it is stored at once and answered 8 s later, in flight at the kill), and no STATE can pass
+    # 50 before it, however busy the machine (the kill follows the first STATE). One
+    # request at a time: the first to arrive is the first batch. stdin stays open (the tap
+    # is still running).
+    server.add_faults(
+        {"path": BATCH, "action": "delay_before_store", "seconds": 0, "times": 1},
+        {"path": BATCH, "action": "delay_after_store", "seconds": 8, "times": 1},
+    )
+    config = target_config(server, tmp_path, batch_size_rows=75, max_in_flight=1)
     target = Running(config)
     target.feed(singer_input(invoices_with_state(N, every=50)))
 
     wait_for(lambda: target.states)
     done = kill(target, N)
-    wait_for(lambda: in_progress(server) == 0)  # requests in flight at the kill land
-    server.configure(latency_ms=0)
+    assert done == 50
+    wait_for(lambda: in_progress(server) == 0)  # the request in flight at the kill lands
 
     check_resumed(server, tmp_path, done, N, batch_size_rows=75)
 
