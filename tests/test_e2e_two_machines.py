@@ -228,7 +228,7 @@ def test_a_foreign_schema_is_one_line(
 ) -> None:
     database = postgres.new_database()
     postgres.sql(database, "CREATE SCHEMA target_leanpay")
-    postgres.sql(database, "CREATE TABLE target_leanpay.store.receipts (what text)")
+    postgres.sql(database, "CREATE TABLE target_leanpay.receipts (what text)")
     config = target_config(leanpay, tmp_path, store=postgres.url(database))
 
     result = run_target(config, invoices_with_state(10, every=10))

@@ -193,7 +193,7 @@ def test_promises_of_a_newer_version_stop_the_run_and_are_left_as_they_are(
         "target_leanpay) holds promises of version 99, written by a newer target-leanpay "
         "(this one knows version 1): upgrade target-leanpay"
     )
-    assert postgres.sql(database, "SELECT count(*) FROM target_leanpay.store.receipts") == [(1,)]
+    assert postgres.sql(database, "SELECT count(*) FROM target_leanpay.receipts") == [(1,)]
 
 
 def test_lost_promises_stop_the_run_and_a_lost_cache_is_made_again(
