@@ -239,9 +239,9 @@ class TenantIndex:
             added = self._db.total_changes - before
             if added < len(values):  # some were held: keep what is newly known of them
                 self._db.executemany(
-                    "UPDATE invoices SET external_id = ?3, contents = coalesce(?4, contents) "
-                    "WHERE created_at = ?1 AND leanpay_id = ?2",
-                    values,
+                    "UPDATE invoices SET external_id = ?, contents = coalesce(?, contents) "
+                    "WHERE created_at = ? AND leanpay_id = ?",
+                    [(external, contents, created, i) for created, i, external, contents in values],
                 )
             self._set(count=int(self._meta["count"]) + added)
 
@@ -329,8 +329,12 @@ class TenantIndex:
 
 def _connect(path: Path) -> sqlite3.Connection:
     db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-    db.execute("PRAGMA journal_mode = WAL")
-    db.execute("PRAGMA synchronous = NORMAL")
+    try:  # a file that is no database fails here: its connection is closed, not leaked
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA synchronous = NORMAL")
+    except BaseException:
+        db.close()
+        raise
     return db
 
 
