@@ -9,7 +9,8 @@
 # Every step is `meltano run`, with the project's meltano.yml. Everything the demo writes
 # stays under output/ (which `make clean` removes), caches included: the stand-in listens
 # on a new port each time, and the tenant index named after it would otherwise pile up in
-# ~/.cache/target-leanpay (Meltano's own version check and state go there too).
+# the store, ~/.local/state/target-leanpay (Meltano's own version check and state go to
+# ~/.cache too).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MELTANO=${MELTANO:-meltano}

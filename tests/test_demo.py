@@ -1,6 +1,6 @@
 """`make demo`'s script keeps everything it writes under the project: run with a HOME of
-its own, nothing appears there (no tenant index in ~/.cache, one per random port), and
-the index it keeps is under output/, which `make clean` removes."""
+its own, nothing appears there (no store in ~/.local/state, one index per random port),
+and the store it keeps is under output/, which `make clean` removes."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ def test_the_demo_writes_nothing_outside_the_project(tmp_path: Path) -> None:
     assert "== What the stand-in received" in demo.stdout
     written = sorted(p.relative_to(home).as_posix() for p in home.rglob("*"))
     assert written == [], [w for w in written if w.count("/") < 3]
-    index = sorted(p.name for p in (ROOT / "output" / "cache" / "target-leanpay").iterdir())
-    assert any(name.endswith(".sqlite") for name in index), index  # the stand-in tenant's
+    store = sorted(p.name for p in (ROOT / "output" / "state" / "target-leanpay").iterdir())
+    assert any(name.endswith(".sqlite") for name in store), store  # the stand-in tenant's
     # and `make clean` removes it
     assert re.search(r"^clean:\n\trm -rf .*\boutput\b", (ROOT / "Makefile").read_text(), re.M)
