@@ -50,7 +50,7 @@ from target_leanpay.sending.items import Created, Pending
 from target_leanpay.sending.twins import Fate, Twins
 from target_leanpay.store import changes
 from target_leanpay.store.receipts import Receipts
-from target_leanpay.store.store import SEVERAL, CacheDamaged, Found, InvoiceCache, Row, Store
+from target_leanpay.store.store import SEVERAL, CacheDamaged, Found, InvoiceCache, Store
 
 logger = logging.getLogger("target-leanpay.replay")
 
@@ -245,8 +245,6 @@ class ReplayGuard(Generic[T]):
         self._on_wire: set[int] = set()
         self._post_ids = itertools.count()
         self._receipted: list[str] = []
-        self._unsettled: dict[str, Row] = {}
-        """Invoices Leanpay's answer listed, for the index once `acknowledged`."""
         self._rebuilding = False
         """A full listing replaces a damaged cache: what it lists and this run did not
         know already was held before the run (this run's are known before the cache has
@@ -449,14 +447,12 @@ class ReplayGuard(Generic[T]):
 
     def stored(self, created: Sequence[Created], items: Sequence[Pending]) -> None:
         """Leanpay's answer listed these objects as created from these items: the tenant
-        index keeps them once `acknowledged` made them known as this run's (a cached row
-        the run does not know is one Leanpay held before it: `_lookup`)."""
+        index keeps them at once, inside `posting` (before a re-listing may start, and
+        before a later answer moves the watermark past them)."""
         if isinstance(self.listing, TenantListing):
-            rows = acknowledged_rows(
-                created, {p.external_id: p.wire for p in items if p.external_id}
+            self.listing.stored(
+                acknowledged_rows(created, {p.external_id: p.wire for p in items if p.external_id})
             )
-            with self._changed:
-                self._unsettled.update((r.external_id, r) for r in rows if r.external_id)
 
     def doubt(self, pairs: Iterable[tuple[str, ...] | Listed_]) -> None:
         """The receipts of earlier runs, for a resource the listing settles: the listing
@@ -512,10 +508,6 @@ class ReplayGuard(Generic[T]):
         `sent` (if any); return the twins that were waiting."""
         pairs = list(pairs)
         self._known.add(pairs, sent=sent)
-        if isinstance(self.listing, TenantListing) and self._unsettled:
-            with self._changed:
-                rows = [r for e, _ in pairs if (r := self._unsettled.pop(e, None)) is not None]
-            self.listing.stored(rows)
         return self._twins.release([external_id for external_id, _ in pairs])
 
     def sent_earlier(self, external_ids: Sequence[str]) -> dict[str, bytes]:
