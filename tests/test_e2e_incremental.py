@@ -178,10 +178,16 @@ def test_an_answer_lost_after_storing_is_checked_by_reading_the_first_pages_only
 def test_a_run_killed_mid_load_resumes_with_a_delta_and_loads_every_invoice_once(
     tenant: StandIn, tmp_path: Path
 ) -> None:
+    # One request at a time: the batch on the wire at the kill was stored after every
+    # acknowledged one, above the watermark they moved. With several in flight, answers
+    # can come back out of order, and one stored below the watermark costs the next run a
+    # full listing (right, and dearer: README, Incremental runs).
     config = first_run(tenant, tmp_path)
     tenant.configure(latency_ms=150)
     since = len(tenant.requests())
-    target = Running(config)
+    one_at_a_time = config.parent / "one-at-a-time.json"
+    one_at_a_time.write_text(json.dumps({**json.loads(config.read_text()), "max_in_flight": 1}))
+    target = Running(one_at_a_time)
     target.feed(singer_input(invoices_with_state(1000, every=100, start=1000)))
     wait_for(lambda: len(target.states) >= 2, timeout=60)
     target.kill()
@@ -194,8 +200,8 @@ def test_a_run_killed_mid_load_resumes_with_a_delta_and_loads_every_invoice_once
     assert result.returncode == 0, result.stderr
     assert "every page" not in result.stderr
     read = pages_read(tenant, resumed_from)
-    # <= 4 batches in flight: 16 pages, and the page the boundary opens
-    assert read[0] == 1 and len(read) <= 1 + 17 and max(read) <= 17
+    # one batch in flight: 4 pages, and the page the boundary opens
+    assert read[0] == 1 and len(read) <= 1 + 5 and max(read) <= 5
     stored_once(tenant, range(2000))
     assert len(pages_read(tenant, since)) < PAGES
 
