@@ -21,14 +21,16 @@ look ~5x dearer than it is); use the figures to rank hot spots, and confirm a ga
 * `--no-profile`: no profiler, only each thread's CPU seconds (`time.thread_time` at
   its end) and the process's wall clock: the honest split between reading and sending;
 * `--http-free`: `LeanpayClient.post_batch` encodes the body and acknowledges every item
-  without sending it (replay safety still lists through the stand-in): what the target
-  would cost if Leanpay and HTTP cost nothing.
+  without sending it, answering as Leanpay does (an id, the tenant, `createdAt`, the
+  dates echoed: the tenant index and the date zone do their work; replay safety still
+  lists through the stand-in): what the target would cost if Leanpay and HTTP cost nothing.
 """
 
 from __future__ import annotations
 
 import argparse
 import cProfile
+import itertools
 import json
 import pstats
 import subprocess
@@ -37,6 +39,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -47,13 +50,25 @@ SENDER_PREFIX = "leanpay-send"
 
 def _acknowledge_without_http() -> None:
     """--http-free: POSTs cost only their JSON encoding; every item is acknowledged."""
-    from target_leanpay import client  # noqa: PLC0415 - only in the child
+    from target_leanpay.leanpay import client  # noqa: PLC0415 - only in the child
+
+    ids = itertools.count(1)
 
     def post_batch(
         _self: client.LeanpayClient, resource: Any, items: Any, *, on_retry: Any = None
     ) -> list[client.Created]:
         client.encode_batch(resource, items)  # what the client does before sending
-        return [client.Created(externalId=item.get("externalId")) for item in items]
+        created = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        return [  # as Leanpay answers: an id, the tenant, createdAt, the dates echoed
+            client.Created(
+                id=f"http-free-{next(ids):08d}",
+                externalId=item.get("externalId"),
+                createdAt=created,
+                tenantId="http-free-tenant",
+                **{d: f"{item[d]}T00:00:00.000Z" for d in ("issueDate", "dueDate") if d in item},
+            )
+            for item in items
+        ]
 
     client.LeanpayClient.post_batch = post_batch  # type: ignore[method-assign,assignment]
 

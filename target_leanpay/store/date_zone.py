@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import operator
 import re
 import threading
 import zoneinfo
@@ -44,6 +45,7 @@ PREFERRED = ("UTC", "Europe/Paris")
 ECHOED = ("issueDate", "dueDate", "sentDate")
 """The fields a batch answer echoes as date-times (items.Created)."""
 
+_echoed = operator.attrgetter(*ECHOED)
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _ZULU = re.compile(r"^(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2}:\d{2})(?:\.0+)?Z$")
 
@@ -148,24 +150,33 @@ def choose(echoes: Sequence[tuple[str, str]], kept: str | None) -> str | None:
 
 def echoes_of(created: Sequence[Created], items: Sequence[Pending]) -> list[tuple[str, str]]:
     """(day sent, `compared` echo) of each date a batch answer echoes, matched by
-    externalId; only date-times with an offset show a zone."""
+    externalId; only date-times with an offset show a zone. Run for every acknowledged
+    batch: the pairs are gathered as they come, and each distinct one read once."""
     sent = {p.external_id: p.wire for p in items if p.external_id}
-    found = set()
+    pairs = set()
     for obj in created:
         wire = sent.get(obj.externalId or "")
         if wire is None:
             continue
-        for name in ECHOED:
-            day, echo = wire.get(name), _instant(getattr(obj, name))
-            if isinstance(day, str) and _DAY.match(day) and echo is not None:
-                found.add((day, echo))
-    return sorted(found)
+        for name, echo in zip(ECHOED, _echoed(obj), strict=True):
+            if isinstance(echo, str) and isinstance(day := wire.get(name), str):
+                pairs.add((day, echo))
+    return sorted({found for day, echo in pairs if (found := _echo(day, echo)) is not None})
 
 
-def _instant(echo: object) -> str | None:
-    """The `compared` form of an echoed date-time with an offset; None for anything else
-    (a day, a date-time without an offset: they show no zone)."""
-    if not isinstance(echo, str) or _DAY.match(echo.strip()):
+@functools.lru_cache(maxsize=4096)
+def _echo(day: str, echo: str) -> tuple[str, str] | None:
+    """(day, `compared` echo) when `day` is a day and `echo` a date-time with an offset;
+    None for anything else (a day, a date-time without an offset: they show no zone)."""
+    if not _DAY.match(day):
+        return None
+    instant = _instant(echo)
+    return None if instant is None else (day, instant)
+
+
+def _instant(echo: str) -> str | None:
+    """The `compared` form of an echoed date-time with an offset; None for anything else."""
+    if _DAY.match(echo.strip()):
         return None
     try:
         aware = datetime.fromisoformat(echo.strip()).tzinfo is not None
