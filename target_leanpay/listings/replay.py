@@ -93,13 +93,11 @@ class KnownIds:
         self._db = sqlite3.connect("", check_same_thread=False, isolation_level=None, uri=True)
         self._db.execute("PRAGMA journal_mode = OFF")
         self._db.execute("PRAGMA synchronous = OFF")
-        # before_run: Leanpay held it before this run sent anything (the first listing, the
-        # receipts of earlier runs), as opposed to acknowledged or listed again since
         self._db.execute(
             # held: what Leanpay holds of it (changes.py's kept fields, encoded), from the
             # listing or the receipts; NULL when unknown
             "CREATE TABLE known (external_id TEXT PRIMARY KEY, leanpay_id TEXT, "
-            "before_run INTEGER NOT NULL, sent BLOB, held BLOB) WITHOUT ROWID"
+            "sent BLOB, held BLOB) WITHOUT ROWID"
         )
         self._lock = threading.Lock()
         # A run closes it; a target driven in-process whose `listen` raised (the SDK's
@@ -111,31 +109,28 @@ class KnownIds:
         self,
         pairs: Iterable[Pair],
         *,
-        before_run: bool = False,
         sent: Mapping[str, bytes] | None = None,
         held: Mapping[str, bytes] | None = None,
     ) -> None:
         """Remember these externalIds and, where given, their Leanpay ids; an externalId
-        seen with two different Leanpay ids gets SEVERAL. `before_run`: Leanpay held them
-        before this run sent anything. `sent`: what this run sent for them (encoded), when
-        it created them. `held`: what Leanpay holds of them (the newest given wins)."""
+        seen with two different Leanpay ids gets SEVERAL. `sent`: what this run sent for
+        them (encoded), when it created them. `held`: what Leanpay holds of them (the
+        newest given wins)."""
         get, get_held = (sent or {}).get, (held or {}).get
         rows = [
             (external_id, leanpay_id, get(external_id), get_held(external_id))
             for external_id, leanpay_id in pairs
         ]
-        flag = int(before_run)
         with self._lock:
             for start in range(0, len(rows), MAX_QUERY_IDS):
                 part = rows[start : start + MAX_QUERY_IDS]
-                values = ",".join([f"(?, ?, {flag}, ?, ?)"] * len(part))
+                values = ",".join(["(?, ?, ?, ?)"] * len(part))
                 self._db.execute(
                     f"INSERT INTO known VALUES {values} ON CONFLICT (external_id) DO UPDATE "  # noqa: S608 - placeholders only
                     "SET leanpay_id = CASE WHEN known.leanpay_id IS NULL THEN "
                     "excluded.leanpay_id WHEN excluded.leanpay_id IS NULL OR "
                     "excluded.leanpay_id = known.leanpay_id THEN known.leanpay_id "
                     f"ELSE '{SEVERAL}' END, "
-                    "before_run = max(known.before_run, excluded.before_run), "
                     "sent = coalesce(excluded.sent, known.sent), "
                     "held = coalesce(excluded.held, known.held)",
                     [value for row in part for value in row],
@@ -175,15 +170,6 @@ class KnownIds:
                 query = f"SELECT {columns} FROM known WHERE external_id IN ({marks})"  # noqa: S608 - placeholders only
                 found.update((e, (i, h)) for e, i, h in self._db.execute(query, part))
         return found
-
-    def before_run(self, external_id: str) -> tuple[bool, str | None]:
-        """Whether Leanpay held `external_id` before this run sent anything, and its id."""
-        with self._lock:
-            row = self._db.execute(
-                "SELECT leanpay_id FROM known WHERE external_id = ? AND before_run = 1",
-                (external_id,),
-            ).fetchone()
-        return (False, None) if row is None else (True, row[0])
 
     def close(self) -> None:
         """Delete the temporary file."""
@@ -245,10 +231,6 @@ class ReplayGuard(Generic[T]):
         self._on_wire: set[int] = set()
         self._post_ids = itertools.count()
         self._receipted: list[str] = []
-        self._rebuilding = False
-        """A full listing replaces a damaged cache: what it lists and this run did not
-        know already was held before the run (this run's are known before the cache has
-        them: `stored`)."""
         self.listings = 0
 
     @property
@@ -299,11 +281,9 @@ class ReplayGuard(Generic[T]):
                 self._wait_a_little()
         cached = self._cached(external_ids)  # first: a damaged cache is listed again
         known = self._known.holdings(external_ids)
-        before: list[tuple[str, str | None]] = []
         for external_id, found in cached.items():
             mine = known.get(external_id)
-            if mine is None:  # this run's are known before the cache has them (`stored`)
-                before.append((external_id, found.leanpay_id))
+            if mine is None:
                 known[external_id] = (found.leanpay_id, found.contents)
             elif mine[0] is None:
                 known[external_id] = (found.leanpay_id, mine[1] or found.contents)
@@ -311,8 +291,6 @@ class ReplayGuard(Generic[T]):
                 known[external_id] = (SEVERAL, mine[1])
             elif mine[1] is None:
                 known[external_id] = (mine[0], found.contents)
-        if before:  # held before this run: said so however this run settles them
-            self._known.add(before, before_run=True)
         return known
 
     def _cache(self) -> InvoiceCache | None:
@@ -331,7 +309,6 @@ class ReplayGuard(Generic[T]):
         except CacheDamaged as damaged:
             logger.info("Replay safety: %s; every page of %s is read", damaged, self.resource.name)
             cache.damaged(str(damaged))
-            self._rebuilding = True
             self.confirm_since(self._clock())
             return {}
 
@@ -411,8 +388,7 @@ class ReplayGuard(Generic[T]):
             waiting = len(self._wanted)
             self._changed.release()
             try:
-                rebuild, self._rebuilding = self._rebuilding, False
-                listed = self._read(listing, before_run=self._listed_from is None, rebuild=rebuild)
+                listed = self._read(listing)
             finally:
                 self._changed.acquire()
         finally:
@@ -422,12 +398,9 @@ class ReplayGuard(Generic[T]):
         self._listed_from = max(started, self._listed_from or started)
         _log_listing(self.resource.name, listed, self._clock() - started, self.listings, waiting)
 
-    def _read(
-        self, listing: Listing | TenantListing, *, before_run: bool, rebuild: bool = False
-    ) -> Listed:
-        remember = self._rebuilt if rebuild else partial(self._remember, before_run=before_run)
+    def _read(self, listing: Listing | TenantListing) -> Listed:
         try:
-            return listing.read_all(remember)
+            return listing.read_all(self.learn)
         except AuthError as refused:
             raise AuthError(
                 f"{refused} (while listing {self.resource.name} for replay safety: the "
@@ -475,22 +448,13 @@ class ReplayGuard(Generic[T]):
             )
 
     def learn(self, rows: Iterable[Listed_]) -> None:
-        """Objects Leanpay held before this run, with their ids and the fields it holds,
-        known from elsewhere (the receipts of earlier runs)."""
-        self._remember(list(rows), before_run=True)
-
-    def _remember(self, rows: list[Listed_], *, before_run: bool) -> None:
-        """(externalId, Leanpay id, kept fields) of a listing's page, or of receipts."""
+        """(externalId, Leanpay id, kept fields) of objects Leanpay holds: a listing's
+        page, or the receipts of earlier runs."""
+        rows = list(rows)
         held = {external_id: kept for external_id, _, kept in rows if kept is not None}
-        pairs = [(external_id, leanpay_id) for external_id, leanpay_id, _ in rows]
-        self._known.add(pairs, before_run=before_run, held=held)
-
-    def _rebuilt(self, rows: list[Listed_]) -> None:
-        """A page of the listing that replaces a damaged cache: what this run did not know
-        already, Leanpay held before it."""
-        known = self._known.among([external_id for external_id, _, _ in rows])
-        self._remember([r for r in rows if r[0] in known], before_run=False)
-        self._remember([r for r in rows if r[0] not in known], before_run=True)
+        self._known.add(
+            [(external_id, leanpay_id) for external_id, leanpay_id, _ in rows], held=held
+        )
 
     def holdings(self, external_ids: Sequence[str]) -> dict[str, tuple[str | None, bytes | None]]:
         """For a change check (updates.py): externalId -> (Leanpay id, what Leanpay holds
