@@ -17,7 +17,7 @@ from target_leanpay.leanpay.errors import AuthError, Stopped
 from target_leanpay.listings.listing import Listing
 from target_leanpay.listings.replay import MAX_QUERY_IDS, KnownIds, ReplayGuard
 from target_leanpay.records.resources import CREDIT_NOTES, INVOICES
-from target_leanpay.store.store import SEVERAL
+from target_leanpay.store.store import SEVERAL, Row
 
 
 class Tenant:
@@ -59,7 +59,7 @@ def guard(tenant: Tenant, stopping: threading.Event) -> Iterator[ReplayGuard[str
 def test_ids_added_in_one_call_beyond_one_statement_are_all_remembered() -> None:
     known = KnownIds()
     ids = [f"id-{n}" for n in range(MAX_QUERY_IDS * 2 + 7)]
-    known.add([(x, f"uuid-{x}") for x in ids] + [(x, None) for x in ids[:10]])  # repeats
+    known.add([Row(f"uuid-{x}", x, None) for x in ids] + [Row(None, x, None) for x in ids[:10]])
     known.add([])
     assert known.among(ids) == set(ids)
     assert known.among(["id-x", ids[-1]]) == {ids[-1]}
@@ -70,8 +70,10 @@ def test_ids_added_in_one_call_beyond_one_statement_are_all_remembered() -> None
 
 def test_an_external_id_two_leanpay_objects_carry_resolves_to_several() -> None:
     known = KnownIds()
-    known.add([("INV-1", "uuid-a"), ("INV-2", None)])
-    known.add([("INV-1", "uuid-b"), ("INV-2", "uuid-c"), ("INV-1", "uuid-a")])
+    known.add([Row("uuid-a", "INV-1", None), Row(None, "INV-2", None)])
+    known.add(
+        [Row("uuid-b", "INV-1", None), Row("uuid-c", "INV-2", None), Row("uuid-a", "INV-1", None)]
+    )
     assert known.holdings(["INV-1"])["INV-1"][0] == SEVERAL
     assert known.holdings(["INV-2"])["INV-2"][0] == "uuid-c"
     known.close()
@@ -184,7 +186,7 @@ def test_an_id_store_left_open_is_closed_quietly_when_collected() -> None:
     """A target driven in-process whose `listen` raised never closes its run: the
     store must not leave SQLite to warn about an unclosed database (Python 3.13+)."""
     known = KnownIds()
-    known.add([("INV-1", None)])
+    known.add([Row(None, "INV-1", None)])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         del known

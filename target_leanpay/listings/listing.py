@@ -20,34 +20,74 @@ process.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from target_leanpay.leanpay.errors import ApiError, Stopped
+from target_leanpay.store.store import Row
 
 logger = logging.getLogger("target-leanpay.replay")
 
 PageReader = Callable[[str, int], dict[str, Any]]
 """(path, page number from 1) -> the page's JSON object: `{data, pageCount, ...}`."""
-Row = tuple[str, str | None, bytes | None]
-"""(externalId, Leanpay id, what `keep` made of the row: None without `keep`)."""
-ExternalIds = Callable[[list[Row]], None]
-"""Receives the rows of each page's objects that carry an externalId, from whichever
-thread read it."""
+Rows = Callable[[list[Row]], None]
+"""Receives the rows of each page's objects, from whichever thread read it."""
 Keep = Callable[[dict[str, Any]], bytes]
 """What is kept of each listed object besides its ids (the fields a change shows in)."""
-
-Objects = Callable[[list[Any]], None]
-"""Receives each page's objects whole (the tenant index keeps their ids and times)."""
 
 PROGRESS_INTERVAL_SECONDS = 5.0
 MAX_ATTEMPTS = 3
 """Listings of a tenant that keeps changing under them before the run gives up."""
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a list endpoint, parsed."""
+
+    number: int
+    rows: list[Row]
+    total: int | None
+    page_count: int | None
+
+
+def created_at(value: Any) -> int | None:
+    """A `createdAt` date-time in microseconds since the epoch; None if unreadable."""
+    return _created_at(value) if isinstance(value, str) else None
+
+
+@functools.lru_cache(maxsize=1024)
+def _created_at(value: str) -> int | None:
+    """Cached: a batch's items, and a page's rows, mostly share one `createdAt`."""
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        return None
+    return int(moment.timestamp()) * 1_000_000 + moment.microsecond
+
+
+def row_of(obj: Any, keep: Keep | None = None) -> Row | None:
+    """A listed object as a Row (None: not an object). Its Leanpay id is None for an
+    object listed inside another (a link has no id of its own); `contents` is what `keep`
+    makes of it."""
+    if not isinstance(obj, dict):
+        return None
+    leanpay_id, external_id, tenant = obj.get("id"), obj.get("externalId"), obj.get("tenantId")
+    return Row(
+        leanpay_id if isinstance(leanpay_id, str) else None,
+        str(external_id) if external_id not in (None, "") else None,
+        created_at(obj.get("createdAt")),
+        tenant if isinstance(tenant, str) else None,
+        None if keep is None else keep(obj),
+    )
 
 
 @dataclass(frozen=True)
@@ -98,14 +138,14 @@ class Listing:
 
     def read_all(
         self,
-        remember: ExternalIds,
+        remember: Rows,
         *,
         first: dict[str, Any] | None = None,
-        objects: Objects | None = None,
+        objects: Rows | None = None,
         restart: Callable[[], None] | None = None,
     ) -> Listed:
-        """Read every page, handing each page's externalIds to `remember` (and its
-        objects to `objects`); `first`: page 1, already read. A listing that does not
+        """Read every page, handing each page's rows to `remember` (and those with a
+        Leanpay id to `objects`); `first`: page 1, already read. A listing that does not
         prove itself is read again (`restart` is called first); ApiError when none does."""
         problem = ""
         for attempt in range(1, MAX_ATTEMPTS + 1):
@@ -132,7 +172,7 @@ class Listing:
         )
 
     def _attempt(
-        self, remember: ExternalIds, first: dict[str, Any] | None, objects: Objects | None
+        self, remember: Rows, first: dict[str, Any] | None, objects: Rows | None
     ) -> tuple[Listed, str]:
         """One reading of every page, and why it proves nothing ("" when it does)."""
         progress = _Progress(self.name)
@@ -163,9 +203,9 @@ class Listing:
     def _one_by_one(
         self,
         first: dict[str, Any],
-        remember: ExternalIds,
+        remember: Rows,
         progress: _Progress,
-        objects: Objects | None,
+        objects: Rows | None,
         proof: _Proof,
     ) -> tuple[Listed, str]:
         page, body = 1, first
@@ -176,12 +216,12 @@ class Listing:
         return proof.listed(page), proof.problem()
 
     def _numbered(
-        self, page: int, remember: ExternalIds, progress: _Progress, objects: Objects | None
+        self, page: int, remember: Rows, progress: _Progress, objects: Rows | None
     ) -> tuple[int, dict[str, Any]]:
         return page, self._page(page, remember, progress, objects)
 
     def _page(
-        self, page: int, remember: ExternalIds, progress: _Progress, objects: Objects | None
+        self, page: int, remember: Rows, progress: _Progress, objects: Rows | None
     ) -> dict[str, Any]:
         body = self.read_page(page)
         self._hand_over(body, remember, objects)
@@ -203,13 +243,19 @@ class Listing:
             raise Stopped(f"listing {self.name} stopped before page {page}: the run is stopping")
         return self._read_page(self.path, page)
 
-    def _hand_over(
-        self, body: dict[str, Any], remember: ExternalIds, objects: Objects | None
-    ) -> None:
-        found = self._objects(body)
-        remember(_external_ids(found, self._keep))
+    def _hand_over(self, body: dict[str, Any], remember: Rows, objects: Rows | None) -> None:
+        rows = self.rows(body)
+        remember(rows)
         if objects is not None:
-            objects(found)
+            objects([row for row in rows if row.leanpay_id is not None])
+
+    def rows(self, body: dict[str, Any]) -> list[Row]:
+        """The page's objects of this resource, parsed (the one parser of listed rows)."""
+        return [r for r in (row_of(o, self._keep) for o in self._objects(body)) if r is not None]
+
+    def page(self, number: int, body: dict[str, Any]) -> Page:
+        """A page's JSON object, parsed."""
+        return Page(number, self.rows(body), _int(body.get("total")), _int(body.get("pageCount")))
 
     def _objects(self, body: dict[str, Any]) -> list[Any]:
         """The page's objects of this resource: its rows, or what each row holds inside."""
@@ -294,15 +340,3 @@ class _Progress:
             self._next_log = now + PROGRESS_INTERVAL_SECONDS
             read, total = self._read, self.total
         logger.info("listing %s: page %d/%s", self.name, read, total or "?")
-
-
-def _external_ids(objects: list[Any], keep: Keep | None) -> list[Row]:
-    return [
-        (
-            str(row["externalId"]),
-            row["id"] if isinstance(row.get("id"), str) else None,
-            None if keep is None else keep(row),
-        )
-        for row in objects
-        if isinstance(row, dict) and row.get("externalId")
-    ]

@@ -50,7 +50,15 @@ from target_leanpay.sending.items import Created, Pending
 from target_leanpay.sending.twins import Fate, Twins
 from target_leanpay.store import changes
 from target_leanpay.store.receipts import Receipts
-from target_leanpay.store.store import SEVERAL, CacheDamaged, Found, InvoiceCache, Store
+from target_leanpay.store.store import (
+    SEVERAL,
+    CacheDamaged,
+    Earlier,
+    Found,
+    InvoiceCache,
+    Row,
+    Store,
+)
 
 logger = logging.getLogger("target-leanpay.replay")
 
@@ -67,12 +75,6 @@ POLL_SECONDS = 0.2
 
 MAX_QUERY_IDS = 500
 """Ids per statement, far below SQLite's variable limit (999 before SQLite 3.32)."""
-
-
-Pair = tuple[str, str | None]
-"""(externalId, Leanpay id or None when unknown)."""
-Listed_ = tuple[str, str | None, bytes | None]
-"""(externalId, Leanpay id, what Leanpay holds of it: `changes.kept`, encoded, or None)."""
 
 
 class KnownIds:
@@ -105,28 +107,23 @@ class KnownIds:
         # own finaliser (a ResourceWarning since Python 3.13).
         self._close = weakref.finalize(self, self._db.close)
 
-    def add(
-        self,
-        pairs: Iterable[Pair],
-        *,
-        sent: Mapping[str, bytes] | None = None,
-        held: Mapping[str, bytes] | None = None,
-    ) -> None:
-        """Remember these externalIds and, where given, their Leanpay ids; an externalId
-        seen with two different Leanpay ids gets SEVERAL. `sent`: what this run sent for
-        them (encoded), when it created them. `held`: what Leanpay holds of them (the
-        newest given wins)."""
-        get, get_held = (sent or {}).get, (held or {}).get
-        rows = [
-            (external_id, leanpay_id, get(external_id), get_held(external_id))
-            for external_id, leanpay_id in pairs
+    def add(self, rows: Iterable[Row], *, sent: Mapping[str, bytes] | None = None) -> None:
+        """Remember the externalIds of these rows, with their Leanpay ids where known (an
+        externalId seen with two different Leanpay ids gets SEVERAL) and their contents,
+        what Leanpay holds of them (the newest given wins). `sent`: what this run sent for
+        them (encoded), when it created them."""
+        get = (sent or {}).get
+        values = [
+            (r.external_id, r.leanpay_id, get(r.external_id), r.contents)
+            for r in rows
+            if r.external_id is not None
         ]
         with self._lock:
-            for start in range(0, len(rows), MAX_QUERY_IDS):
-                part = rows[start : start + MAX_QUERY_IDS]
-                values = ",".join(["(?, ?, ?, ?)"] * len(part))
+            for start in range(0, len(values), MAX_QUERY_IDS):
+                part = values[start : start + MAX_QUERY_IDS]
+                marks = ",".join(["(?, ?, ?, ?)"] * len(part))
                 self._db.execute(
-                    f"INSERT INTO known VALUES {values} ON CONFLICT (external_id) DO UPDATE "  # noqa: S608 - placeholders only
+                    f"INSERT INTO known VALUES {marks} ON CONFLICT (external_id) DO UPDATE "  # noqa: S608 - placeholders only
                     "SET leanpay_id = CASE WHEN known.leanpay_id IS NULL THEN "
                     "excluded.leanpay_id WHEN excluded.leanpay_id IS NULL OR "
                     "excluded.leanpay_id = known.leanpay_id THEN known.leanpay_id "
@@ -400,7 +397,7 @@ class ReplayGuard(Generic[T]):
 
     def _read(self, listing: Listing | TenantListing) -> Listed:
         try:
-            return listing.read_all(self.learn)
+            return listing.read_all(self._known.add)
         except AuthError as refused:
             raise AuthError(
                 f"{refused} (while listing {self.resource.name} for replay safety: the "
@@ -427,7 +424,7 @@ class ReplayGuard(Generic[T]):
                 acknowledged_rows(created, {p.external_id: p.wire for p in items if p.external_id})
             )
 
-    def doubt(self, pairs: Iterable[tuple[str, ...] | Listed_]) -> None:
+    def doubt(self, pairs: Iterable[Earlier]) -> None:
         """The receipts of earlier runs, for a resource the listing settles: the listing
         wins. Those it does not show (deleted in Leanpay, or receipts of another tenant)
         are reported once, after the first listing, and sent again."""
@@ -447,14 +444,10 @@ class ReplayGuard(Generic[T]):
                 missing[0],
             )
 
-    def learn(self, rows: Iterable[Listed_]) -> None:
-        """(externalId, Leanpay id, kept fields) of objects Leanpay holds: a listing's
-        page, or the receipts of earlier runs."""
-        rows = list(rows)
-        held = {external_id: kept for external_id, _, kept in rows if kept is not None}
-        self._known.add(
-            [(external_id, leanpay_id) for external_id, leanpay_id, _ in rows], held=held
-        )
+    def learn(self, earlier: Iterable[Earlier]) -> None:
+        """(externalId, Leanpay id, kept fields) of objects Leanpay holds, known from
+        elsewhere (the receipts of earlier runs)."""
+        self._known.add(Row(i, e, None, contents=kept) for e, i, kept in earlier)
 
     def holdings(self, external_ids: Sequence[str]) -> dict[str, tuple[str | None, bytes | None]]:
         """For a change check (updates.py): externalId -> (Leanpay id, what Leanpay holds
@@ -463,15 +456,15 @@ class ReplayGuard(Generic[T]):
 
     def now_holds(self, external_id: str, kept: bytes) -> None:
         """Leanpay holds these fields for `external_id` now (updated by this run)."""
-        self._known.add([(external_id, None)], held={external_id: kept})
+        self._known.add([Row(None, external_id, None, contents=kept)])
 
     def acknowledged(
-        self, pairs: Iterable[Pair], sent: Mapping[str, bytes] | None = None
+        self, pairs: Iterable[tuple[str, str | None]], sent: Mapping[str, bytes] | None = None
     ) -> list[T]:
         """Leanpay holds these now (externalId, id), created by this run with the payloads
         `sent` (if any); return the twins that were waiting."""
         pairs = list(pairs)
-        self._known.add(pairs, sent=sent)
+        self._known.add([Row(i, e, None) for e, i in pairs], sent=sent)
         return self._twins.release([external_id for external_id, _ in pairs])
 
     def sent_earlier(self, external_ids: Sequence[str]) -> dict[str, bytes]:
