@@ -85,7 +85,7 @@ def test_the_first_listing_runs_in_the_background_and_held_waits_for_it(
     release = threading.Event()
     tenant.on_list.append(lambda: release.wait(10))
     guard.start()  # returns at once: the listing is held by the tenant
-    assert guard.claim("A", "record 1", alike) == "send"  # reading goes on meanwhile
+    assert guard.twins.claim("A", "record 1", alike) == "send"  # reading goes on meanwhile
     release.set()
     assert guard.held(["A", "C"]) == {"A"}
     assert tenant.listings == 1
@@ -114,13 +114,13 @@ def test_a_stop_while_waiting_for_the_first_listing_gives_up(
 
 
 def test_twins_wait_for_the_first_and_share_its_fate(guard: ReplayGuard[str]) -> None:
-    assert guard.claim("X", "first", alike) == "send"
-    assert guard.claim("X", "second", alike) == "parked"
-    assert guard.claim("X", "third", alike) == "parked"
+    assert guard.twins.claim("X", "first", alike) == "send"
+    assert guard.twins.claim("X", "second", alike) == "parked"
+    assert guard.twins.claim("X", "third", alike) == "parked"
     assert guard.acknowledged([("X", "uuid-x")]) == ["second", "third"]
-    assert guard.claim("Y", "first", alike) == "send"
-    assert guard.claim("Y", "second", alike) == "parked"
-    assert guard.refused("Y") == ["second"]
+    assert guard.twins.claim("Y", "first", alike) == "send"
+    assert guard.twins.claim("Y", "second", alike) == "parked"
+    assert guard.twins.refused("Y") == ["second"]
 
 
 def test_without_a_listing_twins_are_held_back_and_acknowledged_ids_count_as_held(
@@ -129,8 +129,8 @@ def test_without_a_listing_twins_are_held_back_and_acknowledged_ids_count_as_hel
     guard: ReplayGuard[str] = ReplayGuard(CREDIT_NOTES, None, stopping=stopping)
     guard.start()
     assert not guard.checks_leanpay
-    assert guard.claim("CN-1", "first", alike) == "send"
-    assert guard.claim("CN-1", "again", alike) == "parked"
+    assert guard.twins.claim("CN-1", "first", alike) == "send"
+    assert guard.twins.claim("CN-1", "again", alike) == "parked"
     assert guard.held(["CN-1"]) == set()
     assert guard.acknowledged([("CN-1", "uuid-1")]) == ["again"]
     assert guard.held(["CN-1", "CN-2"]) == {"CN-1"}

@@ -41,13 +41,13 @@ from contextlib import contextmanager
 from functools import partial
 from typing import Any, Generic, TypeVar
 
+from target_leanpay.leanpay.client import Created
 from target_leanpay.leanpay.errors import AuthError, Stopped
 from target_leanpay.listings.listing import Listed, Listing
 from target_leanpay.listings.tenant_listing import TenantListing, acknowledged_rows
+from target_leanpay.listings.twins import Twins
 from target_leanpay.output.progress import plural
 from target_leanpay.records.resources import Resource
-from target_leanpay.sending.items import Created, Pending
-from target_leanpay.sending.twins import Fate, Twins
 from target_leanpay.store import changes
 from target_leanpay.store.receipts import Receipts
 from target_leanpay.store.store import (
@@ -211,9 +211,8 @@ class ReplayGuard(Generic[T]):
         self._clock = clock
         self._pause = pause
         self._known = KnownIds()
-        self._twins: Twins[T] = Twins(resource.name, stopping=stopping)
-        self.claim = self._twins.claim
-        """`item` may be sent, unless an earlier twin is on its way (twins.py)."""
+        self.twins: Twins[T] = Twins(resource.name, stopping=stopping)
+        """This run's claims of the resource's externalIds (twins.py)."""
         self._changed = threading.Condition(threading.Lock())
         self._listed_from: float | None = clock()
         """When the newest complete listing started (all that Leanpay held then is known):
@@ -415,14 +414,12 @@ class ReplayGuard(Generic[T]):
 
     # -- claims and acknowledgements ------------------------------------------------
 
-    def stored(self, created: Sequence[Created], items: Sequence[Pending]) -> None:
-        """Leanpay's answer listed these objects as created from these items: the tenant
-        index keeps them at once, inside `posting` (before a re-listing may start, and
-        before a later answer moves the watermark past them)."""
+    def stored(self, created: Sequence[Created], sent: Mapping[str, dict[str, Any]]) -> None:
+        """Leanpay's answer listed these objects as created from the items `sent` (by
+        externalId): the tenant index keeps them at once, inside `posting` (before a
+        re-listing may start, and before a later answer moves the watermark past them)."""
         if isinstance(self.listing, TenantListing):
-            self.listing.stored(
-                acknowledged_rows(created, {p.external_id: p.wire for p in items if p.external_id})
-            )
+            self.listing.stored(acknowledged_rows(created, sent))
 
     def doubt(self, pairs: Iterable[Earlier]) -> None:
         """The receipts of earlier runs, for a resource the listing settles: the listing
@@ -465,23 +462,18 @@ class ReplayGuard(Generic[T]):
         `sent` (if any); return the twins that were waiting."""
         pairs = list(pairs)
         self._known.add([Row(i, e, None) for e, i in pairs], sent=sent)
-        return self._twins.release([external_id for external_id, _ in pairs])
+        return self.twins.release([external_id for external_id, _ in pairs])
 
     def sent_earlier(self, external_ids: Sequence[str]) -> dict[str, bytes]:
         """The payloads this run already sent (and Leanpay acknowledged) for these."""
         return self._known.sent(external_ids)
-
-    def refused(self, external_id: str, *, uncertain: bool = False) -> list[T]:
-        """The claimant was refused, or set aside as `uncertain` (Leanpay may hold it but
-        cannot be asked); return its twins, which cannot be trusted either."""
-        return self._twins.refused(external_id, uncertain=uncertain)
 
     def settled_id(self, external_id: str) -> str | None:
         """The Leanpay id of the object with `external_id`, once known: waits while this
         run is still sending it, and for the first listing. None when it is not in
         Leanpay (as far as the listing, the receipts and this run know); SEVERAL when more
         than one object carries it. `was_refused` tells a refusal apart."""
-        self._twins.wait_settled(external_id)
+        self.twins.wait_settled(external_id)
         if self.held([external_id]):
             return self._lookup([external_id])[external_id][0]
         return None
@@ -491,18 +483,13 @@ class ReplayGuard(Generic[T]):
         Leanpay is known to hold it: asked by the reading thread when a reference to it is
         read, to tell whether the reference may wait for the object's outcome, or must be
         parked until the object is read (parking.py)."""
-        if self._twins.seen(external_id) or self._known.among([external_id]):
+        if self.twins.seen(external_id) or self._known.among([external_id]):
             return True
         cache = self._cache()  # held before the run: waiting costs nothing
         try:
             return cache is not None and bool(cache.find([external_id]))
         except CacheDamaged:  # parked: settled once a listing has rebuilt the cache
             return False
-
-    def fate(self, external_id: str) -> Fate | None:
-        """Whether the record with `external_id` was refused by Leanpay in this run, or
-        set aside because Leanpay may hold it without a way to ask."""
-        return self._twins.fate(external_id)
 
     def close(self) -> None:
         """Delete the on-disk id store; close the tenant index and release its lock."""

@@ -35,10 +35,10 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from target_leanpay.leanpay.client import Created
 from target_leanpay.leanpay.errors import Stopped
 from target_leanpay.listings.delta import Delta, read_delta, tenant_of
 from target_leanpay.listings.listing import Listed, Listing, Page, Rows, created_at
-from target_leanpay.sending.items import Created
 from target_leanpay.store import changes
 from target_leanpay.store.store import InvoiceCache, Row, Store, TenantKey, Watermark, host_of
 

@@ -26,11 +26,11 @@ import logging
 import re
 import threading
 import zoneinfo
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, time
-from typing import Protocol
+from typing import Any, Protocol
 
-from target_leanpay.sending.items import Created, Pending
+from target_leanpay.leanpay.client import Created
 from target_leanpay.store.store import TenantKey
 
 logger = logging.getLogger("target-leanpay")
@@ -42,7 +42,7 @@ PREFERRED = ("UTC", "Europe/Paris")
 """Tried first, in this order; also what "cannot tell" allows before a zone is known."""
 
 ECHOED = ("issueDate", "dueDate", "sentDate")
-"""The fields a batch answer echoes as date-times (items.Created)."""
+"""The fields a batch answer echoes as date-times (client.Created)."""
 
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _ZULU = re.compile(r"^(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2}:\d{2})(?:\.0+)?Z$")
@@ -146,10 +146,11 @@ def choose(echoes: Sequence[tuple[str, str]], kept: str | None) -> str | None:
     return next((zone for zone in candidates() if explains(zone, echoes)), None)
 
 
-def echoes_of(created: Sequence[Created], items: Sequence[Pending]) -> list[tuple[str, str]]:
-    """(day sent, `compared` echo) of each date a batch answer echoes, matched by
-    externalId; only date-times with an offset show a zone."""
-    sent = {p.external_id: p.wire for p in items if p.external_id}
+def echoes_of(
+    created: Sequence[Created], sent: Mapping[str, Mapping[str, Any]]
+) -> list[tuple[str, str]]:
+    """(day sent, `compared` echo) of each date a batch answer echoes, matched with what
+    was `sent` by externalId; only date-times with an offset show a zone."""
     found = set()
     for obj in created:
         wire = sent.get(obj.externalId or "")
@@ -211,10 +212,11 @@ class DateZones:
         return self._zones[tenant]
 
     def learn(
-        self, tenant: str | None, created: Sequence[Created], items: Sequence[Pending]
+        self, tenant: str | None, created: Sequence[Created], sent: Mapping[str, Mapping[str, Any]]
     ) -> None:
-        """Learn from one acknowledged batch answer; keep what changed as a fact."""
-        echoes = echoes_of(created, items)
+        """Learn from one acknowledged batch answer (`sent`: the items by externalId); keep
+        what changed as a fact."""
+        echoes = echoes_of(created, sent)
         if not echoes:
             return
         tenant = tenant or self._tenant()
