@@ -277,9 +277,11 @@ class ReplayGuard(Generic[T]):
                 self._wait_a_little()
         cached = self._cached(external_ids)  # first: a damaged cache is listed again
         known = self._known.holdings(external_ids)
+        told: list[Row] = []
         for external_id, found in cached.items():
             mine = known.get(external_id)
             if mine is None:
+                told.append(Row(found.leanpay_id, external_id, None))
                 known[external_id] = (found.leanpay_id, found.contents)
             elif mine[0] is None:
                 known[external_id] = (found.leanpay_id, mine[1] or found.contents)
@@ -287,6 +289,8 @@ class ReplayGuard(Generic[T]):
                 known[external_id] = (SEVERAL, mine[1])
             elif mine[1] is None:
                 known[external_id] = (mine[0], found.contents)
+        if told:  # what a chunk was told stays known to the run: a full listing may empty
+            self._known.add(told)  # the cache before its finds or references ask again
         return known
 
     def _cache(self) -> InvoiceCache | None:
