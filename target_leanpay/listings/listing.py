@@ -24,10 +24,11 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import islice
 from typing import Any
 
 from target_leanpay.leanpay.errors import ApiError, Stopped
@@ -176,66 +177,47 @@ class Listing:
     ) -> tuple[Listed, str]:
         """One reading of every page, and why it proves nothing ("" when it does)."""
         progress = _Progress(self.name)
-        if first is None:
-            first = self._page(1, remember, progress, objects)
-        else:
-            self._hand_over(first, remember, objects)
+        first = self.read_page(1) if first is None else first
         proof = _Proof(first, self._objects, self._inside)
+
+        def take(number: int, body: dict[str, Any]) -> None:
+            self._hand_over(body, remember, objects)
+            progress.page_read()
+            proof.add(number, body)
+
+        take(1, first)
         declared = _int(first.get("pageCount"))
-        if declared is None:
-            return self._one_by_one(first, remember, progress, objects, proof)
+        if declared is None:  # one page after another, until an empty one
+            number, body = 1, first
+            while body.get("data"):
+                number += 1
+                body = self.read_page(number)
+                take(number, body)
+            return proof.listed(number), proof.problem()
         progress.total = declared
-        threads = ThreadPoolExecutor(self._concurrency, thread_name_prefix="leanpay-list")
-        try:
-            pending: set[Future[tuple[int, dict[str, Any]]]] = set()
-            page = 2
-            while pending or page <= declared:
-                while page <= declared and len(pending) < self._concurrency:
-                    pending.add(threads.submit(self._numbered, page, remember, progress, objects))
-                    page += 1
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:  # re-raises the error of a page that failed
-                    proof.add(*future.result())
-        finally:  # on a failure or a stop, pages still on the wire are abandoned
-            threads.shutdown(wait=False, cancel_futures=True)
+        self.read_pages(range(2, declared + 1), take)
         return proof.listed(max(declared, 1)), proof.problem()
 
-    def _one_by_one(
-        self,
-        first: dict[str, Any],
-        remember: Rows,
-        progress: _Progress,
-        objects: Rows | None,
-        proof: _Proof,
-    ) -> tuple[Listed, str]:
-        page, body = 1, first
-        while body.get("data"):
-            page += 1
-            body = self._page(page, remember, progress, objects)
-            proof.add(page, body)
-        return proof.listed(page), proof.problem()
+    def read_pages(
+        self, numbers: Iterable[int], take: Callable[[int, dict[str, Any]], None]
+    ) -> None:
+        """Read these pages, `concurrency` on the wire at a time, each handed to `take`
+        (in this thread) as it arrives: the one page reader of full and delta listings.
+        On a failure or a stop, the pages still on the wire are abandoned."""
+        queue = iter(numbers)
+        threads = ThreadPoolExecutor(self._concurrency, thread_name_prefix="leanpay-list")
+        try:
+            pending = {threads.submit(self._numbered, n) for n in islice(queue, self._concurrency)}
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:  # re-raises the error of a page that failed
+                    take(*future.result())
+                    pending.update(threads.submit(self._numbered, n) for n in islice(queue, 1))
+        finally:
+            threads.shutdown(wait=False, cancel_futures=True)
 
-    def _numbered(
-        self, page: int, remember: Rows, progress: _Progress, objects: Rows | None
-    ) -> tuple[int, dict[str, Any]]:
-        return page, self._page(page, remember, progress, objects)
-
-    def _page(
-        self, page: int, remember: Rows, progress: _Progress, objects: Rows | None
-    ) -> dict[str, Any]:
-        body = self.read_page(page)
-        self._hand_over(body, remember, objects)
-        progress.page_read()
-        return body
-
-    def read_pages(self, numbers: Sequence[int]) -> list[dict[str, Any]]:
-        """These pages, `concurrency` at a time, in the order asked (a delta's wave)."""
-        if len(numbers) <= 1 or self._concurrency == 1:
-            return [self.read_page(n) for n in numbers]
-        with ThreadPoolExecutor(
-            min(self._concurrency, len(numbers)), thread_name_prefix="leanpay-list"
-        ) as threads:
-            return list(threads.map(self.read_page, numbers))
+    def _numbered(self, number: int) -> tuple[int, dict[str, Any]]:
+        return number, self.read_page(number)
 
     def read_page(self, page: int) -> dict[str, Any]:
         """One page; Stopped once the run stops."""
@@ -287,7 +269,6 @@ class _Proof:
         self.rows = self.with_ids = 0
         self.seen: set[str] = set()
         self.changed = ""
-        self.add(1, first)
 
     def add(self, number: int, body: dict[str, Any]) -> None:
         """Count one page's rows (each page once, from the thread that collects them)."""
@@ -322,21 +303,18 @@ def _int(value: Any) -> int | None:
 
 
 class _Progress:
-    """`listing invoices: page 400/800`, at most every few seconds."""
+    """`listing invoices: page 400/800`, at most every few seconds (told by the thread
+    that collects the pages)."""
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.total: int | None = None
         self._read = 0
         self._next_log = time.monotonic() + PROGRESS_INTERVAL_SECONDS
-        self._lock = threading.Lock()
 
     def page_read(self) -> None:
-        with self._lock:
-            self._read += 1
-            now = time.monotonic()
-            if now < self._next_log:
-                return
+        self._read += 1
+        now = time.monotonic()
+        if now >= self._next_log:
             self._next_log = now + PROGRESS_INTERVAL_SECONDS
-            read, total = self._read, self.total
-        logger.info("listing %s: page %d/%s", self.name, read, total or "?")
+            logger.info("listing %s: page %d/%s", self.name, self._read, self.total or "?")

@@ -325,8 +325,11 @@ class TenantListing:
         return index
 
     def _read_pages(self, numbers: Sequence[int]) -> list[Page]:
-        bodies = self._listing.read_pages(numbers)
-        return [self._listing.page(n, body) for n, body in zip(numbers, bodies, strict=True)]
+        got: dict[int, Page] = {}
+        self._listing.read_pages(
+            numbers, lambda n, body: got.update({n: self._listing.page(n, body)})
+        )
+        return [got[n] for n in numbers]
 
     def _say_once(self, message: str) -> None:
         if message not in self._reasons:
