@@ -61,10 +61,14 @@ def test_ids_added_in_one_call_beyond_one_statement_are_all_remembered() -> None
     ids = [f"id-{n}" for n in range(MAX_QUERY_IDS * 2 + 7)]
     known.add([Row(f"uuid-{x}", x, None) for x in ids] + [Row(None, x, None) for x in ids[:10]])
     known.add([])
-    assert known.among(ids) == set(ids)
-    assert known.among(["id-x", ids[-1]]) == {ids[-1]}
+    assert set(known.holdings(ids)) == set(ids)
+    assert set(known.holdings(["id-x", ids[-1]])) == {ids[-1]}
     assert known.holdings([ids[3]])[ids[3]][0] == "uuid-id-3"  # an unknown id does not erase it
     assert known.holdings(["id-x"]) == {}
+    known.add([Row("uuid-s", "S", None)], sent={"S": b"sent"})
+    assert known.sent(["S", *ids]) == {"S": b"sent"}  # only what this run created
+    known.forget(["S", *ids[1:]])
+    assert known.holdings(["S", *ids]).keys() == {ids[0]}
     known.close()
 
 

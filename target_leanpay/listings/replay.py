@@ -133,59 +133,36 @@ class KnownIds:
                     [value for row in part for value in row],
                 )
 
-    def among(self, ids: Sequence[str]) -> set[str]:
-        """The externalIds of `ids` that are remembered."""
-        found: set[str] = set()
-        with self._lock:
-            for part in _in_parts(ids):
-                marks = ",".join("?" * len(part))
-                query = f"SELECT external_id FROM known WHERE external_id IN ({marks})"  # noqa: S608 - placeholders only
-                found.update(row[0] for row in self._db.execute(query, part))
-        return found
-
     def sent(self, ids: Sequence[str]) -> dict[str, bytes]:
         """The payloads this run sent for those of `ids` it created."""
-        found: dict[str, bytes] = {}
-        with self._lock:
-            for part in _in_parts(ids):
-                marks = ",".join("?" * len(part))
-                query = (
-                    f"SELECT external_id, sent FROM known WHERE external_id IN ({marks}) "  # noqa: S608 - placeholders only
-                    "AND sent IS NOT NULL"
-                )
-                found.update(self._db.execute(query, part).fetchall())
-        return found
+        query = "SELECT external_id, sent FROM known WHERE {} AND sent IS NOT NULL"
+        return dict(self._each(query, ids))
 
     def holdings(self, ids: Sequence[str]) -> dict[str, tuple[str | None, bytes | None]]:
         """externalId -> (Leanpay id, what Leanpay holds of it or None), for those of `ids`
         remembered."""
-        found: dict[str, tuple[str | None, bytes | None]] = {}
+        query = "SELECT external_id, leanpay_id, held FROM known WHERE {}"
+        return {e: (i, h) for e, i, h in self._each(query, ids)}
+
+    def forget(self, ids: Sequence[str]) -> None:
+        """Leanpay no longer holds these (a find answered 404)."""
+        self._each("DELETE FROM known WHERE {}", ids)
+
+    def _each(self, statement: str, ids: Sequence[str]) -> list[Any]:
+        """`statement`, its `{}` naming a slice of `ids` (MAX_QUERY_IDS at most), run for
+        each slice; the rows it returns."""
+        found: list[Any] = []
         with self._lock:
-            for part in _in_parts(ids):
-                marks = ",".join("?" * len(part))
-                columns = "external_id, leanpay_id, held"
-                query = f"SELECT {columns} FROM known WHERE external_id IN ({marks})"  # noqa: S608 - placeholders only
-                found.update((e, (i, h)) for e, i, h in self._db.execute(query, part))
+            for start in range(0, len(ids), MAX_QUERY_IDS):
+                part = ids[start : start + MAX_QUERY_IDS]
+                where = f"external_id IN ({','.join('?' * len(part))})"
+                found += self._db.execute(statement.format(where), part).fetchall()
         return found
 
     def close(self) -> None:
         """Delete the temporary file."""
         with self._lock:
             self._close()
-
-    def forget(self, ids: Sequence[str]) -> None:
-        """Leanpay no longer holds these (a find answered 404)."""
-        with self._lock:
-            for part in _in_parts(ids):
-                marks = ",".join("?" * len(part))
-                query = f"DELETE FROM known WHERE external_id IN ({marks})"  # noqa: S608 - placeholders only
-                self._db.execute(query, part)
-
-
-def _in_parts(ids: Sequence[str]) -> Iterator[Sequence[str]]:
-    """`ids` in slices of at most MAX_QUERY_IDS: one statement each."""
-    for start in range(0, len(ids), MAX_QUERY_IDS):
-        yield ids[start : start + MAX_QUERY_IDS]
 
 
 class ReplayGuard(Generic[T]):
@@ -487,7 +464,7 @@ class ReplayGuard(Generic[T]):
         Leanpay is known to hold it: asked by the reading thread when a reference to it is
         read, to tell whether the reference may wait for the object's outcome, or must be
         parked until the object is read (parking.py)."""
-        if self.twins.seen(external_id) or self._known.among([external_id]):
+        if self.twins.seen(external_id) or self._known.holdings([external_id]):
             return True
         cache = self._cache()  # held before the run: waiting costs nothing
         try:
