@@ -241,12 +241,13 @@ class ReplayGuard(Generic[T]):
                 if self._first_failure is not None:
                     raise self._first_failure
                 self._wait_a_little()
-        return set(self._lookup(external_ids))
+        return set(self.holdings(external_ids))
 
-    def _lookup(self, external_ids: Sequence[str]) -> dict[str, tuple[str | None, bytes | None]]:
-        """externalId -> (Leanpay id, what Leanpay holds of it or None), for those of
-        `external_ids` this run knows (KnownIds) or the tenant's cache holds: looked up
-        per chunk, never loaded whole. Both knowing one externalId by two ids: SEVERAL.
+    def holdings(self, external_ids: Sequence[str]) -> dict[str, tuple[str | None, bytes | None]]:
+        """externalId -> (Leanpay id, what Leanpay holds of it, `changes.kept` encoded, or
+        None), for those of `external_ids` this run knows (KnownIds) or the tenant's cache
+        holds: looked up per chunk, never loaded whole. Both knowing one externalId by two
+        ids: SEVERAL.
         Not while a listing is read: a full one empties the cache before refilling it
         (never called inside `posting`, which such a listing waits for)."""
         with self._changed:
@@ -411,7 +412,7 @@ class ReplayGuard(Generic[T]):
     def _report_doubts(self) -> None:
         """After the first listing: what the receipts say and Leanpay does not show."""
         receipted, self._receipted = self._receipted, []
-        held = self._lookup(receipted)
+        held = self.holdings(receipted)
         missing = [e for e in receipted if e not in held]
         if missing:
             logger.warning(
@@ -426,11 +427,6 @@ class ReplayGuard(Generic[T]):
         """(externalId, Leanpay id, kept fields) of objects Leanpay holds, known from
         elsewhere (the receipts of earlier runs)."""
         self._known.add(Row(i, e, None, contents=kept) for e, i, kept in earlier)
-
-    def holdings(self, external_ids: Sequence[str]) -> dict[str, tuple[str | None, bytes | None]]:
-        """For a change check (updates.py): externalId -> (Leanpay id, what Leanpay holds
-        of it, `changes.kept` encoded, or None when unknown)."""
-        return self._lookup(external_ids)
 
     def now_holds(self, external_id: str, kept: bytes) -> None:
         """Leanpay holds these fields for `external_id` now (updated by this run)."""
@@ -456,7 +452,7 @@ class ReplayGuard(Generic[T]):
         than one object carries it. `was_refused` tells a refusal apart."""
         self.twins.wait_settled(external_id)
         if self.held([external_id]):
-            return self._lookup([external_id])[external_id][0]
+            return self.holdings([external_id])[external_id][0]
         return None
 
     def read_before(self, external_id: str) -> bool:
