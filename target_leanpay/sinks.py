@@ -73,7 +73,7 @@ class LeanpaySink(BatchSink):
         self._reader = self.run.reader
         self._map = self.mapper.map
         self._open_seq = self.run.checkpoints.open
-        self._claim = self.guard.claim
+        self._claim = self.guard.twins.claim
         self._parking = self.run.parking
         self._parking.register(stream_name, self.take)
         self._referable = self.resource.name in REFERABLE

@@ -8,9 +8,8 @@ from typing import Any
 
 import pytest
 
-from target_leanpay.output.progress import StreamStats
+from target_leanpay.leanpay.client import Created
 from target_leanpay.records.resources import INVOICES
-from target_leanpay.sending.items import Created, Pending
 from target_leanpay.store import changes, date_zone
 from target_leanpay.store.date_zone import DateZones, choose, compared, same_day
 from target_leanpay.store.store import TenantKey
@@ -35,26 +34,14 @@ class FakeFacts:
         self.writes.append((key.tenant_id, value))
 
 
-def pending(external_id: str, **dates: str) -> Pending:
-    return Pending(
-        0,
-        {},
-        {"externalId": external_id, **dates},
-        external_id,
-        1,
-        (),
-        "s",
-        StreamStats("s", "invoices"),
-    )
-
-
 def answer(
     *echoes: tuple[str, str], field: str = "issueDate"
-) -> tuple[list[Created], list[Pending]]:
-    """A batch of one invoice per (day sent, echo) and Leanpay's answer."""
-    items = [pending(f"INV-{n}", **{field: day}) for n, (day, _) in enumerate(echoes)]
+) -> tuple[list[Created], dict[str, dict[str, Any]]]:
+    """A batch of one invoice per (day sent, echo), as sent by externalId, and Leanpay's
+    answer."""
+    sent = {f"INV-{n}": {"externalId": f"INV-{n}", field: day} for n, (day, _) in enumerate(echoes)}
     created = [Created(externalId=f"INV-{n}", **{field: e}) for n, (_, e) in enumerate(echoes)]
-    return created, items
+    return created, sent
 
 
 def zones(facts: FakeFacts | None, tenant: str | None = "t-1", writes: bool = True) -> DateZones:

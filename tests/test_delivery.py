@@ -239,7 +239,7 @@ class Harness:
             external_id = payload.get("externalId")
             item = Pending(seq, payload, dict(payload), external_id, line, (), STREAM, self.stats)
             if external_id is not None:
-                assert self.guard.claim(external_id, item, _same) == "send"
+                assert self.guard.twins.claim(external_id, item, _same) == "send"
             items.append(item)
         return Chunk(STREAM, self.resource, items, self.stats, self.guard)
 
@@ -484,7 +484,7 @@ def test_an_unlistable_resource_is_set_aside_not_sent_again_after_an_ambiguous_a
     ]
     assert lines[0]["reasons"][0]["reason"].startswith("Leanpay may have stored it: ")
     assert "load it again only if it is missing" in lines[0]["reasons"][0]["reason"]
-    assert h.guard.fate("X0") == "uncertain"
+    assert h.guard.twins.fate("X0") == "uncertain"
 
 
 def test_a_reference_to_a_set_aside_object_says_its_id_is_unknown(
@@ -492,8 +492,8 @@ def test_a_reference_to_a_set_aside_object_says_its_id_is_unknown(
 ) -> None:
     h = Harness(leanpay, tmp_path, resource=LINKS)
     credit_notes = h.guard_for(CREDIT_NOTES)
-    assert credit_notes.claim("CN-1", "the credit note record", _same) == "send"
-    credit_notes.refused("CN-1", uncertain=True)
+    assert credit_notes.twins.claim("CN-1", "the credit note record", _same) == "send"
+    credit_notes.twins.refused("CN-1", uncertain=True)
     leanpay.tenant = ["INV-1"]
     h.delivery.deliver(h.chunk_of([link(1, "INV-1", "CN-1")]))
     assert leanpay.posts == []
@@ -567,7 +567,7 @@ def twin_of(h: Harness, item: Pending) -> Pending:
         h.checkpoints.open(), dict(item.record), dict(item.payload), item.external_id,
         item.line + 100, (), STREAM, h.stats,
     )  # fmt: skip
-    assert h.guard.claim(item.external_id or "", twin, _same) == "parked"
+    assert h.guard.twins.claim(item.external_id or "", twin, _same) == "parked"
     return twin
 
 
@@ -656,8 +656,8 @@ def test_a_reference_to_a_refused_object_is_rejected_too(
 ) -> None:
     h = Harness(leanpay, tmp_path, resource=LINKS)
     credit_notes = h.guard_for(CREDIT_NOTES)
-    assert credit_notes.claim("CN-1", "the credit note record", _same) == "send"
-    credit_notes.refused("CN-1")
+    assert credit_notes.twins.claim("CN-1", "the credit note record", _same) == "send"
+    credit_notes.twins.refused("CN-1")
     leanpay.tenant = ["INV-1"]
     h.delivery.deliver(h.chunk_of([link(1, "INV-1", "CN-1")]))
     assert leanpay.posts == []
@@ -673,7 +673,7 @@ def test_a_reference_waits_for_the_object_this_run_is_sending(
     h = Harness(leanpay, tmp_path, resource=LINKS)
     leanpay.tenant = ["INV-1"]
     credit_notes = h.guard_for(CREDIT_NOTES)
-    assert credit_notes.claim("CN-7", "the credit note record", _same) == "send"
+    assert credit_notes.twins.claim("CN-7", "the credit note record", _same) == "send"
     acknowledge = threading.Timer(0.05, credit_notes.acknowledged, [[("CN-7", "cn-uuid-7")]])
     acknowledge.start()  # the credit note's own chunk, in another sending thread
     h.delivery.deliver(h.chunk_of([link(1, "INV-1", "CN-7")]))

@@ -3,20 +3,14 @@ what it finds, and each reason it gives for reading every page instead."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pytest
 
-from target_leanpay.listings.delta import (
-    Delta,
-    FullListing,
-    Page,
-    created_at,
-    infer_order,
-    page_of,
-    read_delta,
-)
+from target_leanpay.listings.delta import Delta, FullListing, infer_order, read_delta
+from target_leanpay.listings.listing import Listing, Page, created_at
 from target_leanpay.store.tenant_index import Row, Watermark
 
 SIZE = 25
@@ -273,5 +267,13 @@ def test_order_and_time_parsing() -> None:
     assert created_at("2023-11-07T05:31:56.001Z") == 1699335116_001000
     assert created_at("2023-11-07") is None  # no time zone: cannot be compared
     assert created_at(None) is None
-    page = page_of(1, {"data": [{"id": "x", "externalId": "", "tenantId": "t"}, "junk"]})
-    assert page.rows == [Row("x", None, None, "t", b"{}")] and page.total is None
+    listing = Listing(
+        "invoices",
+        "/invoices",
+        lambda path, number: {},
+        concurrency=1,
+        stopping=threading.Event(),
+        keep=lambda obj: f"kept {obj['id']}".encode(),
+    )
+    page = listing.page(1, {"data": [{"id": "x", "externalId": "", "tenantId": "t"}, "junk"]})
+    assert page.rows == [Row("x", None, None, "t", b"kept x")] and page.total is None

@@ -9,6 +9,7 @@ import pytest
 
 from target_leanpay.leanpay.errors import ApiError, Stopped
 from target_leanpay.listings.listing import Listed, Listing
+from target_leanpay.store.store import Row
 
 
 class Pages:
@@ -48,9 +49,9 @@ def read(pages: Pages, concurrency: int, stopping: threading.Event | None = None
     seen: list[str] = []
     lock = threading.Lock()
 
-    def remember(pairs: list[tuple[str, str | None, bytes | None]]) -> None:
+    def remember(rows: list[Row]) -> None:
         with lock:
-            seen.extend(row[0] for row in pairs)
+            seen.extend(row.external_id or "" for row in rows)
 
     listing = Listing(
         "invoices",
@@ -93,11 +94,11 @@ def test_an_empty_tenant_is_one_page() -> None:
 def test_without_a_page_count_pages_are_read_until_an_empty_one() -> None:
     pages = Pages(rows=5, size=2, page_count=False)
     listing = Listing("invoices", "/invoices", pages, concurrency=4, stopping=threading.Event())
-    seen: list[tuple[str, str | None, bytes | None]] = []
+    seen: list[Row] = []
     listed = listing.read_all(seen.extend)
     assert listed == Listed(pages=4, rows=5, external_ids=5, seen=frozenset(pages.ids))
     assert pages.asked == [1, 2, 3, 4]
-    assert seen == [(x, x, None) for x in pages.ids]  # each externalId with its Leanpay id
+    assert seen == [Row(x, x, None) for x in pages.ids]  # each externalId with its Leanpay id
 
 
 def test_what_keep_makes_of_each_row_comes_with_its_ids() -> None:
@@ -109,9 +110,11 @@ def test_what_keep_makes_of_each_row_comes_with_its_ids() -> None:
     listing = Listing(
         "invoices", "/invoices", pages, concurrency=2, stopping=threading.Event(), keep=keep
     )
-    seen: list[tuple[str, str | None, bytes | None]] = []
+    seen: list[Row] = []
     listing.read_all(seen.extend)
-    assert sorted(seen) == [(x, x, f"kept {x}".encode()) for x in pages.ids]
+    assert sorted(seen, key=str) == [
+        Row(x, x, None, contents=f"kept {x}".encode()) for x in pages.ids
+    ]
 
 
 def test_a_failing_page_fails_the_listing() -> None:
@@ -157,7 +160,7 @@ def test_a_creation_during_the_listing_makes_it_read_again() -> None:
         return pages(path, page)
 
     listing = Listing("invoices", "/invoices", growing, concurrency=1, stopping=threading.Event())
-    seen: list[tuple[str, str | None, bytes | None]] = []
+    seen: list[Row] = []
     listed = listing.read_all(seen.extend, restart=lambda: restarts.append(len(pages.asked)))
     assert pages.asked == [1, 2, 3, 4, 5, 1, 2, 3, 4, 5, 6, 7]  # 62 objects: 7 pages of 10
     assert restarts == [5]
@@ -178,7 +181,7 @@ def test_a_deletion_during_the_listing_that_hides_a_row_makes_it_read_again() ->
         return pages(path, page)
 
     listing = Listing("invoices", "/invoices", deleting, concurrency=1, stopping=threading.Event())
-    seen: list[tuple[str, str | None, bytes | None]] = []
+    seen: list[Row] = []
     listed = listing.read_all(seen.extend)
     assert pages.asked == [1, 2, 3, 1, 2, 3]
     assert listed.seen == frozenset(pages.ids) and "E19" in listed.seen
@@ -217,7 +220,7 @@ def test_rows_lacking_the_field_objects_are_listed_under_are_told_apart() -> Non
         stopping=threading.Event(),
         inside="creditNoteLinks",
     )
-    seen: list[tuple[str, str | None, bytes | None]] = []
+    seen: list[Row] = []
     listed = listing.read_all(seen.extend)
-    assert [row[0] for row in seen] == ["L1"]
+    assert [(row.leanpay_id, row.external_id) for row in seen] == [(None, "L1")]
     assert listed.blind == frozenset({"i2"}) and listing.blind == frozenset({"i2"})

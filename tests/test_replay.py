@@ -17,7 +17,7 @@ from target_leanpay.leanpay.errors import AuthError, Stopped
 from target_leanpay.listings.listing import Listing
 from target_leanpay.listings.replay import MAX_QUERY_IDS, KnownIds, ReplayGuard
 from target_leanpay.records.resources import CREDIT_NOTES, INVOICES
-from target_leanpay.store.store import SEVERAL
+from target_leanpay.store.store import SEVERAL, Row
 
 
 class Tenant:
@@ -59,19 +59,25 @@ def guard(tenant: Tenant, stopping: threading.Event) -> Iterator[ReplayGuard[str
 def test_ids_added_in_one_call_beyond_one_statement_are_all_remembered() -> None:
     known = KnownIds()
     ids = [f"id-{n}" for n in range(MAX_QUERY_IDS * 2 + 7)]
-    known.add([(x, f"uuid-{x}") for x in ids] + [(x, None) for x in ids[:10]])  # repeats
+    known.add([Row(f"uuid-{x}", x, None) for x in ids] + [Row(None, x, None) for x in ids[:10]])
     known.add([])
-    assert known.among(ids) == set(ids)
-    assert known.among(["id-x", ids[-1]]) == {ids[-1]}
+    assert set(known.holdings(ids)) == set(ids)
+    assert set(known.holdings(["id-x", ids[-1]])) == {ids[-1]}
     assert known.holdings([ids[3]])[ids[3]][0] == "uuid-id-3"  # an unknown id does not erase it
     assert known.holdings(["id-x"]) == {}
+    known.add([Row("uuid-s", "S", None)], sent={"S": b"sent"})
+    assert known.sent(["S", *ids]) == {"S": b"sent"}  # only what this run created
+    known.forget(["S", *ids[1:]])
+    assert known.holdings(["S", *ids]).keys() == {ids[0]}
     known.close()
 
 
 def test_an_external_id_two_leanpay_objects_carry_resolves_to_several() -> None:
     known = KnownIds()
-    known.add([("INV-1", "uuid-a"), ("INV-2", None)])
-    known.add([("INV-1", "uuid-b"), ("INV-2", "uuid-c"), ("INV-1", "uuid-a")])
+    known.add([Row("uuid-a", "INV-1", None), Row(None, "INV-2", None)])
+    known.add(
+        [Row("uuid-b", "INV-1", None), Row("uuid-c", "INV-2", None), Row("uuid-a", "INV-1", None)]
+    )
     assert known.holdings(["INV-1"])["INV-1"][0] == SEVERAL
     assert known.holdings(["INV-2"])["INV-2"][0] == "uuid-c"
     known.close()
@@ -83,7 +89,7 @@ def test_the_first_listing_runs_in_the_background_and_held_waits_for_it(
     release = threading.Event()
     tenant.on_list.append(lambda: release.wait(10))
     guard.start()  # returns at once: the listing is held by the tenant
-    assert guard.claim("A", "record 1", alike) == "send"  # reading goes on meanwhile
+    assert guard.twins.claim("A", "record 1", alike) == "send"  # reading goes on meanwhile
     release.set()
     assert guard.held(["A", "C"]) == {"A"}
     assert tenant.listings == 1
@@ -112,13 +118,13 @@ def test_a_stop_while_waiting_for_the_first_listing_gives_up(
 
 
 def test_twins_wait_for_the_first_and_share_its_fate(guard: ReplayGuard[str]) -> None:
-    assert guard.claim("X", "first", alike) == "send"
-    assert guard.claim("X", "second", alike) == "parked"
-    assert guard.claim("X", "third", alike) == "parked"
+    assert guard.twins.claim("X", "first", alike) == "send"
+    assert guard.twins.claim("X", "second", alike) == "parked"
+    assert guard.twins.claim("X", "third", alike) == "parked"
     assert guard.acknowledged([("X", "uuid-x")]) == ["second", "third"]
-    assert guard.claim("Y", "first", alike) == "send"
-    assert guard.claim("Y", "second", alike) == "parked"
-    assert guard.refused("Y") == ["second"]
+    assert guard.twins.claim("Y", "first", alike) == "send"
+    assert guard.twins.claim("Y", "second", alike) == "parked"
+    assert guard.twins.refused("Y") == ["second"]
 
 
 def test_without_a_listing_twins_are_held_back_and_acknowledged_ids_count_as_held(
@@ -127,8 +133,8 @@ def test_without_a_listing_twins_are_held_back_and_acknowledged_ids_count_as_hel
     guard: ReplayGuard[str] = ReplayGuard(CREDIT_NOTES, None, stopping=stopping)
     guard.start()
     assert not guard.checks_leanpay
-    assert guard.claim("CN-1", "first", alike) == "send"
-    assert guard.claim("CN-1", "again", alike) == "parked"
+    assert guard.twins.claim("CN-1", "first", alike) == "send"
+    assert guard.twins.claim("CN-1", "again", alike) == "parked"
     assert guard.held(["CN-1"]) == set()
     assert guard.acknowledged([("CN-1", "uuid-1")]) == ["again"]
     assert guard.held(["CN-1", "CN-2"]) == {"CN-1"}
@@ -184,7 +190,7 @@ def test_an_id_store_left_open_is_closed_quietly_when_collected() -> None:
     """A target driven in-process whose `listen` raised never closes its run: the
     store must not leave SQLite to warn about an unclosed database (Python 3.13+)."""
     known = KnownIds()
-    known.add([("INV-1", None)])
+    known.add([Row(None, "INV-1", None)])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         del known

@@ -162,6 +162,26 @@ def test_a_cached_value_that_cannot_be_decoded_costs_one_full_listing_and_a_righ
     assert tenant.pages == [1]  # rebuilt: a delta again
 
 
+def test_what_a_chunk_was_told_leanpay_holds_stays_known_after_a_full_listing_empties_the_cache(
+    tmp_path: Path,
+) -> None:
+    """A chunk's finds (or a reference) ask again after its `held`; a full listing of
+    another chunk may have emptied the cache meanwhile: the run still knows the invoice,
+    and the full listing then says it is gone (it is sent again, not taken as held)."""
+    store = FolderStore(tmp_path, None, RunMark.new())
+    tenant = Tenant(100)
+    guard_of(tenant, store).close()
+    with closing(guard_of(tenant, store)) as again:
+        assert again.held(["INV-5"]) == {"INV-5"}  # from the cache
+        del tenant.invoices[5]  # deleted in Leanpay
+        again.confirm_since(again.now())  # a delta: the count shows a deletion
+        again.confirm_since(again.now())  # the index distrusted: every page
+        assert again.holdings(["INV-5"]) == {"INV-5": ("id-5", None)}
+        listing = again.listing
+        assert isinstance(listing, TenantListing)
+        assert listing.in_doubt(["id-5"]) == ({"id-5"}, [])
+
+
 def test_a_listing_nobody_waits_for_ends_quietly_when_the_run_closes_under_it(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

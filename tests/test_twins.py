@@ -8,7 +8,7 @@ import pytest
 from conftest import wait_for
 
 from target_leanpay.leanpay.errors import Stopped
-from target_leanpay.sending.twins import Twins
+from target_leanpay.listings.twins import Twins
 
 
 @pytest.fixture

@@ -62,7 +62,6 @@ from target_leanpay.leanpay.errors import (
 from target_leanpay.leanpay.throttle import Throttle
 from target_leanpay.output.progress import plural
 from target_leanpay.records.resources import Resource
-from target_leanpay.sending.items import Created
 
 logger = logging.getLogger("target-leanpay.client")
 
@@ -80,6 +79,18 @@ OnRetry = Callable[[str], None]
 def encode_batch(resource: Resource, items: Sequence[dict[str, Any]]) -> bytes:
     """The JSON body of a batch import: `{"invoices": [...]}`."""
     return _json_encode({resource.body_key: items})
+
+
+class Created(msgspec.Struct, frozen=True):
+    """What the target reads of an object Leanpay created (other fields are skipped)."""
+
+    id: str | None = None
+    externalId: str | None = None  # noqa: N815 - Leanpay's name
+    createdAt: str | None = None  # noqa: N815 - kept by the tenant index
+    tenantId: str | None = None  # noqa: N815 - names the tenant index
+    issueDate: Any = None  # noqa: N815 - dates echoed: they show the tenant's zone (date_zone.py)
+    dueDate: Any = None  # noqa: N815
+    sentDate: Any = None  # noqa: N815
 
 
 class _Answer(msgspec.Struct):

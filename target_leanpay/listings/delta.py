@@ -30,71 +30,16 @@ tests drive every case with a fake tenant.
 
 from __future__ import annotations
 
-import functools
 import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
-from target_leanpay.records.resources import INVOICES
-from target_leanpay.store import changes
-from target_leanpay.store.tenant_index import Row, Watermark
+from target_leanpay.listings.listing import Page
+from target_leanpay.store.store import Row, Watermark
 
 Order = Literal["newest", "oldest"]
-
-
-@dataclass(frozen=True, slots=True)
-class Page:
-    """One page of `GET /invoices`, parsed."""
-
-    number: int
-    rows: list[Row]
-    total: int | None
-    page_count: int | None
-
-
-def created_at(value: Any) -> int | None:
-    """A `createdAt` date-time in microseconds since the epoch; None if unreadable."""
-    return _created_at(value) if isinstance(value, str) else None
-
-
-@functools.lru_cache(maxsize=1024)
-def _created_at(value: str) -> int | None:
-    """Cached: a batch's items, and a page's rows, mostly share one `createdAt`."""
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        return None
-    return int(moment.timestamp()) * 1_000_000 + moment.microsecond
-
-
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def row_of(obj: Any) -> Row | None:
-    """The invoice `obj` as a Row; None without a Leanpay id."""
-    if not isinstance(obj, dict) or not isinstance(obj.get("id"), str):
-        return None
-    external_id = obj.get("externalId")
-    tenant = obj.get("tenantId")
-    return Row(
-        obj["id"],
-        str(external_id) if external_id not in (None, "") else None,
-        created_at(obj.get("createdAt")),
-        tenant if isinstance(tenant, str) else None,
-        changes.encode(changes.kept(INVOICES, obj)),
-    )
-
-
-def page_of(number: int, body: dict[str, Any]) -> Page:
-    """Parse a page's JSON object."""
-    rows = [row for row in map(row_of, body.get("data") or []) if row is not None]
-    return Page(number, rows, _int(body.get("total")), _int(body.get("pageCount")))
 
 
 def tenant_of(page: Page) -> str | None:
@@ -242,14 +187,17 @@ class _Walk:
         rows = page.rows if self._order == "newest" else list(reversed(page.rows))
         held = self._known.has(rows)
         for row in rows:
+            leanpay_id = row.leanpay_id
+            if leanpay_id is None:  # not an invoice of the list
+                continue
             if row.created_at is None:
                 return f"an invoice on page {page.number} has no readable createdAt"
             if self._last is not None and row.created_at > self._last:
                 return f"the {self._order}-first order does not hold on page {page.number}"
             self._last = row.created_at
-            self.read[row.leanpay_id] = row
-            if row.leanpay_id not in held:
-                self.new[row.leanpay_id] = row
+            self.read[leanpay_id] = row
+            if leanpay_id not in held:
+                self.new[leanpay_id] = row
             if self._newest is not None and row.created_at <= self._newest:
                 self.crossed = True  # the boundary; the rest of the page comes free
         return None

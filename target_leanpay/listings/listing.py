@@ -20,34 +20,75 @@ process.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from datetime import datetime
+from itertools import islice
 from typing import Any
 
 from target_leanpay.leanpay.errors import ApiError, Stopped
+from target_leanpay.store.store import Row
 
 logger = logging.getLogger("target-leanpay.replay")
 
 PageReader = Callable[[str, int], dict[str, Any]]
 """(path, page number from 1) -> the page's JSON object: `{data, pageCount, ...}`."""
-Row = tuple[str, str | None, bytes | None]
-"""(externalId, Leanpay id, what `keep` made of the row: None without `keep`)."""
-ExternalIds = Callable[[list[Row]], None]
-"""Receives the rows of each page's objects that carry an externalId, from whichever
-thread read it."""
+Rows = Callable[[list[Row]], None]
+"""Receives the rows of each page's objects, from whichever thread read it."""
 Keep = Callable[[dict[str, Any]], bytes]
 """What is kept of each listed object besides its ids (the fields a change shows in)."""
-
-Objects = Callable[[list[Any]], None]
-"""Receives each page's objects whole (the tenant index keeps their ids and times)."""
 
 PROGRESS_INTERVAL_SECONDS = 5.0
 MAX_ATTEMPTS = 3
 """Listings of a tenant that keeps changing under them before the run gives up."""
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a list endpoint, parsed."""
+
+    number: int
+    rows: list[Row]
+    total: int | None
+    page_count: int | None
+
+
+def created_at(value: Any) -> int | None:
+    """A `createdAt` date-time in microseconds since the epoch; None if unreadable."""
+    return _created_at(value) if isinstance(value, str) else None
+
+
+@functools.lru_cache(maxsize=1024)
+def _created_at(value: str) -> int | None:
+    """Cached: a batch's items, and a page's rows, mostly share one `createdAt`."""
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        return None
+    return int(moment.timestamp()) * 1_000_000 + moment.microsecond
+
+
+def row_of(obj: Any, keep: Keep | None = None) -> Row | None:
+    """A listed object as a Row (None: not an object). Its Leanpay id is None for an
+    object listed inside another (a link has no id of its own); `contents` is what `keep`
+    makes of it."""
+    if not isinstance(obj, dict):
+        return None
+    leanpay_id, external_id, tenant = obj.get("id"), obj.get("externalId"), obj.get("tenantId")
+    return Row(
+        leanpay_id if isinstance(leanpay_id, str) else None,
+        str(external_id) if external_id not in (None, "") else None,
+        created_at(obj.get("createdAt")),
+        tenant if isinstance(tenant, str) else None,
+        None if keep is None else keep(obj),
+    )
 
 
 @dataclass(frozen=True)
@@ -98,14 +139,14 @@ class Listing:
 
     def read_all(
         self,
-        remember: ExternalIds,
+        remember: Rows,
         *,
         first: dict[str, Any] | None = None,
-        objects: Objects | None = None,
+        objects: Rows | None = None,
         restart: Callable[[], None] | None = None,
     ) -> Listed:
-        """Read every page, handing each page's externalIds to `remember` (and its
-        objects to `objects`); `first`: page 1, already read. A listing that does not
+        """Read every page, handing each page's rows to `remember` (and those with a
+        Leanpay id to `objects`); `first`: page 1, already read. A listing that does not
         prove itself is read again (`restart` is called first); ApiError when none does."""
         problem = ""
         for attempt in range(1, MAX_ATTEMPTS + 1):
@@ -132,70 +173,51 @@ class Listing:
         )
 
     def _attempt(
-        self, remember: ExternalIds, first: dict[str, Any] | None, objects: Objects | None
+        self, remember: Rows, first: dict[str, Any] | None, objects: Rows | None
     ) -> tuple[Listed, str]:
         """One reading of every page, and why it proves nothing ("" when it does)."""
         progress = _Progress(self.name)
-        if first is None:
-            first = self._page(1, remember, progress, objects)
-        else:
-            self._hand_over(first, remember, objects)
+        first = self.read_page(1) if first is None else first
         proof = _Proof(first, self._objects, self._inside)
+
+        def take(number: int, body: dict[str, Any]) -> None:
+            self._hand_over(body, remember, objects)
+            progress.page_read()
+            proof.add(number, body)
+
+        take(1, first)
         declared = _int(first.get("pageCount"))
-        if declared is None:
-            return self._one_by_one(first, remember, progress, objects, proof)
+        if declared is None:  # one page after another, until an empty one
+            number, body = 1, first
+            while body.get("data"):
+                number += 1
+                body = self.read_page(number)
+                take(number, body)
+            return proof.listed(number), proof.problem()
         progress.total = declared
-        threads = ThreadPoolExecutor(self._concurrency, thread_name_prefix="leanpay-list")
-        try:
-            pending: set[Future[tuple[int, dict[str, Any]]]] = set()
-            page = 2
-            while pending or page <= declared:
-                while page <= declared and len(pending) < self._concurrency:
-                    pending.add(threads.submit(self._numbered, page, remember, progress, objects))
-                    page += 1
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:  # re-raises the error of a page that failed
-                    proof.add(*future.result())
-        finally:  # on a failure or a stop, pages still on the wire are abandoned
-            threads.shutdown(wait=False, cancel_futures=True)
+        self.read_pages(range(2, declared + 1), take)
         return proof.listed(max(declared, 1)), proof.problem()
 
-    def _one_by_one(
-        self,
-        first: dict[str, Any],
-        remember: ExternalIds,
-        progress: _Progress,
-        objects: Objects | None,
-        proof: _Proof,
-    ) -> tuple[Listed, str]:
-        page, body = 1, first
-        while body.get("data"):
-            page += 1
-            body = self._page(page, remember, progress, objects)
-            proof.add(page, body)
-        return proof.listed(page), proof.problem()
+    def read_pages(
+        self, numbers: Iterable[int], take: Callable[[int, dict[str, Any]], None]
+    ) -> None:
+        """Read these pages, `concurrency` on the wire at a time, each handed to `take`
+        (in this thread) as it arrives: the one page reader of full and delta listings.
+        On a failure or a stop, the pages still on the wire are abandoned."""
+        queue = iter(numbers)
+        threads = ThreadPoolExecutor(self._concurrency, thread_name_prefix="leanpay-list")
+        try:
+            pending = {threads.submit(self._numbered, n) for n in islice(queue, self._concurrency)}
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:  # re-raises the error of a page that failed
+                    take(*future.result())
+                    pending.update(threads.submit(self._numbered, n) for n in islice(queue, 1))
+        finally:
+            threads.shutdown(wait=False, cancel_futures=True)
 
-    def _numbered(
-        self, page: int, remember: ExternalIds, progress: _Progress, objects: Objects | None
-    ) -> tuple[int, dict[str, Any]]:
-        return page, self._page(page, remember, progress, objects)
-
-    def _page(
-        self, page: int, remember: ExternalIds, progress: _Progress, objects: Objects | None
-    ) -> dict[str, Any]:
-        body = self.read_page(page)
-        self._hand_over(body, remember, objects)
-        progress.page_read()
-        return body
-
-    def read_pages(self, numbers: Sequence[int]) -> list[dict[str, Any]]:
-        """These pages, `concurrency` at a time, in the order asked (a delta's wave)."""
-        if len(numbers) <= 1 or self._concurrency == 1:
-            return [self.read_page(n) for n in numbers]
-        with ThreadPoolExecutor(
-            min(self._concurrency, len(numbers)), thread_name_prefix="leanpay-list"
-        ) as threads:
-            return list(threads.map(self.read_page, numbers))
+    def _numbered(self, number: int) -> tuple[int, dict[str, Any]]:
+        return number, self.read_page(number)
 
     def read_page(self, page: int) -> dict[str, Any]:
         """One page; Stopped once the run stops."""
@@ -203,13 +225,19 @@ class Listing:
             raise Stopped(f"listing {self.name} stopped before page {page}: the run is stopping")
         return self._read_page(self.path, page)
 
-    def _hand_over(
-        self, body: dict[str, Any], remember: ExternalIds, objects: Objects | None
-    ) -> None:
-        found = self._objects(body)
-        remember(_external_ids(found, self._keep))
+    def _hand_over(self, body: dict[str, Any], remember: Rows, objects: Rows | None) -> None:
+        rows = self.rows(body)
+        remember(rows)
         if objects is not None:
-            objects(found)
+            objects([row for row in rows if row.leanpay_id is not None])
+
+    def rows(self, body: dict[str, Any]) -> list[Row]:
+        """The page's objects of this resource, parsed (the one parser of listed rows)."""
+        return [r for r in (row_of(o, self._keep) for o in self._objects(body)) if r is not None]
+
+    def page(self, number: int, body: dict[str, Any]) -> Page:
+        """A page's JSON object, parsed."""
+        return Page(number, self.rows(body), _int(body.get("total")), _int(body.get("pageCount")))
 
     def _objects(self, body: dict[str, Any]) -> list[Any]:
         """The page's objects of this resource: its rows, or what each row holds inside."""
@@ -241,7 +269,6 @@ class _Proof:
         self.rows = self.with_ids = 0
         self.seen: set[str] = set()
         self.changed = ""
-        self.add(1, first)
 
     def add(self, number: int, body: dict[str, Any]) -> None:
         """Count one page's rows (each page once, from the thread that collects them)."""
@@ -276,33 +303,18 @@ def _int(value: Any) -> int | None:
 
 
 class _Progress:
-    """`listing invoices: page 400/800`, at most every few seconds."""
+    """`listing invoices: page 400/800`, at most every few seconds (told by the thread
+    that collects the pages)."""
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.total: int | None = None
         self._read = 0
         self._next_log = time.monotonic() + PROGRESS_INTERVAL_SECONDS
-        self._lock = threading.Lock()
 
     def page_read(self) -> None:
-        with self._lock:
-            self._read += 1
-            now = time.monotonic()
-            if now < self._next_log:
-                return
+        self._read += 1
+        now = time.monotonic()
+        if now >= self._next_log:
             self._next_log = now + PROGRESS_INTERVAL_SECONDS
-            read, total = self._read, self.total
-        logger.info("listing %s: page %d/%s", self.name, read, total or "?")
-
-
-def _external_ids(objects: list[Any], keep: Keep | None) -> list[Row]:
-    return [
-        (
-            str(row["externalId"]),
-            row["id"] if isinstance(row.get("id"), str) else None,
-            None if keep is None else keep(row),
-        )
-        for row in objects
-        if isinstance(row, dict) and row.get("externalId")
-    ]
+            logger.info("listing %s: page %d/%s", self.name, self._read, self.total or "?")

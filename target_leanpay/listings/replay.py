@@ -41,16 +41,24 @@ from contextlib import contextmanager
 from functools import partial
 from typing import Any, Generic, TypeVar
 
+from target_leanpay.leanpay.client import Created
 from target_leanpay.leanpay.errors import AuthError, Stopped
 from target_leanpay.listings.listing import Listed, Listing
 from target_leanpay.listings.tenant_listing import TenantListing, acknowledged_rows
+from target_leanpay.listings.twins import Twins
 from target_leanpay.output.progress import plural
 from target_leanpay.records.resources import Resource
-from target_leanpay.sending.items import Created, Pending
-from target_leanpay.sending.twins import Fate, Twins
 from target_leanpay.store import changes
 from target_leanpay.store.receipts import Receipts
-from target_leanpay.store.store import SEVERAL, CacheDamaged, Found, InvoiceCache, Store
+from target_leanpay.store.store import (
+    SEVERAL,
+    CacheDamaged,
+    Earlier,
+    Found,
+    InvoiceCache,
+    Row,
+    Store,
+)
 
 logger = logging.getLogger("target-leanpay.replay")
 
@@ -67,12 +75,6 @@ POLL_SECONDS = 0.2
 
 MAX_QUERY_IDS = 500
 """Ids per statement, far below SQLite's variable limit (999 before SQLite 3.32)."""
-
-
-Pair = tuple[str, str | None]
-"""(externalId, Leanpay id or None when unknown)."""
-Listed_ = tuple[str, str | None, bytes | None]
-"""(externalId, Leanpay id, what Leanpay holds of it: `changes.kept`, encoded, or None)."""
 
 
 class KnownIds:
@@ -93,13 +95,11 @@ class KnownIds:
         self._db = sqlite3.connect("", check_same_thread=False, isolation_level=None, uri=True)
         self._db.execute("PRAGMA journal_mode = OFF")
         self._db.execute("PRAGMA synchronous = OFF")
-        # before_run: Leanpay held it before this run sent anything (the first listing, the
-        # receipts of earlier runs), as opposed to acknowledged or listed again since
         self._db.execute(
             # held: what Leanpay holds of it (changes.py's kept fields, encoded), from the
             # listing or the receipts; NULL when unknown
             "CREATE TABLE known (external_id TEXT PRIMARY KEY, leanpay_id TEXT, "
-            "before_run INTEGER NOT NULL, sent BLOB, held BLOB) WITHOUT ROWID"
+            "sent BLOB, held BLOB) WITHOUT ROWID"
         )
         self._lock = threading.Lock()
         # A run closes it; a target driven in-process whose `listen` raised (the SDK's
@@ -107,102 +107,62 @@ class KnownIds:
         # own finaliser (a ResourceWarning since Python 3.13).
         self._close = weakref.finalize(self, self._db.close)
 
-    def add(
-        self,
-        pairs: Iterable[Pair],
-        *,
-        before_run: bool = False,
-        sent: Mapping[str, bytes] | None = None,
-        held: Mapping[str, bytes] | None = None,
-    ) -> None:
-        """Remember these externalIds and, where given, their Leanpay ids; an externalId
-        seen with two different Leanpay ids gets SEVERAL. `before_run`: Leanpay held them
-        before this run sent anything. `sent`: what this run sent for them (encoded), when
-        it created them. `held`: what Leanpay holds of them (the newest given wins)."""
-        get, get_held = (sent or {}).get, (held or {}).get
-        rows = [
-            (external_id, leanpay_id, get(external_id), get_held(external_id))
-            for external_id, leanpay_id in pairs
+    def add(self, rows: Iterable[Row], *, sent: Mapping[str, bytes] | None = None) -> None:
+        """Remember the externalIds of these rows, with their Leanpay ids where known (an
+        externalId seen with two different Leanpay ids gets SEVERAL) and their contents,
+        what Leanpay holds of them (the newest given wins). `sent`: what this run sent for
+        them (encoded), when it created them."""
+        get = (sent or {}).get
+        values = [
+            (r.external_id, r.leanpay_id, get(r.external_id), r.contents)
+            for r in rows
+            if r.external_id is not None
         ]
-        flag = int(before_run)
         with self._lock:
-            for start in range(0, len(rows), MAX_QUERY_IDS):
-                part = rows[start : start + MAX_QUERY_IDS]
-                values = ",".join([f"(?, ?, {flag}, ?, ?)"] * len(part))
+            for start in range(0, len(values), MAX_QUERY_IDS):
+                part = values[start : start + MAX_QUERY_IDS]
+                marks = ",".join(["(?, ?, ?, ?)"] * len(part))
                 self._db.execute(
-                    f"INSERT INTO known VALUES {values} ON CONFLICT (external_id) DO UPDATE "  # noqa: S608 - placeholders only
+                    f"INSERT INTO known VALUES {marks} ON CONFLICT (external_id) DO UPDATE "  # noqa: S608 - placeholders only
                     "SET leanpay_id = CASE WHEN known.leanpay_id IS NULL THEN "
                     "excluded.leanpay_id WHEN excluded.leanpay_id IS NULL OR "
                     "excluded.leanpay_id = known.leanpay_id THEN known.leanpay_id "
                     f"ELSE '{SEVERAL}' END, "
-                    "before_run = max(known.before_run, excluded.before_run), "
                     "sent = coalesce(excluded.sent, known.sent), "
                     "held = coalesce(excluded.held, known.held)",
                     [value for row in part for value in row],
                 )
 
-    def among(self, ids: Sequence[str]) -> set[str]:
-        """The externalIds of `ids` that are remembered."""
-        found: set[str] = set()
-        with self._lock:
-            for part in _in_parts(ids):
-                marks = ",".join("?" * len(part))
-                query = f"SELECT external_id FROM known WHERE external_id IN ({marks})"  # noqa: S608 - placeholders only
-                found.update(row[0] for row in self._db.execute(query, part))
-        return found
-
     def sent(self, ids: Sequence[str]) -> dict[str, bytes]:
         """The payloads this run sent for those of `ids` it created."""
-        found: dict[str, bytes] = {}
-        with self._lock:
-            for part in _in_parts(ids):
-                marks = ",".join("?" * len(part))
-                query = (
-                    f"SELECT external_id, sent FROM known WHERE external_id IN ({marks}) "  # noqa: S608 - placeholders only
-                    "AND sent IS NOT NULL"
-                )
-                found.update(self._db.execute(query, part).fetchall())
-        return found
+        query = "SELECT external_id, sent FROM known WHERE {} AND sent IS NOT NULL"
+        return dict(self._each(query, ids))
 
     def holdings(self, ids: Sequence[str]) -> dict[str, tuple[str | None, bytes | None]]:
         """externalId -> (Leanpay id, what Leanpay holds of it or None), for those of `ids`
         remembered."""
-        found: dict[str, tuple[str | None, bytes | None]] = {}
-        with self._lock:
-            for part in _in_parts(ids):
-                marks = ",".join("?" * len(part))
-                columns = "external_id, leanpay_id, held"
-                query = f"SELECT {columns} FROM known WHERE external_id IN ({marks})"  # noqa: S608 - placeholders only
-                found.update((e, (i, h)) for e, i, h in self._db.execute(query, part))
-        return found
+        query = "SELECT external_id, leanpay_id, held FROM known WHERE {}"
+        return {e: (i, h) for e, i, h in self._each(query, ids)}
 
-    def before_run(self, external_id: str) -> tuple[bool, str | None]:
-        """Whether Leanpay held `external_id` before this run sent anything, and its id."""
+    def forget(self, ids: Sequence[str]) -> None:
+        """Leanpay no longer holds these (a find answered 404)."""
+        self._each("DELETE FROM known WHERE {}", ids)
+
+    def _each(self, statement: str, ids: Sequence[str]) -> list[Any]:
+        """`statement`, its `{}` naming a slice of `ids` (MAX_QUERY_IDS at most), run for
+        each slice; the rows it returns."""
+        found: list[Any] = []
         with self._lock:
-            row = self._db.execute(
-                "SELECT leanpay_id FROM known WHERE external_id = ? AND before_run = 1",
-                (external_id,),
-            ).fetchone()
-        return (False, None) if row is None else (True, row[0])
+            for start in range(0, len(ids), MAX_QUERY_IDS):
+                part = ids[start : start + MAX_QUERY_IDS]
+                where = f"external_id IN ({','.join('?' * len(part))})"
+                found += self._db.execute(statement.format(where), part).fetchall()
+        return found
 
     def close(self) -> None:
         """Delete the temporary file."""
         with self._lock:
             self._close()
-
-    def forget(self, ids: Sequence[str]) -> None:
-        """Leanpay no longer holds these (a find answered 404)."""
-        with self._lock:
-            for part in _in_parts(ids):
-                marks = ",".join("?" * len(part))
-                query = f"DELETE FROM known WHERE external_id IN ({marks})"  # noqa: S608 - placeholders only
-                self._db.execute(query, part)
-
-
-def _in_parts(ids: Sequence[str]) -> Iterator[Sequence[str]]:
-    """`ids` in slices of at most MAX_QUERY_IDS: one statement each."""
-    for start in range(0, len(ids), MAX_QUERY_IDS):
-        yield ids[start : start + MAX_QUERY_IDS]
 
 
 class ReplayGuard(Generic[T]):
@@ -228,9 +188,8 @@ class ReplayGuard(Generic[T]):
         self._clock = clock
         self._pause = pause
         self._known = KnownIds()
-        self._twins: Twins[T] = Twins(resource.name, stopping=stopping)
-        self.claim = self._twins.claim
-        """`item` may be sent, unless an earlier twin is on its way (twins.py)."""
+        self.twins: Twins[T] = Twins(resource.name, stopping=stopping)
+        """This run's claims of the resource's externalIds (twins.py)."""
         self._changed = threading.Condition(threading.Lock())
         self._listed_from: float | None = clock()
         """When the newest complete listing started (all that Leanpay held then is known):
@@ -245,10 +204,6 @@ class ReplayGuard(Generic[T]):
         self._on_wire: set[int] = set()
         self._post_ids = itertools.count()
         self._receipted: list[str] = []
-        self._rebuilding = False
-        """A full listing replaces a damaged cache: what it lists and this run did not
-        know already was held before the run (this run's are known before the cache has
-        them: `stored`)."""
         self.listings = 0
 
     @property
@@ -286,12 +241,13 @@ class ReplayGuard(Generic[T]):
                 if self._first_failure is not None:
                     raise self._first_failure
                 self._wait_a_little()
-        return set(self._lookup(external_ids))
+        return set(self.holdings(external_ids))
 
-    def _lookup(self, external_ids: Sequence[str]) -> dict[str, tuple[str | None, bytes | None]]:
-        """externalId -> (Leanpay id, what Leanpay holds of it or None), for those of
-        `external_ids` this run knows (KnownIds) or the tenant's cache holds: looked up
-        per chunk, never loaded whole. Both knowing one externalId by two ids: SEVERAL.
+    def holdings(self, external_ids: Sequence[str]) -> dict[str, tuple[str | None, bytes | None]]:
+        """externalId -> (Leanpay id, what Leanpay holds of it, `changes.kept` encoded, or
+        None), for those of `external_ids` this run knows (KnownIds) or the tenant's cache
+        holds: looked up per chunk, never loaded whole. Both knowing one externalId by two
+        ids: SEVERAL.
         Not while a listing is read: a full one empties the cache before refilling it
         (never called inside `posting`, which such a listing waits for)."""
         with self._changed:
@@ -299,11 +255,11 @@ class ReplayGuard(Generic[T]):
                 self._wait_a_little()
         cached = self._cached(external_ids)  # first: a damaged cache is listed again
         known = self._known.holdings(external_ids)
-        before: list[tuple[str, str | None]] = []
+        told: list[Row] = []
         for external_id, found in cached.items():
             mine = known.get(external_id)
-            if mine is None:  # this run's are known before the cache has them (`stored`)
-                before.append((external_id, found.leanpay_id))
+            if mine is None:
+                told.append(Row(found.leanpay_id, external_id, None))
                 known[external_id] = (found.leanpay_id, found.contents)
             elif mine[0] is None:
                 known[external_id] = (found.leanpay_id, mine[1] or found.contents)
@@ -311,8 +267,8 @@ class ReplayGuard(Generic[T]):
                 known[external_id] = (SEVERAL, mine[1])
             elif mine[1] is None:
                 known[external_id] = (mine[0], found.contents)
-        if before:  # held before this run: said so however this run settles them
-            self._known.add(before, before_run=True)
+        if told:  # what a chunk was told stays known to the run: a full listing may empty
+            self._known.add(told)  # the cache before its finds or references ask again
         return known
 
     def _cache(self) -> InvoiceCache | None:
@@ -331,7 +287,6 @@ class ReplayGuard(Generic[T]):
         except CacheDamaged as damaged:
             logger.info("Replay safety: %s; every page of %s is read", damaged, self.resource.name)
             cache.damaged(str(damaged))
-            self._rebuilding = True
             self.confirm_since(self._clock())
             return {}
 
@@ -411,8 +366,7 @@ class ReplayGuard(Generic[T]):
             waiting = len(self._wanted)
             self._changed.release()
             try:
-                rebuild, self._rebuilding = self._rebuilding, False
-                listed = self._read(listing, before_run=self._listed_from is None, rebuild=rebuild)
+                listed = self._read(listing)
             finally:
                 self._changed.acquire()
         finally:
@@ -422,12 +376,9 @@ class ReplayGuard(Generic[T]):
         self._listed_from = max(started, self._listed_from or started)
         _log_listing(self.resource.name, listed, self._clock() - started, self.listings, waiting)
 
-    def _read(
-        self, listing: Listing | TenantListing, *, before_run: bool, rebuild: bool = False
-    ) -> Listed:
-        remember = self._rebuilt if rebuild else partial(self._remember, before_run=before_run)
+    def _read(self, listing: Listing | TenantListing) -> Listed:
         try:
-            return listing.read_all(remember)
+            return listing.read_all(self._known.add)
         except AuthError as refused:
             raise AuthError(
                 f"{refused} (while listing {self.resource.name} for replay safety: the "
@@ -445,16 +396,14 @@ class ReplayGuard(Generic[T]):
 
     # -- claims and acknowledgements ------------------------------------------------
 
-    def stored(self, created: Sequence[Created], items: Sequence[Pending]) -> None:
-        """Leanpay's answer listed these objects as created from these items: the tenant
-        index keeps them at once, inside `posting` (before a re-listing may start, and
-        before a later answer moves the watermark past them)."""
+    def stored(self, created: Sequence[Created], sent: Mapping[str, dict[str, Any]]) -> None:
+        """Leanpay's answer listed these objects as created from the items `sent` (by
+        externalId): the tenant index keeps them at once, inside `posting` (before a
+        re-listing may start, and before a later answer moves the watermark past them)."""
         if isinstance(self.listing, TenantListing):
-            self.listing.stored(
-                acknowledged_rows(created, {p.external_id: p.wire for p in items if p.external_id})
-            )
+            self.listing.stored(acknowledged_rows(created, sent))
 
-    def doubt(self, pairs: Iterable[tuple[str, ...] | Listed_]) -> None:
+    def doubt(self, pairs: Iterable[Earlier]) -> None:
         """The receipts of earlier runs, for a resource the listing settles: the listing
         wins. Those it does not show (deleted in Leanpay, or receipts of another tenant)
         are reported once, after the first listing, and sent again."""
@@ -463,7 +412,7 @@ class ReplayGuard(Generic[T]):
     def _report_doubts(self) -> None:
         """After the first listing: what the receipts say and Leanpay does not show."""
         receipted, self._receipted = self._receipted, []
-        held = self._lookup(receipted)
+        held = self.holdings(receipted)
         missing = [e for e in receipted if e not in held]
         if missing:
             logger.warning(
@@ -474,59 +423,36 @@ class ReplayGuard(Generic[T]):
                 missing[0],
             )
 
-    def learn(self, rows: Iterable[Listed_]) -> None:
-        """Objects Leanpay held before this run, with their ids and the fields it holds,
-        known from elsewhere (the receipts of earlier runs)."""
-        self._remember(list(rows), before_run=True)
-
-    def _remember(self, rows: list[Listed_], *, before_run: bool) -> None:
-        """(externalId, Leanpay id, kept fields) of a listing's page, or of receipts."""
-        held = {external_id: kept for external_id, _, kept in rows if kept is not None}
-        pairs = [(external_id, leanpay_id) for external_id, leanpay_id, _ in rows]
-        self._known.add(pairs, before_run=before_run, held=held)
-
-    def _rebuilt(self, rows: list[Listed_]) -> None:
-        """A page of the listing that replaces a damaged cache: what this run did not know
-        already, Leanpay held before it."""
-        known = self._known.among([external_id for external_id, _, _ in rows])
-        self._remember([r for r in rows if r[0] in known], before_run=False)
-        self._remember([r for r in rows if r[0] not in known], before_run=True)
-
-    def holdings(self, external_ids: Sequence[str]) -> dict[str, tuple[str | None, bytes | None]]:
-        """For a change check (updates.py): externalId -> (Leanpay id, what Leanpay holds
-        of it, `changes.kept` encoded, or None when unknown)."""
-        return self._lookup(external_ids)
+    def learn(self, earlier: Iterable[Earlier]) -> None:
+        """(externalId, Leanpay id, kept fields) of objects Leanpay holds, known from
+        elsewhere (the receipts of earlier runs)."""
+        self._known.add(Row(i, e, None, contents=kept) for e, i, kept in earlier)
 
     def now_holds(self, external_id: str, kept: bytes) -> None:
         """Leanpay holds these fields for `external_id` now (updated by this run)."""
-        self._known.add([(external_id, None)], held={external_id: kept})
+        self._known.add([Row(None, external_id, None, contents=kept)])
 
     def acknowledged(
-        self, pairs: Iterable[Pair], sent: Mapping[str, bytes] | None = None
+        self, pairs: Iterable[tuple[str, str | None]], sent: Mapping[str, bytes] | None = None
     ) -> list[T]:
         """Leanpay holds these now (externalId, id), created by this run with the payloads
         `sent` (if any); return the twins that were waiting."""
         pairs = list(pairs)
-        self._known.add(pairs, sent=sent)
-        return self._twins.release([external_id for external_id, _ in pairs])
+        self._known.add([Row(i, e, None) for e, i in pairs], sent=sent)
+        return self.twins.release([external_id for external_id, _ in pairs])
 
     def sent_earlier(self, external_ids: Sequence[str]) -> dict[str, bytes]:
         """The payloads this run already sent (and Leanpay acknowledged) for these."""
         return self._known.sent(external_ids)
-
-    def refused(self, external_id: str, *, uncertain: bool = False) -> list[T]:
-        """The claimant was refused, or set aside as `uncertain` (Leanpay may hold it but
-        cannot be asked); return its twins, which cannot be trusted either."""
-        return self._twins.refused(external_id, uncertain=uncertain)
 
     def settled_id(self, external_id: str) -> str | None:
         """The Leanpay id of the object with `external_id`, once known: waits while this
         run is still sending it, and for the first listing. None when it is not in
         Leanpay (as far as the listing, the receipts and this run know); SEVERAL when more
         than one object carries it. `was_refused` tells a refusal apart."""
-        self._twins.wait_settled(external_id)
+        self.twins.wait_settled(external_id)
         if self.held([external_id]):
-            return self._lookup([external_id])[external_id][0]
+            return self.holdings([external_id])[external_id][0]
         return None
 
     def read_before(self, external_id: str) -> bool:
@@ -534,18 +460,13 @@ class ReplayGuard(Generic[T]):
         Leanpay is known to hold it: asked by the reading thread when a reference to it is
         read, to tell whether the reference may wait for the object's outcome, or must be
         parked until the object is read (parking.py)."""
-        if self._twins.seen(external_id) or self._known.among([external_id]):
+        if self.twins.seen(external_id) or self._known.holdings([external_id]):
             return True
         cache = self._cache()  # held before the run: waiting costs nothing
         try:
             return cache is not None and bool(cache.find([external_id]))
         except CacheDamaged:  # parked: settled once a listing has rebuilt the cache
             return False
-
-    def fate(self, external_id: str) -> Fate | None:
-        """Whether the record with `external_id` was refused by Leanpay in this run, or
-        set aside because Leanpay may hold it without a way to ask."""
-        return self._twins.fate(external_id)
 
     def close(self) -> None:
         """Delete the on-disk id store; close the tenant index and release its lock."""

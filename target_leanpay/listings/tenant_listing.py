@@ -35,18 +35,10 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from target_leanpay.leanpay.client import Created
 from target_leanpay.leanpay.errors import Stopped
-from target_leanpay.listings.delta import (
-    Delta,
-    Page,
-    created_at,
-    page_of,
-    read_delta,
-    row_of,
-    tenant_of,
-)
-from target_leanpay.listings.listing import ExternalIds, Listed, Listing
-from target_leanpay.sending.items import Created
+from target_leanpay.listings.delta import Delta, read_delta, tenant_of
+from target_leanpay.listings.listing import Listed, Listing, Page, Rows, created_at
 from target_leanpay.store import changes
 from target_leanpay.store.store import InvoiceCache, Row, Store, TenantKey, Watermark, host_of
 
@@ -104,11 +96,11 @@ class TenantListing:
         """The tenant's index, once the tenant is known."""
         return self._index
 
-    def read_all(self, remember: ExternalIds) -> Listed:
+    def read_all(self, remember: Rows) -> Listed:
         """List the tenant (a delta when the index allows), handing the externalIds the
         index lacked, or every page's, to `remember`."""
         first = self._first_page()
-        page = page_of(1, first)
+        page = self._listing.page(1, first)
         index = self._index
         if index is None:  # nothing listed names the tenant: every page (one, mostly)
             if not self._first_done and not page.rows:
@@ -129,7 +121,7 @@ class TenantListing:
             return self._listing.read_all(remember, first=first)
 
     def _through(
-        self, index: InvoiceCache, page: Page, first: dict[str, Any], remember: ExternalIds
+        self, index: InvoiceCache, page: Page, first: dict[str, Any], remember: Rows
     ) -> Listed:
         """A delta when the index allows, else every page; the index verified after."""
         view = _RunView(index, self._newest)
@@ -144,7 +136,7 @@ class TenantListing:
         listed = self._listing.read_all(
             remember,
             first=first,
-            objects=lambda objects: index.add(_rows(objects)),
+            objects=index.add,
             restart=index.begin_full_listing,
         )
         index.verified(total=index.count(), order=found.order)
@@ -157,19 +149,21 @@ class TenantListing:
         index: InvoiceCache,
         found: Delta,
         page: Page,
-        remember: ExternalIds,
+        remember: Rows,
         mark: Watermark,
     ) -> Listed:
         """Bring the index up to date with a walk to the boundary, and note what the count
         says of the rest."""
-        remember([(r.external_id, r.leanpay_id, r.contents) for r in found.read if r.external_id])
+        remember(found.read)
         with_ids = sum(1 for r in found.new if r.external_id)
         if found.whole:  # every page, adding up: the index is rebuilt from it
             index.begin_full_listing()
             index.add(found.read)
             index.verified(total=found.total, order=found.order)
             self._newest = index.watermark().newest
-            self._listed_in_full(frozenset(r.leanpay_id for r in found.read), found.order)
+            self._listed_in_full(
+                frozenset(r.leanpay_id for r in found.read if r.leanpay_id), found.order
+            )
             return Listed(found.pages, found.total, sum(1 for r in found.read if r.external_id))
         index.add(found.new)
         index.verified(total=found.total, order=found.order)
@@ -183,7 +177,7 @@ class TenantListing:
             )
         with self._guard:
             self._deleted = found.deleted
-            self._walked_ids.update(r.leanpay_id for r in found.read)
+            self._walked_ids.update(r.leanpay_id for r in found.read if r.leanpay_id)
             self._budget = page.page_count or 0
             self._order = found.order
             self._loaded = True
@@ -288,7 +282,7 @@ class TenantListing:
         if self._first_done:
             return body
         while True:
-            tenant = tenant_of(page_of(1, body))
+            tenant = tenant_of(self._listing.page(1, body))
             waited = False
             if self._lock is not None:
                 key = TenantKey.of(self._api_url, tenant) if tenant else None
@@ -298,7 +292,7 @@ class TenantListing:
                     return self._without_folder(body, unusable)
             if waited:  # another run sent meanwhile: what was read is stale
                 again = self._listing.read_page(1)
-                if tenant_of(page_of(1, again)) != tenant:
+                if tenant_of(self._listing.page(1, again)) != tenant:
                     body = again
                     continue  # the tenant is named now: take its own lock
                 body = again
@@ -331,8 +325,11 @@ class TenantListing:
         return index
 
     def _read_pages(self, numbers: Sequence[int]) -> list[Page]:
-        bodies = self._listing.read_pages(numbers)
-        return [page_of(n, body) for n, body in zip(numbers, bodies, strict=True)]
+        got: dict[int, Page] = {}
+        self._listing.read_pages(
+            numbers, lambda n, body: got.update({n: self._listing.page(n, body)})
+        )
+        return [got[n] for n in numbers]
 
     def _say_once(self, message: str) -> None:
         if message not in self._reasons:
@@ -346,10 +343,6 @@ def _newest(rows: Iterable[Row], before: int | None) -> int | None:
     if before is not None:
         times.append(before)
     return max(times, default=None)
-
-
-def _rows(objects: Iterable[Any]) -> list[Row]:
-    return [row for row in map(row_of, objects) if row is not None]
 
 
 class _RunView:

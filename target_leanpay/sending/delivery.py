@@ -50,7 +50,7 @@ from typing import Any, Protocol
 
 import msgspec
 
-from target_leanpay.leanpay.client import OnRetry
+from target_leanpay.leanpay.client import Created, OnRetry
 from target_leanpay.leanpay.errors import Ambiguous, ApiError, ItemsRefused, Stopped
 from target_leanpay.listings.finds import Finds
 from target_leanpay.listings.listing import Listing
@@ -60,7 +60,7 @@ from target_leanpay.output.progress import Progress
 from target_leanpay.records.mapping import Problem, Reference
 from target_leanpay.records.resources import Resource
 from target_leanpay.records.values import InvalidValue
-from target_leanpay.sending.items import Chunk, Created, Pending
+from target_leanpay.sending.items import Chunk, Pending, as_sent
 from target_leanpay.sending.references import References
 from target_leanpay.sending.repeats import as_data, recalled, remembered, repeat_reason
 from target_leanpay.sending.updates import Updates
@@ -199,7 +199,7 @@ class Delivery:
                 self._receipts.mark_sending(chunk.resource.name, [e for e in marked if e])
                 created = self._send(chunk.resource, payloads, on_retry=count_retry)
                 if created:  # in the tenant index before a re-listing may start
-                    chunk.guard.stored(created, items)
+                    chunk.guard.stored(created, as_sent(items))
         except ItemsRefused as refusal:
             self._receipts.refused(chunk.resource.name, [e for e in marked if e])
             self._isolate(chunk, items, refusal, refused, ambiguous_tries=ambiguous_tries)
@@ -253,7 +253,7 @@ class Delivery:
         """The tenant's time zone, from the dates the answer echoes (date_zone.py); after
         their receipts are written, so that nothing it raises leaves them unwritten."""
         if self._date_zones is not None:
-            self._date_zones.learn(tenant, created, items)
+            self._date_zones.learn(tenant, created, as_sent(items))
 
     def _isolate(
         self,
@@ -383,7 +383,7 @@ class Delivery:
         for item in items:
             twins = []
             if item.external_id is not None:
-                twins = chunk.guard.refused(item.external_id, uncertain=True)
+                twins = chunk.guard.twins.refused(item.external_id, uncertain=True)
             self._reject(item, (Problem("(item)", reason),), error)
             for twin in twins:
                 because = f"shares externalId with {item.ident}, which Leanpay may hold"
@@ -645,7 +645,7 @@ class Delivery:
         """Reject a refused item, and the records that waited on its externalId."""
         twins = []
         if refusal.item.external_id is not None:
-            twins = chunk.guard.refused(refusal.item.external_id)
+            twins = chunk.guard.twins.refused(refusal.item.external_id)
         self._reject(refusal.item, refusal.problems, refusal.error)
         fate = "was rejected" if refusal.error is None else "Leanpay refused"
         for twin in twins:

@@ -1,7 +1,5 @@
-"""The data the sinks, delivery and the client hand each other: a record on its way
-(`Pending`), a request's worth of them (`Chunk`), and what Leanpay says it created
-(`Created`). Plain data, no behaviour: any module may import it without pulling in the
-machinery around it.
+"""The data the sinks and delivery hand each other: a record on its way (`Pending`) and
+a request's worth of them (`Chunk`). Plain data, no behaviour.
 """
 
 from __future__ import annotations
@@ -10,26 +8,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import msgspec
-
 from target_leanpay.leanpay.errors import quote
 from target_leanpay.output.progress import StreamStats
 from target_leanpay.records.resources import Resource
 
 if TYPE_CHECKING:
     from target_leanpay.listings.replay import ReplayGuard
-
-
-class Created(msgspec.Struct, frozen=True):
-    """What the target reads of an object Leanpay created (other fields are skipped)."""
-
-    id: str | None = None
-    externalId: str | None = None  # noqa: N815 - Leanpay's name
-    createdAt: str | None = None  # noqa: N815 - kept by the tenant index
-    tenantId: str | None = None  # noqa: N815 - names the tenant index
-    issueDate: Any = None  # noqa: N815 - dates echoed: they show the tenant's zone (date_zone.py)
-    dueDate: Any = None  # noqa: N815
-    sentDate: Any = None  # noqa: N815
 
 
 def identify(record: Mapping[str, Any], key_properties: Sequence[str], line: int) -> str:
@@ -83,3 +67,8 @@ class Chunk:
         first, last = items[0].ident, items[-1].ident
         span = first if len(items) == 1 else f"{first} … {last}"
         return f"stream '{self.stream}', batch of {len(items)} {self.resource.name} ({span})"
+
+
+def as_sent(items: Sequence[Pending]) -> dict[str, dict[str, Any]]:
+    """The items as sent, by externalId (what the objects of an answer are matched with)."""
+    return {p.external_id: p.wire for p in items if p.external_id}

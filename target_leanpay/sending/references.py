@@ -56,7 +56,7 @@ class References:
             if self._dry_run:
                 return f"(the Leanpay id of {what}, created by this load)"
             raise InvalidValue(f"Leanpay acknowledged {what} but its answer gave no id")
-        fate = guard.fate(external_id)
+        fate = guard.twins.fate(external_id)
         if fate == "refused":
             raise InvalidValue(f"{what} was refused by Leanpay in this run")
         if fate == "uncertain":

@@ -27,11 +27,11 @@ import operator
 import re
 import threading
 import zoneinfo
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, time
-from typing import Protocol
+from typing import Any, Protocol
 
-from target_leanpay.sending.items import Created, Pending
+from target_leanpay.leanpay.client import Created
 from target_leanpay.store.store import TenantKey
 
 logger = logging.getLogger("target-leanpay")
@@ -43,7 +43,7 @@ PREFERRED = ("UTC", "Europe/Paris")
 """Tried first, in this order; also what "cannot tell" allows before a zone is known."""
 
 ECHOED = ("issueDate", "dueDate", "sentDate")
-"""The fields a batch answer echoes as date-times (items.Created)."""
+"""The fields a batch answer echoes as date-times (client.Created)."""
 
 _echoed = operator.attrgetter(*ECHOED)
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -148,11 +148,12 @@ def choose(echoes: Sequence[tuple[str, str]], kept: str | None) -> str | None:
     return next((zone for zone in candidates() if explains(zone, echoes)), None)
 
 
-def echoes_of(created: Sequence[Created], items: Sequence[Pending]) -> list[tuple[str, str]]:
-    """(day sent, `compared` echo) of each date a batch answer echoes, matched by
-    externalId; only date-times with an offset show a zone. Run for every acknowledged
-    batch: the pairs are gathered as they come, and each distinct one read once."""
-    sent = {p.external_id: p.wire for p in items if p.external_id}
+def echoes_of(
+    created: Sequence[Created], sent: Mapping[str, Mapping[str, Any]]
+) -> list[tuple[str, str]]:
+    """(day sent, `compared` echo) of each date a batch answer echoes, matched with what
+    was `sent` by externalId; only date-times with an offset show a zone. Run for every
+    acknowledged batch: the pairs are gathered as they come, and each distinct one read once."""
     pairs = set()
     for obj in created:
         wire = sent.get(obj.externalId or "")
@@ -222,10 +223,11 @@ class DateZones:
         return self._zones[tenant]
 
     def learn(
-        self, tenant: str | None, created: Sequence[Created], items: Sequence[Pending]
+        self, tenant: str | None, created: Sequence[Created], sent: Mapping[str, Mapping[str, Any]]
     ) -> None:
-        """Learn from one acknowledged batch answer; keep what changed as a fact."""
-        echoes = echoes_of(created, items)
+        """Learn from one acknowledged batch answer (`sent`: the items by externalId); keep
+        what changed as a fact."""
+        echoes = echoes_of(created, sent)
         if not echoes:
             return
         tenant = tenant or self._tenant()

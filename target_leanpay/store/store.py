@@ -84,9 +84,11 @@ def safe_name(host: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Row:
-    """One invoice as listed or acknowledged: the one row type of the store."""
+    """One object as listed or acknowledged: the one row type of the store and of the
+    listings (the cache holds invoices, each with its Leanpay id)."""
 
-    leanpay_id: str
+    leanpay_id: str | None
+    """None: an object listed inside another, which has no id of its own (a link)."""
     external_id: str | None
     created_at: int | None
     """`createdAt` in microseconds since the epoch (None: absent or unreadable)."""
