@@ -61,12 +61,12 @@ def _put_of(client: LeanpayClient | None) -> Putter:
 def open_store(settings: Settings, run: RunMark) -> FolderStore | PgStore:
     """The folder store, or the PostgreSQL one when `store` is a URL: connected now, so
     that PostgreSQL down or refusing is one line before anything is read or sent."""
+    host = host_of(settings.api_url)
     if settings.store.url is None:
         assert settings.store.folder is not None
-        return FolderStore(settings.store.folder, settings.receipts_path, run)
+        return FolderStore(settings.store.folder, host=host, run=run, export=settings.receipts_path)
     from target_leanpay.store.pg_store import PgStore  # noqa: PLC0415 - psycopg: an optional extra
 
-    host = host_of(settings.api_url)
     return PgStore(settings.store.url, host=host, run=run, export=settings.receipts_path)
 
 
@@ -110,7 +110,7 @@ class Run:
             make_durable=self.dead_letters.commit,
         )
         self.store = open_store(settings, self.mark)
-        self.receipts = self.store.promises(writable=not writes_nothing)
+        self.promises = self.store.promises(writable=not writes_nothing)
         self.client: LeanpayClient | None = None
         if not settings.dry_run:
             self.client = LeanpayClient(
@@ -137,7 +137,7 @@ class Run:
             enabled=settings.replay_safety,
             concurrency=settings.max_list_in_flight,
             stopping=self.stopping,
-            receipts=self.receipts,
+            receipts=self.promises,
             api_url=settings.api_url,
             store=self.store,
             writes=not writes_nothing,
@@ -162,7 +162,7 @@ class Run:
             dead_letters=self.dead_letters,
             progress=self.progress,
             references=References(self.guards.for_resource, dry_run=writes_nothing),
-            receipts=self.receipts,
+            promises=self.promises,
             failed=self.sending_failed,
             stopping=self.stopping,
             max_ambiguous_retries=settings.max_retries,
@@ -173,7 +173,7 @@ class Run:
             updates=Updates(
                 put=self.dry_run.put if self.dry_run is not None else _put_of(self.client),
                 dead_letters=self.dead_letters,
-                receipts=self.receipts,
+                receipts=self.promises,
                 noted=None if self.plan is None else self.plan.changed,
                 amount_shown=amount_shown(
                     settings.mapping.unit_places, settings.mapping.decimal_separator
@@ -191,7 +191,7 @@ class Run:
             self.guards,
             self.client,
             self.dry_run,
-            self.receipts,
+            self.promises,
             self.parking,
         ):
             if resource is not None:

@@ -447,15 +447,17 @@ def test_a_batch_file_name_no_file_can_have_is_one_paragraph(
     assert batch_posts(leanpay) == []
 
 
-def test_a_resource_leanpay_cannot_list_without_receipts_is_said_at_start(
+def test_credit_notes_without_receipts_path_are_still_loaded_once_across_runs(
     leanpay: StandIn, tmp_path: Path
 ) -> None:
+    """The store keeps the promises: receipts_path is only their export."""
     config = target_config(leanpay, tmp_path, stream_resources=ROUTES)
+    messages = [SCHEMAS[1], credit_note(1), {"type": "STATE", "value": {}}]
+    assert run_target(config, messages).returncode == 0
 
-    result = run_target(config, [SCHEMAS[1], credit_note(1), {"type": "STATE", "value": {}}])
+    again = run_target(config, messages)
 
-    assert result.returncode == 0, result.stderr
-    assert (
-        "stream 'erp-credits' loads credit_notes without receipts_path: a later run given the "
-        "same records sends them again"
-    ) in result.stderr
+    assert again.returncode == 0, again.stderr
+    assert len(leanpay.posted_items("credit_notes")) == 1
+    assert "1 already present" in again.stderr
+    assert "receipts_path" not in again.stderr

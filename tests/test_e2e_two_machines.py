@@ -323,16 +323,12 @@ def credit_notes(count: int) -> list[dict[str, Any]]:
 
 
 def promises_settings(machine: Machine) -> dict[str, Any]:
-    """PostgreSQL keeps the promises itself; with a folder store they are still the
-    receipts file, here on the volume both machines mount."""
-    settings: dict[str, Any] = {
+    """Credit notes, whose promises only the store keeps (no receipts_path)."""
+    return {
         "stream_resources": {CREDITS: "credit_notes"},
         "dead_letter_path": str(machine.work / "rejected.jsonl"),
         "max_in_flight": 1,
     }
-    if not machine.store.startswith("postgresql://"):
-        settings["receipts_path"] = str(Path(machine.store) / "receipts.jsonl")
-    return settings
 
 
 def test_credit_notes_on_the_wire_at_a_kill_9_are_never_sent_again_from_another_machine(
@@ -363,6 +359,9 @@ def test_credit_notes_on_the_wire_at_a_kill_9_are_never_sent_again_from_another_
     assert all("was sending it to Leanpay when it died" in reason for reason in reasons)
     if store.startswith("postgresql://"):  # where to release one, without the password
         assert all("the sending table of the store postgresql://********@" in r for r in reasons)
+    else:
+        marks = Path(store) / f"127.0.0.1_{leanpay.port}.sending.jsonl"
+        assert all(f"delete the line naming its externalId from {marks}" in r for r in reasons)
     assert resumed.states[-1] == {"done": 300}
     assert PASSWORD not in resumed.stderr
 

@@ -49,8 +49,14 @@ from target_leanpay.records.resources import Resource
 from target_leanpay.sending.items import Created, Pending
 from target_leanpay.sending.twins import Fate, Twins
 from target_leanpay.store import changes
-from target_leanpay.store.receipts import Receipts
-from target_leanpay.store.store import SEVERAL, CacheDamaged, Found, InvoiceCache, Store
+from target_leanpay.store.store import (
+    SEVERAL,
+    CacheDamaged,
+    Found,
+    InvoiceCache,
+    Promises,
+    Store,
+)
 
 logger = logging.getLogger("target-leanpay.replay")
 
@@ -607,7 +613,7 @@ class ReplayGuards:
         enabled: bool,
         concurrency: int,
         stopping: threading.Event,
-        receipts: Receipts,
+        receipts: Promises,
         api_url: str = "",
         store: Store | None = None,
         writes: bool = True,
