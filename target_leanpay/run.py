@@ -17,6 +17,7 @@ emptied at its start; a plan only counts them in its report.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -58,16 +59,20 @@ def _put_of(client: LeanpayClient | None) -> Putter:
     return client.put
 
 
-def open_store(settings: Settings, run: RunMark) -> FolderStore | PgStore:
+def open_store(
+    settings: Settings, run: RunMark, failed: Callable[[BaseException], None]
+) -> FolderStore | PgStore:
     """The folder store, or the PostgreSQL one when `store` is a URL: connected now, so
-    that PostgreSQL down or refusing is one line before anything is read or sent."""
+    that PostgreSQL down or refusing is one line before anything is read or sent.
+    `failed`: how a lost lock stops the run (the pool's first failure)."""
     host = host_of(settings.api_url)
     if settings.store.url is None:
         assert settings.store.folder is not None
         return FolderStore(settings.store.folder, host=host, run=run, export=settings.receipts_path)
     from target_leanpay.store.pg_store import PgStore  # noqa: PLC0415 - psycopg: an optional extra
 
-    return PgStore(settings.store.url, host=host, run=run, export=settings.receipts_path)
+    url = settings.store.url
+    return PgStore(url, host=host, run=run, export=settings.receipts_path, fail_run=failed)
 
 
 def dry_run_rejections_path(dry_run_path: str) -> str:
@@ -109,7 +114,16 @@ class Run:
             _discard if writes_nothing else self.state_output.put,
             make_durable=self.dead_letters.commit,
         )
-        self.store = open_store(settings, self.mark)
+        # a dry run writes its requests in input order: one thread; a real run one per
+        # request in flight: a chunk keeps its thread through retries and waits, so
+        # max_in_flight chunks at most are being delivered
+        self.pool = SendPool(
+            1 if writes_nothing else settings.max_in_flight,
+            interrupt=self.interrupt,
+            failed=self.sending_failed,
+            stopping=self.stopping,
+        )
+        self.store = open_store(settings, self.mark, self.pool.fail)
         self.promises = self.store.promises(writable=not writes_nothing)
         self.client: LeanpayClient | None = None
         if not settings.dry_run:
@@ -146,15 +160,6 @@ class Run:
         """Links and paybacks read before the documents they name (parking.py)."""
         date_zones = DateZones(
             self.store, settings.api_url, self.guards.tenant, writes=not writes_nothing
-        )
-        # a dry run writes its requests in input order: one thread; a real run one per
-        # request in flight: a chunk keeps its thread through retries and waits, so
-        # max_in_flight chunks at most are being delivered
-        self.pool = SendPool(
-            1 if writes_nothing else settings.max_in_flight,
-            interrupt=self.interrupt,
-            failed=self.sending_failed,
-            stopping=self.stopping,
         )
         self.delivery = Delivery(
             send=send,
