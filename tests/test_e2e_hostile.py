@@ -198,9 +198,8 @@ def test_a_kill_while_leanpay_holds_an_unanswered_batch_never_doubles_credit_not
         tmp_path,
         max_in_flight=1,
         stream_resources=ROUTES,
-        receipts_path=str(tmp_path / "receipts.jsonl"),
         dead_letter_path=str(rejected),
-    )
+    )  # no receipts_path: the store keeps the marks (on PostgreSQL: test_e2e_two_machines)
     messages = credit_notes_stream(300)
     target = Running(config)
     target.feed(singer_input(messages))
@@ -225,18 +224,14 @@ def test_a_kill_while_leanpay_holds_an_unanswered_batch_never_doubles_credit_not
     assert resumed.states[-1] == {"done": 300}
 
 
+@pytest.mark.parametrize("store_setting", ["folder", "postgres"], indirect=True)
 def test_a_kill_while_leanpay_holds_unanswered_links_confirms_them_from_the_listing(
-    leanpay: StandIn, tmp_path: Path
+    leanpay: StandIn, tmp_path: Path, store_setting: str
 ) -> None:
     leanpay.add_faults(
         {"path": "/links/batch", "action": "delay_after_store", "seconds": 20, "times": 1}
     )
-    config = target_config(
-        leanpay,
-        tmp_path,
-        stream_resources=ROUTES,
-        receipts_path=str(tmp_path / "receipts.jsonl"),
-    )
+    config = target_config(leanpay, tmp_path, stream_resources=ROUTES, store=store_setting)
     documents = [erp_invoice(n) for n in range(100)] + [credit_note(n) for n in range(100)]
     links = [link(n, f"INV-{n}", f"CN-{n}") for n in range(100)]
     messages = [*SCHEMAS, *documents, {"type": "STATE", "value": {"done": 200}}, *links]
