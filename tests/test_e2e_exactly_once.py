@@ -11,7 +11,8 @@ target printed on stdout, so records Leanpay already holds are sent to the targe
 
 Documented limits, pinned here so that a change is noticed: records without an externalId
 are not protected (a replay stores them again), and `replay_safety: false` makes a repeated
-run store duplicates wherever Leanpay accepts them.
+run that lacks the store's receipts (another store) store duplicates wherever Leanpay
+accepts them.
 """
 
 from __future__ import annotations
@@ -805,11 +806,20 @@ def test_without_replay_safety_no_list_request_and_a_repeated_run_is_unprotected
 ) -> None:
     config = target_config(server, tmp_path, replay_safety=False, max_in_flight=1)
     messages = invoices_with_state(150, every=50)
-
     first = run_target(config, messages)
-    second = run_target(config, messages)
-
     assert first.returncode == 0, first.stderr
+
+    again = run_target(config, messages)  # the store's receipts: what this target created
+
+    assert again.returncode == 0, again.stderr
+    assert "150 already present" in again.stderr
+    assert_exactly_once(server, 150)
+    other_store = target_config(
+        server, tmp_path, replay_safety=False, max_in_flight=1, store=str(tmp_path / "other")
+    )
+
+    second = run_target(other_store, messages)
+
     assert gets(server.requests()) == []
     mode = server.state.settings.duplicates
     if mode == "accept":
