@@ -150,3 +150,18 @@ def test_the_readmes_command_releases_an_uncertain_item(tmp_path: Path) -> None:
     assert resumed.uncertain("credit_notes") == {"CN-7"}
     assert resumed.uncertain("paybacks") == {"CN-2024-0042"}
     resumed.close()
+
+
+def test_a_run_started_while_another_sends_appends_to_its_marks_never_replaces_them(
+    tmp_path: Path,
+) -> None:
+    sending = promises(tmp_path)
+    sending.mark_sending("credit_notes", ["CN-1"])
+    overlapping = promises(tmp_path)  # an hourly run that overran: the first still sends
+    sending.mark_sending("credit_notes", ["CN-2"])  # then dies with CN-1 and CN-2 on the wire
+    overlapping.close()
+    sending.close()
+
+    resumed = promises(tmp_path)
+    assert resumed.uncertain("credit_notes") == {"CN-1", "CN-2"}
+    resumed.close()

@@ -7,7 +7,9 @@ API host, two files of the store folder beside its caches and locks.
   line per externalId, fsync'd before the POST; a refusal appends lines that lift them.
   At start, the marks without a receipt are what an earlier run was sending when it
   died (`uncertain`), and the file is rewritten to those, one line each: deleting a line
-  releases its item (README, "Releasing an uncertain item").
+  releases its item (README, "Releasing an uncertain item"). Only by a run that holds
+  `<host>.promises.lock` (flock, for its lifetime): a run started while another one of
+  the host is sending appends to the file the other appends to, never replaces it.
 
 Per host, not per tenant, as in PostgreSQL: a run that loads only credit notes never
 learns its tenant (nothing lists them), and still keeps its promises; each receipt
@@ -21,6 +23,8 @@ file found there is read into the store, once (`_adopt`).
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import os
 from collections.abc import Iterator, Mapping, Sequence
@@ -75,6 +79,8 @@ class FolderPromises:
         self._receipts: JsonLines | None = None
         self._marks: JsonLines | None = None
         self._export: JsonLines | None = None
+        self._alone: int | None = None
+        """The descriptor holding `<host>.promises.lock`, when no other run holds it."""
         self._read_from = self.where
         legacy = export if export and os.path.isfile(export) else None
         if legacy is not None and os.path.exists(self.where):
@@ -91,7 +97,9 @@ class FolderPromises:
             if legacy is not None:
                 self._adopt(legacy)
             self._uncertain = self._read_uncertain()
-            replace_durably(self.marks_path, self._still_uncertain())
+            self._alone = _hold_alone(folder / f"{stem}.promises.lock")
+            if self._alone is not None:
+                replace_durably(self.marks_path, self._still_uncertain())
             self._marks = JsonLines(self.marks_path, "the sending marks")
             self._receipts = JsonLines(self.where, "the receipts")
         except OSError as exc:
@@ -159,6 +167,9 @@ class FolderPromises:
         for file in (self._receipts, self._marks, self._export):
             if file is not None:
                 file.close()
+        if self._alone is not None:
+            os.close(self._alone)  # the lock goes with it
+            self._alone = None
 
     def _read_uncertain(self) -> dict[str, set[str]]:
         """Marked by earlier runs, minus what has a receipt."""
@@ -210,3 +221,19 @@ class FolderPromises:
             if os.path.exists(legacy + receipts.LEGACY_SENDING_SUFFIX)
             else "",
         )
+
+
+def _hold_alone(path: Path) -> int | None:
+    """An exclusive flock on `path`, held until its descriptor closes (or the process
+    dies); None, without waiting, when another run holds it."""
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(descriptor)
+        return None
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.close(descriptor)
+        raise
+    return descriptor
