@@ -130,23 +130,30 @@ def legacy_promises(path: str) -> tuple[list[Receipt], dict[str, set[str]]]:
 
 class JsonLines:
     """An append-only file of JSON lines, each append durable (fsync'd) on return. A last
-    line without its newline (a killed run's) is cut off on opening."""
+    line without its newline (a killed run's) is cut off on opening. The file is opened
+    at once (an unusable path fails before anything is sent), then held only from the
+    first append: a run that writes nothing holds nothing."""
 
     def __init__(self, path: str, what: str) -> None:
-        """`what` names the file in messages ("the receipts file", ...)."""
+        """`what` names the file in messages ("the receipts", ...). OSError if it cannot
+        be opened."""
         self.path = path
         self._what = what
         self._lock = threading.Lock()
+        self._file: IO[bytes] | None = None
+        self._over = False
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        self._file: IO[bytes] | None = open(path, "ab")  # noqa: SIM115 - closed by close()
-        _cut_torn_line(self._file, path)
+        with open(path, "ab") as file:
+            _cut_torn_line(file, path)
 
     def append(self, lines: bytes, *, sync: bool = True) -> None:
         """Append `lines` (each ending in a newline), durably unless `sync` is False."""
         with self._lock:
-            if self._file is None:
+            if self._over:
                 raise ReceiptsError(f"{self._what} {self.path}: the run is over")
             try:
+                if self._file is None:
+                    self._file = open(self.path, "ab")  # noqa: SIM115 - closed by close()
                 self._file.write(lines)
                 self._file.flush()
                 if sync:
@@ -160,6 +167,7 @@ class JsonLines:
     def close(self) -> None:
         """Close the file (what was appended is durable already)."""
         with self._lock:
+            self._over = True
             if self._file is not None:
                 self._file.close()
             self._file = None
