@@ -17,6 +17,7 @@ emptied at its start; a plan only counts them in its report.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -58,16 +59,20 @@ def _put_of(client: LeanpayClient | None) -> Putter:
     return client.put
 
 
-def open_store(settings: Settings, run: RunMark) -> FolderStore | PgStore:
+def open_store(
+    settings: Settings, run: RunMark, failed: Callable[[BaseException], None]
+) -> FolderStore | PgStore:
     """The folder store, or the PostgreSQL one when `store` is a URL: connected now, so
-    that PostgreSQL down or refusing is one line before anything is read or sent."""
+    that PostgreSQL down or refusing is one line before anything is read or sent.
+    `failed`: how a lost lock stops the run (the pool's first failure)."""
+    host = host_of(settings.api_url)
     if settings.store.url is None:
         assert settings.store.folder is not None
-        return FolderStore(settings.store.folder, settings.receipts_path, run)
+        return FolderStore(settings.store.folder, host=host, run=run, export=settings.receipts_path)
     from target_leanpay.store.pg_store import PgStore  # noqa: PLC0415 - psycopg: an optional extra
 
-    host = host_of(settings.api_url)
-    return PgStore(settings.store.url, host=host, run=run, export=settings.receipts_path)
+    url = settings.store.url
+    return PgStore(url, host=host, run=run, export=settings.receipts_path, fail_run=failed)
 
 
 def dry_run_rejections_path(dry_run_path: str) -> str:
@@ -109,8 +114,17 @@ class Run:
             _discard if writes_nothing else self.state_output.put,
             make_durable=self.dead_letters.commit,
         )
-        self.store = open_store(settings, self.mark)
-        self.receipts = self.store.promises(writable=not writes_nothing)
+        # a dry run writes its requests in input order: one thread; a real run one per
+        # request in flight: a chunk keeps its thread through retries and waits, so
+        # max_in_flight chunks at most are being delivered
+        self.pool = SendPool(
+            1 if writes_nothing else settings.max_in_flight,
+            interrupt=self.interrupt,
+            failed=self.sending_failed,
+            stopping=self.stopping,
+        )
+        self.store = open_store(settings, self.mark, self.pool.fail)
+        self.promises = self.store.promises(writable=not writes_nothing)
         self.client: LeanpayClient | None = None
         if not settings.dry_run:
             self.client = LeanpayClient(
@@ -137,7 +151,7 @@ class Run:
             enabled=settings.replay_safety,
             concurrency=settings.max_list_in_flight,
             stopping=self.stopping,
-            receipts=self.receipts,
+            receipts=self.promises,
             api_url=settings.api_url,
             store=self.store,
             writes=not writes_nothing,
@@ -147,22 +161,13 @@ class Run:
         date_zones = DateZones(
             self.store, settings.api_url, self.guards.tenant, writes=not writes_nothing
         )
-        # a dry run writes its requests in input order: one thread; a real run one per
-        # request in flight: a chunk keeps its thread through retries and waits, so
-        # max_in_flight chunks at most are being delivered
-        self.pool = SendPool(
-            1 if writes_nothing else settings.max_in_flight,
-            interrupt=self.interrupt,
-            failed=self.sending_failed,
-            stopping=self.stopping,
-        )
         self.delivery = Delivery(
             send=send,
             checkpoints=self.checkpoints,
             dead_letters=self.dead_letters,
             progress=self.progress,
             references=References(self.guards.for_resource, dry_run=writes_nothing),
-            receipts=self.receipts,
+            promises=self.promises,
             failed=self.sending_failed,
             stopping=self.stopping,
             max_ambiguous_retries=settings.max_retries,
@@ -173,7 +178,7 @@ class Run:
             updates=Updates(
                 put=self.dry_run.put if self.dry_run is not None else _put_of(self.client),
                 dead_letters=self.dead_letters,
-                receipts=self.receipts,
+                receipts=self.promises,
                 noted=None if self.plan is None else self.plan.changed,
                 amount_shown=amount_shown(
                     settings.mapping.unit_places, settings.mapping.decimal_separator
@@ -191,7 +196,7 @@ class Run:
             self.guards,
             self.client,
             self.dry_run,
-            self.receipts,
+            self.promises,
             self.parking,
         ):
             if resource is not None:

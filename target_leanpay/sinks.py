@@ -48,15 +48,6 @@ class LeanpaySink(BatchSink):
         self.mapper = RecordMapper(self.resource, self.run.settings.mapping)
         self.stats = self.run.progress.stats_for(stream_name, self.resource.name)
         self.guard = self.run.guards.for_resource(self.resource)
-        unkept = self.run.settings.receipts_path is None and self.run.settings.store.url is None
-        if not self.resource.listed_first and unkept:  # a PostgreSQL store keeps receipts
-            self.logger.warning(
-                "stream '%s' loads %s without receipts_path: a later run given the same "
-                "records sends them again (Leanpay cannot be asked which it holds). Set "
-                "receipts_path to load them exactly once (README, Exactly once)",
-                stream_name,
-                self.resource.name,
-            )
         self._buffer: list[Pending] = []
         self.buffered_since = 0.0
         """When the oldest buffered record was read (`time.monotonic`)."""

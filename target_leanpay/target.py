@@ -39,6 +39,7 @@ from target_leanpay.config import redaction
 from target_leanpay.config.about import render_markdown, render_text
 from target_leanpay.config.config_input import ConfigSources, read_config_args, read_environment
 from target_leanpay.config.settings import SCHEMA, parse, secret_values
+from target_leanpay.config.store_location import StoreError
 from target_leanpay.leanpay.errors import (
     ConfigError,
     InputError,
@@ -409,7 +410,8 @@ class TargetLeanpay(Target):
         """
         self._report(error)
         deadline = time.monotonic() + SHUTDOWN_GRACE_SECONDS
-        self.run.pool.wait_all(timeout=SHUTDOWN_GRACE_SECONDS)
+        if not isinstance(error, StoreError):  # a lost store records nothing more: no wait
+            self.run.pool.wait_all(timeout=SHUTDOWN_GRACE_SECONDS)
         self.run.stopping.set()
         self._report_sending_failure(error)
         if not isinstance(error, OutputClosed):

@@ -67,6 +67,16 @@ def postgres_url(postgres: PostgresServer) -> str:
     return postgres.url(postgres.new_database())
 
 
+@pytest.fixture
+def store_setting(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The `store` setting: the test's folder (what `target_config` sets by default), or,
+    parametrized indirectly with "postgres", a database of its own on the suite's server."""
+    if getattr(request, "param", "folder") == "folder":
+        return str(tmp_path / "index")
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
 @dataclass
 class Result:
     """What one CLI run produced."""

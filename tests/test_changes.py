@@ -15,6 +15,7 @@ import pytest
 from target_leanpay.leanpay.errors import ApiError, ItemsRefused, RetriesExhausted
 from target_leanpay.output.deadletter import DeadLetters
 from target_leanpay.output.progress import StreamStats
+from target_leanpay.output.runmark import RunMark
 from target_leanpay.records.mapping import Reference
 from target_leanpay.records.resources import ADDRESSES, CREDIT_NOTES, INVOICES, LINKS, PAYBACKS
 from target_leanpay.records.values import amount_shown
@@ -22,7 +23,7 @@ from target_leanpay.sending.repeats import repeat_reason
 from target_leanpay.sending.updates import NotUpdatable, Put, Updates, decide, in_source
 from target_leanpay.store import changes
 from target_leanpay.store.changes import Change
-from target_leanpay.store.receipts import Receipts
+from target_leanpay.store.folder_promises import FolderPromises
 
 CLIENT = "6513270e-269e-4d37-b2a7-4de452e6b438"
 INVOICE = {
@@ -199,9 +200,17 @@ class Puts:
             on_retry("PUT answer lost; retrying")
 
 
-def updates(tmp_path: Path, puts: Puts) -> tuple[Updates, DeadLetters, Receipts]:
+def promises(tmp_path: Path, *, writable: bool = True) -> FolderPromises:
+    """The folder store's promises, exported to `receipts.jsonl`."""
+    export = str(tmp_path / "receipts.jsonl") if writable else None
+    store = tmp_path / "store"
+    run = RunMark.new()
+    return FolderPromises(store, "leanpay.test", writable=writable, run=run, export=export)
+
+
+def updates(tmp_path: Path, puts: Puts) -> tuple[Updates, DeadLetters, FolderPromises]:
     dead = DeadLetters(str(tmp_path / "dead.jsonl"), None)
-    receipts = Receipts(str(tmp_path / "receipts.jsonl"), writable=True)
+    receipts = promises(tmp_path)
     return Updates(put=puts, dead_letters=dead, receipts=receipts), dead, receipts
 
 
@@ -276,7 +285,7 @@ def test_without_a_dead_letter_file_a_changed_record_is_a_warning_and_the_run_go
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     dead = DeadLetters(None, None)
-    receipts = Receipts(None, writable=False)
+    receipts = promises(tmp_path, writable=False)
     policy = Updates(put=Puts(), dead_letters=dead, receipts=receipts)
     guard = Guard({"INV-3": ("id-3", held(INVOICES, LISTED))})
     with caplog.at_level(logging.WARNING, logger="target-leanpay"):

@@ -22,13 +22,14 @@ from target_leanpay.listings.replay import ReplayGuard
 from target_leanpay.output.checkpoint import Checkpoints
 from target_leanpay.output.deadletter import DeadLetters
 from target_leanpay.output.progress import Progress, StreamStats
+from target_leanpay.output.runmark import RunMark
 from target_leanpay.records.mapping import Reference
 from target_leanpay.records.resources import CREDIT_NOTES, INVOICES, LINKS, PAYBACKS, Resource
 from target_leanpay.sending.delivery import Chunk, Delivery, Pending
 from target_leanpay.sending.references import References
 from target_leanpay.sending.updates import Updates
 from target_leanpay.store import changes
-from target_leanpay.store.receipts import Receipts
+from target_leanpay.store.folder_promises import FolderPromises
 
 STREAM = "erp"
 NO_ANSWER_WAIT = 7.0
@@ -171,7 +172,13 @@ class Harness:
         self.stopping = threading.Event()
         self.resource = resource
         self.receipts_path = tmp_path / "receipts.jsonl"
-        self.receipts = Receipts(str(self.receipts_path) if receipts else None, writable=True)
+        self.receipts = FolderPromises(
+            tmp_path / "store",
+            "leanpay.test",
+            writable=True,
+            run=RunMark.new(),
+            export=str(self.receipts_path) if receipts else None,
+        )
         self.guards: dict[str, ReplayGuard[Pending]] = {}
         self.guard = self.guard_for(resource)
         self.delivery = Delivery(
@@ -180,7 +187,7 @@ class Harness:
             dead_letters=self.dead_letters,
             progress=Progress(),
             references=References(self.guard_for, dry_run=False),
-            receipts=self.receipts,
+            promises=self.receipts,
             failed=self.failed,
             stopping=self.stopping,
             max_ambiguous_retries=retries,
@@ -681,21 +688,24 @@ def test_a_reference_waits_for_the_object_this_run_is_sending(
     assert leanpay.bodies[0][0]["creditNoteId"] == "cn-uuid-7"
 
 
-def test_receipts_of_an_acknowledged_batch_are_on_disk_before_its_checkpoint(
+def test_receipts_of_an_acknowledged_batch_are_in_the_store_and_export_before_its_checkpoint(
     tmp_path: Path, leanpay: FakeLeanpay
 ) -> None:
     h = Harness(leanpay, tmp_path, resource=CREDIT_NOTES, receipts=True)
-    on_disk_at_settle: list[int] = []
+    store = Path(h.receipts.where)
+    on_disk_at_settle: list[tuple[int, int]] = []
     settle = h.checkpoints.settle
 
     def settle_and_look(seqs: Iterable[int]) -> None:
-        on_disk_at_settle.append(len(h.receipts_path.read_text().splitlines()))
+        exported = h.receipts_path.read_text().splitlines()
+        on_disk_at_settle.append((len(store.read_text().splitlines()), len(exported)))
         settle(seqs)
 
     h.checkpoints.settle = settle_and_look  # type: ignore[method-assign]
     h.delivery.deliver(h.chunk(3))
-    assert on_disk_at_settle == [3]
-    lines = [json.loads(x) for x in h.receipts_path.read_text().splitlines()]
+    assert on_disk_at_settle == [(3, 3)]
+    assert store.read_bytes() == h.receipts_path.read_bytes()  # the export: the same lines
+    lines = [json.loads(x) for x in store.read_text().splitlines()]
     assert [(r["resource"], r["externalId"], r["id"], r["stream"]) for r in lines] == [
         ("credit_notes", f"X{i}", f"id-X{i}", STREAM) for i in range(3)
     ]

@@ -11,7 +11,8 @@ target printed on stdout, so records Leanpay already holds are sent to the targe
 
 Documented limits, pinned here so that a change is noticed: records without an externalId
 are not protected (a replay stores them again), and `replay_safety: false` makes a repeated
-run store duplicates wherever Leanpay accepts them.
+run that lacks the store's receipts (another store) store duplicates wherever Leanpay
+accepts them.
 """
 
 from __future__ import annotations
@@ -58,6 +59,13 @@ N = 500
 every_mode = pytest.mark.parametrize("server", MODES, indirect=True)
 accept_and_refuse = pytest.mark.parametrize("server", MODES[:2], indirect=True)
 """For the slow scenarios: "ignore" behaves like "refuse" there, only quieter."""
+every_mode_and_postgres = pytest.mark.parametrize(
+    ("server", "store_setting"),
+    [*((mode, "folder") for mode in MODES), ("accept", "postgres")],
+    indirect=True,
+)
+"""Where the store matters (what the killed or earlier run recorded): every mode on the
+folder store, and the dangerous one on a PostgreSQL store."""
 
 
 @pytest.fixture
@@ -198,16 +206,16 @@ def test_kill_right_after_the_first_acknowledged_batch(server: StandIn, tmp_path
     check_resumed(server, tmp_path, done, N, batch_size_rows=75)
 
 
-@every_mode
+@every_mode_and_postgres
 def test_kill_while_leanpay_stored_a_batch_but_has_not_answered(
-    server: StandIn, tmp_path: Path
+    server: StandIn, tmp_path: Path, store_setting: str
 ) -> None:
     # request 1 is answered (STATE 100); request 2 is stored, then the answer hangs
     server.add_faults(
         {"path": BATCH, "action": "delay_before_store", "seconds": 0, "times": 1},
         {"path": BATCH, "action": "delay_after_store", "seconds": 30, "times": 1},
     )
-    config = target_config(server, tmp_path, max_in_flight=1)
+    config = target_config(server, tmp_path, max_in_flight=1, store=store_setting)
     target = Running(config)
     target.feed(singer_input(invoices_with_state(N, every=50)))
     target.close_input()
@@ -217,7 +225,7 @@ def test_kill_while_leanpay_stored_a_batch_but_has_not_answered(
     done = kill(target, N)
 
     assert done == 100
-    check_resumed(server, tmp_path, done, N, exact_present=100)
+    check_resumed(server, tmp_path, done, N, exact_present=100, store=store_setting)
 
 
 @every_mode
@@ -611,11 +619,11 @@ def test_two_ambiguous_batches_with_a_newest_first_listing_are_not_doubled(
 # -- 3. the same input twice -------------------------------------------------------------
 
 
-@every_mode
+@every_mode_and_postgres
 def test_the_same_1000_invoices_loaded_twice_are_stored_once(
-    server: StandIn, tmp_path: Path
+    server: StandIn, tmp_path: Path, store_setting: str
 ) -> None:
-    config = target_config(server, tmp_path)
+    config = target_config(server, tmp_path, store=store_setting)
     messages = invoices_with_state(1000, every=50)
 
     first = run_target(config, messages)
@@ -798,11 +806,20 @@ def test_without_replay_safety_no_list_request_and_a_repeated_run_is_unprotected
 ) -> None:
     config = target_config(server, tmp_path, replay_safety=False, max_in_flight=1)
     messages = invoices_with_state(150, every=50)
-
     first = run_target(config, messages)
-    second = run_target(config, messages)
-
     assert first.returncode == 0, first.stderr
+
+    again = run_target(config, messages)  # the store's receipts: what this target created
+
+    assert again.returncode == 0, again.stderr
+    assert "150 already present" in again.stderr
+    assert_exactly_once(server, 150)
+    other_store = target_config(
+        server, tmp_path, replay_safety=False, max_in_flight=1, store=str(tmp_path / "other")
+    )
+
+    second = run_target(other_store, messages)
+
     assert gets(server.requests()) == []
     mode = server.state.settings.duplicates
     if mode == "accept":

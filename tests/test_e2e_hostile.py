@@ -198,9 +198,8 @@ def test_a_kill_while_leanpay_holds_an_unanswered_batch_never_doubles_credit_not
         tmp_path,
         max_in_flight=1,
         stream_resources=ROUTES,
-        receipts_path=str(tmp_path / "receipts.jsonl"),
         dead_letter_path=str(rejected),
-    )
+    )  # no receipts_path: the store keeps the marks (on PostgreSQL: test_e2e_two_machines)
     messages = credit_notes_stream(300)
     target = Running(config)
     target.feed(singer_input(messages))
@@ -225,18 +224,14 @@ def test_a_kill_while_leanpay_holds_an_unanswered_batch_never_doubles_credit_not
     assert resumed.states[-1] == {"done": 300}
 
 
+@pytest.mark.parametrize("store_setting", ["folder", "postgres"], indirect=True)
 def test_a_kill_while_leanpay_holds_unanswered_links_confirms_them_from_the_listing(
-    leanpay: StandIn, tmp_path: Path
+    leanpay: StandIn, tmp_path: Path, store_setting: str
 ) -> None:
     leanpay.add_faults(
         {"path": "/links/batch", "action": "delay_after_store", "seconds": 20, "times": 1}
     )
-    config = target_config(
-        leanpay,
-        tmp_path,
-        stream_resources=ROUTES,
-        receipts_path=str(tmp_path / "receipts.jsonl"),
-    )
+    config = target_config(leanpay, tmp_path, stream_resources=ROUTES, store=store_setting)
     documents = [erp_invoice(n) for n in range(100)] + [credit_note(n) for n in range(100)]
     links = [link(n, f"INV-{n}", f"CN-{n}") for n in range(100)]
     messages = [*SCHEMAS, *documents, {"type": "STATE", "value": {"done": 200}}, *links]
@@ -447,15 +442,17 @@ def test_a_batch_file_name_no_file_can_have_is_one_paragraph(
     assert batch_posts(leanpay) == []
 
 
-def test_a_resource_leanpay_cannot_list_without_receipts_is_said_at_start(
+def test_credit_notes_without_receipts_path_are_still_loaded_once_across_runs(
     leanpay: StandIn, tmp_path: Path
 ) -> None:
+    """The store keeps the promises: receipts_path is only their export."""
     config = target_config(leanpay, tmp_path, stream_resources=ROUTES)
+    messages = [SCHEMAS[1], credit_note(1), {"type": "STATE", "value": {}}]
+    assert run_target(config, messages).returncode == 0
 
-    result = run_target(config, [SCHEMAS[1], credit_note(1), {"type": "STATE", "value": {}}])
+    again = run_target(config, messages)
 
-    assert result.returncode == 0, result.stderr
-    assert (
-        "stream 'erp-credits' loads credit_notes without receipts_path: a later run given the "
-        "same records sends them again"
-    ) in result.stderr
+    assert again.returncode == 0, again.stderr
+    assert len(leanpay.posted_items("credit_notes")) == 1
+    assert "1 already present" in again.stderr
+    assert "receipts_path" not in again.stderr

@@ -301,7 +301,7 @@ def test_a_second_run_on_the_same_tenant_waits_for_the_first(
     assert "100 already present" in "".join(second.stderr)
 
 
-def test_by_default_the_store_is_the_users_state_folder_and_an_unusable_one_costs_listings(
+def test_by_default_the_store_is_the_users_state_folder_and_an_unusable_one_stops_the_run(
     tenant: StandIn, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config = target_config(tenant, tmp_path)
@@ -323,10 +323,13 @@ def test_by_default_the_store_is_the_users_state_folder_and_an_unusable_one_cost
 
     second = run_target(config, invoices_with_state(10, every=10))
 
-    assert second.returncode == 0, second.stderr
-    assert "the tenant index folder" in second.stderr and "cannot be used" in second.stderr
-    assert sorted(pages_read(tenant, since)) == list(range(1, math.ceil(2010 / 25) + 1))
-    assert "10 already present" in second.stderr
+    # it holds promises (receipts, sending marks): a run that cannot keep them sends nothing
+    assert second.returncode == 1
+    assert second.stdout == ""  # no STATE
+    unusable = tmp_path / "not-a-folder" / "target-leanpay"
+    assert f"The store {unusable} cannot be written (Not a directory" in second.stderr
+    assert "Traceback" not in second.stderr
+    assert tenant.requests()[since:] == []
 
 
 def test_a_kill_during_the_full_listing_leaves_an_index_that_is_not_trusted(

@@ -167,7 +167,7 @@ def test_a_kill_between_acknowledgement_and_receipt_sends_nothing_twice_nor_a_wr
         notes = [credit_note(n) for n in range(200)]
         run = run_target(settings, [*SCHEMAS, *notes[:100], state(100), *notes[100:], state(200)])
         assert run.returncode == 0, run.stderr
-        receipts = tmp_path / "receipts.jsonl"
+        (receipts,) = (tmp_path / "index").glob("*.receipts.jsonl")  # the store's
         lines = receipts.read_text().splitlines()
         kept = [x for x in lines if int(json.loads(x)["externalId"].removeprefix("CN-")) < 100]
         assert len(kept) == 100 and len(lines) == 200

@@ -139,7 +139,7 @@ NOT_A_MARK = b'{"resource":"credit_notes","externalIds":"CN-0"}\n'
     ("damaged", "line", "says"),
     [
         ("receipts.jsonl", NOT_A_RECEIPT, "is not a receipt"),
-        ("receipts.jsonl.sending", NOT_A_MARK, "is not a sending mark"),
+        ("sending.jsonl", NOT_A_MARK, "is not a sending mark"),
     ],
     ids=["receipt", "sending-mark"],
 )
@@ -156,15 +156,16 @@ def test_a_damaged_promise_stops_the_run_naming_its_file_and_sends_nothing(
         done = {"type": "STATE", "value": {"done": 3}}
         messages = [SCHEMAS[1], *(credit_note(n) for n in range(3)), done]
         assert run_target(config, messages).returncode == 0
-        number = len((tmp_path / damaged).read_bytes().splitlines()) + 1
-        with (tmp_path / damaged).open("ab") as promise:
-            promise.write(line)
+        promise = tmp_path / "index" / f"127.0.0.1_{leanpay.port}.{damaged}"  # in the store
+        number = len(promise.read_bytes().splitlines()) + 1
+        with promise.open("ab") as file:
+            file.write(line)
         since = len(leanpay.requests())
 
         result = run_target(config, [*messages[:-1], credit_note(3), done])
 
         assert result.returncode == 1
         assert result.stdout == ""  # no STATE
-        assert f"{tmp_path / damaged} line {number} {says}" in result.stderr
+        assert f"{promise} line {number} {says}" in result.stderr
         assert "Traceback" not in result.stderr and "Warning" not in result.stderr
         assert [r for r in leanpay.requests()[since:] if r["method"] == "POST"] == []

@@ -293,6 +293,47 @@ def test_a_connection_lost_mid_run_fails_it_with_state_behind_what_was_stored(
     stored_once(tenant, range(2000))
 
 
+def test_a_holder_cut_off_from_postgresql_while_it_writes_nothing_stops_with_one_line(
+    leanpay: StandIn, tmp_path: Path, postgres: PostgresServer, postgres_url: str
+) -> None:
+    """The heartbeat: the second batch is held by Leanpay before storing, so the run has
+    nothing to write when its backend is terminated; it notices, stops, and no STATE
+    passes what the store recorded."""
+    leanpay.add_faults(
+        {"path": "/invoices/batch", "action": "delay_before_store", "seconds": 0, "times": 1},
+        {"path": "/invoices/batch", "action": "delay_before_store", "seconds": 60, "times": 1},
+    )
+    machine = Machine(tmp_path / "a", postgres_url)
+    target = machine.start(machine.config(leanpay, max_in_flight=1))
+    target.feed(singer_input(invoices_with_state(500, every=100)))
+    wait_for(lambda: emitted(target.states) == [100])
+    wait_for(lambda: len(posted(leanpay)) == 200)  # the held batch is on the wire
+    database = postgres_url.rsplit("/", 1)[1]
+
+    [(terminated,)] = postgres.sql(
+        database,
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+
+    assert terminated == 1  # the run's one connection
+    target.wait_for_stderr("stopped answering while this run held", timeout=60)
+    target.close_input()  # the tap ends (a run that failed reads its input to the end)
+    assert target.process.wait(timeout=60) == 1
+    target.kill()
+    stderr = "".join(target.stderr)
+    said = [line for line in target.stderr if "stopped answering while this run held" in line]
+    assert [line for line in target.stderr if "ERROR" in line] == said, stderr  # one line
+    assert "The store postgresql://********@" in said[0]
+    assert PASSWORD not in stderr and "Traceback" not in stderr
+    recorded = {
+        e for (e,) in postgres.sql(database, "SELECT external_id FROM target_leanpay.receipts")
+    }
+    assert emitted(target.states) == [100]
+    assert {f"INV-{i:05d}" for i in range(100)} <= recorded  # STATE behind the store
+    assert len(leanpay.store("invoices")) == 100  # the held batch was never stored
+
+
 # -- promises: credit notes, which Leanpay cannot list ----------------------------------
 
 
@@ -323,16 +364,12 @@ def credit_notes(count: int) -> list[dict[str, Any]]:
 
 
 def promises_settings(machine: Machine) -> dict[str, Any]:
-    """PostgreSQL keeps the promises itself; with a folder store they are still the
-    receipts file, here on the volume both machines mount."""
-    settings: dict[str, Any] = {
+    """Credit notes, whose promises only the store keeps (no receipts_path)."""
+    return {
         "stream_resources": {CREDITS: "credit_notes"},
         "dead_letter_path": str(machine.work / "rejected.jsonl"),
         "max_in_flight": 1,
     }
-    if not machine.store.startswith("postgresql://"):
-        settings["receipts_path"] = str(Path(machine.store) / "receipts.jsonl")
-    return settings
 
 
 def test_credit_notes_on_the_wire_at_a_kill_9_are_never_sent_again_from_another_machine(
@@ -363,6 +400,9 @@ def test_credit_notes_on_the_wire_at_a_kill_9_are_never_sent_again_from_another_
     assert all("was sending it to Leanpay when it died" in reason for reason in reasons)
     if store.startswith("postgresql://"):  # where to release one, without the password
         assert all("the sending table of the store postgresql://********@" in r for r in reasons)
+    else:
+        marks = Path(store) / f"127.0.0.1_{leanpay.port}.sending.jsonl"
+        assert all(f"delete the line naming its externalId from {marks}" in r for r in reasons)
     assert resumed.states[-1] == {"done": 300}
     assert PASSWORD not in resumed.stderr
 

@@ -4,6 +4,7 @@ PostgreSQL is down or refuses."""
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import subprocess
@@ -372,3 +373,38 @@ def test_the_readmes_statement_releases_an_uncertain_item(
     resumed = PgStore(postgres.url(database), host=HOST)
     assert resumed.promises(writable=True).uncertain("credit_notes") == {"CN-7"}
     resumed.close()
+
+
+def test_an_earlier_versions_receipts_file_is_read_into_the_store_once_then_exported(
+    postgres: PostgresServer, database: str, tmp_path: Path
+) -> None:
+    old = '"stream":"cn","run_started":"2026-01-01T00:00:00+00:00"'
+    legacy = tmp_path / "receipts.jsonl"
+    legacy.write_text(
+        '{"resource":"credit_notes","externalId":"CN-1","id":"cn-1",' + old + "}\n"
+        '{"resource":"credit_notes","externalId":"CN-2","id":"cn-2",' + old + ',"sent":{"a":1}}\n'
+    )
+    Path(f"{legacy}.sending").write_text(
+        '{"resource":"credit_notes","externalIds":["CN-2","CN-3"],"run_started":"x"}\n'
+    )
+    first = PgStore(postgres.url(database), host=HOST, export=str(legacy))
+    adopted = first.promises(writable=True)
+    assert list(adopted.earlier("credit_notes")) == [
+        ("CN-1", "cn-1", None),
+        ("CN-2", "cn-2", changes.encode({"a": 1})),
+    ]
+    assert adopted.uncertain("credit_notes") == {"CN-3"}  # CN-2 has its receipt
+    keep(adopted, ("CN-4", "cn-4"))
+    adopted.close()
+    first.close()
+    assert [json.loads(x)["externalId"] for x in legacy.read_text().splitlines()] == [
+        "CN-1", "CN-2", "CN-4",
+    ]  # fmt: skip
+
+    legacy.write_text("")  # from now on an export: never read again
+    again = PgStore(postgres.url(database), host=HOST, export=str(legacy))
+    promises = again.promises(writable=True)
+    assert [e for e, _, _ in promises.earlier("credit_notes")] == ["CN-1", "CN-2", "CN-4"]
+    assert promises.uncertain("credit_notes") == {"CN-3"}
+    promises.close()
+    again.close()

@@ -83,7 +83,7 @@ def test_a_host_written_with_its_default_port_is_one_tenant_one_cache_and_one_lo
     assert {host_of(url) for url in spelled[:2]} == {"api.leanpay.fr"}
     assert host_of("https://api.leanpay.fr:8443/v1") == "api.leanpay.fr:8443"
     assert host_of("http://127.0.0.1:80/v1") == host_of("http://127.0.0.1/v1") == "127.0.0.1"
-    store = FolderStore(tmp_path, None, RunMark.new())
+    store = FolderStore(tmp_path, host="api.leanpay.fr", run=RunMark.new())
     one, other = (TenantKey.of(url, TENANT) for url in spelled[:2])
     assert one == other
     store.cache(one, writable=True).close()
@@ -100,12 +100,12 @@ def test_a_host_written_with_its_default_port_is_one_tenant_one_cache_and_one_lo
 
 
 def test_facts_about_a_tenant_are_kept_and_damage_names_their_file(tmp_path: Path) -> None:
-    store = FolderStore(tmp_path / "store", None, RunMark.new())
+    store = FolderStore(tmp_path / "store", host="api.leanpay.fr", run=RunMark.new())
     key = TenantKey.of(URL, TENANT)
     assert store.fact(key, "date_zone") is None
     store.keep_fact(key, "date_zone", "Europe/Paris")
     store.keep_fact(key, "other", "x")
-    again = FolderStore(tmp_path / "store", None, RunMark.new())
+    again = FolderStore(tmp_path / "store", host="api.leanpay.fr", run=RunMark.new())
     assert again.fact(key, "date_zone") == "Europe/Paris"
     assert again.fact(TenantKey.of(URL, "another"), "date_zone") is None
     path = tmp_path / "store" / f"{key.stem}.facts.json"
@@ -117,7 +117,7 @@ def test_facts_about_a_tenant_are_kept_and_damage_names_their_file(tmp_path: Pat
 def test_a_guard_looks_up_each_chunk_in_the_cache_after_a_delta_of_one_page(
     tmp_path: Path,
 ) -> None:
-    store = FolderStore(tmp_path, None, RunMark.new())
+    store = FolderStore(tmp_path, host="api.leanpay.fr", run=RunMark.new())
     tenant = Tenant(1000)
     with closing(guard_of(tenant, store)) as first:
         assert first.held(["INV-0", "INV-999", "INV-x"]) == {"INV-0", "INV-999"}
@@ -140,7 +140,7 @@ def test_a_cached_value_that_cannot_be_decoded_costs_one_full_listing_and_a_righ
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
-    store = FolderStore(tmp_path, None, RunMark.new())
+    store = FolderStore(tmp_path, host="api.leanpay.fr", run=RunMark.new())
     tenant = Tenant(100)
     guard_of(tenant, store).close()
     (path,) = tmp_path.glob("*.sqlite")
@@ -168,7 +168,7 @@ def test_what_a_chunk_was_told_leanpay_holds_stays_known_after_a_full_listing_em
     """A chunk's finds (or a reference) ask again after its `held`; a full listing of
     another chunk may have emptied the cache meanwhile: the run still knows the invoice,
     and the full listing then says it is gone (it is sent again, not taken as held)."""
-    store = FolderStore(tmp_path, None, RunMark.new())
+    store = FolderStore(tmp_path, host="api.leanpay.fr", run=RunMark.new())
     tenant = Tenant(100)
     guard_of(tenant, store).close()
     with closing(guard_of(tenant, store)) as again:
@@ -186,7 +186,7 @@ def test_a_listing_nobody_waits_for_ends_quietly_when_the_run_closes_under_it(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
-    store = FolderStore(tmp_path, None, RunMark.new())
+    store = FolderStore(tmp_path, host="api.leanpay.fr", run=RunMark.new())
     tenant = Tenant(100)
     tenant.hold = threading.Event()
     stopping = threading.Event()

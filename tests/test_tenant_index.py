@@ -3,13 +3,11 @@ only by a complete listing; a plan reads it and writes nothing."""
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from pathlib import Path
 
 import pytest
 
-from target_leanpay.store.receipts import Receipts
 from target_leanpay.store.store import SEVERAL, CacheDamaged, Found, Row, TenantKey, Watermark
 from target_leanpay.store.tenant_index import TenantIndex
 
@@ -163,28 +161,6 @@ def test_the_index_says_which_host_and_tenant_it_belongs_to(tmp_path: Path) -> N
     meta = dict(db.execute("SELECT key, value FROM meta WHERE key IN ('host', 'tenant')"))
     db.close()
     assert meta == {"host": "api.leanpay.fr", "tenant": TENANT}
-
-
-def test_receipts_say_their_tenant_and_another_tenants_are_not_used(tmp_path: Path) -> None:
-    path = str(tmp_path / "receipts.jsonl")
-    receipts = Receipts(path, writable=True)
-    receipts.record("cn", "credit_notes", [("CN-1", "cn-1")], TENANT)
-    receipts.record("cn", "credit_notes", [("CN-2", "cn-2")], "another-tenant")
-    receipts.close()
-    with open(path, encoding="utf-8") as lines:
-        assert [json.loads(line)["tenantId"] for line in lines] == [TENANT, "another-tenant"]
-    with open(path, "a", encoding="utf-8") as older:  # before lines named their tenant
-        older.write(
-            '{"resource":"credit_notes","externalId":"CN-0","id":"cn-0","stream":"cn",'
-            '"run_started":"2026-01-01T00:00:00+00:00"}\n'
-        )
-    again = Receipts(path, writable=False)
-    assert list(again.earlier("credit_notes", TENANT)) == [
-        ("CN-1", "cn-1", None),
-        ("CN-0", "cn-0", None),
-    ]
-    assert len(list(again.earlier("credit_notes"))) == 3  # tenant not known yet: all
-    again.close()
 
 
 def test_a_plan_reads_the_file_in_place_and_its_full_listing_hides_the_rows(

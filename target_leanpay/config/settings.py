@@ -209,10 +209,10 @@ SCHEMA = th.PropertiesList(
         "receipts_path",
         th.StringType,
         title="Receipts file",
-        description="JSON-lines file where every item Leanpay acknowledges is recorded "
-        "(resource, externalId, Leanpay id, stream, run start), durably, before the STATE "
-        "that covers it. Later runs read it: to refer to credit notes by externalId in "
-        "links and paybacks, and to never send again what this target created.",
+        description="An export of the receipts, for your warehouse: a JSON-lines file where "
+        "every item Leanpay acknowledges is appended (resource, externalId, Leanpay id, "
+        "stream, run start, tenantId, fields sent) once the store holds it. Never read back: "
+        "the store is the truth (a file an earlier version wrote is read into the store once).",
     ),
     th.Property(
         "store",
@@ -220,11 +220,11 @@ SCHEMA = th.PropertiesList(
         secret=True,
         title="Store",
         description="Where the target keeps what it must remember between runs (what it "
-        "learned of each Leanpay tenant and the tenant's lock; in PostgreSQL, also the "
-        "receipts and sending marks): a folder, or a postgresql:// URL "
-        "that runs on different machines share (needs the postgres extra; its schema is "
-        "target_leanpay unless the URL's options=-csearch_path=... names another). Unset: "
-        "$XDG_STATE_HOME/target-leanpay, else ~/.local/state/target-leanpay.",
+        "learned of each Leanpay tenant, the receipts and sending marks, the tenant's lock): "
+        "a folder, or a postgresql:// URL that runs on different machines share (needs the "
+        "postgres extra; its schema is target_leanpay unless the URL's "
+        "options=-csearch_path=... names another). Unset: $XDG_STATE_HOME/target-leanpay, "
+        "else ~/.local/state/target-leanpay.",
     ),
     th.Property(
         "replay_safety",

@@ -41,10 +41,12 @@ class SendPool:
         self.failure: BaseException | None = None
 
     def submit(self, job: Callable[[], None]) -> None:
-        """Queue `job`; blocks (a signal may cut the wait short) while every slot is taken."""
+        """Queue `job`; blocks (a signal may cut the wait short) while every slot is taken,
+        noticing a failure within a second (a lost store lock, while requests hang)."""
         self.raise_failure()
         with self._interrupt.blocking():
-            self._slots.acquire()
+            while not self._slots.acquire(timeout=1.0):
+                self.raise_failure()
         with self._idle:
             self._pending += 1
         self._threads.submit(self._run, job)
@@ -65,6 +67,15 @@ class SendPool:
         if self.failure is not None:
             raise self.failure
 
+    def fail(self, error: BaseException) -> None:
+        """The run must stop (a sending thread failed, or the store's lock was lost): the
+        first failure is what the reading thread raises."""
+        with self._idle:
+            if self.failure is None:
+                self.failure = error
+        self._failed.set()
+        self._stopping.set()
+
     def shutdown(self) -> None:
         """Let the threads go (after `wait_all`); jobs not started are dropped."""
         self._threads.shutdown(wait=False, cancel_futures=True)
@@ -73,11 +84,7 @@ class SendPool:
         try:
             job()
         except BaseException as error:  # reported by the reading thread (a bug: traceback)
-            with self._idle:
-                if self.failure is None:
-                    self.failure = error
-            self._failed.set()
-            self._stopping.set()
+            self.fail(error)
         finally:
             self._slots.release()
             with self._idle:

@@ -49,13 +49,13 @@ from target_leanpay.listings.twins import Twins
 from target_leanpay.output.progress import plural
 from target_leanpay.records.resources import Resource
 from target_leanpay.store import changes
-from target_leanpay.store.receipts import Receipts
 from target_leanpay.store.store import (
     SEVERAL,
     CacheDamaged,
     Earlier,
     Found,
     InvoiceCache,
+    Promises,
     Row,
     Store,
 )
@@ -528,7 +528,7 @@ class ReplayGuards:
         enabled: bool,
         concurrency: int,
         stopping: threading.Event,
-        receipts: Receipts,
+        receipts: Promises,
         api_url: str = "",
         store: Store | None = None,
         writes: bool = True,

@@ -66,7 +66,7 @@ from target_leanpay.sending.repeats import as_data, recalled, remembered, repeat
 from target_leanpay.sending.updates import Updates
 from target_leanpay.store import changes
 from target_leanpay.store.date_zone import DateZones
-from target_leanpay.store.receipts import Receipts
+from target_leanpay.store.store import Promises
 
 logger = logging.getLogger("target-leanpay")
 
@@ -134,7 +134,7 @@ class Delivery:
         dead_letters: DeadLetters,
         progress: Progress,
         references: References,
-        receipts: Receipts,
+        promises: Promises,
         failed: threading.Event,
         stopping: threading.Event,
         max_ambiguous_retries: int,
@@ -158,7 +158,7 @@ class Delivery:
         self._dead_letters = dead_letters
         self._progress = progress
         self._references = references
-        self._receipts = receipts
+        self._promises = promises
         self._failed = failed
         self._stopping = stopping
         self._max_ambiguous_retries = max_ambiguous_retries
@@ -196,17 +196,17 @@ class Delivery:
         try:
             with chunk.guard.posting():
                 payloads = [p.wire for p in items]
-                self._receipts.mark_sending(chunk.resource.name, [e for e in marked if e])
+                self._promises.mark_sending(chunk.resource.name, [e for e in marked if e])
                 created = self._send(chunk.resource, payloads, on_retry=count_retry)
                 if created:  # in the tenant index before a re-listing may start
                     chunk.guard.stored(created, as_sent(items))
         except ItemsRefused as refusal:
-            self._receipts.refused(chunk.resource.name, [e for e in marked if e])
+            self._promises.refused(chunk.resource.name, [e for e in marked if e])
             self._isolate(chunk, items, refusal, refused, ambiguous_tries=ambiguous_tries)
         except Ambiguous as unknown:
             self._after_ambiguous(chunk, items, unknown, refused, ambiguous_tries=ambiguous_tries)
         except ApiError as error:
-            self._receipts.refused(chunk.resource.name, [e for e in marked if e])
+            self._promises.refused(chunk.resource.name, [e for e in marked if e])
             raise type(error)(
                 f"{chunk.describe(items)} failed: {error}", status=error.status, body=error.body
             ) from None
@@ -391,10 +391,10 @@ class Delivery:
 
     def _doubts_of_a_dead_run(self, chunk: Chunk, items: list[Pending]) -> list[Pending]:
         """Items an earlier run was sending when it died (marked on the wire, never
-        acknowledged: receipts.py). Leanpay may hold them. Where it can be asked (links,
-        inside their invoices), one listing made after that run died settles it, through
-        the sift that follows; elsewhere they are set aside, never sent twice."""
-        doubted = self._receipts.uncertain(chunk.resource.name)
+        acknowledged: `Promises.uncertain`). Leanpay may hold them. Where it can be asked
+        (links, inside their invoices), one listing made after that run died settles it,
+        through the sift that follows; elsewhere they are set aside, never sent twice."""
+        doubted = self._promises.uncertain(chunk.resource.name)
         suspects = [p for p in items if p.external_id in doubted] if doubted else []
         if not suspects:
             return items
@@ -409,18 +409,17 @@ class Delivery:
             told = {id(p) for p in self._cannot_tell(chunk, suspects, None)}
             set_aside = {id(p) for p in suspects} - told
             return [p for p in items if id(p) not in set_aside]
-        sidecar = self._receipts.sending_path
         reason = (
             "a run that stopped abruptly (kill -9, a crash) was sending it to Leanpay when it "
             f"died, so Leanpay may hold it; {chunk.resource.name} cannot be listed to check, "
             "and sending it again could store it twice. Check it in Leanpay; if it is "
-            f"missing, delete its externalId from {sidecar} and load it again"
+            f"missing, {self._promises.release} and load it again"
         )
         logger.warning(
-            "%s: %d records were on the wire when an earlier run died; set aside (see %s)",
+            "%s: %d records were on the wire when an earlier run died; set aside (README, "
+            "Releasing an uncertain item)",
             chunk.describe(suspects),
             len(suspects),
-            sidecar,
         )
         self._set_aside(chunk, suspects, reason, None)
         return [p for p in items if p.external_id not in doubted]
@@ -560,11 +559,11 @@ class Delivery:
         """
         get = (ids or {}).get
         pairs = [(p.external_id, get(p.external_id)) for p in items if p.external_id]
-        if not present and self._receipts.path is not None:
+        if not present:
             receipts = [(e, i) for e, i in pairs if i is not None]
             resource = chunk.resource
             fields = {p.external_id: changes.kept(resource, p.wire) for p in items if p.external_id}
-            self._receipts.record(chunk.stream, resource.name, receipts, tenant, fields)
+            self._promises.record(chunk.stream, resource.name, receipts, tenant, fields)
         sent = None
         if not present or counted is not None:  # created or changed by this run: a later
             # repeat with other contents is rejected (repeats.py), an identical one is quiet

@@ -36,8 +36,7 @@ from target_leanpay.records.values import show
 from target_leanpay.store import changes
 from target_leanpay.store.changes import Change
 from target_leanpay.store.date_zone import DateZones
-from target_leanpay.store.receipts import Receipts
-from target_leanpay.store.store import SEVERAL
+from target_leanpay.store.store import SEVERAL, Promises
 
 logger = logging.getLogger("target-leanpay")
 
@@ -247,7 +246,7 @@ class Updates:
         *,
         put: Putter,
         dead_letters: DeadLetters,
-        receipts: Receipts,
+        receipts: Promises,
         noted: Noted | None = None,
         amount_shown: Callable[[int], str] = str,
         date_zones: DateZones | None = None,

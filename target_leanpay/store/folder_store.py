@@ -2,10 +2,8 @@
 
 * the CACHE: one SQLite file per tenant (`tenant_index.py`, `<host>-<tenantId>.sqlite`);
 * the lock: OS file locks beside them (`tenant_lock.py`);
-* the PROMISES: the receipts file (`receipts_path`) and its `.sending` sidecar
-  (`receipts.py`). For this store they are the one truth, not a copy: they stay where
-  users read Leanpay's ids from. A run without receipts_path keeps no promise, as it
-  never did (what cannot be listed is then sent at least once, and says so at start);
+* the PROMISES: `<host>.receipts.jsonl` and `<host>.sending.jsonl`
+  (`folder_promises.py`), the one truth; `receipts_path`, when set, is their export;
 * facts about a tenant: `<host>-<tenantId>.facts.json`, replaced atomically.
 
 The folder is made private (0700) when first written: externalIds are the user's data.
@@ -20,28 +18,33 @@ import threading
 from pathlib import Path
 
 from target_leanpay.output.runmark import RunMark
-from target_leanpay.store.receipts import Receipts
+from target_leanpay.store.folder_promises import FolderPromises
 from target_leanpay.store.store import InvoiceCache, PromisesDamaged, TenantKey, TenantLock
 from target_leanpay.store.tenant_index import TenantIndex
 from target_leanpay.store.tenant_lock import TenantLock as FileLock
 
 
 class FolderStore:
-    """A store in a folder of the local disk (and the receipts file, if any)."""
+    """A store in a folder of the local disk."""
 
-    def __init__(self, folder: Path, receipts_path: str | None, run: RunMark) -> None:
+    def __init__(self, folder: Path, *, host: str, run: RunMark, export: str | None = None) -> None:
+        """`host`: the API host (`store.host_of`) whose promises this run keeps; `run`:
+        the mark its receipts carry; `export`: `receipts_path`, written as well."""
         self.folder = folder
         self.where = str(folder)
-        self._receipts_path = receipts_path
+        self._host = host
+        self._export = export
         self._run = run
 
     def cache(self, key: TenantKey, *, writable: bool) -> InvoiceCache:
         """The cache of tenant `key` (`<host>-<tenantId>.sqlite`)."""
         return TenantIndex(self.folder, key, writable=writable)
 
-    def promises(self, *, writable: bool) -> Receipts:
-        """The receipts file and its sidecar."""
-        return Receipts(self._receipts_path, writable=writable, run=self._run)
+    def promises(self, *, writable: bool) -> FolderPromises:
+        """The promises of this run's API host (and the export file, if any)."""
+        return FolderPromises(
+            self.folder, self._host, writable=writable, run=self._run, export=self._export
+        )
 
     def lock(self, host: str, *, stopping: threading.Event) -> TenantLock:
         """Locks of `host`'s tenants: `<host>.lock` and `<host>-<tenantId>.lock`."""

@@ -2,10 +2,17 @@
 one API host, rows of the store's `receipts` and `sending` tables. Each write is one
 statement committed when the call returns (`synchronous_commit` on): receipts before the
 STATE that covers them, marks before the POST they mark. Never dropped nor rebuilt.
+
+`receipts_path`, when set, is an export (receipts.py's lines), appended once each
+receipt is committed here, never read: the store is the truth. Earlier versions kept
+their promises in that file: when the store holds no promise of the host yet, the file
+found there is read into the store, once (`_adopt`).
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -13,17 +20,18 @@ from typing import Any
 import psycopg
 
 from target_leanpay.config.store_location import StoreError
+from target_leanpay.leanpay.errors import ConfigError
 from target_leanpay.output.runmark import RunMark
 from target_leanpay.store import changes
 from target_leanpay.store.pg_session import named, one_line
-from target_leanpay.store.receipts import Receipts
+from target_leanpay.store.receipts import JsonLines, Receipt, encode, legacy_promises
 from target_leanpay.store.store import Earlier, PromisesDamaged
 
+logger = logging.getLogger("target-leanpay")
 
-class PgPromises(Receipts):
-    """`store.Promises` of one API host, with the receipts file's methods (the run hands
-    either to delivery). `receipts_path`, when set, is written as well once each receipt
-    is committed here: an export for a warehouse, never read."""
+
+class PgPromises:
+    """`store.Promises` of one API host, in the store's `receipts` and `sending` tables."""
 
     def __init__(
         self,
@@ -36,14 +44,27 @@ class PgPromises(Receipts):
         run: RunMark,
         export: str | None,
     ) -> None:
-        super().__init__(export, writable=writable, run=run)  # the export file, if any
         self._db = connection
         self._guard = guard
         self._host = host
         self._writable = writable
-        self.path = self.where = where
-        self.sending_path = f"the sending table of the store {where}"
-        self._pg_uncertain = self._earlier_doubts()
+        self._run_started = run.started
+        self.where = where
+        self.release = (
+            f"delete its row from the sending table of the store {where} "
+            "(README, Releasing an uncertain item)"
+        )
+        self._export: JsonLines | None = None
+        if writable and export and os.path.isfile(export):
+            self._adopt(export)
+        self._uncertain = self._earlier_doubts()
+        if writable and export:
+            try:
+                self._export = JsonLines(export, "the receipts export")
+            except OSError as exc:
+                raise ConfigError(
+                    f"receipts_path {export!r} cannot be opened: {exc.strerror}"
+                ) from None
 
     @named
     def _earlier_doubts(self) -> dict[str, set[str]]:
@@ -131,9 +152,14 @@ class PgPromises(Receipts):
                     [changes.encode(fields[e]) if e in fields else None for e, _ in acknowledged],
                 ),
             )
-        if self._file is None:  # no export: what the store kept is what was written
-            self.written += len(acknowledged)
-        super().record(stream, resource, acknowledged, tenant, sent)  # the export
+        if self._export is not None and acknowledged:
+            run = self._run_started
+            self._export.append(
+                b"".join(
+                    encode(Receipt(resource, e, i, stream, run, tenant, fields.get(e))) + b"\n"
+                    for e, i in acknowledged
+                )
+            )
 
     @named
     def mark_sending(self, resource: str, external_ids: Sequence[str]) -> None:
@@ -158,4 +184,56 @@ class PgPromises(Receipts):
 
     def uncertain(self, resource: str) -> set[str]:
         """The externalIds of `resource` an earlier run was sending when it died."""
-        return set(self._pg_uncertain.get(resource, set()))
+        return self._uncertain.get(resource, set())
+
+    def close(self) -> None:
+        """Close the export (the store's rows are committed already)."""
+        if self._export is not None:
+            self._export.close()
+
+    @named
+    def _adopt(self, legacy: str) -> None:
+        """Read the promises an earlier version kept in `receipts_path` into the store,
+        when it holds none of this host yet: one transaction."""
+        held = self._db.execute(
+            "SELECT EXISTS (SELECT 1 FROM receipts WHERE host = %s) "
+            "OR EXISTS (SELECT 1 FROM sending WHERE host = %s)",
+            (self._host, self._host),
+        ).fetchone()
+        if held is None or held[0]:
+            return
+        kept, marked = legacy_promises(legacy)
+        if not kept and not marked:
+            return
+        with self._db.transaction():
+            self._db.execute(
+                "INSERT INTO receipts (host, resource, stream, run_started, tenant, "
+                "external_id, leanpay_id, sent) SELECT %s, r.a, r.b, r.c, r.d, r.e, r.f, r.g "
+                "FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[], "
+                "%b::text[], %b::bytea[]) WITH ORDINALITY AS r(a, b, c, d, e, f, g, n) "
+                "ORDER BY n",
+                (
+                    self._host,
+                    [r.resource for r in kept],
+                    [r.stream for r in kept],
+                    [r.run_started for r in kept],
+                    [r.tenantId for r in kept],
+                    [r.externalId for r in kept],
+                    [r.id for r in kept],
+                    [None if r.sent is None else encode(r.sent) for r in kept],
+                ),
+            )
+            for resource, ids in marked.items():
+                self._db.execute(
+                    "INSERT INTO sending (host, resource, external_id) "
+                    "SELECT %s, %s, unnest(%b::text[])",
+                    (self._host, resource, sorted(ids)),
+                )
+        logger.info(
+            "receipts_path %s was read into the store (%d receipts, %d items marked on the "
+            "wire): the store %s is the truth from now on, and receipts_path an export",
+            legacy,
+            len(kept),
+            sum(len(ids) for ids in marked.values()),
+            self.where,
+        )

@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -115,10 +116,18 @@ class PgStore:
     """`store.Store` in one PostgreSQL schema, through one connection per run."""
 
     def __init__(
-        self, url: str, *, host: str, run: RunMark | None = None, export: str | None = None
+        self,
+        url: str,
+        *,
+        host: str,
+        run: RunMark | None = None,
+        export: str | None = None,
+        fail_run: Callable[[BaseException], None] | None = None,
     ) -> None:
         """`host`: the API host (`store.host_of`) whose promises this run keeps; `run`:
-        the mark its receipts carry; `export`: `receipts_path`, written as well."""
+        the mark its receipts carry; `export`: `receipts_path`, written as well;
+        `fail_run`: what stops the run when its lock is lost (None: it is logged)."""
+        self._fail_run = fail_run
         try:
             given = conninfo_to_dict(url)
         except psycopg.Error as bad:
@@ -293,7 +302,10 @@ class PgStore:
         """A lock holder for tenants of `host`; a lost connection stops the run."""
 
         def lost(message: str) -> None:
-            logger.error("%s", message)
+            if self._fail_run is None:
+                logger.error("%s", message)
+            else:  # the run's first failure: said once, by the run, as it stops
+                self._fail_run(StoreError(message))
             stopping.set()
 
         return PgTenantLock(

@@ -215,9 +215,12 @@ class Promises(Protocol):
     `tenant=None` and sees the receipts of every tenant.
     """
 
-    where: str | None
-    """Where they live, for messages (a path; never a password); None: nowhere (a run
-    without receipts_path keeps none: what cannot be listed is sent at least once)."""
+    where: str
+    """Where they live, for messages (a path; never a password)."""
+
+    release: str
+    """How a user releases an uncertain item once Leanpay shows it does not hold it
+    (README, "Releasing an uncertain item"): the end of a sentence, "delete ..."."""
 
     def earlier(self, resource: str, tenant: str | None = None) -> Iterator[Earlier]:
         """Every receipt of `resource` kept by earlier runs, oldest first (a later one of

@@ -1,0 +1,239 @@
+"""The PROMISES of the folder store (`store.Promises`): receipts and sending marks of one
+API host, two files of the store folder beside its caches and locks.
+
+* `<host>.receipts.jsonl`: every item Leanpay acknowledged (receipts.py's lines),
+  appended and fsync'd before the STATE that covers it;
+* `<host>.sending.jsonl`: before each POST of a resource that is not listed first, one
+  line per externalId, fsync'd before the POST; a refusal appends lines that lift them.
+  At start, the marks without a receipt are what an earlier run was sending when it
+  died (`uncertain`), and the file is rewritten to those, one line each: deleting a line
+  releases its item (README, "Releasing an uncertain item"). Only by a run that holds
+  `<host>.promises.lock` (flock, for its lifetime): a run started while another one of
+  the host is sending appends to the file the other appends to, never replaces it.
+
+Per host, not per tenant, as in PostgreSQL: a run that loads only credit notes never
+learns its tenant (nothing lists them), and still keeps its promises; each receipt
+names its tenant, and `earlier` leaves out another tenant's.
+
+`receipts_path`, when set, is an export of the receipts, appended once the store holds
+them, never read: the store is the truth. Earlier versions kept their promises in that
+file (and its `.sending` sidecar): when the store holds no receipts of the host yet, the
+file found there is read into the store, once (`_adopt`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from target_leanpay.config.store_location import StoreError
+from target_leanpay.leanpay.errors import ConfigError
+from target_leanpay.output.runmark import RunMark
+from target_leanpay.store import receipts
+from target_leanpay.store.receipts import JsonLines, Receipt, legacy_promises, replace_durably
+from target_leanpay.store.store import Earlier, PromisesDamaged, safe_name
+
+logger = logging.getLogger("target-leanpay")
+
+
+class Mark(msgspec.Struct, frozen=True):
+    """One line of the sending marks: an item about to be POSTed (`lifted`: refused)."""
+
+    resource: str
+    externalId: str  # noqa: N815 - Leanpay's name
+    run_started: str
+    lifted: bool = False
+
+
+_encode = msgspec.json.Encoder().encode
+_decode_mark = msgspec.json.Decoder(Mark).decode
+
+
+def _lines(marks: Iterator[Mark]) -> bytes:
+    return b"".join(_encode(mark) + b"\n" for mark in marks)
+
+
+class FolderPromises:
+    """`store.Promises` of one API host in the store folder (and the export, if any)."""
+
+    def __init__(
+        self, folder: Path, host: str, *, writable: bool, run: RunMark, export: str | None
+    ) -> None:
+        """`writable` False (a dry run, a plan): read, never written; a file of an earlier
+        version is then read in place."""
+        stem = safe_name(host)
+        self.where = str(folder / f"{stem}.receipts.jsonl")
+        self.marks_path = str(folder / f"{stem}.sending.jsonl")
+        self.release = (
+            f"delete the line naming its externalId from {self.marks_path} "
+            "(README, Releasing an uncertain item)"
+        )
+        self._run_started = run.started
+        self._receipts: JsonLines | None = None
+        self._marks: JsonLines | None = None
+        self._export: JsonLines | None = None
+        self._alone: int | None = None
+        """The descriptor holding `<host>.promises.lock`, when no other run holds it."""
+        self._read_from = self.where
+        legacy = export if export and os.path.isfile(export) else None
+        if legacy is not None and os.path.exists(self.where):
+            legacy = None  # read once already: from now on an export
+        try:
+            if not writable:
+                if legacy is not None:
+                    self._read_from = legacy
+                    self._uncertain = legacy_promises(legacy)[1]
+                else:
+                    self._uncertain = self._read_uncertain()
+                return
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)  # externalIds: the user's
+            if legacy is not None:
+                self._adopt(legacy)
+            self._uncertain = self._read_uncertain()
+            self._alone = _hold_alone(folder / f"{stem}.promises.lock")
+            if self._alone is not None:
+                replace_durably(self.marks_path, self._still_uncertain())
+            self._marks = JsonLines(self.marks_path, "the sending marks")
+            self._receipts = JsonLines(self.where, "the receipts")
+        except OSError as exc:
+            self.close()
+            raise StoreError(
+                f"The store {folder} cannot be written ({exc.strerror}: {exc.filename})"
+            ) from None
+        except PromisesDamaged:
+            self.close()
+            raise
+        if export:
+            try:
+                self._export = JsonLines(export, "the receipts export")
+            except OSError as exc:
+                self.close()
+                raise ConfigError(
+                    f"receipts_path {export!r} cannot be opened: {exc.strerror}"
+                ) from None
+
+    def earlier(self, resource: str, tenant: str | None = None) -> Iterator[Earlier]:
+        """Every receipt of `resource`, oldest first; with `tenant`, none naming another."""
+        return receipts.earlier(self._read_from, resource, tenant)
+
+    def record(
+        self,
+        stream: str,
+        resource: str,
+        acknowledged: Sequence[tuple[str, str]],
+        tenant: str | None = None,
+        sent: Mapping[str, dict[str, Any]] | None = None,
+    ) -> None:
+        """Append the receipts of one acknowledged batch, durably, then to the export."""
+        if self._receipts is None or not acknowledged:
+            return
+        get = (sent or {}).get
+        run = self._run_started
+        lines = b"".join(
+            receipts.encode(Receipt(resource, e, i, stream, run, tenant, get(e))) + b"\n"
+            for e, i in acknowledged
+        )
+        self._receipts.append(lines)
+        if self._export is not None:
+            self._export.append(lines)
+
+    def mark_sending(self, resource: str, external_ids: Sequence[str]) -> None:
+        """Before a POST: one line per item, durable on return."""
+        if self._marks is not None and external_ids:
+            run = self._run_started
+            self._marks.append(_lines(Mark(resource, e, run) for e in external_ids))
+
+    def refused(self, resource: str, external_ids: Sequence[str]) -> None:
+        """Leanpay refused that POST: its marks are lifted (not made durable: a lost line
+        only leaves them uncertain, the safe side)."""
+        if self._marks is not None and external_ids:
+            run = self._run_started
+            lifted = _lines(Mark(resource, e, run, lifted=True) for e in external_ids)
+            self._marks.append(lifted, sync=False)
+
+    def uncertain(self, resource: str) -> set[str]:
+        """The externalIds of `resource` an earlier run was sending when it died."""
+        return self._uncertain.get(resource, set())
+
+    def close(self) -> None:
+        """Close the files (what was written is durable already)."""
+        for file in (self._receipts, self._marks, self._export):
+            if file is not None:
+                file.close()
+        if self._alone is not None:
+            os.close(self._alone)  # the lock goes with it
+            self._alone = None
+
+    def _read_uncertain(self) -> dict[str, set[str]]:
+        """Marked by earlier runs, minus what has a receipt."""
+        marked: dict[str, set[str]] = {}
+        for number, line in receipts.whole_lines(self.marks_path):
+            try:
+                mark = _decode_mark(line)
+            except msgspec.DecodeError as exc:
+                raise PromisesDamaged(
+                    f"{self.marks_path} line {number} is not a sending mark ({exc}); "
+                    "target-leanpay writes that file itself: restore it (or delete the "
+                    "line, if you know what Leanpay holds of its item)"
+                ) from None
+            ids = marked.setdefault(mark.resource, set())
+            if mark.lifted:
+                ids.discard(mark.externalId)
+            else:
+                ids.add(mark.externalId)
+        if any(marked.values()):
+            for receipt in receipts.receipts(self.where):
+                marked.get(receipt.resource, set()).discard(receipt.externalId)
+        return {resource: ids for resource, ids in marked.items() if ids}
+
+    def _still_uncertain(self) -> bytes:
+        """The marks file as it is rewritten at start: one line per uncertain item."""
+        run = self._run_started
+        return _lines(
+            Mark(resource, e, run)
+            for resource, ids in sorted(self._uncertain.items())
+            for e in sorted(ids)
+        )
+
+    def _adopt(self, legacy: str) -> None:
+        """Read the promises an earlier version kept in `receipts_path` into the store,
+        once: the marks first, the receipts file last (its existence says it is done)."""
+        kept, marked = legacy_promises(legacy)
+        run = self._run_started
+        marks = (Mark(r, e, run) for r, ids in sorted(marked.items()) for e in sorted(ids))
+        replace_durably(self.marks_path, _lines(marks))
+        replace_durably(self.where, b"".join(receipts.encode(r) + b"\n" for r in kept))
+        logger.info(
+            "receipts_path %s was read into the store (%d receipts, %d items marked on the "
+            "wire): the store (%s) is the truth from now on, and receipts_path an export%s",
+            legacy,
+            len(kept),
+            sum(len(ids) for ids in marked.values()),
+            self.where,
+            f"; {legacy}.sending is no longer used"
+            if os.path.exists(legacy + receipts.LEGACY_SENDING_SUFFIX)
+            else "",
+        )
+
+
+def _hold_alone(path: Path) -> int | None:
+    """An exclusive flock on `path`, held until its descriptor closes (or the process
+    dies); None, without waiting, when another run holds it."""
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(descriptor)
+        return None
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.close(descriptor)
+        raise
+    return descriptor
