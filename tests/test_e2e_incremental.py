@@ -297,7 +297,9 @@ def test_a_second_run_on_the_same_tenant_waits_for_the_first(
 
     assert posted_while_waiting == len(posts(tenant)) - 1  # the second sent only after
     stored_once(tenant, range(1200))
-    assert emitted(second.states) == [1100, 1200]
+    # STATE 1100 may be skipped: when 1100-1199 are acknowledged by the time 1000-1099 are
+    # found present, only the newest STATE is written (checkpoint.py)
+    assert emitted(second.states) in ([1100, 1200], [1200])
     assert "100 already present" in "".join(second.stderr)
 
 
