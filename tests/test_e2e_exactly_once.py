@@ -192,7 +192,8 @@ def test_kill_right_after_the_first_acknowledged_batch(server: StandIn, tmp_path
     wait_for(lambda: target.states)
     done = kill(target, N)
     assert done == 50
-    wait_for(lambda: in_progress(server) == 0)  # the request in flight at the kill lands
+    # the request in flight at the kill is stored (its answer, 8 s later, changes nothing
+    # Leanpay holds): the resumed run need not wait for it
 
     check_resumed(server, tmp_path, done, N, batch_size_rows=75)
 
