@@ -59,6 +59,10 @@ BATCH = "/invoices/batch"
 MODES = ("accept", "refuse", "ignore")
 N = 500
 
+every_mode = pytest.mark.parametrize("server", MODES, indirect=True)
+"""Only where a run repeats an invoice on purpose (replay safety off): what each mode
+answers it. Elsewhere a mode decides nothing a passing scenario does (module notes)."""
+
 
 @pytest.fixture
 def server(request: pytest.FixtureRequest) -> Iterator[StandIn]:
@@ -249,8 +253,8 @@ def test_kill_while_a_request_is_in_flight_before_leanpay_stored_it(
     done = kill(target, n)
     assert done == before_held
 
-    # the held batch is stored 30 s later, long after this test (a killed client's
-    # request finished late: see test_a_timed_out_batch_that_leanpay_stores_later)
+    # the held batch would be stored 30 s later, after this test, whose end drops it (a
+    # request stored after its client gave up: test_a_timed_out_batch_that_leanpay_stores_later)
     check_resumed(server, tmp_path, done, n)
 
 
@@ -778,7 +782,7 @@ def test_require_external_id_without_dead_letter_file_stops_before_sending_it(
 # -- 6. replay_safety: false -------------------------------------------------------------
 
 
-@pytest.mark.parametrize("server", MODES, indirect=True)
+@every_mode
 def test_without_replay_safety_no_list_request_and_a_repeated_run_is_unprotected(
     server: StandIn, tmp_path: Path
 ) -> None:
