@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+import threading
 import time
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -167,7 +168,7 @@ class StandInApp:
         # latency_ms is the whole round trip as the client sees it, processing included
         remaining = self.state.settings.latency_ms / 1000 - (time.monotonic() - arrived)
         if remaining > 0:
-            time.sleep(remaining)
+            self.state.stopping.wait(remaining)
         status = None if isinstance(response, Dropped) else response.status_code
         if self.verbose:
             took = (time.monotonic() - arrived) * 1000
@@ -205,13 +206,13 @@ class StandInApp:
         rule = self.state.faults.take(request.method, path, items, page)
         if rule is not None:
             rule.hold_until_together()
-            early = self._delete_for(rule) or _before_store(rule)
+            early = self._delete_for(rule) or _before_store(rule, self.state.stopping)
             if early is not None:
                 return early
         response = self._handle(
             kind, resource_name, request, arguments.get("object_id"), parsed=parsed, rule=rule
         )
-        return response if rule is None else _after_store(rule, response)
+        return response if rule is None else _after_store(rule, response, self.state.stopping)
 
     def _handle(
         self,
@@ -449,25 +450,28 @@ def _object(payload: Any) -> dict[str, Any]:
     return payload
 
 
-def _before_store(rule: FaultRule) -> Response | None:
-    """Apply the part of a rule that acts before storing; a response ends the request."""
+def _before_store(rule: FaultRule, stopping: threading.Event) -> Response | None:
+    """Apply the part of a rule that acts before storing; a response ends the request.
+    A delay cut short by the server stopping drops the request: nothing is stored after
+    a stop."""
     if rule.action == "status":
         return _fault_response(rule)
     if rule.action == "drop_before_store":
         return Dropped()
-    if rule.action == "delay_before_store":
-        time.sleep(rule.seconds)
+    if rule.action == "delay_before_store" and stopping.wait(rule.seconds):
+        return Dropped()
     return None
 
 
-def _after_store(rule: FaultRule, response: Response) -> Response:
-    """Apply the part of a rule that acts once the request was processed."""
+def _after_store(rule: FaultRule, response: Response, stopping: threading.Event) -> Response:
+    """Apply the part of a rule that acts once the request was processed (a delay ends
+    when the server stops)."""
     if rule.action == "status_after_store":
         return _fault_response(rule)
     if rule.action == "drop_after_store":
         return Dropped()
     if rule.action == "delay_after_store":
-        time.sleep(rule.seconds)
+        stopping.wait(rule.seconds)
     return response
 
 

@@ -23,7 +23,8 @@ which the journal shows they did not overlap), plus the action's own keys:
   client sees an error for a batch that was in fact stored.
 - `drop_before_store` / `drop_after_store`: close the connection without answering,
   before or after processing the request.
-- `delay_before_store` / `delay_after_store` (`seconds`): sleep before or after it.
+- `delay_before_store` / `delay_after_store` (`seconds`): sleep before or after it (cut
+  short when the stand-in stops: a request then still waiting to be stored is dropped).
 - `reject_items` (`match: {field: [values]}`, `name_items`): answer 400 for a batch
   holding an item whose field has one of the values, naming the items or not.
 - `delete_before_answer` (`externalId`, or `which`: "oldest" or "newest" in createdAt

@@ -17,6 +17,10 @@ from leanpay_standin.http_server import LOOPBACK, StandInServer
 from leanpay_standin.state import Settings, State
 from leanpay_standin.store import DuplicateMode, ListOrder
 
+STOP_POLL_SECONDS = 0.01
+"""How often the serving thread looks whether `stop` was called: `stop` waits up to this
+long, once per test that runs a stand-in."""
+
 
 class StandIn:
     """A local Leanpay on 127.0.0.1; `with StandIn() as leanpay: ... leanpay.url ...`.
@@ -73,9 +77,10 @@ class StandIn:
         except SystemExit as error:  # werkzeug exits when the port is taken
             raise OSError(f"cannot listen on {LOOPBACK}:{self._port}") from error
         self._server = server
+        self.state.stopping.clear()
         self._thread = threading.Thread(
             target=server.serve_forever,
-            kwargs={"poll_interval": 0.1},
+            kwargs={"poll_interval": STOP_POLL_SECONDS},
             name=f"leanpay-standin:{server.port}",
             daemon=True,
         )
@@ -83,10 +88,12 @@ class StandIn:
         return self
 
     def stop(self) -> None:
-        """Stop serving and close client connections; idempotent."""
+        """Stop serving and close client connections; idempotent. Requests held by a
+        delay or the latency are let go at once (a test's teardown never waits them out)."""
         server, thread = self._server, self._thread
         if server is None or thread is None:
             return
+        self.state.stopping.set()
         server.shutdown()
         thread.join(timeout=5)
         server.close_connections()

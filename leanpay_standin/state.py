@@ -134,6 +134,9 @@ class State:
     faults: FaultBook = field(default_factory=FaultBook)
     journal: Journal = field(default_factory=Journal)
     bucket: TokenBucket = field(default_factory=TokenBucket)
+    stopping: threading.Event = field(default_factory=threading.Event)
+    """Set while the server stops: every wait of a request (latency, a delay rule) ends at
+    once, so that stopping never waits out a delay a test asked for (`StandIn.stop`)."""
 
     def __post_init__(self) -> None:
         self.store = Store(self.settings)

@@ -47,6 +47,16 @@ __all__ = [
 ]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def state_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """XDG_STATE_HOME of the session, inherited by every target run: a run given no `store`
+    keeps its tenant index there, never in the user's ~/.local/state (where such runs had
+    left hundreds of index files)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state-home")))
+        yield
+
+
 @pytest.fixture
 def leanpay() -> Iterator[StandIn]:
     """A fresh stand-in per test, duplicates accepted (the dangerous live behaviour)."""

@@ -297,7 +297,9 @@ def test_a_second_run_on_the_same_tenant_waits_for_the_first(
 
     assert posted_while_waiting == len(posts(tenant)) - 1  # the second sent only after
     stored_once(tenant, range(1200))
-    assert emitted(second.states) == [1100, 1200]
+    # STATE 1100 may be skipped: when 1100-1199 are acknowledged by the time 1000-1099 are
+    # found present, only the newest STATE is written (checkpoint.py)
+    assert emitted(second.states) in ([1100, 1200], [1200])
     assert "100 already present" in "".join(second.stderr)
 
 
@@ -336,12 +338,15 @@ def test_a_kill_during_the_full_listing_leaves_an_index_that_is_not_trusted(
     tenant: StandIn, tmp_path: Path
 ) -> None:
     config = target_config(tenant, tmp_path, max_list_in_flight=1)
-    tenant.configure(latency_ms=30)
+    # page 40 is held until the kill: the listing cannot end first, however busy the machine
+    tenant.add_faults(
+        {"path": "/invoices", "method": "GET", "page": 40, "action": "delay_before_store",
+         "seconds": 600}
+    )  # fmt: skip
     target = Running(config)
     target.feed(singer_input(invoices_with_state(10, every=10)))
-    wait_for(lambda: len(pages_read(tenant)) >= 20)  # index rows written, not verified
+    wait_for(lambda: 40 in pages_read(tenant))  # index rows written, not verified
     target.kill()
-    tenant.configure(latency_ms=0)
     (index,) = index_files(tmp_path)
     since = len(tenant.requests())
 

@@ -2201,6 +2201,29 @@ def test_stop_is_prompt_with_idle_keep_alive_connections(session: requests.Sessi
         session.get(url + "/invoices", timeout=2)
 
 
+@pytest.mark.parametrize("action", ["delay_before_store", "delay_after_store"])
+def test_stop_lets_delayed_requests_go_and_stores_nothing_after_it(
+    session: requests.Session, action: str
+) -> None:
+    # a test whose target gave up on a slow request must not wait out its delay at teardown
+    standin = StandIn(api_key=KEY).start()
+    standin.configure(latency_ms=600_000)
+    standin.add_faults({"action": action, "seconds": 600})
+    with ThreadPoolExecutor(1) as pool:
+        held = pool.submit(post, session, standin, [invoice(1)])
+        wait_for(lambda: len(standin.requests()) == 1)
+        stopping = threading.Thread(target=standin.stop)
+        stopping.start()
+        stopping.join(timeout=60)  # the delay (600 s) or the latency would have held it
+        assert not stopping.is_alive()
+        if action == "delay_before_store":  # dropped: nothing is stored after a stop
+            with pytest.raises(requests.ConnectionError):
+                held.result()
+            assert standin.store() == []
+        else:  # stored already: answered or dropped, whichever the stop reached first
+            assert len(standin.store()) == 1
+
+
 # -- CLI -----------------------------------------------------------------------------
 
 
