@@ -165,3 +165,37 @@ def test_a_run_started_while_another_sends_appends_to_its_marks_never_replaces_t
     resumed = promises(tmp_path)
     assert resumed.uncertain("credit_notes") == {"CN-1", "CN-2"}
     resumed.close()
+
+
+def test_a_run_alone_at_its_start_never_replaces_the_marks_of_one_still_sending(
+    tmp_path: Path,
+) -> None:
+    first = promises(tmp_path)
+    overlapping = promises(tmp_path)  # started while the first runs: it shares the lock
+    overlapping.mark_sending("credit_notes", ["CN-1"])
+    first.close()  # the first ends; the overlapping one still sends
+    third = promises(tmp_path)  # not alone: the overlapping run still holds the lock
+    overlapping.mark_sending("credit_notes", ["CN-2"])  # then it dies with both on the wire
+    third.close()
+    overlapping.close()
+
+    resumed = promises(tmp_path)
+    assert resumed.uncertain("credit_notes") == {"CN-1", "CN-2"}
+    resumed.close()
+
+
+def test_a_line_a_killed_run_left_unfinished_is_cut_before_another_run_appends(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    living = promises(tmp_path)
+    living.record("cn", "credit_notes", [("CN-1", "cn-1")], TENANT)
+    path = tmp_path / "store" / f"{HOST}.receipts.jsonl"
+    with path.open("ab") as killed:  # another run of the host, killed mid-write
+        killed.write(b'{"resource":"credit_notes","externalId":"CN-9","id":"cn')
+    living.record("cn", "credit_notes", [("CN-2", "cn-2")], TENANT)
+    living.close()
+
+    assert [line["externalId"] for line in lines(path)] == ["CN-1", "CN-2"]
+    assert "a last line without its end" in caplog.text
+    again = promises(tmp_path, writable=False)
+    assert [e for e, _, _ in again.earlier("credit_notes", TENANT)] == ["CN-1", "CN-2"]

@@ -7,9 +7,12 @@ API host, two files of the store folder beside its caches and locks.
   line per externalId, fsync'd before the POST; a refusal appends lines that lift them.
   At start, the marks without a receipt are what an earlier run was sending when it
   died (`uncertain`), and the file is rewritten to those, one line each: deleting a line
-  releases its item (README, "Releasing an uncertain item"). Only by a run that holds
-  `<host>.promises.lock` (flock, for its lifetime): a run started while another one of
-  the host is sending appends to the file the other appends to, never replaces it.
+  releases its item (README, "Releasing an uncertain item").
+
+Every run that writes holds `<host>.promises.lock` (flock) for its lifetime: alone
+(exclusive) it may rewrite the marks and read in an earlier version's file, then it
+shares the lock; a run started while another one of the host is running shares it at
+once, and appends to the files the others append to, never replaces them.
 
 Per host, not per tenant, as in PostgreSQL: a run that loads only credit notes never
 learns its tenant (nothing lists them), and still keeps its promises; each receipt
@@ -79,14 +82,12 @@ class FolderPromises:
         self._receipts: JsonLines | None = None
         self._marks: JsonLines | None = None
         self._export: JsonLines | None = None
-        self._alone: int | None = None
-        """The descriptor holding `<host>.promises.lock`, when no other run holds it."""
+        self._held: int | None = None
+        """The descriptor holding `<host>.promises.lock` (module notes)."""
         self._read_from = self.where
-        legacy = export if export and os.path.isfile(export) else None
-        if legacy is not None and os.path.exists(self.where):
-            legacy = None  # read once already: from now on an export
         try:
             if not writable:
+                legacy = self._legacy(export)
                 if legacy is not None:
                     self._read_from = legacy
                     self._uncertain = legacy_promises(legacy)[1]
@@ -94,12 +95,14 @@ class FolderPromises:
                     self._uncertain = self._read_uncertain()
                 return
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)  # externalIds: the user's
-            if legacy is not None:
+            self._held, alone = _hold(folder / f"{stem}.promises.lock")
+            legacy = self._legacy(export)
+            if legacy is not None and alone:
                 self._adopt(legacy)
             self._uncertain = self._read_uncertain()
-            self._alone = _hold_alone(folder / f"{stem}.promises.lock")
-            if self._alone is not None:
+            if alone:
                 replace_durably(self.marks_path, self._still_uncertain())
+                fcntl.flock(self._held, fcntl.LOCK_SH)  # rewritten: others may append now
             self._marks = JsonLines(self.marks_path, "the sending marks")
             self._receipts = JsonLines(self.where, "the receipts")
         except OSError as exc:
@@ -167,9 +170,16 @@ class FolderPromises:
         for file in (self._receipts, self._marks, self._export):
             if file is not None:
                 file.close()
-        if self._alone is not None:
-            os.close(self._alone)  # the lock goes with it
-            self._alone = None
+        if self._held is not None:
+            os.close(self._held)  # the lock goes with it
+            self._held = None
+
+    def _legacy(self, export: str | None) -> str | None:
+        """`receipts_path` when it is an earlier version's file not read in yet (the store
+        holds no receipts file of the host): from then on it is only an export."""
+        if export and os.path.isfile(export) and not os.path.exists(self.where):
+            return export
+        return None
 
     def _read_uncertain(self) -> dict[str, set[str]]:
         """Marked by earlier runs, minus what has a receipt."""
@@ -223,17 +233,19 @@ class FolderPromises:
         )
 
 
-def _hold_alone(path: Path) -> int | None:
-    """An exclusive flock on `path`, held until its descriptor closes (or the process
-    dies); None, without waiting, when another run holds it."""
+def _hold(path: Path) -> tuple[int, bool]:
+    """A flock on `path`, held until its descriptor closes (or the process dies):
+    exclusive, and True, when no other run holds it; else shared beside the others
+    (waiting only while a starting run rewrites the marks), and False."""
     descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(descriptor)
-        return None
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fcntl.flock(descriptor, fcntl.LOCK_SH)
+            return descriptor, False
     except BaseException:
         with contextlib.suppress(OSError):
             os.close(descriptor)
         raise
-    return descriptor
+    return descriptor, True

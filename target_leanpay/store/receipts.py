@@ -19,6 +19,7 @@ one line naming the file), never skipped.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import threading
@@ -130,7 +131,8 @@ def legacy_promises(path: str) -> tuple[list[Receipt], dict[str, set[str]]]:
 
 class JsonLines:
     """An append-only file of JSON lines, each append durable (fsync'd) on return. A last
-    line without its newline (a killed run's) is cut off on opening. The file is opened
+    line without its newline (a killed run's) is cut off on opening and before each
+    append, under the file's flock (several runs of a host append to one file). The file is opened
     at once (an unusable path fails before anything is sent), then held only from the
     first append: a run that writes nothing holds nothing."""
 
@@ -144,6 +146,7 @@ class JsonLines:
         self._over = False
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         with open(path, "ab") as file:
+            fcntl.flock(file.fileno(), fcntl.LOCK_EX)  # not while another run appends
             _cut_torn_line(file, path)
 
     def append(self, lines: bytes, *, sync: bool = True) -> None:
@@ -154,10 +157,17 @@ class JsonLines:
             try:
                 if self._file is None:
                     self._file = open(self.path, "ab")  # noqa: SIM115 - closed by close()
-                self._file.write(lines)
-                self._file.flush()
-                if sync:
-                    os.fsync(self._file.fileno())
+                # runs of one host append to one file: one at a time, and after a line a
+                # killed one left unfinished is cut (else the next would be glued to it)
+                fcntl.flock(self._file.fileno(), fcntl.LOCK_EX)
+                try:
+                    _cut_torn_line(self._file, self.path)
+                    self._file.write(lines)
+                    self._file.flush()
+                    if sync:
+                        os.fsync(self._file.fileno())
+                finally:
+                    fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
             except OSError as exc:
                 raise ReceiptsError(
                     f"Cannot write {self._what} {self.path} ({exc.strerror}); what it was to "
