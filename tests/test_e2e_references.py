@@ -117,6 +117,7 @@ def test_a_credit_note_created_in_one_run_resolves_in_the_next_from_the_receipts
         "tenantId": leanpay.store("credit_notes")[0]["tenantId"],  # whose receipt it is
         "sent": {"clientId": CLIENT_ID, "reference": "A-1", "amount": 501,
                  "issueDate": "2024-03-05"},
+        "run_id": receipt["run_id"],  # the run that received it (its dead letters' run_id)
     }  # fmt: skip
 
     second = run_target(

@@ -408,3 +408,18 @@ def test_an_earlier_versions_receipts_file_is_read_into_the_store_once_then_expo
     assert promises.uncertain("credit_notes") == {"CN-3"}
     promises.close()
     again.close()
+
+
+def test_another_tenants_receipt_of_one_external_id_never_clears_a_dying_runs_mark(
+    postgres: PostgresServer, database: str
+) -> None:
+    staging = PgStore(postgres.url(database), host=HOST)
+    keep(staging.promises(writable=True), ("CN-9", "cn-9-staging"), tenant="tenant-b")
+    staging.close()
+    production = PgStore(postgres.url(database), host=HOST)
+    production.promises(writable=True).mark_sending("credit_notes", ["CN-9"])  # killed -9
+    production.close()
+
+    resumed = PgStore(postgres.url(database), host=HOST)
+    assert resumed.promises(writable=True).uncertain("credit_notes") == {"CN-9"}
+    resumed.close()

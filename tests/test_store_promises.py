@@ -199,3 +199,18 @@ def test_a_line_a_killed_run_left_unfinished_is_cut_before_another_run_appends(
     assert "a last line without its end" in caplog.text
     again = promises(tmp_path, writable=False)
     assert [e for e, _, _ in again.earlier("credit_notes", TENANT)] == ["CN-1", "CN-2"]
+
+
+def test_another_tenants_receipt_of_one_external_id_never_clears_a_dying_runs_mark(
+    tmp_path: Path,
+) -> None:
+    staging = promises(tmp_path)  # a tenant of the same host, with the same externalId
+    staging.record("cn", "credit_notes", [("CN-9", "cn-9-staging")], "staging")
+    staging.close()
+    production = promises(tmp_path)
+    production.mark_sending("credit_notes", ["CN-9"])  # killed -9 while CN-9 was on the wire
+    production.close()
+
+    resumed = promises(tmp_path)
+    assert resumed.uncertain("credit_notes") == {"CN-9"}  # set aside, never sent again
+    resumed.close()

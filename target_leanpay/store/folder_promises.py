@@ -53,6 +53,8 @@ class Mark(msgspec.Struct, frozen=True):
     externalId: str  # noqa: N815 - Leanpay's name
     run_started: str
     lifted: bool = False
+    run_id: str | None = None
+    """The run that marked it (RunMark.id): only that run's receipt clears the mark."""
 
 
 _encode = msgspec.json.Encoder().encode
@@ -79,6 +81,7 @@ class FolderPromises:
             "(README, Releasing an uncertain item)"
         )
         self._run_started = run.started
+        self._run_id = run.id
         self._receipts: JsonLines | None = None
         self._marks: JsonLines | None = None
         self._export: JsonLines | None = None
@@ -138,9 +141,9 @@ class FolderPromises:
         if self._receipts is None or not acknowledged:
             return
         get = (sent or {}).get
-        run = self._run_started
+        run, run_id = self._run_started, self._run_id
         lines = b"".join(
-            receipts.encode(Receipt(resource, e, i, stream, run, tenant, get(e))) + b"\n"
+            receipts.encode(Receipt(resource, e, i, stream, run, tenant, get(e), run_id)) + b"\n"
             for e, i in acknowledged
         )
         self._receipts.append(lines)
@@ -150,15 +153,17 @@ class FolderPromises:
     def mark_sending(self, resource: str, external_ids: Sequence[str]) -> None:
         """Before a POST: one line per item, durable on return."""
         if self._marks is not None and external_ids:
-            run = self._run_started
-            self._marks.append(_lines(Mark(resource, e, run) for e in external_ids))
+            run, run_id = self._run_started, self._run_id
+            self._marks.append(_lines(Mark(resource, e, run, run_id=run_id) for e in external_ids))
 
     def refused(self, resource: str, external_ids: Sequence[str]) -> None:
         """Leanpay refused that POST: its marks are lifted (not made durable: a lost line
         only leaves them uncertain, the safe side)."""
         if self._marks is not None and external_ids:
-            run = self._run_started
-            lifted = _lines(Mark(resource, e, run, lifted=True) for e in external_ids)
+            run, run_id = self._run_started, self._run_id
+            lifted = _lines(
+                Mark(resource, e, run, lifted=True, run_id=run_id) for e in external_ids
+            )
             self._marks.append(lifted, sync=False)
 
     def uncertain(self, resource: str) -> set[str]:
@@ -182,8 +187,10 @@ class FolderPromises:
         return None
 
     def _read_uncertain(self) -> dict[str, set[str]]:
-        """Marked by earlier runs, minus what has a receipt."""
-        marked: dict[str, set[str]] = {}
+        """Marked by earlier runs, minus what got its receipt from the run that marked it
+        (another run's receipt of one externalId, say another tenant's of this host,
+        says nothing of this mark)."""
+        marked: dict[str, set[tuple[str, str | None]]] = {}
         for number, line in receipts.whole_lines(self.marks_path):
             try:
                 mark = _decode_mark(line)
@@ -195,19 +202,19 @@ class FolderPromises:
                 ) from None
             ids = marked.setdefault(mark.resource, set())
             if mark.lifted:
-                ids.discard(mark.externalId)
+                ids.discard((mark.externalId, mark.run_id))
             else:
-                ids.add(mark.externalId)
+                ids.add((mark.externalId, mark.run_id))
         if any(marked.values()):
             for receipt in receipts.receipts(self.where):
-                marked.get(receipt.resource, set()).discard(receipt.externalId)
-        return {resource: ids for resource, ids in marked.items() if ids}
+                marked.get(receipt.resource, set()).discard((receipt.externalId, receipt.run_id))
+        return {resource: {e for e, _ in ids} for resource, ids in marked.items() if ids}
 
     def _still_uncertain(self) -> bytes:
         """The marks file as it is rewritten at start: one line per uncertain item."""
-        run = self._run_started
+        run, run_id = self._run_started, self._run_id  # the doubts are this run's now
         return _lines(
-            Mark(resource, e, run)
+            Mark(resource, e, run, run_id=run_id)
             for resource, ids in sorted(self._uncertain.items())
             for e in sorted(ids)
         )
@@ -217,7 +224,11 @@ class FolderPromises:
         once: the marks first, the receipts file last (its existence says it is done)."""
         kept, marked = legacy_promises(legacy)
         run = self._run_started
-        marks = (Mark(r, e, run) for r, ids in sorted(marked.items()) for e in sorted(ids))
+        marks = (
+            Mark(r, e, run, run_id=self._run_id)
+            for r, ids in sorted(marked.items())
+            for e in sorted(ids)
+        )
         replace_durably(self.marks_path, _lines(marks))
         replace_durably(self.where, b"".join(receipts.encode(r) + b"\n" for r in kept))
         logger.info(

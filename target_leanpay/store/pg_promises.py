@@ -49,6 +49,8 @@ class PgPromises:
         self._host = host
         self._writable = writable
         self._run_started = run.started
+        self._run_id = run.id
+        """Marks and receipts carry it: only a run's own receipt clears its mark."""
         self.where = where
         self.release = (
             f"delete its row from the sending table of the store {where} "
@@ -75,13 +77,13 @@ class PgPromises:
                 self._db.execute(
                     "DELETE FROM sending s WHERE host = %s AND EXISTS (SELECT 1 FROM receipts r "
                     "WHERE r.host = s.host AND r.resource = s.resource "
-                    "AND r.external_id = s.external_id)",
+                    "AND r.external_id = s.external_id AND r.run_id = s.run_id)",
                     (self._host,),
                 )
             rows = self._db.execute(
                 "SELECT resource, external_id FROM sending s WHERE host = %s AND NOT EXISTS "
                 "(SELECT 1 FROM receipts r WHERE r.host = s.host AND r.resource = s.resource "
-                "AND r.external_id = s.external_id)",
+                "AND r.external_id = s.external_id AND r.run_id = s.run_id)",
                 (self._host,),
             ).fetchall()
         except psycopg.Error as failed:
@@ -137,8 +139,8 @@ class PgPromises:
         if acknowledged:
             self._write(
                 "receipts",
-                "INSERT INTO receipts (host, resource, stream, run_started, tenant, "
-                "external_id, leanpay_id, sent) SELECT %s, %s, %s, %s, %s, r.e, r.i, r.s FROM "
+                "INSERT INTO receipts (host, resource, stream, run_started, run_id, tenant, "
+                "external_id, leanpay_id, sent) SELECT %s, %s, %s, %s, %s, %s, r.e, r.i, r.s FROM "
                 "unnest(%b::text[], %b::text[], %b::bytea[]) WITH ORDINALITY AS r(e, i, s, n) "
                 "ORDER BY n",
                 (
@@ -146,6 +148,7 @@ class PgPromises:
                     resource,
                     stream,
                     self._run_started,
+                    self._run_id,
                     tenant,
                     [e for e, _ in acknowledged],
                     [i for _, i in acknowledged],
@@ -153,10 +156,11 @@ class PgPromises:
                 ),
             )
         if self._export is not None and acknowledged:
-            run = self._run_started
+            run, run_id = self._run_started, self._run_id
             self._export.append(
                 b"".join(
-                    encode(Receipt(resource, e, i, stream, run, tenant, fields.get(e))) + b"\n"
+                    encode(Receipt(resource, e, i, stream, run, tenant, fields.get(e), run_id))
+                    + b"\n"
                     for e, i in acknowledged
                 )
             )
@@ -167,9 +171,9 @@ class PgPromises:
         if external_ids:
             self._write(
                 "sending marks",
-                "INSERT INTO sending (host, resource, external_id) SELECT %s, %s, "
-                "unnest(%b::text[]) ON CONFLICT DO NOTHING",
-                (self._host, resource, list(external_ids)),
+                "INSERT INTO sending (host, resource, run_id, external_id) SELECT %s, "
+                "%s, %s, unnest(%b::text[]) ON CONFLICT DO NOTHING",
+                (self._host, resource, self._run_id, list(external_ids)),
             )
 
     @named
@@ -178,8 +182,9 @@ class PgPromises:
         if external_ids:
             self._write(
                 "lifted marks",
-                "DELETE FROM sending WHERE host = %s AND resource = %s AND external_id = ANY(%b)",
-                (self._host, resource, list(external_ids)),
+                "DELETE FROM sending WHERE host = %s AND resource = %s AND run_id = %s "
+                "AND external_id = ANY(%b)",
+                (self._host, resource, self._run_id, list(external_ids)),
             )
 
     def uncertain(self, resource: str) -> set[str]:
@@ -225,9 +230,9 @@ class PgPromises:
             )
             for resource, ids in marked.items():
                 self._db.execute(
-                    "INSERT INTO sending (host, resource, external_id) "
-                    "SELECT %s, %s, unnest(%b::text[])",
-                    (self._host, resource, sorted(ids)),
+                    "INSERT INTO sending (host, resource, run_id, external_id) "
+                    "SELECT %s, %s, %s, unnest(%b::text[])",
+                    (self._host, resource, self._run_id, sorted(ids)),
                 )
         logger.info(
             "receipts_path %s was read into the store (%d receipts, %d items marked on the "

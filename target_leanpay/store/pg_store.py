@@ -92,11 +92,12 @@ _CACHE_DDL = (
 _PROMISES_DDL = (
     "CREATE TABLE receipts (seq bigserial PRIMARY KEY, host text NOT NULL, "
     "resource text NOT NULL, external_id text NOT NULL, leanpay_id text NOT NULL, "
-    "stream text NOT NULL, run_started text NOT NULL, tenant text, sent bytea)",
+    "stream text NOT NULL, run_started text NOT NULL, tenant text, sent bytea, run_id text)",
     "CREATE INDEX receipts_external_id ON receipts (host, resource, external_id)",
     "CREATE TABLE sending (host text NOT NULL, resource text NOT NULL, "
-    "external_id text NOT NULL, marked_at timestamptz NOT NULL DEFAULT now(), "
-    "PRIMARY KEY (host, resource, external_id))",
+    "external_id text NOT NULL, run_id text NOT NULL, "
+    "marked_at timestamptz NOT NULL DEFAULT now(), "
+    "PRIMARY KEY (host, resource, external_id, run_id))",
     "CREATE TABLE facts (host text NOT NULL, tenant text NOT NULL, name text NOT NULL, "
     "value text NOT NULL, PRIMARY KEY (host, tenant, name))",
 )

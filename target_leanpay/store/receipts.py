@@ -46,6 +46,8 @@ class Receipt(msgspec.Struct, frozen=True):
     """The Leanpay tenant that acknowledged it (lines written before it was kept: None)."""
     sent: dict[str, Any] | None = None
     """The fields sent (`changes.kept`); None in lines written before they were kept."""
+    run_id: str | None = None
+    """The run that received it (RunMark.id): only its own receipt clears a run's mark."""
 
 
 encode = msgspec.json.Encoder().encode
