@@ -421,6 +421,51 @@ def test_a_credit_note_created_on_one_machine_is_known_on_another(
     assert "1 already present" in again.stderr
 
 
+def credit_note_posts(leanpay: StandIn) -> list[str]:
+    """The externalIds of every credit note POSTed, in arrival order."""
+    return [
+        item["externalId"]
+        for r in leanpay.requests()
+        if r["method"] == "POST" and r["path"] == "/credit-notes/batch"
+        for item in r["body"]["creditNotes"]
+    ]
+
+
+def test_two_machines_at_once_carrying_the_same_credit_notes_store_each_once(
+    tenant: StandIn, tmp_path: Path, store: str
+) -> None:
+    """No invoice stream: the tenant is named by page 1 of the invoices, its lock held
+    before the first credit note is sent, and the receipts read behind it."""
+    a, b = Machine(tmp_path / "a", store), Machine(tmp_path / "b", store)
+    messages = credit_notes(200)
+    first = a.start(a.config(tenant, **promises_settings(a)))
+    first.feed(singer_input(messages[:102]))  # SCHEMA, CN-0..99, STATE 100
+    wait_for(lambda: len(first.states) == 1)  # it holds the tenant, its input still open
+    second = b.start(b.config(tenant, **promises_settings(b)))
+    second.feed(singer_input(messages))
+    second.close_input()
+    second.wait_for_stderr("Another target-leanpay run is loading this Leanpay tenant")
+    posted_while_waiting = credit_note_posts(tenant)
+
+    first.feed(singer_input(messages[102:]))  # CN-100..199, STATE 200
+    first.close_input()
+    assert first.process.wait(timeout=30) == 0
+    assert second.process.wait(timeout=30) == 0
+    first.kill()
+    second.kill()
+
+    assert posted_while_waiting == [f"CN-{n}" for n in range(100)]  # the first's only
+    assert credit_note_posts(tenant) == [f"CN-{n}" for n in range(200)]  # never twice
+    stored = Counter(o["externalId"] for o in tenant.store("credit_notes"))
+    assert stored == {f"CN-{n}": 1 for n in range(200)}
+    assert first.states == [{"done": 100}, {"done": 200}]
+    # 100 may be skipped: its records settled after the reader saw the next STATE
+    assert second.states in ([{"done": 100}, {"done": 200}], [{"done": 200}])
+    assert "200 already present" in "".join(second.stderr)
+    assert "".join(second.stderr).count("Another target-leanpay run is loading") == 1
+    assert not (b.work / "rejected.jsonl").exists()  # nothing set aside as uncertain
+
+
 def test_a_plan_on_another_machine_reads_the_store_and_writes_nothing_to_it(
     tenant: StandIn, tmp_path: Path, store: str
 ) -> None:

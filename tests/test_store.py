@@ -18,6 +18,7 @@ import pytest
 from target_leanpay.leanpay.errors import Stopped
 from target_leanpay.listings.listing import Listing
 from target_leanpay.listings.replay import ReplayGuard
+from target_leanpay.listings.tenant_gate import TenantGate
 from target_leanpay.listings.tenant_listing import TenantListing
 from target_leanpay.output.runmark import RunMark
 from target_leanpay.records.resources import INVOICES
@@ -61,9 +62,8 @@ class Tenant:
 
 def listing(tenant: Tenant, store: FolderStore, stopping: threading.Event) -> TenantListing:
     plain = Listing("invoices", "/invoices", tenant.read_page, concurrency=2, stopping=stopping)
-    return TenantListing(
-        plain, api_url=URL, store=store, writable=True, concurrency=2, stopping=stopping
-    )
+    gate = TenantGate(None, api_url=URL, where=store.where, held=lambda: None)  # no lock
+    return TenantListing(plain, api_url=URL, store=store, gate=gate, writable=True, concurrency=2)
 
 
 def guard_of(tenant: Tenant, store: FolderStore) -> ReplayGuard[str]:

@@ -44,10 +44,11 @@ from typing import Any, Generic, TypeVar
 from target_leanpay.leanpay.client import Created
 from target_leanpay.leanpay.errors import AuthError, Stopped
 from target_leanpay.listings.listing import Listed, Listing
+from target_leanpay.listings.tenant_gate import TenantGate
 from target_leanpay.listings.tenant_listing import TenantListing, acknowledged_rows
 from target_leanpay.listings.twins import Twins
 from target_leanpay.output.progress import plural
-from target_leanpay.records.resources import Resource
+from target_leanpay.records.resources import RESOURCES, Resource
 from target_leanpay.store import changes
 from target_leanpay.store.store import (
     SEVERAL,
@@ -58,6 +59,7 @@ from target_leanpay.store.store import (
     Promises,
     Row,
     Store,
+    host_of,
 )
 
 logger = logging.getLogger("target-leanpay.replay")
@@ -546,11 +548,22 @@ class ReplayGuards:
         self._receipts = receipts
         self._guards: dict[str, ReplayGuard[Any]] = {}
         self._lock = threading.Lock()
+        locks = enabled and read_page is not None and store is not None and writes
+        self._gate = TenantGate(
+            store.lock(host_of(api_url), stopping=stopping) if locks and store else None,
+            api_url=api_url,
+            where=store.where if store is not None else "",
+            held=receipts.reread,
+        )
+        """The tenant's lock: taken before anything is sent (tenant_gate.py)."""
 
     def for_resource(self, resource: Resource) -> ReplayGuard[Any]:
         """The guard of `resource`: made when a stream first loads it (or a reference first
         names it), knowing this target's receipts; its first listing starts then, in the
-        background."""
+        background. For a resource Leanpay cannot list, the tenant's lock is held first
+        (waiting for another run of the tenant): its receipts are read behind it."""
+        if not resource.listed_first:
+            self._hold_tenant(resource)
         with self._lock:  # sinks (reading thread) and references (sending threads) ask
             guard = self._guards.get(resource.name)
             if guard is None:
@@ -599,12 +612,41 @@ class ReplayGuards:
             listing,
             api_url=self._api_url,
             store=self._store,
+            gate=self._gate,
             writable=self._writes,
             concurrency=self._concurrency,
+        )
+
+    def _hold_tenant(self, resource: Resource) -> None:
+        """The tenant's lock, before `resource`'s receipts are read and anything is sent
+        (page 1 of the invoices names the tenant)."""
+        try:
+            self._gate.hold(self._invoices())
+        except AuthError as refused:
+            raise AuthError(
+                f"{refused} (while reading page 1 of invoices before loading "
+                f"{resource.name}: it names the tenant, whose lock keeps two runs from "
+                "sending one object twice; the key may lack read access; replay_safety: "
+                "false skips it, at the cost described in the README)",
+                status=refused.status,
+                body=refused.body,
+            ) from None
+
+    def _invoices(self) -> Listing:
+        """The listing whose page 1 names the tenant (each invoice carries `tenantId`)."""
+        assert self._read_page is not None  # a dry run takes no lock
+        invoices = next(r for r in RESOURCES.values() if r.listed_first)
+        assert invoices.list_path is not None
+        return Listing(
+            invoices.name,
+            invoices.list_path,
+            self._read_page,
+            concurrency=1,
             stopping=self._stopping,
         )
 
     def close(self) -> None:
-        """Delete every guard's id store."""
+        """Delete every guard's id store; let another run load the tenant."""
         for guard in self._guards.values():
             guard.close()
+        self._gate.close()

@@ -1,12 +1,13 @@
 """The invoices of one tenant, listed at the cost of what is new, and what that proves.
 
 Each listing reads page 1 first: its invoices name the tenant (`tenantId`), which names
-its index (`tenant_index.py`) and its lock (`tenant_lock.py`, taken before the first
-listing and held to the end of the run). Then `delta.py` walks every row newer than the
-watermark, or says why every page must be read (logged once per reason at INFO); either
-way the index is brought up to date. Invoices Leanpay acknowledges in this run are added
-to it as they are acknowledged, and move its watermark, so that the next run does not
-read them again; this run's own re-listings keep the boundary of what it listed.
+its index (`tenant_index.py`); the tenant's lock is held from then to the end of the run
+(`tenant_gate.py`), if nothing this run loads took it before. Then `delta.py` walks
+every row newer than the watermark, or says why every page must be read (logged once
+per reason at INFO); either way the index is brought up to date. Invoices Leanpay
+acknowledges in this run are added to it as they are acknowledged, and move its
+watermark, so that the next run does not read them again; this run's own re-listings
+keep the boundary of what it listed.
 
 What the walk's count says decides what the index is worth (`finds.py` asks):
 
@@ -39,8 +40,9 @@ from target_leanpay.leanpay.client import Created
 from target_leanpay.leanpay.errors import Stopped
 from target_leanpay.listings.delta import Delta, read_delta, tenant_of
 from target_leanpay.listings.listing import Listed, Listing, Page, Rows, created_at
+from target_leanpay.listings.tenant_gate import TenantGate
 from target_leanpay.store import changes
-from target_leanpay.store.store import InvoiceCache, Row, Store, TenantKey, Watermark, host_of
+from target_leanpay.store.store import InvoiceCache, Row, Store, TenantKey, Watermark
 
 logger = logging.getLogger("target-leanpay.replay")
 
@@ -54,19 +56,19 @@ class TenantListing:
         *,
         api_url: str,
         store: Store,
+        gate: TenantGate,
         writable: bool,
         concurrency: int,
-        stopping: threading.Event,
     ) -> None:
-        """`writable` False (a plan): the index is read, never written, and no lock is
-        taken (a plan sends nothing)."""
+        """`writable` False (a plan): the index is read, never written (and `gate` takes
+        no lock: a plan sends nothing)."""
         self.name = listing.name
         self._listing = listing
         self._api_url = api_url
         self._store = store
+        self._gate = gate
         self._writable = writable
         self._concurrency = concurrency
-        self._lock = store.lock(host_of(api_url), stopping=stopping) if writable else None
         self._index: InvoiceCache | None = None
         self.tenant: str | None = None
         """The tenant this run loads, once a listing or an acknowledgement named it."""
@@ -266,52 +268,38 @@ class TenantListing:
             self._say_once(f"Replay safety: the tenant index cannot be written ({failed})")
 
     def close(self) -> None:
-        """Close the index and let another run load the tenant (a listing still under
-        way, that nobody waits for, ends quietly)."""
+        """Close the index (a listing still under way, that nobody waits for, ends
+        quietly; the run's gate releases the tenant's lock)."""
         self._closed = True
         if self._index is not None:
             self._index.close()
-        if self._lock is not None:
-            self._lock.release()
 
-    # -- page 1, the tenant and its lock ----------------------------------------------
+    # -- page 1, the tenant and its index ---------------------------------------------
 
     def _first_page(self) -> dict[str, Any]:
-        """Page 1; the first time, with the tenant's lock held and its index open."""
-        body = self._listing.read_page(1)
+        """Page 1; the first time, with the tenant's lock held (tenant_gate.py) and its
+        index open."""
         if self._first_done:
+            return self._listing.read_page(1)
+        body = self._gate.first_page(self._listing)
+        if self._gate.unusable:  # said by the gate: every page, as without an index
+            self._writable = False
             return body
-        while True:
-            tenant = tenant_of(self._listing.page(1, body))
-            waited = False
-            if self._lock is not None:
-                key = TenantKey.of(self._api_url, tenant) if tenant else None
-                try:
-                    waited = self._lock.hold_tenant(key) if key else self._lock.hold_new_tenant()
-                except OSError as unusable:
-                    return self._without_folder(body, unusable)
-            if waited:  # another run sent meanwhile: what was read is stale
-                again = self._listing.read_page(1)
-                if tenant_of(self._listing.page(1, again)) != tenant:
-                    body = again
-                    continue  # the tenant is named now: take its own lock
-                body = again
-            if tenant is not None:
-                try:
-                    self._index = self._open(tenant)
-                except (OSError, sqlite3.Error) as unusable:
-                    return self._without_folder(body, unusable)
-            return body
+        tenant = tenant_of(self._listing.page(1, body))
+        if tenant is not None:
+            try:
+                self._index = self._open(tenant)
+            except (OSError, sqlite3.Error) as unusable:
+                return self._without_index(body, unusable)
+        return body
 
-    def _without_folder(self, body: dict[str, Any], unusable: Exception) -> dict[str, Any]:
-        """The index folder cannot be used (a read-only home, a full disk): list every
-        page, as without an index, and say what is lost."""
-        self._lock = None
+    def _without_index(self, body: dict[str, Any], unusable: Exception) -> dict[str, Any]:
+        """The index cannot be opened (a full disk): list every page, as without an
+        index, and say what is lost."""
         self._writable = False
         logger.warning(
-            "Replay safety: the tenant index folder %s cannot be used (%s): every page is "
-            "read in each run, and another run on this tenant is not waited for; set "
-            "store to a writable folder",
+            "Replay safety: the tenant index in %s cannot be used (%s): every page is "
+            "read in each run; set store to a writable folder",
             self._store.where,
             unusable,
         )

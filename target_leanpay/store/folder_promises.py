@@ -170,6 +170,10 @@ class FolderPromises:
         """The externalIds of `resource` an earlier run was sending when it died."""
         return self._uncertain.get(resource, set())
 
+    def reread(self) -> None:
+        """Read the marks again (the tenant's lock is held; nothing sent yet)."""
+        self._uncertain = self._read_uncertain()
+
     def close(self) -> None:
         """Close the files (what was written is durable already)."""
         for file in (self._receipts, self._marks, self._export):

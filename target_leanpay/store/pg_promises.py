@@ -191,6 +191,10 @@ class PgPromises:
         """The externalIds of `resource` an earlier run was sending when it died."""
         return self._uncertain.get(resource, set())
 
+    def reread(self) -> None:
+        """Read the marks again (the tenant's lock is held; nothing sent yet)."""
+        self._uncertain = self._earlier_doubts()
+
     def close(self) -> None:
         """Close the export (the store's rows are committed already)."""
         if self._export is not None:

@@ -256,6 +256,12 @@ class Promises(Protocol):
         for: it died while they were on the wire."""
         ...
 
+    def reread(self) -> None:
+        """Read the marks again: this run now holds the tenant's lock, and has sent
+        nothing yet; another run may have ended meanwhile, its marks answered by its
+        receipts (read at the start, they would look uncertain)."""
+        ...
+
     def close(self) -> None:
         """Close them (everything written is durable already)."""
         ...

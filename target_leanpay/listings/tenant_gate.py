@@ -1,0 +1,106 @@
+"""The tenant's lock, held from before the run's first POST (and before what it believes
+of earlier runs is read) to its end: one run per tenant at a time.
+
+Two runs loading one tenant (an hourly job that overran) must not both send: each would
+decide from what Leanpay and the receipts said before the other's objects existed. The
+tenant is named by page 1 of `GET /invoices` (each invoice carries `tenantId`): the
+invoice listing reads it first; a run without invoices (credit notes, paybacks: what
+Leanpay cannot list) reads it only for this, when its first such resource is loaded. A
+tenant that lists nothing cannot be named: the host's lock is held exclusively
+(`tenant_lock.py`, `pg_lock.py`: the host's lock, then the tenant's; no deadlock).
+
+What a run believed before it held the lock may be stale (another run sent meanwhile), so
+it is read once the lock is held: page 1 (returned), the sending marks (`held`, the
+caller's re-reading), and the receipts of a resource Leanpay cannot list (its guard is
+made after `hold`, replay.py). A plan, a dry run and replay_safety false take no lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from target_leanpay.listings.delta import tenant_of
+from target_leanpay.listings.listing import Listing
+from target_leanpay.store.store import TenantKey, TenantLock
+
+logger = logging.getLogger("target-leanpay.replay")
+
+
+class TenantGate:
+    """The run's hold on its tenant: taken once, by whichever comes first (the invoice
+    listing, or the first resource Leanpay cannot list), released by `close`."""
+
+    def __init__(
+        self,
+        lock: TenantLock | None,
+        *,
+        api_url: str,
+        where: str,
+        held: Callable[[], None],
+    ) -> None:
+        """`lock` None: none is taken (a plan, a dry run, replay safety off). `held`:
+        called once the lock is held, before anything is sent (re-reads what the run
+        believed: the sending marks). `where`: the store, for messages."""
+        self._lock = lock
+        self._api_url = api_url
+        self._where = where
+        self._held_callback = held
+        self._held = False
+        self._mutex = threading.Lock()
+        self.unusable = False
+        """The store folder could not hold the lock: nothing is waited for, nor written."""
+
+    def hold(self, invoices: Listing) -> None:
+        """Hold the tenant's lock (waiting for another run of it, saying so), if not yet."""
+        with self._mutex:
+            if self._lock is not None and not self._held:
+                self._take(self._lock, invoices)
+
+    def first_page(self, invoices: Listing) -> dict[str, Any]:
+        """Page 1 of `invoices`, read with the tenant's lock held (taken now if not yet)."""
+        with self._mutex:
+            if self._lock is not None and not self._held:
+                return self._take(self._lock, invoices)
+        return invoices.read_page(1)
+
+    def _take(self, lock: TenantLock, invoices: Listing) -> dict[str, Any]:
+        body = invoices.read_page(1)
+        while True:
+            tenant = tenant_of(invoices.page(1, body))
+            key = TenantKey.of(self._api_url, tenant) if tenant else None
+            try:
+                waited = lock.hold_tenant(key) if key else lock.hold_new_tenant()
+            except OSError as unusable:
+                self._cannot_lock(unusable)
+                return body
+            if not waited:
+                break
+            body = invoices.read_page(1)  # another run sent meanwhile: read again
+            if tenant_of(invoices.page(1, body)) == tenant:
+                break
+            # the tenant is named now: take its own lock
+        self._held = True
+        self._held_callback()
+        return body
+
+    def _cannot_lock(self, unusable: OSError) -> None:
+        """The store folder cannot be used (a read-only home, a full disk): say what is
+        lost, and go on without the lock (nor the index: the caller's choice)."""
+        self._lock = None
+        self.unusable = True
+        logger.warning(
+            "Replay safety: the tenant index folder %s cannot be used (%s): every page is "
+            "read in each run, and another run on this tenant is not waited for; set "
+            "store to a writable folder",
+            self._where,
+            unusable,
+        )
+
+    def close(self) -> None:
+        """Let another run load the tenant (not under the mutex: a thread still waiting
+        for another run ends on the run's stop flag)."""
+        if self._lock is not None:
+            self._lock.release()
