@@ -466,6 +466,37 @@ def test_two_machines_at_once_carrying_the_same_credit_notes_store_each_once(
     assert not (b.work / "rejected.jsonl").exists()  # nothing set aside as uncertain
 
 
+def test_credit_notes_on_the_wire_of_a_running_machine_are_settled_by_its_receipts_not_set_aside(
+    tenant: StandIn, tmp_path: Path, store: str
+) -> None:
+    """The second run starts while the first's POST is on the wire (marked, no receipt
+    yet): once it holds the tenant, it reads the marks again, and finds the receipts."""
+    tenant.add_faults(  # the first batch stored, its answer late: the second starts then
+        {"path": "/credit-notes/batch", "action": "delay_after_store", "seconds": 10, "times": 1}
+    )
+    a, b = Machine(tmp_path / "a", store), Machine(tmp_path / "b", store)
+    messages = credit_notes(100)
+    first = a.start(a.config(tenant, **promises_settings(a)))
+    first.feed(singer_input(messages))
+    wait_for(lambda: len(tenant.store("credit_notes")) == 100)  # on the wire, unanswered
+    second = b.start(b.config(tenant, **promises_settings(b)))
+    second.feed(singer_input(messages))
+    second.close_input()
+    second.wait_for_stderr("Another target-leanpay run is loading this Leanpay tenant")
+
+    first.close_input()
+    assert first.process.wait(timeout=60) == 0
+    assert second.process.wait(timeout=30) == 0
+    first.kill()
+    second.kill()
+
+    assert credit_note_posts(tenant) == [f"CN-{n}" for n in range(100)]  # never twice
+    assert first.states == [{"done": 100}]
+    assert second.states == [{"done": 100}]
+    assert "100 already present" in "".join(second.stderr)
+    assert not (b.work / "rejected.jsonl").exists()  # none taken for a dead run's
+
+
 def test_a_plan_on_another_machine_reads_the_store_and_writes_nothing_to_it(
     tenant: StandIn, tmp_path: Path, store: str
 ) -> None:
