@@ -304,3 +304,27 @@ def test_an_unanswered_credit_note_post_is_set_aside_never_sent_again(
         in (reasons["LNK-0"])
     )
     assert [s["done"] for s in result.states][-1] == 2
+
+
+def test_a_run_without_invoices_never_believes_another_tenants_receipt(
+    leanpay: StandIn, tmp_path: Path
+) -> None:
+    named = run_target(config(leanpay, tmp_path), [*SCHEMAS, invoice(1), state(1)])
+    assert named.returncode == 0, named.stderr  # page 1 of invoices names the tenant now
+    host = f"127.0.0.1_{leanpay.port}"
+    other = {  # another tenant of this API host, in the same store, with the same externalId
+        "resource": "credit_notes", "externalId": "CN-7", "id": "another-tenants-cn-7",
+        "stream": CREDIT_NOTES, "run_started": "2026-01-01T00:00:00+00:00",
+        "tenantId": "another-tenant",
+    }  # fmt: skip
+    with (tmp_path / "index" / f"{host}.receipts.jsonl").open("a") as receipts:
+        receipts.write(json.dumps(other) + "\n")
+    since = len(leanpay.requests())
+
+    credit_notes_only = [m for m in SCHEMAS if m["stream"] == CREDIT_NOTES]
+    result = run_target(config(leanpay, tmp_path), [*credit_notes_only, credit_note(7), state(2)])
+
+    assert result.returncode == 0, result.stderr
+    assert [r["path"] for r in leanpay.requests()[since:] if "another" in r["path"]] == []
+    assert [cn["externalId"] for cn in leanpay.store("credit_notes")] == ["CN-7"]
+    assert emitted_done(result) == [2]

@@ -67,6 +67,7 @@ def test_the_lock_is_taken_once_whoever_asks_first_and_the_marks_read_once_held(
     gate.hold(listing(invoices))
 
     assert lock.taken == ["t1"]
+    assert gate.tenant == "t1"  # whose receipts a run without invoices reads
     assert reread == [1]
     assert invoices.reads == 2  # page 1 to name the tenant, then the listing's own
     assert page["data"][0]["tenantId"] == "t1"

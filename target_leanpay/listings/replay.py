@@ -579,13 +579,14 @@ class ReplayGuards:
         return guard
 
     def tenant(self) -> str | None:
-        """The tenant this run loads, once a listing has named it (sending threads ask too:
-        the guards are copied at once, since `for_resource` may add one meanwhile)."""
+        """The tenant this run loads, once a listing (or the tenant's lock) has named it:
+        receipts of another tenant of the host are then never read (sending threads ask
+        too: the guards are copied at once, since `for_resource` may add one meanwhile)."""
         for guard in list(self._guards.values()):
             listing = guard.listing
             if isinstance(listing, TenantListing) and listing.tenant is not None:
                 return listing.tenant
-        return None
+        return self._gate.tenant
 
     def _listing(self, resource: Resource) -> Listing | TenantListing | None:
         if not self._enabled or resource.list_path is None:

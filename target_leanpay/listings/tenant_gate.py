@@ -52,6 +52,8 @@ class TenantGate:
         self._mutex = threading.Lock()
         self.unusable = False
         """The store folder could not hold the lock: nothing is waited for, nor written."""
+        self.tenant: str | None = None
+        """The tenant page 1 named when the lock was taken (None: empty, or not yet)."""
 
     def hold(self, invoices: Listing) -> None:
         """Hold the tenant's lock (waiting for another run of it, saying so), if not yet."""
@@ -83,6 +85,7 @@ class TenantGate:
                 break
             # the tenant is named now: take its own lock
         self._held = True
+        self.tenant = tenant
         self._held_callback()
         return body
 
