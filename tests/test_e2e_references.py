@@ -149,8 +149,8 @@ def test_an_unknown_reference_is_dead_lettered_with_its_reason(
         "PB-2": [
             {"field": "creditNoteId", "reason": "no credit_notes with externalId 'CN-404' is "
              "known to Leanpay (credit_notes cannot be listed: only those loaded from this "
-             "input or recorded in receipts_path by an earlier run can be referred to by "
-             "externalId)"}
+             "input or received by an earlier run into this store (its receipts) can be "
+             "referred to by externalId)"}
         ],
     }  # fmt: skip
     assert emitted_done(result) == [3]

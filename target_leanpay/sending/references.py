@@ -73,8 +73,8 @@ class References:
         if guard.resource.list_path is None:
             return (
                 f"{guard.resource.name} cannot be listed: only those loaded from this input "
-                "or recorded in receipts_path by an earlier run can be referred to by "
-                "externalId"
+                "or received by an earlier run into this store (its receipts) can be "
+                "referred to by externalId"
             )
         if self._dry_run:
             return "a dry run reads nothing from Leanpay; plan: true reads the tenant"
