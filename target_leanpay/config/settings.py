@@ -211,8 +211,9 @@ SCHEMA = th.PropertiesList(
         title="Receipts file",
         description="An export of the receipts, for your warehouse: a JSON-lines file where "
         "every item Leanpay acknowledges is appended (resource, externalId, Leanpay id, "
-        "stream, run start, tenantId, fields sent) once the store holds it. Never read back: "
-        "the store is the truth (a file an earlier version wrote is read into the store once).",
+        "stream, run start, tenantId, fields sent, run id) once the store holds it. Never "
+        "read back: the store is the truth (a file an earlier version wrote is read into the "
+        "store once).",
     ),
     th.Property(
         "store",
