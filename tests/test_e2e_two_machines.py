@@ -129,10 +129,15 @@ def test_a_run_on_another_machine_reads_only_the_pages_of_what_is_new(
 def test_a_kill_9_on_one_machine_and_a_resume_on_another_load_every_invoice_once(
     tenant: StandIn, tmp_path: Path, store: str
 ) -> None:
+    # One request at a time: the batch on the wire at the kill was stored after every
+    # acknowledged one, above the watermark they moved, so the resume is a delta by
+    # construction. With several in flight, answers can come back out of order, and one
+    # stored below the watermark costs the resume a full listing (right, and dearer:
+    # README, Incremental runs); it failed this test on 3.12 once.
     first = Machine(tmp_path / "a", store)
-    config = first_load(first, tenant)
+    first_load(first, tenant)
     tenant.configure(latency_ms=150)
-    target = first.start(config)
+    target = first.start(first.config(tenant, max_in_flight=1))
     target.feed(singer_input(invoices_with_state(1000, every=100, start=1000)))
     wait_for(lambda: len(target.states) >= 2, timeout=60)
     target.kill()
@@ -147,7 +152,7 @@ def test_a_kill_9_on_one_machine_and_a_resume_on_another_load_every_invoice_once
 
     assert result.returncode == 0, result.stderr
     assert "every page" not in result.stderr
-    assert len(pages_read(tenant, resumed_from)) <= 1 + 16  # <= 4 batches were in flight
+    assert len(pages_read(tenant, resumed_from)) <= 1 + 4  # one batch was in flight
     stored_once(tenant, range(2000))
 
 
