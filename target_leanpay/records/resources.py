@@ -85,6 +85,11 @@ class Resource:
         settled: the receipts of earlier runs hold the rest."""
         return self.list_path is not None and self.listed_inside is None
 
+    def __hash__(self) -> int:
+        # the name says which endpoint it is; the generated hash would hash every field
+        # (and its kind) again on each call, and the per-invoice caches call it
+        return hash(self.name)
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "field_names", frozenset(f.name for f in self.fields))
         references = tuple(f.name for f in self.fields if f.refers_to)
