@@ -27,13 +27,12 @@ from collections.abc import Callable
 import psycopg
 
 from target_leanpay.config.store_location import StoreError
-from target_leanpay.leanpay.errors import Stopped
+from target_leanpay.store import store
+from target_leanpay.store.pg_session import one_line
 from target_leanpay.store.store import TenantKey
 
 logger = logging.getLogger("target-leanpay.replay")
 
-POLL_SECONDS = 0.2
-"""How often a waiting run tries the lock again (and looks at its stop flag)."""
 HEARTBEAT_SECONDS = 10.0
 """How often a holder checks that its connection, hence its lock, is still alive."""
 
@@ -44,7 +43,7 @@ def lock_key(*parts: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-class PgTenantLock:
+class PgTenantLock(store.TenantLock):
     """`store.TenantLock` on advisory locks of the store's connection."""
 
     def __init__(
@@ -59,59 +58,38 @@ class PgTenantLock:
         guard: threading.RLock,
     ) -> None:
         """`lost(message)`: called once when the connection fails while a lock is held."""
+        super().__init__(stopping)
         self._connection = connection
         self._schema = schema
         self._host = host
         self._where = where
-        self._stopping = stopping
         self._lost = lost
         self._guard = guard
         """The store's: one thread at a time on its connection."""
         self._held: list[tuple[int, bool]] = []
         self._beating: threading.Event | None = None
-        self.waited = False
 
-    def hold_tenant(self, key: TenantKey) -> bool:
-        """Hold the host's lock shared and the tenant's exclusively; True if another run
-        held them first."""
-        self.release()
-        host = lock_key(self._schema, self._host)
-        waited = self._take(host, shared=True, what="a new Leanpay tenant of this host")
-        tenant = lock_key(self._schema, key.host, key.tenant_id)
-        return self._take(tenant, shared=False, what="this Leanpay tenant") or waited
-
-    def hold_new_tenant(self) -> bool:
-        """Hold the host's lock exclusively (a tenant that lists nothing yet)."""
-        self.release()
-        host = lock_key(self._schema, self._host)
-        return self._take(host, shared=False, what="a Leanpay tenant of this host")
-
-    def _take(self, key: int, *, shared: bool, what: str) -> bool:
+    def _lock(self, tenant: TenantKey | None, *, shared: bool) -> tuple[Callable[[], bool], str]:
+        names = (self._host,) if tenant is None else (tenant.host, tenant.tenant_id)
+        key = lock_key(self._schema, *names)
         function = "pg_try_advisory_lock_shared" if shared else "pg_try_advisory_lock"
-        waited = False
-        while True:
+
+        def attempt() -> bool:
             try:
                 with self._guard:
                     row = self._connection.execute(f"SELECT {function}(%s)", (key,)).fetchone()
             except psycopg.Error as failed:
                 raise StoreError(
                     f"The store {self._where} failed while taking the tenant's lock: "
-                    f"{' '.join(str(failed).split())}"
+                    f"{one_line(failed)}"
                 ) from None
-            if row is not None and row[0]:
-                self._held.append((key, shared))
-                self._start_heartbeat()
-                return waited
-            if not waited:
-                waited = self.waited = True
-                logger.info(
-                    "Another target-leanpay run is loading %s (store %s): waiting for it "
-                    "to end before listing and sending",
-                    what,
-                    self._where,
-                )
-            if self._stopping.wait(POLL_SECONDS):
-                raise Stopped("the run is stopping: it was waiting for another run to end")
+            if row is None or not row[0]:
+                return False
+            self._held.append((key, shared))
+            self._start_heartbeat()
+            return True
+
+        return attempt, f"store {self._where}"
 
     def _start_heartbeat(self) -> None:
         if self._beating is not None:
@@ -131,7 +109,7 @@ class PgTenantLock:
                     return  # released meanwhile: nothing was lost
                 self._lost(
                     f"The store {self._where} stopped answering while this run held the "
-                    f"tenant's lock ({' '.join(str(failed).split())}): the lock may be "
+                    f"tenant's lock ({one_line(failed)}): the lock may be "
                     "another run's by now, so this run stops; STATE stays behind what "
                     "the store recorded"
                 )

@@ -29,18 +29,24 @@ port dropped: `api.leanpay.fr` and `api.leanpay.fr:443` are one key) and its `te
 
 from __future__ import annotations
 
+import abc
+import logging
 import re
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 from urllib.parse import urlsplit
 
-from target_leanpay.leanpay.errors import TargetLeanpayError
+from target_leanpay.leanpay.errors import Stopped, TargetLeanpayError
 
 SEVERAL = "*"
 """The Leanpay id of an externalId that several Leanpay objects carry: none can be chosen."""
 
+LOCK_POLL_SECONDS = 0.2
+"""How often a run waiting for a tenant's lock tries it again (and looks at its stop flag)."""
+
+_lock_logger = logging.getLogger("target-leanpay.replay")
 _DEFAULT_PORTS = {"https": 443, "http": 80}
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
@@ -270,27 +276,56 @@ class Promises(Protocol):
 # -- the lock ---------------------------------------------------------------------------
 
 
-class TenantLock(Protocol):
+class TenantLock(abc.ABC):
     """The locks one run holds: one run per tenant at a time. A second run waits (saying
     so once) until the first ends; a holder that dies releases it (the OS, or the
-    database, drops a dead process's lock)."""
+    database, drops a dead process's lock). Each store says how one lock is tried
+    (`_lock`); the order (the host's lock, then the tenant's: no deadlock) and the wait
+    are the same for both."""
 
-    waited: bool
-    """Whether this run had to wait for another one."""
+    def __init__(self, stopping: threading.Event) -> None:
+        """`stopping`: ends a wait."""
+        self._stopping = stopping
+        self.waited = False
+        """Whether this run had to wait for another one."""
 
     def hold_tenant(self, key: TenantKey) -> bool:
         """Hold the tenant `key`'s lock (and its host's, shared); True if another run held
         them first (what was listed before is stale)."""
-        ...
+        self.release()
+        waited = self._take(None, "a new Leanpay tenant of this host", shared=True)
+        return self._take(key, "this Leanpay tenant", shared=False) or waited
 
     def hold_new_tenant(self) -> bool:
         """Hold the host's lock exclusively: a tenant that lists nothing cannot be named
         yet. True if another run held it first."""
-        ...
+        self.release()
+        return self._take(None, "a Leanpay tenant of this host", shared=False)
 
+    def _take(self, tenant: TenantKey | None, what: str, *, shared: bool) -> bool:
+        attempt, shown = self._lock(tenant, shared=shared)
+        waited = False
+        while not attempt():
+            if not waited:
+                waited = self.waited = True
+                _lock_logger.info(
+                    "Another target-leanpay run is loading %s (%s): waiting for it to end "
+                    "before listing and sending",
+                    what,
+                    shown,
+                )
+            if self._stopping.wait(LOCK_POLL_SECONDS):
+                raise Stopped("the run is stopping: it was waiting for another run to end")
+        return waited
+
+    @abc.abstractmethod
+    def _lock(self, tenant: TenantKey | None, *, shared: bool) -> tuple[Callable[[], bool], str]:
+        """One try at the lock of `tenant` (None: the host's), which holds it until
+        `release` when it succeeds, and the lock as a wait names it."""
+
+    @abc.abstractmethod
     def release(self) -> None:
         """Let another run load the tenant."""
-        ...
 
 
 # -- the store --------------------------------------------------------------------------
