@@ -29,10 +29,10 @@ import threading
 import zoneinfo
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, time
-from typing import Any, Protocol
+from typing import Any
 
 from target_leanpay.leanpay.client import Created
-from target_leanpay.store.store import TenantKey
+from target_leanpay.store.store import Facts, TenantKey
 
 logger = logging.getLogger("target-leanpay")
 
@@ -48,16 +48,6 @@ ECHOED = ("issueDate", "dueDate", "sentDate")
 _echoed = operator.attrgetter(*ECHOED)
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _ZULU = re.compile(r"^(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2}:\d{2})(?:\.0+)?Z$")
-
-
-class Facts(Protocol):
-    """The store's facts of a tenant (store.Store)."""
-
-    def fact(self, key: TenantKey, name: str) -> str | None:
-        """A fact kept about tenant `key`, None if none is."""
-
-    def keep_fact(self, key: TenantKey, name: str, value: str) -> None:
-        """Keep a fact about tenant `key`, durably."""
 
 
 def compared(value: str) -> str:

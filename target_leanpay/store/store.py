@@ -331,7 +331,20 @@ class TenantLock(abc.ABC):
 # -- the store --------------------------------------------------------------------------
 
 
-class Store(Protocol):
+class Facts(Protocol):
+    """Facts learned about a tenant (e.g. its date zone): promise-like values (a run that
+    sends nothing still knows them)."""
+
+    def fact(self, key: TenantKey, name: str) -> str | None:
+        """A fact learned about tenant `key`, None if none is known."""
+        ...
+
+    def keep_fact(self, key: TenantKey, name: str, value: str) -> None:
+        """Remember a fact about tenant `key`, durably (the newest value wins)."""
+        ...
+
+
+class Store(Facts, Protocol):
     """One place for all of the above: a folder (SQLite files) or a database."""
 
     where: str
@@ -346,15 +359,6 @@ class Store(Protocol):
     def promises(self, *, writable: bool) -> Promises:
         """The promises (receipts, sending marks); `writable` False: read, never written.
         PromisesDamaged if they cannot be read."""
-        ...
-
-    def fact(self, key: TenantKey, name: str) -> str | None:
-        """A fact learned about tenant `key` (e.g. "date_zone"), None if none is known: a
-        promise-like value (a run that sends nothing still knows it)."""
-        ...
-
-    def keep_fact(self, key: TenantKey, name: str, value: str) -> None:
-        """Remember a fact about tenant `key`, durably (the newest value wins)."""
         ...
 
     def lock(self, host: str, *, stopping: threading.Event) -> TenantLock:
