@@ -200,10 +200,9 @@ class PgInvoiceCache:
             ).fetchone()
             self._set_watermark(Watermark(True, row[0] if row else None, total, order))
 
-    @named
     def damaged(self, reason: str) -> None:
         """Not verified any more: the next listing is a full one."""
-        self._set_watermark(NO_WATERMARK)
+        self.distrust()
 
     @named
     def forget(self, leanpay_ids: Sequence[str]) -> None:

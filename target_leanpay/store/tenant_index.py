@@ -70,7 +70,7 @@ class TenantIndex:
         self.tenant_id = key.tenant_id
         self.path = folder / (key.stem + SUFFIX)
         self.writable = writable
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self.problem: str | None = None
         """Why an existing file was not used (logged by the caller with the fallback)."""
         self._meta: dict[str, Any] = {}
@@ -158,33 +158,19 @@ class TenantIndex:
         if self._hidden:
             return set()
         times = sorted({created for created, _ in wanted})
-        found: set[str] = set()
-        with self._lock:
-            for part in _parts(times, _MAX_VARIABLES):
-                marks = ",".join("?" * len(part))
-                query = (
-                    "SELECT created_at, leanpay_id FROM invoices "  # noqa: S608 - placeholders only
-                    f"WHERE created_at IN ({marks})"
-                )
-                found.update(i for c, i in self._db.execute(query, part) if (c, i) in wanted)
-        return found
+        held = self._select("created_at, leanpay_id", "created_at", times)
+        return {i for c, i in held if (c, i) in wanted}
 
     def find(self, external_ids: Sequence[str]) -> dict[str, Found]:
         """What the cache holds for those of `external_ids` it holds; CacheDamaged if a
         value read cannot be decoded or trusted."""
-        rows: list[tuple[object, ...]] = []
         if self._hidden:
             return {}
-        with self._lock:
-            for part in _parts(list(external_ids), _MAX_VARIABLES):
-                marks = ",".join("?" * len(part))
-                query = (
-                    "SELECT external_id, leanpay_id, created_at, contents FROM invoices "  # noqa: S608 - placeholders only
-                    f"WHERE external_id IN ({marks})"
-                )
-                rows += self._db.execute(query, part)
+        columns = "external_id, leanpay_id, created_at, contents"
         found: dict[str, Found] = {}
-        for external_id, leanpay_id, created_at, contents in rows:
+        for external_id, leanpay_id, created_at, contents in self._select(
+            columns, "external_id", list(external_ids)
+        ):
             _check_row(self.path, external_id, leanpay_id, created_at, contents)
             if leanpay_id in self._forgotten:
                 continue
@@ -194,6 +180,16 @@ class TenantIndex:
             kept = contents if isinstance(contents, bytes) else None
             found[external_id] = Found(SEVERAL if several else leanpay_id, kept)
         return found
+
+    def _select(self, columns: str, column: str, values: list[Any]) -> list[tuple[Any, ...]]:
+        """`columns` of the rows whose `column` is one of `values`, a statement per part."""
+        rows: list[tuple[Any, ...]] = []
+        with self._lock:
+            for part in _parts(values, _MAX_VARIABLES):
+                marks = ",".join("?" * len(part))
+                query = f"SELECT {columns} FROM invoices WHERE {column} IN ({marks})"  # noqa: S608 - placeholders only
+                rows += self._db.execute(query, part)
+        return rows
 
     def watermark(self) -> Watermark:
         """What the last verified listing established."""
@@ -261,22 +257,17 @@ class TenantIndex:
     def verified(self, *, total: int, order: str | None) -> None:
         """A listing just proved the cache whole (Leanpay's `total` then): record the
         watermark, the newest `createdAt` held."""
-        if self._read_only:
-            self._meta.update(complete=1, total=total, order=order)
-            return
-        with self._lock, _transaction(self._db):
-            newest = self._db.execute("SELECT max(created_at) FROM invoices").fetchone()[0]
-            self._set(complete=1, newest=newest, total=total, order=order)
+        with self._lock:  # a plan's view knows its newest; the file's rows are the truth
+            newest = self._meta["newest"]
+            if not self._read_only:
+                newest = self._db.execute("SELECT max(created_at) FROM invoices").fetchone()[0]
+            self._update(complete=1, newest=newest, total=total, order=order)
 
     def damaged(self, reason: str) -> None:
         """A value read could not be trusted: not verified any more (the next listing is
         a full one, which empties and refills the cache)."""
         self.problem = f"the index {self.path} is damaged ({reason})"
-        if self._read_only:
-            self._meta.update(complete=0)
-            return
-        with self._lock, _transaction(self._db):
-            self._set(complete=0)
+        self.distrust()
 
     def _set(self, **values: object) -> None:
         """Write meta values (inside a transaction, holding the lock)."""
@@ -284,6 +275,15 @@ class TenantIndex:
             "UPDATE meta SET value = ? WHERE key = ?", [(v, k) for k, v in values.items()]
         )
         self._meta.update(values)
+
+    def _update(self, **values: object) -> None:
+        """Write meta values in a transaction of their own (a plan's view: in memory)."""
+        with self._lock:
+            if self._read_only:
+                self._meta.update(values)
+                return
+            with _transaction(self._db):
+                self._set(**values)
 
     def close(self) -> None:
         """Close the file (committed writes are on disk)."""
@@ -311,22 +311,12 @@ class TenantIndex:
         like a late row)."""
         with self._lock:  # read and written under one lock: concurrent batches race here
             known = self._meta["newest"]
-            value = newest if known is None else max(known, newest)
-            if self._read_only:
-                self._meta["newest"] = value
-                return
-            with _transaction(self._db):
-                self._set(newest=value)
+            self._update(newest=newest if known is None else max(known, newest))
 
     def distrust(self) -> None:
         """The index holds invoices Leanpay no longer lists: keep its rows for this run's
         finds, but let no later run believe it before a full listing."""
-        if self._read_only:
-            with self._lock:
-                self._meta["complete"] = 0
-            return
-        with self._lock, _transaction(self._db):
-            self._set(complete=0)
+        self._update(complete=0)
 
 
 def _connect(path: Path) -> sqlite3.Connection:
