@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import logging
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -42,8 +41,6 @@ from target_leanpay.output.runmark import RunMark
 from target_leanpay.store import receipts
 from target_leanpay.store.receipts import JsonLines, Receipt, legacy_promises, replace_durably
 from target_leanpay.store.store import Earlier, PromisesDamaged, safe_name
-
-logger = logging.getLogger("target-leanpay")
 
 
 class Mark(msgspec.Struct, frozen=True):
@@ -118,12 +115,10 @@ class FolderPromises:
             raise
         if export:
             try:
-                self._export = JsonLines(export, "the receipts export")
-            except OSError as exc:
+                self._export = receipts.open_export(export)
+            except ConfigError:
                 self.close()
-                raise ConfigError(
-                    f"receipts_path {export!r} cannot be opened: {exc.strerror}"
-                ) from None
+                raise
 
     def earlier(self, resource: str, tenant: str | None = None) -> Iterator[Earlier]:
         """Every receipt of `resource`, oldest first; with `tenant`, none naming another."""
@@ -235,17 +230,7 @@ class FolderPromises:
         )
         replace_durably(self.marks_path, _lines(marks))
         replace_durably(self.where, b"".join(receipts.encode(r) + b"\n" for r in kept))
-        logger.info(
-            "receipts_path %s was read into the store (%d receipts, %d items marked on the "
-            "wire): the store (%s) is the truth from now on, and receipts_path an export%s",
-            legacy,
-            len(kept),
-            sum(len(ids) for ids in marked.values()),
-            self.where,
-            f"; {legacy}.sending is no longer used"
-            if os.path.exists(legacy + receipts.LEGACY_SENDING_SUFFIX)
-            else "",
-        )
+        receipts.log_adopted(legacy, kept, marked, self.where)
 
 
 def _hold(path: Path) -> tuple[int, bool]:

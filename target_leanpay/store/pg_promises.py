@@ -11,7 +11,6 @@ found there is read into the store, once (`_adopt`).
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -20,14 +19,11 @@ from typing import Any
 import psycopg
 
 from target_leanpay.config.store_location import StoreError
-from target_leanpay.leanpay.errors import ConfigError
 from target_leanpay.output.runmark import RunMark
-from target_leanpay.store import changes
+from target_leanpay.store import changes, receipts
 from target_leanpay.store.pg_session import named, one_line
 from target_leanpay.store.receipts import JsonLines, Receipt, encode, legacy_promises
 from target_leanpay.store.store import Earlier, PromisesDamaged
-
-logger = logging.getLogger("target-leanpay")
 
 
 class PgPromises:
@@ -61,12 +57,7 @@ class PgPromises:
             self._adopt(export)
         self._uncertain = self._earlier_doubts()
         if writable and export:
-            try:
-                self._export = JsonLines(export, "the receipts export")
-            except OSError as exc:
-                raise ConfigError(
-                    f"receipts_path {export!r} cannot be opened: {exc.strerror}"
-                ) from None
+            self._export = receipts.open_export(export)
 
     @named
     def _earlier_doubts(self) -> dict[str, set[str]]:
@@ -238,11 +229,4 @@ class PgPromises:
                     "SELECT %s, %s, %s, unnest(%b::text[])",
                     (self._host, resource, self._run_id, sorted(ids)),
                 )
-        logger.info(
-            "receipts_path %s was read into the store (%d receipts, %d items marked on the "
-            "wire): the store %s is the truth from now on, and receipts_path an export",
-            legacy,
-            len(kept),
-            sum(len(ids) for ids in marked.values()),
-            self.where,
-        )
+        receipts.log_adopted(legacy, kept, marked, self.where)

@@ -28,7 +28,7 @@ from typing import IO, Any
 
 import msgspec
 
-from target_leanpay.leanpay.errors import TargetLeanpayError
+from target_leanpay.leanpay.errors import ConfigError, TargetLeanpayError
 from target_leanpay.store.store import Earlier, PromisesDamaged
 
 logger = logging.getLogger("target-leanpay")
@@ -183,6 +183,29 @@ class JsonLines:
             if self._file is not None:
                 self._file.close()
             self._file = None
+
+
+def open_export(path: str) -> JsonLines:
+    """`receipts_path`, the export both stores append their receipts to."""
+    try:
+        return JsonLines(path, "the receipts export")
+    except OSError as exc:
+        raise ConfigError(f"receipts_path {path!r} cannot be opened: {exc.strerror}") from None
+
+
+def log_adopted(legacy: str, kept: list[Receipt], marked: dict[str, set[str]], to: str) -> None:
+    """Say that the promises an earlier version kept in `legacy` are read into `to`."""
+    logger.info(
+        "receipts_path %s was read into the store (%d receipts, %d items marked on the "
+        "wire): the store (%s) is the truth from now on, and receipts_path an export%s",
+        legacy,
+        len(kept),
+        sum(len(ids) for ids in marked.values()),
+        to,
+        f"; {legacy}.sending is no longer used"
+        if os.path.exists(legacy + LEGACY_SENDING_SUFFIX)
+        else "",
+    )
 
 
 def replace_durably(path: str, content: bytes) -> None:
