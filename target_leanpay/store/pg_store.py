@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import psycopg
@@ -79,6 +79,8 @@ _SEARCH_PATH = re.compile(r"(?:-c\s*|--)search_path\s*=\s*(\S+)")
 _CACHE_TABLES = ("invoices", "watermarks")
 _PROMISES_TABLES = ("receipts", "sending", "facts")
 _CACHE_DDL = (
+    "DROP TABLE IF EXISTS invoices",
+    "DROP TABLE IF EXISTS watermarks",
     "CREATE TABLE invoices (host text NOT NULL, tenant text NOT NULL, "
     "leanpay_id text NOT NULL, external_id text, created_at bigint, contents bytea, "
     "PRIMARY KEY (leanpay_id, host, tenant))",
@@ -178,7 +180,7 @@ class PgStore:
             cache = versions.get("cache")
             if not set(_CACHE_TABLES) <= tables:
                 cache = None  # a cache table dropped by hand: the cache is made again
-            self._cache_layout(cache)
+            self._layout("its cache", "cache", cache, CACHE_VERSION, _CACHE_DDL)
             promises = versions.get("promises")
             if promises is not None and not set(_PROMISES_TABLES) <= tables:
                 raise StoreError(
@@ -186,7 +188,11 @@ class PgStore:
                     f"({', '.join(sorted(set(_PROMISES_TABLES) - tables))}): restore them "
                     "from a backup (what this target sent is not known without them)"
                 )
-            self._promises_layout(promises)
+            steps: Iterable[str] = _PROMISES_DDL
+            if promises is not None:  # never dropped: migrated from its version on
+                versions_on = range(promises, PROMISES_VERSION)
+                steps = tuple(step for v in versions_on for step in PROMISES_MIGRATIONS[v])
+            self._layout("promises", "promises", promises, PROMISES_VERSION, steps)
         db.execute(sql.SQL("SET search_path = {}").format(schema))
 
     def _versions(self) -> tuple[dict[str, int], set[str]]:
@@ -218,46 +224,24 @@ class PgStore:
             ) from None
         return {str(part): int(version) for part, version in rows}, tables
 
-    def _newer(self, part: str, found: int, known: int) -> StoreError:
-        return StoreError(
-            f"The store {self.where} holds {part} of version {found}, written by a newer "
-            f"target-leanpay (this one knows version {known}): upgrade target-leanpay"
-        )
-
-    def _cache_layout(self, found: int | None) -> None:
-        """The cache at CACHE_VERSION: made, or dropped and made again (it is a cache)."""
-        if found == CACHE_VERSION:
+    def _layout(
+        self, named: str, part: str, found: int | None, known: int, steps: Iterable[str]
+    ) -> None:
+        """`part` at version `known`: `steps` run when it is at `found` (None: not made);
+        a part of a newer version stops the run."""
+        if found == known:
             return
-        if found is not None and found > CACHE_VERSION:
-            raise self._newer("its cache", found, CACHE_VERSION)
-        db = self._connection
-        for table in _CACHE_TABLES:
-            db.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(table)))
-        for statement in _CACHE_DDL:
-            db.execute(statement)
-        self._set_version("cache", CACHE_VERSION)
-
-    def _promises_layout(self, found: int | None) -> None:
-        """The promises at PROMISES_VERSION: made, or migrated; never dropped."""
-        if found == PROMISES_VERSION:
-            return
-        if found is not None and found > PROMISES_VERSION:
-            raise self._newer("promises", found, PROMISES_VERSION)
-        db = self._connection
-        if found is None:
-            for statement in _PROMISES_DDL:
-                db.execute(statement)
-        else:
-            for version in range(found, PROMISES_VERSION):
-                for statement in PROMISES_MIGRATIONS[version]:
-                    db.execute(statement)
-        self._set_version("promises", PROMISES_VERSION)
-
-    def _set_version(self, part: str, version: int) -> None:
+        if found is not None and found > known:
+            raise StoreError(
+                f"The store {self.where} holds {named} of version {found}, written by a newer "
+                f"target-leanpay (this one knows version {known}): upgrade target-leanpay"
+            )
+        for statement in steps:
+            self._connection.execute(statement)
         self._connection.execute(
             "INSERT INTO versions VALUES (%s, %s) ON CONFLICT (part) DO UPDATE SET "
             "version = excluded.version",
-            (part, version),
+            (part, known),
         )
 
     # -- the Store protocol -----------------------------------------------------------
