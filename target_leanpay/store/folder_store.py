@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import threading
 from pathlib import Path
 
 from target_leanpay.output.runmark import RunMark
 from target_leanpay.store.folder_promises import FolderPromises
+from target_leanpay.store.receipts import replace_durably
 from target_leanpay.store.store import InvoiceCache, PromisesDamaged, TenantKey, TenantLock
 from target_leanpay.store.tenant_index import TenantIndex
 from target_leanpay.store.tenant_lock import TenantLock as FileLock
@@ -61,19 +61,8 @@ class FolderStore:
     def keep_fact(self, key: TenantKey, name: str, value: str) -> None:
         """Remember a fact about tenant `key`: the file replaced, durably."""
         facts = {**self._facts(key), name: value}
-        path = self._facts_path(key)
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fresh = path.with_name(path.name + ".new")
-        with open(fresh, "w", encoding="utf-8") as out:
-            json.dump(facts, out, sort_keys=True)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(fresh, path)
-        folder = os.open(self.folder, os.O_RDONLY)
-        try:
-            os.fsync(folder)
-        finally:
-            os.close(folder)
+        replace_durably(str(self._facts_path(key)), json.dumps(facts, sort_keys=True).encode())
 
     def _facts_path(self, key: TenantKey) -> Path:
         return self.folder / f"{key.stem}.facts.json"
