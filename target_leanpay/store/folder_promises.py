@@ -121,7 +121,6 @@ class FolderPromises:
                 raise
 
     def earlier(self, resource: str, tenant: str | None = None) -> Iterator[Earlier]:
-        """Every receipt of `resource`, oldest first; with `tenant`, none naming another."""
         return receipts.earlier(self._read_from, resource, tenant)
 
     def record(
@@ -146,14 +145,11 @@ class FolderPromises:
             self._export.append(lines)
 
     def mark_sending(self, resource: str, external_ids: Sequence[str]) -> None:
-        """Before a POST: one line per item, durable on return."""
         if self._marks is not None and external_ids:
             run, run_id = self._run_started, self._run_id
             self._marks.append(_lines(Mark(resource, e, run, run_id=run_id) for e in external_ids))
 
     def refused(self, resource: str, external_ids: Sequence[str]) -> None:
-        """Leanpay refused that POST: its marks are lifted (not made durable: a lost line
-        only leaves them uncertain, the safe side)."""
         if self._marks is not None and external_ids:
             run, run_id = self._run_started, self._run_id
             lifted = _lines(
@@ -162,15 +158,12 @@ class FolderPromises:
             self._marks.append(lifted, sync=False)
 
     def uncertain(self, resource: str) -> set[str]:
-        """The externalIds of `resource` an earlier run was sending when it died."""
         return self._uncertain.get(resource, set())
 
     def reread(self) -> None:
-        """Read the marks again (the tenant's lock is held; nothing sent yet)."""
         self._uncertain = self._read_uncertain()
 
     def close(self) -> None:
-        """Close the files (what was written is durable already)."""
         for file in (self._receipts, self._marks, self._export):
             if file is not None:
                 file.close()

@@ -37,17 +37,14 @@ class FolderStore:
         self._run = run
 
     def cache(self, key: TenantKey, *, writable: bool) -> InvoiceCache:
-        """The cache of tenant `key` (`<host>-<tenantId>.sqlite`)."""
         return TenantIndex(self.folder, key, writable=writable)
 
     def promises(self, *, writable: bool) -> FolderPromises:
-        """The promises of this run's API host (and the export file, if any)."""
         return FolderPromises(
             self.folder, self._host, writable=writable, run=self._run, export=self._export
         )
 
     def lock(self, host: str, *, stopping: threading.Event) -> TenantLock:
-        """Locks of `host`'s tenants: `<host>.lock` and `<host>-<tenantId>.lock`."""
         return FileLock(self.folder, host, stopping=stopping)
 
     def close(self) -> None:
@@ -59,7 +56,6 @@ class FolderStore:
         return value if isinstance(value, str) else None
 
     def keep_fact(self, key: TenantKey, name: str, value: str) -> None:
-        """Remember a fact about tenant `key`: the file replaced, durably."""
         facts = {**self._facts(key), name: value}
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         replace_durably(str(self._facts_path(key)), json.dumps(facts, sort_keys=True).encode())

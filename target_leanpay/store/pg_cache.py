@@ -80,7 +80,6 @@ class PgInvoiceCache:
 
     @named
     def count(self) -> int:
-        """Invoices in the cache."""
         row = self._db.execute(
             self._query("SELECT count(*) FROM {invoices} WHERE host = %s AND tenant = %s"),
             self._key,
@@ -89,7 +88,6 @@ class PgInvoiceCache:
 
     @named
     def has(self, rows: Sequence[Row]) -> set[str]:
-        """The Leanpay ids of `rows` the cache holds."""
         ids = [row.leanpay_id for row in rows]
         if not ids:
             return set()
@@ -104,7 +102,6 @@ class PgInvoiceCache:
 
     @named
     def find(self, external_ids: Sequence[str]) -> dict[str, Found]:
-        """What the cache holds for those of `external_ids` it holds."""
         if not external_ids:
             return {}
         rows = self._db.execute(
@@ -130,7 +127,6 @@ class PgInvoiceCache:
 
     @named
     def watermark(self) -> Watermark:
-        """What the last verified listing established."""
         row = self._db.execute(
             self._query(
                 "SELECT complete, newest, total, list_order FROM {watermarks} "
@@ -145,7 +141,6 @@ class PgInvoiceCache:
 
     @named
     def add(self, rows: Iterable[Row]) -> None:
-        """Remember these invoices (listed, or acknowledged)."""
         latest = {row.leanpay_id: row for row in rows}  # one statement updates a row once
         if not latest:
             return
@@ -181,7 +176,6 @@ class PgInvoiceCache:
 
     @named
     def begin_full_listing(self) -> None:
-        """Forget every invoice of the tenant and its watermark."""
         with self._db.transaction():
             self._set_watermark(NO_WATERMARK)
             self._db.execute(
@@ -190,7 +184,6 @@ class PgInvoiceCache:
 
     @named
     def verified(self, *, total: int, order: str | None) -> None:
-        """A listing proved the cache whole: the watermark is the newest `createdAt` held."""
         with self._db.transaction():
             row = self._db.execute(
                 self._query(
@@ -201,12 +194,10 @@ class PgInvoiceCache:
             self._set_watermark(Watermark(True, row[0] if row else None, total, order))
 
     def damaged(self, reason: str) -> None:
-        """Not verified any more: the next listing is a full one."""
         self.distrust()
 
     @named
     def forget(self, leanpay_ids: Sequence[str]) -> None:
-        """Leanpay no longer holds these (a find answered 404): drop them."""
         if leanpay_ids:
             self._db.execute(
                 self._query(
@@ -218,8 +209,7 @@ class PgInvoiceCache:
 
     @named
     def advance(self, newest: int) -> None:
-        """This run acknowledged invoices created up to `newest`: the watermark moves there
-        (in one statement: batches acknowledged at once never move it back)."""
+        """In one statement: batches acknowledged at once never move it back."""
         self._db.execute(
             self._query(
                 "UPDATE {watermarks} SET newest = greatest(coalesce(newest, %s), %s) "
@@ -230,8 +220,6 @@ class PgInvoiceCache:
 
     @named
     def distrust(self) -> None:
-        """Holds invoices Leanpay no longer lists: its rows stay for this run's finds, but
-        no later run believes it before a full listing."""
         self._db.execute(
             self._query("UPDATE {watermarks} SET complete = false WHERE host = %s AND tenant = %s"),
             self._key,

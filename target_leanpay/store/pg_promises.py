@@ -100,7 +100,6 @@ class PgPromises:
 
     @named
     def earlier(self, resource: str, tenant: str | None = None) -> Iterator[Earlier]:
-        """Every receipt of `resource`, oldest first; with `tenant`, none naming another."""
         try:
             rows = self._db.execute(
                 "SELECT external_id, leanpay_id, sent FROM receipts WHERE host = %s "
@@ -158,7 +157,6 @@ class PgPromises:
 
     @named
     def mark_sending(self, resource: str, external_ids: Sequence[str]) -> None:
-        """Note a POST's items before it is sent, committed when this returns."""
         if external_ids:
             self._write(
                 "sending marks",
@@ -169,7 +167,6 @@ class PgPromises:
 
     @named
     def refused(self, resource: str, external_ids: Sequence[str]) -> None:
-        """Leanpay refused that POST: its marks go."""
         if external_ids:
             self._write(
                 "lifted marks",
@@ -179,15 +176,12 @@ class PgPromises:
             )
 
     def uncertain(self, resource: str) -> set[str]:
-        """The externalIds of `resource` an earlier run was sending when it died."""
         return self._uncertain.get(resource, set())
 
     def reread(self) -> None:
-        """Read the marks again (the tenant's lock is held; nothing sent yet)."""
         self._uncertain = self._earlier_doubts()
 
     def close(self) -> None:
-        """Close the export (the store's rows are committed already)."""
         if self._export is not None:
             self._export.close()
 

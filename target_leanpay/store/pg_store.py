@@ -247,14 +247,11 @@ class PgStore:
     # -- the Store protocol -----------------------------------------------------------
 
     def cache(self, key: TenantKey, *, writable: bool) -> PgInvoiceCache:
-        """The cache of tenant `key`; a plan (`writable` False) works on a copy of its
-        rows in temporary tables, which the session drops."""
         return PgInvoiceCache(
             self._connection, key, writable=writable, where=self.where, guard=self._guard
         )
 
     def promises(self, *, writable: bool) -> PgPromises:
-        """The promises of this run's API host (and the export file, if any)."""
         return PgPromises(
             self._connection,
             self._host,
@@ -267,7 +264,6 @@ class PgStore:
 
     @named
     def fact(self, key: TenantKey, name: str) -> str | None:
-        """A fact learned about tenant `key`, if any."""
         row = self._connection.execute(
             "SELECT value FROM facts WHERE host = %s AND tenant = %s AND name = %s",
             (key.host, key.tenant_id, name),
@@ -276,7 +272,6 @@ class PgStore:
 
     @named
     def keep_fact(self, key: TenantKey, name: str, value: str) -> None:
-        """Remember a fact about tenant `key` (the newest value wins), committed."""
         self._connection.execute(
             "INSERT INTO facts VALUES (%s, %s, %s, %s) ON CONFLICT (host, tenant, name) "
             "DO UPDATE SET value = excluded.value",

@@ -147,7 +147,6 @@ class TenantIndex:
     # -- reading -----------------------------------------------------------------------
 
     def count(self) -> int:
-        """Invoices in the cache."""
         with self._lock:
             return int(self._meta["count"])
 
@@ -162,8 +161,6 @@ class TenantIndex:
         return {i for c, i in held if (c, i) in wanted}
 
     def find(self, external_ids: Sequence[str]) -> dict[str, Found]:
-        """What the cache holds for those of `external_ids` it holds; CacheDamaged if a
-        value read cannot be decoded or trusted."""
         if self._hidden:
             return {}
         columns = "external_id, leanpay_id, created_at, contents"
@@ -192,7 +189,6 @@ class TenantIndex:
         return rows
 
     def watermark(self) -> Watermark:
-        """What the last verified listing established."""
         with self._lock:
             meta = self._meta
             if not meta["complete"]:
@@ -209,8 +205,7 @@ class TenantIndex:
     # -- writing -----------------------------------------------------------------------
 
     def add(self, rows: Iterable[Row]) -> None:
-        """Remember these invoices (listed, or acknowledged: each is one Leanpay holds).
-        A row without `createdAt` is not kept: the next delta finds it again."""
+        """A row without `createdAt` is not kept: the next delta finds it again."""
         values = [
             (r.created_at, r.leanpay_id, r.external_id, r.contents)
             for r in rows
@@ -244,8 +239,6 @@ class TenantIndex:
             self._set(count=int(self._meta["count"]) + added)
 
     def begin_full_listing(self) -> None:
-        """Forget every invoice and the watermark: a full listing refills it; cut short,
-        the cache says it is incomplete."""
         if self._read_only:
             self._hidden = True
             self._meta.update(complete=0, count=0, newest=None)
@@ -255,8 +248,6 @@ class TenantIndex:
             self._set(complete=0, count=0)
 
     def verified(self, *, total: int, order: str | None) -> None:
-        """A listing just proved the cache whole (Leanpay's `total` then): record the
-        watermark, the newest `createdAt` held."""
         with self._lock:  # a plan's view knows its newest; the file's rows are the truth
             newest = self._meta["newest"]
             if not self._read_only:
@@ -264,8 +255,6 @@ class TenantIndex:
             self._update(complete=1, newest=newest, total=total, order=order)
 
     def damaged(self, reason: str) -> None:
-        """A value read could not be trusted: not verified any more (the next listing is
-        a full one, which empties and refills the cache)."""
         self.problem = f"the index {self.path} is damaged ({reason})"
         self.distrust()
 
@@ -286,12 +275,10 @@ class TenantIndex:
                 self._set(**values)
 
     def close(self) -> None:
-        """Close the file (committed writes are on disk)."""
         with self._lock:
             self._db.close()
 
     def forget(self, leanpay_ids: Sequence[str]) -> None:
-        """Leanpay no longer holds these (a find answered 404): drop them."""
         if self._read_only:
             with self._lock:
                 self._forgotten.update(leanpay_ids)
@@ -306,16 +293,12 @@ class TenantIndex:
             self._set(count=int(self._meta["count"]) - removed)
 
     def advance(self, newest: int) -> None:
-        """This run acknowledged invoices created up to `newest`: a later run need not read
-        them again (one another writer created meanwhile below it is caught by the count,
-        like a late row)."""
+        """One another writer created meanwhile below it is caught by the count, like a late row."""
         with self._lock:  # read and written under one lock: concurrent batches race here
             known = self._meta["newest"]
             self._update(newest=newest if known is None else max(known, newest))
 
     def distrust(self) -> None:
-        """The index holds invoices Leanpay no longer lists: keep its rows for this run's
-        finds, but let no later run believe it before a full listing."""
         self._update(complete=0)
 
 
