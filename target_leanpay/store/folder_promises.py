@@ -29,7 +29,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,8 +58,9 @@ _encode = msgspec.json.Encoder().encode
 _decode_mark = msgspec.json.Decoder(Mark).decode
 
 
-def _lines(marks: Iterator[Mark]) -> bytes:
-    return b"".join(_encode(mark) + b"\n" for mark in marks)
+def _each(marked: dict[str, set[str]]) -> Iterator[tuple[str, str]]:
+    """(resource, externalId) of `marked`, in a stable order."""
+    return ((resource, e) for resource, ids in sorted(marked.items()) for e in sorted(ids))
 
 
 class FolderPromises:
@@ -101,7 +102,8 @@ class FolderPromises:
                 self._adopt(legacy)
             self._uncertain = self._read_uncertain()
             if alone:
-                replace_durably(self.marks_path, self._still_uncertain())
+                # one line per uncertain item; the doubts are this run's now
+                replace_durably(self.marks_path, self._lines(_each(self._uncertain)))
                 fcntl.flock(self._held, fcntl.LOCK_SH)  # rewritten: others may append now
             self._marks = JsonLines(self.marks_path, "the sending marks")
             self._receipts = JsonLines(self.where, "the receipts")
@@ -146,15 +148,11 @@ class FolderPromises:
 
     def mark_sending(self, resource: str, external_ids: Sequence[str]) -> None:
         if self._marks is not None and external_ids:
-            run, run_id = self._run_started, self._run_id
-            self._marks.append(_lines(Mark(resource, e, run, run_id=run_id) for e in external_ids))
+            self._marks.append(self._lines((resource, e) for e in external_ids))
 
     def refused(self, resource: str, external_ids: Sequence[str]) -> None:
         if self._marks is not None and external_ids:
-            run, run_id = self._run_started, self._run_id
-            lifted = _lines(
-                Mark(resource, e, run, lifted=True, run_id=run_id) for e in external_ids
-            )
+            lifted = self._lines(((resource, e) for e in external_ids), lifted=True)
             self._marks.append(lifted, sync=False)
 
     def uncertain(self, resource: str) -> set[str]:
@@ -202,26 +200,16 @@ class FolderPromises:
                 marked.get(receipt.resource, set()).discard((receipt.externalId, receipt.run_id))
         return {resource: {e for e, _ in ids} for resource, ids in marked.items() if ids}
 
-    def _still_uncertain(self) -> bytes:
-        """The marks file as it is rewritten at start: one line per uncertain item."""
-        run, run_id = self._run_started, self._run_id  # the doubts are this run's now
-        return _lines(
-            Mark(resource, e, run, run_id=run_id)
-            for resource, ids in sorted(self._uncertain.items())
-            for e in sorted(ids)
-        )
+    def _lines(self, items: Iterable[tuple[str, str]], *, lifted: bool = False) -> bytes:
+        """This run's sending marks of (resource, externalId) `items`, one line each."""
+        run, run_id = self._run_started, self._run_id
+        return b"".join(_encode(Mark(r, e, run, lifted, run_id)) + b"\n" for r, e in items)
 
     def _adopt(self, legacy: str) -> None:
         """Read the promises an earlier version kept in `receipts_path` into the store,
         once: the marks first, the receipts file last (its existence says it is done)."""
         kept, marked = legacy_promises(legacy)
-        run = self._run_started
-        marks = (
-            Mark(r, e, run, run_id=self._run_id)
-            for r, ids in sorted(marked.items())
-            for e in sorted(ids)
-        )
-        replace_durably(self.marks_path, _lines(marks))
+        replace_durably(self.marks_path, self._lines(_each(marked)))
         replace_durably(self.where, b"".join(receipts.encode(r) + b"\n" for r in kept))
         receipts.log_adopted(legacy, kept, marked, self.where)
 
