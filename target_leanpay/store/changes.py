@@ -51,11 +51,6 @@ class Change(NamedTuple):
         return f"{self.field}: {_show(self.old)} → {_show(self.new)}"
 
 
-def compared_fields(resource: Resource) -> tuple[str, ...]:
-    """The item fields a change can show in (all but the externalId)."""
-    return tuple(f.name for f in resource.fields if f.name != "externalId")
-
-
 def kept(resource: Resource, obj: dict[str, Any]) -> dict[str, Any]:
     """The compared fields of `obj` (a wire payload or a listed row), normalised; null and
     absent fields are left out, so that they compare alike. Run for every acknowledged
@@ -108,7 +103,7 @@ def differences(
     held, sent = kept(resource, held), kept(resource, wire)
     derived = DERIVED.get(resource.name, frozenset())
     changes = []
-    for name in compared_fields(resource):
+    for name, _ in _kinds(resource):
         if name in derived and name not in sent:
             continue
         old, new = held.get(name), sent.get(name)
@@ -123,9 +118,7 @@ def describe(changes: list[Change]) -> str:
 
 
 def _normal(kind: Kind, value: Any) -> Any:
-    """One value in the form it compares in (see the module's docstring)."""
-    if value is None:
-        return None
+    """One value in the form it compares in (see the module's docstring); never None."""
     if kind is Kind.DATE and isinstance(value, str):
         return date_zone.compared(value)
     if kind is Kind.MONEY:

@@ -159,21 +159,13 @@ def echoes_of(
 def _echo(day: str, echo: str) -> tuple[str, str] | None:
     """(day, `compared` echo) when `day` is a day and `echo` a date-time with an offset;
     None for anything else (a day, a date-time without an offset: they show no zone)."""
-    if not _DAY.match(day):
-        return None
-    instant = _instant(echo)
-    return None if instant is None else (day, instant)
-
-
-def _instant(echo: str) -> str | None:
-    """The `compared` form of an echoed date-time with an offset; None for anything else."""
-    if _DAY.match(echo.strip()):
+    if not _DAY.match(day) or _DAY.match(echo.strip()):
         return None
     try:
         aware = datetime.fromisoformat(echo.strip()).tzinfo is not None
     except ValueError:
         return None
-    return compared(echo) if aware else None
+    return (day, compared(echo)) if aware else None
 
 
 class DateZones:
