@@ -14,20 +14,17 @@ import threading
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-import msgspec
 import psycopg
 from psycopg import sql
 
-from target_leanpay.store import changes
 from target_leanpay.store.pg_session import named
 from target_leanpay.store.store import (
     NO_WATERMARK,
-    SEVERAL,
-    CacheDamaged,
     Found,
     Row,
     TenantKey,
     Watermark,
+    found_in,
 )
 
 
@@ -111,19 +108,7 @@ class PgInvoiceCache:
             ),
             (*self._key, list(external_ids)),
         ).fetchall()
-        found: dict[str, Found] = {}
-        for external_id, leanpay_id, contents in rows:
-            held = None if contents is None else bytes(contents)
-            if held is not None:
-                try:
-                    changes.decode(held)
-                except (msgspec.DecodeError, msgspec.ValidationError) as garbled:
-                    raise CacheDamaged(f"invoice {leanpay_id}: {garbled}") from None
-            if external_id in found:
-                found[external_id] = Found(SEVERAL, None)
-            else:
-                found[external_id] = Found(str(leanpay_id), held)
-        return found
+        return found_in(rows, self.where)
 
     @named
     def watermark(self) -> Watermark:

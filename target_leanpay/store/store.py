@@ -38,6 +38,8 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 from urllib.parse import urlsplit
 
+import msgspec
+
 from target_leanpay.leanpay.errors import Stopped, TargetLeanpayError
 
 SEVERAL = "*"
@@ -130,6 +132,26 @@ class Found(NamedTuple):
 class CacheDamaged(Exception):
     """A value of the cache cannot be decoded or trusted: the cache is not used (the
     caller lists, and the listing rebuilds it)."""
+
+
+_decode_contents = msgspec.json.Decoder(dict[str, object]).decode
+
+
+def found_in(rows: Iterable[tuple[str, str, object]], where: str) -> dict[str, Found]:
+    """`InvoiceCache.find`'s answer from the (externalId, Leanpay id, contents) rows read;
+    CacheDamaged if contents do not decode."""
+    found: dict[str, Found] = {}
+    for external_id, leanpay_id, contents in rows:
+        try:
+            if contents is not None:  # not bytes (SQLite keeps any value): unreadable
+                _decode_contents(contents if isinstance(contents, bytes) else b"")
+        except msgspec.DecodeError:
+            raise CacheDamaged(f"{where}: unreadable fields of invoice {leanpay_id}") from None
+        known = found.get(external_id)
+        several = known is not None and known.leanpay_id != leanpay_id
+        kept = contents if isinstance(contents, bytes) else None
+        found[external_id] = Found(SEVERAL, None) if several else Found(leanpay_id, kept)
+    return found
 
 
 class InvoiceCache(Protocol):

@@ -34,16 +34,14 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-import msgspec
-
 from target_leanpay.store.store import (
     NO_WATERMARK,
-    SEVERAL,
     CacheDamaged,
     Found,
     Row,
     TenantKey,
     Watermark,
+    found_in,
 )
 
 __all__ = ["Row", "TenantIndex", "Watermark"]
@@ -164,19 +162,11 @@ class TenantIndex:
         if self._hidden:
             return {}
         columns = "external_id, leanpay_id, created_at, contents"
-        found: dict[str, Found] = {}
-        for external_id, leanpay_id, created_at, contents in self._select(
-            columns, "external_id", list(external_ids)
-        ):
-            _check_row(self.path, external_id, leanpay_id, created_at, contents)
-            if leanpay_id in self._forgotten:
-                continue
-            assert isinstance(external_id, str) and isinstance(leanpay_id, str)
-            known = found.get(external_id)
-            several = known is not None and known.leanpay_id != leanpay_id
-            kept = contents if isinstance(contents, bytes) else None
-            found[external_id] = Found(SEVERAL if several else leanpay_id, kept)
-        return found
+        rows = self._select(columns, "external_id", list(external_ids))
+        for external_id, leanpay_id, created_at, _ in rows:
+            _check_row(self.path, external_id, leanpay_id, created_at)
+        held = [(e, i, c) for e, i, _, c in rows if i not in self._forgotten]
+        return found_in(held, str(self.path))
 
     def _select(self, columns: str, column: str, values: list[Any]) -> list[tuple[Any, ...]]:
         """`columns` of the rows whose `column` is one of `values`, a statement per part."""
@@ -327,25 +317,14 @@ def _checked_meta(meta: dict[str, Any]) -> dict[str, Any]:
     return meta
 
 
-_decode_contents = msgspec.json.Decoder(dict[str, object]).decode
-
-
-def _check_row(
-    path: Path, external_id: object, leanpay_id: object, created_at: object, contents: object
-) -> None:
-    """CacheDamaged unless every value of a row read is of its type and decodes."""
+def _check_row(path: Path, external_id: object, leanpay_id: object, created_at: object) -> None:
+    """CacheDamaged unless the ids and createdAt of a row read are of their types (SQLite
+    keeps any value in any column; `found_in` checks the contents)."""
     problem = None
     if not isinstance(external_id, str) or not isinstance(leanpay_id, str) or not leanpay_id:
         problem = "an id that is not text"
     elif not isinstance(created_at, int):
         problem = f"a createdAt of {created_at!r}"
-    elif contents is not None:
-        try:
-            if not isinstance(contents, bytes):
-                raise msgspec.DecodeError("not bytes")
-            _decode_contents(contents)
-        except msgspec.DecodeError:
-            problem = f"unreadable fields of invoice {leanpay_id}"
     if problem is not None:
         raise CacheDamaged(f"{path}: {problem}")
 
