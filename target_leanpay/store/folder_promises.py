@@ -16,12 +16,8 @@ once, and appends to the files the others append to, never replaces them.
 
 Per host, not per tenant, as in PostgreSQL: a run that loads only credit notes never
 learns its tenant (nothing lists them), and still keeps its promises; each receipt
-names its tenant, and `earlier` leaves out another tenant's.
-
-`receipts_path`, when set, is an export of the receipts, appended once the store holds
-them, never read: the store is the truth. Earlier versions kept their promises in that
-file (and its `.sending` sidecar): when the store holds no receipts of the host yet, the
-file found there is read into the store, once (`_adopt`).
+names its tenant, and `earlier` leaves out another tenant's. `receipts_path`: see
+receipts.py.
 """
 
 from __future__ import annotations

@@ -1,12 +1,6 @@
-"""The PROMISES of the PostgreSQL store (`store.Promises`): receipts and sending marks of
-one API host, rows of the store's `receipts` and `sending` tables. Each write is one
-statement committed when the call returns (`synchronous_commit` on): receipts before the
-STATE that covers them, marks before the POST they mark. Never dropped nor rebuilt.
-
-`receipts_path`, when set, is an export (receipts.py's lines), appended once each
-receipt is committed here, never read: the store is the truth. Earlier versions kept
-their promises in that file: when the store holds no promise of the host yet, the file
-found there is read into the store, once (`_adopt`).
+"""The PROMISES of the PostgreSQL store (`store.Promises`) of one API host: rows of the
+store's `receipts` and `sending` tables, each write one statement committed when the call
+returns (`synchronous_commit` on). `receipts_path`: see receipts.py.
 """
 
 from __future__ import annotations

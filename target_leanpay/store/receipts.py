@@ -1,6 +1,11 @@
 """Receipts as JSON lines: the format both stores export to `receipts_path`, the folder
 store keeps its promises in, and earlier versions kept in `receipts_path` itself.
 
+`receipts_path`, when set, is an export (`open_export`), appended once the store holds
+each receipt, never read: the store is the truth. When the store holds no promise of the
+host yet, an earlier version's file found there (and its `.sending` sidecar) is read into
+the store, once (`legacy_promises`, each store's `_adopt`).
+
 Each acknowledged item is one line:
 `{"resource", "externalId", "id", "stream", "run_started", "tenantId", "sent"}`, `sent`
 holding the fields sent (changes.py's `kept` form: dates as dates, money as integers,

@@ -156,11 +156,8 @@ def found_in(rows: Iterable[tuple[str, str, object]], where: str) -> dict[str, F
 
 class InvoiceCache(Protocol):
     """CACHE: the invoices of one tenant, as far as Leanpay showed them. Thread-safe.
-
-    Writes are cheap and mostly appends: rows are kept in `createdAt` order, with a small
-    index by externalId. Nothing here is a promise: a kill may lose the last writes, and
-    the next listing (a delta walk, else every page) puts them back.
-    """
+    Nothing here is a promise: a kill may lose the last writes, and the next listing (a
+    delta walk, else every page) puts them back."""
 
     problem: str | None
     """Why an existing cache was not used on opening (logged by the caller), if it was not."""
