@@ -119,7 +119,10 @@ class FolderPromises:
                 raise
 
     def earlier(self, resource: str, tenant: str | None = None) -> Iterator[Earlier]:
-        return receipts.earlier(self._read_from, resource, tenant)
+        for receipt in receipts.receipts(self._read_from, tenant):
+            if receipt.resource == resource:
+                sent = None if receipt.sent is None else receipts.encode(receipt.sent)
+                yield receipt.externalId, receipt.id, sent
 
     def record(
         self,

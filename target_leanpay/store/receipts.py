@@ -34,7 +34,7 @@ from typing import IO, Any
 import msgspec
 
 from target_leanpay.leanpay.errors import ConfigError, TargetLeanpayError
-from target_leanpay.store.store import Earlier, PromisesDamaged
+from target_leanpay.store.store import PromisesDamaged
 
 logger = logging.getLogger("target-leanpay")
 
@@ -90,14 +90,6 @@ def receipts(path: str, tenant: str | None = None) -> Iterator[Receipt]:
             ) from None
         if tenant is None or receipt.tenantId in (None, tenant):
             yield receipt
-
-
-def earlier(path: str, resource: str, tenant: str | None) -> Iterator[Earlier]:
-    """`store.Promises.earlier` read from a receipts file."""
-    for receipt in receipts(path, tenant):
-        if receipt.resource == resource:
-            sent = None if receipt.sent is None else encode(receipt.sent)
-            yield receipt.externalId, receipt.id, sent
 
 
 def whole_lines(path: str) -> Iterator[tuple[int, bytes]]:
