@@ -88,8 +88,10 @@ class TenantIndex:
                 return self._open_existing()
             except (sqlite3.DatabaseError, CacheDamaged) as damaged:
                 self.problem = f"the index {self.path} is unusable ({damaged})"
-                if self.writable:
-                    _remove(self.path)
+                if self.writable:  # the damaged file goes, and its WAL files
+                    for suffix in ("", "-wal", "-shm"):
+                        with contextlib.suppress(FileNotFoundError):
+                            os.remove(f"{self.path}{suffix}")
         if not self.writable:
             return self._fresh(sqlite3.connect(":memory:", check_same_thread=False))
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)  # externalIds: the user's
@@ -345,10 +347,3 @@ class _transaction:  # noqa: N801 - used as a statement
 
     def __exit__(self, kind: object, value: object, traceback: object) -> None:
         self._db.execute("COMMIT" if kind is None else "ROLLBACK")
-
-
-def _remove(path: Path) -> None:
-    """Delete a damaged cache and its WAL files."""
-    for suffix in ("", "-wal", "-shm"):
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(f"{path}{suffix}")
