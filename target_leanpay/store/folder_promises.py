@@ -103,20 +103,16 @@ class FolderPromises:
                 fcntl.flock(self._held, fcntl.LOCK_SH)  # rewritten: others may append now
             self._marks = JsonLines(self.marks_path, "the sending marks")
             self._receipts = JsonLines(self.where, "the receipts")
+            if export:
+                self._export = receipts.open_export(export)
         except OSError as exc:
             self.close()
             raise StoreError(
                 f"The store {folder} cannot be written ({exc.strerror}: {exc.filename})"
             ) from None
-        except PromisesDamaged:
+        except (PromisesDamaged, ConfigError):
             self.close()
             raise
-        if export:
-            try:
-                self._export = receipts.open_export(export)
-            except ConfigError:
-                self.close()
-                raise
 
     def earlier(self, resource: str, tenant: str | None = None) -> Iterator[Earlier]:
         for receipt in receipts.receipts(self._read_from, tenant):
