@@ -164,58 +164,46 @@ class InvoiceCache(Protocol):
 
     def count(self) -> int:
         """Invoices in the cache."""
-        ...
 
     def has(self, rows: Sequence[Row]) -> set[str]:
         """The Leanpay ids of `rows` the cache holds (looked up by `createdAt` and id)."""
-        ...
 
     def find(self, external_ids: Sequence[str]) -> dict[str, Found]:
         """What the cache holds for those of `external_ids` it holds (one lookup per
         chunk: the run never loads the whole cache). CacheDamaged if a value read cannot
         be decoded or trusted."""
-        ...
 
     def watermark(self) -> Watermark:
         """What the last verified listing established (NO_WATERMARK: none did)."""
-        ...
 
     def add(self, rows: Iterable[Row]) -> None:
         """Remember these invoices (listed, or acknowledged: each is one Leanpay holds)."""
-        ...
 
     def begin_full_listing(self) -> None:
         """Forget every invoice and the watermark: a full listing refills it; cut short,
         the cache says it is incomplete."""
-        ...
 
     def verified(self, *, total: int, order: str | None) -> None:
         """A listing just proved the cache whole (Leanpay's `total` then): the watermark
         becomes the newest `createdAt` held."""
-        ...
 
     def damaged(self, reason: str) -> None:
         """A caller found a value it cannot trust: the cache is not verified any more
         (the next listing is a full one, which rebuilds it)."""
-        ...
 
     def forget(self, leanpay_ids: Sequence[str]) -> None:
         """Leanpay no longer holds these (a find answered 404): drop them."""
-        ...
 
     def advance(self, newest: int) -> None:
         """This run acknowledged invoices created up to `newest` (microseconds): the
         watermark moves there, so a later run does not read them again."""
-        ...
 
     def distrust(self) -> None:
         """The cache holds invoices Leanpay no longer lists: its rows stay for this run's
         finds, but no later run believes it before a full listing."""
-        ...
 
     def close(self) -> None:
         """Close it (what was committed stays)."""
-        ...
 
 
 # -- the PROMISES -----------------------------------------------------------------------
@@ -251,7 +239,6 @@ class Promises(Protocol):
         """Every receipt of `resource` kept by earlier runs, oldest first (a later one of
         the same externalId supersedes it); with `tenant`, none naming another tenant.
         PromisesDamaged if one cannot be read."""
-        ...
 
     def record(
         self,
@@ -264,32 +251,26 @@ class Promises(Protocol):
         """Keep the receipts of one acknowledged batch (or update): (externalId, Leanpay
         id) pairs, of `tenant` as Leanpay's answer names it, with the fields `sent`
         (`changes.kept`) by externalId. Durable on return."""
-        ...
 
     def mark_sending(self, resource: str, external_ids: Sequence[str]) -> None:
         """Before a POST of a resource that cannot be listed: note its items durably, so
         that a run resuming after this one dies knows they may be in Leanpay."""
-        ...
 
     def refused(self, resource: str, external_ids: Sequence[str]) -> None:
         """Leanpay refused that POST: its items are not stored, their marks are lifted
         (need not be durable: a lost lift leaves them uncertain, the safe side)."""
-        ...
 
     def uncertain(self, resource: str) -> set[str]:
         """The externalIds of `resource` an earlier run marked and never got a receipt
         for: it died while they were on the wire."""
-        ...
 
     def reread(self) -> None:
         """Read the marks again: this run now holds the tenant's lock, and has sent
         nothing yet; another run may have ended meanwhile, its marks answered by its
         receipts (read at the start, they would look uncertain)."""
-        ...
 
     def close(self) -> None:
         """Close them (everything written is durable already)."""
-        ...
 
 
 # -- the lock ---------------------------------------------------------------------------
@@ -356,11 +337,9 @@ class Facts(Protocol):
 
     def fact(self, key: TenantKey, name: str) -> str | None:
         """A fact learned about tenant `key`, None if none is known."""
-        ...
 
     def keep_fact(self, key: TenantKey, name: str, value: str) -> None:
         """Remember a fact about tenant `key`, durably (the newest value wins)."""
-        ...
 
 
 class Store(Facts, Protocol):
@@ -373,13 +352,10 @@ class Store(Facts, Protocol):
         """The cache of tenant `key`; `writable` False (a plan): read if sound, never
         written (what the run learns stays in memory). Never raises for a damaged cache:
         a fresh one is given, with `problem` saying why."""
-        ...
 
     def promises(self, *, writable: bool) -> Promises:
         """The promises (receipts, sending marks); `writable` False: read, never written.
         PromisesDamaged if they cannot be read."""
-        ...
 
     def lock(self, host: str, *, stopping: threading.Event) -> TenantLock:
         """A lock holder for tenants of `host` (nothing held yet); `stopping` ends a wait."""
-        ...
