@@ -10,14 +10,11 @@ per element).
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterable, Sequence
-from typing import Any
 
-import psycopg
 from psycopg import sql
 
-from target_leanpay.store.pg_session import named
+from target_leanpay.store.pg_session import Session, named
 from target_leanpay.store.store import (
     NO_WATERMARK,
     Found,
@@ -31,18 +28,8 @@ from target_leanpay.store.store import (
 class PgInvoiceCache:
     """`store.InvoiceCache` for one tenant, in the store's schema."""
 
-    def __init__(
-        self,
-        connection: psycopg.Connection[tuple[Any, ...]],
-        key: TenantKey,
-        *,
-        writable: bool,
-        where: str,
-        guard: threading.RLock,
-    ) -> None:
-        self._db = connection
-        self.where = where
-        self._guard = guard
+    def __init__(self, session: Session, key: TenantKey, *, writable: bool) -> None:
+        self._db, self.where, self._guard = session
         self._key = (key.host, key.tenant_id)
         self.writable = writable
         self.problem: str | None = None

@@ -28,7 +28,7 @@ import psycopg
 
 from target_leanpay.config.store_location import StoreError
 from target_leanpay.store import store
-from target_leanpay.store.pg_session import one_line
+from target_leanpay.store.pg_session import Session, one_line
 from target_leanpay.store.store import TenantKey
 
 logger = logging.getLogger("target-leanpay.replay")
@@ -48,24 +48,19 @@ class PgTenantLock(store.TenantLock):
 
     def __init__(
         self,
-        connection: psycopg.Connection[tuple[object, ...]],
+        session: Session,
         *,
         schema: str,
         host: str,
-        where: str,
         stopping: threading.Event,
         lost: Callable[[str], None],
-        guard: threading.RLock,
     ) -> None:
         """`lost(message)`: called once when the connection fails while a lock is held."""
         super().__init__(stopping)
-        self._connection = connection
+        self._connection, self._where, self._guard = session
         self._schema = schema
         self._host = host
-        self._where = where
         self._lost = lost
-        self._guard = guard
-        """The store's: one thread at a time on its connection."""
         self._held: list[tuple[int, bool]] = []
         self._beating: threading.Event | None = None
 

@@ -6,7 +6,6 @@ returns (`synchronous_commit` on). `receipts_path`: see receipts.py.
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -15,7 +14,7 @@ import psycopg
 from target_leanpay.config.store_location import StoreError
 from target_leanpay.output.runmark import RunMark
 from target_leanpay.store import changes, receipts
-from target_leanpay.store.pg_session import named, one_line
+from target_leanpay.store.pg_session import Session, named, one_line
 from target_leanpay.store.receipts import JsonLines, Receipt, encode, legacy_promises
 from target_leanpay.store.store import Earlier, PromisesDamaged
 
@@ -24,26 +23,16 @@ class PgPromises:
     """`store.Promises` of one API host, in the store's `receipts` and `sending` tables."""
 
     def __init__(
-        self,
-        connection: psycopg.Connection[tuple[Any, ...]],
-        host: str,
-        *,
-        writable: bool,
-        where: str,
-        guard: threading.RLock,
-        run: RunMark,
-        export: str | None,
+        self, session: Session, host: str, *, writable: bool, run: RunMark, export: str | None
     ) -> None:
-        self._db = connection
-        self._guard = guard
+        self._db, self.where, self._guard = session
         self._host = host
         self._writable = writable
         self._run_started = run.started
         self._run_id = run.id
         """Marks and receipts carry it: only a run's own receipt clears its mark."""
-        self.where = where
         self.release = (
-            f"delete its row from the sending table of the store {where} "
+            f"delete its row from the sending table of the store {self.where} "
             "(README, Releasing an uncertain item)"
         )
         self._export: JsonLines | None = None

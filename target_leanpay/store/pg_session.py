@@ -10,14 +10,24 @@ stays behind what the store recorded.
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Callable
-from typing import Any, TypeVar, cast
+from typing import Any, NamedTuple, TypeVar, cast
 
 import psycopg
 
 from target_leanpay.config.store_location import StoreError
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Session(NamedTuple):
+    """What the store's cache, promises and lock share: its one connection, the store as
+    messages name it (no password), and the guard every use of the connection holds."""
+
+    connection: psycopg.Connection[tuple[Any, ...]]
+    where: str
+    guard: threading.RLock
 
 
 def one_line(error: BaseException) -> str:

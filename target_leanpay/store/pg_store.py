@@ -38,10 +38,8 @@ from target_leanpay.output.runmark import RunMark
 from target_leanpay.store.pg_cache import PgInvoiceCache
 from target_leanpay.store.pg_lock import PgTenantLock, lock_key
 from target_leanpay.store.pg_promises import PgPromises
-from target_leanpay.store.pg_session import named, one_line
-from target_leanpay.store.store import (
-    TenantKey,
-)
+from target_leanpay.store.pg_session import Session, named, one_line
+from target_leanpay.store.store import TenantKey
 
 DEFAULT_SCHEMA = "target_leanpay"
 CACHE_VERSION = 2
@@ -144,7 +142,6 @@ class PgStore:
         self._export = export
         self.where = f"{masked_store_url(url)} (schema {self.schema})"
         self._guard = threading.RLock()
-        """Held by every use of the connection (see `pg_session.named`)."""
         extra = {name: value for name, value in CLIENT_KEEPALIVES.items() if name not in given}
         try:
             self._connection: psycopg.Connection[tuple[Any, ...]] = psycopg.connect(
@@ -154,6 +151,7 @@ class PgStore:
             raise StoreError(
                 f"The store {self.where} cannot be reached: {one_line(refused)}"
             ) from None
+        self._session = Session(self._connection, self.where, self._guard)
         try:
             self._prepare()
         except psycopg.Error as failed:
@@ -247,19 +245,11 @@ class PgStore:
     # -- the Store protocol -----------------------------------------------------------
 
     def cache(self, key: TenantKey, *, writable: bool) -> PgInvoiceCache:
-        return PgInvoiceCache(
-            self._connection, key, writable=writable, where=self.where, guard=self._guard
-        )
+        return PgInvoiceCache(self._session, key, writable=writable)
 
     def promises(self, *, writable: bool) -> PgPromises:
         return PgPromises(
-            self._connection,
-            self._host,
-            writable=writable,
-            where=self.where,
-            guard=self._guard,
-            run=self._run,
-            export=self._export,
+            self._session, self._host, writable=writable, run=self._run, export=self._export
         )
 
     @named
@@ -289,13 +279,7 @@ class PgStore:
             stopping.set()
 
         return PgTenantLock(
-            self._connection,
-            schema=self.schema,
-            host=host,
-            where=self.where,
-            stopping=stopping,
-            lost=lost,
-            guard=self._guard,
+            self._session, schema=self.schema, host=host, stopping=stopping, lost=lost
         )
 
     def close(self) -> None:
