@@ -220,13 +220,9 @@ class PromisesDamaged(TargetLeanpayError):
 
 
 class Promises(Protocol):
-    """PROMISES: what only this target knows about Leanpay. Thread-safe.
-
-    Every write is durable when it returns: receipts before the STATE that covers them,
-    sending marks before the POST they mark. Nothing here is ever rebuilt from Leanpay.
-    A run that does not know its tenant yet (nothing listed names it) passes
-    `tenant=None` and sees the receipts of every tenant.
-    """
+    """PROMISES (module notes). Thread-safe; every write is durable when it returns. A run
+    that does not know its tenant yet (nothing listed names it) passes `tenant=None` and
+    sees the receipts of every tenant."""
 
     where: str
     """Where they live, for messages (a path; never a password)."""
