@@ -81,18 +81,14 @@ class PgTenantLock(store.TenantLock):
             if row is None or not row[0]:
                 return False
             self._held.append((key, shared))
-            self._start_heartbeat()
+            if self._beating is None:  # one heartbeat for the locks held
+                beating = self._beating = threading.Event()
+                threading.Thread(
+                    target=self._heartbeat, args=(beating,), name="leanpay-store-lock", daemon=True
+                ).start()
             return True
 
         return attempt, f"store {self._where}"
-
-    def _start_heartbeat(self) -> None:
-        if self._beating is not None:
-            return
-        beating = self._beating = threading.Event()
-        threading.Thread(
-            target=self._heartbeat, args=(beating,), name="leanpay-store-lock", daemon=True
-        ).start()
 
     def _heartbeat(self, beating: threading.Event) -> None:
         while not beating.wait(HEARTBEAT_SECONDS):

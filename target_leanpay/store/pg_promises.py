@@ -30,7 +30,6 @@ class PgPromises:
         self._writable = writable
         self._run_started = run.started
         self._run_id = run.id
-        """Marks and receipts carry it: only a run's own receipt clears its mark."""
         self.release = (
             f"delete its row from the sending table of the store {self.where} "
             "(README, Releasing an uncertain item)"

@@ -70,7 +70,6 @@ class TenantIndex:
         self.writable = writable
         self._lock = threading.RLock()
         self.problem: str | None = None
-        """Why an existing file was not used (logged by the caller with the fallback)."""
         self._meta: dict[str, Any] = {}
         self._read_only = False
         """A plan's view of an existing file: writes change `_meta` only."""
