@@ -7,11 +7,8 @@ echoed instant names the day it falls on in the tenant's time zone (a zone, not 
 summer time moves it).
 
 The zone is learned from what this target sent: every acknowledged batch answer echoes
-the dates of the items it lists, and each day sent is compared with its echo. The zone
-chosen is the first of the candidates, in this order: the zone already kept, if it
-explains every echo of the answer; else `PREFERRED` (UTC, then Europe/Paris), then every
-other zone zoneinfo knows, sorted by name, whose midnight of each day sent is its echo.
-An answer whose echoes no candidate explains (or that echoes days) teaches nothing. It is
+the dates of the items it lists, and the zone is the first (`choose`) whose midnight of
+each day sent is its echo: the zone already kept, else `PREFERRED`, else any other. It is
 kept as a fact of the tenant in the store (`FACT`), so that a run that sends nothing still
 knows it; an answer that contradicts the kept zone is logged once and the fact replaced.
 

@@ -72,8 +72,6 @@ logger = logging.getLogger("target-leanpay")
 
 _SEARCH_PATH = re.compile(r"(?:-c\s*|--)search_path\s*=\s*(\S+)")
 
-# A chunk's ids travel as arrays in binary (`%b`): psycopg writes a text array with a
-# regular expression per element (a third of the sending threads' CPU).
 _CACHE_TABLES = ("invoices", "watermarks")
 _PROMISES_TABLES = ("receipts", "sending", "facts")
 _CACHE_DDL = (
@@ -125,9 +123,8 @@ class PgStore:
         export: str | None = None,
         fail_run: Callable[[BaseException], None] | None = None,
     ) -> None:
-        """`host`: the API host (`store.host_of`) whose promises this run keeps; `run`:
-        the mark its receipts carry; `export`: `receipts_path`, written as well;
-        `fail_run`: what stops the run when its lock is lost (None: it is logged)."""
+        """As `FolderStore`'s; `fail_run`: what stops the run when its lock is lost (None:
+        it is logged)."""
         self._fail_run = fail_run
         try:
             given = conninfo_to_dict(url)
