@@ -206,10 +206,8 @@ class TenantIndex:
             return
         if self._read_only:
             with self._lock:
-                newest = max(v[0] for v in values)
-                known = self._meta["newest"]
                 self._meta["count"] += len(values)
-                self._meta["newest"] = newest if known is None else max(known, newest)
+                self.advance(max(v[0] for v in values))
             return
         with self._lock, _transaction(self._db):
             before = self._db.total_changes
