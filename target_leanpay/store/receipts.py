@@ -131,9 +131,10 @@ def legacy_promises(path: str) -> tuple[list[Receipt], dict[str, set[str]]]:
 class JsonLines:
     """An append-only file of JSON lines, each append durable (fsync'd) on return. A last
     line without its newline (a killed run's) is cut off on opening and before each
-    append, under the file's flock (several runs of a host append to one file). The file is opened
-    at once (an unusable path fails before anything is sent), then held only from the
-    first append: a run that writes nothing holds nothing."""
+    append (else the next would be glued to it), under the file's flock: several runs of
+    a host append to one file. The file is opened at once (an unusable path fails before
+    anything is sent), then held only from the first append: a run that writes nothing
+    holds nothing."""
 
     def __init__(self, path: str, what: str) -> None:
         """`what` names the file in messages ("the receipts", ...). OSError if it cannot
@@ -156,8 +157,6 @@ class JsonLines:
             try:
                 if self._file is None:
                     self._file = open(self.path, "ab")  # noqa: SIM115 - closed by close()
-                # runs of one host append to one file: one at a time, and after a line a
-                # killed one left unfinished is cut (else the next would be glued to it)
                 fcntl.flock(self._file.fileno(), fcntl.LOCK_EX)
                 try:
                     _cut_torn_line(self._file, self.path)

@@ -49,7 +49,6 @@ class TenantLock(store.TenantLock):
         return attempt, f"lock {path}"
 
     def release(self) -> None:
-        """Let another run load the tenant."""
         for file in reversed(self._held):
             try:
                 fcntl.flock(file.fileno(), fcntl.LOCK_UN)
