@@ -11,7 +11,9 @@ per element: a third of the sending threads' CPU).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
+import psycopg
 from psycopg import sql
 
 from target_leanpay.store.pg_session import Session, named
@@ -23,6 +25,9 @@ from target_leanpay.store.store import (
     Watermark,
     found_in,
 )
+
+_TENANT = sql.SQL("host = %s AND tenant = %s")
+"""Every query names the tenant: one tenant's rows are never read for another."""
 
 
 class PgInvoiceCache:
@@ -50,24 +55,26 @@ class PgInvoiceCache:
             ):
                 self._db.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(copy))
                 self._db.execute(
-                    sql.SQL(
-                        "CREATE TABLE {} AS SELECT * FROM {} WHERE host = %s AND tenant = %s"
-                    ).format(copy, sql.Identifier(table)),
+                    sql.SQL("CREATE TABLE {} AS SELECT * FROM {} WHERE {}").format(
+                        copy, sql.Identifier(table), _TENANT
+                    ),
                     self._key,
                 )
                 self._db.execute(
                     sql.SQL("ALTER TABLE {} ADD PRIMARY KEY ({})").format(copy, sql.SQL(key))
                 )
 
-    def _query(self, text: str) -> sql.Composed:
-        return sql.SQL(text).format(invoices=self._invoices, watermarks=self._watermarks)
+    def _run(self, text: str, *values: object) -> psycopg.Cursor[tuple[Any, ...]]:
+        """`text` on this tenant's rows: `{tenant}` names its host and tenantId, whose
+        values go first (before any other placeholder of `text`)."""
+        query = sql.SQL(text).format(
+            invoices=self._invoices, watermarks=self._watermarks, tenant=_TENANT
+        )
+        return self._db.execute(query, (*self._key, *values))
 
     @named
     def count(self) -> int:
-        row = self._db.execute(
-            self._query("SELECT count(*) FROM {invoices} WHERE host = %s AND tenant = %s"),
-            self._key,
-        ).fetchone()
+        row = self._run("SELECT count(*) FROM {invoices} WHERE {tenant}").fetchone()
         return int(row[0]) if row else 0
 
     @named
@@ -75,12 +82,8 @@ class PgInvoiceCache:
         ids = [row.leanpay_id for row in rows]
         if not ids:
             return set()
-        found = self._db.execute(
-            self._query(
-                "SELECT leanpay_id FROM {invoices} WHERE host = %s AND tenant = %s "
-                "AND leanpay_id = ANY(%b)"
-            ),
-            (*self._key, ids),
+        found = self._run(
+            "SELECT leanpay_id FROM {invoices} WHERE {tenant} AND leanpay_id = ANY(%b)", ids
         )
         return {str(row[0]) for row in found}
 
@@ -88,23 +91,17 @@ class PgInvoiceCache:
     def find(self, external_ids: Sequence[str]) -> dict[str, Found]:
         if not external_ids:
             return {}
-        rows = self._db.execute(
-            self._query(
-                "SELECT external_id, leanpay_id, contents FROM {invoices} "
-                "WHERE host = %s AND tenant = %s AND external_id = ANY(%b)"
-            ),
-            (*self._key, list(external_ids)),
+        rows = self._run(
+            "SELECT external_id, leanpay_id, contents FROM {invoices} "
+            "WHERE {tenant} AND external_id = ANY(%b)",
+            list(external_ids),
         ).fetchall()
         return found_in(rows, self.where)
 
     @named
     def watermark(self) -> Watermark:
-        row = self._db.execute(
-            self._query(
-                "SELECT complete, newest, total, list_order FROM {watermarks} "
-                "WHERE host = %s AND tenant = %s"
-            ),
-            self._key,
+        row = self._run(
+            "SELECT complete, newest, total, list_order FROM {watermarks} WHERE {tenant}"
         ).fetchone()
         if row is None or not row[0]:
             return NO_WATERMARK
@@ -117,52 +114,41 @@ class PgInvoiceCache:
         if not latest:
             return
         kept = latest.values()
-        self._db.execute(  # one statement, one round trip: columns as arrays
-            self._query(
-                "INSERT INTO {invoices} (host, tenant, leanpay_id, external_id, created_at, "
-                "contents) SELECT %s, %s, * FROM unnest(%b::text[], %b::text[], "
-                "%b::bigint[], %b::bytea[]) ON CONFLICT (leanpay_id, host, tenant) DO UPDATE "
-                "SET external_id = excluded.external_id, "
-                "created_at = coalesce(excluded.created_at, {invoices}.created_at), "
-                "contents = coalesce(excluded.contents, {invoices}.contents)"
-            ),
-            (
-                *self._key,
-                [r.leanpay_id for r in kept],
-                [r.external_id for r in kept],
-                [r.created_at for r in kept],
-                [r.contents for r in kept],
-            ),
+        self._run(  # one statement, one round trip: columns as arrays
+            "INSERT INTO {invoices} (host, tenant, leanpay_id, external_id, created_at, "
+            "contents) SELECT %s, %s, * FROM unnest(%b::text[], %b::text[], "
+            "%b::bigint[], %b::bytea[]) ON CONFLICT (leanpay_id, host, tenant) DO UPDATE "
+            "SET external_id = excluded.external_id, "
+            "created_at = coalesce(excluded.created_at, {invoices}.created_at), "
+            "contents = coalesce(excluded.contents, {invoices}.contents)",
+            [r.leanpay_id for r in kept],
+            [r.external_id for r in kept],
+            [r.created_at for r in kept],
+            [r.contents for r in kept],
         )
 
     def _set_watermark(self, mark: Watermark) -> None:
-        self._db.execute(
-            self._query(
-                "INSERT INTO {watermarks} (host, tenant, complete, newest, total, list_order) "
-                "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (host, tenant) DO UPDATE SET "
-                "complete = excluded.complete, newest = excluded.newest, "
-                "total = excluded.total, list_order = excluded.list_order"
-            ),
-            (*self._key, mark.complete, mark.newest, mark.total, mark.order),
+        self._run(
+            "INSERT INTO {watermarks} (host, tenant, complete, newest, total, list_order) "
+            "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (host, tenant) DO UPDATE SET "
+            "complete = excluded.complete, newest = excluded.newest, "
+            "total = excluded.total, list_order = excluded.list_order",
+            mark.complete,
+            mark.newest,
+            mark.total,
+            mark.order,
         )
 
     @named
     def begin_full_listing(self) -> None:
         with self._db.transaction():
             self._set_watermark(NO_WATERMARK)
-            self._db.execute(
-                self._query("DELETE FROM {invoices} WHERE host = %s AND tenant = %s"), self._key
-            )
+            self._run("DELETE FROM {invoices} WHERE {tenant}")
 
     @named
     def verified(self, *, total: int, order: str | None) -> None:
         with self._db.transaction():
-            row = self._db.execute(
-                self._query(
-                    "SELECT max(created_at) FROM {invoices} WHERE host = %s AND tenant = %s"
-                ),
-                self._key,
-            ).fetchone()
+            row = self._run("SELECT max(created_at) FROM {invoices} WHERE {tenant}").fetchone()
             self._set_watermark(Watermark(True, row[0] if row else None, total, order))
 
     def damaged(self, reason: str) -> None:
@@ -171,31 +157,19 @@ class PgInvoiceCache:
     @named
     def forget(self, leanpay_ids: Sequence[str]) -> None:
         if leanpay_ids:
-            self._db.execute(
-                self._query(
-                    "DELETE FROM {invoices} WHERE host = %s AND tenant = %s "
-                    "AND leanpay_id = ANY(%b)"
-                ),
-                (*self._key, list(leanpay_ids)),
+            self._run(
+                "DELETE FROM {invoices} WHERE {tenant} AND leanpay_id = ANY(%b)", list(leanpay_ids)
             )
 
     @named
     def advance(self, newest: int) -> None:
         """In one statement: batches acknowledged at once never move it back."""
-        self._db.execute(
-            self._query(
-                "UPDATE {watermarks} SET newest = greatest(coalesce(newest, %s), %s) "
-                "WHERE host = %s AND tenant = %s"
-            ),
-            (newest, newest, *self._key),
-        )
+        query = sql.SQL("UPDATE {} SET newest = greatest(coalesce(newest, %s), %s) WHERE {}")
+        self._db.execute(query.format(self._watermarks, _TENANT), (newest, newest, *self._key))
 
     @named
     def distrust(self) -> None:
-        self._db.execute(
-            self._query("UPDATE {watermarks} SET complete = false WHERE host = %s AND tenant = %s"),
-            self._key,
-        )
+        self._run("UPDATE {watermarks} SET complete = false WHERE {tenant}")
 
     def close(self) -> None:
         """Nothing to close: the connection is the store's (a plan's copies go with it)."""
