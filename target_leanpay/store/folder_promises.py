@@ -85,11 +85,8 @@ class FolderPromises:
         try:
             if not writable:
                 legacy = self._legacy(export)
-                if legacy is not None:
-                    self._read_from = legacy
-                    self._uncertain = legacy_promises(legacy)[1]
-                else:
-                    self._uncertain = self._read_uncertain()
+                self._read_from = legacy or self.where
+                self._uncertain = legacy_promises(legacy)[1] if legacy else self._read_uncertain()
                 return
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)  # externalIds: the user's
             self._held, alone = _hold(folder / f"{stem}.promises.lock")
