@@ -79,12 +79,13 @@ class TenantKey:
     @property
     def stem(self) -> str:
         """`<host>-<tenantId>`, safe in a file name (a port as `_443`)."""
-        return f"{safe_name(self.host)}-{_UNSAFE.sub('_', self.tenant_id)}"
+        return f"{safe_name(self.host)}-{safe_name(self.tenant_id)}"
 
 
-def safe_name(host: str) -> str:
-    """A `host_of` value, safe in a file name (`127.0.0.1:8042` -> `127.0.0.1_8042`)."""
-    return _UNSAFE.sub("_", host.replace(":", "_"))
+def safe_name(name: str) -> str:
+    """`name` (a `host_of` value, a tenantId) safe in a file name: `127.0.0.1:8042` ->
+    `127.0.0.1_8042`."""
+    return _UNSAFE.sub("_", name)
 
 
 # -- the CACHE --------------------------------------------------------------------------
