@@ -12,9 +12,8 @@ every 10 s; the connection gives up on a silent server after 30 s (`tcp_user_tim
 so a holder knows within 40 s that its lock may be gone: it says so, and stops the run
 (no new request; STATE stays behind what the store recorded).
 
-Keys: the host's lock (shared by runs that know their tenant, exclusive for a tenant
-that lists nothing yet) and the tenant's (exclusive), as the folder store's file locks;
-each is a 64-bit hash of the store's schema, the host and the tenant.
+The host's and the tenant's locks (`store.TenantLock`) are keyed by a 64-bit hash of the
+store's schema, the host and the tenant.
 """
 
 from __future__ import annotations

@@ -65,8 +65,7 @@ SERVER_KEEPALIVES = {
     "tcp_keepalives_count": 6,
     "tcp_user_timeout": 30000,
 }
-"""The server's side, for this session: a dead machine's session, and its lock, go
-within 60 + 6 x 10 s = 2 minutes."""
+"""The server's side, for this session: a dead machine's lock goes within 2 minutes."""
 
 logger = logging.getLogger("target-leanpay")
 
