@@ -36,7 +36,6 @@ class PgInvoiceCache:
     def __init__(self, session: Session, key: TenantKey, *, writable: bool) -> None:
         self._db, self.where, self._guard = session
         self._key = (key.host, key.tenant_id)
-        self.writable = writable
         self.problem: str | None = None
         self._invoices = sql.Identifier("invoices")
         self._watermarks = sql.Identifier("watermarks")
