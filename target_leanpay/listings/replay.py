@@ -421,8 +421,11 @@ class ReplayGuard(Generic[T]):
         """After a first listing that read every page: what the receipts say and Leanpay
         does not show."""
         receipted = list(dict.fromkeys(e for e, *_ in self._receipted()))  # objects, not lines
-        held = self.holdings(receipted)
-        missing = [e for e in receipted if e not in held]
+        missing: list[str] = []
+        for start in range(0, len(receipted), MAX_QUERY_IDS):  # memory flat
+            part = receipted[start : start + MAX_QUERY_IDS]
+            held = self.holdings(part)
+            missing += [e for e in part if e not in held]
         if missing:
             logger.warning(
                 "The store's receipts record %s this target created that Leanpay does not list "
