@@ -205,7 +205,9 @@ class ReplayGuard(Generic[T]):
         self._wanted: list[float] = []  # `since` of each thread waiting for a listing
         self._on_wire: set[int] = set()
         self._post_ids = itertools.count()
-        self._receipted: list[str] = []
+        self._receipted: Callable[[], Iterable[Earlier]] = tuple
+        self._read_every_page = False
+        """Whether the newest listing read every page (a delta's count proved the rest)."""
         self.listings = 0
 
     @property
@@ -227,7 +229,8 @@ class ReplayGuard(Generic[T]):
         def first_listing() -> None:
             try:
                 self.confirm_since(float("-inf"))
-                self._report_doubts()
+                if self._read_every_page:
+                    self._report_doubts()
             except BaseException as failure:  # raised to the sending threads by `held`
                 with self._changed:
                     self._first_failure = failure
@@ -375,6 +378,7 @@ class ReplayGuard(Generic[T]):
             self._listing_now = False
             self._changed.notify_all()
         self.listings += 1
+        self._read_every_page = listed.new is None
         self._listed_from = max(started, self._listed_from or started)
         _log_listing(self.resource.name, listed, self._clock() - started, self.listings, waiting)
 
@@ -405,20 +409,26 @@ class ReplayGuard(Generic[T]):
         if isinstance(self.listing, TenantListing):
             self.listing.stored(acknowledged_rows(created, sent))
 
-    def doubt(self, pairs: Iterable[Earlier]) -> None:
+    def doubt(self, receipts: Callable[[], Iterable[Earlier]]) -> None:
         """The receipts of earlier runs, for a resource the listing settles: the listing
-        wins. Those it does not show (deleted in Leanpay, or receipts of another tenant)
-        are reported once, after the first listing, and sent again."""
-        self._receipted = list(dict.fromkeys(e for e, *_ in pairs))  # one per object, not line
+        wins. Those a first listing that read every page does not show (deleted in
+        Leanpay, or a reset tenant) are reported once, and sent again. Read only then: a
+        delta whose count adds up proved the index, and a run does not read every receipt
+        ever written."""
+        self._receipted = receipts
 
     def _report_doubts(self) -> None:
-        """After the first listing: what the receipts say and Leanpay does not show."""
-        receipted, self._receipted = self._receipted, []
-        held = self.holdings(receipted)
-        missing = [e for e in receipted if e not in held]
+        """After a first listing that read every page: what the receipts say and Leanpay
+        does not show."""
+        receipted = list(dict.fromkeys(e for e, *_ in self._receipted()))  # objects, not lines
+        missing: list[str] = []
+        for start in range(0, len(receipted), MAX_QUERY_IDS):  # memory flat
+            part = receipted[start : start + MAX_QUERY_IDS]
+            held = self.holdings(part)
+            missing += [e for e in part if e not in held]
         if missing:
             logger.warning(
-                "receipts_path records %s this target created that Leanpay does not list "
+                "The store's receipts record %s this target created that Leanpay does not list "
                 "(first: %r): deleted in Leanpay, or the receipts of another tenant (a reset "
                 "stand-in). The listing is believed: they are sent again if the input holds them",
                 plural(len(missing), self.resource.name[:-1]),
@@ -570,13 +580,15 @@ class ReplayGuards:
                 guard = self._guards[resource.name] = ReplayGuard(
                     resource, self._listing(resource), stopping=self._stopping
                 )
-                earlier = self._receipts.earlier(resource.name, self.tenant())
-                if resource.listed_first and self._enabled:
-                    guard.doubt(earlier)  # the listing wins (a dry run assumes it empty)
+                if resource.listed_first and self._enabled:  # the listing wins (a dry run
+                    guard.doubt(partial(self._earlier, resource))  # assumes it empty)
                 else:
-                    guard.learn(earlier)
+                    guard.learn(self._earlier(resource))
                 guard.start()
         return guard
+
+    def _earlier(self, resource: Resource) -> Iterable[Earlier]:
+        return self._receipts.earlier(resource.name, self.tenant())
 
     def tenant(self) -> str | None:
         """The tenant this run loads, once a listing (or the tenant's lock) has named it:

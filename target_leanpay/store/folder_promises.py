@@ -112,7 +112,7 @@ class FolderPromises:
             raise
 
     def earlier(self, resource: str, tenant: str | None = None) -> Iterator[Earlier]:
-        for receipt in receipts.receipts(self._read_from, tenant):
+        for receipt in receipts.receipts(self._read_from, tenant, resource):
             if receipt.resource == resource:
                 sent = None if receipt.sent is None else receipts.encode(receipt.sent)
                 yield receipt.externalId, receipt.id, sent
