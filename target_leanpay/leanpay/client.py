@@ -32,6 +32,7 @@ file, so a dry run goes through the same delivery code as a real one.
 from __future__ import annotations
 
 import email.utils
+import itertools
 import logging
 import os
 import random
@@ -157,17 +158,19 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
+def _backoff(retry_after: float | None, attempt: int, base: float, cap: float) -> float:
+    """Retry-After (capped) when the server gives one, else exponential backoff with full
+    jitter: the wait of every retry, and of a 429's pause."""
+    if retry_after is not None:
+        return min(retry_after, cap)
+    return random.uniform(0, min(cap, base * 2**attempt))
+
+
 def _wait_times(base: float, cap: float) -> Generator[float, _Retryable | None, None]:
-    """Retry-After when the server gives one, else exponential backoff with full jitter."""
     failure = yield 0.0
-    attempt = 0
-    while True:
-        if failure is not None and failure.retry_after is not None:
-            wait = min(failure.retry_after, cap)
-        else:
-            wait = random.uniform(0, min(cap, base * 2**attempt))
-        attempt += 1
-        failure = yield wait
+    for attempt in itertools.count():
+        retry_after = None if failure is None else failure.retry_after
+        failure = yield _backoff(retry_after, attempt, base, cap)
 
 
 class LeanpayClient:
@@ -284,17 +287,7 @@ class LeanpayClient:
         answer = self._with_retries(
             lambda: self._send("GET", path, params={"page": page}), on_retry=None
         )
-        try:
-            data = msgspec.json.decode(answer.body)
-        except msgspec.DecodeError:
-            data = None
-        if not isinstance(data, dict) or not isinstance(data.get("data"), list):
-            raise ApiError(
-                f"GET {path}?page={page} answered an unexpected body",
-                status=answer.status,
-                body=self._scrub(answer.text),
-            )
-        return data
+        return self._object(answer, f"GET {path}?page={page}", listed=True)
 
     def find(self, path: str) -> dict[str, Any] | None:
         """GET one object by its Leanpay id (`/invoices/{id}`); None when Leanpay answers
@@ -305,13 +298,17 @@ class LeanpayClient:
             if error.status == 404:
                 return None
             raise
+        return self._object(answer, f"GET {path}")
+
+    def _object(self, answer: _Answered, where: str, *, listed: bool = False) -> dict[str, Any]:
+        """The answer's JSON object (holding a `data` list when `listed`), else `ApiError`."""
         try:
             found = msgspec.json.decode(answer.body)
         except msgspec.DecodeError:
             found = None
-        if not isinstance(found, dict):
+        if not isinstance(found, dict) or (listed and not isinstance(found.get("data"), list)):
             raise ApiError(
-                f"GET {path} answered an unexpected body",
+                f"{where} answered an unexpected body",
                 status=answer.status,
                 body=self._scrub(answer.text),
             )
@@ -442,11 +439,8 @@ class LeanpayClient:
         said = f"{where}: HTTP 429: {quote(text) or '(empty body)'}"
         retry_after = parse_retry_after(answer.headers.get("Retry-After"))
         slowed = self.throttle.too_many(started)
-        if retry_after is not None:
-            wait = min(retry_after, self.max_retry_wait)
-        else:
-            attempt = getattr(self._attempt, "number", 0)
-            wait = random.uniform(0, min(self.max_retry_wait, self.backoff_base * 2**attempt))
+        attempt = getattr(self._attempt, "number", 0)
+        wait = _backoff(retry_after, attempt, self.backoff_base, self.max_retry_wait)
         self.throttle.pause(wait)
         raise _Retryable(ApiError(said, status=429, body=text), wait, free=slowed)
 
