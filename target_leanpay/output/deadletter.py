@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from target_leanpay.leanpay.errors import DeadLetterError, RejectedRecord, TooManyRejections, quote
+from target_leanpay.output.progress import plural
 from target_leanpay.output.reported import Reported, Written, problem_key, since
 from target_leanpay.output.runmark import RunMark
 from target_leanpay.records.mapping import Problem, Reference
@@ -77,7 +78,7 @@ class RejectedItem:
         more = len(self.problems) - 1
         text = f"stream '{self.stream}', record {self.ident}: {first.field}: {first.reason}"
         if more:
-            text += f" (and {more} more problem{'s' if more > 1 else ''})"
+            text += f" (and {plural(more, 'more problem')})"
         if self.http_status is not None:
             text += f" (Leanpay answered HTTP {self.http_status})"
         return text
@@ -304,20 +305,19 @@ class DeadLetters:
             logger.warning("… %d more records changed in the source, not updatable%s", more, where)
         if written:
             logger.warning(
-                "Summary: %d rejected record%s set aside in the dead-letter file %s",
-                written,
-                "" if written == 1 else "s",
+                "Summary: %s set aside in the dead-letter file %s",
+                plural(written, "rejected record"),
                 self.path,
             )
         if waiting:
+            them = "it" if waiting == 1 else "them"
             logger.warning(
-                "Summary: %d rejected record%s of this run not written to %s: the run "
-                "stopped before a STATE covered %s, so the run that resumes reads %s again",
-                waiting,
-                "" if waiting == 1 else "s",
+                "Summary: %s of this run not written to %s: the run stopped before a STATE "
+                "covered %s, so the run that resumes reads %s again",
+                plural(waiting, "rejected record"),
                 self.path,
-                "it" if waiting == 1 else "them",
-                "it" if waiting == 1 else "them",
+                them,
+                them,
             )
         if first is not None:
             logger.warning("Summary: %s", still_set_aside(repeated, first, self.path))
@@ -374,6 +374,6 @@ def still_set_aside(repeated: dict[str, int], first: str, path: str | None) -> s
     parts += [f"{changed} changed, not updatable"] if changed else []
     count = rejected + changed
     return (
-        f"{count} record{'' if count == 1 else 's'} still set aside, unchanged since "
+        f"{plural(count, 'record')} still set aside, unchanged since "
         f"{since([first])} ({', '.join(parts)}); see the dead-letter file {path}"
     )
