@@ -45,6 +45,7 @@ from target_leanpay.output.progress import plural
 from target_leanpay.output.reported import Reported, Written, problem_key, since
 from target_leanpay.output.runmark import RunMark
 from target_leanpay.records.mapping import Problem, Reference
+from target_leanpay.records.values import encodable
 
 logger = logging.getLogger("target-leanpay")
 
@@ -97,9 +98,7 @@ def _json_default(value: Any) -> Any:
 def _json_line(entry: dict[str, Any]) -> str:
     """One JSON line, readable text where it can be, JSON escapes where it must."""
     line = json.dumps(entry, default=_json_default, ensure_ascii=False)
-    try:
-        line.encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate: only an escape can write it
+    if not encodable(line):  # a lone surrogate: only an escape can write it
         line = json.dumps(entry, default=_json_default, ensure_ascii=True)
     return line
 
