@@ -35,7 +35,8 @@ FALSE_WORDS = frozenset({"false", "0", "no", "off", ""})
 
 @dataclass
 class ConfigSources:
-    """The settings read from `--config` arguments, and why some could not be read."""
+    """The settings read from `--config` arguments (or the environment), and why some
+    could not be read."""
 
     values: dict[str, Any] = field(default_factory=dict)
     parse_env: bool = False
@@ -119,15 +120,7 @@ def _json_kind(value: Any) -> str:
     return "a number"
 
 
-@dataclass
-class Environment:
-    """Settings read from TARGET_LEANPAY_* variables, and why some could not be read."""
-
-    values: dict[str, Any] = field(default_factory=dict)
-    problems: list[str] = field(default_factory=list)
-
-
-def read_environment(prefix: str) -> Environment:
+def read_environment(prefix: str) -> ConfigSources:
     """Read every setting's variable (`<prefix><NAME>`), converted to the setting's type.
 
     The raw strings come from the SDK's own reader, so that its .env file support and its
@@ -138,7 +131,7 @@ def read_environment(prefix: str) -> Environment:
     """
     as_strings = {"properties": {name: {"type": "string"} for name in SCHEMA["properties"]}}
     raw: Mapping[str, str] = parse_environment_config(as_strings, prefix)
-    found = Environment()
+    found = ConfigSources()
     for name, text in raw.items():
         variable = prefix + name.upper()
         try:
