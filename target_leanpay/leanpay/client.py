@@ -1,32 +1,23 @@
 """LeanpayClient: the one place that speaks HTTP to Leanpay; DryRunClient stands in for it.
 
 One `requests.Session`, shared by the sending threads and pooled to the in-flight count,
-a timeout on every call, and one retry policy driven by `backoff`:
+a timeout on every call, and one retry policy (`backoff`) that follows from what Leanpay
+may have stored:
 
-* retried: 429 (by definition not processed), any 5xx of a GET or a PUT, a GET or a PUT
-  whose answer was lost (both are idempotent: a PUT sent twice leaves the object as sent
-  once), and connection failures that happened *before* the request was sent (nothing
-  can have been stored);
-  `Retry-After` (seconds or HTTP-date) is honoured, capped at `max_retry_wait`; otherwise
-  exponential backoff with full jitter;
-* not retried here: a POST whose connection dropped *after* it was sent, that timed out
-  or whose answer was cut off, or that got a 5xx (a gateway's 502, 503 or 504 can follow
-  a batch the backend stored before it timed out). Leanpay may have stored it, so the
-  caller decides (it checks which items exist before sending them again) -> `Ambiguous`,
-  `answered` when Leanpay itself said 5xx (not a timeout, a drop, or a gateway's
-  502/503/504);
+* retried: a 429 (by definition not processed), a GET's or a PUT's 5xx or lost answer
+  (both are idempotent: a PUT sent twice leaves the object as sent once), a connection
+  that failed *before* the request was sent; after `Retry-After` (seconds or HTTP-date,
+  capped at `max_retry_wait`), else exponential backoff with full jitter;
+* not retried here: a POST sent but unanswered (dropped, timed out, cut off) or answered
+  5xx (a gateway's 502, 503 or 504 can follow a batch the backend stored before it timed
+  out): `Ambiguous`, and the caller checks which items exist before sending them again;
 * never retried: 401/403 (`AuthError`), other 4xx (`ItemsRefused` for 400/409/422,
   whose items are worth isolating; `ApiError` otherwise).
 
-Every request first passes the `Throttle` (throttle.py): a 429 pauses them all and
-lowers the number allowed in flight, which clean answers raise again. A 429 that made
-the throttle slow down costs no retry (`max_retries` counts the others): finding a
-tenant's pace must not use up a request's retries.
-
-The API key only ever travels in the `Authorization` header; nothing here logs headers.
-
-`DryRunClient` stands in for it in a dry run: it writes each batch it would POST to a
-file, so a dry run goes through the same delivery code as a real one.
+Every request first passes the `Throttle` (throttle.py). A 429 that made it slow down
+costs no retry (`max_retries` counts the others): finding a tenant's pace must not use
+up a request's retries. The API key only ever travels in the `Authorization` header;
+nothing here logs headers.
 """
 
 from __future__ import annotations
