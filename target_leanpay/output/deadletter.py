@@ -1,29 +1,18 @@
 """Rejected records: into the dead-letter file, or the end of the run.
 
-With `dead_letter_path` set, each rejected record becomes one JSON line holding the
-stream, the original record, the payload built from it (if any), the reasons, and what
-the API said; the record then counts as settled, so STATE may move past it (its line is
-written before that STATE). Each one is also a WARNING line (stream, record, first reason), up to
-`WARN_LIMIT` per run; the summary says how many more and where they all are. Without it,
-the first rejection stops the run with a message that names the stream, the record and
-the field.
+With `dead_letter_path` set, each rejected record becomes one JSON line (its run:
+`runmark.py`, stream, record, payload, reasons, what the API said) and counts as
+settled, so STATE may move past it; up to `WARN_LIMIT` per run are also logged one by
+one. Without it, the first rejection stops the run with a message that names the
+stream, the record and the field.
 
-A line stays valid UTF-8 JSON whatever the record holds: a string with a lone surrogate
-(which Python's json reads from `"\\ud800"`) is written with JSON escapes.
-
-Every line names its run (`run_id`, `run_started`: `runmark.py`). Lines wait in memory
-until the run writes a STATE (every waiting line is written just before it, so the
-file is never behind a STATE) or ends well. A run that fails or is stopped drops the
-lines still waiting: no STATE covered their records, so the run that resumes reads
-them again and sets them aside itself. So a run whose key Leanpay refuses at its first
-request adds nothing, and a re-run adds each rejection once under its own run_id. The
-exception is a run stopped by `max_rejections`: its rejections are the reason it failed,
-and they are all written. Memory: the rejections between two STATE messages.
-
-A problem an earlier run already wrote (the same stream, record, reason and contents:
-`reported.py`, a sidecar beside the file) is not written again and logs no WARNING: the
-summary counts such records in one line, with the time they were first reported. A real
-run only: a dry run's file is its own, emptied at each start, and a plan writes nothing.
+Lines wait in memory (the rejections between two STATEs) until the run writes a STATE,
+just before which they are written, or ends well. A run that fails or is stopped drops
+the lines still waiting: no STATE covered their records, so the run that resumes sets
+them aside itself, and a re-run adds each rejection once. The exception is a run stopped
+by `max_rejections`: its rejections are the reason it failed, and they are all written.
+A problem an earlier run already wrote is not written again (`reported.py`); a dry
+run's file is its own, emptied at each start, and a plan writes nothing.
 """
 
 from __future__ import annotations
