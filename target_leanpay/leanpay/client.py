@@ -375,10 +375,8 @@ class LeanpayClient:
                 answer = self._exchange(prepared)
                 if answer.status == 429:  # slow down before the slot is free again
                     self._too_many(where, answer, started)
-        except requests.ConnectTimeout as exc:
-            raise _Retryable(ApiError(f"{where}: {self._unreachable(exc)}"), None) from None
         except (requests.Timeout, requests.ConnectionError, urllib3.exceptions.HTTPError) as exc:
-            if _never_sent(exc):
+            if isinstance(exc, requests.ConnectTimeout) or _never_sent(exc):
                 raise _Retryable(ApiError(f"{where}: {self._unreachable(exc)}"), None) from None
             if method in IDEMPOTENT:
                 raise _Retryable(ApiError(f"{where}: {_reason(exc)}"), None) from None
