@@ -13,6 +13,7 @@ crashes on its `decimal` kind set from a variable), so Meltano writes them so.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Iterable, Mapping
@@ -98,10 +99,8 @@ def _number_from_string(name: str, value: Any) -> Any:
     that holds no number is then refused by `settings.parse`, naming the setting)."""
     spec = SCHEMA["properties"].get(name, {})
     if isinstance(value, str) and "number" in _types(spec):
-        try:
+        with contextlib.suppress(ValueError):
             return _convert(value, spec)
-        except ValueError:
-            return value
     return value
 
 
