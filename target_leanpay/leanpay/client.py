@@ -187,8 +187,9 @@ class LeanpayClient:
         that the run's summary counts every retry it logged."""
         self.api_url = api_url.rstrip("/")
         self.unowned_retry = unowned_retry
-        self.host = _host(self.api_url)
-        """Named when Leanpay cannot be reached (never the key: settings refuse user:pass@)."""
+        self.host = urllib.parse.urlsplit(self.api_url).netloc.rpartition("@")[2]
+        """`host:port`, named when Leanpay cannot be reached (never what is written before
+        an `@`: the key, which settings refuse there anyway)."""
         self.timeout = (min(10.0, timeout), timeout)
         self.max_retries = max_retries
         self.max_retry_wait = max_retry_wait
@@ -470,11 +471,6 @@ class LeanpayClient:
         if status in ITEM_STATUSES:
             raise ItemsRefused(said, status=status, body=text)
         raise ApiError(said, status=status, body=text)
-
-
-def _host(url: str) -> str:
-    """`host:port` of `url`, without anything written before an `@`."""
-    return urllib.parse.urlsplit(url).netloc.rpartition("@")[2]
 
 
 def _never_sent(exc: BaseException) -> bool:
