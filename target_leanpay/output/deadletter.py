@@ -84,14 +84,6 @@ def _json_default(value: Any) -> Any:
     return repr(value)
 
 
-def _json_line(entry: dict[str, Any]) -> str:
-    """One JSON line, readable text where it can be, JSON escapes where it must."""
-    line = json.dumps(entry, default=_json_default, ensure_ascii=False)
-    if not encodable(line):  # a lone surrogate: only an escape can write it
-        line = json.dumps(entry, default=_json_default, ensure_ascii=True)
-    return line
-
-
 class DeadLetters:
     """Writes rejected records, or raises when there is nowhere to write them."""
 
@@ -215,22 +207,25 @@ class DeadLetters:
         return None
 
     def _line(self, item: RejectedItem, **outcome: Any) -> str:
-        """One line of the file: the run, the record, what happened to it and why."""
-        return _json_line(
-            {
-                "run_id": self._run.id,
-                "run_started": self._run.started,
-                "stream": item.stream,
-                "record_id": item.ident,
-                "record": item.record,
-                "payload": item.payload,
-                **outcome,
-                "reasons": [{"field": p.field, "reason": p.reason} for p in item.problems],
-                "http_status": item.http_status,
-                "api_message": item.api_message,
-                "rejected_at": datetime.datetime.now(datetime.UTC).isoformat(),
-            }
-        )
+        """One line of the file: the run, the record, what happened to it and why; readable
+        text where it can be, JSON escapes where it must (a lone surrogate)."""
+        entry = {
+            "run_id": self._run.id,
+            "run_started": self._run.started,
+            "stream": item.stream,
+            "record_id": item.ident,
+            "record": item.record,
+            "payload": item.payload,
+            **outcome,
+            "reasons": [{"field": p.field, "reason": p.reason} for p in item.problems],
+            "http_status": item.http_status,
+            "api_message": item.api_message,
+            "rejected_at": datetime.datetime.now(datetime.UTC).isoformat(),
+        }
+        line = json.dumps(entry, default=_json_default, ensure_ascii=False)
+        if not encodable(line):
+            line = json.dumps(entry, default=_json_default, ensure_ascii=True)
+        return line
 
     def commit(self) -> None:
         """Write the waiting lines and put them on disk (fsync): a STATE covering their
