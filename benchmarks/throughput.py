@@ -16,11 +16,11 @@ Ctrl-C. Unless a setting is named, target-leanpay runs with its defaults (read f
    hits both alike; each run is shown, the figure is the median. Goal: no-op / target
    >= 2.5.
 2. **Latency**: records/s (wall clock from spawn to exit, startup included: what a user
-   waits for) at 50 ms stand-in latency, against the ideal 100 items x C / L (8,000/s
-   for C = 4): whether requests really overlap and reading keeps every slot busy.
-   Goal >= 0.9 of the ideal (median of the repeated runs). Beside it, for information,
-   the rate with startup excluded against the *network ideal* (`network_ideal.py`): the
-   same requests sent by `requests` alone from C threads, interleaved with the runs.
+   waits for) at 50 ms stand-in latency, against the *network ideal* (`network_ideal.py`):
+   the same requests sent by `requests` alone from C threads, interleaved with the runs,
+   in the same run of this script. Goal >= 0.9 of it (median of the repeated runs).
+   Beside it, for information, the same rate against the ideal 100 items x C / L
+   (8,000/s for C = 4), and the rate with startup excluded against `requests` alone.
 3. **Memory**: peak RSS (`ru_maxrss`) for 1M records against 100k (latency 0): memory
    must be bounded by what is in flight, not by the input. Goal 1M <= 1.2 x 100k.
 4. **Listing**: time to the first POST for a tenant preloaded with 20,000 invoices
@@ -411,17 +411,27 @@ def latency_section(
         Figure(
             f"2 records/s at {LATENCY_MS:g} ms (median of {repeat})",
             f"{rate:,.0f}",
+            f"requests alone {network:,.0f}",
+            f"{rate / network:.3f}",
+            f">= {GOAL_LATENCY:g}",
+            rate / network >= GOAL_LATENCY,
+        )
+    )
+    section.figures.append(
+        Figure(
+            "2 same, vs the ideal 100 x C / L",
+            f"{rate:,.0f}",
             f"ideal {ideal:,.0f}",
             f"{rate / ideal:.3f}",
-            f">= {GOAL_LATENCY:g}",
-            rate / ideal >= GOAL_LATENCY,
+            "",
+            None,
         )
     )
     if after_start:  # a run whose log shows no start time has no such figure
         steady = statistics.median(after_start)
         section.figures.append(
             Figure(
-                "2 same, startup excluded, vs the network ideal",
+                "2 same, startup excluded, vs requests alone",
                 f"{steady:,.0f}",
                 f"requests alone {network:,.0f}",
                 f"{steady / network:.3f}",

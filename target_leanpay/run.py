@@ -26,7 +26,7 @@ from target_leanpay.config.settings import Settings
 from target_leanpay.leanpay.client import DryRunClient, LeanpayClient
 from target_leanpay.leanpay.pool import SendPool
 from target_leanpay.listings.finds import Finds
-from target_leanpay.listings.replay import PageReader, ReplayGuards
+from target_leanpay.listings.replay import ReplayGuards
 from target_leanpay.output.checkpoint import Checkpoints, State
 from target_leanpay.output.deadletter import DeadLetters
 from target_leanpay.output.plan import Plan
@@ -35,10 +35,10 @@ from target_leanpay.output.runmark import RunMark
 from target_leanpay.output.state_output import StateOutput
 from target_leanpay.records.resources import RESOURCES
 from target_leanpay.records.values import amount_shown
-from target_leanpay.sending.delivery import Delivery, Sender
+from target_leanpay.sending.delivery import Delivery
 from target_leanpay.sending.parking import Parking
 from target_leanpay.sending.references import References
-from target_leanpay.sending.updates import Putter, Updates
+from target_leanpay.sending.updates import Updates
 from target_leanpay.source.reader import NumberedReader
 from target_leanpay.store.date_zone import DateZones
 from target_leanpay.store.folder_store import FolderStore
@@ -51,12 +51,6 @@ if TYPE_CHECKING:  # psycopg is an optional extra
 def _discard(_state: State) -> None:
     """A dry run or a plan writes no STATE: the next real run must not skip what was not
     sent."""
-
-
-def _put_of(client: LeanpayClient | None) -> Putter:
-    """The real client's PUT (a run that sends is never without its client)."""
-    assert client is not None
-    return client.put
 
 
 def open_store(
@@ -139,15 +133,10 @@ class Run:
                 unowned_retry=self.progress.unowned_retry,
             )
         self.dry_run = DryRunClient(settings.dry_run_path) if writes_nothing else None
-        send: Sender
-        read_page: PageReader | None = None
-        if self.client is not None:
-            read_page = self.client.get_page
-            send = self.client.post_batch
-        if self.dry_run is not None:
-            send = self.dry_run.post_batch
+        outbound = self.dry_run if self.dry_run is not None else self.client
+        assert outbound is not None  # a run that does not write its requests sends them
         self.guards = ReplayGuards(
-            read_page,
+            None if self.client is None else self.client.get_page,
             enabled=settings.replay_safety,
             concurrency=settings.max_list_in_flight,
             stopping=self.stopping,
@@ -162,7 +151,7 @@ class Run:
             self.store, settings.api_url, self.guards.tenant, writes=not writes_nothing
         )
         self.delivery = Delivery(
-            send=send,
+            send=outbound.post_batch,
             checkpoints=self.checkpoints,
             dead_letters=self.dead_letters,
             progress=self.progress,
@@ -176,7 +165,7 @@ class Run:
             dry_run=settings.dry_run,
             date_zones=date_zones,
             updates=Updates(
-                put=self.dry_run.put if self.dry_run is not None else _put_of(self.client),
+                put=outbound.put,
                 dead_letters=self.dead_letters,
                 receipts=self.promises,
                 noted=None if self.plan is None else self.plan.changed,

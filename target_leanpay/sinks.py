@@ -22,7 +22,7 @@ from singer_sdk.sinks import BatchSink
 from target_leanpay.leanpay.errors import InputError, quote
 from target_leanpay.output.deadletter import RejectedItem
 from target_leanpay.records.mapping import Problem, RecordMapper, Reference, Rejection
-from target_leanpay.records.resources import RESOURCES, Resource
+from target_leanpay.records.resources import RESOURCES
 from target_leanpay.sending.items import Chunk, Pending, identify
 from target_leanpay.sending.parking import Document
 from target_leanpay.sending.repeats import repeat_reason
@@ -227,9 +227,5 @@ class LeanpaySink(BatchSink):
         self._metered = self.stats.read
 
 
-def _referable(resources: dict[str, Resource]) -> frozenset[str]:
-    """The resources a record may name by externalId (invoices, credit notes)."""
-    return frozenset(f.refers_to for r in resources.values() for f in r.fields if f.refers_to)
-
-
-REFERABLE = _referable(RESOURCES)
+REFERABLE = frozenset(f.refers_to for r in RESOURCES.values() for f in r.fields if f.refers_to)
+"""The resources a record may name by externalId (invoices, credit notes)."""

@@ -138,12 +138,8 @@ class TargetLeanpay(Target):
     def cb_config(  # type: ignore[override] # returns ConfigSources, not the SDK's _ConfigInput
         cls, ctx: click.Context, param: click.Option, value: tuple[str, ...]
     ) -> ConfigSources:
-        """Read the `--config` files (the click callback).
-
-        The SDK's callback reads them with `read_json_file`, which raises
-        FileNotFoundError or a JSONDecodeError traceback before `invoke` runs; these
-        problems are kept for `invoke` to report, one line per file.
-        """
+        """Read the `--config` files (the click callback) with `config_input`, whose
+        problems `invoke` reports: the SDK's reader raised tracebacks before `invoke` ran."""
         return read_config_args(value)
 
     @classmethod
@@ -251,14 +247,9 @@ class TargetLeanpay(Target):
         super()._process_activate_version_message(message_dict)
 
     def _process_batch_message(self, message_dict: dict[str, Any]) -> None:
-        """Each record of each file of a BATCH goes through the RECORD path, in order.
-
-        Not the SDK's way (a whole file to `process_batch`, past stream maps, mapping and
-        validation): `batch_files` reads the records one at a time, and while one is
-        processed the reader's line number is its `Place`, so that every message and
-        dead letter names the file and the line within it. A STATE after the BATCH
-        covers its records like any other; a signal stops between two records.
-        """
+        """Each record of each file of a BATCH goes through the RECORD path, in order
+        (batch_files.py), with its `Place` as the reader's line number so that every message
+        and dead letter names the file and line; a signal stops between two records."""
         reader = self.run.reader
         input_line = reader.line_number
         stream = message_dict.get("stream")
@@ -319,12 +310,8 @@ class TargetLeanpay(Target):
         return next_due
 
     def _process_state_message(self, message_dict: dict[str, Any]) -> None:
-        """Hold the STATE until every record before it is safe (never the SDK's way).
-
-        A STATE whose value is null is ignored (with a warning): written out, it would
-        make Meltano or the next run forget the tap's bookmarks, and it would hide the
-        STATE before it.
-        """
+        """Hold the STATE until every record before it is safe (never the SDK's way); a
+        null one is ignored, as its warning says."""
         self._assert_line_requires(message_dict, requires={"value"})
         if message_dict["value"] is None:
             if not self._null_state_seen:
@@ -465,12 +452,8 @@ class TargetLeanpay(Target):
         config: ConfigSources | None = None,
         file_input: IO[str] | None = None,
     ) -> None:
-        """CLI entry: run, and turn every expected failure into one paragraph + exit 1.
-
-        The config's secrets are masked before the first line is logged; a config that
-        cannot be read or is invalid is reported whole (a line per problem), nothing is
-        sent or written, and the input is read to its end (`rest_of_input`).
-        """
+        """CLI entry: run, and turn every expected failure into one paragraph + exit 1
+        (a refused config: a line per problem, and the input read to its end)."""
         if about:
             cls.print_about(about_format)
             sys.exit(0)

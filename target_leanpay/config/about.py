@@ -28,10 +28,6 @@ def _type(spec: dict[str, Any]) -> str:
     return kind
 
 
-def _default(spec: dict[str, Any]) -> str:
-    return json.dumps(spec["default"]) if "default" in spec else "none"
-
-
 def render_text(info: AboutInfo) -> str:
     """The plain `--about`: header, capabilities, then each setting with what it means."""
     lines = [
@@ -45,7 +41,8 @@ def render_text(info: AboutInfo) -> str:
     lines.append("Capabilities: " + ", ".join(str(c.value) for c in info.capabilities))
     lines.append("Settings (in the --config file, or as environment variables with --config ENV):")
     for name, spec in info.settings.get("properties", {}).items():
-        facts = [_type(spec), f"default {_default(spec)}"]
+        default = json.dumps(spec["default"]) if "default" in spec else "none"
+        facts = [_type(spec), f"default {default}"]
         if name in REQUIRED_UNLESS:
             facts.insert(1, REQUIRED_UNLESS[name].lower())
         facts.append(info.env_var_prefix + name.upper())

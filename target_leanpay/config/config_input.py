@@ -13,6 +13,7 @@ crashes on its `decimal` kind set from a variable), so Meltano writes them so.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Iterable, Mapping
@@ -35,7 +36,8 @@ FALSE_WORDS = frozenset({"false", "0", "no", "off", ""})
 
 @dataclass
 class ConfigSources:
-    """The settings read from `--config` arguments, and why some could not be read."""
+    """The settings read from `--config` arguments (or the environment), and why some
+    could not be read."""
 
     values: dict[str, Any] = field(default_factory=dict)
     parse_env: bool = False
@@ -97,10 +99,8 @@ def _number_from_string(name: str, value: Any) -> Any:
     that holds no number is then refused by `settings.parse`, naming the setting)."""
     spec = SCHEMA["properties"].get(name, {})
     if isinstance(value, str) and "number" in _types(spec):
-        try:
+        with contextlib.suppress(ValueError):
             return _convert(value, spec)
-        except ValueError:
-            return value
     return value
 
 
@@ -119,15 +119,7 @@ def _json_kind(value: Any) -> str:
     return "a number"
 
 
-@dataclass
-class Environment:
-    """Settings read from TARGET_LEANPAY_* variables, and why some could not be read."""
-
-    values: dict[str, Any] = field(default_factory=dict)
-    problems: list[str] = field(default_factory=list)
-
-
-def read_environment(prefix: str) -> Environment:
+def read_environment(prefix: str) -> ConfigSources:
     """Read every setting's variable (`<prefix><NAME>`), converted to the setting's type.
 
     The raw strings come from the SDK's own reader, so that its .env file support and its
@@ -138,7 +130,7 @@ def read_environment(prefix: str) -> Environment:
     """
     as_strings = {"properties": {name: {"type": "string"} for name in SCHEMA["properties"]}}
     raw: Mapping[str, str] = parse_environment_config(as_strings, prefix)
-    found = Environment()
+    found = ConfigSources()
     for name, text in raw.items():
         variable = prefix + name.upper()
         try:

@@ -309,9 +309,9 @@ class Settings:
         return RESOURCES[self.stream_resources.get(stream, DEFAULT_RESOURCE)]
 
 
-def closest(name: str, known: frozenset[str] = KNOWN) -> str | None:
-    """The known setting `name` most likely misspells, if any is close enough."""
-    found = difflib.get_close_matches(name.lower(), sorted(known), n=1, cutoff=0.6)
+def closest(name: str) -> str | None:
+    """The setting `name` most likely misspells, if any is close enough."""
+    found = difflib.get_close_matches(name.lower(), sorted(KNOWN), n=1, cutoff=0.6)
     return found[0] if found else None
 
 

@@ -1,37 +1,29 @@
 """LeanpayClient: the one place that speaks HTTP to Leanpay; DryRunClient stands in for it.
 
 One `requests.Session`, shared by the sending threads and pooled to the in-flight count,
-a timeout on every call, and one retry policy driven by `backoff`:
+a timeout on every call, and one retry policy (`backoff`) that follows from what Leanpay
+may have stored:
 
-* retried: 429 (by definition not processed), any 5xx of a GET or a PUT, a GET or a PUT
-  whose answer was lost (both are idempotent: a PUT sent twice leaves the object as sent
-  once), and connection failures that happened *before* the request was sent (nothing
-  can have been stored);
-  `Retry-After` (seconds or HTTP-date) is honoured, capped at `max_retry_wait`; otherwise
-  exponential backoff with full jitter;
-* not retried here: a POST whose connection dropped *after* it was sent, that timed out
-  or whose answer was cut off, or that got a 5xx (a gateway's 502, 503 or 504 can follow
-  a batch the backend stored before it timed out). Leanpay may have stored it, so the
-  caller decides (it checks which items exist before sending them again) -> `Ambiguous`,
-  `answered` when Leanpay itself said 5xx (not a timeout, a drop, or a gateway's
-  502/503/504);
+* retried: a 429 (by definition not processed), a GET's or a PUT's 5xx or lost answer
+  (both are idempotent: a PUT sent twice leaves the object as sent once), a connection
+  that failed *before* the request was sent; after `Retry-After` (seconds or HTTP-date,
+  capped at `max_retry_wait`), else exponential backoff with full jitter;
+* not retried here: a POST sent but unanswered (dropped, timed out, cut off) or answered
+  5xx (a gateway's 502, 503 or 504 can follow a batch the backend stored before it timed
+  out): `Ambiguous`, and the caller checks which items exist before sending them again;
 * never retried: 401/403 (`AuthError`), other 4xx (`ItemsRefused` for 400/409/422,
   whose items are worth isolating; `ApiError` otherwise).
 
-Every request first passes the `Throttle` (throttle.py): a 429 pauses them all and
-lowers the number allowed in flight, which clean answers raise again. A 429 that made
-the throttle slow down costs no retry (`max_retries` counts the others): finding a
-tenant's pace must not use up a request's retries.
-
-The API key only ever travels in the `Authorization` header; nothing here logs headers.
-
-`DryRunClient` stands in for it in a dry run: it writes each batch it would POST to a
-file, so a dry run goes through the same delivery code as a real one.
+Every request first passes the `Throttle` (throttle.py). A 429 that made it slow down
+costs no retry (`max_retries` counts the others): finding a tenant's pace must not use
+up a request's retries. The API key only ever travels in the `Authorization` header;
+nothing here logs headers.
 """
 
 from __future__ import annotations
 
 import email.utils
+import itertools
 import logging
 import os
 import random
@@ -157,17 +149,19 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
+def _backoff(retry_after: float | None, attempt: int, base: float, cap: float) -> float:
+    """Retry-After (capped) when the server gives one, else exponential backoff with full
+    jitter: the wait of every retry, and of a 429's pause."""
+    if retry_after is not None:
+        return min(retry_after, cap)
+    return random.uniform(0, min(cap, base * 2**attempt))
+
+
 def _wait_times(base: float, cap: float) -> Generator[float, _Retryable | None, None]:
-    """Retry-After when the server gives one, else exponential backoff with full jitter."""
     failure = yield 0.0
-    attempt = 0
-    while True:
-        if failure is not None and failure.retry_after is not None:
-            wait = min(failure.retry_after, cap)
-        else:
-            wait = random.uniform(0, min(cap, base * 2**attempt))
-        attempt += 1
-        failure = yield wait
+    for attempt in itertools.count():
+        retry_after = None if failure is None else failure.retry_after
+        failure = yield _backoff(retry_after, attempt, base, cap)
 
 
 class LeanpayClient:
@@ -193,8 +187,9 @@ class LeanpayClient:
         that the run's summary counts every retry it logged."""
         self.api_url = api_url.rstrip("/")
         self.unowned_retry = unowned_retry
-        self.host = _host(self.api_url)
-        """Named when Leanpay cannot be reached (never the key: settings refuse user:pass@)."""
+        self.host = urllib.parse.urlsplit(self.api_url).netloc.rpartition("@")[2]
+        """`host:port`, named when Leanpay cannot be reached (never what is written before
+        an `@`: the key, which settings refuse there anyway)."""
         self.timeout = (min(10.0, timeout), timeout)
         self.max_retries = max_retries
         self.max_retry_wait = max_retry_wait
@@ -284,17 +279,7 @@ class LeanpayClient:
         answer = self._with_retries(
             lambda: self._send("GET", path, params={"page": page}), on_retry=None
         )
-        try:
-            data = msgspec.json.decode(answer.body)
-        except msgspec.DecodeError:
-            data = None
-        if not isinstance(data, dict) or not isinstance(data.get("data"), list):
-            raise ApiError(
-                f"GET {path}?page={page} answered an unexpected body",
-                status=answer.status,
-                body=self._scrub(answer.text),
-            )
-        return data
+        return self._object(answer, f"GET {path}?page={page}", listed=True)
 
     def find(self, path: str) -> dict[str, Any] | None:
         """GET one object by its Leanpay id (`/invoices/{id}`); None when Leanpay answers
@@ -305,13 +290,17 @@ class LeanpayClient:
             if error.status == 404:
                 return None
             raise
+        return self._object(answer, f"GET {path}")
+
+    def _object(self, answer: _Answered, where: str, *, listed: bool = False) -> dict[str, Any]:
+        """The answer's JSON object (holding a `data` list when `listed`), else `ApiError`."""
         try:
             found = msgspec.json.decode(answer.body)
         except msgspec.DecodeError:
             found = None
-        if not isinstance(found, dict):
+        if not isinstance(found, dict) or (listed and not isinstance(found.get("data"), list)):
             raise ApiError(
-                f"GET {path} answered an unexpected body",
+                f"{where} answered an unexpected body",
                 status=answer.status,
                 body=self._scrub(answer.text),
             )
@@ -387,10 +376,8 @@ class LeanpayClient:
                 answer = self._exchange(prepared)
                 if answer.status == 429:  # slow down before the slot is free again
                     self._too_many(where, answer, started)
-        except requests.ConnectTimeout as exc:
-            raise _Retryable(ApiError(f"{where}: {self._unreachable(exc)}"), None) from None
         except (requests.Timeout, requests.ConnectionError, urllib3.exceptions.HTTPError) as exc:
-            if _never_sent(exc):
+            if isinstance(exc, requests.ConnectTimeout) or _never_sent(exc):
                 raise _Retryable(ApiError(f"{where}: {self._unreachable(exc)}"), None) from None
             if method in IDEMPOTENT:
                 raise _Retryable(ApiError(f"{where}: {_reason(exc)}"), None) from None
@@ -442,11 +429,8 @@ class LeanpayClient:
         said = f"{where}: HTTP 429: {quote(text) or '(empty body)'}"
         retry_after = parse_retry_after(answer.headers.get("Retry-After"))
         slowed = self.throttle.too_many(started)
-        if retry_after is not None:
-            wait = min(retry_after, self.max_retry_wait)
-        else:
-            attempt = getattr(self._attempt, "number", 0)
-            wait = random.uniform(0, min(self.max_retry_wait, self.backoff_base * 2**attempt))
+        attempt = getattr(self._attempt, "number", 0)
+        wait = _backoff(retry_after, attempt, self.backoff_base, self.max_retry_wait)
         self.throttle.pause(wait)
         raise _Retryable(ApiError(said, status=429, body=text), wait, free=slowed)
 
@@ -487,11 +471,6 @@ class LeanpayClient:
         if status in ITEM_STATUSES:
             raise ItemsRefused(said, status=status, body=text)
         raise ApiError(said, status=status, body=text)
-
-
-def _host(url: str) -> str:
-    """`host:port` of `url`, without anything written before an `@`."""
-    return urllib.parse.urlsplit(url).netloc.rpartition("@")[2]
 
 
 def _never_sent(exc: BaseException) -> bool:

@@ -1,29 +1,18 @@
 """Rejected records: into the dead-letter file, or the end of the run.
 
-With `dead_letter_path` set, each rejected record becomes one JSON line holding the
-stream, the original record, the payload built from it (if any), the reasons, and what
-the API said; the record then counts as settled, so STATE may move past it (its line is
-written before that STATE). Each one is also a WARNING line (stream, record, first reason), up to
-`WARN_LIMIT` per run; the summary says how many more and where they all are. Without it,
-the first rejection stops the run with a message that names the stream, the record and
-the field.
+With `dead_letter_path` set, each rejected record becomes one JSON line (its run:
+`runmark.py`, stream, record, payload, reasons, what the API said) and counts as
+settled, so STATE may move past it; up to `WARN_LIMIT` per run are also logged one by
+one. Without it, the first rejection stops the run with a message that names the
+stream, the record and the field.
 
-A line stays valid UTF-8 JSON whatever the record holds: a string with a lone surrogate
-(which Python's json reads from `"\\ud800"`) is written with JSON escapes.
-
-Every line names its run (`run_id`, `run_started`: `runmark.py`). Lines wait in memory
-until the run writes a STATE (every waiting line is written just before it, so the
-file is never behind a STATE) or ends well. A run that fails or is stopped drops the
-lines still waiting: no STATE covered their records, so the run that resumes reads
-them again and sets them aside itself. So a run whose key Leanpay refuses at its first
-request adds nothing, and a re-run adds each rejection once under its own run_id. The
-exception is a run stopped by `max_rejections`: its rejections are the reason it failed,
-and they are all written. Memory: the rejections between two STATE messages.
-
-A problem an earlier run already wrote (the same stream, record, reason and contents:
-`reported.py`, a sidecar beside the file) is not written again and logs no WARNING: the
-summary counts such records in one line, with the time they were first reported. A real
-run only: a dry run's file is its own, emptied at each start, and a plan writes nothing.
+Lines wait in memory (the rejections between two STATEs) until the run writes a STATE,
+just before which they are written, or ends well. A run that fails or is stopped drops
+the lines still waiting: no STATE covered their records, so the run that resumes sets
+them aside itself, and a re-run adds each rejection once. The exception is a run stopped
+by `max_rejections`: its rejections are the reason it failed, and they are all written.
+A problem an earlier run already wrote is not written again (`reported.py`); a dry
+run's file is its own, emptied at each start, and a plan writes nothing.
 """
 
 from __future__ import annotations
@@ -41,9 +30,11 @@ from pathlib import Path
 from typing import IO, Any
 
 from target_leanpay.leanpay.errors import DeadLetterError, RejectedRecord, TooManyRejections, quote
+from target_leanpay.output.progress import plural
 from target_leanpay.output.reported import Reported, Written, problem_key, since
 from target_leanpay.output.runmark import RunMark
 from target_leanpay.records.mapping import Problem, Reference
+from target_leanpay.records.values import encodable
 
 logger = logging.getLogger("target-leanpay")
 
@@ -77,7 +68,7 @@ class RejectedItem:
         more = len(self.problems) - 1
         text = f"stream '{self.stream}', record {self.ident}: {first.field}: {first.reason}"
         if more:
-            text += f" (and {more} more problem{'s' if more > 1 else ''})"
+            text += f" (and {plural(more, 'more problem')})"
         if self.http_status is not None:
             text += f" (Leanpay answered HTTP {self.http_status})"
         return text
@@ -91,16 +82,6 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, Reference):
         return {"resource": value.resource, "externalId": value.external_id}
     return repr(value)
-
-
-def _json_line(entry: dict[str, Any]) -> str:
-    """One JSON line, readable text where it can be, JSON escapes where it must."""
-    line = json.dumps(entry, default=_json_default, ensure_ascii=False)
-    try:
-        line.encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate: only an escape can write it
-        line = json.dumps(entry, default=_json_default, ensure_ascii=True)
-    return line
 
 
 class DeadLetters:
@@ -226,22 +207,25 @@ class DeadLetters:
         return None
 
     def _line(self, item: RejectedItem, **outcome: Any) -> str:
-        """One line of the file: the run, the record, what happened to it and why."""
-        return _json_line(
-            {
-                "run_id": self._run.id,
-                "run_started": self._run.started,
-                "stream": item.stream,
-                "record_id": item.ident,
-                "record": item.record,
-                "payload": item.payload,
-                **outcome,
-                "reasons": [{"field": p.field, "reason": p.reason} for p in item.problems],
-                "http_status": item.http_status,
-                "api_message": item.api_message,
-                "rejected_at": datetime.datetime.now(datetime.UTC).isoformat(),
-            }
-        )
+        """One line of the file: the run, the record, what happened to it and why; readable
+        text where it can be, JSON escapes where it must (a lone surrogate)."""
+        entry = {
+            "run_id": self._run.id,
+            "run_started": self._run.started,
+            "stream": item.stream,
+            "record_id": item.ident,
+            "record": item.record,
+            "payload": item.payload,
+            **outcome,
+            "reasons": [{"field": p.field, "reason": p.reason} for p in item.problems],
+            "http_status": item.http_status,
+            "api_message": item.api_message,
+            "rejected_at": datetime.datetime.now(datetime.UTC).isoformat(),
+        }
+        line = json.dumps(entry, default=_json_default, ensure_ascii=False)
+        if not encodable(line):
+            line = json.dumps(entry, default=_json_default, ensure_ascii=True)
+        return line
 
     def commit(self) -> None:
         """Write the waiting lines and put them on disk (fsync): a STATE covering their
@@ -304,20 +288,19 @@ class DeadLetters:
             logger.warning("… %d more records changed in the source, not updatable%s", more, where)
         if written:
             logger.warning(
-                "Summary: %d rejected record%s set aside in the dead-letter file %s",
-                written,
-                "" if written == 1 else "s",
+                "Summary: %s set aside in the dead-letter file %s",
+                plural(written, "rejected record"),
                 self.path,
             )
         if waiting:
+            them = "it" if waiting == 1 else "them"
             logger.warning(
-                "Summary: %d rejected record%s of this run not written to %s: the run "
-                "stopped before a STATE covered %s, so the run that resumes reads %s again",
-                waiting,
-                "" if waiting == 1 else "s",
+                "Summary: %s of this run not written to %s: the run stopped before a STATE "
+                "covered %s, so the run that resumes reads %s again",
+                plural(waiting, "rejected record"),
                 self.path,
-                "it" if waiting == 1 else "them",
-                "it" if waiting == 1 else "them",
+                them,
+                them,
             )
         if first is not None:
             logger.warning("Summary: %s", still_set_aside(repeated, first, self.path))
@@ -374,6 +357,6 @@ def still_set_aside(repeated: dict[str, int], first: str, path: str | None) -> s
     parts += [f"{changed} changed, not updatable"] if changed else []
     count = rejected + changed
     return (
-        f"{count} record{'' if count == 1 else 's'} still set aside, unchanged since "
+        f"{plural(count, 'record')} still set aside, unchanged since "
         f"{since([first])} ({', '.join(parts)}); see the dead-letter file {path}"
     )

@@ -125,20 +125,10 @@ class Progress:
                 for s in self.streams.values()
             )
             rate = done / max(now - self._started, 1e-9)
-            if self.dry_run:
-                logger.info(
-                    "Progress (dry run): %s read, %d would be sent, %.0f records/s",
-                    plural(read, "record"),
-                    done,
-                    rate,
-                )
-            else:
-                logger.info(
-                    "Progress: %s read, %d acknowledged or present, %.0f records/s",
-                    plural(read, "record"),
-                    done,
-                    rate,
-                )
+            label = "Progress (dry run)" if self.dry_run else "Progress"
+            done_as = "would be sent" if self.dry_run else "acknowledged or present"
+            records = plural(read, "record")
+            logger.info("%s: %s read, %d %s, %.0f records/s", label, records, done, done_as, rate)
         finally:
             self._lock.release()
 

@@ -39,6 +39,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from target_leanpay.store.receipts import replace_durably
+
 logger = logging.getLogger("target-leanpay")
 
 SUFFIX = ".reported"
@@ -179,19 +181,9 @@ class Reported:
         return entries, dirty
 
     def _rewrite(self, entries: Iterable[Entry]) -> None:
-        """Replace the sidecar whole (a temporary file renamed over it, both fsync'd)."""
-        temporary = self.path.with_name(self.path.name + ".tmp")
+        """Replace the sidecar whole and durably (`replace_durably`)."""
         try:
-            with open(temporary, "w", encoding="utf-8") as sidecar:
-                sidecar.write("".join(_encode(e) for e in entries))
-                sidecar.flush()
-                os.fsync(sidecar.fileno())
-            os.replace(temporary, self.path)
-            folder = os.open(self.path.parent, os.O_RDONLY)
-            try:
-                os.fsync(folder)
-            finally:
-                os.close(folder)
+            replace_durably(str(self.path), "".join(_encode(e) for e in entries).encode())
         except OSError as exc:
             self._failed(exc)
 

@@ -28,6 +28,7 @@ from typing import Any
 import msgspec
 
 from target_leanpay.leanpay.errors import OutputClosed
+from target_leanpay.records.values import encodable
 
 State = dict[str, Any]
 
@@ -56,13 +57,11 @@ def encode_state(state: State) -> str:
 def _with_placeholders(value: Any, literals: dict[str, str]) -> Any:
     """`value` with each unencodable string swapped for a unique ASCII placeholder."""
     if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            placeholder = f"target-leanpay-escaped-{uuid.uuid4().hex}"
-            literals[placeholder] = json.dumps(value)  # ASCII, with \uXXXX escapes
-            return placeholder
-        return value
+        if encodable(value):
+            return value
+        placeholder = f"target-leanpay-escaped-{uuid.uuid4().hex}"
+        literals[placeholder] = json.dumps(value)  # ASCII, with \uXXXX escapes
+        return placeholder
     if isinstance(value, dict):
         return {
             _with_placeholders(k, literals): _with_placeholders(v, literals)

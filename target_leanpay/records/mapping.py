@@ -13,75 +13,13 @@ A record is either mapped whole or rejected whole, with every problem found in i
 resource's field order), so that one bad record never reaches Leanpay and never sinks the
 batch of good records sent with it.
 
-Mapping rules (user-facing; the README's mapping guide copies them):
-
-- **Field names.** Each Leanpay field is read from the record key with its Leanpay name
-  (``netAmount``) or its snake_case alias (``net_amount``). If both keys hold a value and the
-  two values do not convert to the same Leanpay value, the record is rejected ("both netAmount
-  and net_amount are set and differ"). Every other key of the record (unknown columns,
-  ``_sdc_*`` metadata, ``clientExternalId``) is never sent. The payload uses Leanpay names, in
-  the order of the Leanpay schema.
-- **Missing values.** A required field that is absent or null rejects the record ("is
-  required"). An optional field that is absent or null is left out of the payload: nulls are
-  never sent. An empty or whitespace-only string counts as null for every field (that is how
-  CSV files and many ERP exports write a missing value).
-- **Client.** ``clientId`` must be the Leanpay client UUID. Leanpay has no API to look up a
-  client by your own id, so put your id in ``clientExternalId`` (or ``client_external_id``)
-  and map it to the Leanpay UUID with the ``client_ids`` / ``client_ids_file`` setting. Ids are
-  compared as exact strings: an integer 42 matches the key ``"42"``; there is no trimming and
-  no case folding. An id missing from the mapping rejects the record; the target never
-  guesses. When ``clientId`` is set, it wins and ``clientExternalId`` is not consulted.
-- **Text.** Strings are sent exactly as given (not trimmed). Integers are accepted and sent as
-  their decimal digits (ERP ids often are integers; beware that an integer postal code has
-  lost its leading zeros); any other type (float, Decimal, boolean, date) is rejected. Text
-  longer than the field's limit (80 characters for every text field but ``description``,
-  counted in Unicode code points), containing a NUL character or a lone UTF-16 surrogate
-  (``"\\ud800"``, which is not text) is rejected, never cut.
-- **Amounts** are sent as integers of minor units (cents) and never pass through a binary
-  float: a ``float`` value is always rejected (floats cannot hold most cent values exactly;
-  JSON numbers read by the Singer SDK arrive as ``Decimal``, which is fine).
-  With ``amount_unit: minor`` (the default) the value must be a whole number of cents: an
-  integer, a ``Decimal`` with an integral value (``1234`` or ``1234.0``) or a numeric string.
-  With ``amount_unit: major`` the value is in major units (euros, or any currency with 2
-  decimal places) and is converted exactly: ``123.45`` -> ``12345``, ``12.340`` -> ``1234``,
-  while ``12.345`` is rejected because it has no exact value in cents (nothing is rounded).
-  Numeric strings are plain decimal numbers: ``.`` as decimal point, optional sign and
-  exponent, surrounding whitespace ignored (``" 12.50 "``, ``"1e3"``); ``"12,50"``,
-  ``"1 000"``, ``"1_000"``, ``"€12"``, NaN and Infinity are rejected. Amounts must be >= 0 and
-  at most 9007199254740991 cents (2**53 - 1, the largest integer every JSON parser keeps
-  exactly).
-- **decimal_separator ","** (amounts as French ERPs write them): amount *strings* are read
-  with a decimal comma, and digits may be grouped by three with spaces (plain, no-break
-  U+00A0, narrow no-break U+202F) or dots: ``"1 234,50"``, ``"1.234,50"``, ``"1234,5"``,
-  ``"1 234"`` (a whole number). One kind of separator per value (spaces or dots), groups
-  of exactly three digits, no leading zero group; no exponent. ``"1234.50"``,
-  ``"1,234.50"``, ``"1 23,00"``, ``"0.500"`` are rejected rather than guessed. Numbers that
-  are not strings (integers, Decimals) are read as usual; the result is exact as above.
-- **Dates** are sent as ``YYYY-MM-DD``. Accepted: ``date`` and ``datetime`` values, strings
-  ``YYYY-MM-DD``, and ISO 8601 / RFC 3339 date-times that start with one
-  (``2024-03-01T23:30:00-05:00``, ``...Z``, ``2024-03-01 23:30:00``, fractional seconds).
-  A date-time gives the calendar day it is written in, never converted to UTC:
-  ``2024-03-01T23:30:00-05:00`` is sent as ``2024-03-01``. Impossible days (``2024-02-30``,
-  ``2023-02-29``) and other formats (``01/03/2024``, ``20240301``, week dates, epoch numbers)
-  are rejected, unless declared:
-- **date_formats** (strptime patterns, e.g. ``["%d/%m/%Y"]``) are read in addition to ISO
-  8601, from date strings with surrounding whitespace ignored (ASCII digits only). A value
-  is read with ISO 8601 and with every declared format: it is accepted when those that read
-  a real day all read the same day; rejected as ambiguous when they read different days
-  (``05/04/2024`` with both ``%d/%m/%Y`` and ``%m/%d/%Y``); rejected as not a calendar date
-  when a format fits it but names no real day (``31/02/2024``). Each format is checked once,
-  at start: it must name a year, a month and a day.
-- **UUIDs** (``clientId``, ``invoiceId``, ``creditNoteId``) must be canonical 8-4-4-4-12
-  hexadecimal strings, in any letter case, and are sent as given (no braces, no ``urn:uuid:``,
-  no surrounding spaces).
-- **Booleans** (``main``) accept ``true`` / ``false`` and the strings ``"true"`` / ``"false"``
-  in any letter case (CSV sources); ``1``, ``0``, ``"yes"`` are rejected.
-- **Currency** must be three ASCII letters and is sent upper-cased (``eur`` -> ``EUR``).
-- **require_external_id.** When on, a record without a non-empty ``externalId`` is rejected
-  ("is required (require_external_id is on)"), so that every item sent can be recognised if a
-  run is resumed.
-- **Rejections** list every problem of the record, in Leanpay field order, as
-  ``field: reason``. Values quoted in a reason are cut to 40 characters.
+The user-facing rules are the README's (Mapping guide, Rules); the tests hold each one.
+What a reader of this module needs besides: a field is read under its Leanpay name or its
+snake_case alias, and both set to values that convert differently reject the record; a
+blank string counts as null for every field (how CSV files and ERP exports write a missing
+value), and nulls are never sent; a client is found only through `client_ids`, by exact
+string (the target never guesses); amounts never pass through a binary float; a reason
+quotes at most 40 characters of a value (`values.show`).
 """
 
 from __future__ import annotations

@@ -1,23 +1,16 @@
 """Reading Singer messages: the SDK's msgspec reader, plus line numbers and safe stops.
 
-`NumberedReader` is singer-sdk's `MsgSpecReader` (the SDK's own msgspec decoder: JSON
-numbers with a fraction become `Decimal`, so money never becomes a float) with two
-methods replaced, each for a reason the SDK's cannot serve:
+`NumberedReader` is singer-sdk's `MsgSpecReader` (JSON numbers with a fraction become
+`Decimal`, so money never becomes a float) with two methods replaced: `deserialize_json`
+counts lines and refuses a malformed one in a paragraph naming it (the SDK's logs the
+whole line with a traceback and raises a bare "Unable to parse"); `process_lines` reads
+the input on a thread of its own (`_Blocks`) and waits for it with a timeout, so that a
+slow tap's partial batch goes out `batch_wait_limit_seconds` after its first record
+(`due`), and so that the wait is where a signal may stop the reading safely.
 
-* `deserialize_json`: the SDK's logs the whole line with a traceback and raises a bare
-  "Unable to parse"; ours counts lines and raises one paragraph naming the line, and
-  refuses what is not a Singer message (not an object, an unknown type) the same way.
-  Blank lines (a shell tool's trailing newline) are skipped, counted as lines;
-* `process_lines`: the SDK's loop blocks on the next line with no way out. Ours reads
-  stdin in blocks on a thread of its own (`_Blocks`) and waits for them with a timeout,
-  so that (1) a partial batch of a slow tap goes out `batch_wait_limit_seconds` after its
-  first record even while the tap is silent (`due`), and (2) the wait is the place where
-  a signal may stop the reading safely (`interrupt.py`).
-
-A line msgspec refuses only because a string holds a lone UTF-16 surrogate escape
-(`"x\\ud800y"`, valid JSON that Python's json reads) is read with Python's json instead:
-it is one record that cannot be sent, rejected by the mapping like any other bad value,
-not malformed input that stops the run.
+A line msgspec refuses only for a lone UTF-16 surrogate escape (`"x\\ud800y"`, valid
+JSON that Python's json reads) is read with Python's json: one record that cannot be
+sent, rejected by the mapping like any other bad value, not input that stops the run.
 """
 
 from __future__ import annotations
