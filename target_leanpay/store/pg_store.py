@@ -147,7 +147,7 @@ class PgStore:
             raise StoreError(
                 f"The store {self.where} cannot be reached: {one_line(refused)}"
             ) from None
-        self._session = Session(self._connection, self.where, self._guard)
+        self._shared = Session(self._connection, self.where, self._guard)
         try:
             self._prepare()
         except psycopg.Error as failed:
@@ -241,11 +241,11 @@ class PgStore:
     # -- the Store protocol -----------------------------------------------------------
 
     def cache(self, key: TenantKey, *, writable: bool) -> PgInvoiceCache:
-        return PgInvoiceCache(self._session, key, writable=writable)
+        return PgInvoiceCache(self._shared, key, writable=writable)
 
     def promises(self, *, writable: bool) -> PgPromises:
         return PgPromises(
-            self._session, self._host, writable=writable, run=self._run, export=self._export
+            self._shared, self._host, writable=writable, run=self._run, export=self._export
         )
 
     @named
@@ -275,7 +275,7 @@ class PgStore:
             stopping.set()
 
         return PgTenantLock(
-            self._session, schema=self.schema, host=host, stopping=stopping, lost=lost
+            self._shared, schema=self.schema, host=host, stopping=stopping, lost=lost
         )
 
     def close(self) -> None:
