@@ -205,7 +205,6 @@ class ReplayGuard(Generic[T]):
         self._wanted: list[float] = []  # `since` of each thread waiting for a listing
         self._on_wire: set[int] = set()
         self._post_ids = itertools.count()
-        self._receipted: list[str] = []
         self.listings = 0
 
     @property
@@ -219,15 +218,18 @@ class ReplayGuard(Generic[T]):
 
     # -- the listing ------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Begin the first listing in the background; `held` waits for it."""
+    def start(self, doubted: Iterable[Earlier] = ()) -> None:
+        """Begin the first listing in the background; `held` waits for it. `doubted`: the
+        receipts of earlier runs, which the listing overrules; those it does not show
+        (deleted in Leanpay, or another tenant's) are reported once, and sent again."""
+        receipted = list(dict.fromkeys(e for e, *_ in doubted))  # one per object, not line
         if self.listing is None or not self.resource.listed_first:
             return
 
         def first_listing() -> None:
             try:
                 self.confirm_since(float("-inf"))
-                self._report_doubts()
+                self._report_doubts(receipted)
             except BaseException as failure:  # raised to the sending threads by `held`
                 with self._changed:
                     self._first_failure = failure
@@ -405,15 +407,8 @@ class ReplayGuard(Generic[T]):
         if isinstance(self.listing, TenantListing):
             self.listing.stored(acknowledged_rows(created, sent))
 
-    def doubt(self, pairs: Iterable[Earlier]) -> None:
-        """The receipts of earlier runs, for a resource the listing settles: the listing
-        wins. Those it does not show (deleted in Leanpay, or receipts of another tenant)
-        are reported once, after the first listing, and sent again."""
-        self._receipted = list(dict.fromkeys(e for e, *_ in pairs))  # one per object, not line
-
-    def _report_doubts(self) -> None:
+    def _report_doubts(self, receipted: list[str]) -> None:
         """After the first listing: what the receipts say and Leanpay does not show."""
-        receipted, self._receipted = self._receipted, []
         held = self.holdings(receipted)
         missing = [e for e in receipted if e not in held]
         if missing:
@@ -572,10 +567,10 @@ class ReplayGuards:
                 )
                 earlier = self._receipts.earlier(resource.name, self.tenant())
                 if resource.listed_first and self._enabled:
-                    guard.doubt(earlier)  # the listing wins (a dry run assumes it empty)
+                    guard.start(earlier)  # the listing wins (a dry run assumes it empty)
                 else:
                     guard.learn(earlier)
-                guard.start()
+                    guard.start()
         return guard
 
     def tenant(self) -> str | None:
