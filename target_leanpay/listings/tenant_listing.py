@@ -69,7 +69,8 @@ class TenantListing:
         self._gate = gate
         self._writable = writable
         self._concurrency = concurrency
-        self._index: InvoiceCache | None = None
+        self.index: InvoiceCache | None = None
+        """The tenant's index, once the tenant is known."""
         self.tenant: str | None = None
         """The tenant this run loads, once a listing or an acknowledgement named it."""
         self._first_done = False
@@ -93,17 +94,12 @@ class TenantListing:
         (the index's own watermark also moves past what this run acknowledged, for the
         next run; a batch stored while its answer was lost may be older than those)."""
 
-    @property
-    def index(self) -> InvoiceCache | None:
-        """The tenant's index, once the tenant is known."""
-        return self._index
-
     def read_all(self, remember: Rows) -> Listed:
         """List the tenant (a delta when the index allows), handing the externalIds the
         index lacked, or every page's, to `remember`."""
         first = self._first_page()
         page = self._listing.page(1, first)
-        index = self._index
+        index = self.index
         if index is None:  # nothing listed names the tenant: every page (one, mostly)
             if not self._first_done and not page.rows:
                 self._empty_at_start = True
@@ -118,7 +114,7 @@ class TenantListing:
             self._say_once(
                 f"Replay safety: the tenant index in {self._store.where} failed ({damaged})"
             )
-            self._index = None
+            self.index = None
             index.close()
             return self._listing.read_all(remember, first=first)
 
@@ -169,7 +165,8 @@ class TenantListing:
             return Listed(found.pages, found.total, sum(1 for r in found.read if r.external_id))
         index.add(found.new)
         index.verified(total=found.total, order=found.order)
-        self._newest = _newest(found.read, self._newest or mark.newest)
+        times = [r.created_at for r in found.read] + [self._newest or mark.newest]
+        self._newest = max((t for t in times if t is not None), default=None)
         if found.deleted:
             index.distrust()
             self._say_once(
@@ -230,7 +227,7 @@ class TenantListing:
         invoice the count missed, the index is whole again. False, forgetting nothing,
         when they are more than the count allows: the finds cannot be believed (a path
         Leanpay does not serve answers 404 too), and every page must be read instead."""
-        index = self._index
+        index = self.index
         if index is None or not leanpay_ids:
             return True
         with self._guard:
@@ -253,17 +250,17 @@ class TenantListing:
             with self._guard:
                 if self._closed:
                     return
-                if self._index is None:
+                if self.index is None:
                     tenant = next((r.tenant_id for r in rows if r.tenant_id), None)
                     if tenant is None or not self._empty_at_start:
                         return
-                    self._index = self._open(tenant)
-                    self._index.begin_full_listing()
-                    self._index.verified(total=0, order=None)  # empty when the run began
-            self._index.add(rows)
+                    self.index = self._open(tenant)
+                    self.index.begin_full_listing()
+                    self.index.verified(total=0, order=None)  # empty when the run began
+            self.index.add(rows)
             times = [r.created_at for r in rows if r.created_at is not None]
             if times:
-                self._index.advance(max(times))
+                self.index.advance(max(times))
         except sqlite3.Error as failed:  # the next listing finds the count short: a full one
             self._say_once(f"Replay safety: the tenant index cannot be written ({failed})")
 
@@ -271,8 +268,8 @@ class TenantListing:
         """Close the index (a listing still under way, that nobody waits for, ends
         quietly; the run's gate releases the tenant's lock)."""
         self._closed = True
-        if self._index is not None:
-            self._index.close()
+        if self.index is not None:
+            self.index.close()
 
     # -- page 1, the tenant and its index ---------------------------------------------
 
@@ -288,21 +285,15 @@ class TenantListing:
         tenant = tenant_of(self._listing.page(1, body))
         if tenant is not None:
             try:
-                self._index = self._open(tenant)
-            except (OSError, sqlite3.Error) as unusable:
-                return self._without_index(body, unusable)
-        return body
-
-    def _without_index(self, body: dict[str, Any], unusable: Exception) -> dict[str, Any]:
-        """The index cannot be opened (a full disk): list every page, as without an
-        index, and say what is lost."""
-        self._writable = False
-        logger.warning(
-            "Replay safety: the tenant index in %s cannot be used (%s): every page is "
-            "read in each run; set store to a writable folder",
-            self._store.where,
-            unusable,
-        )
+                self.index = self._open(tenant)
+            except (OSError, sqlite3.Error) as unusable:  # a full disk: as without an index
+                self._writable = False
+                logger.warning(
+                    "Replay safety: the tenant index in %s cannot be used (%s): every page "
+                    "is read in each run; set store to a writable folder",
+                    self._store.where,
+                    unusable,
+                )
         return body
 
     def _open(self, tenant: str) -> InvoiceCache:
@@ -323,14 +314,6 @@ class TenantListing:
         if message not in self._reasons:
             self._reasons.add(message)
             logger.info("%s", message)
-
-
-def _newest(rows: Iterable[Row], before: int | None) -> int | None:
-    """The newest createdAt among `rows` and `before`."""
-    times = [r.created_at for r in rows if r.created_at is not None]
-    if before is not None:
-        times.append(before)
-    return max(times, default=None)
 
 
 class _RunView:
