@@ -24,6 +24,7 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from typing import Any
 
 from target_leanpay.listings.replay import ReplayGuard
@@ -63,31 +64,25 @@ class Finds:
         forgets them, and they are sent again. The tenant index's doubts are settled one
         chunk at a time (its finds still go out together): one chunk's 404s may explain
         every deletion the count showed, and spare the next chunk its finds."""
-        if isinstance(guard.listing, TenantListing):
-            with self._one_chunk_at_a_time:
-                return self._gone(resource, guard, external_ids)
-        return self._gone(resource, guard, external_ids)
-
-    def _gone(
-        self, resource: Resource, guard: ReplayGuard[Any], external_ids: Sequence[str]
-    ) -> set[str]:
-        if not self._in_question(resource, guard) or not external_ids:
-            return set()
-        holdings = guard.holdings(external_ids)
-        by_id = {i: e for e, (i, _) in holdings.items() if i is not None and i != SEVERAL}
-        gone, to_find = self._in_doubt(resource, guard, list(by_id))
-        if to_find:
-            gone |= self._found_gone(resource, guard, to_find, by_id)
-        missing = {by_id[i] for i in gone}
-        if missing:
-            guard.forget(sorted(missing))
-            logger.info(
-                "Replay safety: Leanpay no longer holds %s this target believed it held "
-                "(first: %r): sent again",
-                plural(len(missing), resource.name[:-1].replace("_", " ")),
-                min(missing),
-            )
-        return missing
+        chunks = self._one_chunk_at_a_time if isinstance(guard.listing, TenantListing) else None
+        with chunks or nullcontext():
+            if not self._in_question(resource, guard) or not external_ids:
+                return set()
+            holdings = guard.holdings(external_ids)
+            by_id = {i: e for e, (i, _) in holdings.items() if i is not None and i != SEVERAL}
+            gone, to_find = self._in_doubt(resource, guard, list(by_id))
+            if to_find:
+                gone |= self._found_gone(resource, guard, to_find, by_id)
+            missing = {by_id[i] for i in gone}
+            if missing:
+                guard.forget(sorted(missing))
+                logger.info(
+                    "Replay safety: Leanpay no longer holds %s this target believed it held "
+                    "(first: %r): sent again",
+                    plural(len(missing), resource.name[:-1].replace("_", " ")),
+                    min(missing),
+                )
+            return missing
 
     def _in_question(self, resource: Resource, guard: ReplayGuard[Any]) -> bool:
         """Whether anything this resource's guard believes may need a proof (cheap: most
