@@ -614,10 +614,21 @@ class ReplayGuards:
         )
 
     def _hold_tenant(self, resource: Resource) -> None:
-        """The tenant's lock, before `resource`'s receipts are read and anything is sent
-        (page 1 of the invoices names the tenant)."""
+        """The tenant's lock, before `resource`'s receipts are read and anything is sent:
+        page 1 of the invoices names the tenant (each invoice carries `tenantId`)."""
+        if self._read_page is None:  # a dry run reads nothing and takes no lock
+            return
+        invoices = next(r for r in RESOURCES.values() if r.listed_first)
+        assert invoices.list_path is not None
+        listing = Listing(
+            invoices.name,
+            invoices.list_path,
+            self._read_page,
+            concurrency=1,
+            stopping=self._stopping,
+        )
         try:
-            self._gate.hold(self._invoices())
+            self._gate.hold(listing)
         except AuthError as refused:
             raise AuthError(
                 f"{refused} (while reading page 1 of invoices before loading "
@@ -627,19 +638,6 @@ class ReplayGuards:
                 status=refused.status,
                 body=refused.body,
             ) from None
-
-    def _invoices(self) -> Listing:
-        """The listing whose page 1 names the tenant (each invoice carries `tenantId`)."""
-        assert self._read_page is not None  # a dry run takes no lock
-        invoices = next(r for r in RESOURCES.values() if r.listed_first)
-        assert invoices.list_path is not None
-        return Listing(
-            invoices.name,
-            invoices.list_path,
-            self._read_page,
-            concurrency=1,
-            stopping=self._stopping,
-        )
 
     def close(self) -> None:
         """Delete every guard's id store; let another run load the tenant."""
