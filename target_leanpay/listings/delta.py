@@ -1,31 +1,22 @@
 """Delta listing: read only the pages of `GET /invoices` that hold invoices created since
 the tenant index was last verified, and say what Leanpay's `total` then proves.
 
-Leanpay documents no list order and no filter (`../shared/design.md`, "What a listing can
-prove"). So:
+Leanpay documents no list order nor filter (`../shared/design.md`, "What a listing can
+prove"), so:
 
-* **The order** is inferred from distinct `createdAt` values, never from one page that
-  ties: page 1 when its rows differ, else page 1 against the last page (a batch of 100
-  shares one `createdAt`, so a tenant this target filled has pages that all tie). Every
-  row read after that must agree with it.
-* **The walk** reads the rows from the newest down (page 1 onwards, or `pageCount`
-  backwards) to the boundary: the first row that is not strictly newer than the
-  watermark (the newest `createdAt` the index held when last verified). It never stops
-  at a count. Rows that share the watermark's own `createdAt` are not read again: one
-  created there since is caught by the count, like a row that became visible late.
-* **The count** decides what the index is worth: with the rows the walk found, the index
-  holds exactly `total` invoices (adds up: nothing it holds was deleted, up to a deletion
-  offset exactly by a late row), more (`deleted`: it holds invoices Leanpay no longer
-  lists; which ones only a find by id or a full listing can tell, `tenant_listing.py`),
-  or fewer (it lacks invoices Leanpay holds and no find by externalId exists: every page
-  is read, this run).
-* A walk that reaches the end of the list without the boundary read every page: when
-  their distinct rows add up to `total`, it is a full listing and rebuilds the index.
+* the order is inferred from distinct `createdAt` values: page 1, else page 1 against the
+  last page (a batch of 100 shares one); every row read after must agree with it;
+* the walk reads from the newest down to the first row not strictly newer than the
+  watermark, never stopping at a count: a row created in the watermark's own second since
+  is caught by the count, like one that became visible late;
+* the count says what the index is worth: it adds up (up to a deletion offset exactly by
+  a late row), or the index holds more (`deleted`: which ones only finds by id or a full
+  listing tell, `tenant_listing.py`), or fewer (no find by externalId exists: every page
+  is read). A walk that read every page and adds up is a full listing.
 
-Anything that disagrees (rows out of order, a `total` that changes between pages, a
-page 1 and a last page that tie) means a full listing, with the reason. This module only
-decides; it reads pages through the callable it is given, which is what lets the unit
-tests drive every case with a fake tenant.
+Anything that disagrees (rows out of order, a `total` that changes, page 1 and the last
+page tying past the watermark) means a full listing, with the reason. Pages are read
+through the callable given, so unit tests drive every case with a fake tenant.
 """
 
 from __future__ import annotations
@@ -152,10 +143,8 @@ def _both_ends(
     first: Page, last: Page, known: Known, newest: int | None, total: int
 ) -> Delta | FullListing:
     """Page 1 and the last page share one createdAt: no order shows. When it is not newer
-    than the watermark, nothing newer exists at either end, where any order by time would
-    put it: only the count is left to say what the index is worth (a creation in the
-    middle, in a list in no order of time, offset exactly by a deletion is the limit the
-    README names). Otherwise every page is read."""
+    than the watermark, nothing newer is at either end, where any order by time puts it,
+    and the count decides (the README names the limit); otherwise every page is read."""
     tie = first.rows[0].created_at if first.rows else None
     if tie is None or newest is None or tie > newest:
         return FullListing("page 1 and the last page share one createdAt: no order shows")
