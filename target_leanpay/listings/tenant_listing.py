@@ -1,27 +1,20 @@
 """The invoices of one tenant, listed at the cost of what is new, and what that proves.
 
-Each listing reads page 1 first: its invoices name the tenant (`tenantId`), which names
-its index (`tenant_index.py`); the tenant's lock is held from then to the end of the run
-(`tenant_gate.py`), if nothing this run loads took it before. Then `delta.py` walks
-every row newer than the watermark, or says why every page must be read (logged once
-per reason at INFO); either way the index is brought up to date. Invoices Leanpay
-acknowledges in this run are added to it as they are acknowledged, and move its
-watermark, so that the next run does not read them again; this run's own re-listings
-keep the boundary of what it listed.
+Page 1 names the tenant (`tenantId`), hence its index (`tenant_index.py`) and its lock
+(`tenant_gate.py`). Then `delta.py` walks what is newer than the watermark, or says why
+every page is read (once per reason); either way the index is brought up to date.
+Invoices acknowledged in this run join it at once and move its watermark, for the next
+run; this run's own re-listings keep the boundary of what it listed.
 
 What the walk's count says decides what the index is worth (`finds.py` asks):
 
-* it adds up: the index holds exactly what Leanpay lists; nothing more is needed;
-* the index holds more (deleted in Leanpay): the repeats of this run are found by id while
-  the finds stay within the pages of a full listing, then every page is read once, in
-  this run. The index is rebuilt in this run when that listing happens, or when the 404s
-  explain every missing invoice (it is whole again, with no listing); otherwise in the
-  next run, which lists every page: a deficit left unexplained would cost finds on every
-  later run, and one listing settles it for good (the index is marked unverified at once,
-  so a killed run leaves nothing that looks verified);
-* the index holds fewer (a late row, one created in the watermark's second): every page,
-  this run: no find looks up an externalId, and an unknown row the input holds would be
-  sent twice.
+* it adds up: nothing more is needed;
+* the index holds more (deleted in Leanpay): repeats are found by id while the finds stay
+  within the pages of a full listing, then every page is read once. The index is marked
+  unverified at once (a killed run leaves nothing that looks verified) and rebuilt by that
+  listing, by 404s that explain every missing invoice, or else by the next run's listing
+  (a deficit left unexplained would cost finds on every later run);
+* it holds fewer: every page, this run (an unknown row the input holds would be sent twice).
 
 A tenant that lists nothing has no id yet: its index is made from the first
 acknowledgement, which names the tenant, when the first listing saw it empty.
@@ -137,9 +130,8 @@ class TenantListing:
             objects=index.add,
             restart=index.begin_full_listing,
         )
-        index.verified(total=index.count(), order=found.order)
-        self._newest = index.watermark().newest
-        self._listed_in_full(listed.seen, found.order, reread=self._listing.reread is not None)
+        reread = self._listing.reread is not None
+        self._listed_in_full(index, index.count(), listed.seen, found.order, reread=reread)
         return listed
 
     def _walked(
@@ -157,11 +149,8 @@ class TenantListing:
         if found.whole:  # every page, adding up: the index is rebuilt from it
             index.begin_full_listing()
             index.add(found.read)
-            index.verified(total=found.total, order=found.order)
-            self._newest = index.watermark().newest
-            self._listed_in_full(
-                frozenset(r.leanpay_id for r in found.read if r.leanpay_id), found.order
-            )
+            seen = frozenset(r.leanpay_id for r in found.read if r.leanpay_id)
+            self._listed_in_full(index, found.total, seen, found.order)
             return Listed(found.pages, found.total, sum(1 for r in found.read if r.external_id))
         index.add(found.new)
         index.verified(total=found.total, order=found.order)
@@ -183,12 +172,20 @@ class TenantListing:
         return Listed(found.pages, found.total, with_ids, new=len(found.new))
 
     def _listed_in_full(
-        self, seen: frozenset[str], order: str | None, *, reread: bool = False
+        self,
+        index: InvoiceCache,
+        total: int,
+        seen: frozenset[str],
+        order: str | None,
+        *,
+        reread: bool = False,
     ) -> None:
-        """Every page was read and proved itself: nothing the index holds is in doubt.
-        After a delta of this run (or a reading that did not prove itself), the ids
-        handed over include any Leanpay deleted since: from now on, only those this
-        listing saw are held."""
+        """Every page was read and proved itself: the index is verified, and nothing it
+        holds is in doubt. After a delta of this run (or a reading that did not prove
+        itself), the ids handed over include any Leanpay deleted since: from now on, only
+        those this listing saw are held."""
+        index.verified(total=total, order=order)
+        self._newest = index.watermark().newest
         with self._guard:
             self._deleted = 0
             self._order = order
