@@ -1,28 +1,18 @@
 """Replay safety: never send an externalId that Leanpay already holds.
 
-Singer delivery is at-least-once: a resumed run re-sends records after the last STATE,
-and some of them may already be in Leanpay. Leanpay documents no idempotency key and no
-behaviour for a repeated externalId, so the target does not rely on one:
+Singer delivery is at-least-once (a resumed run re-sends what followed the last STATE)
+and Leanpay documents no idempotency key, so:
 
-* when a stream of a listable resource (invoices: `GET /invoices?page=N`) starts, the
-  tenant is listed in the background: only the pages of what is new since the tenant
-  index was last verified (`tenant_listing.py`, `delta.py`), else every page, several
-  at a time (`listing.py`), into the tenant index (the store's cache, `store.py`); what
-  this run learns beyond the index is kept in `KnownIds` (on disk); each chunk looks
-  its externalIds up in both (never the whole index); reading and mapping go on
-  meanwhile, but no chunk is sent before the listing is complete;
-* each record's externalId is *claimed* when it is read; a later record with the same
-  externalId waits for the first one's outcome (acknowledged -> "already present";
-  refused -> refused too, pointing at the first). This holds for every resource, with
-  replay safety on or off: twins within one input are never both sent (`twins.py`);
-* just before a chunk is sent, the ids Leanpay holds are sifted out ("already present");
-* after an ambiguous request (sent, but its outcome unknown), only a listing that
-  started after the request ended (and after the wait Leanpay may still need) can say
-  what was stored: `confirm_since` waits for one. Requests that become ambiguous
-  together share it: a re-listing waits for the requests still on the wire, and for
-  the waits of other ambiguous requests ending within `COALESCE_SECONDS`. No POST of the
-  resource starts while it is read: objects this run creates meanwhile would shift the
-  pages under it (in a newest-first order, the uncertain batch past the last page).
+* a listable resource (invoices) is listed in the background when its stream starts
+  (`tenant_listing.py`: a delta when the tenant index allows), and no chunk is sent
+  before that listing is complete; what this run learns beyond the index is kept in
+  `KnownIds`, on disk; each chunk looks its externalIds up in both, never loading either;
+* twins within one input are never both sent, replay safety on or off (`twins.py`);
+* after an ambiguous request (sent, outcome unknown), only a listing that started after
+  it ended can say what was stored: `confirm_since` waits for one. Requests ambiguous
+  together share it (a re-listing waits for those on the wire, and for waits ending
+  within `COALESCE_SECONDS`); no POST starts while the resource is read, since its
+  objects would shift the pages under the listing.
 
 Records without an externalId, and resources with no list endpoint, cannot be checked
 against Leanpay: they are sent at least once (README, "Exactly once").
@@ -81,15 +71,11 @@ MAX_QUERY_IDS = 500
 
 class KnownIds:
     """What this run learned of Leanpay beyond the tenant index (a listing without one,
-    a delta's rows, the receipts, what it sent), with Leanpay ids, in a private temporary
-    SQLite file.
+    a delta's rows, the receipts, what it sent), in a private temporary SQLite file.
 
-    It may have to hold every externalId of a tenant listed whole plus every one this run
-    sent: a Python set of a million strings costs ~100 MB and grows with the input. A
-    SQLite table keeps them on disk (deleted when the run ends) behind a small page cache,
-    so memory stays flat whatever the tenant or input size, and a chunk of 100 is checked
-    in one query and recorded in one multi-row INSERT. The ids are stored whole: no hash,
-    no collision can ever hide an invoice. Safe to share between threads.
+    It may hold every externalId of a tenant plus every one this run sent: on disk, memory
+    stays flat whatever the size (a set of a million strings costs ~100 MB). Ids are
+    stored whole: no hash collision can ever hide an invoice. Thread-safe.
     """
 
     def __init__(self) -> None:
@@ -151,8 +137,7 @@ class KnownIds:
         self._each("DELETE FROM known WHERE {}", ids)
 
     def _each(self, statement: str, ids: Sequence[str]) -> list[Any]:
-        """`statement`, its `{}` naming a slice of `ids` (MAX_QUERY_IDS at most), run for
-        each slice; the rows it returns."""
+        """`statement` run for each slice of `ids` its `{}` names; the rows returned."""
         found: list[Any] = []
         with self._lock:
             for start in range(0, len(ids), MAX_QUERY_IDS):
@@ -169,11 +154,8 @@ class KnownIds:
 
 class ReplayGuard(Generic[T]):
     """The externalIds of one resource: those Leanpay holds, and those this run is sending.
-
-    `listing` None: nothing is read from Leanpay (replay safety off, a dry run, or a
-    resource without a list endpoint); twins are still held back, and ids acknowledged
-    in this run still count as held.
-    """
+    `listing` None (replay safety off, a dry run, no list endpoint): nothing is read from
+    Leanpay; twins are still held back, and ids acknowledged in this run count as held."""
 
     def __init__(
         self,
@@ -229,7 +211,17 @@ class ReplayGuard(Generic[T]):
         def first_listing() -> None:
             try:
                 self.confirm_since(float("-inf"))
-                self._report_doubts(receipted)
+                held = self.holdings(receipted)
+                missing = [e for e in receipted if e not in held]
+                if missing:
+                    logger.warning(
+                        "receipts_path records %s this target created that Leanpay does "
+                        "not list (first: %r): deleted in Leanpay, or the receipts of another "
+                        "tenant (a reset stand-in). The listing is believed: they are sent "
+                        "again if the input holds them",
+                        plural(len(missing), self.resource.name[:-1]),
+                        missing[0],
+                    )
             except BaseException as failure:  # raised to the sending threads by `held`
                 with self._changed:
                     self._first_failure = failure
@@ -248,12 +240,10 @@ class ReplayGuard(Generic[T]):
         return set(self.holdings(external_ids))
 
     def holdings(self, external_ids: Sequence[str]) -> dict[str, tuple[str | None, bytes | None]]:
-        """externalId -> (Leanpay id, what Leanpay holds of it, `changes.kept` encoded, or
-        None), for those of `external_ids` this run knows (KnownIds) or the tenant's cache
-        holds: looked up per chunk, never loaded whole. Both knowing one externalId by two
-        ids: SEVERAL.
-        Not while a listing is read: a full one empties the cache before refilling it
-        (never called inside `posting`, which such a listing waits for)."""
+        """externalId -> (Leanpay id or SEVERAL, what Leanpay holds of it, `changes.kept`
+        encoded, or None), for those of `external_ids` this run or the tenant's cache
+        knows. Not while a listing is read (a full one empties the cache before refilling
+        it), so never inside `posting`, which such a listing waits for."""
         with self._changed:
             while self._listing_now:
                 self._wait_a_little()
@@ -280,9 +270,8 @@ class ReplayGuard(Generic[T]):
         return listing.index if isinstance(listing, TenantListing) else None
 
     def _cached(self, external_ids: Sequence[str]) -> dict[str, Found]:
-        """What the tenant's cache holds of these. A value it cannot decode or trust means
-        it is not used: marked damaged, and a full listing (which rebuilds it) is read
-        before the answer, never a traceback nor a wrong answer."""
+        """What the tenant's cache holds of these. One it cannot trust is marked damaged
+        and rebuilt by a full listing before the answer: never a wrong answer."""
         cache = self._cache()
         if cache is None or not external_ids:
             return {}
@@ -311,12 +300,9 @@ class ReplayGuard(Generic[T]):
                 self._changed.notify_all()
 
     def confirm_since(self, since: float) -> None:
-        """Return once a listing that started after `since` has been read whole.
-
-        `since` is when the uncertain request ended, plus the time Leanpay may still need
-        to finish it. One thread at a time leads a listing; the others wait for it, and
-        those it does not cover (their `since` came later) lead the next one.
-        """
+        """Return once a listing that started after `since` (when the uncertain request
+        ended, plus the time Leanpay may still need) has been read whole. One thread at a
+        time leads a listing; those it does not cover lead the next one."""
         assert self.listing is not None, "nothing to list"
         with self._changed:
             self._wanted.append(since)
@@ -407,19 +393,6 @@ class ReplayGuard(Generic[T]):
         if isinstance(self.listing, TenantListing):
             self.listing.stored(acknowledged_rows(created, sent))
 
-    def _report_doubts(self, receipted: list[str]) -> None:
-        """After the first listing: what the receipts say and Leanpay does not show."""
-        held = self.holdings(receipted)
-        missing = [e for e in receipted if e not in held]
-        if missing:
-            logger.warning(
-                "receipts_path records %s this target created that Leanpay does not list "
-                "(first: %r): deleted in Leanpay, or the receipts of another tenant (a reset "
-                "stand-in). The listing is believed: they are sent again if the input holds them",
-                plural(len(missing), self.resource.name[:-1]),
-                missing[0],
-            )
-
     def learn(self, earlier: Iterable[Earlier]) -> None:
         """(externalId, Leanpay id, kept fields) of objects Leanpay holds, known from
         elsewhere (the receipts of earlier runs)."""
@@ -443,20 +416,18 @@ class ReplayGuard(Generic[T]):
         return self._known.sent(external_ids)
 
     def settled_id(self, external_id: str) -> str | None:
-        """The Leanpay id of the object with `external_id`, once known: waits while this
-        run is still sending it, and for the first listing. None when it is not in
-        Leanpay (as far as the listing, the receipts and this run know); SEVERAL when more
-        than one object carries it. `was_refused` tells a refusal apart."""
+        """The Leanpay id of the object with `external_id` once this run no longer sends it
+        and the first listing is read: None when Leanpay is not known to hold it; SEVERAL
+        when more than one object carries it."""
         self.twins.wait_settled(external_id)
         if self.held([external_id]):
             return self.holdings([external_id])[external_id][0]
         return None
 
     def read_before(self, external_id: str) -> bool:
-        """Whether this run has claimed `external_id` (it is on its way, or settled) or
-        Leanpay is known to hold it: asked by the reading thread when a reference to it is
-        read, to tell whether the reference may wait for the object's outcome, or must be
-        parked until the object is read (parking.py)."""
+        """Whether this run has claimed `external_id` or Leanpay is known to hold it: a
+        reference to it may then wait for its outcome, else it is parked until the object
+        is read (parking.py)."""
         if self.twins.seen(external_id) or self._known.holdings([external_id]):
             return True
         cache = self._cache()  # held before the run: waiting costs nothing
