@@ -539,9 +539,8 @@ class ReplayGuards:
                 earlier = self._receipts.earlier(resource.name, self.tenant())
                 if resource.listed_first and self._enabled:
                     guard.start(earlier)  # the listing wins (a dry run assumes it empty)
-                else:
+                else:  # nothing to list first: the receipts are believed
                     guard.learn(earlier)
-                    guard.start()
         return guard
 
     def tenant(self) -> str | None:
