@@ -1,21 +1,15 @@
 """Finds: before a record is skipped as already in Leanpay, the belief is re-proved by the
 cheapest proof that holds (`../shared/design.md`, "What a listing can prove").
 
-* Invoices: a delta of this run whose count added up proves that nothing the tenant
-  index holds was deleted (up to a deletion offset exactly by a late row: README). When
-  the index holds more than Leanpay lists (`tenant_listing.TenantListing.in_doubt`), the
-  repeats the walk did not read are found by id (`GET /invoices/{id}`), as long as this
-  run's finds stay within the pages of a full listing; past that, every page is read
-  once, and that listing answers for the rest of the run. How many repeats the input
-  still holds is not known when a chunk is sifted, so this costs at most twice the
-  cheaper of the two. Invoices a full listing of this run read need no find.
-* Credit notes, links and paybacks have no count: every repeat believed from the
-  receipts of earlier runs is found by id (`GET /credit-notes/{id}`, `/links/{id}`,
-  `/paybacks/{id}`).
+Invoices need none after a delta whose count added up, nor after a full listing of this
+run. When the index holds more than Leanpay lists (`tenant_listing.py`), the repeats the
+walk did not read are found by id while this run's finds stay within the pages of a full
+listing; past that, every page is read once (how many repeats the input holds is not
+known when a chunk is sifted: at most twice the cheaper of the two). Credit notes, links
+and paybacks have no count: every repeat believed from the receipts is found by id.
 
-A 404 means Leanpay no longer holds it: the record is sent again (the guard and the
-index forget it). A found object gives what Leanpay holds now, which change detection
-compares (`updates.py`). Finds of a chunk go out concurrently. A dry run finds nothing.
+A 404: Leanpay no longer holds it, and it is sent again. A found object gives what
+Leanpay holds now, for change detection (`updates.py`). A dry run finds nothing.
 """
 
 from __future__ import annotations
@@ -85,8 +79,8 @@ class Finds:
             return missing
 
     def _in_question(self, resource: Resource, guard: ReplayGuard[Any]) -> bool:
-        """Whether anything this resource's guard believes may need a proof (cheap: most
-        chunks of a delta run that added up ask nothing more)."""
+        """Whether anything the guard believes may need a proof (cheap: most chunks of a
+        delta run that added up ask nothing more)."""
         if self._find is None or resource.name not in FIND_PATHS:
             return False
         listing = guard.listing
