@@ -1,12 +1,10 @@
 """Twins: records of one run that share an externalId, and the references that wait for
 an object this run is sending.
 
-The first record with an externalId *claims* it and is sent; a later one (a twin) is
-parked until the first one's outcome, and shares it: acknowledged -> already present;
-refused (or set aside as uncertain) -> refused too. A reference to an object this run
-claimed (a link naming an invoice read before it) waits here until the claim is settled.
-This holds for every resource, replay safety on or off, and involves no listing: it has
-a lock of its own, never held while anything else is waited for.
+The first record with an externalId *claims* it and is sent; a later one (a twin) waits
+for its outcome and shares it (acknowledged: already present; refused or uncertain:
+refused too), as does a reference to it. This holds replay safety on or off, and involves
+no listing: its lock is never held while anything else is waited for.
 """
 
 from __future__ import annotations
