@@ -25,10 +25,10 @@ import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal
 
 from target_leanpay.listings.listing import Page
-from target_leanpay.store.store import Row, Watermark
+from target_leanpay.store.store import InvoiceCache, Row
 
 Order = Literal["newest", "oldest"]
 
@@ -50,19 +50,6 @@ def infer_order(rows: Sequence[Row]) -> Order | Literal["unordered"] | None:
     if up and down:
         return "unordered"
     return "oldest" if up else "newest" if down else None
-
-
-class Known(Protocol):
-    """What the delta asks of the index (`TenantIndex`, or a fake)."""
-
-    def count(self) -> int:
-        """Invoices in the index."""
-
-    def has(self, rows: Sequence[Row]) -> set[str]:
-        """The Leanpay ids of these rows the index holds (by createdAt and id)."""
-
-    def watermark(self) -> Watermark:
-        """What the last verified listing established."""
 
 
 @dataclass(frozen=True)
@@ -96,13 +83,20 @@ PageReader = Callable[[Sequence[int]], list[Page]]
 
 
 def read_delta(  # noqa: PLR0911 - one return per reason
-    first: Page, known: Known, read_pages: PageReader, *, wave: int
+    first: Page,
+    known: InvoiceCache,
+    read_pages: PageReader,
+    *,
+    wave: int,
+    newest: int | None = None,
 ) -> Delta | FullListing:
-    """Read, from page 1 already read, every row newer than the watermark; or say why
-    every page must be read. `wave`: pages read at once past the first estimate."""
+    """Read, from page 1 already read, every row newer than the watermark (or `newest`, the
+    boundary of this run's walks, once set); or say why every page must be read. `wave`:
+    pages read at once past the first estimate."""
     mark = known.watermark()
     if not mark.complete:
         return FullListing("no verified index of this tenant yet")
+    boundary = mark.newest if newest is None else newest
     total, page_count = first.total, first.page_count
     if total is None or page_count is None:
         return FullListing("the pages carry no total or pageCount")
@@ -112,14 +106,14 @@ def read_delta(  # noqa: PLR0911 - one return per reason
         (got[page_count],) = read_pages([page_count])
         order = infer_order(first.rows + got[page_count].rows)
         if order is None:
-            return _both_ends(first, got[page_count], known, mark.newest, total)
+            return _both_ends(first, got[page_count], known, boundary, total)
     if order == "unordered":
         return FullListing("the pages are in no order of createdAt")
     order = order or "newest"  # one page: read whole either way
     sequence = list(range(1, page_count + 1))
     if order == "oldest":
         sequence.reverse()
-    walk = _Walk(known, mark.newest, total, order)
+    walk = _Walk(known, boundary, total, order)
     rows_per_page = max(len(first.rows), 1)
     batch = math.ceil((max(total - known.count(), 0) + 1) / rows_per_page)
     pages, position = len(got), 0
@@ -140,7 +134,7 @@ def read_delta(  # noqa: PLR0911 - one return per reason
 
 
 def _both_ends(
-    first: Page, last: Page, known: Known, newest: int | None, total: int
+    first: Page, last: Page, known: InvoiceCache, newest: int | None, total: int
 ) -> Delta | FullListing:
     """Page 1 and the last page share one createdAt: no order shows. When it is not newer
     than the watermark, nothing newer is at either end, where any order by time puts it,
@@ -159,7 +153,7 @@ def _both_ends(
 class _Walk:
     """The rows from the newest down, checked one at a time."""
 
-    def __init__(self, known: Known, newest: int | None, total: int, order: Order) -> None:
+    def __init__(self, known: InvoiceCache, newest: int | None, total: int, order: Order) -> None:
         self._known = known
         self._newest = newest
         self._total = total

@@ -22,7 +22,6 @@ acknowledgement, which names the tenant, when the first listing saw it empty.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import sqlite3
 import threading
@@ -35,7 +34,7 @@ from target_leanpay.listings.delta import Delta, read_delta, tenant_of
 from target_leanpay.listings.listing import Listed, Listing, Page, Rows, created_at
 from target_leanpay.listings.tenant_gate import TenantGate
 from target_leanpay.store import changes
-from target_leanpay.store.store import InvoiceCache, Row, Store, TenantKey, Watermark
+from target_leanpay.store.store import InvoiceCache, Row, Store, TenantKey
 
 logger = logging.getLogger("target-leanpay.replay")
 
@@ -115,10 +114,11 @@ class TenantListing:
         self, index: InvoiceCache, page: Page, first: dict[str, Any], remember: Rows
     ) -> Listed:
         """A delta when the index allows, else every page; the index verified after."""
-        view = _RunView(index, self._newest)
-        found = read_delta(page, view, self._read_pages, wave=self._concurrency)
+        found = read_delta(
+            page, index, self._read_pages, wave=self._concurrency, newest=self._newest
+        )
         if isinstance(found, Delta):
-            return self._walked(index, found, page, remember, view.watermark())
+            return self._walked(index, found, page, remember)
         reason = found.reason
         if self._deleted > 0:  # distrusted by this run's own delta
             reason = f"the index holds {self.name} Leanpay deleted, which finds did not settle"
@@ -140,10 +140,10 @@ class TenantListing:
         found: Delta,
         page: Page,
         remember: Rows,
-        mark: Watermark,
     ) -> Listed:
         """Bring the index up to date with a walk to the boundary, and note what the count
         says of the rest."""
+        before = index.watermark().newest if self._newest is None else self._newest
         remember(found.read)
         with_ids = sum(1 for r in found.new if r.external_id)
         if found.whole:  # every page, adding up: the index is rebuilt from it
@@ -154,7 +154,7 @@ class TenantListing:
             return Listed(found.pages, found.total, sum(1 for r in found.read if r.external_id))
         index.add(found.new)
         index.verified(total=found.total, order=found.order)
-        times = [r.created_at for r in found.read] + [self._newest or mark.newest]
+        times = [r.created_at for r in found.read] + [before]
         self._newest = max((t for t in times if t is not None), default=None)
         if found.deleted:
             index.distrust()
@@ -311,23 +311,6 @@ class TenantListing:
         if message not in self._reasons:
             self._reasons.add(message)
             logger.info("%s", message)
-
-
-class _RunView:
-    """The index as this run's walks see it: its watermark is the newest row this run
-    listed, not the newest it acknowledged."""
-
-    def __init__(self, index: InvoiceCache, newest: int | None) -> None:
-        self._index = index
-        self._newest = newest
-        self.count = index.count
-        self.has = index.has
-
-    def watermark(self) -> Watermark:
-        mark = self._index.watermark()
-        if self._newest is None or not mark.complete:
-            return mark
-        return dataclasses.replace(mark, newest=self._newest)
 
 
 def acknowledged_rows(created: Iterable[Created], sent: Mapping[str, dict[str, Any]]) -> list[Row]:
