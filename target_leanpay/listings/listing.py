@@ -123,7 +123,7 @@ class Listing:
         self.path = path
         self._inside = inside
         self._read_page = read_page
-        self._concurrency = concurrency
+        self.concurrency = concurrency
         self._stopping = stopping
 
     def read_all(
@@ -197,9 +197,9 @@ class Listing:
         (in this thread) as it arrives; on a failure or a stop, those on the wire are
         abandoned."""
         queue = iter(numbers)
-        threads = ThreadPoolExecutor(self._concurrency, thread_name_prefix="leanpay-list")
+        threads = ThreadPoolExecutor(self.concurrency, thread_name_prefix="leanpay-list")
         try:
-            pending = {threads.submit(self._numbered, n) for n in islice(queue, self._concurrency)}
+            pending = {threads.submit(self._numbered, n) for n in islice(queue, self.concurrency)}
             while pending:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:  # re-raises the error of a page that failed

@@ -580,7 +580,6 @@ class ReplayGuards:
             store=self._store,
             gate=self._gate,
             writable=self._writes,
-            concurrency=self._concurrency,
         )
 
     def _hold_tenant(self, resource: Resource) -> None:

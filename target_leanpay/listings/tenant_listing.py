@@ -50,7 +50,6 @@ class TenantListing:
         store: Store,
         gate: TenantGate,
         writable: bool,
-        concurrency: int,
     ) -> None:
         """`writable` False (a plan): the index is read, never written (and `gate` takes
         no lock: a plan sends nothing)."""
@@ -60,7 +59,6 @@ class TenantListing:
         self._store = store
         self._gate = gate
         self._writable = writable
-        self._concurrency = concurrency
         self.index: InvoiceCache | None = None
         """The tenant's index, once the tenant is known."""
         self.tenant: str | None = None
@@ -115,7 +113,7 @@ class TenantListing:
     ) -> Listed:
         """A delta when the index allows, else every page; the index verified after."""
         found = read_delta(
-            page, index, self._read_pages, wave=self._concurrency, newest=self._newest
+            page, index, self._read_pages, wave=self._listing.concurrency, newest=self._newest
         )
         if isinstance(found, Delta):
             return self._walked(index, found, page, remember)
