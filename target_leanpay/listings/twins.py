@@ -39,8 +39,7 @@ class Twins(Generic[T]):
         self._released = threading.Condition(self._lock)
         self._claims: dict[str, list[T]] = {}  # claimant's externalId -> waiting twins
         self._claimants: dict[str, T] = {}  # externalId -> the claimant, while on its way
-        self._refused: set[str] = set()  # externalIds Leanpay refused in this run
-        self._uncertain: set[str] = set()  # sent, answer lost, and no way to check
+        self._fates: dict[str, Fate] = {}  # refused, or sent with no way to check the answer
 
     def claim(
         self, external_id: str, item: T, same: Callable[[T, T], bool] = _alike
@@ -79,25 +78,20 @@ class Twins(Generic[T]):
     def refused(self, external_id: str, *, uncertain: bool = False) -> list[T]:
         """The claimant was refused, or set aside as `uncertain`; return its twins."""
         with self._lock:
-            (self._uncertain if uncertain else self._refused).add(external_id)
+            if not uncertain or external_id not in self._fates:  # a refusal says most
+                self._fates[external_id] = "uncertain" if uncertain else "refused"
         return self.release([external_id])
 
     def fate(self, external_id: str) -> Fate | None:
         """Whether the claimant of `external_id` was refused or set aside in this run."""
         with self._lock:
-            if external_id in self._refused:
-                return "refused"
-            return "uncertain" if external_id in self._uncertain else None
+            return self._fates.get(external_id)
 
     def seen(self, external_id: str) -> bool:
         """Whether this run has claimed `external_id` (on its way, or settled otherwise
         than acknowledged)."""
         with self._lock:
-            return (
-                external_id in self._claims
-                or external_id in self._refused
-                or external_id in self._uncertain
-            )
+            return external_id in self._claims or external_id in self._fates
 
     def wait_settled(self, external_id: str) -> None:
         """Return once no claim of `external_id` is on its way; Stopped if the run stops."""
