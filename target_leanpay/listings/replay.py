@@ -175,12 +175,11 @@ class ReplayGuard(Generic[T]):
         self.twins: Twins[T] = Twins(resource.name, stopping=stopping)
         """This run's claims of the resource's externalIds (twins.py)."""
         self._changed = threading.Condition(threading.Lock())
-        self._listed_from: float | None = clock()
+        first = None if resource.listed_first else float("-inf")
+        self._listed_from: float | None = clock() if listing is None else first
         """When the newest complete listing started (all that Leanpay held then is known):
         None until the first listing of a resource listed first; -inf for one listed only
         to settle a doubt (links), so that `confirm_since` always lists."""
-        if listing is not None:
-            self._listed_from = None if resource.listed_first else float("-inf")
         self._first_failure: BaseException | None = None
         self._leading = False
         self._listing_now = False
@@ -328,14 +327,11 @@ class ReplayGuard(Generic[T]):
 
     def _lead(self, listing: Listing | TenantListing) -> None:
         """List for every waiter whose `since` is due within COALESCE_SECONDS of the first.
-
-        Called holding `_changed`; released while sleeping and while listing.
-        """
+        Called holding `_changed`; released while sleeping and while listing."""
         earliest = min(self._wanted)
         while True:  # until strictly after the latest `since` due with the earliest
             due = max(s for s in self._wanted if s <= earliest + COALESCE_SECONDS)
-            remaining = due - self._clock()
-            if remaining < 0:
+            if (remaining := due - self._clock()) < 0:
                 break
             self._wait_a_little(max(remaining, 0.001))
         # Close the gate first, then wait for what is on the wire: a POST can no longer
