@@ -6,15 +6,11 @@ every page is read (once per reason); either way the index is brought up to date
 Invoices acknowledged in this run join it at once and move its watermark, for the next
 run; this run's own re-listings keep the boundary of what it listed.
 
-What the walk's count says decides what the index is worth (`finds.py` asks):
-
-* it adds up: nothing more is needed;
-* the index holds more (deleted in Leanpay): repeats are found by id while the finds stay
-  within the pages of a full listing, then every page is read once. The index is marked
-  unverified at once (a killed run leaves nothing that looks verified) and rebuilt by that
-  listing, by 404s that explain every missing invoice, or else by the next run's listing
-  (a deficit left unexplained would cost finds on every later run);
-* it holds fewer: every page, this run (an unknown row the input holds would be sent twice).
+When the walk's count (delta.py) shows the index holds more than Leanpay lists, it is
+marked unverified at once (a killed run leaves nothing that looks verified) until a full
+listing, or 404s of finds that explain every missing invoice (finds.py), make it whole;
+else the next run lists every page (a deficit left unexplained would cost finds on every
+later run). When it holds fewer, every page is read, this run.
 
 A tenant that lists nothing has no id yet: its index is made from the first
 acknowledgement, which names the tenant, when the first listing saw it empty.
