@@ -38,7 +38,7 @@ from target_leanpay.listings.tenant_gate import TenantGate
 from target_leanpay.listings.tenant_listing import TenantListing, acknowledged_rows
 from target_leanpay.listings.twins import Twins
 from target_leanpay.output.progress import plural
-from target_leanpay.records.resources import RESOURCES, Resource
+from target_leanpay.records.resources import INVOICES, Resource
 from target_leanpay.store import changes
 from target_leanpay.store.store import (
     SEVERAL,
@@ -583,11 +583,10 @@ class ReplayGuards:
         page 1 of the invoices names the tenant (each invoice carries `tenantId`)."""
         if self._read_page is None:  # a dry run reads nothing and takes no lock
             return
-        invoices = next(r for r in RESOURCES.values() if r.listed_first)
-        assert invoices.list_path is not None
+        assert INVOICES.list_path is not None
         listing = Listing(
-            invoices.name,
-            invoices.list_path,
+            INVOICES.name,
+            INVOICES.list_path,
             self._read_page,
             concurrency=1,
             stopping=self._stopping,
