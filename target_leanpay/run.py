@@ -26,7 +26,8 @@ from target_leanpay.config.settings import Settings
 from target_leanpay.leanpay.client import DryRunClient, LeanpayClient
 from target_leanpay.leanpay.pool import SendPool
 from target_leanpay.listings.finds import Finds
-from target_leanpay.listings.replay import PageReader, ReplayGuards
+from target_leanpay.listings.listing import PageReader
+from target_leanpay.listings.replay import ReplayGuards
 from target_leanpay.output.checkpoint import Checkpoints, State
 from target_leanpay.output.deadletter import DeadLetters
 from target_leanpay.output.plan import Plan

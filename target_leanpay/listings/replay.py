@@ -33,10 +33,10 @@ from typing import Any, Generic, TypeVar
 
 from target_leanpay.leanpay.client import Created
 from target_leanpay.leanpay.errors import AuthError, Stopped
-from target_leanpay.listings.listing import Listed, Listing
+from target_leanpay.listings.listing import Listed, Listing, PageReader
 from target_leanpay.listings.tenant_gate import TenantGate
 from target_leanpay.listings.tenant_listing import TenantListing, acknowledged_rows
-from target_leanpay.listings.twins import Twins
+from target_leanpay.listings.twins import POLL_SECONDS, Twins
 from target_leanpay.output.progress import plural
 from target_leanpay.records.resources import INVOICES, Resource
 from target_leanpay.store import changes
@@ -55,15 +55,12 @@ from target_leanpay.store.store import (
 logger = logging.getLogger("target-leanpay.replay")
 
 T = TypeVar("T")
-PageReader = Callable[[str, int], dict[str, Any]]
 Clock = Callable[[], float]
 Pause = Callable[[threading.Condition, float], object]
 """Waits on a held condition for up to some seconds (`Condition.wait`; a fake in tests)."""
 
 COALESCE_SECONDS = 1.0
 """Ambiguous requests whose waits end within this long of each other share one listing."""
-POLL_SECONDS = 0.2
-"""How often a thread waiting on a listing looks at the run's stop flag."""
 
 MAX_QUERY_IDS = 500
 """Ids per statement, far below SQLite's variable limit (999 before SQLite 3.32)."""

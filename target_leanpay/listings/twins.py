@@ -19,7 +19,7 @@ T = TypeVar("T")
 Verdict = Literal["send", "parked"]
 Fate = Literal["refused", "uncertain"]
 POLL_SECONDS = 0.2
-"""How often a waiting reference looks at the run's stop flag."""
+"""How often a thread waiting on a claim or a listing looks at the run's stop flag."""
 _NO_TWINS: list[Any] = []
 """The twins of a claim that has none yet: one shared (and never filled) list."""
 
