@@ -193,9 +193,8 @@ class Listing:
     def read_pages(
         self, numbers: Iterable[int], take: Callable[[int, dict[str, Any]], None]
     ) -> None:
-        """Read these pages, `concurrency` on the wire at a time, each handed to `take`
-        (in this thread) as it arrives; on a failure or a stop, those on the wire are
-        abandoned."""
+        """Read these pages, `concurrency` on the wire at a time, each handed to `take` (in
+        this thread) as it arrives; on a failure or a stop, those on the wire are dropped."""
         queue = iter(numbers)
         threads = ThreadPoolExecutor(self.concurrency, thread_name_prefix="leanpay-list")
         try:
@@ -289,8 +288,7 @@ def _int(value: Any) -> int | None:
 
 
 class _Progress:
-    """`listing invoices: page 400/800`, at most every few seconds (told by the thread
-    that collects the pages)."""
+    """`listing invoices: page 400/800`, at most every few seconds."""
 
     def __init__(self, name: str) -> None:
         self.name = name

@@ -124,8 +124,7 @@ class KnownIds:
         return dict(self._each(query, ids))
 
     def holdings(self, ids: Sequence[str]) -> dict[str, tuple[str | None, bytes | None]]:
-        """externalId -> (Leanpay id, what Leanpay holds of it or None), for those of `ids`
-        remembered."""
+        """externalId -> (Leanpay id, what Leanpay holds of it or None), those remembered."""
         query = "SELECT external_id, leanpay_id, held FROM known WHERE {}"
         return {e: (i, h) for e, i, h in self._each(query, ids)}
 
@@ -387,8 +386,7 @@ class ReplayGuard(Generic[T]):
             self.listing.stored(acknowledged_rows(created, sent))
 
     def learn(self, earlier: Iterable[Earlier]) -> None:
-        """(externalId, Leanpay id, kept fields) of objects Leanpay holds, known from
-        elsewhere (the receipts of earlier runs)."""
+        """(externalId, Leanpay id, kept fields) Leanpay holds, from earlier runs' receipts."""
         self._known.add(Row(i, e, None, contents=kept) for e, i, kept in earlier)
 
     def now_holds(self, external_id: str, kept: bytes) -> None:
@@ -495,8 +493,7 @@ class ReplayGuards:
         writes: bool = True,
     ) -> None:
         """`read_page` None: a dry run, which reads nothing and assumes an empty tenant.
-        `store`: where tenants' caches live (None: none is used); `writes` False (a
-        plan): they are read, never written."""
+        `store` None: no tenant index; `writes` False (a plan): indexes are only read."""
         self._read_page = read_page
         self._api_url = api_url
         self._store = store
@@ -517,10 +514,9 @@ class ReplayGuards:
         """The tenant's lock: taken before anything is sent (tenant_gate.py)."""
 
     def for_resource(self, resource: Resource) -> ReplayGuard[Any]:
-        """The guard of `resource`: made when a stream first loads it (or a reference first
-        names it), knowing this target's receipts; its first listing starts then, in the
-        background. For a resource Leanpay cannot list, the tenant's lock is held first
-        (waiting for another run of the tenant): its receipts are read behind it."""
+        """The guard of `resource`, made (and its first listing started, in the background)
+        when a stream or a reference first names it. For a resource Leanpay cannot list,
+        the tenant's lock is held first: its receipts are read behind it."""
         if not resource.listed_first:
             self._hold_tenant(resource)
         with self._lock:  # sinks (reading thread) and references (sending threads) ask
@@ -537,9 +533,8 @@ class ReplayGuards:
         return guard
 
     def tenant(self) -> str | None:
-        """The tenant this run loads, once a listing (or the tenant's lock) has named it:
-        receipts of another tenant of the host are then never read (sending threads ask
-        too: the guards are copied at once, since `for_resource` may add one meanwhile)."""
+        """The tenant this run loads, once a listing or the tenant's lock named it, whose
+        receipts alone are read (the guards are copied: `for_resource` may add one)."""
         for guard in list(self._guards.values()):
             listing = guard.listing
             if isinstance(listing, TenantListing) and listing.tenant is not None:

@@ -81,8 +81,8 @@ class TenantListing:
         next run; a batch stored while its answer was lost may be older than those)."""
 
     def read_all(self, remember: Rows) -> Listed:
-        """List the tenant (a delta when the index allows), handing the externalIds the
-        index lacked, or every page's, to `remember`."""
+        """List the tenant (a delta when the index allows), handing what the index lacked,
+        or every page, to `remember`."""
         first = self._first_page()
         page = self._listing.page(1, first)
         index = self.index
@@ -135,8 +135,7 @@ class TenantListing:
         page: Page,
         remember: Rows,
     ) -> Listed:
-        """Bring the index up to date with a walk to the boundary, and note what the count
-        says of the rest."""
+        """Bring the index up to date with a walk, and note what the count says of the rest."""
         before = index.watermark().newest if self._newest is None else self._newest
         remember(found.read)
         with_ids = sum(1 for r in found.new if r.external_id)
@@ -233,8 +232,7 @@ class TenantListing:
         return True
 
     def stored(self, rows: Sequence[Row]) -> None:
-        """Leanpay acknowledged these invoices (`acknowledged_rows`): the index holds them
-        from now on."""
+        """Leanpay acknowledged these invoices: the index holds them from now on."""
         if not rows or not self._writable:
             return
         try:
@@ -256,8 +254,8 @@ class TenantListing:
             self._say_once(f"Replay safety: the tenant index cannot be written ({failed})")
 
     def close(self) -> None:
-        """Close the index (a listing still under way, that nobody waits for, ends
-        quietly; the run's gate releases the tenant's lock)."""
+        """Close the index (a listing nobody waits for then ends quietly); the lock is the
+        gate's to release."""
         self._closed = True
         if self.index is not None:
             self.index.close()
@@ -265,8 +263,7 @@ class TenantListing:
     # -- page 1, the tenant and its index ---------------------------------------------
 
     def _first_page(self) -> dict[str, Any]:
-        """Page 1; the first time, with the tenant's lock held (tenant_gate.py) and its
-        index open."""
+        """Page 1; the first time, with the tenant's lock held and its index open."""
         if self._first_done:
             return self._listing.read_page(1)
         body = self._gate.first_page(self._listing)

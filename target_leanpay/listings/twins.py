@@ -88,8 +88,7 @@ class Twins(Generic[T]):
             return self._fates.get(external_id)
 
     def seen(self, external_id: str) -> bool:
-        """Whether this run has claimed `external_id` (on its way, or settled otherwise
-        than acknowledged)."""
+        """Whether this run claimed `external_id` (on its way, refused or uncertain)."""
         with self._lock:
             return external_id in self._claims or external_id in self._fates
 
