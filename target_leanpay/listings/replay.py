@@ -533,12 +533,8 @@ class ReplayGuards:
         return guard
 
     def tenant(self) -> str | None:
-        """The tenant this run loads, once a listing or the tenant's lock named it, whose
-        receipts alone are read (the guards are copied: `for_resource` may add one)."""
-        for guard in list(self._guards.values()):
-            listing = guard.listing
-            if isinstance(listing, TenantListing) and listing.tenant is not None:
-                return listing.tenant
+        """The tenant this run loads, once named (`TenantGate.tenant`): its receipts alone
+        are read."""
         return self._gate.tenant
 
     def _listing(self, resource: Resource) -> Listing | TenantListing | None:

@@ -46,7 +46,8 @@ class TenantGate:
         self.unusable = False
         """The store folder could not hold the lock: nothing is waited for, nor written."""
         self.tenant: str | None = None
-        """The tenant page 1 named when the lock was taken (None: empty, or not yet)."""
+        """The tenant this run loads, once page 1 named it when the lock was taken, or the
+        invoice listing (or its first acknowledgement) opened its index."""
 
     def hold(self, invoices: Listing) -> None:
         """Hold the tenant's lock (waiting for another run of it, saying so), if not yet."""

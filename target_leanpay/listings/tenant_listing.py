@@ -57,8 +57,6 @@ class TenantListing:
         self._writable = writable
         self.index: InvoiceCache | None = None
         """The tenant's index, once the tenant is known."""
-        self.tenant: str | None = None
-        """The tenant this run loads, once a listing or an acknowledgement named it."""
         self._first_done = False
         self._empty_at_start = False
         self._guard = threading.Lock()
@@ -285,7 +283,7 @@ class TenantListing:
         return body
 
     def _open(self, tenant: str) -> InvoiceCache:
-        self.tenant = tenant
+        self._gate.tenant = tenant
         index = self._store.cache(TenantKey.of(self._api_url, tenant), writable=self._writable)
         if index.problem is not None:
             self._say_once(f"Replay safety: {index.problem}; every page is read once")
