@@ -126,13 +126,7 @@ class TenantListing:
         self._listed_in_full(index, index.count(), listed.seen, found.order, reread=reread)
         return listed
 
-    def _walked(
-        self,
-        index: InvoiceCache,
-        found: Delta,
-        page: Page,
-        remember: Rows,
-    ) -> Listed:
+    def _walked(self, index: InvoiceCache, found: Delta, page: Page, remember: Rows) -> Listed:
         """Bring the index up to date with a walk, and note what the count says of the rest."""
         before = index.watermark().newest if self._newest is None else self._newest
         remember(found.read)
