@@ -28,7 +28,6 @@ import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from functools import partial
 from typing import Any, Generic, TypeVar
 
 from target_leanpay.leanpay.client import Created
@@ -438,11 +437,6 @@ class ReplayGuard(Generic[T]):
         self._known.forget(external_ids)
 
 
-def _kept(resource: Resource, row: dict[str, Any]) -> bytes:
-    """What a listed row shows of the fields a change is looked for in (changes.py)."""
-    return changes.encode(changes.kept(resource, row))
-
-
 def _log_listing(name: str, listed: Listed, seconds: float, number: int, waiting: int) -> None:
     if listed.rows and not listed.external_ids and listed.new is None:  # a whole listing
         logger.warning(
@@ -554,7 +548,7 @@ class ReplayGuards:
             concurrency=self._concurrency,
             stopping=self._stopping,
             inside=resource.listed_inside,
-            keep=partial(_kept, resource),
+            keep=lambda row: changes.encode(changes.kept(resource, row)),  # updates.py compares it
         )
         if not resource.listed_first or self._store is None:
             return listing  # links: inside their invoices, every page, when in doubt
