@@ -1,22 +1,15 @@
 """Delta listing: read only the pages of `GET /invoices` that hold invoices created since
-the tenant index was last verified, and say what Leanpay's `total` then proves.
+the tenant index was last verified, and say what Leanpay's `total` then proves (the
+details: docs/architecture.md, "Exactly once, in detail").
 
-Leanpay documents no list order nor filter (`../shared/design.md`, "What a listing can
-prove"), so:
-
-* the order is inferred from distinct `createdAt` values: page 1, else page 1 against the
-  last page (a batch of 100 shares one); every row read after must agree with it;
-* the walk reads from the newest down to the first row not strictly newer than the
-  watermark, never stopping at a count: a row created in the watermark's own second since
-  is caught by the count, like one that became visible late;
-* the count says what the index is worth: it adds up (up to a deletion offset exactly by
-  a late row), or the index holds more (`deleted`: which ones only finds by id or a full
-  listing tell, `tenant_listing.py`), or fewer (no find by externalId exists: every page
-  is read). A walk that read every page and adds up is a full listing.
-
-Anything that disagrees (rows out of order, a `total` that changes, page 1 and the last
-page tying past the watermark) means a full listing, with the reason. Pages are read
-through the callable given, so unit tests drive every case with a fake tenant.
+Leanpay documents no list order nor filter, so the order is inferred from distinct
+`createdAt` values (page 1, else page 1 against the last page: a batch of 100 shares
+one), and the walk stops at the first row not strictly newer than the watermark, never at
+a count: a row created in the watermark's own second, like one that became visible late,
+is caught by the count. Anything that disagrees (rows out of order, a `total` that
+changes, page 1 and the last page tying past the watermark) means a full listing, with
+the reason. Pages are read through the callable given, so unit tests drive every case
+with a fake tenant.
 """
 
 from __future__ import annotations

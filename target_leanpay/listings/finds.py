@@ -1,5 +1,5 @@
 """Finds: before a record is skipped as already in Leanpay, the belief is re-proved by the
-cheapest proof that holds (`../shared/design.md`, "What a listing can prove").
+cheapest proof that holds (docs/architecture.md, "Beliefs re-proved before a skip").
 
 Invoices need none after a delta whose count added up, nor after a full listing of this
 run. When the index holds more than Leanpay lists (`tenant_listing.py`), the repeats the

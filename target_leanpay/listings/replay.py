@@ -1,21 +1,14 @@
 """Replay safety: never send an externalId that Leanpay already holds.
 
 Singer delivery is at-least-once (a resumed run re-sends what followed the last STATE)
-and Leanpay documents no idempotency key, so:
-
-* a listable resource (invoices) is listed in the background when its stream starts
-  (`tenant_listing.py`: a delta when the tenant index allows), and no chunk is sent
-  before that listing is complete; what this run learns beyond the index is kept in
-  `KnownIds`, on disk; each chunk looks its externalIds up in both, never loading either;
-* twins within one input are never both sent, replay safety on or off (`twins.py`);
-* after an ambiguous request (sent, outcome unknown), only a listing that started after
-  it ended can say what was stored: `confirm_since` waits for one. Requests ambiguous
-  together share it (a re-listing waits for those on the wire, and for waits ending
-  within `COALESCE_SECONDS`); no POST starts while the resource is read, since its
-  objects would shift the pages under the listing.
-
-Records without an externalId, and resources with no list endpoint, cannot be checked
-against Leanpay: they are sent at least once (README, "Exactly once").
+and Leanpay documents no idempotency key: a listable resource (invoices) is listed in the
+background when its stream starts, no chunk is sent before that listing is complete, and
+each chunk's externalIds are looked up in the tenant index and in what this run learned
+beyond it (`KnownIds`). After an ambiguous request only a listing that started after it
+ended can say what was stored (`confirm_since`); no POST starts while one is read, since
+its objects would shift the pages under it. Records without an externalId, and resources
+with no list endpoint, are sent at least once (README, "Exactly once"; the details:
+docs/architecture.md, "Exactly once, in detail").
 """
 
 from __future__ import annotations
