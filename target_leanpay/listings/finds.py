@@ -1,15 +1,10 @@
 """Finds: before a record is skipped as already in Leanpay, the belief is re-proved by the
-cheapest proof that holds (docs/architecture.md, "Beliefs re-proved before a skip").
-
-Invoices need none after a delta whose count added up, nor after a full listing of this
-run. When the index holds more than Leanpay lists (`tenant_listing.py`), the repeats the
-walk did not read are found by id while this run's finds stay within the pages of a full
-listing; past that, every page is read once (how many repeats the input holds is not
-known when a chunk is sifted: at most twice the cheaper of the two). Credit notes, links
-and paybacks have no count: every repeat believed from the receipts is found by id.
-
-A 404: Leanpay no longer holds it, and it is sent again. A found object gives what
-Leanpay holds now, for change detection (`updates.py`). A dry run finds nothing.
+cheapest proof that holds (docs/architecture.md, "Beliefs re-proved before a skip"). For
+invoices: this run's delta whose count added up, or its full listing; else finds by id
+while they stay within the pages of a full listing, then one (how many repeats the input
+holds is not known when a chunk is sifted: at most twice the cheaper of the two). Credit
+notes, links and paybacks have no count: every repeat believed from the receipts is
+found by id. A 404: sent again. A dry run finds nothing.
 """
 
 from __future__ import annotations

@@ -1,19 +1,15 @@
 """The invoices of one tenant, listed at the cost of what is new, and what that proves.
 
-Page 1 names the tenant (`tenantId`), hence its index (`tenant_index.py`) and its lock
-(`tenant_gate.py`). Then `delta.py` walks what is newer than the watermark, or says why
-every page is read (once per reason); either way the index is brought up to date.
-Invoices acknowledged in this run join it at once and move its watermark, for the next
-run; this run's own re-listings keep the boundary of what it listed.
-
-When the walk's count (delta.py) shows the index holds more than Leanpay lists, it is
-marked unverified at once (a killed run leaves nothing that looks verified) until a full
-listing, or 404s of finds that explain every missing invoice (finds.py), make it whole;
-else the next run lists every page (a deficit left unexplained would cost finds on every
-later run). When it holds fewer, every page is read, this run.
-
-A tenant that lists nothing has no id yet: its index is made from the first
-acknowledgement, which names the tenant, when the first listing saw it empty.
+Page 1 names the tenant, hence its index (`tenant_index.py`) and its lock
+(`tenant_gate.py`); `delta.py` then walks what is newer than the watermark, or says why
+every page is read (once per reason). Invoices acknowledged in this run join the index
+at once and move its watermark, for the next run; this run's walks keep the boundary of
+what it listed. An index found to hold more than Leanpay lists is marked unverified at
+once (a killed run leaves nothing that looks verified) until a full listing, or 404s
+that explain every missing invoice (finds.py), make it whole; else the next run lists
+every page (a deficit left unexplained would cost finds on every later run). A tenant
+that lists nothing has no id yet: its index is made from the first acknowledgement, when
+the first listing saw it empty.
 """
 
 from __future__ import annotations
