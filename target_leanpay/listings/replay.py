@@ -340,7 +340,15 @@ class ReplayGuard(Generic[T]):
             waiting = len(self._wanted)
             self._changed.release()
             try:
-                listed = self._read(listing)
+                listed = listing.read_all(self._known.add)
+            except AuthError as refused:
+                raise AuthError(
+                    f"{refused} (while listing {self.resource.name} for replay safety: the "
+                    "key may lack read access; replay_safety: false skips the listing, at "
+                    "the cost described in the README)",
+                    status=refused.status,
+                    body=refused.body,
+                ) from None
             finally:
                 self._changed.acquire()
         finally:
@@ -349,18 +357,6 @@ class ReplayGuard(Generic[T]):
         self.listings += 1
         self._listed_from = max(started, self._listed_from or started)
         _log_listing(self.resource.name, listed, self._clock() - started, self.listings, waiting)
-
-    def _read(self, listing: Listing | TenantListing) -> Listed:
-        try:
-            return listing.read_all(self._known.add)
-        except AuthError as refused:
-            raise AuthError(
-                f"{refused} (while listing {self.resource.name} for replay safety: the "
-                "key may lack read access; replay_safety: false skips the listing, at "
-                "the cost described in the README)",
-                status=refused.status,
-                body=refused.body,
-            ) from None
 
     def _wait_a_little(self, seconds: float = POLL_SECONDS) -> None:
         """Wait on `_changed` (held) at most `seconds`; give up if the run is stopping."""
