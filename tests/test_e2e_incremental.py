@@ -271,9 +271,38 @@ def test_receipts_of_a_reset_tenant_are_contradicted_by_the_listing_and_reported
         result = run_target(config, invoices_with_state(282, every=100))
 
         assert result.returncode == 0, result.stderr
-        assert result.stderr.count("receipts_path records 282 invoices this target created") == 1
+        assert (
+            result.stderr.count("The store's receipts record 282 invoices this target created") == 1
+        )
         assert "282 acknowledged, 0 already present" in result.stderr
         stored_once(leanpay, range(282))
+
+
+def test_a_delta_that_adds_up_reads_no_receipt_and_a_full_listing_reports_what_leanpay_lacks(
+    tenant: StandIn, tmp_path: Path
+) -> None:
+    config = first_run(tenant, tmp_path)
+    (receipts,) = (tmp_path / "index").glob("*.receipts.jsonl")
+    kept = json.loads(receipts.read_text().splitlines()[0])
+    ghost = {**kept, "externalId": "INV-GHOST", "id": "00000000-0000-4000-8000-000000000000"}
+    with receipts.open("a") as file:  # a receipt of an invoice Leanpay does not hold
+        file.write(json.dumps(ghost) + "\n")
+    since = len(tenant.requests())
+
+    delta = run_target(config, invoices_with_state(10, every=10, start=1000))
+
+    assert delta.returncode == 0, delta.stderr
+    assert pages_read(tenant, since) == [1]
+    assert "receipts record" not in delta.stderr  # the count proved the index: none read
+    (index,) = index_files(tmp_path)
+    index.write_bytes(index.read_bytes()[: index.stat().st_size // 3])
+    full = run_target(config, invoices_with_state(10, every=10, start=1010))
+    assert full.returncode == 0, full.stderr
+    assert (
+        "The store's receipts record 1 invoice this target created that Leanpay does not "
+        "list (first: 'INV-GHOST')"
+    ) in full.stderr
+    stored_once(tenant, range(1020))
 
 
 def test_a_second_run_on_the_same_tenant_waits_for_the_first(

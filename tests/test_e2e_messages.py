@@ -119,6 +119,7 @@ def test_the_receipts_contradiction_counts_invoices_not_lines(
     result = run_target(config, invoices_with_state(2))
 
     assert result.returncode == 0, result.stderr
-    assert "receipts_path records 2 invoices this target created that Leanpay does not list" in (
-        result.stderr
+    assert (
+        "The store's receipts record 2 invoices this target created that Leanpay does not list"
+        in (result.stderr)
     )

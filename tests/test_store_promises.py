@@ -52,6 +52,25 @@ def test_receipts_live_in_the_store_per_host_and_another_tenants_are_not_used(
     assert list(again.earlier("links")) == []
 
 
+def test_reading_one_resources_receipts_decodes_no_line_of_another_and_a_damaged_one_stops(
+    tmp_path: Path,
+) -> None:
+    kept = promises(tmp_path)
+    kept.record("cn", "credit_notes", [("CN-1", "cn-1")], TENANT)
+    kept.close()
+    path = tmp_path / "store" / f"{HOST}.receipts.jsonl"
+    with path.open("a") as more:  # an invoice's line that would not decode: never read
+        more.write('{"resource":"invoices","externalId":"INV-1","id":' + "\n")
+    again = promises(tmp_path, writable=False)
+    assert list(again.earlier("credit_notes", TENANT)) == [("CN-1", "cn-1", None)]
+    with pytest.raises(PromisesDamaged, match=f"receipts {path} line 2 is not a receipt"):
+        list(again.earlier("invoices", TENANT))
+    with path.open("a") as more:  # a line that names no resource first is always read
+        more.write('{"externalId":"CN-2"}\n')
+    with pytest.raises(PromisesDamaged, match=f"receipts {path} line 3 is not a receipt"):
+        list(again.earlier("credit_notes", TENANT))
+
+
 def test_marks_without_a_receipt_are_uncertain_for_the_next_run_one_line_each(
     tmp_path: Path,
 ) -> None:

@@ -21,6 +21,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from functools import partial
 from typing import Any, Generic, TypeVar
 
 from target_leanpay.leanpay.client import Created
@@ -174,6 +175,8 @@ class ReplayGuard(Generic[T]):
         self._wanted: list[float] = []  # `since` of each thread waiting for a listing
         self._on_wire: set[int] = set()
         self._post_ids = itertools.count()
+        self._read_every_page = False
+        """Whether the newest listing read every page (a delta's count proved the rest)."""
         self.listings = 0
 
     @property
@@ -187,28 +190,20 @@ class ReplayGuard(Generic[T]):
 
     # -- the listing ------------------------------------------------------------------
 
-    def start(self, doubted: Iterable[Earlier] = ()) -> None:
-        """Begin the first listing in the background; `held` waits for it. `doubted`: the
-        receipts of earlier runs, which the listing overrules; those it does not show
-        (deleted in Leanpay, or another tenant's) are reported once, and sent again."""
-        receipted = list(dict.fromkeys(e for e, *_ in doubted))  # one per object, not line
+    def start(self, receipts: Callable[[], Iterable[Earlier]] = tuple) -> None:
+        """Begin the first listing in the background; `held` waits for it. `receipts`: those
+        of earlier runs, which the listing overrules: those a first listing that read every
+        page does not show (deleted in Leanpay, or a reset tenant) are reported once, and
+        sent again. Read only then: a delta whose count adds up proved the index, and a run
+        does not read every receipt ever written."""
         if self.listing is None or not self.resource.listed_first:
             return
 
         def first_listing() -> None:
             try:
                 self.confirm_since(float("-inf"))
-                held = self.holdings(receipted)
-                missing = [e for e in receipted if e not in held]
-                if missing:
-                    logger.warning(
-                        "receipts_path records %s this target created that Leanpay does "
-                        "not list (first: %r): deleted in Leanpay, or the receipts of another "
-                        "tenant (a reset stand-in). The listing is believed: they are sent "
-                        "again if the input holds them",
-                        plural(len(missing), self.resource.name[:-1]),
-                        missing[0],
-                    )
+                if self._read_every_page:
+                    self._report_doubts(receipts)
             except BaseException as failure:  # raised to the sending threads by `held`
                 with self._changed:
                     self._first_failure = failure
@@ -355,6 +350,7 @@ class ReplayGuard(Generic[T]):
             self._listing_now = False
             self._changed.notify_all()
         self.listings += 1
+        self._read_every_page = listed.new is None
         self._listed_from = max(started, self._listed_from or started)
         _log_listing(self.resource.name, listed, self._clock() - started, self.listings, waiting)
 
@@ -372,6 +368,24 @@ class ReplayGuard(Generic[T]):
         re-listing may start, and before a later answer moves the watermark past them)."""
         if isinstance(self.listing, TenantListing):
             self.listing.stored(acknowledged_rows(created, sent))
+
+    def _report_doubts(self, receipts: Callable[[], Iterable[Earlier]]) -> None:
+        """After a first listing that read every page: what the receipts say and Leanpay
+        does not show."""
+        receipted = list(dict.fromkeys(e for e, *_ in receipts()))  # objects, not lines
+        missing: list[str] = []
+        for start in range(0, len(receipted), MAX_QUERY_IDS):  # memory flat
+            part = receipted[start : start + MAX_QUERY_IDS]
+            held = self.holdings(part)
+            missing += [e for e in part if e not in held]
+        if missing:
+            logger.warning(
+                "The store's receipts record %s this target created that Leanpay does not list "
+                "(first: %r): deleted in Leanpay, or the receipts of another tenant (a reset "
+                "stand-in). The listing is believed: they are sent again if the input holds them",
+                plural(len(missing), self.resource.name[:-1]),
+                missing[0],
+            )
 
     def learn(self, earlier: Iterable[Earlier]) -> None:
         """(externalId, Leanpay id, kept fields) Leanpay holds, from earlier runs' receipts."""
@@ -508,12 +522,14 @@ class ReplayGuards:
                 guard = self._guards[resource.name] = ReplayGuard(
                     resource, self._listing(resource), stopping=self._stopping
                 )
-                earlier = self._receipts.earlier(resource.name, self.tenant())
-                if resource.listed_first and self._enabled:
-                    guard.start(earlier)  # the listing wins (a dry run assumes it empty)
+                if resource.listed_first and self._enabled:  # the listing wins (a dry run
+                    guard.start(partial(self._earlier, resource))  # assumes it empty)
                 else:  # nothing to list first: the receipts are believed
-                    guard.learn(earlier)
+                    guard.learn(self._earlier(resource))
         return guard
+
+    def _earlier(self, resource: Resource) -> Iterable[Earlier]:
+        return self._receipts.earlier(resource.name, self.tenant())
 
     def tenant(self) -> str | None:
         """The tenant this run loads, once named (`TenantGate.tenant`): its receipts alone

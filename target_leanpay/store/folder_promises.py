@@ -209,9 +209,10 @@ class FolderPromises:
                 ids.discard((mark.externalId, mark.run_id))
             else:
                 ids.add((mark.externalId, mark.run_id))
-        if any(marked.values()):
-            for receipt in receipts.receipts(self.where):
-                marked.get(receipt.resource, set()).discard((receipt.externalId, receipt.run_id))
+        for resource, ids in marked.items():  # marks are rare: only their resources' lines
+            for receipt in receipts.receipts(self.where, resource=resource) if ids else ():
+                if receipt.resource == resource:
+                    ids.discard((receipt.externalId, receipt.run_id))
         return {resource: {e for e, _ in ids} for resource, ids in marked.items() if ids}
 
     def _still_uncertain(self) -> bytes:

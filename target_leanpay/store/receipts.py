@@ -72,10 +72,21 @@ class ReceiptsError(TargetLeanpayError):
     """A promise cannot be written: the items stay unsettled (STATE stops before them)."""
 
 
-def receipts(path: str, tenant: str | None = None) -> Iterator[Receipt]:
+_RESOURCE = b'{"resource":"'
+"""How every line `encode` writes begins: a receipt's resource is its first field."""
+
+
+def receipts(
+    path: str, tenant: str | None = None, resource: str | None = None
+) -> Iterator[Receipt]:
     """Every receipt of the file at `path` (none if it does not exist), oldest first; with
-    `tenant`, none that names another tenant. PromisesDamaged if a whole line is not one."""
+    `tenant`, none that names another tenant; with `resource`, lines that begin with
+    another resource are skipped undecoded (loading credit notes does not decode every
+    invoice's receipt). PromisesDamaged if a whole line read is not one."""
+    wanted = None if resource is None else _RESOURCE + resource.encode() + b'"'
     for number, line in whole_lines(path):
+        if wanted is not None and line.startswith(_RESOURCE) and not line.startswith(wanted):
+            continue
         try:
             receipt = _decode(line)
         except msgspec.DecodeError as exc:
@@ -89,7 +100,7 @@ def receipts(path: str, tenant: str | None = None) -> Iterator[Receipt]:
 
 def earlier(path: str, resource: str, tenant: str | None) -> Iterator[Earlier]:
     """`store.Promises.earlier` read from a receipts file."""
-    for receipt in receipts(path, tenant):
+    for receipt in receipts(path, tenant, resource):
         if receipt.resource == resource:
             sent = None if receipt.sent is None else encode(receipt.sent)
             yield receipt.externalId, receipt.id, sent
