@@ -15,7 +15,7 @@ from conftest import wait_for
 
 from target_leanpay.leanpay.errors import AuthError, Stopped
 from target_leanpay.listings.listing import Listing
-from target_leanpay.listings.replay import MAX_QUERY_IDS, KnownIds, ReplayGuard
+from target_leanpay.listings.replay import MAX_QUERY_IDS, KnownIds, ReplayGuard, ReplayGuards
 from target_leanpay.records.resources import CREDIT_NOTES, INVOICES
 from target_leanpay.store.store import SEVERAL, Row
 
@@ -240,3 +240,28 @@ def test_no_post_starts_between_a_re_listing_seeing_the_wire_and_closing_the_gat
 def alike(_first: object, _later: object) -> bool:
     """The twins of these tests say the same (the sink compares payloads)."""
     return True
+
+
+class NoReceipts:
+    """An empty receipts store (`Promises`, as far as `ReplayGuards` asks)."""
+
+    def earlier(self, resource: str, tenant: str | None = None) -> Iterator[Any]:
+        return iter(())
+
+    def reread(self) -> None:
+        pass
+
+
+def test_a_dry_run_loads_a_resource_leanpay_cannot_list_without_reading_page_one(
+    stopping: threading.Event,
+) -> None:
+    # a dry run reads nothing: no page 1 names the tenant, and no lock is taken
+    guards = ReplayGuards(
+        None, enabled=True, concurrency=1, stopping=stopping, receipts=NoReceipts()
+    )
+    try:
+        guard = guards.for_resource(CREDIT_NOTES)
+        assert not guard.checks_leanpay
+        assert guards.tenant() is None
+    finally:
+        guards.close()

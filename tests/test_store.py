@@ -63,7 +63,7 @@ class Tenant:
 def listing(tenant: Tenant, store: FolderStore, stopping: threading.Event) -> TenantListing:
     plain = Listing("invoices", "/invoices", tenant.read_page, concurrency=2, stopping=stopping)
     gate = TenantGate(None, api_url=URL, where=store.where, held=lambda: None)  # no lock
-    return TenantListing(plain, api_url=URL, store=store, gate=gate, writable=True, concurrency=2)
+    return TenantListing(plain, api_url=URL, store=store, gate=gate, writable=True)
 
 
 def guard_of(tenant: Tenant, store: FolderStore) -> ReplayGuard[str]:

@@ -1,31 +1,15 @@
 """Delta listing: read only the pages of `GET /invoices` that hold invoices created since
-the tenant index was last verified, and say what Leanpay's `total` then proves.
+the tenant index was last verified, and say what Leanpay's `total` then proves (the
+details: docs/architecture.md, "Exactly once, in detail").
 
-Leanpay documents no list order and no filter (`../shared/design.md`, "What a listing can
-prove"). So:
-
-* **The order** is inferred from distinct `createdAt` values, never from one page that
-  ties: page 1 when its rows differ, else page 1 against the last page (a batch of 100
-  shares one `createdAt`, so a tenant this target filled has pages that all tie). Every
-  row read after that must agree with it.
-* **The walk** reads the rows from the newest down (page 1 onwards, or `pageCount`
-  backwards) to the boundary: the first row that is not strictly newer than the
-  watermark (the newest `createdAt` the index held when last verified). It never stops
-  at a count. Rows that share the watermark's own `createdAt` are not read again: one
-  created there since is caught by the count, like a row that became visible late.
-* **The count** decides what the index is worth: with the rows the walk found, the index
-  holds exactly `total` invoices (adds up: nothing it holds was deleted, up to a deletion
-  offset exactly by a late row), more (`deleted`: it holds invoices Leanpay no longer
-  lists; which ones only a find by id or a full listing can tell, `tenant_listing.py`),
-  or fewer (it lacks invoices Leanpay holds and no find by externalId exists: every page
-  is read, this run).
-* A walk that reaches the end of the list without the boundary read every page: when
-  their distinct rows add up to `total`, it is a full listing and rebuilds the index.
-
-Anything that disagrees (rows out of order, a `total` that changes between pages, a
-page 1 and a last page that tie) means a full listing, with the reason. This module only
-decides; it reads pages through the callable it is given, which is what lets the unit
-tests drive every case with a fake tenant.
+Leanpay documents no list order nor filter, so the order is inferred from distinct
+`createdAt` values (page 1, else page 1 against the last page: a batch of 100 shares
+one), and the walk stops at the first row not strictly newer than the watermark, never at
+a count: a row created in the watermark's own second, like one that became visible late,
+is caught by the count. Anything that disagrees (rows out of order, a `total` that
+changes, page 1 and the last page tying past the watermark) means a full listing, with
+the reason. Pages are read through the callable given, so unit tests drive every case
+with a fake tenant.
 """
 
 from __future__ import annotations
@@ -34,10 +18,10 @@ import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal
 
 from target_leanpay.listings.listing import Page
-from target_leanpay.store.store import Row, Watermark
+from target_leanpay.store.store import InvoiceCache, Row
 
 Order = Literal["newest", "oldest"]
 
@@ -59,19 +43,6 @@ def infer_order(rows: Sequence[Row]) -> Order | Literal["unordered"] | None:
     if up and down:
         return "unordered"
     return "oldest" if up else "newest" if down else None
-
-
-class Known(Protocol):
-    """What the delta asks of the index (`TenantIndex`, or a fake)."""
-
-    def count(self) -> int:
-        """Invoices in the index."""
-
-    def has(self, rows: Sequence[Row]) -> set[str]:
-        """The Leanpay ids of these rows the index holds (by createdAt and id)."""
-
-    def watermark(self) -> Watermark:
-        """What the last verified listing established."""
 
 
 @dataclass(frozen=True)
@@ -105,13 +76,20 @@ PageReader = Callable[[Sequence[int]], list[Page]]
 
 
 def read_delta(  # noqa: PLR0911 - one return per reason
-    first: Page, known: Known, read_pages: PageReader, *, wave: int
+    first: Page,
+    known: InvoiceCache,
+    read_pages: PageReader,
+    *,
+    wave: int,
+    newest: int | None = None,
 ) -> Delta | FullListing:
-    """Read, from page 1 already read, every row newer than the watermark; or say why
-    every page must be read. `wave`: pages read at once past the first estimate."""
+    """Read, from page 1 already read, every row newer than the watermark (or `newest`, the
+    boundary of this run's walks, once set); or say why every page must be read. `wave`:
+    pages read at once past the first estimate."""
     mark = known.watermark()
     if not mark.complete:
         return FullListing("no verified index of this tenant yet")
+    boundary = mark.newest if newest is None else newest
     total, page_count = first.total, first.page_count
     if total is None or page_count is None:
         return FullListing("the pages carry no total or pageCount")
@@ -121,14 +99,14 @@ def read_delta(  # noqa: PLR0911 - one return per reason
         (got[page_count],) = read_pages([page_count])
         order = infer_order(first.rows + got[page_count].rows)
         if order is None:
-            return _both_ends(first, got[page_count], known, mark.newest, total)
+            return _both_ends(first, got[page_count], known, boundary, total)
     if order == "unordered":
         return FullListing("the pages are in no order of createdAt")
     order = order or "newest"  # one page: read whole either way
     sequence = list(range(1, page_count + 1))
     if order == "oldest":
         sequence.reverse()
-    walk = _Walk(known, mark.newest, total, order)
+    walk = _Walk(known, boundary, total, order)
     rows_per_page = max(len(first.rows), 1)
     batch = math.ceil((max(total - known.count(), 0) + 1) / rows_per_page)
     pages, position = len(got), 0
@@ -149,13 +127,11 @@ def read_delta(  # noqa: PLR0911 - one return per reason
 
 
 def _both_ends(
-    first: Page, last: Page, known: Known, newest: int | None, total: int
+    first: Page, last: Page, known: InvoiceCache, newest: int | None, total: int
 ) -> Delta | FullListing:
     """Page 1 and the last page share one createdAt: no order shows. When it is not newer
-    than the watermark, nothing newer exists at either end, where any order by time would
-    put it: only the count is left to say what the index is worth (a creation in the
-    middle, in a list in no order of time, offset exactly by a deletion is the limit the
-    README names). Otherwise every page is read."""
+    than the watermark, nothing newer is at either end, where any order by time puts it,
+    and the count decides (the README names the limit); otherwise every page is read."""
     tie = first.rows[0].created_at if first.rows else None
     if tie is None or newest is None or tie > newest:
         return FullListing("page 1 and the last page share one createdAt: no order shows")
@@ -170,7 +146,7 @@ def _both_ends(
 class _Walk:
     """The rows from the newest down, checked one at a time."""
 
-    def __init__(self, known: Known, newest: int | None, total: int, order: Order) -> None:
+    def __init__(self, known: InvoiceCache, newest: int | None, total: int, order: Order) -> None:
         self._known = known
         self._newest = newest
         self._total = total

@@ -1,21 +1,10 @@
 """Finds: before a record is skipped as already in Leanpay, the belief is re-proved by the
-cheapest proof that holds (`../shared/design.md`, "What a listing can prove").
-
-* Invoices: a delta of this run whose count added up proves that nothing the tenant
-  index holds was deleted (up to a deletion offset exactly by a late row: README). When
-  the index holds more than Leanpay lists (`tenant_listing.TenantListing.in_doubt`), the
-  repeats the walk did not read are found by id (`GET /invoices/{id}`), as long as this
-  run's finds stay within the pages of a full listing; past that, every page is read
-  once, and that listing answers for the rest of the run. How many repeats the input
-  still holds is not known when a chunk is sifted, so this costs at most twice the
-  cheaper of the two. Invoices a full listing of this run read need no find.
-* Credit notes, links and paybacks have no count: every repeat believed from the
-  receipts of earlier runs is found by id (`GET /credit-notes/{id}`, `/links/{id}`,
-  `/paybacks/{id}`).
-
-A 404 means Leanpay no longer holds it: the record is sent again (the guard and the
-index forget it). A found object gives what Leanpay holds now, which change detection
-compares (`updates.py`). Finds of a chunk go out concurrently. A dry run finds nothing.
+cheapest proof that holds (docs/architecture.md, "Beliefs re-proved before a skip"). For
+invoices: this run's delta whose count added up, or its full listing; else finds by id
+while they stay within the pages of a full listing, then one (how many repeats the input
+holds is not known when a chunk is sifted: at most twice the cheaper of the two). Credit
+notes, links and paybacks have no count: every repeat believed from the receipts is
+found by id. A 404: sent again. A dry run finds nothing.
 """
 
 from __future__ import annotations
@@ -24,6 +13,7 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from typing import Any
 
 from target_leanpay.listings.replay import ReplayGuard
@@ -63,35 +53,29 @@ class Finds:
         forgets them, and they are sent again. The tenant index's doubts are settled one
         chunk at a time (its finds still go out together): one chunk's 404s may explain
         every deletion the count showed, and spare the next chunk its finds."""
-        if isinstance(guard.listing, TenantListing):
-            with self._one_chunk_at_a_time:
-                return self._gone(resource, guard, external_ids)
-        return self._gone(resource, guard, external_ids)
-
-    def _gone(
-        self, resource: Resource, guard: ReplayGuard[Any], external_ids: Sequence[str]
-    ) -> set[str]:
-        if not self._in_question(resource, guard) or not external_ids:
-            return set()
-        holdings = guard.holdings(external_ids)
-        by_id = {i: e for e, (i, _) in holdings.items() if i is not None and i != SEVERAL}
-        gone, to_find = self._in_doubt(resource, guard, list(by_id))
-        if to_find:
-            gone |= self._found_gone(resource, guard, to_find, by_id)
-        missing = {by_id[i] for i in gone}
-        if missing:
-            guard.forget(sorted(missing))
-            logger.info(
-                "Replay safety: Leanpay no longer holds %s this target believed it held "
-                "(first: %r): sent again",
-                plural(len(missing), resource.name[:-1].replace("_", " ")),
-                min(missing),
-            )
-        return missing
+        chunks = self._one_chunk_at_a_time if isinstance(guard.listing, TenantListing) else None
+        with chunks or nullcontext():
+            if not self._in_question(resource, guard) or not external_ids:
+                return set()
+            holdings = guard.holdings(external_ids)
+            by_id = {i: e for e, (i, _) in holdings.items() if i is not None and i != SEVERAL}
+            gone, to_find = self._in_doubt(resource, guard, list(by_id))
+            if to_find:
+                gone |= self._found_gone(resource, guard, to_find, by_id)
+            missing = {by_id[i] for i in gone}
+            if missing:
+                guard.forget(sorted(missing))
+                logger.info(
+                    "Replay safety: Leanpay no longer holds %s this target believed it held "
+                    "(first: %r): sent again",
+                    plural(len(missing), resource.name[:-1].replace("_", " ")),
+                    min(missing),
+                )
+            return missing
 
     def _in_question(self, resource: Resource, guard: ReplayGuard[Any]) -> bool:
-        """Whether anything this resource's guard believes may need a proof (cheap: most
-        chunks of a delta run that added up ask nothing more)."""
+        """Whether anything the guard believes may need a proof (cheap: most chunks of a
+        delta run that added up ask nothing more)."""
         if self._find is None or resource.name not in FIND_PATHS:
             return False
         listing = guard.listing

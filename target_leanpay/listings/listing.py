@@ -1,21 +1,12 @@
-"""Listing: read every page of a list endpoint, several pages at a time, and prove that
-every row that existed when it began was seen.
+"""Listing: read every page of a list endpoint, several at a time, and prove that every
+row that existed when it began was seen.
 
-`GET /invoices?page=N` has no filter and no documented page size: a tenant of 100k
-invoices may be thousands of pages. The first page says how many there are
-(`pageCount`); the others are then read by `concurrency` threads at once, so a listing
-costs about `pages x latency / concurrency` instead of `pages x latency`. Without a
-usable `pageCount`, pages are read one after another until an empty one.
-
-Pages shift while they are read: a deletion moves every later row up one page, and one
-row is then never seen. So a listing proves itself: every page must give the `total`
-page 1 gave, and the distinct rows read must add up to it. When they do not, the tenant
-changed under the listing, which is read again, `MAX_ATTEMPTS` times at most; then the
-run stops with one line saying so (nothing sent, STATE untouched).
-
-A progress line says where a long listing is. When the run stops (a signal, a failure
-elsewhere), no further page is requested; the pages on the wire are abandoned with the
-process.
+`GET /invoices?page=N` has no filter nor documented page size (100k invoices may be
+thousands of pages): page 1's `pageCount` lets `concurrency` threads read the others at
+once; without it, pages are read one after another until an empty one. Pages shift while
+they are read (a deletion moves every later row up, and one row goes unseen), so a listing
+proves itself: every page gives page 1's `total`, and the distinct rows add up to it. Else
+it is read again, `MAX_ATTEMPTS` times at most, then the run stops (nothing sent).
 """
 
 from __future__ import annotations
@@ -76,9 +67,8 @@ def _created_at(value: str) -> int | None:
 
 
 def row_of(obj: Any, keep: Keep | None = None) -> Row | None:
-    """A listed object as a Row (None: not an object). Its Leanpay id is None for an
-    object listed inside another (a link has no id of its own); `contents` is what `keep`
-    makes of it."""
+    """A listed object as a Row (None: not an object); a link, listed inside its invoice,
+    has no Leanpay id of its own."""
     if not isinstance(obj, dict):
         return None
     leanpay_id, external_id, tenant = obj.get("id"), obj.get("externalId"), obj.get("tenantId")
@@ -122,8 +112,7 @@ class Listing:
         inside: str | None = None,
         keep: Keep | None = None,
     ) -> None:
-        """`inside`: the objects are listed inside each row, under that key. `keep`: what
-        is kept of each object beside its ids (changes.py)."""
+        """`inside`: the objects are listed inside each row, under that key."""
         self._keep = keep
         self.blind: frozenset[str] = frozenset()
         """The rows of the last complete listing whose inside field was absent."""
@@ -134,7 +123,7 @@ class Listing:
         self.path = path
         self._inside = inside
         self._read_page = read_page
-        self._concurrency = concurrency
+        self.concurrency = concurrency
         self._stopping = stopping
 
     def read_all(
@@ -181,7 +170,10 @@ class Listing:
         proof = _Proof(first, self._objects, self._inside)
 
         def take(number: int, body: dict[str, Any]) -> None:
-            self._hand_over(body, remember, objects)
+            rows = self.rows(body)
+            remember(rows)
+            if objects is not None:
+                objects([row for row in rows if row.leanpay_id is not None])
             progress.page_read()
             proof.add(number, body)
 
@@ -201,13 +193,12 @@ class Listing:
     def read_pages(
         self, numbers: Iterable[int], take: Callable[[int, dict[str, Any]], None]
     ) -> None:
-        """Read these pages, `concurrency` on the wire at a time, each handed to `take`
-        (in this thread) as it arrives: the one page reader of full and delta listings.
-        On a failure or a stop, the pages still on the wire are abandoned."""
+        """Read these pages, `concurrency` on the wire at a time, each handed to `take` (in
+        this thread) as it arrives; on a failure or a stop, those on the wire are dropped."""
         queue = iter(numbers)
-        threads = ThreadPoolExecutor(self._concurrency, thread_name_prefix="leanpay-list")
+        threads = ThreadPoolExecutor(self.concurrency, thread_name_prefix="leanpay-list")
         try:
-            pending = {threads.submit(self._numbered, n) for n in islice(queue, self._concurrency)}
+            pending = {threads.submit(self._numbered, n) for n in islice(queue, self.concurrency)}
             while pending:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:  # re-raises the error of a page that failed
@@ -224,12 +215,6 @@ class Listing:
         if self._stopping.is_set():
             raise Stopped(f"listing {self.name} stopped before page {page}: the run is stopping")
         return self._read_page(self.path, page)
-
-    def _hand_over(self, body: dict[str, Any], remember: Rows, objects: Rows | None) -> None:
-        rows = self.rows(body)
-        remember(rows)
-        if objects is not None:
-            objects([row for row in rows if row.leanpay_id is not None])
 
     def rows(self, body: dict[str, Any]) -> list[Row]:
         """The page's objects of this resource, parsed (the one parser of listed rows)."""
@@ -303,8 +288,7 @@ def _int(value: Any) -> int | None:
 
 
 class _Progress:
-    """`listing invoices: page 400/800`, at most every few seconds (told by the thread
-    that collects the pages)."""
+    """`listing invoices: page 400/800`, at most every few seconds."""
 
     def __init__(self, name: str) -> None:
         self.name = name

@@ -1,31 +1,14 @@
 """Replay safety: never send an externalId that Leanpay already holds.
 
-Singer delivery is at-least-once: a resumed run re-sends records after the last STATE,
-and some of them may already be in Leanpay. Leanpay documents no idempotency key and no
-behaviour for a repeated externalId, so the target does not rely on one:
-
-* when a stream of a listable resource (invoices: `GET /invoices?page=N`) starts, the
-  tenant is listed in the background: only the pages of what is new since the tenant
-  index was last verified (`tenant_listing.py`, `delta.py`), else every page, several
-  at a time (`listing.py`), into the tenant index (the store's cache, `store.py`); what
-  this run learns beyond the index is kept in `KnownIds` (on disk); each chunk looks
-  its externalIds up in both (never the whole index); reading and mapping go on
-  meanwhile, but no chunk is sent before the listing is complete;
-* each record's externalId is *claimed* when it is read; a later record with the same
-  externalId waits for the first one's outcome (acknowledged -> "already present";
-  refused -> refused too, pointing at the first). This holds for every resource, with
-  replay safety on or off: twins within one input are never both sent (`twins.py`);
-* just before a chunk is sent, the ids Leanpay holds are sifted out ("already present");
-* after an ambiguous request (sent, but its outcome unknown), only a listing that
-  started after the request ended (and after the wait Leanpay may still need) can say
-  what was stored: `confirm_since` waits for one. Requests that become ambiguous
-  together share it: a re-listing waits for the requests still on the wire, and for
-  the waits of other ambiguous requests ending within `COALESCE_SECONDS`. No POST of the
-  resource starts while it is read: objects this run creates meanwhile would shift the
-  pages under it (in a newest-first order, the uncertain batch past the last page).
-
-Records without an externalId, and resources with no list endpoint, cannot be checked
-against Leanpay: they are sent at least once (README, "Exactly once").
+Singer delivery is at-least-once (a resumed run re-sends what followed the last STATE)
+and Leanpay documents no idempotency key: a listable resource (invoices) is listed in the
+background when its stream starts, no chunk is sent before that listing is complete, and
+each chunk's externalIds are looked up in the tenant index and in what this run learned
+beyond it (`KnownIds`). After an ambiguous request only a listing that started after it
+ended can say what was stored (`confirm_since`); no POST starts while one is read, since
+its objects would shift the pages under it. Records without an externalId, and resources
+with no list endpoint, are sent at least once (README, "Exactly once"; the details:
+docs/architecture.md, "Exactly once, in detail").
 """
 
 from __future__ import annotations
@@ -43,12 +26,12 @@ from typing import Any, Generic, TypeVar
 
 from target_leanpay.leanpay.client import Created
 from target_leanpay.leanpay.errors import AuthError, Stopped
-from target_leanpay.listings.listing import Listed, Listing
+from target_leanpay.listings.listing import Listed, Listing, PageReader
 from target_leanpay.listings.tenant_gate import TenantGate
 from target_leanpay.listings.tenant_listing import TenantListing, acknowledged_rows
-from target_leanpay.listings.twins import Twins
+from target_leanpay.listings.twins import POLL_SECONDS, Twins
 from target_leanpay.output.progress import plural
-from target_leanpay.records.resources import RESOURCES, Resource
+from target_leanpay.records.resources import INVOICES, Resource
 from target_leanpay.store import changes
 from target_leanpay.store.store import (
     SEVERAL,
@@ -65,15 +48,12 @@ from target_leanpay.store.store import (
 logger = logging.getLogger("target-leanpay.replay")
 
 T = TypeVar("T")
-PageReader = Callable[[str, int], dict[str, Any]]
 Clock = Callable[[], float]
 Pause = Callable[[threading.Condition, float], object]
 """Waits on a held condition for up to some seconds (`Condition.wait`; a fake in tests)."""
 
 COALESCE_SECONDS = 1.0
 """Ambiguous requests whose waits end within this long of each other share one listing."""
-POLL_SECONDS = 0.2
-"""How often a thread waiting on a listing looks at the run's stop flag."""
 
 MAX_QUERY_IDS = 500
 """Ids per statement, far below SQLite's variable limit (999 before SQLite 3.32)."""
@@ -81,15 +61,11 @@ MAX_QUERY_IDS = 500
 
 class KnownIds:
     """What this run learned of Leanpay beyond the tenant index (a listing without one,
-    a delta's rows, the receipts, what it sent), with Leanpay ids, in a private temporary
-    SQLite file.
+    a delta's rows, the receipts, what it sent), in a private temporary SQLite file.
 
-    It may have to hold every externalId of a tenant listed whole plus every one this run
-    sent: a Python set of a million strings costs ~100 MB and grows with the input. A
-    SQLite table keeps them on disk (deleted when the run ends) behind a small page cache,
-    so memory stays flat whatever the tenant or input size, and a chunk of 100 is checked
-    in one query and recorded in one multi-row INSERT. The ids are stored whole: no hash,
-    no collision can ever hide an invoice. Safe to share between threads.
+    It may hold every externalId of a tenant plus every one this run sent: on disk, memory
+    stays flat whatever the size (a set of a million strings costs ~100 MB). Ids are
+    stored whole: no hash collision can ever hide an invoice. Thread-safe.
     """
 
     def __init__(self) -> None:
@@ -141,8 +117,7 @@ class KnownIds:
         return dict(self._each(query, ids))
 
     def holdings(self, ids: Sequence[str]) -> dict[str, tuple[str | None, bytes | None]]:
-        """externalId -> (Leanpay id, what Leanpay holds of it or None), for those of `ids`
-        remembered."""
+        """externalId -> (Leanpay id, what Leanpay holds of it or None), those remembered."""
         query = "SELECT external_id, leanpay_id, held FROM known WHERE {}"
         return {e: (i, h) for e, i, h in self._each(query, ids)}
 
@@ -151,8 +126,7 @@ class KnownIds:
         self._each("DELETE FROM known WHERE {}", ids)
 
     def _each(self, statement: str, ids: Sequence[str]) -> list[Any]:
-        """`statement`, its `{}` naming a slice of `ids` (MAX_QUERY_IDS at most), run for
-        each slice; the rows it returns."""
+        """`statement` run for each slice of `ids` its `{}` names; the rows returned."""
         found: list[Any] = []
         with self._lock:
             for start in range(0, len(ids), MAX_QUERY_IDS):
@@ -169,11 +143,8 @@ class KnownIds:
 
 class ReplayGuard(Generic[T]):
     """The externalIds of one resource: those Leanpay holds, and those this run is sending.
-
-    `listing` None: nothing is read from Leanpay (replay safety off, a dry run, or a
-    resource without a list endpoint); twins are still held back, and ids acknowledged
-    in this run still count as held.
-    """
+    `listing` None (replay safety off, a dry run, no list endpoint): nothing is read from
+    Leanpay; twins are still held back, and ids acknowledged in this run count as held."""
 
     def __init__(
         self,
@@ -193,19 +164,17 @@ class ReplayGuard(Generic[T]):
         self.twins: Twins[T] = Twins(resource.name, stopping=stopping)
         """This run's claims of the resource's externalIds (twins.py)."""
         self._changed = threading.Condition(threading.Lock())
-        self._listed_from: float | None = clock()
+        first = None if resource.listed_first else float("-inf")
+        self._listed_from: float | None = clock() if listing is None else first
         """When the newest complete listing started (all that Leanpay held then is known):
         None until the first listing of a resource listed first; -inf for one listed only
         to settle a doubt (links), so that `confirm_since` always lists."""
-        if listing is not None:
-            self._listed_from = None if resource.listed_first else float("-inf")
         self._first_failure: BaseException | None = None
         self._leading = False
         self._listing_now = False
         self._wanted: list[float] = []  # `since` of each thread waiting for a listing
         self._on_wire: set[int] = set()
         self._post_ids = itertools.count()
-        self._receipted: Callable[[], Iterable[Earlier]] = tuple
         self._read_every_page = False
         """Whether the newest listing read every page (a delta's count proved the rest)."""
         self.listings = 0
@@ -221,8 +190,12 @@ class ReplayGuard(Generic[T]):
 
     # -- the listing ------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Begin the first listing in the background; `held` waits for it."""
+    def start(self, receipts: Callable[[], Iterable[Earlier]] = tuple) -> None:
+        """Begin the first listing in the background; `held` waits for it. `receipts`: those
+        of earlier runs, which the listing overrules: those a first listing that read every
+        page does not show (deleted in Leanpay, or a reset tenant) are reported once, and
+        sent again. Read only then: a delta whose count adds up proved the index, and a run
+        does not read every receipt ever written."""
         if self.listing is None or not self.resource.listed_first:
             return
 
@@ -230,7 +203,7 @@ class ReplayGuard(Generic[T]):
             try:
                 self.confirm_since(float("-inf"))
                 if self._read_every_page:
-                    self._report_doubts()
+                    self._report_doubts(receipts)
             except BaseException as failure:  # raised to the sending threads by `held`
                 with self._changed:
                     self._first_failure = failure
@@ -249,12 +222,10 @@ class ReplayGuard(Generic[T]):
         return set(self.holdings(external_ids))
 
     def holdings(self, external_ids: Sequence[str]) -> dict[str, tuple[str | None, bytes | None]]:
-        """externalId -> (Leanpay id, what Leanpay holds of it, `changes.kept` encoded, or
-        None), for those of `external_ids` this run knows (KnownIds) or the tenant's cache
-        holds: looked up per chunk, never loaded whole. Both knowing one externalId by two
-        ids: SEVERAL.
-        Not while a listing is read: a full one empties the cache before refilling it
-        (never called inside `posting`, which such a listing waits for)."""
+        """externalId -> (Leanpay id or SEVERAL, what Leanpay holds of it, `changes.kept`
+        encoded, or None), for those of `external_ids` this run or the tenant's cache
+        knows. Not while a listing is read (a full one empties the cache before refilling
+        it), so never inside `posting`, which such a listing waits for."""
         with self._changed:
             while self._listing_now:
                 self._wait_a_little()
@@ -281,9 +252,8 @@ class ReplayGuard(Generic[T]):
         return listing.index if isinstance(listing, TenantListing) else None
 
     def _cached(self, external_ids: Sequence[str]) -> dict[str, Found]:
-        """What the tenant's cache holds of these. A value it cannot decode or trust means
-        it is not used: marked damaged, and a full listing (which rebuilds it) is read
-        before the answer, never a traceback nor a wrong answer."""
+        """What the tenant's cache holds of these. One it cannot trust is marked damaged
+        and rebuilt by a full listing before the answer: never a wrong answer."""
         cache = self._cache()
         if cache is None or not external_ids:
             return {}
@@ -312,12 +282,9 @@ class ReplayGuard(Generic[T]):
                 self._changed.notify_all()
 
     def confirm_since(self, since: float) -> None:
-        """Return once a listing that started after `since` has been read whole.
-
-        `since` is when the uncertain request ended, plus the time Leanpay may still need
-        to finish it. One thread at a time leads a listing; the others wait for it, and
-        those it does not cover (their `since` came later) lead the next one.
-        """
+        """Return once a listing that started after `since` (when the uncertain request
+        ended, plus the time Leanpay may still need) has been read whole. One thread at a
+        time leads a listing; those it does not cover lead the next one."""
         assert self.listing is not None, "nothing to list"
         with self._changed:
             self._wanted.append(since)
@@ -343,14 +310,11 @@ class ReplayGuard(Generic[T]):
 
     def _lead(self, listing: Listing | TenantListing) -> None:
         """List for every waiter whose `since` is due within COALESCE_SECONDS of the first.
-
-        Called holding `_changed`; released while sleeping and while listing.
-        """
+        Called holding `_changed`; released while sleeping and while listing."""
         earliest = min(self._wanted)
         while True:  # until strictly after the latest `since` due with the earliest
             due = max(s for s in self._wanted if s <= earliest + COALESCE_SECONDS)
-            remaining = due - self._clock()
-            if remaining < 0:
+            if (remaining := due - self._clock()) < 0:
                 break
             self._wait_a_little(max(remaining, 0.001))
         # Close the gate first, then wait for what is on the wire: a POST can no longer
@@ -371,7 +335,15 @@ class ReplayGuard(Generic[T]):
             waiting = len(self._wanted)
             self._changed.release()
             try:
-                listed = self._read(listing)
+                listed = listing.read_all(self._known.add)
+            except AuthError as refused:
+                raise AuthError(
+                    f"{refused} (while listing {self.resource.name} for replay safety: the "
+                    "key may lack read access; replay_safety: false skips the listing, at "
+                    "the cost described in the README)",
+                    status=refused.status,
+                    body=refused.body,
+                ) from None
             finally:
                 self._changed.acquire()
         finally:
@@ -381,18 +353,6 @@ class ReplayGuard(Generic[T]):
         self._read_every_page = listed.new is None
         self._listed_from = max(started, self._listed_from or started)
         _log_listing(self.resource.name, listed, self._clock() - started, self.listings, waiting)
-
-    def _read(self, listing: Listing | TenantListing) -> Listed:
-        try:
-            return listing.read_all(self._known.add)
-        except AuthError as refused:
-            raise AuthError(
-                f"{refused} (while listing {self.resource.name} for replay safety: the "
-                "key may lack read access; replay_safety: false skips the listing, at "
-                "the cost described in the README)",
-                status=refused.status,
-                body=refused.body,
-            ) from None
 
     def _wait_a_little(self, seconds: float = POLL_SECONDS) -> None:
         """Wait on `_changed` (held) at most `seconds`; give up if the run is stopping."""
@@ -409,18 +369,10 @@ class ReplayGuard(Generic[T]):
         if isinstance(self.listing, TenantListing):
             self.listing.stored(acknowledged_rows(created, sent))
 
-    def doubt(self, receipts: Callable[[], Iterable[Earlier]]) -> None:
-        """The receipts of earlier runs, for a resource the listing settles: the listing
-        wins. Those a first listing that read every page does not show (deleted in
-        Leanpay, or a reset tenant) are reported once, and sent again. Read only then: a
-        delta whose count adds up proved the index, and a run does not read every receipt
-        ever written."""
-        self._receipted = receipts
-
-    def _report_doubts(self) -> None:
+    def _report_doubts(self, receipts: Callable[[], Iterable[Earlier]]) -> None:
         """After a first listing that read every page: what the receipts say and Leanpay
         does not show."""
-        receipted = list(dict.fromkeys(e for e, *_ in self._receipted()))  # objects, not lines
+        receipted = list(dict.fromkeys(e for e, *_ in receipts()))  # objects, not lines
         missing: list[str] = []
         for start in range(0, len(receipted), MAX_QUERY_IDS):  # memory flat
             part = receipted[start : start + MAX_QUERY_IDS]
@@ -436,8 +388,7 @@ class ReplayGuard(Generic[T]):
             )
 
     def learn(self, earlier: Iterable[Earlier]) -> None:
-        """(externalId, Leanpay id, kept fields) of objects Leanpay holds, known from
-        elsewhere (the receipts of earlier runs)."""
+        """(externalId, Leanpay id, kept fields) Leanpay holds, from earlier runs' receipts."""
         self._known.add(Row(i, e, None, contents=kept) for e, i, kept in earlier)
 
     def now_holds(self, external_id: str, kept: bytes) -> None:
@@ -458,20 +409,18 @@ class ReplayGuard(Generic[T]):
         return self._known.sent(external_ids)
 
     def settled_id(self, external_id: str) -> str | None:
-        """The Leanpay id of the object with `external_id`, once known: waits while this
-        run is still sending it, and for the first listing. None when it is not in
-        Leanpay (as far as the listing, the receipts and this run know); SEVERAL when more
-        than one object carries it. `was_refused` tells a refusal apart."""
+        """The Leanpay id of the object with `external_id` once this run no longer sends it
+        and the first listing is read: None when Leanpay is not known to hold it; SEVERAL
+        when more than one object carries it."""
         self.twins.wait_settled(external_id)
         if self.held([external_id]):
             return self.holdings([external_id])[external_id][0]
         return None
 
     def read_before(self, external_id: str) -> bool:
-        """Whether this run has claimed `external_id` (it is on its way, or settled) or
-        Leanpay is known to hold it: asked by the reading thread when a reference to it is
-        read, to tell whether the reference may wait for the object's outcome, or must be
-        parked until the object is read (parking.py)."""
+        """Whether this run has claimed `external_id` or Leanpay is known to hold it: a
+        reference to it may then wait for its outcome, else it is parked until the object
+        is read (parking.py)."""
         if self.twins.seen(external_id) or self._known.holdings([external_id]):
             return True
         cache = self._cache()  # held before the run: waiting costs nothing
@@ -489,11 +438,6 @@ class ReplayGuard(Generic[T]):
     def forget(self, external_ids: Sequence[str]) -> None:
         """A find answered 404 for these: Leanpay does not hold them (finds.py)."""
         self._known.forget(external_ids)
-
-
-def _kept(resource: Resource, row: dict[str, Any]) -> bytes:
-    """What a listed row shows of the fields a change is looked for in (changes.py)."""
-    return changes.encode(changes.kept(resource, row))
 
 
 def _log_listing(name: str, listed: Listed, seconds: float, number: int, waiting: int) -> None:
@@ -546,8 +490,7 @@ class ReplayGuards:
         writes: bool = True,
     ) -> None:
         """`read_page` None: a dry run, which reads nothing and assumes an empty tenant.
-        `store`: where tenants' caches live (None: none is used); `writes` False (a
-        plan): they are read, never written."""
+        `store` None: no tenant index; `writes` False (a plan): indexes are only read."""
         self._read_page = read_page
         self._api_url = api_url
         self._store = store
@@ -568,10 +511,9 @@ class ReplayGuards:
         """The tenant's lock: taken before anything is sent (tenant_gate.py)."""
 
     def for_resource(self, resource: Resource) -> ReplayGuard[Any]:
-        """The guard of `resource`: made when a stream first loads it (or a reference first
-        names it), knowing this target's receipts; its first listing starts then, in the
-        background. For a resource Leanpay cannot list, the tenant's lock is held first
-        (waiting for another run of the tenant): its receipts are read behind it."""
+        """The guard of `resource`, made (and its first listing started, in the background)
+        when a stream or a reference first names it. For a resource Leanpay cannot list,
+        the tenant's lock is held first: its receipts are read behind it."""
         if not resource.listed_first:
             self._hold_tenant(resource)
         with self._lock:  # sinks (reading thread) and references (sending threads) ask
@@ -581,23 +523,17 @@ class ReplayGuards:
                     resource, self._listing(resource), stopping=self._stopping
                 )
                 if resource.listed_first and self._enabled:  # the listing wins (a dry run
-                    guard.doubt(partial(self._earlier, resource))  # assumes it empty)
-                else:
+                    guard.start(partial(self._earlier, resource))  # assumes it empty)
+                else:  # nothing to list first: the receipts are believed
                     guard.learn(self._earlier(resource))
-                guard.start()
         return guard
 
     def _earlier(self, resource: Resource) -> Iterable[Earlier]:
         return self._receipts.earlier(resource.name, self.tenant())
 
     def tenant(self) -> str | None:
-        """The tenant this run loads, once a listing (or the tenant's lock) has named it:
-        receipts of another tenant of the host are then never read (sending threads ask
-        too: the guards are copied at once, since `for_resource` may add one meanwhile)."""
-        for guard in list(self._guards.values()):
-            listing = guard.listing
-            if isinstance(listing, TenantListing) and listing.tenant is not None:
-                return listing.tenant
+        """The tenant this run loads, once named (`TenantGate.tenant`): its receipts alone
+        are read."""
         return self._gate.tenant
 
     def _listing(self, resource: Resource) -> Listing | TenantListing | None:
@@ -617,7 +553,7 @@ class ReplayGuards:
             concurrency=self._concurrency,
             stopping=self._stopping,
             inside=resource.listed_inside,
-            keep=partial(_kept, resource),
+            keep=lambda row: changes.encode(changes.kept(resource, row)),  # updates.py compares it
         )
         if not resource.listed_first or self._store is None:
             return listing  # links: inside their invoices, every page, when in doubt
@@ -627,14 +563,23 @@ class ReplayGuards:
             store=self._store,
             gate=self._gate,
             writable=self._writes,
-            concurrency=self._concurrency,
         )
 
     def _hold_tenant(self, resource: Resource) -> None:
-        """The tenant's lock, before `resource`'s receipts are read and anything is sent
-        (page 1 of the invoices names the tenant)."""
+        """The tenant's lock, before `resource`'s receipts are read and anything is sent:
+        page 1 of the invoices names the tenant (each invoice carries `tenantId`)."""
+        if self._read_page is None:  # a dry run reads nothing and takes no lock
+            return
+        assert INVOICES.list_path is not None
+        listing = Listing(
+            INVOICES.name,
+            INVOICES.list_path,
+            self._read_page,
+            concurrency=1,
+            stopping=self._stopping,
+        )
         try:
-            self._gate.hold(self._invoices())
+            self._gate.hold(listing)
         except AuthError as refused:
             raise AuthError(
                 f"{refused} (while reading page 1 of invoices before loading "
@@ -644,19 +589,6 @@ class ReplayGuards:
                 status=refused.status,
                 body=refused.body,
             ) from None
-
-    def _invoices(self) -> Listing:
-        """The listing whose page 1 names the tenant (each invoice carries `tenantId`)."""
-        assert self._read_page is not None  # a dry run takes no lock
-        invoices = next(r for r in RESOURCES.values() if r.listed_first)
-        assert invoices.list_path is not None
-        return Listing(
-            invoices.name,
-            invoices.list_path,
-            self._read_page,
-            concurrency=1,
-            stopping=self._stopping,
-        )
 
     def close(self) -> None:
         """Delete every guard's id store; let another run load the tenant."""

@@ -1,18 +1,12 @@
-"""The tenant's lock, held from before the run's first POST (and before what it believes
-of earlier runs is read) to its end: one run per tenant at a time.
+"""The tenant's lock, held from before the run's first POST to its end: one run per tenant.
 
 Two runs loading one tenant (an hourly job that overran) must not both send: each would
-decide from what Leanpay and the receipts said before the other's objects existed. The
-tenant is named by page 1 of `GET /invoices` (each invoice carries `tenantId`): the
-invoice listing reads it first; a run without invoices (credit notes, paybacks: what
-Leanpay cannot list) reads it only for this, when its first such resource is loaded. A
-tenant that lists nothing cannot be named: the host's lock is held exclusively
-(`tenant_lock.py`, `pg_lock.py`: the host's lock, then the tenant's; no deadlock).
-
-What a run believed before it held the lock may be stale (another run sent meanwhile), so
-it is read once the lock is held: page 1 (returned), the sending marks (`held`, the
-caller's re-reading), and the receipts of a resource Leanpay cannot list (its guard is
-made after `hold`, replay.py). A plan, a dry run and replay_safety false take no lock.
+decide from what Leanpay and the receipts said before the other's objects existed. Page 1
+of `GET /invoices` names the tenant (`tenantId`), read for this alone by a run without
+invoices; a tenant that lists nothing holds the host's lock exclusively (`tenant_lock.py`,
+`pg_lock.py`). What the run believed before it held the lock may be stale, so page 1, the
+sending marks (`held`) and the receipts of what Leanpay cannot list are read after it. A
+plan, a dry run and replay_safety false take no lock.
 """
 
 from __future__ import annotations
@@ -41,9 +35,8 @@ class TenantGate:
         where: str,
         held: Callable[[], None],
     ) -> None:
-        """`lock` None: none is taken (a plan, a dry run, replay safety off). `held`:
-        called once the lock is held, before anything is sent (re-reads what the run
-        believed: the sending marks). `where`: the store, for messages."""
+        """`lock` None: none is taken. `held`: called once the lock is held, before anything
+        is sent. `where`: the store, for messages."""
         self._lock = lock
         self._api_url = api_url
         self._where = where
@@ -53,7 +46,8 @@ class TenantGate:
         self.unusable = False
         """The store folder could not hold the lock: nothing is waited for, nor written."""
         self.tenant: str | None = None
-        """The tenant page 1 named when the lock was taken (None: empty, or not yet)."""
+        """The tenant this run loads, once page 1 named it when the lock was taken, or the
+        invoice listing (or its first acknowledgement) opened its index."""
 
     def hold(self, invoices: Listing) -> None:
         """Hold the tenant's lock (waiting for another run of it, saying so), if not yet."""
@@ -75,8 +69,16 @@ class TenantGate:
             key = TenantKey.of(self._api_url, tenant) if tenant else None
             try:
                 waited = lock.hold_tenant(key) if key else lock.hold_new_tenant()
-            except OSError as unusable:
-                self._cannot_lock(unusable)
+            except OSError as unusable:  # a read-only home, a full disk: go on without it
+                self._lock = None
+                self.unusable = True
+                logger.warning(
+                    "Replay safety: the tenant index folder %s cannot be used (%s): every "
+                    "page is read in each run, and another run on this tenant is not waited "
+                    "for; set store to a writable folder",
+                    self._where,
+                    unusable,
+                )
                 return body
             if not waited:
                 break
@@ -88,19 +90,6 @@ class TenantGate:
         self.tenant = tenant
         self._held_callback()
         return body
-
-    def _cannot_lock(self, unusable: OSError) -> None:
-        """The store folder cannot be used (a read-only home, a full disk): say what is
-        lost, and go on without the lock (nor the index: the caller's choice)."""
-        self._lock = None
-        self.unusable = True
-        logger.warning(
-            "Replay safety: the tenant index folder %s cannot be used (%s): every page is "
-            "read in each run, and another run on this tenant is not waited for; set "
-            "store to a writable folder",
-            self._where,
-            unusable,
-        )
 
     def close(self) -> None:
         """Let another run load the tenant (not under the mutex: a thread still waiting

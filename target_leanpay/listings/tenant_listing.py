@@ -1,35 +1,19 @@
 """The invoices of one tenant, listed at the cost of what is new, and what that proves.
 
-Each listing reads page 1 first: its invoices name the tenant (`tenantId`), which names
-its index (`tenant_index.py`); the tenant's lock is held from then to the end of the run
-(`tenant_gate.py`), if nothing this run loads took it before. Then `delta.py` walks
-every row newer than the watermark, or says why every page must be read (logged once
-per reason at INFO); either way the index is brought up to date. Invoices Leanpay
-acknowledges in this run are added to it as they are acknowledged, and move its
-watermark, so that the next run does not read them again; this run's own re-listings
-keep the boundary of what it listed.
-
-What the walk's count says decides what the index is worth (`finds.py` asks):
-
-* it adds up: the index holds exactly what Leanpay lists; nothing more is needed;
-* the index holds more (deleted in Leanpay): the repeats of this run are found by id while
-  the finds stay within the pages of a full listing, then every page is read once, in
-  this run. The index is rebuilt in this run when that listing happens, or when the 404s
-  explain every missing invoice (it is whole again, with no listing); otherwise in the
-  next run, which lists every page: a deficit left unexplained would cost finds on every
-  later run, and one listing settles it for good (the index is marked unverified at once,
-  so a killed run leaves nothing that looks verified);
-* the index holds fewer (a late row, one created in the watermark's second): every page,
-  this run: no find looks up an externalId, and an unknown row the input holds would be
-  sent twice.
-
-A tenant that lists nothing has no id yet: its index is made from the first
-acknowledgement, which names the tenant, when the first listing saw it empty.
+Page 1 names the tenant, hence its index (`tenant_index.py`) and its lock
+(`tenant_gate.py`); `delta.py` then walks what is newer than the watermark, or says why
+every page is read (once per reason). Invoices acknowledged in this run join the index
+at once and move its watermark, for the next run; this run's walks keep the boundary of
+what it listed. An index found to hold more than Leanpay lists is marked unverified at
+once (a killed run leaves nothing that looks verified) until a full listing, or 404s
+that explain every missing invoice (finds.py), make it whole; else the next run lists
+every page (a deficit left unexplained would cost finds on every later run). A tenant
+that lists nothing has no id yet: its index is made from the first acknowledgement, when
+the first listing saw it empty.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import sqlite3
 import threading
@@ -42,7 +26,7 @@ from target_leanpay.listings.delta import Delta, read_delta, tenant_of
 from target_leanpay.listings.listing import Listed, Listing, Page, Rows, created_at
 from target_leanpay.listings.tenant_gate import TenantGate
 from target_leanpay.store import changes
-from target_leanpay.store.store import InvoiceCache, Row, Store, TenantKey, Watermark
+from target_leanpay.store.store import InvoiceCache, Row, Store, TenantKey
 
 logger = logging.getLogger("target-leanpay.replay")
 
@@ -58,7 +42,6 @@ class TenantListing:
         store: Store,
         gate: TenantGate,
         writable: bool,
-        concurrency: int,
     ) -> None:
         """`writable` False (a plan): the index is read, never written (and `gate` takes
         no lock: a plan sends nothing)."""
@@ -68,10 +51,8 @@ class TenantListing:
         self._store = store
         self._gate = gate
         self._writable = writable
-        self._concurrency = concurrency
-        self._index: InvoiceCache | None = None
-        self.tenant: str | None = None
-        """The tenant this run loads, once a listing or an acknowledgement named it."""
+        self.index: InvoiceCache | None = None
+        """The tenant's index, once the tenant is known."""
         self._first_done = False
         self._empty_at_start = False
         self._guard = threading.Lock()
@@ -93,17 +74,12 @@ class TenantListing:
         (the index's own watermark also moves past what this run acknowledged, for the
         next run; a batch stored while its answer was lost may be older than those)."""
 
-    @property
-    def index(self) -> InvoiceCache | None:
-        """The tenant's index, once the tenant is known."""
-        return self._index
-
     def read_all(self, remember: Rows) -> Listed:
-        """List the tenant (a delta when the index allows), handing the externalIds the
-        index lacked, or every page's, to `remember`."""
+        """List the tenant (a delta when the index allows), handing what the index lacked,
+        or every page, to `remember`."""
         first = self._first_page()
         page = self._listing.page(1, first)
-        index = self._index
+        index = self.index
         if index is None:  # nothing listed names the tenant: every page (one, mostly)
             if not self._first_done and not page.rows:
                 self._empty_at_start = True
@@ -118,7 +94,7 @@ class TenantListing:
             self._say_once(
                 f"Replay safety: the tenant index in {self._store.where} failed ({damaged})"
             )
-            self._index = None
+            self.index = None
             index.close()
             return self._listing.read_all(remember, first=first)
 
@@ -126,10 +102,11 @@ class TenantListing:
         self, index: InvoiceCache, page: Page, first: dict[str, Any], remember: Rows
     ) -> Listed:
         """A delta when the index allows, else every page; the index verified after."""
-        view = _RunView(index, self._newest)
-        found = read_delta(page, view, self._read_pages, wave=self._concurrency)
+        found = read_delta(
+            page, index, self._read_pages, wave=self._listing.concurrency, newest=self._newest
+        )
         if isinstance(found, Delta):
-            return self._walked(index, found, page, remember, view.watermark())
+            return self._walked(index, found, page, remember)
         reason = found.reason
         if self._deleted > 0:  # distrusted by this run's own delta
             reason = f"the index holds {self.name} Leanpay deleted, which finds did not settle"
@@ -141,35 +118,25 @@ class TenantListing:
             objects=index.add,
             restart=index.begin_full_listing,
         )
-        index.verified(total=index.count(), order=found.order)
-        self._newest = index.watermark().newest
-        self._listed_in_full(listed.seen, found.order, reread=self._listing.reread is not None)
+        reread = self._listing.reread is not None
+        self._listed_in_full(index, index.count(), listed.seen, found.order, reread=reread)
         return listed
 
-    def _walked(
-        self,
-        index: InvoiceCache,
-        found: Delta,
-        page: Page,
-        remember: Rows,
-        mark: Watermark,
-    ) -> Listed:
-        """Bring the index up to date with a walk to the boundary, and note what the count
-        says of the rest."""
+    def _walked(self, index: InvoiceCache, found: Delta, page: Page, remember: Rows) -> Listed:
+        """Bring the index up to date with a walk, and note what the count says of the rest."""
+        before = index.watermark().newest if self._newest is None else self._newest
         remember(found.read)
         with_ids = sum(1 for r in found.new if r.external_id)
         if found.whole:  # every page, adding up: the index is rebuilt from it
             index.begin_full_listing()
             index.add(found.read)
-            index.verified(total=found.total, order=found.order)
-            self._newest = index.watermark().newest
-            self._listed_in_full(
-                frozenset(r.leanpay_id for r in found.read if r.leanpay_id), found.order
-            )
+            seen = frozenset(r.leanpay_id for r in found.read if r.leanpay_id)
+            self._listed_in_full(index, found.total, seen, found.order)
             return Listed(found.pages, found.total, sum(1 for r in found.read if r.external_id))
         index.add(found.new)
         index.verified(total=found.total, order=found.order)
-        self._newest = _newest(found.read, self._newest or mark.newest)
+        times = [r.created_at for r in found.read] + [before]
+        self._newest = max((t for t in times if t is not None), default=None)
         if found.deleted:
             index.distrust()
             self._say_once(
@@ -186,12 +153,20 @@ class TenantListing:
         return Listed(found.pages, found.total, with_ids, new=len(found.new))
 
     def _listed_in_full(
-        self, seen: frozenset[str], order: str | None, *, reread: bool = False
+        self,
+        index: InvoiceCache,
+        total: int,
+        seen: frozenset[str],
+        order: str | None,
+        *,
+        reread: bool = False,
     ) -> None:
-        """Every page was read and proved itself: nothing the index holds is in doubt.
-        After a delta of this run (or a reading that did not prove itself), the ids
-        handed over include any Leanpay deleted since: from now on, only those this
-        listing saw are held."""
+        """Every page was read and proved itself: the index is verified, and nothing it
+        holds is in doubt. After a delta of this run (or a reading that did not prove
+        itself), the ids handed over include any Leanpay deleted since: from now on, only
+        those this listing saw are held."""
+        index.verified(total=total, order=order)
+        self._newest = index.watermark().newest
         with self._guard:
             self._deleted = 0
             self._order = order
@@ -230,7 +205,7 @@ class TenantListing:
         invoice the count missed, the index is whole again. False, forgetting nothing,
         when they are more than the count allows: the finds cannot be believed (a path
         Leanpay does not serve answers 404 too), and every page must be read instead."""
-        index = self._index
+        index = self.index
         if index is None or not leanpay_ids:
             return True
         with self._guard:
@@ -245,40 +220,38 @@ class TenantListing:
         return True
 
     def stored(self, rows: Sequence[Row]) -> None:
-        """Leanpay acknowledged these invoices (`acknowledged_rows`): the index holds them
-        from now on."""
+        """Leanpay acknowledged these invoices: the index holds them from now on."""
         if not rows or not self._writable:
             return
         try:
             with self._guard:
                 if self._closed:
                     return
-                if self._index is None:
+                if self.index is None:
                     tenant = next((r.tenant_id for r in rows if r.tenant_id), None)
                     if tenant is None or not self._empty_at_start:
                         return
-                    self._index = self._open(tenant)
-                    self._index.begin_full_listing()
-                    self._index.verified(total=0, order=None)  # empty when the run began
-            self._index.add(rows)
+                    self.index = self._open(tenant)
+                    self.index.begin_full_listing()
+                    self.index.verified(total=0, order=None)  # empty when the run began
+            self.index.add(rows)
             times = [r.created_at for r in rows if r.created_at is not None]
             if times:
-                self._index.advance(max(times))
+                self.index.advance(max(times))
         except sqlite3.Error as failed:  # the next listing finds the count short: a full one
             self._say_once(f"Replay safety: the tenant index cannot be written ({failed})")
 
     def close(self) -> None:
-        """Close the index (a listing still under way, that nobody waits for, ends
-        quietly; the run's gate releases the tenant's lock)."""
+        """Close the index (a listing nobody waits for then ends quietly); the lock is the
+        gate's to release."""
         self._closed = True
-        if self._index is not None:
-            self._index.close()
+        if self.index is not None:
+            self.index.close()
 
     # -- page 1, the tenant and its index ---------------------------------------------
 
     def _first_page(self) -> dict[str, Any]:
-        """Page 1; the first time, with the tenant's lock held (tenant_gate.py) and its
-        index open."""
+        """Page 1; the first time, with the tenant's lock held and its index open."""
         if self._first_done:
             return self._listing.read_page(1)
         body = self._gate.first_page(self._listing)
@@ -288,25 +261,19 @@ class TenantListing:
         tenant = tenant_of(self._listing.page(1, body))
         if tenant is not None:
             try:
-                self._index = self._open(tenant)
-            except (OSError, sqlite3.Error) as unusable:
-                return self._without_index(body, unusable)
-        return body
-
-    def _without_index(self, body: dict[str, Any], unusable: Exception) -> dict[str, Any]:
-        """The index cannot be opened (a full disk): list every page, as without an
-        index, and say what is lost."""
-        self._writable = False
-        logger.warning(
-            "Replay safety: the tenant index in %s cannot be used (%s): every page is "
-            "read in each run; set store to a writable folder",
-            self._store.where,
-            unusable,
-        )
+                self.index = self._open(tenant)
+            except (OSError, sqlite3.Error) as unusable:  # a full disk: as without an index
+                self._writable = False
+                logger.warning(
+                    "Replay safety: the tenant index in %s cannot be used (%s): every page "
+                    "is read in each run; set store to a writable folder",
+                    self._store.where,
+                    unusable,
+                )
         return body
 
     def _open(self, tenant: str) -> InvoiceCache:
-        self.tenant = tenant
+        self._gate.tenant = tenant
         index = self._store.cache(TenantKey.of(self._api_url, tenant), writable=self._writable)
         if index.problem is not None:
             self._say_once(f"Replay safety: {index.problem}; every page is read once")
@@ -323,31 +290,6 @@ class TenantListing:
         if message not in self._reasons:
             self._reasons.add(message)
             logger.info("%s", message)
-
-
-def _newest(rows: Iterable[Row], before: int | None) -> int | None:
-    """The newest createdAt among `rows` and `before`."""
-    times = [r.created_at for r in rows if r.created_at is not None]
-    if before is not None:
-        times.append(before)
-    return max(times, default=None)
-
-
-class _RunView:
-    """The index as this run's walks see it: its watermark is the newest row this run
-    listed, not the newest it acknowledged."""
-
-    def __init__(self, index: InvoiceCache, newest: int | None) -> None:
-        self._index = index
-        self._newest = newest
-        self.count = index.count
-        self.has = index.has
-
-    def watermark(self) -> Watermark:
-        mark = self._index.watermark()
-        if self._newest is None or not mark.complete:
-            return mark
-        return dataclasses.replace(mark, newest=self._newest)
 
 
 def acknowledged_rows(created: Iterable[Created], sent: Mapping[str, dict[str, Any]]) -> list[Row]:

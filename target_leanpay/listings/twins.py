@@ -1,12 +1,10 @@
 """Twins: records of one run that share an externalId, and the references that wait for
 an object this run is sending.
 
-The first record with an externalId *claims* it and is sent; a later one (a twin) is
-parked until the first one's outcome, and shares it: acknowledged -> already present;
-refused (or set aside as uncertain) -> refused too. A reference to an object this run
-claimed (a link naming an invoice read before it) waits here until the claim is settled.
-This holds for every resource, replay safety on or off, and involves no listing: it has
-a lock of its own, never held while anything else is waited for.
+The first record with an externalId *claims* it and is sent; a later one (a twin) waits
+for its outcome and shares it (acknowledged: already present; refused or uncertain:
+refused too), as does a reference to it. This holds replay safety on or off, and involves
+no listing: its lock is never held while anything else is waited for.
 """
 
 from __future__ import annotations
@@ -21,7 +19,7 @@ T = TypeVar("T")
 Verdict = Literal["send", "parked"]
 Fate = Literal["refused", "uncertain"]
 POLL_SECONDS = 0.2
-"""How often a waiting reference looks at the run's stop flag."""
+"""How often a thread waiting on a claim or a listing looks at the run's stop flag."""
 _NO_TWINS: list[Any] = []
 """The twins of a claim that has none yet: one shared (and never filled) list."""
 
@@ -41,8 +39,7 @@ class Twins(Generic[T]):
         self._released = threading.Condition(self._lock)
         self._claims: dict[str, list[T]] = {}  # claimant's externalId -> waiting twins
         self._claimants: dict[str, T] = {}  # externalId -> the claimant, while on its way
-        self._refused: set[str] = set()  # externalIds Leanpay refused in this run
-        self._uncertain: set[str] = set()  # sent, answer lost, and no way to check
+        self._fates: dict[str, Fate] = {}  # refused, or sent with no way to check the answer
 
     def claim(
         self, external_id: str, item: T, same: Callable[[T, T], bool] = _alike
@@ -81,25 +78,19 @@ class Twins(Generic[T]):
     def refused(self, external_id: str, *, uncertain: bool = False) -> list[T]:
         """The claimant was refused, or set aside as `uncertain`; return its twins."""
         with self._lock:
-            (self._uncertain if uncertain else self._refused).add(external_id)
+            if not uncertain or external_id not in self._fates:  # a refusal says most
+                self._fates[external_id] = "uncertain" if uncertain else "refused"
         return self.release([external_id])
 
     def fate(self, external_id: str) -> Fate | None:
         """Whether the claimant of `external_id` was refused or set aside in this run."""
         with self._lock:
-            if external_id in self._refused:
-                return "refused"
-            return "uncertain" if external_id in self._uncertain else None
+            return self._fates.get(external_id)
 
     def seen(self, external_id: str) -> bool:
-        """Whether this run has claimed `external_id` (on its way, or settled otherwise
-        than acknowledged)."""
+        """Whether this run claimed `external_id` (on its way, refused or uncertain)."""
         with self._lock:
-            return (
-                external_id in self._claims
-                or external_id in self._refused
-                or external_id in self._uncertain
-            )
+            return external_id in self._claims or external_id in self._fates
 
     def wait_settled(self, external_id: str) -> None:
         """Return once no claim of `external_id` is on its way; Stopped if the run stops."""
