@@ -294,8 +294,8 @@ def test_a_delta_that_adds_up_reads_no_receipt_and_a_full_listing_reports_what_l
     assert delta.returncode == 0, delta.stderr
     assert pages_read(tenant, since) == [1]
     assert "receipts record" not in delta.stderr  # the count proved the index: none read
-    (index,) = index_files(tmp_path)
-    index.write_bytes(index.read_bytes()[: index.stat().st_size // 3])
+    for cache in (tmp_path / "index").glob("*.sqlite*"):  # the next run lists every page
+        cache.unlink()
     full = run_target(config, invoices_with_state(10, every=10, start=1010))
     assert full.returncode == 0, full.stderr
     assert (

@@ -175,8 +175,7 @@ class ReplayGuard(Generic[T]):
         self._wanted: list[float] = []  # `since` of each thread waiting for a listing
         self._on_wire: set[int] = set()
         self._post_ids = itertools.count()
-        self._read_every_page = False
-        """Whether the newest listing read every page (a delta's count proved the rest)."""
+        self._receipted: Callable[[], Iterable[Earlier]] = tuple
         self.listings = 0
 
     @property
@@ -198,12 +197,11 @@ class ReplayGuard(Generic[T]):
         does not read every receipt ever written."""
         if self.listing is None or not self.resource.listed_first:
             return
+        self._receipted = receipts
 
         def first_listing() -> None:
             try:
                 self.confirm_since(float("-inf"))
-                if self._read_every_page:
-                    self._report_doubts(receipts)
             except BaseException as failure:  # raised to the sending threads by `held`
                 with self._changed:
                     self._first_failure = failure
@@ -336,6 +334,8 @@ class ReplayGuard(Generic[T]):
             self._changed.release()
             try:
                 listed = listing.read_all(self._known.add)
+                if not self.listings and listed.new is None:  # before any chunk is sifted:
+                    self._report_doubts()  # a short run cannot end before it is said
             except AuthError as refused:
                 raise AuthError(
                     f"{refused} (while listing {self.resource.name} for replay safety: the "
@@ -350,7 +350,6 @@ class ReplayGuard(Generic[T]):
             self._listing_now = False
             self._changed.notify_all()
         self.listings += 1
-        self._read_every_page = listed.new is None
         self._listed_from = max(started, self._listed_from or started)
         _log_listing(self.resource.name, listed, self._clock() - started, self.listings, waiting)
 
@@ -369,14 +368,14 @@ class ReplayGuard(Generic[T]):
         if isinstance(self.listing, TenantListing):
             self.listing.stored(acknowledged_rows(created, sent))
 
-    def _report_doubts(self, receipts: Callable[[], Iterable[Earlier]]) -> None:
-        """After a first listing that read every page: what the receipts say and Leanpay
-        does not show."""
-        receipted = list(dict.fromkeys(e for e, *_ in receipts()))  # objects, not lines
+    def _report_doubts(self) -> None:
+        """After a first listing that read every page (each row handed to `_known`): what
+        the receipts say and Leanpay does not show."""
+        receipted = list(dict.fromkeys(e for e, *_ in self._receipted()))  # objects, not lines
         missing: list[str] = []
         for start in range(0, len(receipted), MAX_QUERY_IDS):  # memory flat
             part = receipted[start : start + MAX_QUERY_IDS]
-            held = self.holdings(part)
+            held = self._known.holdings(part)
             missing += [e for e in part if e not in held]
         if missing:
             logger.warning(
