@@ -129,11 +129,8 @@ def test_a_run_on_another_machine_reads_only_the_pages_of_what_is_new(
 def test_a_kill_9_on_one_machine_and_a_resume_on_another_load_every_invoice_once(
     tenant: StandIn, tmp_path: Path, store: str
 ) -> None:
-    # One request at a time: the batch on the wire at the kill was stored after every
-    # acknowledged one, above the watermark they moved, so the resume is a delta by
-    # construction. With several in flight, answers can come back out of order, and one
-    # stored below the watermark costs the resume a full listing (right, and dearer:
-    # README, Incremental runs); it failed this test on 3.12 once.
+    # One request at a time: its page bound is exact (several in flight, answered out of
+    # order: test_e2e_incremental's test_a_kill_with_a_stored_batch_answered_after_...).
     first = Machine(tmp_path / "a", store)
     first_load(first, tenant)
     tenant.configure(latency_ms=150)

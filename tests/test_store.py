@@ -23,7 +23,7 @@ from target_leanpay.listings.tenant_listing import TenantListing
 from target_leanpay.output.runmark import RunMark
 from target_leanpay.records.resources import INVOICES
 from target_leanpay.store.folder_store import FolderStore
-from target_leanpay.store.store import PromisesDamaged, TenantKey, host_of
+from target_leanpay.store.store import PromisesDamaged, Row, TenantKey, host_of
 
 URL = "https://api.leanpay.fr/v1/public"
 TENANT = "9b1f0c1e-7d0a-4c55-9a57-0f4b7d9b2a10"
@@ -210,3 +210,44 @@ def test_a_listing_nobody_waits_for_ends_quietly_when_the_run_closes_under_it(
 
     assert len(outcome) == 1 and isinstance(outcome[0], Stopped)
     assert "failed" not in caplog.text and "closed database" not in caplog.text
+
+
+class AdvanceRecorder:
+    """The part of an `InvoiceCache` acknowledgements write: what `advance` was told."""
+
+    def __init__(self) -> None:
+        self.advanced: list[int] = []
+
+    def add(self, rows: object) -> None:
+        pass
+
+    def advance(self, newest: int) -> None:
+        self.advanced.append(newest)
+
+
+def test_the_watermark_moves_when_a_post_ends_and_stays_below_every_post_on_the_wire(
+    tmp_path: Path,
+) -> None:
+    store = FolderStore(tmp_path, host="api.leanpay.fr", run=RunMark.new())
+    tenant_listing = listing(Tenant(0), store, threading.Event())
+    cache = AdvanceRecorder()
+    tenant_listing.index = cache  # type: ignore[assignment]
+
+    def row(n: int, created_at: int) -> Row:
+        return Row(f"id-{n}", f"INV-{n}", created_at, TENANT)
+
+    tenant_listing.sending(1)  # sent before anything was acknowledged
+    tenant_listing.sending(2)
+    tenant_listing.stored([row(2, 200)])
+    tenant_listing.ended(2)
+    assert cache.advanced == []  # post 1 may be stored anywhere above the old watermark
+    tenant_listing.stored([row(1, 100)])
+    tenant_listing.ended(1)
+    assert cache.advanced == [200]
+    tenant_listing.sending(3)  # sent once 200 was acknowledged: its rows are not older
+    tenant_listing.sending(4)
+    tenant_listing.stored([row(4, 400)])
+    tenant_listing.ended(4)
+    assert cache.advanced == [200, 199]  # post 3 may share 200's second
+    tenant_listing.ended(3)  # unanswered: a listing settles it, this run or the next
+    assert cache.advanced == [200, 199, 400]

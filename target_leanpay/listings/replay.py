@@ -268,13 +268,18 @@ class ReplayGuard(Generic[T]):
         """Around a POST: a re-listing waits for the POSTs on the wire when it is due, and
         no POST starts while one is read (the listing must not change under its feet)."""
         post = next(self._post_ids)
+        listing = self.listing if isinstance(self.listing, TenantListing) else None
         with self._changed:
             while self._listing_now:
                 self._wait_a_little()
             self._on_wire.add(post)
+            if listing is not None:
+                listing.sending(post)
         try:
             yield
         finally:
+            if listing is not None:
+                listing.ended(post)
             with self._changed:
                 self._on_wire.discard(post)
                 self._changed.notify_all()
@@ -364,7 +369,7 @@ class ReplayGuard(Generic[T]):
     def stored(self, created: Sequence[Created], sent: Mapping[str, dict[str, Any]]) -> None:
         """Leanpay's answer listed these objects as created from the items `sent` (by
         externalId): the tenant index keeps them at once, inside `posting` (before a
-        re-listing may start, and before a later answer moves the watermark past them)."""
+        re-listing may start); the watermark moves when the POST ends (`TenantListing.ended`)."""
         if isinstance(self.listing, TenantListing):
             self.listing.stored(acknowledged_rows(created, sent))
 

@@ -73,6 +73,11 @@ class TenantListing:
         """The boundary of this run's walks: the newest row a listing of this run read
         (the index's own watermark also moves past what this run acknowledged, for the
         next run; a batch stored while its answer was lost may be older than those)."""
+        self._acknowledged: int | None = None
+        """The newest `createdAt` Leanpay acknowledged in this run."""
+        self._floors: dict[int, int | None] = {}
+        """Per POST on the wire: `_acknowledged` when it was sent. Leanpay creates it later,
+        so its rows are not older: the watermark stays below the oldest floor."""
 
     def read_all(self, remember: Rows) -> Listed:
         """List the tenant (a delta when the index allows), handing what the index lacked,
@@ -219,6 +224,13 @@ class TenantListing:
             index.verified(total=index.count(), order=self._order)
         return True
 
+    def sending(self, post: int) -> None:
+        """POST `post` of invoices starts: until it ends, the watermark stays below what
+        this run had acknowledged by now (a kill leaves its rows above the watermark,
+        for the next run's walk, however the answers of later POSTs came first)."""
+        with self._guard:
+            self._floors[post] = self._acknowledged
+
     def stored(self, rows: Sequence[Row]) -> None:
         """Leanpay acknowledged these invoices: the index holds them from now on."""
         if not rows or not self._writable:
@@ -236,10 +248,31 @@ class TenantListing:
                     self.index.verified(total=0, order=None)  # empty when the run began
             self.index.add(rows)
             times = [r.created_at for r in rows if r.created_at is not None]
-            if times:
-                self.index.advance(max(times))
+            with self._guard:
+                if times and (self._acknowledged is None or max(times) > self._acknowledged):
+                    self._acknowledged = max(times)
         except sqlite3.Error as failed:  # the next listing finds the count short: a full one
             self._say_once(f"Replay safety: the tenant index cannot be written ({failed})")
+
+    def ended(self, post: int) -> None:
+        """POST `post` ended (answered or not): the watermark moves up to what this run
+        acknowledged, strictly below the floor of every POST still on the wire (rows
+        created in a floor's own second are read again: a batch shares one `createdAt`,
+        and batches sent within a second do)."""
+        with self._guard:
+            self._floors.pop(post, None)
+            newest = self._acknowledged
+            if self._closed or self.index is None or newest is None or not self._writable:
+                return
+            floors = self._floors.values()
+            if None in floors:  # sent before this run's first acknowledgement: stay put
+                return
+            if floors:
+                newest = min(newest, min(f for f in floors if f is not None) - 1)
+            try:  # under the guard: a POST that starts now is after this moves, or counted
+                self.index.advance(newest)
+            except sqlite3.Error as failed:
+                self._say_once(f"Replay safety: the tenant index cannot be written ({failed})")
 
     def close(self) -> None:
         """Close the index (a listing nobody waits for then ends quietly); the lock is the
