@@ -142,9 +142,9 @@ def test_a_quiet_stream_sends_its_partial_batch_when_the_next_state_arrives(
     process.stdin.write(singer_input(messages))
     process.stdin.flush()  # input stays open: the end of input cannot be what flushes A
 
-    wait_for(lambda: len(batch_posts(leanpay)) >= 1)
-    first = batch_posts(leanpay)[0]
+    wait_for(lambda: len(batch_posts(leanpay)) >= 1)  # sent while the input is open
     process.communicate(timeout=30)
+    first = batch_posts(leanpay)[0]  # complete now: an entry is journaled on arrival
 
     assert first["items"] == 30
     assert first["body"]["invoices"][0]["externalId"] == "INV-00000"
