@@ -123,8 +123,8 @@ class Incremental:
     def baseline(self, records: int, label: str) -> Run:
         """The same records into an empty tenant, replay safety off, 50 ms."""
         source = write_range(self.workdir / f"base-{records}.singer", 900_001, 900_000 + records)
-        self.server.reset(LATENCY_MS)
-        run = self.run(label, source, None, replay_safety=False)
+        self.server.reset(LATENCY_MS)  # and a store of its own: a machine that starts empty
+        run = self.run(label, source, self.workdir / f"store-base-{records}", replay_safety=False)
         self._check_load(run, self.server)
         return run
 

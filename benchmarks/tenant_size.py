@@ -117,7 +117,11 @@ class TenantSize:
         """At 50 ms: seconds over the same records into an empty tenant, and peak RSS."""
         self.server.reset(LATENCY_MS)
         base = self.run(
-            "baseline: 110 into empty, replay off", 900_001, 900_110, replay_safety=False
+            "baseline: 110 into empty, replay off",
+            900_001,
+            900_110,
+            replay_safety=False,
+            store=str(self.workdir / "store-base"),  # a machine that starts empty
         )
         self.check(base, 110)
         settings = self._setup(size, LATENCY_MS)

@@ -91,14 +91,13 @@ class KnownIds:
         what Leanpay holds of them (the newest given wins). `sent`: what this run sent for
         them (encoded), when it created them."""
         get = (sent or {}).get
-        values = [
+        values = (
             (r.external_id, r.leanpay_id, get(r.external_id), r.contents)
             for r in rows
             if r.external_id is not None
-        ]
-        with self._lock:
-            for start in range(0, len(values), MAX_QUERY_IDS):
-                part = values[start : start + MAX_QUERY_IDS]
+        )
+        with self._lock:  # MAX_QUERY_IDS at a time: every receipt of a host, say, in flat memory
+            while part := list(itertools.islice(values, MAX_QUERY_IDS)):
                 marks = ",".join(["(?, ?, ?, ?)"] * len(part))
                 self._db.execute(
                     f"INSERT INTO known VALUES {marks} ON CONFLICT (external_id) DO UPDATE "  # noqa: S608 - placeholders only
