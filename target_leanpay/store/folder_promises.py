@@ -35,7 +35,7 @@ from target_leanpay.config.store_location import StoreError
 from target_leanpay.leanpay.errors import ConfigError
 from target_leanpay.output.runmark import RunMark
 from target_leanpay.store import receipts
-from target_leanpay.store.receipts import JsonLines, Receipt, legacy_promises, replace_durably
+from target_leanpay.store.receipts import JsonLines, legacy_promises, replace_durably
 from target_leanpay.store.store import Earlier, PromisesDamaged, safe_name
 
 
@@ -128,11 +128,14 @@ class FolderPromises:
         """Append the receipts of one acknowledged batch, durably, then to the export."""
         if self._receipts is None or not acknowledged:
             return
-        get = (sent or {}).get
-        run, run_id = self._run_started, self._run_id
-        lines = b"".join(
-            receipts.encode(Receipt(resource, e, i, stream, run, tenant, get(e), run_id)) + b"\n"
-            for e, i in acknowledged
+        lines = receipts.lines(
+            stream,
+            resource,
+            acknowledged,
+            tenant,
+            sent or {},
+            run_started=self._run_started,
+            run_id=self._run_id,
         )
         self._receipts.append(lines)
         if self._export is not None:

@@ -15,7 +15,7 @@ from target_leanpay.config.store_location import StoreError
 from target_leanpay.output.runmark import RunMark
 from target_leanpay.store import changes, receipts
 from target_leanpay.store.pg_session import Session, named, one_line
-from target_leanpay.store.receipts import JsonLines, Receipt, encode, legacy_promises
+from target_leanpay.store.receipts import JsonLines, encode, legacy_promises
 from target_leanpay.store.store import Earlier, PromisesDamaged
 
 
@@ -128,12 +128,15 @@ class PgPromises:
                 ),
             )
         if self._export is not None and acknowledged:
-            run, run_id = self._run_started, self._run_id
             self._export.append(
-                b"".join(
-                    encode(Receipt(resource, e, i, stream, run, tenant, fields.get(e), run_id))
-                    + b"\n"
-                    for e, i in acknowledged
+                receipts.lines(
+                    stream,
+                    resource,
+                    acknowledged,
+                    tenant,
+                    fields,
+                    run_started=self._run_started,
+                    run_id=self._run_id,
                 )
             )
 

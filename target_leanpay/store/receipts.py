@@ -28,7 +28,7 @@ import fcntl
 import logging
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from typing import IO, Any
 
 import msgspec
@@ -190,6 +190,24 @@ class JsonLines:
             if self._file is not None:
                 self._file.close()
             self._file = None
+
+
+def lines(
+    stream: str,
+    resource: str,
+    acknowledged: Sequence[tuple[str, str]],
+    tenant: str | None,
+    sent: Mapping[str, dict[str, Any]],
+    *,
+    run_started: str,
+    run_id: str,
+) -> bytes:
+    """The receipts of one acknowledged batch as JSON lines: the folder store's file and
+    the export of both stores hold the same."""
+    return b"".join(
+        encode(Receipt(resource, e, i, stream, run_started, tenant, sent.get(e), run_id)) + b"\n"
+        for e, i in acknowledged
+    )
 
 
 def open_export(path: str) -> JsonLines:
