@@ -248,9 +248,9 @@ class TenantListing:
                     self.index.verified(total=0, order=None)  # empty when the run began
             self.index.add(rows)
             times = [r.created_at for r in rows if r.created_at is not None]
-            with self._guard:
-                if times and (self._acknowledged is None or max(times) > self._acknowledged):
-                    self._acknowledged = max(times)
+            if times:
+                with self._guard:
+                    self._acknowledged = max(self._acknowledged or 0, *times)
         except sqlite3.Error as failed:  # the next listing finds the count short: a full one
             self._say_once(f"Replay safety: the tenant index cannot be written ({failed})")
 
